@@ -1,0 +1,5 @@
+import sys
+
+from sipwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""What every detector shares: the decision record, sliding windows, and the detector protocol."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
+
+from sipwatch.event import Event, Evidence, IPAddress
+
+MAX_EVIDENCE = 20  # events kept with a decision
+
+
+class Action(StrEnum):
+    BAN = "ban"
+    ALERT = "alert"
+    WATCH = "watch"
+
+
+@dataclass(slots=True)
+class Decision:
+    action: Action
+    detector: str
+    reason: str
+    time: float
+    ip: IPAddress | None = None
+    account: str | None = None
+    duration: float | None = None  # seconds, for bans
+    evidence: Evidence = Evidence.WEAK
+    events: list[Event] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": str(self.action),
+            "detector": self.detector,
+            "reason": self.reason,
+            "time": self.time,
+            "ip": str(self.ip) if self.ip is not None else None,
+            "account": self.account,
+            "duration": self.duration,
+            "evidence": str(self.evidence),
+            "events": [{"file": e.file, "line": e.line, "kind": str(e.kind)} for e in self.events],
+        }
+
+
+class Detector(Protocol):
+    name: str
+
+    def observe(self, event: Event) -> list[Decision]: ...
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Windows(Generic[K]):
+    """Per-key sliding windows of events in event time, bounded in keys and in length."""
+
+    def __init__(self, window: float, keep: int, max_keys: int = 200_000) -> None:
+        self.window = window
+        self.keep = keep
+        self.max_keys = max_keys
+        self._data: dict[K, deque[Event]] = {}
+
+    def add(self, key: K, event: Event) -> deque[Event]:
+        q = self._data.get(key)
+        if q is None:
+            if len(self._data) >= self.max_keys:
+                self._evict(event.time)
+            q = self._data[key] = deque(maxlen=self.keep)
+        q.append(event)
+        horizon = event.time - self.window
+        while q and q[0].time < horizon:
+            q.popleft()
+        return q
+
+    def clear(self, key: K) -> None:
+        self._data.pop(key, None)
+
+    def _evict(self, now: float) -> None:
+        horizon = now - self.window
+        stale = [k for k, q in self._data.items() if not q or q[-1].time < horizon]
+        for k in stale:
+            del self._data[k]
+        if len(self._data) >= self.max_keys:  # still full: drop the oldest half
+            for k in list(self._data)[: self.max_keys // 2]:
+                del self._data[k]
+
+
+def strongest(events: list[Event]) -> Evidence:
+    return Evidence.STRONG if any(e.evidence is Evidence.STRONG for e in events) else Evidence.WEAK

@@ -1,0 +1,28 @@
+"""One account attacked from many addresses: no single address to ban, so alert on the account."""
+
+from __future__ import annotations
+
+from sipwatch.config import Distributed
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows
+from sipwatch.event import Event, Kind
+
+
+class DistributedDetector:
+    name = "distributed"
+
+    def __init__(self, settings: Distributed) -> None:
+        self.settings = settings
+        self.windows: Windows[str] = Windows(settings.window, 10_000)
+
+    def observe(self, event: Event) -> list[Decision]:
+        if event.kind is not Kind.AUTH_FAILURE or event.ip is None or not event.account or event.repeat:
+            return []
+        q = self.windows.add(event.account, event)
+        addresses = {e.ip for e in q}
+        if len(addresses) < self.settings.addresses:
+            return []
+        events = list(q)
+        self.windows.clear(event.account)
+        return [Decision(Action.ALERT, self.name,
+                         f"account {event.account!r} attacked from {len(addresses)} addresses",
+                         event.time, account=event.account, events=events[-MAX_EVIDENCE:])]

@@ -1,0 +1,46 @@
+"""Rejected calls and INVITE floods: calls to extensions that do not exist, and call-attempt rate.
+
+This is what an INVITE scanner leaves in `messages` with a guest/anonymous context
+(`Call from '' (ip:port) to extension '…' rejected because extension not found`).
+"""
+
+from __future__ import annotations
+
+from sipwatch.config import RejectedCalls
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
+from sipwatch.event import Event, IPAddress, Kind
+
+CALLS = frozenset({Kind.REJECTED_CALL, Kind.CALL_ATTEMPT})
+
+
+class RejectedCallsDetector:
+    name = "rejected_calls"
+
+    def __init__(self, settings: RejectedCalls) -> None:
+        self.settings = settings
+        self.rejected: Windows[IPAddress] = Windows(settings.window, settings.calls)
+        self.flood: Windows[IPAddress] = Windows(settings.flood_window, settings.flood_calls)
+
+    def observe(self, event: Event) -> list[Decision]:
+        if event.kind not in CALLS or event.ip is None or event.repeat:
+            return []
+        s = self.settings
+        flood = self.flood.add(event.ip, event)
+        if len(flood) >= s.flood_calls:
+            events = list(flood)
+            self.flood.clear(event.ip)
+            return [Decision(Action.BAN, "invite_flood", f"{len(events)} call attempts within {s.flood_window:.0f}s",
+                             event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:])]
+        if event.kind is not Kind.REJECTED_CALL:
+            return []
+        q = self.rejected.add(event.ip, event)
+        if len(q) < s.calls:
+            return []
+        events = list(q)
+        self.rejected.clear(event.ip)
+        targets = sorted({e.target for e in events if e.target is not None})
+        return [Decision(
+            Action.BAN, self.name,
+            f"{len(events)} calls to unknown extensions ({', '.join(t or _EMPTY for t in targets[:6])})",
+            event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:],
+        )]

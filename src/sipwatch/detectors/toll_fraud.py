@@ -1,0 +1,61 @@
+"""Toll-fraud probing: call attempts to international, premium or high-risk numbers; the same
+number behind different access prefixes; and prefix walking (many distinct prefixes in seconds)."""
+
+from __future__ import annotations
+
+from sipwatch.config import TollFraud
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
+from sipwatch.event import Event, IPAddress, Kind
+from sipwatch.numbers import NumberClassifier
+
+DIALLED = frozenset({Kind.REJECTED_CALL, Kind.CALL_ATTEMPT})
+
+
+class TollFraudDetector:
+    name = "toll_fraud"
+
+    def __init__(self, settings: TollFraud, classifier: NumberClassifier) -> None:
+        self.settings = settings
+        self.classifier = classifier
+        self.probes: Windows[IPAddress] = Windows(settings.window, max(settings.probes, 50))
+        self.walks: Windows[IPAddress] = Windows(settings.prefix_walk_window, 1000)
+
+    def observe(self, event: Event) -> list[Decision]:
+        if event.kind not in DIALLED or event.ip is None or not event.target or event.repeat:
+            return []
+        digits = event.target.lstrip("+")
+        if not digits.isdigit() or len(digits) < 7:
+            return []
+        s = self.settings
+        walk = self.walks.add(event.ip, event)
+        prefixes = {e.target.lstrip("+")[: s.prefix_length] for e in walk if e.target}
+        if len(prefixes) >= s.prefix_walk:
+            events = list(walk)
+            self.walks.clear(event.ip)
+            return [self._ban(event, events, f"prefix walking: {len(prefixes)} distinct prefixes in "
+                                             f"{s.prefix_walk_window:.0f}s")]
+        number = self.classifier.classify(event.target)
+        if not number.probe:
+            return []
+        event.extra.setdefault("destination", f"{number.e164 or event.target} {number.country or '?'} "
+                                              f"{number.number_type}{' risk: ' + number.risk if number.risk else ''}")
+        q = self.probes.add(event.ip, event)
+        same = [e for e in q if self.classifier.classify(e.target or "").e164 == number.e164]
+        dialled_forms = {e.target for e in same}
+        if number.e164 and len(dialled_forms) >= 2:
+            events = list(q)
+            self.probes.clear(event.ip)
+            return [self._ban(event, events, f"{number.e164} tried with {len(dialled_forms)} access prefixes: "
+                                             f"{', '.join(sorted(f for f in dialled_forms if f))}")]
+        if len(q) < s.probes:
+            return []
+        events = list(q)
+        self.probes.clear(event.ip)
+        kinds = sorted({self.classifier.classify(e.target or "").country or "?" for e in events})
+        return [self._ban(event, events, f"{len(events)} calls to international/premium numbers "
+                                         f"({', '.join(kinds[:6])}), e.g. {number.e164 or event.target}"
+                                         f"{' (' + number.risk + ')' if number.risk else ''}")]
+
+    def _ban(self, event: Event, events: list[Event], reason: str) -> Decision:
+        return Decision(Action.BAN, self.name, reason, event.time, ip=event.ip,
+                        evidence=strongest(events), events=events[-MAX_EVIDENCE:])

@@ -1,0 +1,36 @@
+"""Challenges never answered: many digest challenges to one address and no successful login.
+
+The only trace an INVITE flood leaves in Asterisk with chan_sip `allowguest=no` is the security
+event ChallengeSent; a real phone answers its challenges with SuccessfulAuth.
+"""
+
+from __future__ import annotations
+
+from sipwatch.config import UnansweredChallenges
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
+from sipwatch.event import Event, IPAddress, Kind
+
+
+class UnansweredChallengesDetector:
+    name = "unanswered_challenges"
+
+    def __init__(self, settings: UnansweredChallenges) -> None:
+        self.settings = settings
+        self.windows: Windows[IPAddress] = Windows(settings.window, settings.challenges)
+
+    def observe(self, event: Event) -> list[Decision]:
+        if event.ip is None:
+            return []
+        if event.kind is Kind.AUTH_SUCCESS:
+            self.windows.clear(event.ip)
+            return []
+        if event.kind is not Kind.AUTH_CHALLENGE:
+            return []
+        q = self.windows.add(event.ip, event)
+        if len(q) < self.settings.challenges:
+            return []
+        events = list(q)
+        self.windows.clear(event.ip)
+        return [Decision(Action.BAN, self.name,
+                         f"{len(events)} digest challenges without a successful login",
+                         event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:])]

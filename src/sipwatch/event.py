@@ -1,0 +1,113 @@
+"""The one record type that flows through sipwatch.
+
+Every source and every parser produces `Event`s; every detector consumes them. Keeping a single,
+small, typed record is what lets the offline `scan` and the live daemon share all the logic.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Kind(StrEnum):
+    """What happened, in a fixed vocabulary shared by all servers."""
+
+    AUTH_FAILURE = "auth_failure"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    ACL_DENIED = "acl_denied"
+    REJECTED_CALL = "rejected_call"
+    SCANNER = "scanner"
+    FLOOD = "flood"
+    MALFORMED = "malformed"
+    AUTH_CHALLENGE = "auth_challenge"
+    AUTH_SUCCESS = "auth_success"
+    CALL_ATTEMPT = "call_attempt"
+    INJECTION = "injection"
+
+
+#: Kinds that by themselves show hostile intent from their source address.
+HOSTILE_KINDS = frozenset(
+    {
+        Kind.AUTH_FAILURE,
+        Kind.UNKNOWN_ACCOUNT,
+        Kind.ACL_DENIED,
+        Kind.REJECTED_CALL,
+        Kind.SCANNER,
+        Kind.FLOOD,
+        Kind.MALFORMED,
+    }
+)
+
+
+class Service(StrEnum):
+    SIP = "SIP"
+    PJSIP = "PJSIP"
+    IAX2 = "IAX2"
+    AMI = "AMI"
+    HTTP = "HTTP"
+    FREESWITCH = "FreeSWITCH"
+    KAMAILIO = "Kamailio"
+    OPENSIPS = "OpenSIPS"
+    DIALPLAN = "dialplan"
+
+
+class Evidence(StrEnum):
+    """How sure we are that the source address really sent the request.
+
+    strong: the source completed a round trip (answered our digest challenge, or used TCP/TLS);
+    weak: a single UDP datagram, whose source address could have been spoofed.
+    """
+
+    STRONG = "strong"
+    WEAK = "weak"
+
+
+@dataclass(slots=True)
+class Event:
+    time: float
+    kind: Kind
+    service: Service
+    ip: IPAddress | None = None
+    port: int | None = None
+    transport: str | None = None
+    account: str | None = None
+    target: str | None = None
+    user_agent: str | None = None
+    evidence: Evidence = Evidence.WEAK
+    file: str = ""
+    line: int = 0
+    raw: str = ""
+    form: str = ""
+    session: str | None = None
+    reason: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    repeat: bool = False  # another line written for a request already counted
+
+    @property
+    def hostile(self) -> bool:
+        return self.kind in HOSTILE_KINDS
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable view used by `explain --jsonl` and the store."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "time": self.time,
+            "kind": str(self.kind),
+            "ip": str(self.ip) if self.ip is not None else None,
+            "port": self.port,
+            "transport": self.transport,
+            "service": str(self.service),
+            "account": self.account,
+            "target": self.target,
+            "user_agent": self.user_agent,
+            "evidence": str(self.evidence),
+            "format": self.form,
+            "reason": self.reason,
+            "session": self.session,
+        }

@@ -1,0 +1,167 @@
+"""One row of a format table: a message a server writes, and how to read it safely.
+
+A `Form` knows its literal `marker` (what the C-speed prefilter looks for), the regex of the whole
+message, which event kind it means, the shape of its address, and where the attacker's text is:
+
+* `trusted="tail"`: everything after the address is written by the server (e.g. chan_sip's
+  `' failed for '<ip>' - Wrong password`), so the regex anchors at the end and a greedy attacker
+  field before the address can never push the match onto a forged address;
+* `trusted="head"`: everything before the address is the server's (e.g. `Host <ip> failed MD5...`);
+* `trusted="none"`: attacker text on both sides (PJSIP's From before and Call-ID after).
+
+When the `separator` that precedes the address occurs more than once, the record is forged. Then
+sipwatch emits one `injection` event: with the address only if the trusted side proves which one is
+real, otherwise with none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sipwatch.event import Evidence, IPAddress, Kind, Service
+from sipwatch.netaddr import Shape, parse_address
+
+#: Any address shape as written in a log: IPv4, IPv6, bracketed, with a port. Validated afterwards.
+ADDR = r"[0-9A-Fa-f:.\[\]]{2,64}"
+
+Side = Literal["head", "tail", "none"]
+_TLS_LIKE = frozenset({"TCP", "TLS", "WS", "WSS", "SCTP"})
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What a reader took from one message; the parser adds time, origin and raw text."""
+
+    form: str
+    kind: Kind
+    service: Service
+    ip: IPAddress | None = None
+    port: int | None = None
+    transport: str | None = None
+    account: str | None = None
+    target: str | None = None
+    user_agent: str | None = None
+    evidence: Evidence = Evidence.WEAK
+    session: str | None = None
+    reason: str = ""
+    time_text: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def uri_user(text: str | None) -> str | None:
+    """The user part of the first SIP URI in a header value, else the value itself."""
+    if not text:
+        return text
+    start = text.find("sip:")
+    if start < 0:
+        start = text.find("sips:")
+        if start < 0:
+            return text
+        start += 1
+    start += 4
+    end = text.find("@", start)
+    if end < 0:
+        return None
+    return text[start:end]
+
+
+def evidence_for(transport: str | None, default: Evidence) -> Evidence:
+    return Evidence.STRONG if transport in _TLS_LIKE else default
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    id: str
+    server: str
+    service: Service
+    marker: str | tuple[str, ...]
+    pattern: str
+    kind: Kind | None = None
+    kinds: Mapping[str, Kind] = field(default_factory=dict)  # reason text -> kind
+    shape: Shape = Shape.OPTPORT
+    separator: str | None = None
+    trusted: Side = "tail"
+    evidence: Evidence = Evidence.WEAK
+    strong_reasons: frozenset[str] = frozenset()
+    files: tuple[str, ...] = ()  # source files (prefix field) allowed to write it; () = any
+    address_trusted: bool = True  # False: the address comes from a header; never blamed
+    multiline: str | None = None  # literal that ends the record when an attacker field holds newlines
+    prefixless: bool = False  # the line has no server prefix (e.g. mod_fail2ban's own file)
+    search: bool = False  # the message may start with caller text (dialplan Ext. prefix): search the tail
+    transport: str | None = None
+    service_of: Callable[[re.Match[str]], Service] | None = None
+    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        body = self.pattern if self.search else "^(?:" + self.pattern + ")"
+        object.__setattr__(self, "regex", re.compile(body + r"\s*$", re.DOTALL))
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        return (self.marker,) if isinstance(self.marker, str) else self.marker
+
+    def match(self, message: str) -> re.Match[str] | None:
+        return self.regex.search(message) if self.search else self.regex.match(message)
+
+    def kind_for(self, reason: str | None) -> Kind | None:
+        if reason is not None and reason in self.kinds:
+            return self.kinds[reason]
+        return self.kind
+
+    def allows_file(self, file: str | None) -> bool:
+        if not self.files or file is None:
+            return True
+        return any(file == f or file.endswith("/" + f) for f in self.files) or (
+            "Ext." in self.files and file.startswith("Ext. ")
+        )
+
+    def read(self, message: str) -> Parsed | None:
+        """Parse `message`; None when it is not this form."""
+        m = self.match(message)
+        if m is None:
+            return None
+        groups = {k: v for k, v in m.groupdict().items() if v is not None}
+        reason = groups.get("reason", "")
+        kind = self.kind_for(reason)
+        if kind is None:
+            return None
+        addr_text = next((groups[k] for k in ("addr", "addr2", "addr3", "addr4") if k in groups), None)
+        parsed = Parsed(self.id, kind, self.service, reason=reason)
+        if self.service_of is not None:
+            parsed.service = self.service_of(m)
+        account = next((groups[k] for k in ("account", "account3", "account4") if k in groups), None)
+        parsed.account = uri_user(account) if account is not None else uri_user(groups.get("from"))
+        parsed.target = groups.get("target")
+        parsed.session = groups.get("callid")
+        parsed.time_text = groups.get("at")
+        if "ua" in groups:
+            parsed.user_agent = groups["ua"]
+        if addr_text is None or not self.address_trusted:
+            if addr_text is not None:
+                parsed.extra["untrusted_address"] = addr_text
+            return parsed
+        address = parse_address(addr_text, self.shape)
+        if address is None:
+            return None
+        parsed.ip, parsed.port, transport = address
+        parsed.transport = transport or self.transport
+        default = Evidence.STRONG if reason in self.strong_reasons else self.evidence
+        parsed.evidence = evidence_for(parsed.transport, default)
+        if self.separator is not None and message.count(self.separator) > 1:
+            return injection(parsed, self.trusted != "none", f"{self.separator!r} occurs more than once")
+        if "\n" in message:
+            return injection(parsed, self.trusted != "none", "caller text holds a line break")
+        return parsed
+
+
+def injection(parsed: Parsed, provable: bool, why: str) -> Parsed:
+    """Turn a forged record into an `injection` event; keep the address only if it is provable."""
+    parsed.extra["forged_kind"] = str(parsed.kind)
+    parsed.kind = Kind.INJECTION
+    parsed.reason = why
+    if not provable:
+        parsed.ip = parsed.port = None
+    return parsed

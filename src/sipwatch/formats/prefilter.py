@@ -1,0 +1,60 @@
+"""Find candidate lines in C, so that benign lines never reach a Python regex.
+
+Every reader names literal markers (`' failed for '`, `SecurityEvent=`, ...). Hyperscan (the
+multi-literal matcher Suricata uses) finds all of them in one pass over a multi-megabyte buffer,
+calling back into Python only once per hit (10-20% of lines in an attacked server's log).
+Where the hyperscan wheel is not available (an unusual CPU or platform), one compiled `re`
+alternation does the same job about four times slower.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+try:  # pragma: no cover - the fallback is exercised by tests that force it
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover
+    _hs = None
+
+
+class Prefilter:
+    """Reports (end offset, marker index) for every marker occurrence in a buffer."""
+
+    def __init__(self, markers: Sequence[str], use_hyperscan: bool = True) -> None:
+        self.markers = list(markers)
+        self._encoded = [m.encode() for m in self.markers]
+        self._db = None
+        if use_hyperscan and _hs is not None:
+            try:
+                db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+                db.compile(
+                    expressions=self._encoded,
+                    ids=list(range(len(self._encoded))),
+                    elements=len(self._encoded),
+                    flags=0,
+                    literal=True,
+                )
+                self._db = db
+                self._scratch = _hs.Scratch(db)
+            except Exception:  # noqa: BLE001 - any hyperscan failure means: use the fallback
+                self._db = None
+        self._index = {m: i for i, m in enumerate(self._encoded)}
+        self._regex = re.compile(b"|".join(re.escape(m) for m in sorted(self._encoded, key=len, reverse=True)))
+
+    @property
+    def engine(self) -> str:
+        return "hyperscan" if self._db is not None else "re"
+
+    def hits(self, buf: bytes) -> list[tuple[int, int]]:
+        if self._db is not None:
+            found: list[tuple[int, int]] = []
+            append = found.append
+
+            def on_match(ident: int, start: int, end: int, flags: int, context: object) -> None:
+                append((end, ident))
+
+            self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
+            return found
+        index = self._index
+        return [(m.end(), index[m.group()]) for m in self._regex.finditer(buf)]

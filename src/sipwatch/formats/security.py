@@ -1,0 +1,152 @@
+"""Asterisk security events: res_security_log lines and (later) AMI security events.
+
+`SecurityEvent="<Name>",<Key>="<value>",...` with values written unescaped: AccountID, SessionID (the
+PJSIP Call-ID), Challenge/Response and RequestType may hold any text the caller chose, quotes and
+commas included. The head (event name, EventTV, Severity, Service, EventVersion) and LocalAddress /
+RemoteAddress are the server's own. So the source is the value of `RemoteAddress` when it occurs once;
+when it occurs more than once the record is forged, and the real one is provable only if every field
+after the last `RemoteAddress` is one the server writes itself (Module, SessionTV, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sipwatch.event import Evidence, Kind, Service
+from sipwatch.formats.form import Parsed, evidence_for, injection
+from sipwatch.netaddr import Shape, parse_address
+
+K = Kind
+
+#: SecurityEvent name -> kind (res/res_security_log.c event types, Asterisk 1.8 to 22)
+EVENT_KINDS: dict[str, Kind] = {
+    "FailedACL": K.ACL_DENIED,
+    "InvalidAccountID": K.UNKNOWN_ACCOUNT,
+    "SessionLimit": K.FLOOD,
+    "MemoryLimit": K.FLOOD,
+    "LoadAverageLimit": K.FLOOD,
+    "RequestNotSupported": K.MALFORMED,
+    "RequestNotAllowed": K.SCANNER,
+    "AuthMethodNotAllowed": K.ACL_DENIED,
+    "RequestBadFormat": K.MALFORMED,
+    "SuccessfulAuth": K.AUTH_SUCCESS,
+    "UnexpectedAddress": K.ACL_DENIED,
+    "ChallengeResponseFailed": K.AUTH_FAILURE,
+    "InvalidPassword": K.AUTH_FAILURE,
+    "ChallengeSent": K.AUTH_CHALLENGE,
+    "InvalidTransport": K.ACL_DENIED,
+}
+
+#: RequestType values that mean "no such account" rather than a malformed request
+UNKNOWN_ACCOUNT_REQUESTS = frozenset({"registrar_requested_aor_not_found"})
+
+#: Fields the server writes itself after RemoteAddress, per event (anything else there may be forged)
+SERVER_TAIL_FIELDS: dict[str, frozenset[str]] = {
+    name: frozenset({"Module", "SessionTV", "ACLName", "UsingPassword", "ExpectedAddress", "AttemptedTransport"})
+    for name in EVENT_KINDS
+}
+SERVER_TAIL_FIELDS["ChallengeSent"] = SERVER_TAIL_FIELDS["ChallengeSent"] | {"Challenge"}
+
+SERVICES = {"SIP": Service.SIP, "PJSIP": Service.PJSIP, "AMI": Service.AMI, "IAX2": Service.IAX2}
+
+_HEAD = re.compile(
+    r'SecurityEvent="(?P<name>\w+)",EventTV="(?P<tv>[^"]*)",Severity="(?P<severity>\w*)",'
+    r'Service="(?P<service>\w*)",EventVersion="(?P<version>\d*)"'
+)
+_TAIL_FIELD = re.compile(r',(\w+)="([\w./:+\- ]*)"')
+_REMOTE = ',RemoteAddress="'
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityReader:
+    """The reader row for `SecurityEvent=` lines (see formats/README.md for the reader protocol)."""
+
+    id: str = "asterisk.security"
+    server: str = "asterisk"
+    markers: tuple[str, ...] = ("SecurityEvent=",)
+    files: tuple[str, ...] = ("res_security_log.c",)
+    multiline: str | None = "RemoteAddress="
+    prefixless: bool = False
+
+    def allows_file(self, file: str | None) -> bool:
+        return file is None or file.endswith("res_security_log.c")
+
+    def read(self, message: str) -> Parsed | None:
+        head = _HEAD.match(message)
+        if head is None:
+            return None
+        name = head["name"]
+        kind = EVENT_KINDS.get(name)
+        if kind is None:
+            return None
+        service = SERVICES.get(head["service"], Service.SIP)
+        parsed = Parsed(self.id, kind, service, reason=name, time_text=None)
+        parsed.extra["event_tv"] = head["tv"]
+        parsed.account = _between(message, ',AccountID="', '",SessionID="')
+        parsed.session = _between(message, ',SessionID="', '",LocalAddress="', last=True)
+        start = message.rfind(_REMOTE)
+        if start < 0:
+            return None
+        start += len(_REMOTE)
+        end = message.find('"', start)
+        if end < 0:
+            return None
+        address = parse_address(message[start:end], Shape.TUPLE)
+        if address is None:
+            return None
+        parsed.ip, parsed.port, parsed.transport = address
+        tail = message[end + 1 :].rstrip()
+        fields = dict(_TAIL_FIELD.findall(tail))
+        if name == "RequestNotSupported" and fields.get("RequestType") in UNKNOWN_ACCOUNT_REQUESTS:
+            parsed.kind = K.UNKNOWN_ACCOUNT
+        if name == "RequestNotSupported" or name == "RequestBadFormat":
+            request_type = _between(message, ',RequestType="', '"')
+            if request_type is not None and request_type in UNKNOWN_ACCOUNT_REQUESTS:
+                parsed.kind = K.UNKNOWN_ACCOUNT
+        parsed.extra.update({k: v for k, v in fields.items() if k in ("Challenge", "ACLName", "Module")})
+        challenge = _value_after(message, end, ',Challenge="')
+        received = _value_after(message, end, ',ReceivedChallenge="')
+        if challenge is not None:
+            parsed.extra["Challenge"] = challenge
+        default = Evidence.WEAK
+        if service is Service.AMI or (name == "InvalidPassword" and received and received == challenge):
+            default = Evidence.STRONG
+        parsed.evidence = evidence_for(parsed.transport, default)
+        if message.count("RemoteAddress=") > 1:
+            return injection(parsed, _server_tail(name, tail), "RemoteAddress occurs more than once")
+        if "\n" in message:
+            return injection(parsed, _server_tail(name, tail), "a field holds a line break")
+        return parsed
+
+
+def _server_tail(name: str, tail: str) -> bool:
+    """True when the text after the last RemoteAddress holds only fields the server writes."""
+    allowed = SERVER_TAIL_FIELDS.get(name, frozenset())
+    pos = 0
+    for m in _TAIL_FIELD.finditer(tail):
+        if m.start() != pos or m[1] not in allowed:
+            return False
+        pos = m.end()
+    return pos == len(tail)
+
+
+def _between(text: str, left: str, right: str, last: bool = False) -> str | None:
+    start = text.find(left)
+    if start < 0:
+        return None
+    start += len(left)
+    end = text.rfind(right, start) if last else text.find(right, start)
+    return text[start:end] if end >= 0 else None
+
+
+def _value_after(text: str, pos: int, key: str) -> str | None:
+    start = text.find(key, pos)
+    if start < 0:
+        return None
+    start += len(key)
+    end = text.find('"', start)
+    return text[start:end] if end >= 0 else None
+
+
+READERS = (SecurityReader(),)

@@ -1,0 +1,108 @@
+"""Every address shape that SIP servers write, turned into (ip, port).
+
+The shape is a property of the *format* (a row of a format table), not guessed from the text:
+`2001:db8::7:5060` is itself a valid IPv6 address, and only the format tells whether its last
+group is a port (Asterisk PJSIP `'%s:%d'`, Kamailio `$si:$sp`) or part of the address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import Enum
+from functools import lru_cache
+
+from sipwatch.event import IPAddress
+
+
+class Shape(Enum):
+    BARE = "bare"  # 198.51.100.7, 2001:db8::7 (never a port)
+    PORT = "port"  # 198.51.100.7:5060, [2001:db8::7]:5060, 2001:db8::7:5060 (always a port)
+    OPTPORT = "optport"  # any of the above; an unbracketed IPv6 address has no port
+    TUPLE = "tuple"  # IPV4/UDP/198.51.100.7/5060 (security log); transport may be missing
+    TRANSPORT = "transport"  # UDP:198.51.100.7:5060, TCP:[2001:db8::7]:5060, UDP:2001:db8::7:5060
+
+
+Address = tuple[IPAddress, int | None, str | None]  # ip, port, transport
+
+_TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "WS", "WSS", "SCTP"})
+
+
+@lru_cache(maxsize=65536)
+def ip_of(text: str) -> IPAddress | None:
+    """A validated address, or None. IPv4-mapped IPv6 addresses are returned as IPv4."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _port(text: str) -> int | None:
+    if not text.isdigit() or len(text) > 5:
+        return None
+    value = int(text)
+    return value if value <= 65535 else None
+
+
+def _hostport(text: str, shape: Shape) -> Address | None:
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            return None
+        if not rest:
+            ip = ip_of(host)
+            return (ip, None, None) if ip is not None and shape is not Shape.PORT else None
+        if not rest.startswith(":"):
+            return None
+        port = _port(rest[1:])
+        ip = ip_of(host)
+        return (ip, port, None) if ip is not None and port is not None else None
+    colons = text.count(":")
+    if colons == 0:
+        ip = ip_of(text)
+        return (ip, None, None) if ip is not None and shape is not Shape.PORT else None
+    if colons == 1:
+        host, _, port_text = text.partition(":")
+        port = _port(port_text)
+        ip = ip_of(host)
+        return (ip, port, None) if ip is not None and port is not None else None
+    if shape is Shape.PORT:  # unbracketed IPv6 followed by :port
+        host, _, port_text = text.rpartition(":")
+        port = _port(port_text)
+        ip = ip_of(host)
+        return (ip, port, None) if ip is not None and port is not None else None
+    ip = ip_of(text)
+    return (ip, None, None) if ip is not None else None
+
+
+def parse_address(text: str, shape: Shape) -> Address | None:
+    """Parse `text` written in `shape`; None when it is not a valid address of that shape."""
+    text = text.strip()
+    if shape is Shape.BARE:
+        ip = ip_of(text.strip("[]"))
+        return (ip, None, None) if ip is not None else None
+    if shape is Shape.TUPLE:
+        parts = text.split("/")
+        if len(parts) == 4:
+            family, transport, host, port_text = parts
+        elif len(parts) == 3:
+            family, host, port_text = parts
+            transport = ""
+        else:
+            return None
+        if family not in ("IPV4", "IPV6"):
+            return None
+        ip = ip_of(host)
+        port = _port(port_text)
+        if ip is None or port is None:
+            return None
+        return ip, port, transport.upper() or None
+    if shape is Shape.TRANSPORT:
+        transport, sep, rest = text.partition(":")
+        if not sep or transport.upper() not in _TRANSPORTS:
+            return None
+        found = _hostport(rest, Shape.PORT)
+        return (found[0], found[1], transport.upper()) if found else None
+    return _hostport(text, shape)

@@ -1,0 +1,126 @@
+"""The one pipeline: events in, decisions out. The offline scan and the live daemon both drive it.
+
+Stages, in order: mark extra lines of one request (`Attempts`), pair digest challenges with the
+failures that answer them (`Nonces`), learn who logged in as what (`Knowledge`), run every detector,
+then apply the policy (allowlist, evidence-based ban length, one ban per address at a time).
+Time is the events' own, so a scan reproduces exactly what the daemon would have decided.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+
+from sipwatch.config import Config
+from sipwatch.detectors import Action, Decision, Knowledge, build
+from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
+from sipwatch.numbers import NumberClassifier
+
+SAME_REQUEST_SECONDS = 1.0
+
+
+class Attempts:
+    """Marks `repeat` on the further lines a server writes for one request.
+
+    Asterisk 22 writes up to three NOTICE lines for one wrong guess (and a security event beside
+    them); a request is one attempt. Lines of one request come from one source address and port
+    within a second and are all of different forms; the same form again means a new request (svcrack
+    reuses one Call-ID for hundreds of guesses, so the Call-ID cannot be the key).
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._open: OrderedDict[tuple[IPAddress, int | None], tuple[float, set[tuple[str, str]]]] = OrderedDict()
+
+    def mark(self, event: Event) -> None:
+        if event.ip is None or event.kind not in HOSTILE_KINDS:
+            return
+        key = (event.ip, event.port)
+        form = (event.form, event.reason)
+        current = self._open.get(key)
+        if current is not None and abs(event.time - current[0]) <= SAME_REQUEST_SECONDS and form not in current[1]:
+            current[1].add(form)
+            event.repeat = True
+            return
+        self._open[key] = (event.time, {form})
+        self._open.move_to_end(key)
+        if len(self._open) > self.max_keys:
+            self._open.popitem(last=False)
+
+
+class Nonces:
+    """A failed digest answer to a nonce we really sent to that address proves a round trip."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._sent: OrderedDict[tuple[IPAddress, str], None] = OrderedDict()
+
+    def mark(self, event: Event) -> None:
+        nonce = event.extra.get("Challenge")
+        if event.ip is None or not nonce:
+            return
+        key = (event.ip, nonce)
+        if event.kind is Kind.AUTH_CHALLENGE:
+            self._sent[key] = None
+            if len(self._sent) > self.max_keys:
+                self._sent.popitem(last=False)
+        elif event.kind is Kind.AUTH_FAILURE and key in self._sent:
+            event.evidence = Evidence.STRONG
+
+
+class Policy:
+    """Never ban loopback or allowlisted networks; ban length by evidence; one ban at a time."""
+
+    def __init__(self, config: Config) -> None:
+        self.policy = config.policy
+        self.allow = [ipaddress.ip_network(n, strict=False) for n in config.policy.allowlist]
+        self.banned_until: dict[IPAddress, float] = {}
+
+    def protected(self, ip: IPAddress) -> str | None:
+        if ip.is_loopback and not self.policy.allow_loopback:
+            return "loopback"
+        for net in self.allow:
+            if ip.version == net.version and ip in net:
+                return f"allowlisted ({net})"
+        return None
+
+    def apply(self, decision: Decision) -> Decision | None:
+        if decision.action is not Action.BAN or decision.ip is None:
+            return decision
+        ip = decision.ip
+        why = self.protected(ip)
+        if why is not None:
+            decision.action = Action.ALERT
+            decision.reason += f"; not banned: {why}"
+            return decision
+        until = self.banned_until.get(ip)
+        if until is not None and decision.time < until:
+            return None
+        strong = decision.evidence is Evidence.STRONG
+        decision.duration = self.policy.ban_strong if strong else self.policy.ban_weak
+        self.banned_until[ip] = decision.time + decision.duration
+        return decision
+
+
+class Pipeline:
+    def __init__(self, config: Config) -> None:
+        n = config.numbers
+        self.classifier = NumberClassifier(n.country, tuple(n.international_prefixes), tuple(n.access_codes),
+                                           tuple(n.high_risk_extra))
+        self.knowledge = Knowledge()
+        self.attempts = Attempts()
+        self.nonces = Nonces()
+        self.detectors = build(config, self.knowledge, self.classifier)
+        self.policy = Policy(config)
+
+    def process(self, event: Event) -> list[Decision]:
+        self.attempts.mark(event)
+        self.nonces.mark(event)
+        self.knowledge.observe(event)
+        decisions: list[Decision] = []
+        for detector in self.detectors:
+            for decision in detector.observe(event):
+                final = self.policy.apply(decision)
+                if final is not None:
+                    decisions.append(final)
+        return decisions

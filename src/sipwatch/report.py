@@ -1,0 +1,101 @@
+"""The scan report: a readable summary for people, one JSON object for machines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TextIO
+
+from sipwatch.scan import Offender, ScanResult
+
+
+_EMPTY = "''"
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _top(counter: dict[str, int], n: int = 5) -> str:
+    items = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    more = len(counter) - len(items)
+    text = ", ".join(f"{k or _EMPTY}×{v}" if v > 1 else (k or _EMPTY) for k, v in items)
+    return text + (f" (+{more} more)" if more > 0 else "")
+
+
+def ranked(result: ScanResult) -> list[Offender]:
+    order = {"ban": 0, "alert": 1, "none": 2}
+    return sorted(result.offenders.values(), key=lambda o: (order[o.decision], -o.events, str(o.ip)))
+
+
+def to_json(result: ScanResult) -> dict[str, Any]:
+    s = result.stats
+    return {
+        "files": result.files,
+        "lines": s.lines,
+        "events": s.events,
+        "candidates": s.candidates,
+        "unmatched": s.unmatched,
+        "junk": s.junk,
+        "seconds": round(result.seconds, 3),
+        "kinds": dict(result.kinds),
+        "errors": result.errors,
+        "offenders": [
+            {
+                "ip": str(o.ip),
+                "events": o.events,
+                "kinds": dict(o.kinds),
+                "services": sorted(o.services),
+                "accounts": dict(o.accounts.most_common(20)),
+                "targets": dict(o.targets.most_common(20)),
+                "first_seen": o.first,
+                "last_seen": o.last,
+                "evidence": "strong" if o.strong else "weak",
+                "decision": o.decision,
+                "reason": o.reason,
+                "decisions": [d.to_json() for d in o.decisions],
+            }
+            for o in ranked(result)
+        ],
+        "alerts": [d.to_json() for d in result.decisions if d.ip is None],
+        "unmatched_samples": [{"file": f, "line": n, "text": t} for f, n, t in s.unmatched_samples],
+    }
+
+
+def write_text(result: ScanResult, out: TextIO, limit: int = 20) -> None:
+    s = result.stats
+    offenders = ranked(result)
+    bans = sum(1 for o in offenders if o.decision == "ban")
+    rate = s.lines / result.seconds if result.seconds > 0 else 0.0
+    w = out.write
+    w(f"sipwatch scan: {len(result.files)} file(s), {s.lines:,} lines, {s.events:,} events "
+      f"in {result.seconds:.2f}s ({rate:,.0f} lines/s, prefilter: {result.engine})\n")
+    if result.kinds:
+        w("events by kind: " + ", ".join(f"{k} {v:,}" for k, v in result.kinds.most_common()) + "\n")
+    w(f"{len(offenders)} hostile address(es); {bans} to ban\n")
+    for o in offenders[:limit]:
+        w(f"\n  {o.ip}  {o.decision.upper()}  {o.events} events ({'strong' if o.strong else 'weak'} evidence) "
+          f"{_when(o.first)} .. {_when(o.last)}\n")
+        w(f"    kinds: {_top(dict(o.kinds))}; services: {', '.join(sorted(o.services))}\n")
+        if o.accounts:
+            w(f"    accounts tried: {_top(dict(o.accounts), 8)}\n")
+        if o.targets:
+            w(f"    numbers dialled: {_top(dict(o.targets), 8)}\n")
+        if o.reason:
+            ban = next((d for d in o.decisions if d.duration), None)
+            length = f" for {ban.duration / 60:.0f} min" if ban and ban.duration else ""
+            w(f"    why{length}: {o.reason}\n")
+    if len(offenders) > limit:
+        w(f"\n  … and {len(offenders) - limit} more (use --json for all)\n")
+    alerts = [d for d in result.decisions if d.ip is None]
+    if alerts:
+        w("\nalerts without a bannable address:\n")
+        for d in alerts[:limit]:
+            w(f"  {_when(d.time)} {d.detector}: {d.reason}\n")
+    if s.unmatched:
+        w(f"\n{s.unmatched} line(s) looked security-related but matched no known format, e.g.:\n")
+        for f, n, t in s.unmatched_samples[:5]:
+            w(f"  {f}:{n}: {t[:160]}\n")
+    if s.junk:
+        w(f"\n{s.junk} junk line(s) skipped (binary, invalid UTF-8 or over 8 KiB)\n")
+    for err in result.errors:
+        w(f"\nerror: {err}\n")
