@@ -151,7 +151,7 @@ def load(path: str | Path | None) -> Config:
 
 
 def from_dict(data: dict[str, Any]) -> Config:
-    config = _build(Config, data, "")
+    config: Config = _build(Config, data, "")
     for net in config.policy.allowlist:
         try:
             ipaddress.ip_network(net, strict=False)

@@ -87,6 +87,7 @@ class Event:
     reason: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     repeat: bool = False  # another line written for a request already counted
+    blocked: bool = False  # arrived while its source was banned (a scan's view of the firewall)
 
     @property
     def hostile(self) -> bool:

@@ -27,15 +27,43 @@ Address = tuple[IPAddress, int | None, str | None]  # ip, port, transport
 _TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "WS", "WSS", "SCTP"})
 
 
+class _IPv4(ipaddress.IPv4Address):
+    """An IPv4Address whose hash is computed once: detectors key many dicts by address."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, address: object) -> None:
+        super().__init__(address)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+class _IPv6(ipaddress.IPv6Address):
+    __slots__ = ("_hash",)
+
+    def __init__(self, address: object) -> None:
+        super().__init__(address)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
 @lru_cache(maxsize=65536)
 def ip_of(text: str) -> IPAddress | None:
     """A validated address, or None. IPv4-mapped IPv6 addresses are returned as IPv4."""
     try:
-        ip = ipaddress.ip_address(text)
+        if ":" not in text:
+            return _IPv4(text)
+        ip = _IPv6(text)
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
+    if ip.ipv4_mapped is not None:
+        return _IPv4(str(ip.ipv4_mapped))
+    if ip.scope_id:
+        return None
     return ip
 
 
@@ -77,6 +105,7 @@ def _hostport(text: str, shape: Shape) -> Address | None:
     return (ip, None, None) if ip is not None else None
 
 
+@lru_cache(maxsize=65536)
 def parse_address(text: str, shape: Shape) -> Address | None:
     """Parse `text` written in `shape`; None when it is not a valid address of that shape."""
     text = text.strip()

@@ -12,7 +12,7 @@ import ipaddress
 from collections import OrderedDict
 
 from sipwatch.config import Config
-from sipwatch.detectors import Action, Decision, Knowledge, build
+from sipwatch.detectors import Action, Decision, Detector, Knowledge, build
 from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 from sipwatch.numbers import NumberClassifier
 
@@ -30,7 +30,7 @@ class Attempts:
 
     def __init__(self, max_keys: int = 100_000) -> None:
         self.max_keys = max_keys
-        self._open: OrderedDict[tuple[IPAddress, int | None], tuple[float, set[tuple[str, str]]]] = OrderedDict()
+        self._open: dict[tuple[IPAddress, int | None], tuple[float, set[tuple[str, str]]]] = {}
 
     def mark(self, event: Event) -> None:
         if event.ip is None or event.kind not in HOSTILE_KINDS:
@@ -38,14 +38,14 @@ class Attempts:
         key = (event.ip, event.port)
         form = (event.form, event.reason)
         current = self._open.get(key)
-        if current is not None and abs(event.time - current[0]) <= SAME_REQUEST_SECONDS and form not in current[1]:
-            current[1].add(form)
-            event.repeat = True
-            return
+        if current is not None and -SAME_REQUEST_SECONDS <= event.time - current[0] <= SAME_REQUEST_SECONDS:
+            if form not in current[1]:
+                current[1].add(form)
+                event.repeat = True
+                return
+        elif len(self._open) >= self.max_keys:
+            self._open.clear()  # requests are a second long: forgetting them all loses nothing
         self._open[key] = (event.time, {form})
-        self._open.move_to_end(key)
-        if len(self._open) > self.max_keys:
-            self._open.popitem(last=False)
 
 
 class Nonces:
@@ -111,14 +111,25 @@ class Pipeline:
         self.attempts = Attempts()
         self.nonces = Nonces()
         self.detectors = build(config, self.knowledge, self.classifier)
+        self.by_kind: dict[Kind, tuple[Detector, ...]] = {
+            kind: tuple(d for d in self.detectors if kind in d.kinds) for kind in Kind
+        }
         self.policy = Policy(config)
+        self.banned_until = self.policy.banned_until
 
     def process(self, event: Event) -> list[Decision]:
+        ip = event.ip
+        if ip is not None:
+            until = self.banned_until.get(ip)
+            if until is not None and event.time < until:
+                event.blocked = True  # the firewall would have dropped it: the daemon never sees it
+                return []
         self.attempts.mark(event)
         self.nonces.mark(event)
-        self.knowledge.observe(event)
+        if event.kind is Kind.AUTH_SUCCESS:
+            self.knowledge.observe(event)
         decisions: list[Decision] = []
-        for detector in self.detectors:
+        for detector in self.by_kind[event.kind]:
             for decision in detector.observe(event):
                 final = self.policy.apply(decision)
                 if final is not None:

@@ -7,7 +7,6 @@ from typing import Any, TextIO
 
 from sipwatch.scan import Offender, ScanResult
 
-
 _EMPTY = "''"
 
 

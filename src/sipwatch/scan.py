@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sipwatch.config import Config, ConfigError
 from sipwatch.detectors import Action, Decision
-from sipwatch.event import HOSTILE_KINDS, Event, IPAddress, Kind
+from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 from sipwatch.formats import DUMP_MARKERS
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
@@ -38,18 +38,23 @@ class Offender:
     decisions: list[Decision] = field(default_factory=list)
 
     def add(self, event: Event) -> None:
-        if not self.events:
-            self.first = event.time
+        t = event.time
+        if not self.events or t < self.first:
+            self.first = t
+        if t > self.last:
+            self.last = t
         self.events += 1
-        self.first = min(self.first, event.time)
-        self.last = max(self.last, event.time)
-        self.kinds[str(event.kind)] += 1
-        self.services.add(str(event.service))
-        if event.account and len(self.accounts) < 1000:
-            self.accounts[event.account] += 1
-        if event.target and len(self.targets) < 1000:
-            self.targets[event.target] += 1
-        self.strong = self.strong or event.evidence == "strong"
+        kinds = self.kinds
+        kinds[event.kind] = kinds.get(event.kind, 0) + 1
+        self.services.add(event.service)
+        account = event.account
+        if account and (account in self.accounts or len(self.accounts) < 1000):
+            self.accounts[account] = self.accounts.get(account, 0) + 1
+        target = event.target
+        if target and (target in self.targets or len(self.targets) < 1000):
+            self.targets[target] = self.targets.get(target, 0) + 1
+        if event.evidence is Evidence.STRONG:
+            self.strong = True
 
     @property
     def decision(self) -> str:
@@ -133,16 +138,19 @@ def scan(paths: list[str], config: Config, progress: Progress | None = None,
     streams = [_file_events(reader, p, result, progress) for p in paths]
     merged = heapq.merge(*streams, key=lambda e: e.time) if len(streams) > 1 else streams[0]
     offenders = result.offenders
+    kinds = result.kinds
+    counted = HOSTILE_KINDS | {Kind.INJECTION}
+    process = pipeline.process
     for event in merged:
-        result.kinds[str(event.kind)] += 1
-        for decision in pipeline.process(event):
+        kinds[event.kind] = kinds.get(event.kind, 0) + 1
+        for decision in process(event):
             result.decisions.append(decision)
             if decision.ip is not None:
                 offender = offenders.get(decision.ip)
                 if offender is None:
                     offender = offenders[decision.ip] = Offender(decision.ip)
                 offender.decisions.append(decision)
-        if event.ip is not None and (event.kind in HOSTILE_KINDS or event.kind is Kind.INJECTION):
+        if event.ip is not None and event.kind in counted:
             offender = offenders.get(event.ip)
             if offender is None:
                 offender = offenders[event.ip] = Offender(event.ip)

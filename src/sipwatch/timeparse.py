@@ -10,9 +10,10 @@ Times without a zone are read in `tz` (the machine's zone unless configured); ti
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _ISO = re.compile(
     r"(?:(\d{4})-)?(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(Z|[+-]\d\d:?\d\d)?$"
 )
@@ -61,9 +62,10 @@ class TimeParser:
             return self._combine(year, month, day, m[4], m[5], m[6], frac, m[8])
         m = _SYSLOG.match(text)
         if m:
-            month = _MONTHS.get(m[1])
-            if month is None:
+            found = _MONTHS.get(m[1])
+            if found is None:
                 return None
+            month = found
             year = int(m[7]) if m[7] else self.default_year
             frac = float("0." + m[6]) if m[6] else 0.0
             return self._combine(year, month, int(m[2]), m[3], m[4], m[5], frac, None)
@@ -84,7 +86,7 @@ class TimeParser:
 
 def _zone(text: str) -> tzinfo:
     if text == "Z":
-        return timezone.utc
+        return UTC
     sign = -1 if text[0] == "-" else 1
     digits = text[1:].replace(":", "")
     return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))

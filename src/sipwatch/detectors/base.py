@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
-from sipwatch.event import Event, Evidence, IPAddress
+from sipwatch.event import Event, Evidence, IPAddress, Kind
 
 MAX_EVIDENCE = 20  # events kept with a decision
 
@@ -47,6 +47,7 @@ class Decision:
 
 class Detector(Protocol):
     name: str
+    kinds: frozenset[Kind]  # the only event kinds it looks at
 
     def observe(self, event: Event) -> list[Decision]: ...
 
@@ -90,3 +91,41 @@ class Windows(Generic[K]):
 
 def strongest(events: list[Event]) -> Evidence:
     return Evidence.STRONG if any(e.evidence is Evidence.STRONG for e in events) else Evidence.WEAK
+
+
+class DistinctWindows(Generic[K]):
+    """Per-key sliding windows that also count distinct values (accounts, prefixes, addresses)
+    incrementally, so that each event costs O(1) however full the window is."""
+
+    def __init__(self, window: float, max_keys: int = 200_000, keep: int = 10_000) -> None:
+        self.window = window
+        self.keep = keep
+        self.max_keys = max_keys
+        self._data: dict[K, tuple[deque[tuple[Event, Hashable]], dict[Hashable, int]]] = {}
+
+    def add(self, key: K, event: Event, value: Hashable) -> tuple[deque[tuple[Event, Hashable]], dict[Hashable, int]]:
+        entry = self._data.get(key)
+        if entry is None:
+            if len(self._data) >= self.max_keys:
+                horizon = event.time - self.window
+                for k in [k for k, (q, _) in self._data.items() if not q or q[-1][0].time < horizon]:
+                    del self._data[k]
+                if len(self._data) >= self.max_keys:
+                    for k in list(self._data)[: self.max_keys // 2]:
+                        del self._data[k]
+            entry = self._data[key] = (deque(), {})
+        q, counts = entry
+        q.append((event, value))
+        counts[value] = counts.get(value, 0) + 1
+        horizon = event.time - self.window
+        while q and (q[0][0].time < horizon or len(q) > self.keep):
+            _, old = q.popleft()
+            left = counts[old] - 1
+            if left:
+                counts[old] = left
+            else:
+                del counts[old]
+        return entry
+
+    def clear(self, key: K) -> None:
+        self._data.pop(key, None)

@@ -17,6 +17,7 @@ COUNTED = frozenset({Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED})
 
 class BruteForceDetector:
     name = "brute_force"
+    kinds = COUNTED
 
     def __init__(self, settings: BruteForce, knowledge: Knowledge) -> None:
         self.settings = settings

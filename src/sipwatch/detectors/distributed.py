@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from sipwatch.config import Distributed
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows
 from sipwatch.event import Event, Kind
 
 
 class DistributedDetector:
     name = "distributed"
+    kinds = frozenset({Kind.AUTH_FAILURE})
 
     def __init__(self, settings: Distributed) -> None:
         self.settings = settings
-        self.windows: Windows[str] = Windows(settings.window, 10_000)
+        self.windows: DistinctWindows[str] = DistinctWindows(settings.window)
 
     def observe(self, event: Event) -> list[Decision]:
         if event.kind is not Kind.AUTH_FAILURE or event.ip is None or not event.account or event.repeat:
             return []
-        q = self.windows.add(event.account, event)
-        addresses = {e.ip for e in q}
+        q, addresses = self.windows.add(event.account, event, event.ip)
         if len(addresses) < self.settings.addresses:
             return []
-        events = list(q)
+        events = [e for e, _ in q]
         self.windows.clear(event.account)
         return [Decision(Action.ALERT, self.name,
                          f"account {event.account!r} attacked from {len(addresses)} addresses",

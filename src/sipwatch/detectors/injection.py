@@ -12,6 +12,7 @@ from sipwatch.event import Event, Kind
 
 class InjectionDetector:
     name = "injection"
+    kinds = frozenset({Kind.INJECTION})
 
     def observe(self, event: Event) -> list[Decision]:
         if event.kind is not Kind.INJECTION:

@@ -10,11 +10,13 @@ from sipwatch.config import RejectedCalls
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
 from sipwatch.event import Event, IPAddress, Kind
 
+_EMPTY = "''"
 CALLS = frozenset({Kind.REJECTED_CALL, Kind.CALL_ATTEMPT})
 
 
 class RejectedCallsDetector:
     name = "rejected_calls"
+    kinds = CALLS
 
     def __init__(self, settings: RejectedCalls) -> None:
         self.settings = settings

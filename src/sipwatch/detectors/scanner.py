@@ -9,6 +9,7 @@ from sipwatch.event import Event, Kind
 
 class ScannerDetector:
     name = "scanner"
+    kinds = frozenset({Kind.SCANNER, Kind.FLOOD})
 
     def __init__(self, settings: Scanner) -> None:
         self.settings = settings

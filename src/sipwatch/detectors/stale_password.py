@@ -10,6 +10,7 @@ from sipwatch.event import Event, IPAddress, Kind
 
 class StalePasswordDetector:
     name = "stale_password"
+    kinds = frozenset({Kind.AUTH_FAILURE})
 
     def __init__(self, settings: StalePassword, knowledge: Knowledge) -> None:
         self.settings = settings

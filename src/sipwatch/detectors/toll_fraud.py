@@ -4,7 +4,7 @@ number behind different access prefixes; and prefix walking (many distinct prefi
 from __future__ import annotations
 
 from sipwatch.config import TollFraud
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, Windows, strongest
 from sipwatch.event import Event, IPAddress, Kind
 from sipwatch.numbers import NumberClassifier
 
@@ -13,12 +13,13 @@ DIALLED = frozenset({Kind.REJECTED_CALL, Kind.CALL_ATTEMPT})
 
 class TollFraudDetector:
     name = "toll_fraud"
+    kinds = DIALLED
 
     def __init__(self, settings: TollFraud, classifier: NumberClassifier) -> None:
         self.settings = settings
         self.classifier = classifier
         self.probes: Windows[IPAddress] = Windows(settings.window, max(settings.probes, 50))
-        self.walks: Windows[IPAddress] = Windows(settings.prefix_walk_window, 1000)
+        self.walks: DistinctWindows[IPAddress] = DistinctWindows(settings.prefix_walk_window, keep=1000)
 
     def observe(self, event: Event) -> list[Decision]:
         if event.kind not in DIALLED or event.ip is None or not event.target or event.repeat:
@@ -27,18 +28,15 @@ class TollFraudDetector:
         if not digits.isdigit() or len(digits) < 7:
             return []
         s = self.settings
-        walk = self.walks.add(event.ip, event)
-        prefixes = {e.target.lstrip("+")[: s.prefix_length] for e in walk if e.target}
+        walk, prefixes = self.walks.add(event.ip, event, digits[: s.prefix_length])
         if len(prefixes) >= s.prefix_walk:
-            events = list(walk)
+            events = [e for e, _ in walk]
             self.walks.clear(event.ip)
             return [self._ban(event, events, f"prefix walking: {len(prefixes)} distinct prefixes in "
                                              f"{s.prefix_walk_window:.0f}s")]
         number = self.classifier.classify(event.target)
         if not number.probe:
             return []
-        event.extra.setdefault("destination", f"{number.e164 or event.target} {number.country or '?'} "
-                                              f"{number.number_type}{' risk: ' + number.risk if number.risk else ''}")
         q = self.probes.add(event.ip, event)
         same = [e for e in q if self.classifier.classify(e.target or "").e164 == number.e164]
         dialled_forms = {e.target for e in same}

@@ -13,6 +13,7 @@ from sipwatch.event import Event, IPAddress, Kind
 
 class UnansweredChallengesDetector:
     name = "unanswered_challenges"
+    kinds = frozenset({Kind.AUTH_CHALLENGE, Kind.AUTH_SUCCESS})
 
     def __init__(self, settings: UnansweredChallenges) -> None:
         self.settings = settings

@@ -102,7 +102,8 @@ FORMS: tuple[Form, ...] = (
     ),
     Form(
         "chan_sip.invalid_to", "asterisk", Service.SIP, "(missing sip:) trying to use anyway",
-        r"Invalid to address: '(?P<account>.*)' from (?P<addr>" + ADDR + r") \(missing sip:\) trying to use anyway\.\.\.",
+        r"Invalid to address: '(?P<account>.*)' from (?P<addr>" + ADDR
+        + r") \(missing sip:\) trying to use anyway\.\.\.",
         kind=K.MALFORMED, shape=Shape.BARE, separator="' from ", trusted="tail", files=CHAN_SIP,
     ),
     Form(

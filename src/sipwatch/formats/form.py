@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from sipwatch.event import Evidence, IPAddress, Kind, Service
@@ -51,6 +52,7 @@ class Parsed:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=65536)
 def uri_user(text: str | None) -> str | None:
     """The user part of the first SIP URI in a header value, else the value itself."""
     if not text:
@@ -94,10 +96,17 @@ class Form:
     transport: str | None = None
     service_of: Callable[[re.Match[str]], Service] | None = None
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _addr_groups: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _account_groups: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         body = self.pattern if self.search else "^(?:" + self.pattern + ")"
-        object.__setattr__(self, "regex", re.compile(body + r"\s*$", re.DOTALL))
+        regex = re.compile(body + r"\s*$", re.DOTALL)
+        names = regex.groupindex
+        object.__setattr__(self, "regex", regex)
+        object.__setattr__(self, "_addr_groups", tuple(g for g in ("addr", "addr2", "addr3", "addr4") if g in names))
+        object.__setattr__(self, "_account_groups", tuple(g for g in ("account", "account3", "account4", "from")
+                                                          if g in names))
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -119,26 +128,49 @@ class Form:
         )
 
     def read(self, message: str) -> Parsed | None:
-        """Parse `message`; None when it is not this form."""
+        """Parse `message`; None when it is not this form. Attack lines repeat (a cracker's every
+        guess writes the same text), so results are cached by message; a `Parsed` is read-only."""
+        cache = _CACHE.get(self.id)
+        if cache is None:
+            cache = _CACHE[self.id] = {}
+        found = cache.get(message, _MISS)
+        if found is not _MISS:
+            return found  # type: ignore[return-value]
+        parsed = self._read(message)
+        if len(cache) >= 20_000:
+            cache.clear()
+        cache[message] = parsed
+        return parsed
+
+    def _read(self, message: str) -> Parsed | None:
         m = self.match(message)
         if m is None:
             return None
-        groups = {k: v for k, v in m.groupdict().items() if v is not None}
-        reason = groups.get("reason", "")
+        names = self.regex.groupindex
+        reason = m["reason"] if "reason" in names else None
         kind = self.kind_for(reason)
         if kind is None:
             return None
-        addr_text = next((groups[k] for k in ("addr", "addr2", "addr3", "addr4") if k in groups), None)
-        parsed = Parsed(self.id, kind, self.service, reason=reason)
-        if self.service_of is not None:
-            parsed.service = self.service_of(m)
-        account = next((groups[k] for k in ("account", "account3", "account4") if k in groups), None)
-        parsed.account = uri_user(account) if account is not None else uri_user(groups.get("from"))
-        parsed.target = groups.get("target")
-        parsed.session = groups.get("callid")
-        parsed.time_text = groups.get("at")
-        if "ua" in groups:
-            parsed.user_agent = groups["ua"]
+        parsed = Parsed(self.id, kind, self.service if self.service_of is None else self.service_of(m),
+                        reason=reason or "")
+        for g in self._account_groups:
+            value = m[g]
+            if value is not None:
+                parsed.account = uri_user(value)
+                break
+        if "target" in names:
+            parsed.target = m["target"]
+        if "callid" in names:
+            parsed.session = m["callid"]
+        if "at" in names:
+            parsed.time_text = m["at"]
+        if "ua" in names:
+            parsed.user_agent = m["ua"]
+        addr_text = None
+        for g in self._addr_groups:
+            addr_text = m[g]
+            if addr_text is not None:
+                break
         if addr_text is None or not self.address_trusted:
             if addr_text is not None:
                 parsed.extra["untrusted_address"] = addr_text
@@ -155,6 +187,10 @@ class Form:
         if "\n" in message:
             return injection(parsed, self.trusted != "none", "caller text holds a line break")
         return parsed
+
+
+_MISS = object()
+_CACHE: dict[str, dict[str, Parsed | None]] = {}
 
 
 def injection(parsed: Parsed, provable: bool, why: str) -> Parsed:

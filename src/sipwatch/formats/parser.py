@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 
-from sipwatch.event import Event
+from sipwatch.event import Event, Service
 from sipwatch.formats import READERS, Reader
 from sipwatch.formats.form import Parsed
 from sipwatch.formats.prefixes import PREFIXES, SYSLOG_HEAD, Prefix, program_server
@@ -33,26 +32,13 @@ OPENERS: dict[str, str] = {
 
 
 class Status(Enum):
-    EVENTS = "events"  # one or more events
     UNMATCHED = "unmatched"  # looked security-related, but no known format matched
     OPENER = "opener"  # the head of a record whose tail is on a later physical line
     IGNORED = "ignored"  # nothing of interest (e.g. a benign line that shares a marker)
 
 
-@dataclass(slots=True)
-class Result:
-    status: Status
-    events: list[Event] = field(default_factory=list)
-    tail: str | None = None  # for OPENER: the literal that ends the record
-
-
-@dataclass(slots=True)
-class Header:
-    server: str | None
-    file: str | None
-    level: str | None
-    time_text: str | None
-    message: str
+#: server, source file, time text, message
+Header = tuple[str | None, str | None, str | None, str]
 
 
 class LineParser:
@@ -60,13 +46,17 @@ class LineParser:
         self.time_parser = time_parser
         self.readers = tuple(readers)
         self.markers: list[str] = sorted({m for r in self.readers for m in r.markers} | set(OPENERS))
-        self._by_marker: dict[str, list[Reader]] = {m: [] for m in self.markers}
+        by_marker: dict[str, list[Reader]] = {m: [] for m in self.markers}
         for reader in self.readers:
             for marker in reader.markers:
-                self._by_marker[marker].append(reader)
+                by_marker[marker].append(reader)
+        #: marker index (as the prefilter reports it) -> readers to try
+        self.by_index: list[tuple[Reader, ...]] = [tuple(by_marker[m]) for m in self.markers]
         self._prefixless = [r for r in self.readers if r.prefixless]
+        self._file_ok: dict[tuple[str, str | None], bool] = {}
         self._prefixes: list[Prefix] = list(PREFIXES)
         self.last_time = 0.0
+        self.pending_tail: str | None = None  # set when parse() returns Status.OPENER
 
     # -- header --------------------------------------------------------------------------------
     def header(self, text: str) -> Header | None:
@@ -90,91 +80,100 @@ class LineParser:
                 server = prefix.server
                 if prog_server is not None and server in ("kamailio", "opensips"):
                     server = prog_server
-                return Header(server, groups.get("file"), groups.get("level"),
-                              groups.get("ts") or syslog_time, rest[m.end() :])
+                return server, groups.get("file"), groups.get("ts") or syslog_time, rest[m.end() :]
         if prog_server is not None:  # e.g. OpenSIPS <= 3.3 LM_GEN lines: no level at all
-            return Header(prog_server, None, None, syslog_time, rest)
+            return prog_server, None, syslog_time, rest
         return None
 
     # -- records -------------------------------------------------------------------------------
-    def parse(self, text: str, file: str = "", line: int = 0, hints: Iterable[str] = ()) -> Result:
-        """Parse one record. `hints` are the markers the prefilter saw in it (optional)."""
+    def parse(self, text: str, file: str = "", line: int = 0, hints: Iterable[int] = ()) -> Event | Status:
+        """Parse one record into an event, or say why not. `hints` are the indexes in `markers` of
+        the markers the prefilter saw in it (optional: without them every reader is considered)."""
         if "\x1b" in text:
             text = _ANSI.sub("", text)
         text = text.rstrip("\r\n")
         header = self.header(text)
         if header is None:
             return self._prefixless_record(text, file, line)
-        message = header.message.rstrip("\r")
+        message = header[3].rstrip("\r")
         parsed = self._read(header, message, hints)
         if parsed is None:
             for opener, tail in OPENERS.items():
                 if opener in message and tail not in message:
-                    return Result(Status.OPENER, tail=tail)
-            return Result(Status.UNMATCHED)
-        return Result(Status.EVENTS, [self._event(parsed, header.time_text, file, line, text)])
+                    self.pending_tail = tail
+                    return Status.OPENER
+            return Status.UNMATCHED
+        return self._event(parsed, header[2], file, line, text)
 
-    def _read(self, header: Header, message: str, hints: Iterable[str]) -> Parsed | None:
-        tried: set[str] = set()
-        for marker in hints:
-            for reader in self._by_marker.get(marker, ()):
-                if reader.id not in tried:
-                    tried.add(reader.id)
-                    parsed = self._try(reader, header, message)
-                    if parsed is not None:
-                        return parsed
+    def parse_all(self, text: str, file: str = "", line: int = 0) -> list[Event]:
+        """Convenience for tests and tools: the events of one record, [] when there are none."""
+        result = self.parse(text, file, line)
+        return [result] if isinstance(result, Event) else []
+
+    def _read(self, header: Header, message: str, hints: Iterable[int]) -> Parsed | None:
+        tried: list[Reader] = []
+        by_index = self.by_index
+        for index in hints:
+            if index < len(by_index):
+                for reader in by_index[index]:
+                    if reader not in tried:
+                        parsed = self._try(reader, header, message)
+                        if parsed is not None:
+                            return parsed
+                        tried.append(reader)
         for reader in self.readers:  # markers the prefilter may not have reported
-            if reader.id not in tried and any(m in message for m in reader.markers):
+            if reader not in tried and any(m in message for m in reader.markers):
                 parsed = self._try(reader, header, message)
                 if parsed is not None:
                     return parsed
         return None
 
-    @staticmethod
-    def _try(reader: Reader, header: Header, message: str) -> Parsed | None:
+    def _try(self, reader: Reader, header: Header, message: str) -> Parsed | None:
+        server = reader.server
         if reader.prefixless:
             return None
-        server = reader.server
         if server == "proxy":
-            if header.server not in ("kamailio", "opensips"):
+            if header[0] not in ("kamailio", "opensips"):
                 return None
-        elif server != header.server:
+        elif server != header[0]:
             return None
-        if not reader.allows_file(header.file):
+        key = (reader.id, header[1])
+        ok = self._file_ok.get(key)
+        if ok is None:
+            ok = self._file_ok[key] = reader.allows_file(header[1])
+            if len(self._file_ok) > 10_000:
+                self._file_ok.clear()
+        if not ok:
             return None
         parsed = reader.read(message)
-        if parsed is not None and server == "proxy" and header.server == "opensips":
-            from sipwatch.event import Service
-
+        if parsed is not None and server == "proxy" and header[0] == "opensips":
             parsed.service = Service.OPENSIPS
         return parsed
 
-    def _prefixless_record(self, text: str, file: str, line: int) -> Result:
+    def _prefixless_record(self, text: str, file: str, line: int) -> Event | Status:
         for reader in self._prefixless:
             if any(m in text for m in reader.markers):
                 parsed = reader.read(text)
                 if parsed is not None:
-                    return Result(Status.EVENTS, [self._event(parsed, None, file, line, text)])
+                    return self._event(parsed, None, file, line, text)
         if text.startswith("' rejected because extension not found"):
-            return Result(Status.UNMATCHED)  # an orphan tail: its head was forged or lost
-        return Result(Status.IGNORED)
+            return Status.UNMATCHED  # an orphan tail: its head was forged or lost
+        return Status.IGNORED
 
     def _event(self, parsed: Parsed, time_text: str | None, file: str, line: int, raw: str) -> Event:
         when = None
-        for candidate in (parsed.time_text, time_text):
-            if candidate:
-                when = self.time_parser.parse(candidate)
-                if when is not None:
-                    break
+        if parsed.time_text:
+            when = self.time_parser.parse(parsed.time_text)
+        if when is None and time_text:
+            when = self.time_parser.parse(time_text)
         if when is None:
             when = self.last_time
         else:
             self.last_time = when
         return Event(
-            time=when, kind=parsed.kind, service=parsed.service, ip=parsed.ip, port=parsed.port,
-            transport=parsed.transport, account=parsed.account, target=parsed.target,
-            user_agent=parsed.user_agent, evidence=parsed.evidence, file=file, line=line, raw=raw,
-            form=parsed.form, session=parsed.session, reason=parsed.reason, extra=parsed.extra,
+            when, parsed.kind, parsed.service, parsed.ip, parsed.port, parsed.transport, parsed.account,
+            parsed.target, parsed.user_agent, parsed.evidence, file, line, raw, parsed.form, parsed.session,
+            parsed.reason, parsed.extra,
         )
 
 
@@ -187,7 +186,6 @@ def _json_header(text: str) -> Header | None:
         location = logmsg.get("location") or {}
         if not isinstance(message, str):
             return None
-        return Header("asterisk", location.get("filename"), logmsg.get("level"),
-                      record.get("timestamp"), message.rstrip("\n"))
+        return "asterisk", location.get("filename"), record.get("timestamp"), message.rstrip("\n")
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

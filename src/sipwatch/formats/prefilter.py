@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from types import ModuleType
 
+_hs: ModuleType | None
 try:  # pragma: no cover - the fallback is exercised by tests that force it
     import hyperscan as _hs
 except ImportError:  # pragma: no cover
@@ -37,7 +39,7 @@ class Prefilter:
                 )
                 self._db = db
                 self._scratch = _hs.Scratch(db)
-            except Exception:  # noqa: BLE001 - any hyperscan failure means: use the fallback
+            except Exception:
                 self._db = None
         self._index = {m: i for i, m in enumerate(self._encoded)}
         self._regex = re.compile(b"|".join(re.escape(m) for m in sorted(self._encoded, key=len, reverse=True)))

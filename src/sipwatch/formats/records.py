@@ -56,9 +56,7 @@ class RecordScanner:
         self.file = file
         self.stats = stats
         self.line_base = 0  # physical lines before the next buffer
-        marker_list = prefilter.markers
-        self._marker_text = marker_list
-        self._dump_ids = {i for i, m in enumerate(marker_list) if m in DUMP_MARKERS}
+        self._dump_ids = {i for i, m in enumerate(prefilter.markers) if m in DUMP_MARKERS}
 
     def feed(self, buf: bytes, final: bool) -> tuple[list[Event], int]:
         events: list[Event] = []
@@ -68,7 +66,9 @@ class RecordScanner:
         counted_pos, counted_lines = 0, 0  # newlines in buf[:counted_pos]
         skip_until = 0
         i, n = 0, len(hits)
-        markers = self._marker_text
+        parse = self.parser.parse
+        file = self.file
+        append = events.append
         while i < n:
             end, ident = hits[i]
             start = buf.rfind(b"\n", 0, end) + 1
@@ -93,37 +93,40 @@ class RecordScanner:
                 self.stats.junk += 1
                 continue
             text = buf[start:stop].decode("utf-8", "replace")
-            result = self.parser.parse(text, self.file, line_no, [markers[j] for j in ids])
-            if result.status is Status.OPENER and result.tail is not None:
-                record_end = self._find_tail(buf, stop, result.tail)
+            result = parse(text, file, line_no, ids)
+            if result.__class__ is Event:
+                append(result)
+                continue
+            if result is Status.OPENER and self.parser.pending_tail is not None:
+                record_end = self._find_tail(buf, stop, self.parser.pending_tail)
                 if record_end is None and not final and size - start < MAX_RECORD * 4:
                     self.line_base += counted_lines
+                    self.stats.events += len(events)
                     return events, start  # wait for the rest of the record
                 if record_end is not None:
                     text = buf[start:record_end].decode("utf-8", "replace")
-                    result = self.parser.parse(text, self.file, line_no, [markers[j] for j in ids])
+                    result = parse(text, file, line_no, ids)
                     skip_until = record_end
-            self._collect(result, text, line_no, events)
+                    if isinstance(result, Event):
+                        append(result)
+                        continue
+            self._unmatched(result, text, line_no)
         consumed = size
+        self.stats.events += len(events)
         self.line_base += counted_lines + count(b"\n", counted_pos, size)
         if final and size and not buf.endswith(b"\n"):
             self.line_base += 1
         return events, consumed
 
-    def _collect(self, result: object, text: str, line_no: int, events: list[Event]) -> None:
-        from sipwatch.formats.parser import Result
-
-        assert isinstance(result, Result)
-        if result.status is Status.EVENTS:
-            events.extend(result.events)
-            self.stats.events += len(result.events)
-        elif result.status is not Status.IGNORED:
-            if "\ufffd" in text or "\x00" in text:
-                self.stats.junk += 1
-                return
-            self.stats.unmatched += 1
-            if len(self.stats.unmatched_samples) < 50:
-                self.stats.unmatched_samples.append((self.file, line_no, text[:300]))
+    def _unmatched(self, result: Event | Status, text: str, line_no: int) -> None:
+        if result is Status.IGNORED or isinstance(result, Event):
+            return
+        if "\ufffd" in text or "\x00" in text:
+            self.stats.junk += 1
+            return
+        self.stats.unmatched += 1
+        if len(self.stats.unmatched_samples) < 50:
+            self.stats.unmatched_samples.append((self.file, line_no, text[:300]))
 
     @staticmethod
     def _find_tail(buf: bytes, stop: int, tail: str) -> int | None:
@@ -171,5 +174,4 @@ class RecordScanner:
             file=self.file, line=line_no, raw=head_text, form="asterisk.sip_dump", reason=tool,
         )
         events.append(event)
-        self.stats.events += 1
         return end

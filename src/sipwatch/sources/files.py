@@ -44,7 +44,7 @@ class FileSource:
         except IsADirectoryError:
             raise SourceError(f"{self.path}: is a directory") from None
         except PermissionError:
-            raise SourceError(f"{self.path}: permission denied (run as root or add the user to the 'asterisk' group)") from None
+            raise SourceError(f"{self.path}: permission denied (run as root or in the log's group)") from None
         except OSError as exc:
             raise SourceError(f"{self.path}: {exc.strerror}") from None
         magic = raw.read(2)
