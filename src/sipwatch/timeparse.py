@@ -4,7 +4,7 @@ Servers write local wall-clock time in several shapes (`Feb  3 21:04:11`, `2024-
 `2016-09-25T18:57:58.150982+0200`, FreeSWITCH's `08-03 07:56:53.026292`). A scan meets hundreds of
 thousands of them, so the date part is converted once and cached; the clock part is sliced by hand.
 Times without a zone are read in `tz` (the machine's zone unless configured); times without a year get
-`default_year` (the year of the file being read).
+the year of the last stamp that had one, else `default_year` (the year the file was last written).
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ class TimeParser:
     def _parse(self, text: str) -> float | None:
         m = _ISO.match(text)
         if m:
-            year = int(m[1]) if m[1] else self.default_year
+            if m[1]:
+                year = self.default_year = int(m[1])  # later year-less stamps follow this one
+            else:
+                year = self.default_year
             month, day = int(m[2]), int(m[3])
             frac = float("0." + m[7]) if m[7] else 0.0
             return self._combine(year, month, day, m[4], m[5], m[6], frac, m[8])
