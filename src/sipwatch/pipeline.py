@@ -117,6 +117,13 @@ class Pipeline:
         self.policy = Policy(config)
         self.banned_until = self.policy.banned_until
 
+    def is_blocked(self, ip: IPAddress | None, time: float) -> bool:
+        """Would the firewall have dropped a request from `ip` at `time`? (The daemon never sees it.)"""
+        if ip is None:
+            return False
+        until = self.banned_until.get(ip)
+        return until is not None and time < until
+
     def process(self, event: Event) -> list[Decision]:
         ip = event.ip
         if ip is not None:

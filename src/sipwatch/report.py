@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TextIO
 
-from sipwatch.scan import Offender, ScanResult
+from sipwatch.scan import ScanResult
+from sipwatch.tally import Offender
 
 _EMPTY = "''"
 

@@ -3,86 +3,48 @@
 from __future__ import annotations
 
 import heapq
+import multiprocessing
 import time as _time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sipwatch import parallel
 from sipwatch.config import Config, ConfigError
-from sipwatch.detectors import Action, Decision
-from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
+from sipwatch.detectors import Decision
+from sipwatch.event import Event, IPAddress
 from sipwatch.formats import DUMP_MARKERS
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats
 from sipwatch.pipeline import Pipeline
 from sipwatch.sources.files import FileSource, SourceError
+from sipwatch.tally import Offender, Tally
 from sipwatch.timeparse import TimeParser
 
 Progress = Callable[[str, int, int], None]  # file, bytes done, bytes total
 
 
 @dataclass
-class Offender:
-    ip: IPAddress
-    events: int = 0
-    kinds: Counter[str] = field(default_factory=Counter)
-    accounts: Counter[str] = field(default_factory=Counter)
-    targets: Counter[str] = field(default_factory=Counter)
-    services: set[str] = field(default_factory=set)
-    first: float = 0.0
-    last: float = 0.0
-    strong: bool = False
-    decisions: list[Decision] = field(default_factory=list)
-
-    def add(self, event: Event) -> None:
-        t = event.time
-        if not self.events or t < self.first:
-            self.first = t
-        if t > self.last:
-            self.last = t
-        self.events += 1
-        kinds = self.kinds
-        kinds[event.kind] = kinds.get(event.kind, 0) + 1
-        self.services.add(event.service)
-        account = event.account
-        if account and (account in self.accounts or len(self.accounts) < 1000):
-            self.accounts[account] = self.accounts.get(account, 0) + 1
-        target = event.target
-        if target and (target in self.targets or len(self.targets) < 1000):
-            self.targets[target] = self.targets.get(target, 0) + 1
-        if event.evidence is Evidence.STRONG:
-            self.strong = True
-
-    @property
-    def decision(self) -> str:
-        actions = {d.action for d in self.decisions}
-        for action in (Action.BAN, Action.ALERT):
-            if action in actions:
-                return str(action)
-        return "none"
-
-    @property
-    def reason(self) -> str:
-        for action in (Action.BAN, Action.ALERT):
-            for d in self.decisions:
-                if d.action is action:
-                    return f"{d.detector}: {d.reason}"
-        return ""
-
-
-@dataclass
 class ScanResult:
     stats: ScanStats = field(default_factory=ScanStats)
-    offenders: dict[IPAddress, Offender] = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
     decisions: list[Decision] = field(default_factory=list)
-    kinds: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     engine: str = ""
     seconds: float = 0.0
+
+    @property
+    def offenders(self) -> dict[IPAddress, Offender]:
+        return self.tally.offenders
+
+    @property
+    def kinds(self) -> Counter[str]:
+        return self.tally.kinds
 
 
 class Reader:
@@ -118,10 +80,45 @@ class Reader:
             stats.lines = scanner.line_base
 
 
-def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progress | None) -> Iterator[Event]:
+class _Pools:
+    """One worker pool per scan, started only when a file is large enough to be worth it."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and parallel.workers() > 1
+        self.pool: ProcessPoolExecutor | None = None
+
+    def get(self, source: FileSource) -> ProcessPoolExecutor | None:
+        if not self.enabled or source.size < parallel.MIN_PARALLEL_BYTES:
+            return None
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(parallel.workers(), mp_context=multiprocessing.get_context("fork"))
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progress | None,
+                 pools: _Pools, config: Config, pipeline: Pipeline) -> Iterator[Event]:
     stats = ScanStats()
+    source = FileSource(path)
     try:
-        yield from reader.events(FileSource(path), stats, progress)
+        pool = pools.get(source)
+        if pool is None:
+            tally = result.tally.add
+            for event in reader.events(source, stats, progress):
+                tally(event)
+                yield event
+        else:
+            mtime = source.mtime
+            year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
+            events = parallel.parallel_events(pool, source, year, config.timezone, stats, result.tally,
+                                              pipeline.is_blocked)
+            for i, event in enumerate(events):
+                yield event
+                if progress is not None and not i % 4096:
+                    progress(source.name, source.bytes_read, source.size)
     except SourceError as exc:
         result.errors.append(str(exc))
     finally:
@@ -129,31 +126,25 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
 
 
 def scan(paths: list[str], config: Config, progress: Progress | None = None,
-         use_hyperscan: bool = True) -> ScanResult:
+         use_hyperscan: bool = True, processes: bool = True) -> ScanResult:
     started = _time.perf_counter()
     result = ScanResult(files=list(paths))
     reader = Reader(config, use_hyperscan)
     result.engine = reader.prefilter.engine
     pipeline = Pipeline(config)
-    streams = [_file_events(reader, p, result, progress) for p in paths]
+    pools = _Pools(processes and use_hyperscan)
+    streams = [_file_events(reader, p, result, progress, pools, config, pipeline) for p in paths]
     merged = heapq.merge(*streams, key=lambda e: e.time) if len(streams) > 1 else streams[0]
-    offenders = result.offenders
-    kinds = result.kinds
-    counted = HOSTILE_KINDS | {Kind.INJECTION}
     process = pipeline.process
-    for event in merged:
-        kinds[event.kind] = kinds.get(event.kind, 0) + 1
-        for decision in process(event):
-            result.decisions.append(decision)
-            if decision.ip is not None:
-                offender = offenders.get(decision.ip)
-                if offender is None:
-                    offender = offenders[decision.ip] = Offender(decision.ip)
-                offender.decisions.append(decision)
-        if event.ip is not None and event.kind in counted:
-            offender = offenders.get(event.ip)
-            if offender is None:
-                offender = offenders[event.ip] = Offender(event.ip)
-            offender.add(event)
+    tally = result.tally
+    try:
+        for event in merged:
+            for decision in process(event):
+                result.decisions.append(decision)
+                if decision.ip is not None:
+                    tally.offender(decision.ip).decisions.append(decision)
+    finally:
+        pools.close()
+    tally.flush()
     result.seconds = _time.perf_counter() - started
     return result

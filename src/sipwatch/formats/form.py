@@ -98,12 +98,14 @@ class Form:
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _addr_groups: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _account_groups: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         body = self.pattern if self.search else "^(?:" + self.pattern + ")"
         regex = re.compile(body + r"\s*$", re.DOTALL)
         names = regex.groupindex
         object.__setattr__(self, "regex", regex)
+        object.__setattr__(self, "_names", frozenset(names))
         object.__setattr__(self, "_addr_groups", tuple(g for g in ("addr", "addr2", "addr3", "addr4") if g in names))
         object.__setattr__(self, "_account_groups", tuple(g for g in ("account", "account3", "account4", "from")
                                                           if g in names))
@@ -146,7 +148,7 @@ class Form:
         m = self.match(message)
         if m is None:
             return None
-        names = self.regex.groupindex
+        names = self._names
         reason = m["reason"] if "reason" in names else None
         kind = self.kind_for(reason)
         if kind is None:

@@ -57,6 +57,7 @@ class LineParser:
         self._prefixes: list[Prefix] = list(PREFIXES)
         self.last_time = 0.0
         self.pending_tail: str | None = None  # set when parse() returns Status.OPENER
+        self.hints_complete = False  # True when the prefilter reports every marker occurrence
 
     # -- header --------------------------------------------------------------------------------
     def header(self, text: str) -> Header | None:
@@ -65,7 +66,7 @@ class LineParser:
         syslog_time = None
         prog_server = None
         rest = text
-        head = SYSLOG_HEAD.match(text)
+        head = None if text.startswith("[") else SYSLOG_HEAD.match(text)
         if head is not None:
             syslog_time = head["sts"]
             prog_server = program_server(head["prog"])
@@ -76,11 +77,11 @@ class LineParser:
             if m is not None:
                 if i:
                     prefixes.insert(0, prefixes.pop(i))
-                groups = m.groupdict()
                 server = prefix.server
                 if prog_server is not None and server in ("kamailio", "opensips"):
                     server = prog_server
-                return server, groups.get("file"), groups.get("ts") or syslog_time, rest[m.end() :]
+                ts = m["ts"] if prefix.has_ts else None
+                return server, m["file"] if prefix.has_file else None, ts or syslog_time, rest[m.end() :]
         if prog_server is not None:  # e.g. OpenSIPS <= 3.3 LM_GEN lines: no level at all
             return prog_server, None, syslog_time, rest
         return None
@@ -121,6 +122,8 @@ class LineParser:
                         if parsed is not None:
                             return parsed
                         tried.append(reader)
+        if tried and self.hints_complete:
+            return None
         for reader in self.readers:  # markers the prefilter may not have reported
             if reader not in tried and any(m in message for m in reader.markers):
                 parsed = self._try(reader, header, message)

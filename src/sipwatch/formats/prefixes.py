@@ -25,10 +25,13 @@ class Prefix:
     name: str
     server: str  # asterisk | freeswitch | kamailio | opensips | any
     regex: re.Pattern[str]
+    has_ts: bool
+    has_file: bool
 
 
 def _p(name: str, server: str, pattern: str) -> Prefix:
-    return Prefix(name, server, re.compile(pattern))
+    regex = re.compile(pattern)
+    return Prefix(name, server, regex, "ts" in regex.groupindex, "file" in regex.groupindex)
 
 
 #: Optional outer header: RFC 3164 syslog (`Feb  3 21:04:11 host prog[pid]: `), RFC 5424/ISO

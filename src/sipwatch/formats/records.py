@@ -56,10 +56,15 @@ class RecordScanner:
         self.file = file
         self.stats = stats
         self.line_base = 0  # physical lines before the next buffer
+        self.spill_line = 0  # after feed(limit=...): last line of a record that crossed the limit
         self._dump_ids = {i for i, m in enumerate(prefilter.markers) if m in DUMP_MARKERS}
+        parser.hints_complete = prefilter.engine == "hyperscan"
 
-    def feed(self, buf: bytes, final: bool) -> tuple[list[Event], int]:
+    def feed(self, buf: bytes, final: bool, limit: int | None = None) -> tuple[list[Event], int]:
+        """Parse `buf`. With `limit`, only records that start before it are read, and the bytes after
+        it are lookahead for a record that crosses it (`spill_line` then names its last line)."""
         events: list[Event] = []
+        self.spill_line = 0
         hits = self.prefilter.hits(buf)
         count = buf.count
         size = len(buf)
@@ -82,6 +87,8 @@ class RecordScanner:
                 i += 1
             if start < skip_until:
                 continue
+            if limit is not None and start >= limit:
+                break
             counted_lines += count(b"\n", counted_pos, start)
             counted_pos = start
             line_no = self.line_base + counted_lines + 1
@@ -111,10 +118,12 @@ class RecordScanner:
                         append(result)
                         continue
             self._unmatched(result, text, line_no)
-        consumed = size
+        consumed = size if limit is None else limit
         self.stats.events += len(events)
-        self.line_base += counted_lines + count(b"\n", counted_pos, size)
-        if final and size and not buf.endswith(b"\n"):
+        if skip_until > consumed:
+            self.spill_line = self.line_base + counted_lines + count(b"\n", counted_pos, skip_until - 1) + 1
+        self.line_base += counted_lines + count(b"\n", counted_pos, consumed)
+        if final and consumed and not buf[:consumed].endswith(b"\n"):
             self.line_base += 1
         return events, consumed
 

@@ -80,11 +80,6 @@ class SecurityReader:
         kind = EVENT_KINDS.get(name)
         if kind is None:
             return None
-        service = SERVICES.get(head["service"], Service.SIP)
-        parsed = Parsed(self.id, kind, service, reason=name, time_text=None)
-        parsed.extra["event_tv"] = head["tv"]
-        parsed.account = _between(message, ',AccountID="', '",SessionID="')
-        parsed.session = _between(message, ',SessionID="', '",LocalAddress="', last=True)
         start = message.rfind(_REMOTE)
         if start < 0:
             return None
@@ -95,28 +90,37 @@ class SecurityReader:
         address = parse_address(message[start:end], Shape.TUPLE)
         if address is None:
             return None
-        parsed.ip, parsed.port, parsed.transport = address
-        tail = message[end + 1 :].rstrip()
-        fields = dict(_TAIL_FIELD.findall(tail))
-        if name == "RequestNotSupported" and fields.get("RequestType") in UNKNOWN_ACCOUNT_REQUESTS:
-            parsed.kind = K.UNKNOWN_ACCOUNT
-        if name == "RequestNotSupported" or name == "RequestBadFormat":
-            request_type = _between(message, ',RequestType="', '"')
-            if request_type is not None and request_type in UNKNOWN_ACCOUNT_REQUESTS:
-                parsed.kind = K.UNKNOWN_ACCOUNT
-        parsed.extra.update({k: v for k, v in fields.items() if k in ("Challenge", "ACLName", "Module")})
-        challenge = _value_after(message, end, ',Challenge="')
-        received = _value_after(message, end, ',ReceivedChallenge="')
-        if challenge is not None:
-            parsed.extra["Challenge"] = challenge
+        service = SERVICES.get(head["service"], Service.SIP)
+        parsed = Parsed(self.id, kind, service, address[0], address[1], address[2], reason=name)
+        parsed.account = _between(message, ',AccountID="', '",SessionID="')
+        parsed.session = _between(message, ',SessionID="', '",LocalAddress="', last=True)
+        tail = message[end + 1 :]
+        extra = {"event_tv": head["tv"]}
+        if "," in tail:
+            challenge = _value_after(tail, ',Challenge="')
+            if challenge is not None:
+                extra["Challenge"] = challenge
+            if name in ("RequestNotSupported", "RequestBadFormat"):
+                request_type = _between(message, ',RequestType="', '"')
+                if request_type in UNKNOWN_ACCOUNT_REQUESTS:
+                    parsed.kind = K.UNKNOWN_ACCOUNT
+            elif name == "FailedACL":
+                acl = _value_after(tail, ',ACLName="')
+                if acl is not None:
+                    extra["ACLName"] = acl
+        parsed.extra = extra
         default = Evidence.WEAK
-        if service is Service.AMI or (name == "InvalidPassword" and received and received == challenge):
+        if service is Service.AMI:
             default = Evidence.STRONG
+        elif name == "InvalidPassword":
+            received = _value_after(tail, ',ReceivedChallenge="')
+            if received and received == extra.get("Challenge"):
+                default = Evidence.STRONG  # the client echoed the nonce we sent it: a round trip
         parsed.evidence = evidence_for(parsed.transport, default)
         if message.count("RemoteAddress=") > 1:
-            return injection(parsed, _server_tail(name, tail), "RemoteAddress occurs more than once")
+            return injection(parsed, _server_tail(name, tail.rstrip()), "RemoteAddress occurs more than once")
         if "\n" in message:
-            return injection(parsed, _server_tail(name, tail), "a field holds a line break")
+            return injection(parsed, _server_tail(name, tail.rstrip()), "a field holds a line break")
         return parsed
 
 
@@ -140,8 +144,8 @@ def _between(text: str, left: str, right: str, last: bool = False) -> str | None
     return text[start:end] if end >= 0 else None
 
 
-def _value_after(text: str, pos: int, key: str) -> str | None:
-    start = text.find(key, pos)
+def _value_after(text: str, key: str) -> str | None:
+    start = text.find(key)
     if start < 0:
         return None
     start += len(key)

@@ -1,0 +1,164 @@
+"""Parse a large file on every core; keep one ordered event stream for the pipeline.
+
+The main process reads 4 MiB buffers and hands each, with a little lookahead from the next one, to a
+worker process; the workers run the very same prefilter and parsers and send back compact tuples; the
+main process rebuilds the events in file order and runs the pipeline. A record that crosses a buffer
+boundary (an attacker's line break inside a dialled number) is read by the worker of the buffer it
+starts in, and the lines it swallowed are dropped from the next buffer's results.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from sipwatch.event import Event, Evidence, IPAddress, Kind, Service
+from sipwatch.formats import DUMP_MARKERS
+from sipwatch.formats.parser import LineParser
+from sipwatch.formats.prefilter import Prefilter
+from sipwatch.formats.records import MAX_RECORD, RecordScanner, ScanStats
+from sipwatch.netaddr import ip_of
+from sipwatch.sources.files import FileSource
+from sipwatch.tally import Tally
+from sipwatch.timeparse import TimeParser
+
+LOOKAHEAD = 4 * MAX_RECORD
+MIN_PARALLEL_BYTES = 16 << 20  # below this, starting processes costs more than it saves
+
+#: time, kind, service, ip, port, transport, account, target, user agent, evidence, line, form, session,
+#: reason, extra: an `Event` without its raw text, in plain values that pickle fast
+Wire = tuple[float, int, int, str | None, int | None, str | None, str | None, str | None, str | None, int, int,
+             str, str | None, str, dict[str, str] | None]
+
+# enum members travel as small ints (pickling an enum member costs a lookup by value on arrival)
+_KINDS = list(Kind)
+_SERVICES = list(Service)
+_EVIDENCE = list(Evidence)
+_KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
+_SERVICE_INDEX = {s: i for i, s in enumerate(_SERVICES)}
+_EVIDENCE_INDEX = {e: i for i, e in enumerate(_EVIDENCE)}
+_TEXT: dict[IPAddress, str] = {}
+
+
+def _ip_text(ip: IPAddress) -> str:
+    text = _TEXT.get(ip)
+    if text is None:
+        if len(_TEXT) > 100_000:
+            _TEXT.clear()
+        text = _TEXT[ip] = str(ip)
+    return text
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    data: bytes
+    limit: int
+    line_base: int
+    year: int
+    tz: str
+
+
+def workers() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+_PARSERS: dict[tuple[str, int, str], tuple[LineParser, Prefilter]] = {}
+
+
+def _parser(name: str, year: int, tz_name: str) -> tuple[LineParser, Prefilter]:
+    """One parser per file and worker, kept across buffers (its caches are warm)."""
+    key = (name, year, tz_name)
+    found = _PARSERS.get(key)
+    if found is None:
+        from zoneinfo import ZoneInfo
+
+        parser = LineParser(TimeParser(year, ZoneInfo(tz_name) if tz_name else None))
+        prefilter = next((p for _, p in _PARSERS.values()), None) or Prefilter([*parser.markers, *DUMP_MARKERS])
+        found = _PARSERS[key] = (parser, prefilter)
+    return found
+
+
+def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, Tally]:
+    """Worker side: parse one buffer; return the events as tuples of plain values, and the tally."""
+    parser, prefilter = _parser(job.name, job.year, job.tz)
+    parser.last_time = 0.0
+    stats = ScanStats()
+    scanner = RecordScanner(parser, prefilter, job.name, stats)
+    scanner.line_base = job.line_base
+    events, _ = scanner.feed(job.data, final=True, limit=job.limit)
+    stats.lines = scanner.line_base - job.line_base
+    tally = Tally()
+    for e in events:
+        tally.add(e)
+    kinds, services, evidence = _KIND_INDEX, _SERVICE_INDEX, _EVIDENCE_INDEX
+    wire = [
+        (e.time, kinds[e.kind], services[e.service], _ip_text(e.ip) if e.ip is not None else None, e.port,
+         e.transport, e.account, e.target, e.user_agent, evidence[e.evidence], e.line, e.form, e.session,
+         e.reason, e.extra or None)
+        for e in events
+    ]
+    return wire, stats, scanner.spill_line, tally.flush()
+
+
+def _event(w: Wire, file: str) -> Event:
+    (time, kind, service, ip, port, transport, account, target, ua, evidence, line, form, session, reason,
+     extra) = w
+    return Event(
+        time, _KINDS[kind], _SERVICES[service], ip_of(ip) if ip is not None else None,
+        port, transport, account, target, ua, _EVIDENCE[evidence], file, line, "",
+        form, session, reason or "", extra or {},
+    )
+
+
+def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: str, stats: ScanStats,
+                    tally: Tally, blocked: Callable[[IPAddress | None, float], bool]) -> Iterator[Event]:
+    """Events of `source` in file order, parsed by the pool's workers; their tallies are merged into
+    `tally`; events from addresses that are `blocked` at their time are not even built."""
+    pending: deque[Future[tuple[list[Wire], ScanStats, int, Tally]]] = deque()
+    line_base = 0
+    previous: bytes | None = None
+    skip_through = 0
+    last_time = 0.0
+
+    def submit(data: bytes, following: bytes | None) -> None:
+        nonlocal line_base
+        lookahead = b""
+        if following:
+            cut = following.rfind(b"\n", 0, LOOKAHEAD) + 1
+            lookahead = following[:cut]
+        job = Job(source.name, data + lookahead, len(data), line_base, year, tz)
+        pending.append(pool.submit(parse_job, job))
+        line_base += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+    def drain(block: bool) -> Iterator[Event]:
+        nonlocal skip_through, last_time
+        while pending and (block or pending[0].done()):
+            wire, part, spill, part_tally = pending.popleft().result()
+            stats.add(part)
+            tally.merge(part_tally)
+            for w in wire:
+                if w[10] <= skip_through:
+                    stats.events -= 1  # a line swallowed by a record of the previous buffer
+                    tally.remove(_event(w, source.name))
+                    continue
+                when = w[0] or last_time
+                ip = ip_of(w[3]) if w[3] is not None else None
+                if blocked(ip, when):
+                    continue
+                event = _event(w, source.name)
+                event.time = last_time = when
+                yield event
+            skip_through = max(skip_through, spill)
+
+    for buf in source.buffers():
+        if previous is not None:
+            submit(previous, buf)
+        previous = buf
+        yield from drain(block=len(pending) >= 4)
+    if previous is not None:
+        submit(previous, None)
+    yield from drain(block=True)

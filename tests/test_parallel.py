@@ -1,0 +1,80 @@
+"""A large file parsed on several cores gives exactly the events and report of a one-process scan,
+also when a record split by an injected line break crosses a buffer boundary."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from sipwatch import parallel
+from sipwatch.config import Config
+from sipwatch.formats.records import ScanStats
+from sipwatch.scan import Reader
+from sipwatch.sources.files import FileSource
+from sipwatch.tally import Tally
+
+ATTACK = (
+    "[2024-05-01 10:{m:02d}:{s:02d}] NOTICE[2817] chan_sip.c: Registration from '\"{u}\"<sip:{u}@203.0.113.10>' "
+    "failed for '198.51.100.{a}:5060' - Wrong password"
+)
+BENIGN = "[2024-05-01 10:{m:02d}:{s:02d}] VERBOSE[2345][C-00000001] app_dial.c: Called PJSIP/{u}"
+FORGED_HEAD = (
+    "[2024-05-01 10:{m:02d}:{s:02d}] NOTICE[3021][C-0000001a] chan_sip.c: Call from '' (198.51.100.200:5060) "
+    "to extension '1"
+)
+FORGED_MIDDLE = (
+    "[2024-05-01 10:{m:02d}:{s:02d}] NOTICE[2817] chan_sip.c: Registration from '<sip:1@x>' failed for "
+    "'192.0.2.250:5060' - Wrong password"
+)
+FORGED_TAIL = "' rejected because extension not found in context 'default'."
+
+
+def _write(path: Path, lines: int, forged_at: set[int]) -> None:
+    out = []
+    for i in range(lines):
+        m, s = (i // 600) % 60, (i // 10) % 60
+        if i in forged_at:
+            out += [FORGED_HEAD.format(m=m, s=s), FORGED_MIDDLE.format(m=m, s=s), FORGED_TAIL]
+        elif i % 7 == 0:
+            out.append(ATTACK.format(m=m, s=s, u=100 + i % 50, a=1 + i % 40))
+        else:
+            out.append(BENIGN.format(m=m, s=s, u=6000 + i % 9))
+    path.write_text("\n".join(out) + "\n")
+
+
+@pytest.fixture(scope="module")
+def pool() -> ProcessPoolExecutor:
+    executor = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+    yield executor  # type: ignore[misc]
+    executor.shutdown()
+
+
+def _sequential(path: Path) -> list[tuple[object, ...]]:
+    events = Reader(Config()).events(FileSource(str(path), chunk=8192), ScanStats())
+    return [(e.line, e.kind, str(e.ip), e.port, e.account, e.time) for e in events]
+
+
+def _parallel(pool: ProcessPoolExecutor, path: Path) -> list[tuple[object, ...]]:
+    source = FileSource(str(path), chunk=8192)
+    events = parallel.parallel_events(pool, source, 2024, "", ScanStats(), Tally(), lambda ip, t: False)
+    return [(e.line, e.kind, str(e.ip), e.port, e.account, e.time) for e in events]
+
+
+def test_parallel_parse_equals_sequential(tmp_path: Path, pool: ProcessPoolExecutor) -> None:
+    log = tmp_path / "big.log"
+    _write(log, 3000, forged_at=set())
+    assert _parallel(pool, log) == _sequential(log)
+
+
+@pytest.mark.parametrize("offset", range(0, 200, 7))
+def test_forged_record_across_a_buffer_boundary_blames_nobody(tmp_path: Path, pool: ProcessPoolExecutor,
+                                                               offset: int) -> None:
+    """Wherever the 8 KiB boundary falls inside the three physical lines, the victim is never named."""
+    log = tmp_path / "forged.log"
+    _write(log, 400, forged_at={60 + offset // 7})
+    seq, par = _sequential(log), _parallel(pool, log)
+    assert par == seq
+    assert all(ip != "192.0.2.250" for _, _, ip, *_ in par)
