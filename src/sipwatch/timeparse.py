@@ -54,6 +54,11 @@ class TimeParser:
         return value
 
     def _parse(self, text: str) -> float | None:
+        if text.startswith("@"):  # seconds since the epoch (journald exports)
+            try:
+                return float(text[1:])
+            except ValueError:
+                return None
         m = _ISO.match(text)
         if m:
             if m[1]:

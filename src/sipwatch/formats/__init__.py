@@ -39,3 +39,7 @@ READERS: tuple[Reader, ...] = (
 
 #: Packet-dump openers (SIP debug output): their lines are caller text, never log lines.
 DUMP_MARKERS = ("<--- SIP read from ", "<--- Received SIP ")
+
+#: Texts that suggest a security message although no reader claims them: such lines are reported
+#: as "looked security-related but matched no known format", so that new formats get noticed.
+SUSPICIOUS_MARKERS = ("Wrong password", "uthentication fail", "No matching peer", "No matching endpoint")

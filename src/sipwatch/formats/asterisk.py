@@ -124,9 +124,19 @@ FORMS: tuple[Form, ...] = (
     # --- main/acl.c --------------------------------------------------------------------------------
     Form(
         "acl.rejected", "asterisk", Service.SIP, "Rejecting '",
-        r"(?P<purpose>" + _alt(ACL_PURPOSES) + r"): ?Rejecting '(?P<addr>" + ADDR
+        r"(?P<purpose>" + _alt(p for p, (_, source) in ACL_PURPOSES.items() if source)
+        + r")(?:: ?)?Rejecting '(?P<addr>" + ADDR
         + r")' due to (?:a failure to pass|use of an invalid) ACL '(?P<acl>[^'\n]*)'\.?",
         kind=K.ACL_DENIED, shape=Shape.BARE, trusted="head", separator="Rejecting '",
+        service_of=lambda m: ACL_PURPOSES[m["purpose"]][0],
+    ),
+    Form(  # contact ACLs: the address was taken from the Contact header, which the caller writes
+        "acl.rejected_contact", "asterisk", Service.SIP, "Rejecting '",
+        r"(?P<purpose>" + _alt(p for p, (_, source) in ACL_PURPOSES.items() if not source)
+        + r")(?:: ?)?Rejecting '(?P<addr>" + ADDR
+        + r")' due to (?:a failure to pass|use of an invalid) ACL '(?P<acl>[^'\n]*)'\.?",
+        kind=K.ACL_DENIED, shape=Shape.BARE, address_trusted=False,
+        service_of=lambda m: ACL_PURPOSES[m["purpose"]][0],
     ),
     # --- PJSIP ----------------------------------------------------------------------------------
     Form(

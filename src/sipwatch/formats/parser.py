@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from enum import Enum
 
 from sipwatch.event import Event, Service
-from sipwatch.formats import READERS, Reader
+from sipwatch.formats import READERS, SUSPICIOUS_MARKERS, Reader
 from sipwatch.formats.form import Parsed
 from sipwatch.formats.prefixes import PREFIXES, SYSLOG_HEAD, Prefix, program_server
 from sipwatch.timeparse import TimeParser
@@ -45,7 +46,8 @@ class LineParser:
     def __init__(self, time_parser: TimeParser, readers: Sequence[Reader] = READERS) -> None:
         self.time_parser = time_parser
         self.readers = tuple(readers)
-        self.markers: list[str] = sorted({m for r in self.readers for m in r.markers} | set(OPENERS))
+        self.markers: list[str] = sorted(
+            {m for r in self.readers for m in r.markers} | set(OPENERS) | set(SUSPICIOUS_MARKERS))
         by_marker: dict[str, list[Reader]] = {m: [] for m in self.markers}
         for reader in self.readers:
             for marker in reader.markers:
@@ -150,7 +152,7 @@ class LineParser:
             return None
         parsed = reader.read(message)
         if parsed is not None and server == "proxy" and header[0] == "opensips":
-            parsed.service = Service.OPENSIPS
+            parsed = replace(parsed, service=Service.OPENSIPS)  # readers' results are shared: copy
         return parsed
 
     def _prefixless_record(self, text: str, file: str, line: int) -> Event | Status:
@@ -181,14 +183,35 @@ class LineParser:
 
 
 def _json_header(text: str) -> Header | None:
-    """Asterisk's `[json]` formatter: one object per line, the message JSON-escaped."""
+    """Asterisk's `[json]` formatter (one object per line, the message JSON-escaped), or a journald
+    export (`journalctl -o json`): its MESSAGE is the line the server wrote, prefix and all."""
     try:
         record = json.loads(text)
+        if "MESSAGE" in record and isinstance(record["MESSAGE"], str):
+            return _journal_header(record)
         logmsg = record["logmsg"]
         message = logmsg["message"]
         location = logmsg.get("location") or {}
         if not isinstance(message, str):
             return None
         return "asterisk", location.get("filename"), record.get("timestamp"), message.rstrip("\n")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
+
+
+_JOURNAL_PARSER: list[LineParser] = []
+
+
+def _journal_header(record: dict[str, object]) -> Header | None:
+    if not _JOURNAL_PARSER:
+        _JOURNAL_PARSER.append(LineParser(TimeParser(2000)))
+    message = str(record["MESSAGE"])
+    inner = _JOURNAL_PARSER[0].header(message)
+    stamp = record.get("__REALTIME_TIMESTAMP")
+    when = f"@{int(str(stamp)) / 1_000_000:.6f}" if str(stamp).isdigit() else None
+    if inner is None:
+        ident = str(record.get("SYSLOG_IDENTIFIER") or record.get("_COMM") or "")
+        server = program_server(ident)
+        return (server, None, when, message) if server else None
+    server, file, ts, rest = inner
+    return server, file, when or ts, rest

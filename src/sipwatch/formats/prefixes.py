@@ -77,11 +77,13 @@ PREFIXES: tuple[Prefix, ...] = (
         r"(?: ?\d+\(\d+\) )?(?P<level>ALERT|BUG|CRITICAL|ERROR|WARNING|NOTICE|INFO|DEBUG): "
         r"(?:<script>|(?:<core>|(?P<file>[\w-]+)) \[[\w/.-]+:\d+\]: \w+\(\))(?:: |: ?)",
     ),
-    # OpenSIPS: `LEVEL:module:func: msg`; LM_GEN (xlog, pike) glues `LEVEL:` to the text (3.4+)
+    # OpenSIPS: `LEVEL:module:func: msg`; LM_GEN (xlog, pike) glues `LEVEL:` to the text (3.4+);
+    # on stderr the line starts with `Mar  3 04:05:08 [3310] `.
     _p(
         "opensips",
         "opensips",
-        r"(?:\[\d+\] )?(?P<level>ALERT|CRITICAL|ERROR|WARNING|NOTICE|INFO|DBG|DEBUG):"
+        r"(?:(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d) )?(?:\[\d+\] )?"
+        r"(?P<level>ALERT|CRITICAL|ERROR|WARNING|NOTICE|INFO|DBG|DEBUG):"
         r"(?:(?P<file>[\w-]+):(?P<func>\w+): )?",
     ),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -24,6 +25,8 @@ class FileSource:
 
     @property
     def size(self) -> int:
+        if self.path == "-":
+            return 0
         try:
             return os.stat(self.path).st_size
         except OSError:
@@ -31,12 +34,20 @@ class FileSource:
 
     @property
     def mtime(self) -> float | None:
+        if self.path == "-":
+            return None
         try:
             return os.stat(self.path).st_mtime
         except OSError:
             return None
 
     def _open(self) -> BinaryIO:
+        if self.path == "-":  # standard input, plain or gzip
+            stream = sys.stdin.buffer
+            head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
+            if head == b"\x1f\x8b":
+                return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+            return stream
         try:
             raw = open(self.path, "rb")  # noqa: SIM115 - closed by the caller's with-block
         except FileNotFoundError:
