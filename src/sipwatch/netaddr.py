@@ -27,28 +27,26 @@ Address = tuple[IPAddress, int | None, str | None]  # ip, port, transport
 _TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "WS", "WSS", "SCTP"})
 
 
-class _IPv4(ipaddress.IPv4Address):
-    """An IPv4Address whose hash is computed once: detectors key many dicts by address."""
+class _CachedHash:
+    """Addresses whose hash is computed once: detectors key many dicts by address, and the standard
+    classes hash by formatting the address as hex text every time."""
 
-    __slots__ = ("_hash",)
+    __slots__ = ()
 
     def __init__(self, address: object) -> None:
-        super().__init__(address)
-        self._hash = super().__hash__()
+        super().__init__(address)  # type: ignore[call-arg]
+        self._hash: int = super().__hash__()  # type: ignore[misc]
 
     def __hash__(self) -> int:
         return self._hash
 
 
-class _IPv6(ipaddress.IPv6Address):
+class _IPv4(_CachedHash, ipaddress.IPv4Address):
     __slots__ = ("_hash",)
 
-    def __init__(self, address: object) -> None:
-        super().__init__(address)
-        self._hash = super().__hash__()
 
-    def __hash__(self) -> int:
-        return self._hash
+class _IPv6(_CachedHash, ipaddress.IPv6Address):
+    __slots__ = ("_hash",)
 
 
 @lru_cache(maxsize=65536)
