@@ -12,15 +12,17 @@ logger configuration), as when logs of several servers or of an upgraded server 
 * about 8% the `[plain]` formatter (`[ts] LEVEL[lwp]: file.c:line func: msg`);
 * about 10% syslog-wrapped lines (`Mon DD HH:MM:SS pbx asterisk[pid]: LEVEL[lwp][C-..]: file.c:line in func: msg`).
 
-Most lines (85% by default) are ordinary `full`-log traffic: dialplan execution, dialling, bridging, RTP and
-DEBUG lines, registrations and qualify results, AMI logins, trunk registration retries, retransmission
-warnings with an unprefixed continuation line. The rest are attack lines from many addresses (IPv4 and
-IPv6): chan_sip and PJSIP registration failures, rejected calls to international numbers, security-log
-events, AMI and IAX2 authentication failures. Addresses come only from documentation ranges (192.0.2.0/24,
-198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) and the RFC 2544 benchmarking range 198.18.0.0/15.
+Most lines (85% by default) are ordinary `full`-log traffic: dialplan execution, dialling, bridging,
+RTP and DEBUG lines, registrations and qualify results, AMI logins, trunk registration retries,
+retransmission warnings with an unprefixed continuation line. VERBOSE messages carry the console prefix
+the version writes to files (`    -- `/`  == ` in 1.8, `-- `/`== ` in 11 and 13, none from 16 on).
+The rest are attack lines from many addresses (IPv4 and IPv6): chan_sip and PJSIP registration
+failures, rejected calls to international numbers, security-log events, AMI and IAX2 authentication
+failures. Addresses come only from documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
+2001:db8::/32) and the RFC 2544 benchmarking range 198.18.0.0/15.
 Timestamps increase through the file; the file's mtime is set to the last one, so readers that take the
-year of year-less dates from the mtime get the right year. Message formats follow
-shared/reference/log-formats.md sections 1-2.
+year of year-less dates from the mtime get the right year. Message formats follow the format strings in
+Asterisk's source (logger.c, chan_sip.c, res_pjsip, res_security_log.c, manager.c, chan_iax2.c, pbx.c).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class Profile:
     style: str  # iso | old | plain | syslog
     weight: float
     callid: bool  # [C-xxxxxxxx] on call-bound lines (11+)
-    verbose: str  # what precedes `--` in VERBOSE messages ("    " in 1.8/11 file logs)
+    v3: str  # VERBOSE level-3 prefix: "    -- " (1.8), "-- " (11/13), "" (16+: the level is a magic byte)
+    v2: str  # VERBOSE level-2 prefix: "  == ", "== " or ""
     pjsip: str  # "" (none), "p2" ('%s:%d', IPv6 unbracketed) or "p3" (pj_sockaddr_print, bracketed)
     pjsip_call: str  # "" | "p4" | "p5" | "p6"
     security: str  # "" (no security events), "tv11" (EventTV sec-usec) or "tv12" (ISO EventTV)
@@ -68,13 +71,13 @@ class Profile:
 
 
 PROFILES: tuple[Profile, ...] = (
-    Profile("ast1.8-old", "old", 0.06, False, "    ", "", "", "", False, False, False),
-    Profile("ast11-old", "old", 0.06, True, "    ", "", "", "tv11", False, False, False),
-    Profile("freepbx13-iso", "iso", 0.22, True, "", "p2", "p4", "tv12", True, True, False),
-    Profile("ast16-iso", "iso", 0.22, True, "", "p3", "p5", "tv12", True, True, False),
-    Profile("ast18-iso", "iso", 0.26, True, "", "p3", "p6", "tv12", True, False, True),
-    Profile("ast20-plain", "plain", 0.08, True, "", "p3", "p6", "tv12", True, False, True),
-    Profile("ast18-syslog", "syslog", 0.10, True, "", "p3", "p6", "tv12", True, False, True),
+    Profile("ast1.8-old", "old", 0.06, False, "    -- ", "  == ", "", "", "", False, False, False),
+    Profile("ast11-old", "old", 0.06, True, "-- ", "== ", "", "", "tv11", False, False, False),
+    Profile("freepbx13-iso", "iso", 0.22, True, "-- ", "== ", "p2", "p4", "tv12", True, True, False),
+    Profile("ast16-iso", "iso", 0.22, True, "", "", "p3", "p5", "tv12", True, True, False),
+    Profile("ast18-iso", "iso", 0.26, True, "", "", "p3", "p6", "tv12", True, False, True),
+    Profile("ast20-plain", "plain", 0.08, True, "", "", "p3", "p6", "tv12", True, False, True),
+    Profile("ast18-syslog", "syslog", 0.10, True, "", "", "p3", "p6", "tv12", True, False, True),
 )
 
 # Where each message comes from (file, line, function), roughly as in Asterisk 18.
@@ -250,7 +253,8 @@ class Generator:
         return f"[{self.clock.iso}] {level}[{lwp}]{cid}: {site[0]}:{site[1]} {site[2]}: {msg}\n"
 
     def _fmt_syslog(self, level: str, lwp: int, cid: str, site: Site, msg: str) -> str:
-        return f"{self.clock.old} pbx asterisk[{self.pid}]: {level}[{lwp}]{cid}: {site[0]}:{site[1]} in {site[2]}: {msg}\n"
+        head = f"{self.clock.old} pbx asterisk[{self.pid}]: {level}[{lwp}]{cid}"
+        return f"{head}: {site[0]}:{site[1]} in {site[2]}: {msg}\n"
 
     def emit(self, level: str, lwp: int, cid: str, site: Site, msg: str) -> bool:
         """Write one line; False (and nothing written) once the requested number of lines is reached."""
@@ -274,9 +278,9 @@ class Generator:
         return f"{self.chan:08x}"
 
     # -- segments ----------------------------------------------------------------------------------
-    def start_segment(self) -> None:
+    def start_segment(self, profile: Profile) -> None:
         rng = self.rng
-        self.profile = rng.choices(PROFILES, [p.weight for p in PROFILES])[0]
+        self.profile = profile
         self._fmt = getattr(self, "_fmt_" + self.profile.style)
         self.pid = rng.randint(900, 32000)
         self.monitor_lwp = self.pid + rng.randint(20, 90)
@@ -292,24 +296,21 @@ class Generator:
 
     # -- main loop ---------------------------------------------------------------------------------
     def run(self, lines: int, out: TextIO) -> Counts:
-        rng = self.rng
         counts = self.counts
         self.limit = lines
-        seg_min, seg_max = max(200, lines // 40), max(400, lines // 12)
-        seg_end = 0
-        while counts.lines < lines:
-            if counts.lines >= seg_end:
-                self.start_segment()
-                seg_end = counts.lines + rng.randint(seg_min, seg_max)
-                counts.profiles[self.profile.name] += 1
-            self.clock.tick()
-            if counts.attack_lines < self.attack_share * counts.lines:
-                self.attack_attempt(self.pick_attacker())
-            else:
-                self.benign_step()
-            if len(self.out) >= BATCH:
-                out.write("".join(self.out))
-                self.out.clear()
+        for profile, length in plan_segments(self.rng, lines):
+            self.start_segment(profile)
+            counts.profiles[profile.name] += length
+            end = min(lines, counts.lines + length)
+            while counts.lines < end:
+                self.clock.tick()
+                if counts.attack_lines < self.attack_share * counts.lines:
+                    self.attack_attempt(self.pick_attacker())
+                else:
+                    self.benign_step()
+                if len(self.out) >= BATCH:
+                    out.write("".join(self.out))
+                    self.out.clear()
         out.write("".join(self.out))
         self.out.clear()
         return counts
@@ -340,54 +341,55 @@ class Generator:
         (src, src_ip), (dst, dst_ip) = rng.sample(PHONES, 2)
         cid, lwp = self.new_cid(), rng.randint(2000, 32000)
         chan_a, chan_b = f"{tech}/{src}-{self.new_chan()}", f"{tech}/{dst}-{self.new_chan()}"
-        v = p.verbose
+        v2, v3 = p.v2, p.v3
         bridge = f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-{rng.getrandbits(16):04x}"
         self.emit("VERBOSE", lwp, cid, PBX,
-                  f'{v}-- Executing [{dst}@from-internal:1] Dial("{chan_a}", "{tech}/{dst},30,tTr") in new stack')
+                  f'{v3}Executing [{dst}@from-internal:1] Dial("{chan_a}", "{tech}/{dst},30,tTr") in new stack')
         yield
         if tech == "SIP":
-            self.emit("VERBOSE", lwp, cid, SIP_COS, f"{v}== Using SIP RTP CoS mark 5")
-            self.emit("VERBOSE", lwp, cid, SIP_COS, f"{v}== Using SIP VIDEO CoS mark 6")
+            self.emit("VERBOSE", lwp, cid, SIP_COS, f"{v2}Using SIP RTP CoS mark 5")
+            self.emit("VERBOSE", lwp, cid, SIP_COS, f"{v2}Using SIP VIDEO CoS mark 6")
             yield
-        self.emit("VERBOSE", lwp, cid, DIAL, f"{v}-- Called {tech}/{dst}")
+        self.emit("VERBOSE", lwp, cid, DIAL, f"{v3}Called {tech}/{dst}")
         yield
-        self.emit("VERBOSE", lwp, cid, DIAL, f"{v}-- {chan_b} is ringing")
+        self.emit("VERBOSE", lwp, cid, DIAL, f"{v3}{chan_b} is ringing")
         yield
         if rng.random() < 0.25:
-            self.emit("VERBOSE", lwp, cid, DIAL, f"{v}-- Nobody picked up in 30000 ms")
-            self.emit("VERBOSE", lwp, cid, PBX, f'{v}-- Executing [{dst}@from-internal:2] '
+            self.emit("VERBOSE", lwp, cid, DIAL, f"{v3}Nobody picked up in 30000 ms")
+            self.emit("VERBOSE", lwp, cid, PBX, f'{v3}Executing [{dst}@from-internal:2] '
                       f'VoiceMail("{chan_a}", "{dst}@default,u") in new stack')
             yield
         else:
-            self.emit("VERBOSE", lwp, cid, DIAL, f"{v}-- {chan_b} answered {chan_a}")
+            self.emit("VERBOSE", lwp, cid, DIAL, f"{v3}{chan_b} answered {chan_a}")
             yield
-            self.emit("DEBUG", lwp, cid, RTP_DBG, f"0x7f{rng.getrandbits(36):09x} -- Strict RTP learning after "
+            self.emit("DEBUG", lwp, cid, RTP_DBG, f"0x7f{rng.getrandbits(40):010x} -- Strict RTP learning after "
                       f"remote address set to: {src_ip}:{rng.randrange(10000, 20000, 2)}")
-            self.emit("VERBOSE", lwp, cid, BRIDGE, f"{v}-- Channel {chan_b} joined 'simple_bridge' basic-bridge "
+            self.emit("VERBOSE", lwp, cid, BRIDGE, f"{v3}Channel {chan_b} joined 'simple_bridge' basic-bridge "
                       f"<{bridge}>")
             yield
             seq, ts = rng.randint(1, 60000), rng.randint(1000, 900000)
             for _ in range(rng.randint(0, 4)):
                 seq, ts = seq + 1, ts + 160
-                self.emit("VERBOSE", lwp, cid, RTP, f"Got  RTP packet from    {dst_ip}:{rng.randrange(10000, 20000, 2)} "
+                port = rng.randrange(10000, 20000, 2)
+                self.emit("VERBOSE", lwp, cid, RTP, f"Got  RTP packet from    {dst_ip}:{port} "
                           f"(type 00, seq {seq:06d}, ts {ts:06d}, len 000160)")
                 yield
-            self.emit("VERBOSE", lwp, cid, BRIDGE, f"{v}-- Channel {chan_b} left 'simple_bridge' basic-bridge "
+            self.emit("VERBOSE", lwp, cid, BRIDGE, f"{v3}Channel {chan_b} left 'simple_bridge' basic-bridge "
                       f"<{bridge}>")
             yield
         self.emit("VERBOSE", lwp, cid, SPAWN,
-                  f"{v}== Spawn extension (from-internal, {dst}, 1) exited non-zero on '{chan_a}'")
-        self.emit("DEBUG", lwp, cid, CHANNEL, f"Channel 0x7f{rng.getrandbits(36):09x} '{chan_a}' destroying")
+                  f"{v2}Spawn extension (from-internal, {dst}, 1) exited non-zero on '{chan_a}'")
+        self.emit("DEBUG", lwp, cid, CHANNEL, f"Channel 0x7f{rng.getrandbits(40):010x} '{chan_a}' destroying")
 
     def registration_story(self) -> Story:
         rng, p = self.rng, self.profile
         ext, ip = rng.choice(PHONES)
-        v = p.verbose
+        v3 = p.v3
         lwp = rng.randint(2000, 32000)
         if p.security and rng.random() < 0.5:
             yield from self.phone_security(ext, ip, lwp)
         if p.pjsip and rng.random() < 0.8:
-            self.emit("VERBOSE", lwp, "", REGISTRAR, f"{v}-- Added contact 'sip:{ext}@{ip}:5060;ob' to AOR '{ext}' "
+            self.emit("VERBOSE", lwp, "", REGISTRAR, f"{v3}Added contact 'sip:{ext}@{ip}:5060;ob' to AOR '{ext}' "
                       f"with expiration of 3600 seconds")
             yield
             if rng.random() < 0.5:
@@ -395,7 +397,7 @@ class Generator:
                           f"RTT: {rng.uniform(2, 80):.3f} msec")
                 yield
             return
-        self.emit("VERBOSE", self.monitor_lwp, "", CHAN_SIP, f"{v}-- Registered SIP '{ext}' at {ip}:5060")
+        self.emit("VERBOSE", self.monitor_lwp, "", CHAN_SIP, f"{v3}Registered SIP '{ext}' at {ip}:5060")
         yield
         if rng.random() < 0.5:
             self.emit("NOTICE", self.monitor_lwp, "", SIP_QUALIFY,
@@ -422,16 +424,16 @@ class Generator:
             if self.profile.pjsip and rng.random() < 0.6:
                 self.emit("DEBUG", lwp, "", OPTIONS, f"Qualifying contact 'sip:{ext}@{ip}:5060;ob' on AOR '{ext}'")
             else:
-                self.emit("DEBUG", lwp, "", RTP_DBG, f"0x7f{rng.getrandbits(36):09x} -- Received RTP packet from "
+                self.emit("DEBUG", lwp, "", RTP_DBG, f"0x7f{rng.getrandbits(40):010x} -- Received RTP packet from "
                           f"{ip}:{rng.randrange(10000, 20000, 2)}, dropping due to strict RTP protection. "
                           f"Will switch to it in {rng.randint(1, 4)} packets.")
             yield
 
     def ami_story(self) -> Story:
-        v, lwp = self.profile.verbose, self.rng.randint(2000, 32000)
-        self.emit("VERBOSE", lwp, "", MANAGER_SESSION, f"{v}== Manager 'admin' logged on from 127.0.0.1")
+        v2, lwp = self.profile.v2, self.rng.randint(2000, 32000)
+        self.emit("VERBOSE", lwp, "", MANAGER_SESSION, f"{v2}Manager 'admin' logged on from 127.0.0.1")
         yield
-        self.emit("VERBOSE", lwp, "", MANAGER_SESSION, f"{v}== Manager 'admin' logged off from 127.0.0.1")
+        self.emit("VERBOSE", lwp, "", MANAGER_SESSION, f"{v2}Manager 'admin' logged off from 127.0.0.1")
         yield
 
     def trouble_story(self) -> Story:
@@ -444,11 +446,12 @@ class Generator:
             yield
             return
         if rng.random() < 0.5:
+            tries = rng.randint(1, 3)
             self.emit("NOTICE", self.monitor_lwp, "", CHAN_SIP,
-                      f"Failed to authenticate on REGISTER to '4930555123@sip.provider.example' (Tries {rng.randint(1, 3)})")
+                      f"Failed to authenticate on REGISTER to '4930555123@sip.provider.example' (Tries {tries})")
             yield
             return
-        ext, ip = rng.choice(PHONES)
+        ip = rng.choice(PHONES)[1]
         callid = f"{rng.getrandbits(64):016x}@{ip}"
         self.emit("WARNING", self.monitor_lwp, "", CHAN_SIP_MISC,
                   f"Retransmission timeout reached on transmission {callid} for seqno 102 (Critical Response) -- "
@@ -521,7 +524,7 @@ class Generator:
         if p.freepbx and self.rng.random() < 0.3 and not a.v6:
             chan = f"SIP/{a.ip}-{self.new_chan()}"
             self.attack("freepbx.noop", "VERBOSE", lwp, cid, PBX,
-                        f'{p.verbose}-- Executing [{number}@from-sip-external:1] NoOp("{chan}", "Received incoming '
+                        f'{p.v3}Executing [{number}@from-sip-external:1] NoOp("{chan}", "Received incoming '
                         f'SIP connection from unknown peer to {number}") in new stack')
             self.attack("freepbx.log", "WARNING", lwp, cid, FREEPBX_LOG,
                         f'"Rejecting unknown SIP connection from {a.ip}"')
@@ -581,7 +584,7 @@ class Generator:
                         f"{a.ip} tried to authenticate with nonexistent user '{user}'")
             event, version = "InvalidAccountID", "1"
         if p.security:
-            self.attack_security(a, event, version, "Error", "AMI", user, f"0x7f{rng.getrandbits(36):09x}", "",
+            self.attack_security(a, event, version, "Error", "AMI", user, f"0x7f{rng.getrandbits(40):010x}", "",
                                  local=f"IPV{6 if a.v6 else 4}/TCP/{'::' if a.v6 else '0.0.0.0'}/5038")
 
     def attack_iax(self, a: Attacker) -> None:
@@ -604,7 +607,7 @@ class Generator:
 
     def session_id(self, service: str) -> str:
         bits = self.rng.getrandbits(64)
-        return f"{bits:016x}@{SERVER_V4}" if service == "PJSIP" else f"0x7f{bits & 0xFFFFFFFFF:09x}"
+        return f"{bits:016x}@{SERVER_V4}" if service == "PJSIP" else f"0x7f{bits & 0xFFFFFFFFFF:010x}"
 
     def nonce(self, service: str) -> str:
         bits = self.rng.getrandbits(64)
@@ -634,6 +637,19 @@ class Generator:
             self.counts.forms[f"security.{event}"] += 1
 
 
+def plan_segments(rng: random.Random, lines: int) -> list[tuple[Profile, int]]:
+    """Segments in random order, each profile's lines adding up to its weight (every profile present)."""
+    plan: list[tuple[Profile, int]] = []
+    for profile in PROFILES:
+        left = max(1, round(profile.weight * lines))
+        while left > 0:
+            length = min(left, rng.randint(max(100, lines // 120), max(200, lines // 40)))
+            plan.append((profile, length))
+            left -= length
+    rng.shuffle(plan)
+    return plan
+
+
 def summary(counts: Counts, seconds: float, path: str, seed: int) -> dict[str, object]:
     return {
         "file": path,
@@ -645,16 +661,17 @@ def summary(counts: Counts, seconds: float, path: str, seed: int) -> dict[str, o
         "continuation_lines": counts.continuation_lines,
         "attacker_ips": len(counts.attackers),
         "attacker_ips_v6": sum(1 for ip in counts.attackers if ":" in ip),
-        "segments": dict(counts.profiles),
+        "segment_lines": dict(counts.profiles),
         "attack_forms": dict(sorted(counts.forms.items())),
         "seconds": round(seconds, 2),
+        "attackers": sorted(counts.attackers),
     }
 
 
 def generate(path: str, lines: int, seed: int, attack_share: float) -> dict[str, object]:
     started = time.perf_counter()
     gen = Generator(seed, attack_share)
-    with open(path, "w", encoding="utf-8", buffering=1 << 20) as out:
+    with open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as out:
         counts = gen.run(lines, out)
     last = int(gen.clock.now)
     os.utime(path, (last, last))

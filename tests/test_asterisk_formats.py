@@ -333,7 +333,6 @@ def test_pjsip_acl_source_variant_blames_the_source() -> None:
     assert (event.kind, str(event.ip), event.port) == (Kind.ACL_DENIED, "198.51.100.7", 5060)
 
 
-@pytest.mark.xfail(strict=True, reason="res_pjsip_acl contact variant (`addr:0`) is read as the packet source")
 def test_pjsip_acl_contact_variant_blames_nobody() -> None:
     """The `:0` variant is the Contact header's host (attacker-chosen, even resolved by DNS): no source."""
     events = parse_line(PJ_ACL + "Incoming SIP message from 203.0.113.66:0 did not pass ACL test")
@@ -516,9 +515,7 @@ def test_ami_logoff_is_not_hostile() -> None:
         pytest.param(IAX_WARNING + "Too much delay in IAX2 calltoken timestamp from address 198.51.100.7:4569",
                      Kind.FLOOD, "198.51.100.7", 4569, id="calltoken-delay"),
         pytest.param(IAX_WARNING + "Address 198.51.100.7:4569 failed CallToken hash inspection",
-                     Kind.FLOOD, "198.51.100.7", 4569, id="calltoken-hash",
-                     marks=pytest.mark.xfail(strict=True, reason="marker `calltoken` is lower case; the line "
-                                             "says `CallToken`, so the reader is never tried")),
+                     Kind.FLOOD, "198.51.100.7", 4569, id="calltoken-hash"),
         pytest.param(IAX_ERROR + "Call rejected, CallToken Support required. If unexpected, resolve by placing "
                      "address 198.51.100.7:4569 in the calltokenoptional list or setting user office "
                      "requirecalltoken=no", Kind.MALFORMED, "198.51.100.7", 4569, id="calltoken-required"),
@@ -530,7 +527,6 @@ def test_iax2_line(line: str, kind: Kind, ip: str, port: int | None) -> None:
     assert (event.kind, str(event.ip), event.port, event.service) == (kind, ip, port, Service.IAX2)
 
 
-XFAIL_IAX_ACCOUNT = pytest.mark.xfail(strict=True, reason="the account is read as \"for 'office\"")
 
 
 @pytest.mark.parametrize(
@@ -540,9 +536,9 @@ XFAIL_IAX_ACCOUNT = pytest.mark.xfail(strict=True, reason="the account is read a
         pytest.param(IAX_WARNING + "Host 198.51.100.7:4569 failed to authenticate as office", "office",
                      id="failed-auth"),
         pytest.param(IAX + "Host 198.51.100.7 failed MD5 authentication for 'office' (7f3a9c2e != 0b1d4e8a)",
-                     "office", id="md5", marks=XFAIL_IAX_ACCOUNT),
+                     "office", id="md5"),
         pytest.param(IAX + "Host 198.51.100.7 did not provide proper plaintext password for 'office'", "office",
-                     id="plaintext", marks=XFAIL_IAX_ACCOUNT),
+                     id="plaintext"),
     ],
 )
 def test_iax2_account(line: str, account: str) -> None:
@@ -722,9 +718,7 @@ PREFIXES = [
     pytest.param(f"[2024-05-01 10:00:00] NOTICE[30122][C-0000001a]: chan_sip.c:28926 handle_request_register: "
                  f"{REGISTRATION}", (2024, 5, 1, 10, 0, 0), id="plain-formatter-call-id"),
     pytest.param(f"Jan 14 03:12:45 NOTICE[8123] chan_sip.c: {REGISTRATION_12}", (2024, 1, 14, 3, 12, 45),
-                 id="1.2-without-T",
-                 marks=pytest.mark.xfail(strict=True, reason="1.2 prefix is taken for a syslog header "
-                                         "(host NOTICE[8123], program chan_sip.c) and the line is ignored")),
+                 id="1.2-without-T"),
     pytest.param(f"[Jan 14 03:12:45] NOTICE[8123]: {REGISTRATION_12}", (2024, 1, 14, 3, 12, 45), id="1.2-with-T"),
     pytest.param(f"Apr 22 03:41:07 pbx asterisk[24980]: NOTICE[25010]: chan_sip.c:25797 in handle_request_register: "
                  f"{REGISTRATION}", (2024, 4, 22, 3, 41, 7), id="syslog-1.4-1.8"),

@@ -229,8 +229,6 @@ def test_domestic_calls_are_not_toll_fraud() -> None:
     assert by(run(events, cfg), "toll_fraud") == []
 
 
-@pytest.mark.xfail(strict=True, reason="access codes are stripped in a chain (`0`, then `9`), so the German "
-                   "premium number 0900 1234567 becomes `00` + 1234567 = '+1234567', international")
 def test_domestic_premium_rate_number_is_premium() -> None:
     """With country DE, 0900… is a national premium-rate number, not an international call to +1234567."""
     number = NumberClassifier("DE").classify("09001234567")

@@ -146,8 +146,6 @@ def test_mod_fail2ban_line(read_log: Callable[..., ReadResult], line: str, kind:
     assert event.time == pytest.approx(1714557600.123456)
 
 
-@pytest.mark.xfail(strict=True, reason="the odd UTC offset of non-whole-hour zones (`+051800`) is not read; "
-                   "the event gets the previous line's time (0 at file start)")
 def test_mod_fail2ban_half_hour_zone(read_log: Callable[..., ReadResult]) -> None:
     """mod_fail2ban prints the offset minutes as `tm_gmtoff % 3600` seconds: +05:30 is written `+051800`."""
     line = "A registration failed user[1001] ip[198.51.100.7] at[2024-05-01T10:00:00.000000+051800]"

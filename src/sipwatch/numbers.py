@@ -78,20 +78,19 @@ class NumberClassifier:
         self.classify = lru_cache(maxsize=65536)(self._classify)
 
     def international_form(self, dialled: str) -> str | None:
-        """`+<digits>` when the dialled string carries an international access prefix."""
+        """`+<digits>` when the dialled string carries an international access prefix, directly or
+        after one outside-line digit (`9011…`, `000…` = `0` + `00…`); None for national numbers."""
         digits = dialled.strip().replace(" ", "").replace("-", "")
-        for _ in range(3):  # e.g. 9 + 011 + number, or doubled `++`/`000`
-            for p in self.intl:
-                if digits.startswith(p) and len(digits) > len(p) + 6:
-                    rest = digits[len(p):].lstrip("+")
-                    if rest.isdigit():
-                        while rest.startswith("0") and len(rest) > 8:  # `000972…` = `00` + `0972…`
-                            rest = rest[1:]
-                        return "+" + rest
-            stripped = next((digits[len(a):] for a in self.access if digits.startswith(a)), None)
-            if stripped is None:
-                break
-            digits = stripped
+        candidates = [digits, *(digits[len(a):] for a in self.access if digits.startswith(a))]
+        for candidate in candidates:
+            for prefix in self.intl:
+                if not candidate.startswith(prefix) or len(candidate) < len(prefix) + 7:
+                    continue
+                rest = candidate[len(prefix):].lstrip("+")
+                if rest.isdigit():
+                    while rest.startswith("0") and len(rest) > 8:  # `000972…` dialled as `00` + `0972…`
+                        rest = rest[1:]
+                    return "+" + rest
         return None
 
     def _classify(self, dialled: str) -> Classified:

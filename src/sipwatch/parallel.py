@@ -16,16 +16,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from sipwatch.event import Event, Evidence, IPAddress, Kind, Service
-from sipwatch.formats import DUMP_MARKERS
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
-from sipwatch.formats.records import MAX_RECORD, RecordScanner, ScanStats
+from sipwatch.formats.records import RecordScanner, ScanStats, chunks
 from sipwatch.netaddr import ip_of
 from sipwatch.sources.files import FileSource
 from sipwatch.tally import Tally
 from sipwatch.timeparse import TimeParser
 
-LOOKAHEAD = 4 * MAX_RECORD
 MIN_PARALLEL_BYTES = 16 << 20  # below this, starting processes costs more than it saves
 
 #: time, kind, service, ip, port, transport, account, target, user agent, evidence, line, form, session,
@@ -77,7 +75,7 @@ def _parser(name: str, year: int, tz_name: str) -> tuple[LineParser, Prefilter]:
         from zoneinfo import ZoneInfo
 
         parser = LineParser(TimeParser(year, ZoneInfo(tz_name) if tz_name else None))
-        prefilter = next((p for _, p in _PARSERS.values()), None) or Prefilter([*parser.markers, *DUMP_MARKERS])
+        prefilter = next((p for _, p in _PARSERS.values()), None) or Prefilter(parser.markers)
         found = _PARSERS[key] = (parser, prefilter)
     return found
 
@@ -89,7 +87,7 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, Tally]:
     stats = ScanStats()
     scanner = RecordScanner(parser, prefilter, job.name, stats)
     scanner.line_base = job.line_base
-    events, _ = scanner.feed(job.data, final=True, limit=job.limit)
+    events = scanner.feed(job.data, job.limit)
     stats.lines = scanner.line_base - job.line_base
     tally = Tally()
     for e in events:
@@ -120,19 +118,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
     `tally`; events from addresses that are `blocked` at their time are not even built."""
     pending: deque[Future[tuple[list[Wire], ScanStats, int, Tally]]] = deque()
     line_base = 0
-    previous: bytes | None = None
     skip_through = 0
     last_time = 0.0
-
-    def submit(data: bytes, following: bytes | None) -> None:
-        nonlocal line_base
-        lookahead = b""
-        if following:
-            cut = following.rfind(b"\n", 0, LOOKAHEAD) + 1
-            lookahead = following[:cut]
-        job = Job(source.name, data + lookahead, len(data), line_base, year, tz)
-        pending.append(pool.submit(parse_job, job))
-        line_base += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
 
     def drain(block: bool) -> Iterator[Event]:
         nonlocal skip_through, last_time
@@ -142,7 +129,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
             tally.merge(part_tally)
             for w in wire:
                 if w[10] <= skip_through:
-                    stats.events -= 1  # a line swallowed by a record of the previous buffer
+                    stats.events -= 1  # a line swallowed by a record of the previous chunk
                     tally.remove(_event(w, source.name))
                     continue
                 when = w[0] or last_time
@@ -154,11 +141,9 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
                 yield event
             skip_through = max(skip_through, spill)
 
-    for buf in source.buffers():
-        if previous is not None:
-            submit(previous, buf)
-        previous = buf
+    for data, limit in chunks(source.buffers()):
+        job = Job(source.name, data, limit, line_base, year, tz)
+        pending.append(pool.submit(parse_job, job))
+        line_base += data.count(b"\n", 0, limit) + (0 if data[limit - 1 : limit] == b"\n" else 1)
         yield from drain(block=len(pending) >= 4)
-    if previous is not None:
-        submit(previous, None)
     yield from drain(block=True)

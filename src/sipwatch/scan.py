@@ -16,10 +16,9 @@ from sipwatch import parallel
 from sipwatch.config import Config, ConfigError
 from sipwatch.detectors import Decision
 from sipwatch.event import Event, IPAddress
-from sipwatch.formats import DUMP_MARKERS
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
-from sipwatch.formats.records import RecordScanner, ScanStats
+from sipwatch.formats.records import RecordScanner, ScanStats, chunks
 from sipwatch.pipeline import Pipeline
 from sipwatch.sources.files import FileSource, SourceError
 from sipwatch.tally import Offender, Tally
@@ -56,7 +55,7 @@ class Reader:
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"timezone: unknown time zone {config.timezone!r}") from None
         probe = LineParser(TimeParser(2000, self.tz))
-        self.prefilter = Prefilter([*probe.markers, *DUMP_MARKERS], use_hyperscan)
+        self.prefilter = Prefilter(probe.markers, use_hyperscan)
 
     def events(self, source: FileSource, stats: ScanStats, progress: Progress | None = None) -> Iterator[Event]:
         mtime = source.mtime
@@ -64,18 +63,17 @@ class Reader:
         parser = LineParser(TimeParser(year, self.tz))
         scanner = RecordScanner(parser, self.prefilter, source.name, stats)
         total = source.size
-        pending = b""
+        skip_through = 0
         try:
-            for buf in source.buffers():
-                data = pending + buf if pending else buf
-                events, consumed = scanner.feed(data, final=not data.endswith(b"\n"))
-                pending = data[consumed:]
-                yield from events
+            for data, limit in chunks(source.buffers()):
+                for event in scanner.feed(data, limit):
+                    if event.line > skip_through:
+                        yield event
+                    else:
+                        stats.events -= 1  # swallowed by a record of the previous chunk
+                skip_through = max(skip_through, scanner.spill_line)
                 if progress is not None:
                     progress(source.name, source.bytes_read, total)
-            if pending:
-                events, _ = scanner.feed(pending, final=True)
-                yield from events
         finally:
             stats.lines = scanner.line_base
 

@@ -13,7 +13,7 @@ from sipwatch.detectors import Action, Decision
 from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 
 COUNTED = HOSTILE_KINDS | {Kind.INJECTION}
-MAX_DISTINCT = 1000  # accounts and numbers remembered per address
+MAX_DISTINCT = 200  # accounts and numbers remembered per address (the rest are counted, not named)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Generic, Protocol, TypeVar
 
 from sipwatch.event import Event, Evidence, IPAddress, Kind
 
-MAX_EVIDENCE = 20  # events kept with a decision
+MAX_EVIDENCE = 10  # events kept with a decision
 
 
 class Action(StrEnum):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from sipwatch.formats import asterisk, freeswitch, proxies, security
@@ -37,8 +38,16 @@ READERS: tuple[Reader, ...] = (
     *proxies.FORMS,
 )
 
+#: Messages known to be harmless although they carry a marker (see each server's BENIGN)
+BENIGN = re.compile("|".join((*asterisk.BENIGN, *freeswitch.BENIGN)))
+
 #: Packet-dump openers (SIP debug output): their lines are caller text, never log lines.
 DUMP_MARKERS = ("<--- SIP read from ", "<--- Received SIP ")
+PROXY_DUMP_MARKERS = ("message=<",)
+
+#: The server-written tail of a record, found at the start of a physical line: the caller's text
+#: before it held a line break, and the lines since its record began were written by the caller.
+ORPHAN_MARKERS = ("\n' rejected because extension not found", '\n",SessionID="', "\n' failed for '")
 
 #: Texts that suggest a security message although no reader claims them: such lines are reported
 #: as "looked security-related but matched no known format", so that new formats get noticed.

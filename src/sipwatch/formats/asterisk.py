@@ -159,6 +159,7 @@ FORMS: tuple[Form, ...] = (
         "pjsip.acl_failed", "asterisk", Service.PJSIP, "did not pass ACL test",
         r"Incoming SIP message from (?P<addr>" + ADDR + r") did not pass ACL test",
         kind=K.ACL_DENIED, shape=Shape.PORT, trusted="head", separator="Incoming SIP message from ",
+        port_zero_untrusted=True,
     ),
     Form(
         "pjsip.registrar", "asterisk", Service.PJSIP,
@@ -216,8 +217,8 @@ FORMS: tuple[Form, ...] = (
     Form(
         "iax2.host_failed", "asterisk", Service.IAX2, "Host ",
         r"Host (?P<addr>" + ADDR + r") (?P<reason>failed MD5 authentication|did not provide proper plaintext password"
-        r"|denied access to register peer|failed to authenticate as)"
-        r" '?(?P<account>.*?)'?(?: \((?P<md5>\w*) != \w*\))?",
+        r"|denied access to register peer|failed to authenticate)"
+        r"(?: for| as)? '?(?P<account>.*?)'?(?: \((?P<md5>\w*) != \w*\))?",
         kinds={"denied access to register peer": K.ACL_DENIED}, kind=K.AUTH_FAILURE, trusted="head",
         strong_reasons=frozenset({"failed MD5 authentication"}), files=IAX2,
     ),
@@ -238,7 +239,7 @@ FORMS: tuple[Form, ...] = (
         kind=K.FLOOD, trusted="head", files=IAX2,
     ),
     Form(
-        "iax2.calltoken", "asterisk", Service.IAX2, "calltoken",
+        "iax2.calltoken", "asterisk", Service.IAX2, ("failed CallToken hash inspection", "calltoken timestamp"),
         r"(?:Address (?P<addr>" + ADDR + r") failed CallToken hash inspection"
         r"|Too much delay in IAX2 calltoken timestamp from address (?P<addr2>" + ADDR + r"))",
         kind=K.FLOOD, trusted="head", files=IAX2,
@@ -263,7 +264,16 @@ FORMS: tuple[Form, ...] = (
     Form(
         "asterisk.unknown_peer_call", "asterisk", Service.SIP, "Received incoming SIP connection from unknown peer",
         r"(?:-- )?Executing \[(?P<target>[^@\n]*)@(?P<context>[^:\n]*):\d+\] NoOp\(\"(?:SIP|PJSIP)/(?P<addr>" + ADDR
-        + r")-[0-9a-f]+\", \"Received incoming SIP connection from unknown peer to (?P<target2>.*)\"\)",
+        + r")-[0-9a-f]+\", \"Received incoming SIP connection from unknown peer to (?P<target2>.*)\"\)"
+        r"(?: in new stack)?",
         kind=K.CALL_ATTEMPT, shape=Shape.BARE, trusted="head",
     ),
+)
+
+#: Known messages that are not attacks (our own trunks' registrations, normal digest fallbacks): they
+#: share markers with attack messages, and are neither events nor "unknown formats".
+BENIGN = (
+    r"Failed to authenticate on (?:REGISTER|INVITE|SUBSCRIBE|MESSAGE|OPTIONS) to ",
+    r"Forbidden - wrong password on authentication for REGISTER for ",
+    r"Registration of '.*' rejected: '.*' from: '",
 )

@@ -90,6 +90,7 @@ class Form:
     strong_reasons: frozenset[str] = frozenset()
     files: tuple[str, ...] = ()  # source files (prefix field) allowed to write it; () = any
     address_trusted: bool = True  # False: the address comes from a header; never blamed
+    port_zero_untrusted: bool = False  # res_pjsip_acl prints `contact:0` for an address taken from Contact
     multiline: str | None = None  # literal that ends the record when an attacker field holds newlines
     prefixless: bool = False  # the line has no server prefix (e.g. mod_fail2ban's own file)
     search: bool = False  # the message may start with caller text (dialplan Ext. prefix): search the tail
@@ -181,6 +182,10 @@ class Form:
         if address is None:
             return None
         parsed.ip, parsed.port, transport = address
+        if self.port_zero_untrusted and parsed.port == 0:
+            parsed.extra = {"untrusted_address": addr_text}
+            parsed.ip = parsed.port = None
+            return parsed
         parsed.transport = transport or self.transport
         default = Evidence.STRONG if reason in self.strong_reasons else self.evidence
         parsed.evidence = evidence_for(parsed.transport, default)

@@ -15,12 +15,22 @@ from dataclasses import replace
 from enum import Enum
 
 from sipwatch.event import Event, Service
-from sipwatch.formats import READERS, SUSPICIOUS_MARKERS, Reader
+from sipwatch.formats import (
+    BENIGN,
+    DUMP_MARKERS,
+    ORPHAN_MARKERS,
+    PROXY_DUMP_MARKERS,
+    READERS,
+    SUSPICIOUS_MARKERS,
+    Reader,
+)
 from sipwatch.formats.form import Parsed
 from sipwatch.formats.prefixes import PREFIXES, SYSLOG_HEAD, Prefix, program_server
 from sipwatch.timeparse import TimeParser
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_VERBOSE_LEAD = frozenset(" -=>")
+_VERBOSE_MARK = re.compile(r"^ *(?:--|==|>)(?= )")
 
 #: Opening literals of records whose caller text may contain line breaks, and the literal that
 #: ends them (see reference rule: reassembly is driven by the expected tail, not by prefixes).
@@ -47,7 +57,8 @@ class LineParser:
         self.time_parser = time_parser
         self.readers = tuple(readers)
         self.markers: list[str] = sorted(
-            {m for r in self.readers for m in r.markers} | set(OPENERS) | set(SUSPICIOUS_MARKERS))
+            {m for r in self.readers for m in r.markers} | set(OPENERS) | set(SUSPICIOUS_MARKERS)
+            | set(DUMP_MARKERS) | set(PROXY_DUMP_MARKERS) | set(ORPHAN_MARKERS))
         by_marker: dict[str, list[Reader]] = {m: [] for m in self.markers}
         for reader in self.readers:
             for marker in reader.markers:
@@ -60,6 +71,7 @@ class LineParser:
         self.last_time = 0.0
         self.pending_tail: str | None = None  # set when parse() returns Status.OPENER
         self.hints_complete = False  # True when the prefilter reports every marker occurrence
+        self.seen_prefix = False  # a prefixed line was read: unprefixed lines are continuations
 
     # -- header --------------------------------------------------------------------------------
     def header(self, text: str) -> Header | None:
@@ -98,14 +110,17 @@ class LineParser:
         header = self.header(text)
         if header is None:
             return self._prefixless_record(text, file, line)
+        self.seen_prefix = True
         message = header[3].rstrip("\r")
+        if message[:1] in _VERBOSE_LEAD:  # 1.8-13 keep the console's `    -- ` / `  == ` in VERBOSE lines
+            message = _VERBOSE_MARK.sub("", message, count=1)
         parsed = self._read(header, message, hints)
         if parsed is None:
             for opener, tail in OPENERS.items():
                 if opener in message and tail not in message:
                     self.pending_tail = tail
                     return Status.OPENER
-            return Status.UNMATCHED
+            return Status.IGNORED if BENIGN.search(message) else Status.UNMATCHED
         return self._event(parsed, header[2], file, line, text)
 
     def parse_all(self, text: str, file: str = "", line: int = 0) -> list[Event]:
@@ -156,6 +171,10 @@ class LineParser:
         return parsed
 
     def _prefixless_record(self, text: str, file: str, line: int) -> Event | Status:
+        """Lines without a prefix: only files that have none (mod_fail2ban's own file) may hold
+        events; in a prefixed log they are continuation lines, i.e. caller text."""
+        if self.seen_prefix:
+            return Status.IGNORED
         for reader in self._prefixless:
             if any(m in text for m in reader.markers):
                 parsed = reader.read(text)

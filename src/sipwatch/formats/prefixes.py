@@ -40,7 +40,7 @@ SYSLOG_HEAD = re.compile(
     r"(?:<\d{1,3}>\d? ?)?"
     r"(?P<sts>[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) "
-    r"(?P<host>\S+) (?P<prog>[\w./@-]+?)(?:\[(?P<pid>\d+)\])?: "
+    r"(?![A-Z]+\[\d+\])(?P<host>\S+) (?P<prog>[\w./@-]+?)(?:\[(?P<pid>\d+)\])?: "
 )
 
 PREFIXES: tuple[Prefix, ...] = (

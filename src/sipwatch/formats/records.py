@@ -1,33 +1,52 @@
 """From byte buffers to events: candidate lines, reassembly of split records, packet dumps.
 
-`RecordScanner.feed()` takes a buffer that ends on a line boundary (or is the last one) and returns
-the events in it and how many bytes it consumed; what it did not consume (a record whose tail is
-still to come) is handed back by the source with the next buffer. The same scanner serves a scan of
-a 10 GB file (4 MiB buffers) and a live tail (one line at a time).
+A file is read as a sequence of chunks (`chunks()`): each is one buffer of whole lines plus some
+lookahead from the following ones. `RecordScanner.feed()` reads the records that *start* in the buffer
+and may read on into the lookahead when a record crosses the end (an attacker's line break inside a
+dialled number, a SIP packet dump); `spill_line` then names the last line it swallowed, and the
+driver drops the next chunk's events up to that line. The sequential reader and the parallel one
+(`sipwatch.parallel`) run exactly this protocol, so they give the same events.
+
+Caller text that spans physical lines is handled three ways:
+* a record whose head lacks its tail (`OPENER`) runs to the *last* unprefixed line holding the tail
+  within the window, so a forged continuation in between cannot end it early;
+* an orphan tail (`' rejected because…` or `",SessionID="…` at the start of a line) proves that the
+  lines since the record it belongs to were written by the caller: their events are withdrawn and
+  that record becomes an `injection`;
+* packet dumps (`<--- SIP read from …`, `<--- Received SIP request (N bytes) …`, Kamailio/OpenSIPS
+  `message=<…>`) are skipped whole; a scanner's User-Agent inside a request is reported.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sipwatch.event import Event, Evidence, Kind, Service
 from sipwatch.fingerprints import scanner_name
-from sipwatch.formats import DUMP_MARKERS
+from sipwatch.formats import DUMP_MARKERS, ORPHAN_MARKERS, PROXY_DUMP_MARKERS
 from sipwatch.formats.parser import LineParser, Status
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.netaddr import Shape, parse_address
 
 MAX_RECORD = 8192  # bytes; longer "lines" are junk (and would make regexes slow)
-MAX_JOIN_LINES = 64  # physical lines a split record may span
+MAX_JOIN_LINES = 64  # physical lines a split record or a proxy dump may span
 MAX_DUMP = 65536  # bytes of one SIP packet dump
+LOOKAHEAD = MAX_DUMP + 2 * MAX_RECORD  # bytes of the following buffers handed along with each one
 
 _DUMP_HEAD = re.compile(
     r"<--- (?:SIP read from (?P<t1>\w+):(?P<a1>\S+) --->"
-    r"|Received SIP (?P<what>request|response) \((?P<size>\d+) bytes\) from (?P<t2>\w+):(?P<a2>\S+) --->)"
+    r"|Received SIP (?P<what>request|response) \((?P<size>\d+) bytes\) from (?P<t2>\w+):(?P<a2>\S+) --->)\s*$"
 )
 _USER_AGENT = re.compile(r"^(?:User-Agent|user-agent|USER-AGENT):[ \t]*(.*?)\r?$", re.MULTILINE)
 _DUMP_END = b"\n<------------->"
+_PROXY_DUMP = re.compile(r"(?:ERROR: )?(?:parse_msg: )?message=<")
+#: forms whose caller text may carry line breaks; an orphan tail belongs to the last of them
+_SPLITTABLE = frozenset({
+    "chan_sip.call_rejected", "chan_sip.call_rejected_noaddr", "pjsip.call_rejected", "pjsip.request_failed",
+    "asterisk.security",
+})
 
 
 @dataclass(slots=True)
@@ -49,34 +68,68 @@ class ScanStats:
         self.unmatched_samples.extend(other.unmatched_samples[:room])
 
 
+def chunks(buffers: Iterator[bytes], lookahead: int = LOOKAHEAD) -> Iterator[tuple[bytes, int]]:
+    """(data, limit) pairs: data[:limit] is one buffer, data[limit:] the lookahead into the next ones."""
+    window: list[bytes] = []
+    ahead = 0
+    try:
+        for buf in buffers:
+            window.append(buf)
+            ahead += len(buf)
+            while len(window) > 1 and ahead - len(window[0]) >= lookahead:
+                yield _chunk(window, lookahead)
+                ahead -= len(window.pop(0))
+    finally:  # also when the source fails (a truncated archive): what was read is still parsed
+        while window:
+            yield _chunk(window, lookahead)
+            window.pop(0)
+
+
+def _chunk(window: list[bytes], lookahead: int) -> tuple[bytes, int]:
+    head = window[0]
+    rest = b"".join(window[1:])[:lookahead]
+    cut = rest.rfind(b"\n") + 1 if len(rest) == lookahead else len(rest)
+    return head + rest[:cut], len(head)
+
+
 class RecordScanner:
     def __init__(self, parser: LineParser, prefilter: Prefilter, file: str, stats: ScanStats) -> None:
         self.parser = parser
         self.prefilter = prefilter
         self.file = file
         self.stats = stats
-        self.line_base = 0  # physical lines before the next buffer
-        self.spill_line = 0  # after feed(limit=...): last line of a record that crossed the limit
-        self._dump_ids = {i for i, m in enumerate(prefilter.markers) if m in DUMP_MARKERS}
+        self.line_base = 0  # physical lines before the next chunk
+        self.spill_line = 0  # after feed(): last line of a record that crossed the limit
+        markers = prefilter.markers
+        self._dump_ids = {i for i, m in enumerate(markers) if m in DUMP_MARKERS}
+        self._proxy_dump_ids = {i for i, m in enumerate(markers) if m in PROXY_DUMP_MARKERS}
+        self._orphan_ids = {i for i, m in enumerate(markers) if m in ORPHAN_MARKERS}
+        self._special = self._dump_ids | self._proxy_dump_ids | self._orphan_ids
         parser.hints_complete = prefilter.engine == "hyperscan"
 
-    def feed(self, buf: bytes, final: bool, limit: int | None = None) -> tuple[list[Event], int]:
-        """Parse `buf`. With `limit`, only records that start before it are read, and the bytes after
-        it are lookahead for a record that crosses it (`spill_line` then names its last line)."""
+    def feed(self, buf: bytes, limit: int | None = None) -> list[Event]:
+        """Events of the records that start in buf[:limit] (all of buf when limit is None). The
+        lookahead is read like the rest, so that a record or an orphan tail crossing the limit is
+        judged exactly as it will be by the next chunk; its events are then dropped."""
+        if limit is None:
+            limit = len(buf)
         events: list[Event] = []
-        self.spill_line = 0
+        stats = self.stats
         hits = self.prefilter.hits(buf)
         count = buf.count
         size = len(buf)
         counted_pos, counted_lines = 0, 0  # newlines in buf[:counted_pos]
         skip_until = 0
+        spill_end = 0  # end of a record that starts before the limit and ends after it
         i, n = 0, len(hits)
         parse = self.parser.parse
         file = self.file
         append = events.append
+        special = self._special
+        orphans = self._orphan_ids
         while i < n:
             end, ident = hits[i]
-            start = buf.rfind(b"\n", 0, end) + 1
+            start = buf.rfind(b"\n", 0, end - 1 if ident in orphans else end) + 1
             stop = buf.find(b"\n", end)
             if stop < 0:
                 stop = size
@@ -87,45 +140,52 @@ class RecordScanner:
                 i += 1
             if start < skip_until:
                 continue
-            if limit is not None and start >= limit:
-                break
             counted_lines += count(b"\n", counted_pos, start)
             counted_pos = start
             line_no = self.line_base + counted_lines + 1
-            self.stats.candidates += 1
-            if self._dump_ids.intersection(ids):
-                skip_until = self._dump(buf, start, stop, line_no, events)
-                continue
+            inside = start < limit
+            record_end = stop
+            if special.intersection(ids):
+                if orphans.intersection(ids):
+                    skip_until = self._orphan(buf, start, stop, line_no, events)
+                    continue
+                dump_end = None
+                if self._dump_ids.intersection(ids):
+                    dump_end = self._dump(buf, start, stop, line_no, events)
+                if dump_end is None and self._proxy_dump_ids.intersection(ids):
+                    dump_end = self._proxy_dump(buf, start, stop)
+                if dump_end is not None:
+                    stats.candidates += inside
+                    skip_until = dump_end
+                    if inside and dump_end > limit:
+                        spill_end = dump_end
+                    continue
+            stats.candidates += inside
             if stop - start > MAX_RECORD:
-                self.stats.junk += 1
+                stats.junk += inside
                 continue
             text = buf[start:stop].decode("utf-8", "replace")
             result = parse(text, file, line_no, ids)
-            if result.__class__ is Event:
-                append(result)
-                continue
-            if result is Status.OPENER and self.parser.pending_tail is not None:
-                record_end = self._find_tail(buf, stop, self.parser.pending_tail)
-                if record_end is None and not final and size - start < MAX_RECORD * 4:
-                    self.line_base += counted_lines
-                    self.stats.events += len(events)
-                    return events, start  # wait for the rest of the record
-                if record_end is not None:
-                    text = buf[start:record_end].decode("utf-8", "replace")
+            if result.__class__ is not Event and result is Status.OPENER and self.parser.pending_tail is not None:
+                tail_end = self._find_tail(buf, stop, self.parser.pending_tail)
+                if tail_end is not None:
+                    record_end = skip_until = tail_end
+                    text = buf[start:tail_end].decode("utf-8", "replace")
                     result = parse(text, file, line_no, ids)
-                    skip_until = record_end
-                    if isinstance(result, Event):
-                        append(result)
-                        continue
-            self._unmatched(result, text, line_no)
-        consumed = size if limit is None else limit
-        self.stats.events += len(events)
-        if skip_until > consumed:
-            self.spill_line = self.line_base + counted_lines + count(b"\n", counted_pos, skip_until - 1) + 1
-        self.line_base += counted_lines + count(b"\n", counted_pos, consumed)
-        if final and consumed and not buf[:consumed].endswith(b"\n"):
-            self.line_base += 1
-        return events, consumed
+            if isinstance(result, Event):
+                append(result)
+                if inside and record_end > limit:
+                    spill_end = record_end
+            elif inside:
+                self._unmatched(result, text, line_no)
+        lines_to_limit = count(b"\n", 0, limit)
+        if limit and buf[limit - 1 : limit] != b"\n":
+            lines_to_limit += 1  # the file's last line has no newline
+        self.spill_line = self.line_base + count(b"\n", 0, spill_end - 1) + 1 if spill_end else 0
+        self.line_base += lines_to_limit
+        events = [e for e in events if e.line <= self.line_base]
+        stats.events += len(events)
+        return events
 
     def _unmatched(self, result: Event | Status, text: str, line_no: int) -> None:
         if result is Status.IGNORED or isinstance(result, Event):
@@ -137,26 +197,66 @@ class RecordScanner:
         if len(self.stats.unmatched_samples) < 50:
             self.stats.unmatched_samples.append((self.file, line_no, text[:300]))
 
-    @staticmethod
-    def _find_tail(buf: bytes, stop: int, tail: str) -> int | None:
-        """End of the physical line holding `tail`, within the reassembly bounds."""
-        limit = min(len(buf), stop + MAX_RECORD)
-        pos = buf.find(tail.encode(), stop, limit)
-        if pos < 0:
-            return None
-        if buf.count(b"\n", stop, pos) > MAX_JOIN_LINES:
-            return None
-        end = buf.find(b"\n", pos)
-        return len(buf) if end < 0 else end
+    def _find_tail(self, buf: bytes, stop: int, tail: str) -> int | None:
+        """End of the first unprefixed line holding `tail` within the reassembly window. (A forged
+        prefixed line holding the tail is part of the record; a forged unprefixed one ends it early,
+        but then the real tail turns up later as an orphan, and `_orphan` withdraws the record.)"""
+        window_end = min(len(buf), stop + MAX_RECORD)
+        needle = tail.encode()
+        pos = buf.find(needle, stop, window_end)
+        while pos >= 0:
+            line_start = buf.rfind(b"\n", 0, pos) + 1
+            if buf.count(b"\n", stop, line_start) > MAX_JOIN_LINES:
+                return None
+            line_end = buf.find(b"\n", pos)
+            line_end = len(buf) if line_end < 0 else line_end
+            if self.parser.header(buf[line_start:line_end].decode("utf-8", "replace")) is None:
+                return line_end
+            pos = buf.find(needle, line_end, window_end)
+        return None
 
-    def _dump(self, buf: bytes, start: int, stop: int, line_no: int, events: list[Event]) -> int:
-        """A SIP packet dump: skip its caller-written lines; report a scanner's User-Agent."""
+    def _orphan(self, buf: bytes, start: int, stop: int, line_no: int, events: list[Event]) -> int:
+        """An orphan tail at `line_no` proves that caller text held line breaks: the lines since the
+        record it ends are forged. Which record that is cannot be proved (a forged line may look like
+        one), so every event from the latest splittable record on is withdrawn and an `injection`
+        event naming nobody is raised."""
+        first = line_no - MAX_JOIN_LINES
+        for event in reversed(events):
+            if event.line < first:
+                break
+            if event.form in _SPLITTABLE:
+                first = event.line
+                break
+        events[:] = [e for e in events if not first <= e.line < line_no]
+        text = buf[start:stop].decode("utf-8", "replace")
+        events.append(Event(
+            time=self.parser.last_time, kind=Kind.INJECTION, service=Service.SIP, file=self.file, line=line_no,
+            raw=text, form="orphan_tail", evidence=Evidence.WEAK,
+            reason="a record's tail stands alone: the lines before it were written by the caller",
+        ))
+        return stop
+
+    def _dump(self, buf: bytes, start: int, stop: int, line_no: int, events: list[Event]) -> int | None:
+        """A SIP packet dump: skip its caller-written lines (returns where it ends), and report a
+        scanner's User-Agent. None when the marker sits inside an ordinary line's caller text."""
         head_text = buf[start:stop].decode("utf-8", "replace")
-        m = _DUMP_HEAD.search(head_text)
+        when = None
+        if not head_text.startswith("<---"):  # the PJSIP logger's header line carries a prefix
+            header = self.parser.header(head_text)
+            if header is None or not header[3].startswith("<---"):
+                return None
+            when = self.parser.time_parser.parse(header[2]) if header[2] else None
+            head_text = header[3]
+        else:  # chan_sip: the header follows a prefixed line with an empty message
+            prev_start = buf.rfind(b"\n", 0, max(0, start - 1)) + 1
+            header = self.parser.header(buf[prev_start : max(prev_start, start - 1)].decode("utf-8", "replace"))
+            if header is not None and header[2]:
+                when = self.parser.time_parser.parse(header[2])
+        m = _DUMP_HEAD.match(head_text)
         if m is None:
-            return stop
+            return None
         if m["size"] is not None:
-            end = min(len(buf), stop + 1 + int(m["size"]))
+            end = min(len(buf), stop + 1 + min(int(m["size"]), MAX_DUMP))
             nl = buf.find(b"\n", end)
             end = len(buf) if nl < 0 else nl
         else:
@@ -168,19 +268,38 @@ class RecordScanner:
             return end
         ua = _USER_AGENT.search(body)
         tool = scanner_name(ua[1]) if ua else None
-        if tool is None:
-            return end
         transport = (m["t1"] or m["t2"] or "").upper() or None
         address = parse_address(m["a1"] or m["a2"] or "", Shape.OPTPORT)
-        if address is None:
+        if tool is None or address is None or ua is None:
             return end
         ip, port, _ = address
-        when = self.parser.time_parser.parse(head_text[1:head_text.find("]")]) if head_text.startswith("[") else None
         evidence = Evidence.STRONG if transport in ("TCP", "TLS", "WS", "WSS") else Evidence.WEAK
-        event = Event(
+        events.append(Event(
             time=when if when is not None else self.parser.last_time, kind=Kind.SCANNER, service=Service.SIP,
-            ip=ip, port=port, transport=transport, user_agent=ua[1] if ua else None, evidence=evidence,
+            ip=ip, port=port, transport=transport, user_agent=ua[1], evidence=evidence,
             file=self.file, line=line_no, raw=head_text, form="asterisk.sip_dump", reason=tool,
-        )
-        events.append(event)
+        ))
+        return end
+
+    def _proxy_dump(self, buf: bytes, start: int, stop: int) -> int | None:
+        """Kamailio/OpenSIPS `message=<…>`: the raw message follows, one header per physical line,
+        up to a line ending with `>`. Skip to the last such line in the window (a `>` the caller
+        wrote earlier must not end the dump); one line when the dump is written on one line.
+        None when the marker is caller text inside an ordinary line."""
+        header = self.parser.header(buf[start:stop].decode("utf-8", "replace"))
+        if header is None or header[0] not in ("kamailio", "opensips") or not _PROXY_DUMP.match(header[3]):
+            return None
+        if buf[start:stop].rstrip(b"\r").endswith(b">"):
+            return stop
+        window_end = min(len(buf), stop + MAX_RECORD * 2)
+        end = stop
+        pos = stop
+        for _ in range(MAX_JOIN_LINES):
+            nl = buf.find(b"\n", pos + 1, window_end)
+            line_end = window_end if nl < 0 else nl
+            if buf[pos + 1 : line_end].rstrip(b"\r").endswith(b">"):
+                end = line_end
+            if nl < 0:
+                break
+            pos = nl
         return end

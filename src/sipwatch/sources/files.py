@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import sys
 import zlib
@@ -46,7 +45,7 @@ class FileSource:
             stream = sys.stdin.buffer
             head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
             if head == b"\x1f\x8b":
-                return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+                return _GzipStream(stream)  # type: ignore[return-value]
             return stream
         try:
             raw = open(self.path, "rb")  # noqa: SIM115 - closed by the caller's with-block
@@ -61,7 +60,7 @@ class FileSource:
         magic = raw.read(2)
         raw.seek(0)
         if magic == b"\x1f\x8b":
-            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+            return _GzipStream(raw)  # type: ignore[return-value]
         return raw
 
     def buffers(self) -> Iterator[bytes]:
@@ -70,11 +69,15 @@ class FileSource:
             carry = b""
             while True:
                 try:
-                    data = fh.read(self.chunk)
-                except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+                    data = self._read(fh)
+                except _Truncated as broken:
+                    if carry or broken.data:
+                        yield carry + broken.data
+                    raise SourceError(f"{self.path}: corrupt or truncated compressed data ({broken.reason})") from None
+                except OSError as exc:
                     if carry:
                         yield carry
-                    raise SourceError(f"{self.path}: corrupt or truncated compressed data ({exc})") from None
+                    raise SourceError(f"{self.path}: read error: {exc.strerror or exc}") from None
                 self.bytes_read = _position(fh)
                 if not data:
                     if carry:
@@ -90,6 +93,65 @@ class FileSource:
                     continue
                 carry = data[cut:]
                 yield data[:cut]
+
+    def _read(self, fh: BinaryIO) -> bytes:
+        """Up to about `chunk` bytes of content."""
+        if isinstance(fh, _GzipStream):
+            return fh.read_some(self.chunk)
+        return fh.read(self.chunk)
+
+
+class _GzipStream:
+    """Incremental gzip decompression (members concatenated as `gzip` and logrotate write them)
+    that keeps everything decompressed before a truncated or corrupt spot."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.fileobj = raw
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._started = False  # inside a member: running out of input now means truncation
+        self._done = False
+
+    def __enter__(self) -> _GzipStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.raw.close()
+
+    def read_some(self, size: int) -> bytes:
+        out: list[bytes] = []
+        produced = 0
+        while produced < size and not self._done:
+            if self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                data = self._inflate.unconsumed_tail or self.raw.read(256 << 10)
+            if not data:
+                self._done = True
+                if self._started:
+                    raise _Truncated(b"".join(out), "the archive ends before its end-of-stream marker")
+                break
+            self._started = True
+            try:
+                piece = self._inflate.decompress(data, size - produced)
+            except zlib.error as exc:
+                self._done = True
+                raise _Truncated(b"".join(out), str(exc)) from None
+            out.append(piece)
+            produced += len(piece)
+            if self._inflate.eof:  # next member, if any (padding zeros between members are allowed)
+                self._pending = self._inflate.unused_data.lstrip(b"\0")
+                self._inflate = zlib.decompressobj(wbits=31)
+                self._started = False
+        return b"".join(out)
+
+
+class _Truncated(Exception):
+    def __init__(self, data: bytes, reason: str) -> None:
+        super().__init__(reason)
+        self.data = data
+        self.reason = reason
 
 
 def _position(fh: BinaryIO) -> int:
