@@ -76,6 +76,21 @@ class NumberClassifier:
         self.high_risk.update({p: "configured" for p in extra_high_risk})
         self._prefixes = sorted(self.high_risk, key=len, reverse=True)
         self.classify = lru_cache(maxsize=65536)(self._classify)
+        self._own_code = f"+{phonenumbers.country_code_for_region(self.country)}" if self.country else None
+
+    def is_probe(self, dialled: str) -> bool:
+        """Whether a dialled number is a toll-fraud destination, asking `phonenumbers` only when the
+        answer needs it (a number in our own country code, or a national number)."""
+        intl = self.international_form(dialled)
+        if intl is not None and (self._own_code is None or not intl.startswith(self._own_code)):
+            return True
+        if intl is None and not self.country:
+            return False
+        return self.classify(dialled).probe
+
+    def identity(self, dialled: str) -> str:
+        """The number itself, whatever access prefix it was dialled with."""
+        return self.international_form(dialled) or dialled
 
     def international_form(self, dialled: str) -> str | None:
         """`+<digits>` when the dialled string carries an international access prefix, directly or
@@ -122,8 +137,8 @@ class NumberClassifier:
         return None
 
 
+_TYPE_NAMES = {getattr(T, name): name.lower() for name in dir(T) if name.isupper()}
+
+
 def _type_name(ntype: int | None) -> str:
-    for name in dir(T):
-        if not name.startswith("_") and getattr(T, name) == ntype:
-            return name.lower()
-    return "unknown"
+    return _TYPE_NAMES.get(ntype, "unknown") if ntype is not None else "unknown"

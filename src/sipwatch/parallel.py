@@ -21,7 +21,7 @@ from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
 from sipwatch.netaddr import ip_of
 from sipwatch.sources.files import FileSource
-from sipwatch.tally import Tally
+from sipwatch.tally import Exported, Tally
 from sipwatch.timeparse import TimeParser
 
 MIN_PARALLEL_BYTES = 16 << 20  # below this, starting processes costs more than it saves
@@ -80,7 +80,7 @@ def _parser(name: str, year: int, tz_name: str) -> tuple[LineParser, Prefilter]:
     return found
 
 
-def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, Tally]:
+def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, Exported]:
     """Worker side: parse one buffer; return the events as tuples of plain values, and the tally."""
     parser, prefilter = _parser(job.name, job.year, job.tz)
     parser.last_time = 0.0
@@ -99,7 +99,7 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, Tally]:
          e.reason, e.extra or None)
         for e in events
     ]
-    return wire, stats, scanner.spill_line, tally.flush()
+    return wire, stats, scanner.spill_line, tally.export()
 
 
 def _event(w: Wire, file: str) -> Event:
@@ -116,7 +116,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
                     tally: Tally, blocked: Callable[[IPAddress | None, float], bool]) -> Iterator[Event]:
     """Events of `source` in file order, parsed by the pool's workers; their tallies are merged into
     `tally`; events from addresses that are `blocked` at their time are not even built."""
-    pending: deque[Future[tuple[list[Wire], ScanStats, int, Tally]]] = deque()
+    pending: deque[Future[tuple[list[Wire], ScanStats, int, Exported]]] = deque()
     line_base = 0
     skip_through = 0
     last_time = 0.0
@@ -126,7 +126,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
         while pending and (block or pending[0].done()):
             wire, part, spill, part_tally = pending.popleft().result()
             stats.add(part)
-            tally.merge(part_tally)
+            tally.merge_export(part_tally)
             for w in wire:
                 if w[10] <= skip_through:
                     stats.events -= 1  # a line swallowed by a record of the previous chunk

@@ -11,8 +11,14 @@ from dataclasses import dataclass, field
 
 from sipwatch.detectors import Action, Decision
 from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
+from sipwatch.netaddr import ip_of
 
 COUNTED = HOSTILE_KINDS | {Kind.INJECTION}
+
+#: A tally in plain values (kinds; per address: ip, events, first, last, strong, kinds, accounts,
+#: targets, services), as a worker process sends it
+ExportedRow = tuple[str, int, float, float, bool, dict[str, int], dict[str, int], dict[str, int], list[str]]
+Exported = tuple[dict[str, int], list[ExportedRow]]
 MAX_DISTINCT = 200  # accounts and numbers remembered per address (the rest are counted, not named)
 
 
@@ -138,6 +144,31 @@ class Tally:
         for offender in self.offenders.values():
             offender.flush()
         return self
+
+    def export(self) -> Exported:
+        """Plain values that pickle fast (the worker side of a parallel scan)."""
+        self.flush()
+        rows = [
+            (str(o.ip), o.events, o.first, o.last, o.strong, dict(o.kinds), dict(o.accounts), dict(o.targets),
+             list(o.services))
+            for o in self.offenders.values()
+        ]
+        return dict(self.kinds), rows
+
+    def merge_export(self, exported: Exported) -> None:
+        kinds, rows = exported
+        self.kinds.update(kinds)
+        for ip_text, events, first, last, strong, okinds, accounts, targets, services in rows:
+            ip = ip_of(ip_text)
+            if ip is None:
+                continue
+            part = Offender(ip, events, Counter(okinds), Counter(accounts), Counter(targets), set(services), first,
+                            last, strong)
+            mine = self.offenders.get(ip)
+            if mine is None:
+                self.offenders[ip] = part
+            else:
+                mine.merge(part)
 
     def merge(self, other: Tally) -> None:
         self.kinds.update(other.kinds)

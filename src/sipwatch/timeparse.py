@@ -28,6 +28,7 @@ class TimeParser:
         self.tz = tz
         self._midnights: dict[tuple[int, int, int, str | None], float] = {}
         self._cache: dict[str, float | None] = {}
+        self._days: dict[str, float] = {}  # `YYYY-MM-DD` -> local midnight, for the sliced fast path
 
     def _midnight(self, year: int, month: int, day: int, zone: str | None) -> float:
         key = (year, month, day, zone)
@@ -44,9 +45,17 @@ class TimeParser:
 
     def parse(self, text: str) -> float | None:
         """POSIX seconds for `text`, or None when it is not a timestamp we know."""
+        if len(text) == 19 and text[13] == ":" and text[16] == ":" and text[4] == "-":
+            base = self._days.get(text[:10])  # `2024-05-01 10:00:00`: the common shape, sliced
+            if base is not None and text[11:13].isdigit() and text[14:16].isdigit() and text[17:19].isdigit():
+                return base + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
         cached = self._cache.get(text)
         if cached is not None or text in self._cache:
             return cached
+        if len(text) > 20 and text[19] in ".," and text[4] == "-" and text[20:].isdigit():
+            # `2024-05-01 10:00:00.123`: one cache entry per second, the fraction added here
+            second = self.parse(text[:19])
+            return None if second is None else second + float("0." + text[20:])
         value = self._parse(text.strip())
         if len(self._cache) > 200_000:
             self._cache.clear()
@@ -54,6 +63,16 @@ class TimeParser:
         return value
 
     def _parse(self, text: str) -> float | None:
+        if len(text) == 19 and text[4] == "-" and text[10] in " T" and text[13] == ":" and text[16] == ":":
+            try:  # `2024-05-01 10:00:00`, by far the most common shape: sliced, no regex
+                year, month, day = int(text[:4]), int(text[5:7]), int(text[8:10])
+                self.default_year = year
+                value = self._combine(year, month, day, text[11:13], text[14:16], text[17:19], 0.0, None)
+                if value is not None:
+                    self._days[text[:10]] = self._midnight(year, month, day, None)
+                return value
+            except ValueError:
+                return None
         if text.startswith("@"):  # seconds since the epoch (journald exports)
             try:
                 return float(text[1:])

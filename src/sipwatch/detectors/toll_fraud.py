@@ -34,17 +34,18 @@ class TollFraudDetector:
             self.walks.clear(event.ip)
             return [self._ban(event, events, f"prefix walking: {len(prefixes)} distinct prefixes in "
                                              f"{s.prefix_walk_window:.0f}s")]
-        number = self.classifier.classify(event.target)
-        if not number.probe:
+        classifier = self.classifier
+        if not classifier.is_probe(event.target):
             return []
         q = self.probes.add(event.ip, event)
-        same = [e for e in q if self.classifier.classify(e.target or "").e164 == number.e164]
-        dialled_forms = {e.target for e in same}
-        if number.e164 and len(dialled_forms) >= 2:
+        identity = classifier.identity(event.target)
+        dialled_forms = {e.target for e in q if e.target and classifier.identity(e.target) == identity}
+        if len(dialled_forms) >= 2:
             events = list(q)
             self.probes.clear(event.ip)
-            return [self._ban(event, events, f"{number.e164} tried with {len(dialled_forms)} access prefixes: "
+            return [self._ban(event, events, f"{identity} tried with {len(dialled_forms)} access prefixes: "
                                              f"{', '.join(sorted(f for f in dialled_forms if f))}")]
+        number = classifier.classify(event.target)
         if len(q) < s.probes:
             return []
         events = list(q)

@@ -147,8 +147,15 @@ class Form:
 
     def _read(self, message: str) -> Parsed | None:
         m = self.match(message)
-        if m is None:
-            return None
+        return None if m is None else self.build(m, message)
+
+    @property
+    def fast_pattern(self) -> str | None:
+        """The message regex to combine with a line prefix into one match (None: no fast lane)."""
+        return None if self.search or self.prefixless else self.pattern
+
+    def build(self, m: re.Match[str], message: str) -> Parsed | None:
+        """The `Parsed` for a match of this form's groups over `message` (alone or with a prefix)."""
         names = self._names
         reason = m["reason"] if "reason" in names else None
         kind = self.kind_for(reason)

@@ -25,12 +25,12 @@ from sipwatch.formats import (
     Reader,
 )
 from sipwatch.formats.form import Parsed
-from sipwatch.formats.prefixes import PREFIXES, SYSLOG_HEAD, Prefix, program_server
+from sipwatch.formats.prefixes import ANY_FILE, FAST_PREFIXES, PREFIXES, SYSLOG_HEAD, Prefix, program_server
 from sipwatch.timeparse import TimeParser
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _VERBOSE_LEAD = frozenset(" -=>")
-_VERBOSE_MARK = re.compile(r"^ *(?:--|==|>)(?= )")
+_VERBOSE_MARK = re.compile(r"^ *(?:--|==|>) +")
 
 #: Opening literals of records whose caller text may contain line breaks, and the literal that
 #: ends them (see reference rule: reassembly is driven by the expected tail, not by prefixes).
@@ -68,10 +68,28 @@ class LineParser:
         self._prefixless = [r for r in self.readers if r.prefixless]
         self._file_ok: dict[tuple[str, str | None], bool] = {}
         self._prefixes: list[Prefix] = list(PREFIXES)
+        self._fast = self._fast_lane()
         self.last_time = 0.0
         self.pending_tail: str | None = None  # set when parse() returns Status.OPENER
         self.hints_complete = False  # True when the prefilter reports every marker occurrence
         self.seen_prefix = False  # a prefixed line was read: unprefixed lines are continuations
+
+    def _fast_lane(self) -> list[tuple[tuple[re.Pattern[str], Reader], ...]]:
+        """Per marker index: (prefix + message regex, reader) for the common prefixes."""
+        compiled: dict[str, list[tuple[re.Pattern[str], Reader]]] = {}
+        for reader in self.readers:
+            pattern = reader.fast_pattern
+            if pattern is None:
+                continue
+            files = "|".join(re.escape(f) for f in reader.files if f != "Ext.") if reader.files else ANY_FILE
+            if reader.files and files:
+                files = r"(?:[\w.-]+/)?(?:" + files + ")"
+            for _, server, template in FAST_PREFIXES:
+                if server != reader.server or not files:
+                    continue
+                regex = re.compile(template.replace("{file}", files) + "(?:" + pattern + r")\s*$", re.DOTALL)
+                compiled.setdefault(reader.id, []).append((regex, reader))
+        return [tuple(pair for r in readers for pair in compiled.get(r.id, ())) for readers in self.by_index]
 
     # -- header --------------------------------------------------------------------------------
     def header(self, text: str) -> Header | None:
@@ -104,6 +122,19 @@ class LineParser:
     def parse(self, text: str, file: str = "", line: int = 0, hints: Iterable[int] = ()) -> Event | Status:
         """Parse one record into an event, or say why not. `hints` are the indexes in `markers` of
         the markers the prefilter saw in it (optional: without them every reader is considered)."""
+        if hints:
+            fast = self._fast
+            for index in hints:
+                lane = fast[index] if index < len(fast) else ()
+                for k, (regex, reader) in enumerate(lane):
+                    m = regex.match(text)
+                    if m is not None:
+                        parsed = reader.build(m, text[m.start("msg") :])
+                        if parsed is not None:
+                            if k:  # the shape that matched is tried first next time
+                                fast[index] = (lane[k], *lane[:k], *lane[k + 1 :])
+                            self.seen_prefix = True
+                            return self._event(parsed, m["ts"], file, line, text)
         if "\x1b" in text:
             text = _ANSI.sub("", text)
         text = text.rstrip("\r\n")
@@ -186,10 +217,11 @@ class LineParser:
 
     def _event(self, parsed: Parsed, time_text: str | None, file: str, line: int, raw: str) -> Event:
         when = None
+        parse_time = self.time_parser.parse
         if parsed.time_text:
-            when = self.time_parser.parse(parsed.time_text)
+            when = parse_time(parsed.time_text)
         if when is None and time_text:
-            when = self.time_parser.parse(time_text)
+            when = parse_time(time_text)
         if when is None:
             when = self.last_time
         else:

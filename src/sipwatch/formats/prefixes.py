@@ -102,3 +102,19 @@ def program_server(prog: str | None) -> str | None:
         if base.startswith(name):
             return name
     return None
+
+
+#: Prefixes combined with each message regex into one match per line, the fast lane for the shapes
+#: that make up nearly every real log: `{file}` is replaced by the reader's own source files, so the file
+#: check is part of the match, and `(?P<msg>)` marks where the message starts.
+FAST_PREFIXES: tuple[tuple[str, str, str], ...] = (
+    ("asterisk.file", "asterisk",
+     r"\[(?P<ts>[^\]]{6,48})\] [A-Z]+ ?\[\d+\](?:\[C-[0-9a-fA-F]+\])? (?:{file}): (?P<msg>)"),
+    ("asterisk.plain", "asterisk",
+     r"(?:\[(?P<ts>[^\]]{6,48})\] )?[A-Z]+ ?\[\d+\](?:\[C-[0-9a-fA-F]+\])?: (?:{file}):\d+ (?:in )?\w+: (?P<msg>)"),
+    ("freeswitch", "freeswitch",
+     r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} )?"
+     r"(?P<ts>(?:\d{4}-)?\d\d-\d\d \d\d:\d\d:\d\d\.\d+)(?: \d+(?:\.\d+)?%)? "
+     r"\[[A-Z]+\] (?:\[[A-Z]+\] )?\[?(?:{file}):\d+\]? (?P<msg>)"),
+)
+ANY_FILE = r"[\w./-]+"

@@ -54,6 +54,12 @@ _HEAD = re.compile(
     r'SecurityEvent="(?P<name>\w+)",EventTV="(?P<tv>[^"]*)",Severity="(?P<severity>\w*)",'
     r'Service="(?P<service>\w*)",EventVersion="(?P<version>\d*)"'
 )
+#: The common case in one match: AccountID and SessionID without quotes, one RemoteAddress.
+_PLAIN = re.compile(
+    r'SecurityEvent="(?P<name>\w+)",EventTV="(?P<tv>[^"]*)",Severity="\w*",Service="(?P<service>\w*)",'
+    r'EventVersion="\d*",AccountID="(?P<account>[^"\n]*)",SessionID="(?P<session>[^"\n]*)",'
+    r'LocalAddress="[^"\n]*",RemoteAddress="(?P<remote>[^"\n]*)"(?P<tail>[^\n]*)$'
+)
 _TAIL_FIELD = re.compile(r',(\w+)="([\w./:+\- ]*)"')
 _REMOTE = ',RemoteAddress="'
 
@@ -73,6 +79,65 @@ class SecurityReader:
         return file is None or file.endswith("res_security_log.c")
 
     def read(self, message: str) -> Parsed | None:
+        m = _PLAIN.match(message)
+        if m is not None and "RemoteAddress=" not in m["tail"]:
+            return self._plain(m, message)
+        return self._careful(message)
+
+    @property
+    def fast_pattern(self) -> str:
+        return _PLAIN.pattern.removesuffix("$")
+
+    def build(self, m: re.Match[str], message: str) -> Parsed | None:
+        """Fast lane: only the plain case; anything unusual goes the careful way."""
+        if "RemoteAddress=" in m["tail"]:
+            return None
+        return self._plain(m, message)
+
+    def _plain(self, m: re.Match[str], message: str) -> Parsed | None:
+        name = m["name"]
+        kind = EVENT_KINDS.get(name)
+        address = parse_address(m["remote"], Shape.TUPLE)
+        if kind is None or address is None:
+            return None
+        service = SERVICES.get(m["service"], Service.SIP)
+        parsed = Parsed(self.id, kind, service, address[0], address[1], address[2], account=m["account"],
+                        session=m["session"], reason=name)
+        tail = m["tail"]
+        extra = {"event_tv": m["tv"]}
+        if tail:
+            self._tail_fields(name, tail, message, parsed, extra)
+        parsed.extra = extra
+        parsed.evidence = self._evidence(name, service, tail, extra, parsed.transport)
+        return parsed
+
+    @staticmethod
+    def _tail_fields(name: str, tail: str, message: str, parsed: Parsed, extra: dict[str, str]) -> None:
+        challenge = _value_after(tail, ',Challenge="')
+        if challenge is not None:
+            extra["Challenge"] = challenge
+        if name in ("RequestNotSupported", "RequestBadFormat"):
+            request_type = _between(message, ',RequestType="', '"')
+            if request_type in UNKNOWN_ACCOUNT_REQUESTS:
+                parsed.kind = K.UNKNOWN_ACCOUNT
+        elif name == "FailedACL":
+            acl = _value_after(tail, ',ACLName="')
+            if acl is not None:
+                extra["ACLName"] = acl
+
+    @staticmethod
+    def _evidence(name: str, service: Service, tail: str, extra: dict[str, str], transport: str | None) -> Evidence:
+        default = Evidence.WEAK
+        if service is Service.AMI:
+            default = Evidence.STRONG
+        elif name == "InvalidPassword":
+            received = _value_after(tail, ',ReceivedChallenge="')
+            if received and received == extra.get("Challenge"):
+                default = Evidence.STRONG  # the client echoed the nonce we sent it: a round trip
+        return evidence_for(transport, default)
+
+    def _careful(self, message: str) -> Parsed | None:
+        """Any record, including those whose caller-written fields hold quotes or line breaks."""
         head = _HEAD.match(message)
         if head is None:
             return None
@@ -97,26 +162,9 @@ class SecurityReader:
         tail = message[end + 1 :]
         extra = {"event_tv": head["tv"]}
         if "," in tail:
-            challenge = _value_after(tail, ',Challenge="')
-            if challenge is not None:
-                extra["Challenge"] = challenge
-            if name in ("RequestNotSupported", "RequestBadFormat"):
-                request_type = _between(message, ',RequestType="', '"')
-                if request_type in UNKNOWN_ACCOUNT_REQUESTS:
-                    parsed.kind = K.UNKNOWN_ACCOUNT
-            elif name == "FailedACL":
-                acl = _value_after(tail, ',ACLName="')
-                if acl is not None:
-                    extra["ACLName"] = acl
+            self._tail_fields(name, tail, message, parsed, extra)
         parsed.extra = extra
-        default = Evidence.WEAK
-        if service is Service.AMI:
-            default = Evidence.STRONG
-        elif name == "InvalidPassword":
-            received = _value_after(tail, ',ReceivedChallenge="')
-            if received and received == extra.get("Challenge"):
-                default = Evidence.STRONG  # the client echoed the nonce we sent it: a round trip
-        parsed.evidence = evidence_for(parsed.transport, default)
+        parsed.evidence = self._evidence(name, service, tail, extra, parsed.transport)
         if message.count("RemoteAddress=") > 1:
             return injection(parsed, _server_tail(name, tail.rstrip()), "RemoteAddress occurs more than once")
         if "\n" in message:
