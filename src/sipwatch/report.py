@@ -53,9 +53,11 @@ def to_json(result: ScanResult) -> dict[str, Any]:
                 "decision": o.decision,
                 "reason": o.reason,
                 "decisions": [d.to_json() for d in o.decisions],
+                "more_decisions": o.more_decisions,
             }
             for o in ranked(result)
         ],
+        "decision_counts": dict(result.actions),
         "alerts": [d.to_json() for d in result.decisions if d.ip is None],
         "unmatched_samples": [{"file": f, "line": n, "text": t} for f, n, t in s.unmatched_samples],
     }

@@ -24,6 +24,8 @@ from sipwatch.sources.files import FileSource, SourceError
 from sipwatch.tally import Offender, Tally
 from sipwatch.timeparse import TimeParser
 
+MAX_ALERTS = 1000  # address-less alerts kept for the report (memory stays flat on huge inputs)
+
 Progress = Callable[[str, int, int], None]  # file, bytes done, bytes total
 
 
@@ -31,7 +33,8 @@ Progress = Callable[[str, int, int], None]  # file, bytes done, bytes total
 class ScanResult:
     stats: ScanStats = field(default_factory=ScanStats)
     tally: Tally = field(default_factory=Tally)
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)  # those that name no address (capped)
+    actions: Counter[str] = field(default_factory=Counter)  # every decision, by action
     errors: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     engine: str = ""
@@ -138,9 +141,11 @@ def scan(paths: list[str], config: Config, progress: Progress | None = None,
     try:
         for event in merged:
             for decision in process(event):
-                result.decisions.append(decision)
+                result.actions[decision.action] += 1
                 if decision.ip is not None:
-                    tally.offender(decision.ip).decisions.append(decision)
+                    tally.offender(decision.ip).decide(decision)
+                elif len(result.decisions) < MAX_ALERTS:
+                    result.decisions.append(decision)
     finally:
         pools.close()
     tally.flush()

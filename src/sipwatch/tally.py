@@ -19,6 +19,7 @@ COUNTED = HOSTILE_KINDS | {Kind.INJECTION}
 #: targets, services), as a worker process sends it
 ExportedRow = tuple[str, int, float, float, bool, dict[str, int], dict[str, int], dict[str, int], list[str]]
 Exported = tuple[dict[str, int], list[ExportedRow]]
+MAX_DECISIONS = 20  # decisions kept per address (a repeat offender is banned again and again)
 MAX_DISTINCT = 200  # accounts and numbers remembered per address (the rest are counted, not named)
 
 
@@ -37,7 +38,14 @@ class Offender:
     last: float = 0.0
     strong: bool = False
     decisions: list[Decision] = field(default_factory=list)
+    more_decisions: int = 0  # decisions beyond MAX_DECISIONS, counted only
     _queue: list[tuple[float, str, str, str | None, str | None, bool]] = field(default_factory=list, repr=False)
+
+    def decide(self, decision: Decision) -> None:
+        if len(self.decisions) < MAX_DECISIONS:
+            self.decisions.append(decision)
+        else:
+            self.more_decisions += 1
 
     def add(self, event: Event) -> None:
         queue = self._queue
