@@ -27,8 +27,8 @@ SETS = {4: "ban4", 6: "ban6"}
 class NftablesBackend:
     name = "nftables"
 
-    def __init__(self, scope: Scope = Scope(), netns: str | None = None, nft: str = "nft") -> None:
-        self.scope = scope
+    def __init__(self, scope: Scope | None = None, netns: str | None = None, nft: str = "nft") -> None:
+        self.scope = scope or Scope()
         self.netns = netns
         self.nft = nft
         self.conntrack = shutil.which("conntrack")
@@ -48,7 +48,8 @@ class NftablesBackend:
             raise FirewallError(f"nft {' '.join(args)}: {exc}") from None
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()
-            raise FirewallError(f"nft {' '.join(args)} failed: {' / '.join(detail[:3]) or 'exit ' + str(done.returncode)}")
+            why = " / ".join(detail[:3]) or f"exit {done.returncode}"
+            raise FirewallError(f"nft {' '.join(args)} failed: {why}")
         return done.stdout
 
     # -- the ruleset ---------------------------------------------------------------------------
