@@ -11,95 +11,35 @@ import ipaddress
 import os
 import shutil
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
+from netlab import (
+    ATTACKER4,
+    ATTACKER6,
+    LISTENER,
+    PBX4_A,
+    PBX4_P,
+    PBX6_A,
+    PBX6_P,
+    PHONE4,
+    PHONE6,
+    SENDER,
+    Lab,
+    make_lab,
+    run_in,
+)
 from sipwatch.responders.firewall import Ban, Options, Scope, create
 from sipwatch.responders.firewall.nftables import NftablesBackend
+
+lab = pytest.fixture(make_lab)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces and nftables"),
     pytest.mark.skipif(shutil.which("nft") is None, reason="needs the Debian package nftables (`nft`)"),
     pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2 (`ip`)"),
 ]
-
-ATTACKER4, PHONE4, PBX4_A, PBX4_P = "198.51.100.10", "203.0.113.20", "198.51.100.1", "203.0.113.1"
-ATTACKER6, PHONE6, PBX6_A, PBX6_P = "2001:db8:a::10", "2001:db8:b::20", "2001:db8:a::1", "2001:db8:b::1"
-
-LISTENER = r"""
-import socket, sys, time, select
-family = socket.AF_INET6 if sys.argv[1] == "6" else socket.AF_INET
-s = socket.socket(family, socket.SOCK_DGRAM)
-s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 5060))
-end = time.monotonic() + float(sys.argv[2])
-print("ready", flush=True)
-while time.monotonic() < end:
-    if select.select([s], [], [], 0.05)[0]:
-        data, addr = s.recvfrom(2048)
-        print(f"{time.monotonic():.4f} {addr[0]}", flush=True)
-"""
-
-SENDER = r"""
-import socket, sys, time
-family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
-s = socket.socket(family, socket.SOCK_DGRAM)
-s.bind((sys.argv[3], 40000))  # one source port: one conntrack flow, established after the first reply-less packet
-end = time.monotonic() + float(sys.argv[2])
-sent = 0
-while time.monotonic() < end and sent < 5000:
-    s.sendto(b"OPTIONS sip:100@pbx SIP/2.0\r\n\r\n", (sys.argv[1], 5060))
-    sent += 1
-    time.sleep(0.005)
-"""
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@dataclass
-class Lab:
-    pbx: str
-    atk: str
-    phone: str
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    tag = uuid.uuid4().hex[:6]
-    lab = Lab(f"swpbx{tag}", f"swatk{tag}", f"swph{tag}")
-    for ns in (lab.pbx, lab.atk, lab.phone):
-        _ip("netns", "add", ns)
-    try:
-        for peer, pbx_side, peer_side, v4, v4_pbx, v6, v6_pbx in (
-            (lab.atk, f"pa{tag}", f"ap{tag}", ATTACKER4, PBX4_A, ATTACKER6, PBX6_A),
-            (lab.phone, f"pp{tag}", f"ph{tag}", PHONE4, PBX4_P, PHONE6, PBX6_P),
-        ):
-            _ip("link", "add", pbx_side, "netns", lab.pbx, "type", "veth", "peer", "name", peer_side, "netns", peer)
-            for ns, dev, addr4, addr6 in ((lab.pbx, pbx_side, v4_pbx, v6_pbx), (peer, peer_side, v4, v6)):
-                _ip("-n", ns, "addr", "add", f"{addr4}/24", "dev", dev)
-                _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", dev, "nodad")
-                _ip("-n", ns, "link", "set", dev, "up")
-                _ip("-n", ns, "link", "set", "lo", "up")
-        # the admin's own rules: conntrack on, established flows accepted early in their chain
-        admin = ("table inet admin {\n chain input {\n type filter hook input priority 0; policy accept;\n"
-                 " ct state established,related accept\n udp dport 5060 accept\n }\n}\n")
-        subprocess.run(["ip", "netns", "exec", lab.pbx, "nft", "-f", "-"], input=admin, text=True, check=True)
-        yield lab
-    finally:
-        for ns in (lab.pbx, lab.atk, lab.phone):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def _run_in(ns: str, script: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", script, *args],
-                            stdout=subprocess.PIPE, text=True)
-
 
 @pytest.mark.parametrize("version", [4, 6])
 def test_ban_stops_an_established_flow_and_expires(lab: Lab, version: int) -> None:
@@ -109,9 +49,9 @@ def test_ban_stops_an_established_flow_and_expires(lab: Lab, version: int) -> No
     pbx_a, pbx_p = (PBX4_A, PBX4_P) if version == 4 else (PBX6_A, PBX6_P)
     backend = create("nftables", Options(Scope(), netns=lab.pbx))
     backend.setup()
-    listener = _run_in(lab.pbx, LISTENER, str(version), "4.5")
+    listener = run_in(lab.pbx, LISTENER, str(version), "4.5")
     assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-    senders = [_run_in(lab.atk, SENDER, pbx_a, "4.0", attacker), _run_in(lab.phone, SENDER, pbx_p, "4.0", phone)]
+    senders = [run_in(lab.atk, SENDER, pbx_a, "4.0", attacker), run_in(lab.phone, SENDER, pbx_p, "4.0", phone)]
     time.sleep(0.8)
     banned_at = time.monotonic()
     backend.ban([Ban(ipaddress.ip_address(attacker), 1.5)])

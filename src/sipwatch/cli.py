@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import TextIO
 
 from sipwatch import __version__
-from sipwatch.config import Config, ConfigError, load
+from sipwatch.config import Config, ConfigError, duration, load
+from sipwatch.daemon import Daemon
+from sipwatch.detectors import Action, Decision
 from sipwatch.formats.records import ScanStats
+from sipwatch.netaddr import ip_of
 from sipwatch.report import to_json, write_text
+from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope
+from sipwatch.responders.firewall import create as create_backend
 from sipwatch.scan import Reader, scan
 from sipwatch.sources.files import FileSource, SourceError
+from sipwatch.store import Store, StoreError
 
 
 class _Progress:
@@ -88,6 +99,109 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _run_config(args: argparse.Namespace) -> Config:
+    config = _config(args.config)
+    run = config.run
+    if getattr(args, "watch", None):
+        run.watch = list(args.watch)
+    if getattr(args, "backend", None):
+        run.backend = args.backend
+    if getattr(args, "state_dir", None):
+        run.state_dir = args.state_dir
+    return config
+
+
+def _store(config: Config) -> Store:
+    return Store(os.path.join(config.run.state_dir, "sipwatch.db"))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    print(f"{args.config}: ok ({len(config.run.watch)} watched path(s), backend {config.run.backend}, "
+          f"{len(config.policy.allowlist)} allowlisted network(s))")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _run_config(args)
+    if not config.run.watch:
+        raise ConfigError("run.watch: nothing to watch (give --watch PATH or set run.watch in the config)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sipwatch %(levelname)s %(message)s")
+    scope = Scope(tuple(int(p) for p in config.run.ports), config.run.all_ports)
+    backend = create_backend(config.run.backend, Options(scope))
+    daemon = Daemon(config, backend, _store(config))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("sipwatch").info("watching %s with the %s backend", ", ".join(config.run.watch),
+                                       config.run.backend)
+    daemon.run(stop)
+    return 0
+
+
+def cmd_bans(args: argparse.Namespace) -> int:
+    config = _run_config(args)
+    store = _store(config)
+    if args.action == "list":
+        bans = store.bans()
+        if args.json:
+            json.dump([{"ip": str(b.ip), "until": b.until, "reason": f"{b.detector}: {b.reason}",
+                        "count": b.count} for b in bans], sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            for b in bans:
+                left = int(b.until - time.time())
+                print(f"{b.ip}  {left // 60} min left  (ban #{b.count})  {b.detector}: {b.reason}")
+        return 0
+    scope = Scope(tuple(int(p) for p in config.run.ports), config.run.all_ports)
+    backend = create_backend(config.run.backend, Options(scope))
+    ip = ip_of(args.ip) if args.ip else None
+    if ip is None:
+        print(f"sipwatch: {args.ip!r} is not an IP address", file=sys.stderr)
+        return 2
+    if args.action == "add":
+        seconds = duration(args.duration, "--for")
+        backend.setup()
+        backend.ban([Ban(ip, seconds)])
+        decision = Decision(Action.BAN, "manual", "banned by hand", time.time(), ip=ip, duration=seconds)
+        with store.transaction() as db:
+            store.save_ban(db, decision, time.time(), time.time() + seconds)
+        print(f"{ip} banned for {seconds:.0f}s")
+    else:
+        backend.unban([ip])
+        store.delete_ban(ip)
+        print(f"{ip} unbanned")
+    return 0
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    config = _run_config(args)
+    store = _store(config)
+    ip = ip_of(args.ip)
+    if ip is None:
+        print(f"sipwatch: {args.ip!r} is not an IP address", file=sys.stderr)
+        return 2
+    ban = next((b for b in store.bans() if b.ip == ip), None)
+    if ban is None:
+        print(f"{ip} is not banned")
+    else:
+        print(f"{ip} banned until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ban.until))} "
+              f"(ban #{ban.count}) by {ban.detector}: {ban.reason}")
+        for e in ban.events:
+            print(f"  {e.get('file')}:{e.get('line')}: {str(e.get('raw', ''))[:200]}")
+    for row in store.events_of(ip, 10):
+        print(f"  event {row['kind']} {row['service']} {row['file']}:{row['line']}")
+    return 0
+
+
+def cmd_firewall(args: argparse.Namespace) -> int:
+    config = _run_config(args)
+    backend = create_backend(config.run.backend, Options(Scope()))
+    backend.remove()
+    print(f"the {config.run.backend} backend's rules are removed; nothing else was touched")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sipwatch", description="Protect SIP servers from attacks.")
     parser.add_argument("--version", action="version", version=f"sipwatch {__version__}")
@@ -99,6 +213,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML configuration (detector thresholds, allowlist)")
     p.add_argument("--top", type=int, default=20, help="offenders shown in the text report (default 20)")
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("run", help="follow the logs and ban attackers in the kernel (the daemon)")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--watch", action="append", metavar="PATH", help="a log file or glob (repeatable)")
+    p.add_argument("--backend", choices=["nftables", "dry-run"])
+    p.add_argument("--state-dir", metavar="DIR")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a configuration file")
+    p.add_argument("config", metavar="FILE")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("bans", help="list, add or remove bans")
+    p.add_argument("action", choices=["list", "add", "del"])
+    p.add_argument("ip", nargs="?")
+    p.add_argument("--for", dest="duration", default="1h", metavar="DURATION")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--state-dir", metavar="DIR")
+    p.add_argument("--backend", choices=["nftables", "dry-run"])
+    p.set_defaults(func=cmd_bans)
+
+    p = sub.add_parser("why", help="the rule and events behind a ban")
+    p.add_argument("ip")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--state-dir", metavar="DIR")
+    p.set_defaults(func=cmd_why)
+
+    p = sub.add_parser("firewall", help="firewall maintenance")
+    p.add_argument("action", choices=["remove"])
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--backend", choices=["nftables", "dry-run"])
+    p.set_defaults(func=cmd_firewall)
 
     p = sub.add_parser("explain", help="show, per record, the format that matched and the fields taken")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -114,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"sipwatch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (FirewallError, StoreError) as exc:
+        print(f"sipwatch: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

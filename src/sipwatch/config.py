@@ -125,10 +125,24 @@ class Numbers:
 
 
 @dataclass
+class Run:
+    watch: list[str] = field(default_factory=list)  # log files and globs, e.g. "/var/log/asterisk/messages*"
+    backend: str = "nftables"  # nftables | dry-run
+    state_dir: str = "/var/lib/sipwatch"
+    read_existing: bool = False  # on the very first start, read what the files already hold
+    all_ports: bool = False  # drop every packet of a banned address, not only SIP's
+    ports: list[str] = field(default_factory=lambda: ["5060", "5061"])
+    poll: Duration = 1.0  # fallback wake-up when inotify is not available or misses an event
+    escalation: float = 4.0  # each repeat ban lasts this many times longer...
+    max_ban: Duration = 7 * 86400.0  # ...up to this
+
+
+@dataclass
 class Config:
     detectors: Detectors = field(default_factory=Detectors)
     policy: Policy = field(default_factory=Policy)
     numbers: Numbers = field(default_factory=Numbers)
+    run: Run = field(default_factory=Run)
     timezone: str = ""  # IANA zone of the logs' wall-clock times; "" = this machine's
 
 
@@ -152,6 +166,11 @@ def load(path: str | Path | None) -> Config:
 
 def from_dict(data: dict[str, Any]) -> Config:
     config: Config = _build(Config, data, "")
+    if config.run.backend not in ("nftables", "dry-run"):
+        raise ConfigError(f"run.backend: unknown backend {config.run.backend!r} (nftables, dry-run)")
+    for port in config.run.ports:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"run.ports: {port!r} is not a port number")
     for net in config.policy.allowlist:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -193,6 +212,10 @@ def _check(hint: object, value: object, key: str) -> object:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key}: expected a whole number of at least 1, got {value!r}")
         return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+            raise ConfigError(f"{key}: expected a number of at least 1, got {value!r}")
+        return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")

@@ -71,14 +71,17 @@ class Nonces:
 class Policy:
     """Never ban loopback or allowlisted networks; ban length by evidence; one ban at a time."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, own: set[IPAddress] | None = None) -> None:
         self.policy = config.policy
         self.allow = [ipaddress.ip_network(n, strict=False) for n in config.policy.allowlist]
+        self.own = own or set()
         self.banned_until: dict[IPAddress, float] = {}
 
     def protected(self, ip: IPAddress) -> str | None:
         if ip.is_loopback and not self.policy.allow_loopback:
             return "loopback"
+        if ip in self.own:
+            return "one of this host's own addresses"
         for net in self.allow:
             if ip.version == net.version and ip in net:
                 return f"allowlisted ({net})"
@@ -103,7 +106,7 @@ class Policy:
 
 
 class Pipeline:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, own: set[IPAddress] | None = None) -> None:
         n = config.numbers
         self.classifier = NumberClassifier(n.country, tuple(n.international_prefixes), tuple(n.access_codes),
                                            tuple(n.high_risk_extra))
@@ -114,7 +117,7 @@ class Pipeline:
         self.by_kind: dict[Kind, tuple[Detector, ...]] = {
             kind: tuple(d for d in self.detectors if kind in d.kinds) for kind in Kind
         }
-        self.policy = Policy(config)
+        self.policy = Policy(config, own)
         self.banned_until = self.policy.banned_until
 
     def is_blocked(self, ip: IPAddress | None, time: float) -> bool:

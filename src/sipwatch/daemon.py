@@ -1,0 +1,160 @@
+"""`sipwatch run`: follow the logs, run the same parsers and detectors as `scan`, ban in the kernel.
+
+One step of the loop: wake up (inotify, or the poll interval), read the new whole lines of every
+followed file, parse them with the scan's `RecordScanner`, run the `Pipeline`, apply the bans in one
+firewall batch, then save events, bans and read positions in one store transaction. Only the source
+(followers instead of whole files) and the clock for ban expiry (wall time) differ from a scan.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sipwatch.config import Config
+from sipwatch.detectors import Action, Decision
+from sipwatch.event import Event
+from sipwatch.formats.parser import LineParser
+from sipwatch.formats.prefilter import Prefilter
+from sipwatch.formats.records import RecordScanner, ScanStats
+from sipwatch.hostaddrs import own_addresses
+from sipwatch.pipeline import Pipeline
+from sipwatch.responders.firewall import Backend, Ban
+from sipwatch.sources.tail import Follower
+from sipwatch.store import Store
+from sipwatch.timeparse import TimeParser
+
+log = logging.getLogger("sipwatch")
+
+try:
+    from inotify_simple import INotify, flags
+except ImportError:  # pragma: no cover - not Linux: poll
+    INotify = None
+
+WATCH_FLAGS = 0
+if INotify is not None:
+    WATCH_FLAGS = flags.MODIFY | flags.CREATE | flags.MOVED_TO | flags.MOVED_FROM | flags.CLOSE_WRITE | flags.DELETE
+
+
+@dataclass
+class Followed:
+    follower: Follower
+    scanner: RecordScanner
+
+
+@dataclass
+class StepResult:
+    lines: int = 0
+    events: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+    banned: list[Ban] = field(default_factory=list)
+
+
+class Daemon:
+    def __init__(self, config: Config, backend: Backend, store: Store) -> None:
+        self.config = config
+        self.backend = backend
+        self.store = store
+        self.pipeline = Pipeline(config, own_addresses())
+        probe = LineParser(TimeParser(2000))
+        self.prefilter = Prefilter(probe.markers)
+        self.stats = ScanStats()
+        self.followed: dict[str, Followed] = {}
+        self.saved = store.positions()
+        self.inotify = INotify() if INotify is not None else None
+        self._watched_dirs: set[str] = set()
+
+    # -- sources -------------------------------------------------------------------------------
+    def paths(self) -> list[str]:
+        found: list[str] = []
+        for pattern in self.config.run.watch:
+            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+            found.extend(m for m in matches if not m.endswith((".gz", ".bz2", ".xz")))
+        return found
+
+    def refresh(self) -> None:
+        """Pick up files that appeared since the last look (globs), and watch their folders."""
+        for path in self.paths():
+            if path not in self.followed:
+                saved = self.saved.get(path)
+                fresh = saved is None and not self.config.run.read_existing
+                follower = Follower(path, saved, from_end=fresh)
+                parser = LineParser(TimeParser(time.localtime().tm_year))
+                self.followed[path] = Followed(follower, RecordScanner(parser, self.prefilter, path, self.stats))
+            folder = os.path.dirname(os.path.abspath(path))
+            if self.inotify is not None and folder not in self._watched_dirs and os.path.isdir(folder):
+                self.inotify.add_watch(folder, WATCH_FLAGS)
+                self._watched_dirs.add(folder)
+
+    # -- one step ------------------------------------------------------------------------------
+    def step(self) -> StepResult:
+        result = StepResult()
+        events: list[Event] = []
+        for followed in self.followed.values():
+            for chunk in followed.follower.read():
+                followed.scanner.line_base = chunk.first_line
+                events.extend(followed.scanner.feed(chunk.data))
+                result.lines += chunk.data.count(b"\n")
+        if not events and not result.lines:
+            return result
+        events.sort(key=lambda e: e.time)
+        now = time.time()
+        for event in events:
+            result.decisions.extend(self.pipeline.process(event))
+        result.events = len(events)
+        bans = self._bans(result.decisions, now)
+        if bans:
+            self.backend.ban([ban for ban, _ in bans])
+            result.banned = [ban for ban, _ in bans]
+        with self.store.transaction() as db:
+            self.store.save_events(db, [e for e in events if e.hostile or e.kind == "injection"])
+            for ban, decision in bans:
+                self.store.save_ban(db, decision, now, now + ban.seconds)
+            positions = [f.follower.position for f in self.followed.values()]
+            self.store.save_positions(db, [p for p in positions if p is not None])
+        for decision in result.decisions:
+            log.info("%s %s %s: %s", decision.action, decision.ip or decision.account or "-", decision.detector,
+                     decision.reason)
+        return result
+
+    def _bans(self, decisions: list[Decision], now: float) -> list[tuple[Ban, Decision]]:
+        """Ban length: the policy's, times `escalation` for each earlier ban of the address, capped."""
+        run = self.config.run
+        bans = []
+        for decision in decisions:
+            if decision.action is not Action.BAN or decision.ip is None or not decision.duration:
+                continue
+            repeat = self.store.offences(decision.ip)
+            seconds = min(run.max_ban, decision.duration * run.escalation ** repeat)
+            decision.duration = seconds
+            self.pipeline.banned_until[decision.ip] = decision.time + seconds
+            bans.append((Ban(decision.ip, seconds), decision))
+        return bans
+
+    # -- the loop ------------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """On start: make the kernel hold every ban the store says is still running."""
+        self.backend.setup()
+        now = time.time()
+        missing = [Ban(b.ip, b.until - now) for b in self.store.bans(now) if b.ip not in self.backend.banned()]
+        if missing:
+            self.backend.ban(missing)
+
+    def run(self, stop: threading.Event) -> None:
+        self.reconcile()
+        self.refresh()
+        last_refresh = time.monotonic()
+        while not stop.is_set():
+            self.step()
+            if self.inotify is not None:
+                self.inotify.read(timeout=int(self.config.run.poll * 1000))
+            else:
+                stop.wait(self.config.run.poll)
+            if time.monotonic() - last_refresh > 5:
+                self.refresh()
+                last_refresh = time.monotonic()
+        self.step()

@@ -1,0 +1,150 @@
+"""The store: SQLite in WAL mode. Read positions, bans (with reason and evidence), events, offences.
+
+One transaction per batch of work holds the new read positions together with the events and bans that
+came from those lines, so a `kill -9` at any moment leaves a consistent store: after the restart the
+daemon resumes at the saved positions and nothing is counted twice or lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sipwatch.detectors import Decision
+from sipwatch.event import Event, IPAddress
+from sipwatch.netaddr import ip_of
+from sipwatch.sources.tail import Position
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS positions (
+    path TEXT PRIMARY KEY, device INTEGER, inode INTEGER, offset INTEGER, fingerprint TEXT, lines INTEGER
+);
+CREATE TABLE IF NOT EXISTS bans (
+    ip TEXT PRIMARY KEY, since REAL, until REAL, detector TEXT, reason TEXT, evidence TEXT, count INTEGER,
+    events TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, time REAL, ip TEXT, kind TEXT, service TEXT, account TEXT, target TEXT,
+    file TEXT, line INTEGER, raw TEXT
+);
+CREATE INDEX IF NOT EXISTS events_ip ON events (ip, time);
+CREATE TABLE IF NOT EXISTS offences (ip TEXT PRIMARY KEY, count INTEGER, last REAL);
+"""
+
+
+class StoreError(Exception):
+    """The state directory or database cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class StoredBan:
+    ip: IPAddress
+    since: float
+    until: float
+    detector: str
+    reason: str
+    evidence: str
+    count: int
+    events: list[dict[str, object]]
+
+    def to_json(self) -> dict[str, object]:
+        return {"ip": str(self.ip), "since": self.since, "until": self.until, "detector": self.detector,
+                "reason": self.reason, "evidence": self.evidence, "count": self.count, "events": self.events}
+
+
+class Store:
+    def __init__(self, path: str, max_events: int = 1_000_000) -> None:
+        self.path = path
+        self.max_events = max_events
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{path}: cannot open the store: {exc}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- positions -----------------------------------------------------------------------------
+    def positions(self) -> dict[str, Position]:
+        rows = self.db.execute("SELECT path, device, inode, offset, fingerprint, lines FROM positions")
+        return {row[0]: Position(*row) for row in rows}
+
+    def save_positions(self, db: sqlite3.Connection, positions: Iterable[Position]) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)",
+            [(p.path, p.device, p.inode, p.offset, p.fingerprint, p.lines) for p in positions],
+        )
+
+    # -- events --------------------------------------------------------------------------------
+    def save_events(self, db: sqlite3.Connection, events: Iterable[Event]) -> None:
+        db.executemany(
+            "INSERT INTO events (time, ip, kind, service, account, target, file, line, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.time, str(e.ip) if e.ip else None, str(e.kind), str(e.service), e.account, e.target, e.file,
+              e.line, e.raw[:2000]) for e in events],
+        )
+
+    def prune(self) -> None:
+        """Retention: keep the newest `max_events` events."""
+        self.db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (self.max_events,))
+
+    def events_of(self, ip: IPAddress, limit: int = 50) -> list[dict[str, object]]:
+        rows = self.db.execute(
+            "SELECT time, kind, service, account, target, file, line, raw FROM events WHERE ip = ? "
+            "ORDER BY time DESC LIMIT ?", (str(ip), limit))
+        keys = ("time", "kind", "service", "account", "target", "file", "line", "raw")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- bans ----------------------------------------------------------------------------------
+    def save_ban(self, db: sqlite3.Connection, decision: Decision, since: float, until: float) -> int:
+        """Record a ban and return how many times this address has been banned (for escalation)."""
+        assert decision.ip is not None
+        ip = str(decision.ip)
+        row = db.execute("SELECT count FROM offences WHERE ip = ?", (ip,)).fetchone()
+        count = (row[0] if row else 0) + 1
+        db.execute("INSERT OR REPLACE INTO offences VALUES (?, ?, ?)", (ip, count, since))
+        evidence = json.dumps([{"file": e.file, "line": e.line, "kind": str(e.kind), "raw": e.raw[:500]}
+                               for e in decision.events])
+        db.execute("INSERT OR REPLACE INTO bans VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (ip, since, until, decision.detector, decision.reason, str(decision.evidence), count, evidence))
+        return count
+
+    def offences(self, ip: IPAddress) -> int:
+        row = self.db.execute("SELECT count FROM offences WHERE ip = ?", (str(ip),)).fetchone()
+        return int(row[0]) if row else 0
+
+    def delete_ban(self, ip: IPAddress) -> bool:
+        return self.db.execute("DELETE FROM bans WHERE ip = ?", (str(ip),)).rowcount > 0
+
+    def bans(self, now: float | None = None) -> list[StoredBan]:
+        now = time.time() if now is None else now
+        rows = self.db.execute(
+            "SELECT ip, since, until, detector, reason, evidence, count, events FROM bans WHERE until > ? "
+            "ORDER BY until", (now,))
+        found = []
+        for ip, since, until, detector, reason, evidence, count, events in rows:
+            address = ip_of(ip)
+            if address is not None:
+                found.append(StoredBan(address, since, until, detector, reason, evidence, count,
+                                       json.loads(events or "[]")))
+        return found
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,84 @@
+"""End to end with the real kernel: the daemon tails a log file, the attacker streams UDP to the PBX, the
+test writes the attack lines; after the deciding line the PBX hears nothing more from the attacker
+(including its established flow) while the phone still gets through. IPv4 and IPv6."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from netlab import (
+    ATTACKER4,
+    ATTACKER6,
+    LISTENER,
+    PBX4_A,
+    PBX4_P,
+    PBX6_A,
+    PBX6_P,
+    PHONE4,
+    PHONE6,
+    SENDER,
+    Lab,
+    make_lab,
+    run_in,
+)
+from sipwatch.config import from_dict
+from sipwatch.daemon import Daemon
+from sipwatch.responders.firewall.nftables import NftablesBackend
+from sipwatch.store import Store
+
+lab = pytest.fixture(make_lab)
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces and nftables"),
+    pytest.mark.skipif(shutil.which("nft") is None, reason="needs the Debian package nftables (`nft`)"),
+    pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2 (`ip`)"),
+]
+
+LINE = ("[{ts}] NOTICE[2817] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '<sip:6001@203.0.113.1>' "
+        "failed for '{addr}' (callid: {n}) - Failed to authenticate")
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_daemon_stops_the_attacker_within_milliseconds(tmp_path: Path, lab: Lab, version: int) -> None:
+    attacker, phone = (ATTACKER4, PHONE4) if version == 4 else (ATTACKER6, PHONE6)
+    pbx_a, pbx_p = (PBX4_A, PBX4_P) if version == 4 else (PBX6_A, PBX6_P)
+    log = tmp_path / "messages"
+    log.touch()
+    config = from_dict({"run": {"watch": [str(log)], "backend": "nftables", "read_existing": True},
+                        "policy": {"ban_strong": "2s", "ban_weak": "2s"}})
+    daemon = Daemon(config, NftablesBackend(netns=lab.pbx), Store(str(tmp_path / "state" / "sipwatch.db")))
+    daemon.reconcile()
+    daemon.refresh()
+    listener = run_in(lab.pbx, LISTENER, str(version), "5")
+    assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+    senders = [run_in(lab.atk, SENDER, pbx_a, "4.5", attacker), run_in(lab.phone, SENDER, pbx_p, "4.5", phone)]
+    time.sleep(0.5)
+    addr = f"{attacker}:40000" if version == 4 else f"[{attacker}]:40000"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with log.open("a") as fh:
+        fh.write("".join(LINE.format(ts=stamp, addr=addr, n=i) + "\n" for i in range(5)))
+    assert daemon.step().banned == []
+    with log.open("a") as fh:
+        fh.write(LINE.format(ts=stamp, addr=addr, n=5) + "\n")
+    written = time.monotonic()
+    (ban,) = daemon.step().banned
+    applied = time.monotonic()
+    assert ban.ip == ipaddress.ip_address(attacker)
+    assert applied - written < 0.05, f"deciding line to kernel set in {1000 * (applied - written):.1f} ms"
+    out, _ = listener.communicate(timeout=15)
+    for sender in senders:
+        sender.wait(timeout=10)
+    packets = [(float(t), ipaddress.ip_address(src)) for t, src in (line.split() for line in out.splitlines())
+               if t.replace(".", "").isdigit()]
+    from_attacker = [t for t, src in packets if src == ipaddress.ip_address(attacker)]
+    assert any(t < written for t in from_attacker)
+    assert not [t for t in from_attacker if applied + 0.05 < t < written + 1.9], "nothing while banned"
+    assert any(t > written + 2.1 for t in from_attacker), "let in again when the ban ends"
+    assert [t for t, src in packets if src == ipaddress.ip_address(phone) and applied < t < written + 1.9]
+    daemon.backend.remove()
