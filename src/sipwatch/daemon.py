@@ -46,10 +46,15 @@ class Followed:
     scanner: RecordScanner
 
 
+BITE = 1 << 20  # bytes read from one file per round: memory stays bounded on a huge backlog
+MAX_RESULTS = 1000  # decisions and bans a step reports back (all are applied and stored)
+
+
 @dataclass
 class StepResult:
     lines: int = 0
     events: int = 0
+    ban_count: int = 0
     decisions: list[Decision] = field(default_factory=list)
     banned: list[Ban] = field(default_factory=list)
 
@@ -92,34 +97,48 @@ class Daemon:
 
     # -- one step ------------------------------------------------------------------------------
     def step(self) -> StepResult:
+        """Everything that is new in the followed files, in bites of at most `BITE` bytes, each one
+        parsed, decided, applied and saved (with its read positions) before the next is read."""
         result = StepResult()
+        while True:
+            bite = self._bite(result)
+            if not bite:
+                return result
+
+    def _bite(self, result: StepResult) -> bool:
         events: list[Event] = []
+        lines = 0
         for followed in self.followed.values():
-            for chunk in followed.follower.read():
+            for chunk in followed.follower.read(BITE):
                 followed.scanner.line_base = chunk.first_line
                 events.extend(followed.scanner.feed(chunk.data))
-                result.lines += chunk.data.count(b"\n")
-        if not events and not result.lines:
-            return result
+                lines += chunk.data.count(b"\n")
+        if not lines:
+            return False
+        result.lines += lines
+        result.events += len(events)
         events.sort(key=lambda e: e.time)
         now = time.time()
+        decisions: list[Decision] = []
         for event in events:
-            result.decisions.extend(self.pipeline.process(event))
-        result.events = len(events)
-        bans = self._bans(result.decisions, now)
+            decisions.extend(self.pipeline.process(event))
+        bans = self._bans(decisions, now)
         if bans:
             self.backend.ban([ban for ban, _ in bans])
-            result.banned = [ban for ban, _ in bans]
         with self.store.transaction() as db:
             self.store.save_events(db, [e for e in events if e.hostile or e.kind == "injection"])
             for ban, decision in bans:
                 self.store.save_ban(db, decision, now, now + ban.seconds)
             positions = [f.follower.position for f in self.followed.values()]
             self.store.save_positions(db, [p for p in positions if p is not None])
-        for decision in result.decisions:
+        for decision in decisions:
             log.info("%s %s %s: %s", decision.action, decision.ip or decision.account or "-", decision.detector,
                      decision.reason)
-        return result
+        room = MAX_RESULTS - len(result.decisions)
+        result.decisions.extend(decisions[:room])
+        result.banned.extend(ban for ban, _ in bans[: MAX_RESULTS - len(result.banned)])
+        result.ban_count += len(bans)
+        return True
 
     def _bans(self, decisions: list[Decision], now: float) -> list[tuple[Ban, Decision]]:
         """Ban length: the policy's, times `escalation` for each earlier ban of the address, capped."""

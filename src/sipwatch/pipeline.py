@@ -28,7 +28,7 @@ class Attempts:
     reuses one Call-ID for hundreds of guesses, so the Call-ID cannot be the key).
     """
 
-    def __init__(self, max_keys: int = 100_000) -> None:
+    def __init__(self, max_keys: int = 50_000) -> None:
         self.max_keys = max_keys
         self._open: dict[tuple[IPAddress, int | None], tuple[float, set[tuple[str, str]]]] = {}
 
@@ -38,14 +38,23 @@ class Attempts:
         key = (event.ip, event.port)
         form = (event.form, event.reason)
         current = self._open.get(key)
-        if current is not None and -SAME_REQUEST_SECONDS <= event.time - current[0] <= SAME_REQUEST_SECONDS:
-            if form not in current[1]:
-                current[1].add(form)
-                event.repeat = True
+        same_request = current is not None and abs(event.time - current[0]) <= SAME_REQUEST_SECONDS
+        if current is not None and same_request and form not in current[1]:
+            current[1].add(form)
+            event.repeat = True
+            return
+        self._open.pop(key, None)
+        self._open[key] = (event.time, {form})  # at the end: the dict stays in time order
+        self._prune(event.time)
+
+    def _prune(self, now: float) -> None:
+        """Requests last a second: drop the ones that are over, oldest first, a few per call."""
+        opened = self._open
+        for _ in range(4):
+            first = next(iter(opened), None)
+            if first is None or (now - opened[first][0] <= 2 * SAME_REQUEST_SECONDS and len(opened) < self.max_keys):
                 return
-        elif len(self._open) >= self.max_keys:
-            self._open.clear()  # requests are a second long: forgetting them all loses nothing
-        self._open[key] = (event.time, {form})
+            del opened[first]
 
 
 class Nonces:
@@ -101,8 +110,18 @@ class Policy:
             return None
         strong = decision.evidence is Evidence.STRONG
         decision.duration = self.policy.ban_strong if strong else self.policy.ban_weak
-        self.banned_until[ip] = decision.time + decision.duration
+        self.banned_until.pop(ip, None)
+        self.banned_until[ip] = decision.time + decision.duration  # at the end: roughly in expiry order
+        self._expire(decision.time)
         return decision
+
+    def _expire(self, now: float) -> None:
+        """Forget bans that are over, a few per call, so that the table does not grow without end."""
+        for _ in range(4):
+            first = next(iter(self.banned_until), None)
+            if first is None or self.banned_until[first] > now:
+                return
+            del self.banned_until[first]
 
 
 class Pipeline:
@@ -144,4 +163,12 @@ class Pipeline:
                 final = self.policy.apply(decision)
                 if final is not None:
                     decisions.append(final)
+            if ip is not None and self.is_blocked(ip, event.time):
+                self.forget(ip)  # banned by this very event: the other detectors need not see it
+                break
         return decisions
+
+    def forget(self, ip: IPAddress) -> None:
+        """A banned address's requests stop arriving: the detectors can let go of it (memory)."""
+        for detector in self.detectors:
+            detector.forget(ip)

@@ -64,7 +64,8 @@ class Store:
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, mode=0o700, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            # one thread at a time uses it (the daemon's); it may not be the one that opened it
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)

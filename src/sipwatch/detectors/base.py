@@ -51,6 +51,9 @@ class Detector(Protocol):
 
     def observe(self, event: Event) -> list[Decision]: ...
 
+    def forget(self, ip: IPAddress) -> None:
+        """Drop what is kept about `ip` (it was just banned: its requests no longer arrive)."""
+
 
 K = TypeVar("K", bound=Hashable)
 

@@ -40,8 +40,12 @@ class BruteForceDetector:
             f"{len(events)} failed attempts in {_span(events)} (accounts: {', '.join(accounts[:5]) or 'none'})",
             event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:],
         )]
+    def forget(self, ip: IPAddress) -> None:
+        self.windows.clear(ip)
+
 
 
 def _span(events: list[Event]) -> str:
     seconds = max(0.0, events[-1].time - events[0].time)
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}min"
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sipwatch.config import Distributed
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows
-from sipwatch.event import Event, Kind
+from sipwatch.event import Event, IPAddress, Kind
 
 
 class DistributedDetector:
@@ -26,3 +26,6 @@ class DistributedDetector:
         return [Decision(Action.ALERT, self.name,
                          f"account {event.account!r} attacked from {len(addresses)} addresses",
                          event.time, account=event.account, events=events[-MAX_EVIDENCE:])]
+
+    def forget(self, ip: IPAddress) -> None:
+        return None

@@ -30,3 +30,6 @@ class EnumerationDetector:
             Action.BAN, self.name, f"{len(names)} distinct accounts tried: {', '.join(names[:8])}",
             event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:],
         )]
+
+    def forget(self, ip: IPAddress) -> None:
+        self.windows.clear(ip)

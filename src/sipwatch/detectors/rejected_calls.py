@@ -46,3 +46,7 @@ class RejectedCallsDetector:
             f"{len(events)} calls to unknown extensions ({', '.join(t or _EMPTY for t in targets[:6])})",
             event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:],
         )]
+
+    def forget(self, ip: IPAddress) -> None:
+        self.rejected.clear(ip)
+        self.flood.clear(ip)

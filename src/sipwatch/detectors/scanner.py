@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sipwatch.config import Scanner
 from sipwatch.detectors.base import Action, Decision
-from sipwatch.event import Event, Kind
+from sipwatch.event import Event, IPAddress, Kind
 
 
 class ScannerDetector:
@@ -21,3 +21,6 @@ class ScannerDetector:
         label = "scanner" if event.kind is Kind.SCANNER else "flood"
         return [Decision(Action.BAN, self.name, f"{label}: {what}", event.time, ip=event.ip,
                          evidence=event.evidence, events=[event])]
+
+    def forget(self, ip: IPAddress) -> None:
+        return None

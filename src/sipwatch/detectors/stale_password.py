@@ -32,3 +32,6 @@ class StalePasswordDetector:
                          f"{len(events)} failures on account {event.account!r}, which this address "
                          "has logged in as before: a stale password?",
                          event.time, ip=event.ip, account=event.account, events=events[-MAX_EVIDENCE:])]
+
+    def forget(self, ip: IPAddress) -> None:
+        return None

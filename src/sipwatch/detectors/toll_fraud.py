@@ -58,3 +58,7 @@ class TollFraudDetector:
     def _ban(self, event: Event, events: list[Event], reason: str) -> Decision:
         return Decision(Action.BAN, self.name, reason, event.time, ip=event.ip,
                         evidence=strongest(events), events=events[-MAX_EVIDENCE:])
+
+    def forget(self, ip: IPAddress) -> None:
+        self.probes.clear(ip)
+        self.walks.clear(ip)

@@ -35,3 +35,6 @@ class UnansweredChallengesDetector:
         return [Decision(Action.BAN, self.name,
                          f"{len(events)} digest challenges without a successful login",
                          event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:])]
+
+    def forget(self, ip: IPAddress) -> None:
+        self.windows.clear(ip)

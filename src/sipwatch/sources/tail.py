@@ -144,8 +144,9 @@ class Follower:
         return open(best[1], "rb") if best else None
 
     # -- reading -------------------------------------------------------------------------------
-    def read(self) -> list[Chunk]:
-        """Whole lines appended since the last call (a rotated-away file's rest comes first)."""
+    def read(self, max_bytes: int = -1) -> list[Chunk]:
+        """Whole lines appended since the last call (a rotated-away file's rest comes first); at most
+        about `max_bytes` of the current file per call, so that a huge backlog is taken in bounded bites."""
         chunks: list[Chunk] = []
         while self._old:
             fh, offset, lines = self._old.pop(0)
@@ -159,7 +160,7 @@ class Follower:
         if self._fh is None and not self._open():
             return chunks
         self._check_rotation(chunks)
-        chunks.extend(self._drain())
+        chunks.extend(self._drain(limit=max_bytes))
         return chunks
 
     def _check_rotation(self, chunks: list[Chunk]) -> None:
@@ -186,10 +187,10 @@ class Follower:
             self._fh.seek(0)
             self._offset, self._lines, self._pending, self._print = 0, 0, b"", ""
 
-    def _drain(self, final: bool = False) -> list[Chunk]:
+    def _drain(self, final: bool = False, limit: int = -1) -> list[Chunk]:
         assert self._fh is not None
         self._fh.seek(self._offset + len(self._pending))
-        data = self._pending + self._fh.read()
+        data = self._pending + self._fh.read(limit if limit > 0 and not final else -1)
         if not data:
             return []
         cut = data.rfind(b"\n") + 1

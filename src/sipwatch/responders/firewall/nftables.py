@@ -32,6 +32,7 @@ class NftablesBackend:
         self.netns = netns
         self.nft = nft
         self.conntrack = shutil.which("conntrack")
+        self._known: set[IPAddress] = set()  # addresses we have put in the sets (or found there)
 
     # -- commands ------------------------------------------------------------------------------
     def _command(self, *args: str) -> list[str]:
@@ -69,26 +70,32 @@ class NftablesBackend:
 
     def setup(self) -> None:
         self._run(["-f", "-"], self.ruleset())
+        self._known = set(self.banned())
 
     def ban(self, bans: Iterable[Ban]) -> None:
+        """One transaction. An address banned before (by us, or found at setup) gets `add`, `delete`,
+        `add`: the first makes sure it is there (it may have expired), so the delete cannot fail, and
+        the last sets the new timeout (`add` alone would keep the old one)."""
         wanted = {b.ip: b for b in bans}  # the last ban of an address in the batch wins
         if not wanted:
             return
-        present = self.banned()
         lines = []
         for version, set_name in SETS.items():
             family = [b for b in wanted.values() if b.ip.version == version]
             if not family:
                 continue
-            again = [b for b in family if b.ip in present]
-            if again:  # a new timeout needs delete + add; `add` alone keeps the old one
-                lines.append(f"delete element inet {TABLE} {set_name} {{ {', '.join(str(b.ip) for b in again)} }}")
+            again = ", ".join(str(b.ip) for b in family if b.ip in self._known)
+            if again:
+                lines.append(f"add element inet {TABLE} {set_name} {{ {again} }}")
+                lines.append(f"delete element inet {TABLE} {set_name} {{ {again} }}")
             elements = ", ".join(f"{b.ip} timeout {max(1, int(b.seconds * 1000))}ms" for b in family)
             lines.append(f"add element inet {TABLE} {set_name} {{ {elements} }}")
         self._run(["-f", "-"], "\n".join(lines) + "\n")
+        self._known.update(wanted)
         self._forget_connections(wanted)
 
     def unban(self, ips: Iterable[IPAddress]) -> None:
+        ips = list(ips)
         present = self.banned()
         lines = []
         for version, set_name in SETS.items():
@@ -97,6 +104,7 @@ class NftablesBackend:
                 lines.append(f"delete element inet {TABLE} {set_name} {{ {', '.join(str(ip) for ip in gone)} }}")
         if lines:
             self._run(["-f", "-"], "\n".join(lines) + "\n")
+        self._known.difference_update(ips)
 
     def banned(self) -> dict[IPAddress, float]:
         found: dict[IPAddress, float] = {}
