@@ -88,7 +88,8 @@ def mass_bans(netns: str, count: int, folder: Path) -> dict[str, float]:
             v6 = ipaddress.ip_address(f"2001:db8:ffff::{i >> 16:x}:{i & 0xffff:x}")
             ip = v6 if i % 2 else ipaddress.ip_address(0xC6120000 + i)
             fh.write("".join(LINE.format(ts=stamp, ip=ip, n=k) for k in range(6)))
-    config = from_dict({"run": {"watch": [str(log)], "read_existing": True}})
+    config = from_dict({"run": {"watch": [str(log)], "read_existing": True},
+                        "policy": {"storm_bans": 10 * count}})  # a deliberate storm: measure it, do not hold it
     backend = NftablesBackend(netns=netns)
     daemon = Daemon(config, backend, Store(str(folder / "mass-state" / "sipwatch.db")))
     daemon.reconcile()

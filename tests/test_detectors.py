@@ -402,3 +402,20 @@ def test_config_error_names_the_key(data: dict[str, Any], key: str) -> None:
 def test_config_durations(value: object, seconds: float) -> None:
     """Windows and ban times are seconds or strings with a unit."""
     assert from_dict({"detectors": {"brute_force": {"window": value}}}).detectors.brute_force.window == seconds
+
+
+def test_ban_storm_breaker_holds_and_alerts() -> None:
+    """Too many bans within seconds (a flood of forged lines?): the rest become alerts, nothing is banned."""
+    cfg = config(policy={"storm_bans": 3, "storm_window": "10s"}, detectors={"scanner": {"enabled": True}})
+    pipeline = Pipeline(cfg)
+    decisions = [d for i in range(5)
+                 for d in pipeline.process(Event(float(i) / 10, Kind.SCANNER, Service.SIP,
+                                                 ipaddress.ip_address(f"198.51.100.{i + 1}"), reason="probe"))]
+    assert [d.action for d in decisions] == [Action.BAN] * 3 + [Action.ALERT] * 2
+    assert "held" in decisions[-1].reason
+
+
+def test_allowlisted_host_names_are_resolved_and_never_banned() -> None:
+    pipeline = Pipeline(config(policy={"allowlist": ["localhost"], "allow_loopback": True}))
+    pipeline.policy.resolve()
+    assert pipeline.policy.protected(ipaddress.ip_address("127.0.0.1")) == "allowlisted (localhost)"

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
@@ -112,8 +114,10 @@ class Detectors:
 class Policy:
     ban_strong: Duration = 3600.0  # the source completed a round trip
     ban_weak: Duration = 600.0  # a single UDP packet could have been spoofed
-    allowlist: list[str] = field(default_factory=list)  # networks never banned (trunks, offices)
+    allowlist: list[str] = field(default_factory=list)  # networks and host names never banned (trunks, offices)
     allow_loopback: bool = False  # tests only: let loopback addresses be banned
+    storm_bans: int = 200  # this many bans within storm_window: hold further bans and alert (a forged flood?)
+    storm_window: Duration = 10.0
 
 
 @dataclass
@@ -175,7 +179,8 @@ def from_dict(data: dict[str, Any]) -> Config:
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            raise ConfigError(f"policy.allowlist: {net!r} is not an address or network") from None
+            if not _HOSTNAME.match(net):
+                raise ConfigError(f"policy.allowlist: {net!r} is not an address, network or host name") from None
     return config
 
 

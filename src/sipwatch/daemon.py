@@ -82,7 +82,9 @@ class Daemon:
         return found
 
     def refresh(self) -> None:
-        """Pick up files that appeared since the last look (globs), and watch their folders."""
+        """Pick up files that appeared since the last look (globs), watch their folders, and re-resolve
+        the allowlisted host names."""
+        self.pipeline.policy.resolve()
         for path in self.paths():
             if path not in self.followed:
                 saved = self.saved.get(path)

@@ -9,11 +9,14 @@ Time is the events' own, so a scan reproduces exactly what the daemon would have
 from __future__ import annotations
 
 import ipaddress
-from collections import OrderedDict
+import socket
+import time
+from collections import OrderedDict, deque
 
 from sipwatch.config import Config
 from sipwatch.detectors import Action, Decision, Detector, Knowledge, build
 from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
+from sipwatch.netaddr import ip_of
 from sipwatch.numbers import NumberClassifier
 
 SAME_REQUEST_SECONDS = 1.0
@@ -82,15 +85,41 @@ class Policy:
 
     def __init__(self, config: Config, own: set[IPAddress] | None = None) -> None:
         self.policy = config.policy
-        self.allow = [ipaddress.ip_network(n, strict=False) for n in config.policy.allowlist]
+        self.allow = [net for net in map(_network, config.policy.allowlist) if net is not None]
+        self.hosts = [name for name in config.policy.allowlist if _network(name) is None]
+        self.host_addresses: dict[IPAddress, str] = {}  # resolved allowlisted host names (see resolve())
         self.own = own or set()
         self.banned_until: dict[IPAddress, float] = {}
+        self.recent_bans: deque[float] = deque()
+        self.resolved_at = -1e9
+
+    def resolve(self, every: float = 600.0) -> None:
+        """(Re-)resolve the allowlisted host names, at most every `every` seconds: a trunk provider's
+        addresses may change."""
+        now = time.monotonic()
+        if now - self.resolved_at < every:
+            return
+        self.resolved_at = now
+        found: dict[IPAddress, str] = {}
+        for name in self.hosts:
+            try:
+                infos = socket.getaddrinfo(name, None)
+            except OSError:
+                continue
+            for info in infos:
+                address = ip_of(str(info[4][0]))
+                if address is not None:
+                    found[address] = name
+        if found or not self.hosts:
+            self.host_addresses = found
 
     def protected(self, ip: IPAddress) -> str | None:
         if ip.is_loopback and not self.policy.allow_loopback:
             return "loopback"
         if ip in self.own:
             return "one of this host's own addresses"
+        if ip in self.host_addresses:
+            return f"allowlisted ({self.host_addresses[ip]})"
         for net in self.allow:
             if ip.version == net.version and ip in net:
                 return f"allowlisted ({net})"
@@ -108,12 +137,27 @@ class Policy:
         until = self.banned_until.get(ip)
         if until is not None and decision.time < until:
             return None
+        if self._storm(decision.time):
+            decision.action = Action.ALERT
+            decision.reason += (f"; held: more than {self.policy.storm_bans} bans within "
+                                f"{self.policy.storm_window:.0f}s (a flood of forged lines?)")
+            return decision
         strong = decision.evidence is Evidence.STRONG
         decision.duration = self.policy.ban_strong if strong else self.policy.ban_weak
         self.banned_until.pop(ip, None)
         self.banned_until[ip] = decision.time + decision.duration  # at the end: roughly in expiry order
         self._expire(decision.time)
         return decision
+
+    def _storm(self, now: float) -> bool:
+        """The ban-storm breaker: too many bans in a short time means hold and ask a human."""
+        recent = self.recent_bans
+        while recent and recent[0] < now - self.policy.storm_window:
+            recent.popleft()
+        if len(recent) >= self.policy.storm_bans:
+            return True
+        recent.append(now)
+        return False
 
     def _expire(self, now: float) -> None:
         """Forget bans that are over, a few per call, so that the table does not grow without end."""
@@ -122,6 +166,13 @@ class Policy:
             if first is None or self.banned_until[first] > now:
                 return
             del self.banned_until[first]
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
 
 
 class Pipeline:
