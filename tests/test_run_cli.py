@@ -105,3 +105,27 @@ def test_check_config_accepts_the_example(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parent.parent / "examples" / "sipwatch.toml"
     done = _cli("check-config", str(example))
     assert done.returncode == 0, done.stderr
+
+
+def test_the_control_socket_serves_status_and_manual_bans(tmp_path: Path) -> None:
+    log, state = tmp_path / "messages", tmp_path / "state"
+    log.touch()
+    daemon = _start(log, state)
+    sock = state / "sipwatch.sock"
+    try:
+        assert _wait(sock.exists)
+        assert oct(sock.stat().st_mode & 0o777) == "0o600"  # root only
+        status = _cli("status", "--state-dir", str(state))
+        assert status.returncode == 0 and "following" in status.stdout and str(log) in status.stdout
+        assert _cli("bans", "add", "203.0.113.9", "--for", "10m", "--state-dir", str(state)).returncode == 0
+        bans = json.loads(_cli("bans", "list", "--json", "--state-dir", str(state)).stdout)
+        assert [(b["ip"], b["reason"]) for b in bans] == [("203.0.113.9", "manual: banned by hand")]
+        assert 500 < bans[0]["until"] - time.time() <= 600
+        assert _cli("bans", "del", "203.0.113.9", "--state-dir", str(state)).returncode == 0
+        assert json.loads(_cli("bans", "list", "--json", "--state-dir", str(state)).stdout) == []
+        assert "not an IP address" in _cli("bans", "add", "nonsense", "--state-dir", str(state)).stderr
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+    assert not sock.exists()
+    assert _cli("status", "--state-dir", str(state)).returncode == 3

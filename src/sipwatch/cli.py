@@ -11,12 +11,13 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
-from sipwatch import __version__
+from sipwatch import __version__, control
 from sipwatch.config import Config, ConfigError, duration, load
 from sipwatch.daemon import Daemon
 from sipwatch.detectors import Action, Decision
+from sipwatch.event import IPAddress
 from sipwatch.formats.records import ScanStats
 from sipwatch.netaddr import ip_of
 from sipwatch.report import to_json, write_text
@@ -139,57 +140,97 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ask(config: Config, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The running daemon's answer, or None when no daemon listens (the store is used instead)."""
+    try:
+        return control.request(os.path.join(config.run.state_dir, control.SOCKET_NAME), payload)
+    except control.ControlError as exc:
+        if "no daemon socket" in str(exc) or "does not answer" in str(exc):
+            return None
+        raise
+
+
+def _print_bans(bans: list[dict[str, Any]], as_json: bool) -> None:
+    rows = [{"ip": b["ip"], "until": b["until"], "reason": f"{b['detector']}: {b['reason']}", "count": b["count"]}
+            for b in bans]
+    if as_json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    for row in rows:
+        left = int(float(row["until"]) - time.time())
+        print(f"{row['ip']}  {left // 60} min left  (ban #{row['count']})  {row['reason']}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _run_config(args)
+    answer = _ask(config, {"command": "status"})
+    if answer is None:
+        print(f"sipwatch is not running (no control socket in {config.run.state_dir})")
+        return 3
+    print(f"sipwatch running since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(answer['started']))}"
+          f", backend {answer['backend']}")
+    print(f"  following: {', '.join(str(f) for f in answer['files'])}")
+    print(f"  lines read {answer['lines']}, events {answer['events']}, bans made {answer['bans_made']}, "
+          f"active {answer['bans_active']}")
+    return 0
+
+
 def cmd_bans(args: argparse.Namespace) -> int:
     config = _run_config(args)
-    store = _store(config)
     if args.action == "list":
-        bans = store.bans()
-        if args.json:
-            json.dump([{"ip": str(b.ip), "until": b.until, "reason": f"{b.detector}: {b.reason}",
-                        "count": b.count} for b in bans], sys.stdout, indent=2)
-            sys.stdout.write("\n")
-        else:
-            for b in bans:
-                left = int(b.until - time.time())
-                print(f"{b.ip}  {left // 60} min left  (ban #{b.count})  {b.detector}: {b.reason}")
+        answer = _ask(config, {"command": "bans-list"})
+        bans = answer["bans"] if answer is not None else [b.to_json() for b in _store(config).bans()]
+        _print_bans(bans, args.json)
         return 0
-    scope = Scope(tuple(int(p) for p in config.run.ports), config.run.all_ports)
-    backend = create_backend(config.run.backend, Options(scope))
     ip = ip_of(args.ip) if args.ip else None
     if ip is None:
         print(f"sipwatch: {args.ip!r} is not an IP address", file=sys.stderr)
         return 2
-    if args.action == "add":
-        seconds = duration(args.duration, "--for")
+    seconds = duration(args.duration, "--for")
+    command = {"add": "bans-add", "del": "bans-del"}[args.action]
+    if _ask(config, {"command": command, "ip": str(ip), "seconds": seconds}) is None:
+        _offline_ban(config, args.action, ip, seconds)
+    print(f"{ip} banned for {seconds:.0f}s" if args.action == "add" else f"{ip} unbanned")
+    return 0
+
+
+def _offline_ban(config: Config, action: str, ip: IPAddress, seconds: float) -> None:
+    """No daemon running: change the kernel and the store directly (the daemon reconciles on start)."""
+    scope = Scope(tuple(int(p) for p in config.run.ports), config.run.all_ports)
+    backend = create_backend(config.run.backend, Options(scope))
+    store = _store(config)
+    if action == "add":
         backend.setup()
         backend.ban([Ban(ip, seconds)])
         decision = Decision(Action.BAN, "manual", "banned by hand", time.time(), ip=ip, duration=seconds)
         with store.transaction() as db:
             store.save_ban(db, decision, time.time(), time.time() + seconds)
-        print(f"{ip} banned for {seconds:.0f}s")
     else:
         backend.unban([ip])
         store.delete_ban(ip)
-        print(f"{ip} unbanned")
-    return 0
 
 
 def cmd_why(args: argparse.Namespace) -> int:
     config = _run_config(args)
-    store = _store(config)
     ip = ip_of(args.ip)
     if ip is None:
         print(f"sipwatch: {args.ip!r} is not an IP address", file=sys.stderr)
         return 2
-    ban = next((b for b in store.bans() if b.ip == ip), None)
-    if ban is None:
+    answer = _ask(config, {"command": "why", "ip": str(ip)})
+    if answer is None:
+        store = _store(config)
+        found = next((b.to_json() for b in store.bans() if b.ip == ip), None)
+        answer = {"ban": found, "events": store.events_of(ip, 20)}
+    ban = answer.get("ban")
+    if not isinstance(ban, dict):
         print(f"{ip} is not banned")
     else:
-        print(f"{ip} banned until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ban.until))} "
-              f"(ban #{ban.count}) by {ban.detector}: {ban.reason}")
-        for e in ban.events:
+        until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ban["until"])))
+        print(f"{ip} banned until {until} (ban #{ban['count']}) by {ban['detector']}: {ban['reason']}")
+        for e in ban.get("events", []):
             print(f"  {e.get('file')}:{e.get('line')}: {str(e.get('raw', ''))[:200]}")
-    for row in store.events_of(ip, 10):
+    for row in answer.get("events", []):
         print(f"  event {row['kind']} {row['service']} {row['file']}:{row['line']}")
     return 0
 
@@ -224,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a configuration file")
     p.add_argument("config", metavar="FILE")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("status", help="what the running daemon is doing")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--state-dir", metavar="DIR")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("bans", help="list, add or remove bans")
     p.add_argument("action", choices=["list", "add", "del"])
@@ -262,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sipwatch: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (FirewallError, StoreError) as exc:
+    except (FirewallError, StoreError, control.ControlError) as exc:
         print(f"sipwatch: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,14 +14,17 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sipwatch.config import Config
+from sipwatch.control import SOCKET_NAME, ControlServer
 from sipwatch.detectors import Action, Decision
 from sipwatch.event import Event
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats
 from sipwatch.hostaddrs import own_addresses
+from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
 from sipwatch.responders.firewall import Backend, Ban
 from sipwatch.sources.tail import Follower
@@ -72,6 +75,9 @@ class Daemon:
         self.saved = store.positions()
         self.inotify = INotify() if INotify is not None else None
         self._watched_dirs: set[str] = set()
+        self.lock = threading.Lock()  # the loop and the control socket take turns
+        self.started = time.time()
+        self.totals = StepResult()
 
     # -- sources -------------------------------------------------------------------------------
     def paths(self) -> list[str]:
@@ -165,17 +171,67 @@ class Daemon:
         if missing:
             self.backend.ban(missing)
 
+    # -- control ------------------------------------------------------------------------------
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer a control-socket request (status, bans-list, bans-add, bans-del, why)."""
+        command = request.get("command")
+        with self.lock:
+            if command == "status":
+                return {"ok": True, "started": self.started, "files": sorted(self.followed),
+                        "lines": self.totals.lines, "events": self.totals.events,
+                        "bans_made": self.totals.ban_count, "bans_active": len(self.store.bans()),
+                        "backend": self.config.run.backend}
+            if command == "bans-list":
+                return {"ok": True, "bans": [b.to_json() for b in self.store.bans()]}
+            ip = ip_of(str(request.get("ip", "")))
+            if ip is None:
+                return {"ok": False, "error": f"{request.get('ip')!r} is not an IP address"}
+            if command == "bans-add":
+                seconds = float(request.get("seconds", 3600))
+                now = time.time()
+                decision = Decision(Action.BAN, "manual", str(request.get("reason") or "banned by hand"), now,
+                                    ip=ip, duration=seconds)
+                self.backend.ban([Ban(ip, seconds)])
+                with self.store.transaction() as db:
+                    self.store.save_ban(db, decision, now, now + seconds)
+                return {"ok": True, "ip": str(ip), "seconds": seconds}
+            if command == "bans-del":
+                self.backend.unban([ip])
+                self.store.delete_ban(ip)
+                self.pipeline.banned_until.pop(ip, None)
+                return {"ok": True, "ip": str(ip)}
+            if command == "why":
+                ban = next((b.to_json() for b in self.store.bans() if b.ip == ip), None)
+                return {"ok": True, "ban": ban, "events": self.store.events_of(ip, 20)}
+        return {"ok": False, "error": f"unknown command {command!r}"}
+
     def run(self, stop: threading.Event) -> None:
         self.reconcile()
         self.refresh()
+        server = ControlServer(os.path.join(self.config.run.state_dir, SOCKET_NAME), self.handle)
+        server.start()
+        try:
+            self._loop(stop)
+        finally:
+            server.stop()
+
+    def _loop(self, stop: threading.Event) -> None:
         last_refresh = time.monotonic()
         while not stop.is_set():
-            self.step()
+            with self.lock:
+                self._count(self.step())
             if self.inotify is not None:
                 self.inotify.read(timeout=int(self.config.run.poll * 1000))
             else:
                 stop.wait(self.config.run.poll)
             if time.monotonic() - last_refresh > 5:
-                self.refresh()
+                with self.lock:
+                    self.refresh()
                 last_refresh = time.monotonic()
-        self.step()
+        with self.lock:
+            self._count(self.step())
+
+    def _count(self, result: StepResult) -> None:
+        self.totals.lines += result.lines
+        self.totals.events += result.events
+        self.totals.ban_count += result.ban_count
