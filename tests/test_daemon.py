@@ -114,3 +114,18 @@ def test_latency_from_write_to_ban_is_milliseconds(tmp_path: Path) -> None:
     _write(log, [ATTACK.format(s=5, u=100)])
     assert daemon.step().banned
     assert time.perf_counter() - started < 0.05
+
+
+def test_decisions_go_to_the_json_log_for_a_siem(tmp_path: Path) -> None:
+    import json
+
+    log, siem = tmp_path / "messages", tmp_path / "sipwatch.json"
+    log.touch()
+    config = _config(log, json_log=str(siem))
+    daemon = Daemon(config, DryRunBackend(), Store(str(tmp_path / "state" / "sipwatch.db")))
+    daemon.reconcile()
+    daemon.refresh()
+    _write(log, [ATTACK.format(s=i, u=100) for i in range(6)])
+    daemon.step()
+    (record,) = [json.loads(line) for line in siem.read_text().splitlines()]
+    assert (record["action"], record["ip"], record["detector"]) == ("ban", "198.51.100.7", "brute_force")

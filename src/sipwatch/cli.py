@@ -21,6 +21,7 @@ from sipwatch.event import IPAddress
 from sipwatch.formats.records import ScanStats
 from sipwatch.netaddr import ip_of
 from sipwatch.report import to_json, write_text
+from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope
 from sipwatch.responders.firewall import create as create_backend
 from sipwatch.scan import Reader, scan
@@ -235,6 +236,19 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alert_test(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    if not config.alerts.urls:
+        print("sipwatch: no alerts.urls in the configuration: nothing to test", file=sys.stderr)
+        return 2
+    alerter = Alerter(config.alerts)
+    if alerter.test():
+        print(f"a test alert was sent to {len(config.alerts.urls)} destination(s)")
+        return 0
+    print("sipwatch: the test alert could not be delivered (see the messages above)", file=sys.stderr)
+    return 1
+
+
 def cmd_firewall(args: argparse.Namespace) -> int:
     config = _run_config(args)
     backend = create_backend(config.run.backend, Options(Scope()))
@@ -286,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--state-dir", metavar="DIR")
     p.set_defaults(func=cmd_why)
+
+    p = sub.add_parser("alert-test", help="send a test alert to every configured destination")
+    p.add_argument("--config", metavar="FILE")
+    p.set_defaults(func=cmd_alert_test)
 
     p = sub.add_parser("firewall", help="firewall maintenance")
     p.add_argument("action", choices=["remove"])

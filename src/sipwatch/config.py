@@ -137,8 +137,17 @@ class Run:
     all_ports: bool = False  # drop every packet of a banned address, not only SIP's
     ports: list[str] = field(default_factory=lambda: ["5060", "5061"])
     poll: Duration = 1.0  # fallback wake-up when inotify is not available or misses an event
+    json_log: str = ""  # a file that gets one JSON object per decision (for a SIEM); "" = none
     escalation: float = 4.0  # each repeat ban lasts this many times longer...
     max_ban: Duration = 7 * 86400.0  # ...up to this
+
+
+@dataclass
+class Alerts:
+    urls: list[str] = field(default_factory=list)  # apprise URLs: mailto://, slack://, tgram://, json://, ...
+    on: list[str] = field(default_factory=lambda: ["ban", "alert"])  # which decisions are sent
+    dedupe: Duration = 600.0  # the same decision about the same address once per this period
+    max_per_hour: int = 30
 
 
 @dataclass
@@ -147,6 +156,7 @@ class Config:
     policy: Policy = field(default_factory=Policy)
     numbers: Numbers = field(default_factory=Numbers)
     run: Run = field(default_factory=Run)
+    alerts: Alerts = field(default_factory=Alerts)
     timezone: str = ""  # IANA zone of the logs' wall-clock times; "" = this machine's
 
 
@@ -170,6 +180,9 @@ def load(path: str | Path | None) -> Config:
 
 def from_dict(data: dict[str, Any]) -> Config:
     config: Config = _build(Config, data, "")
+    for action in config.alerts.on:
+        if action not in ("ban", "alert", "watch"):
+            raise ConfigError(f"alerts.on: {action!r} is not one of ban, alert, watch")
     if config.run.backend not in ("nftables", "dry-run"):
         raise ConfigError(f"run.backend: unknown backend {config.run.backend!r} (nftables, dry-run)")
     for port in config.run.ports:

@@ -9,6 +9,7 @@ firewall batch, then save events, bans and read positions in one store transacti
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from sipwatch.formats.records import RecordScanner, ScanStats
 from sipwatch.hostaddrs import own_addresses
 from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
+from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Backend, Ban
 from sipwatch.sources.tail import Follower
 from sipwatch.store import Store
@@ -63,8 +65,10 @@ class StepResult:
 
 
 class Daemon:
-    def __init__(self, config: Config, backend: Backend, store: Store) -> None:
+    def __init__(self, config: Config, backend: Backend, store: Store, alerter: Alerter | None = None) -> None:
         self.config = config
+        self.alerter = alerter or Alerter(config.alerts)
+        self.json_log = open(config.run.json_log, "a", buffering=1) if config.run.json_log else None  # noqa: SIM115
         self.backend = backend
         self.store = store
         self.pipeline = Pipeline(config, own_addresses())
@@ -142,6 +146,9 @@ class Daemon:
         for decision in decisions:
             log.info("%s %s %s: %s", decision.action, decision.ip or decision.account or "-", decision.detector,
                      decision.reason)
+            self.alerter.decision(decision)
+            if self.json_log is not None:
+                self.json_log.write(json.dumps({"at": now, **decision.to_json()}) + "\n")
         room = MAX_RESULTS - len(result.decisions)
         result.decisions.extend(decisions[:room])
         result.banned.extend(ban for ban, _ in bans[: MAX_RESULTS - len(result.banned)])
