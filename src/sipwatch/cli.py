@@ -15,7 +15,6 @@ from typing import Any, TextIO
 
 from sipwatch import __version__, control
 from sipwatch.config import Config, ConfigError, duration, load
-from sipwatch.daemon import Daemon
 from sipwatch.detectors import Action, Decision
 from sipwatch.event import IPAddress
 from sipwatch.formats.records import ScanStats
@@ -125,6 +124,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sipwatch.daemon import Daemon  # the daemon's imports are not needed by scan and explain
+
     config = _run_config(args)
     if not config.run.watch:
         raise ConfigError("run.watch: nothing to watch (give --watch PATH or set run.watch in the config)")
