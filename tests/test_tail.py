@@ -143,3 +143,27 @@ def test_every_line_exactly_once_under_rotation_at_ten_thousand_lines_a_second(t
     assert len(set(seen)) == len(seen)
     for name in os.listdir(tmp_path):
         (tmp_path / name).unlink()
+
+
+def test_a_file_without_read_permission_is_reported_not_fatal(tmp_path: Path) -> None:
+    """As root the test drops to `nobody` for the open, since root may read anything."""
+    log = tmp_path / "messages"
+    log.write_bytes(b"x\n")
+    log.chmod(0)
+    tmp_path.chmod(0o755)
+    was_root = os.geteuid() == 0
+    if was_root:
+        os.seteuid(65534)
+    try:
+        follower = Follower(str(log))
+        assert follower.read() == []
+    finally:
+        if was_root:
+            os.seteuid(0)
+    assert follower.problem is not None and "cannot read" in follower.problem
+
+
+def test_a_directory_in_place_of_the_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "messages").mkdir()
+    follower = Follower(str(tmp_path / "messages"))
+    assert follower.read() == [] and follower.problem is not None and "cannot read" in follower.problem

@@ -17,9 +17,12 @@ same transaction as what was done with the lines.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import BinaryIO
+
+log = logging.getLogger("sipwatch")
 
 MAX_LINE = 1 << 20  # a "line" longer than this is handed over unfinished rather than held forever
 FINGERPRINT_BYTES = 256
@@ -56,6 +59,7 @@ class Chunk:
 class Follower:
     def __init__(self, path: str, position: Position | None = None, from_end: bool = False) -> None:
         self.path = path
+        self.problem: str | None = None  # why the file cannot be read now, if it cannot
         self._fh: BinaryIO | None = None
         self._stat: os.stat_result | None = None
         self._offset = 0
@@ -100,6 +104,12 @@ class Follower:
             fh = open(self.path, "rb")  # noqa: SIM115 - kept open across calls on purpose
         except FileNotFoundError:
             return False
+        except OSError as exc:  # no permission, a directory, ...: say so once, try again later
+            if self.problem is None:
+                self.problem = f"{self.path}: cannot read: {exc.strerror or exc}"
+                log.warning("%s", self.problem)
+            return False
+        self.problem = None
         self._fh, self._stat = fh, os.fstat(fh.fileno())
         self._offset, self._lines, self._print = 0, 0, ""
         return True
