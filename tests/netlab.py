@@ -3,11 +3,15 @@ IPv6 documentation addresses), the admin's own conntrack rules in `pbx`, and bou
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from sipwatch.responders.firewall import Backend, Ban
 
 ATTACKER4, PHONE4, PBX4_A, PBX4_P = "198.51.100.10", "203.0.113.20", "198.51.100.1", "203.0.113.1"
 ATTACKER6, PHONE6, PBX6_A, PBX6_P = "2001:db8:a::10", "2001:db8:b::20", "2001:db8:a::1", "2001:db8:b::1"
@@ -81,3 +85,27 @@ def run_in(ns: str, script: str, *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, text=True)
 
 
+def assert_ban_stops_the_flow(lab: Lab, backend: Backend, version: int) -> None:
+    """After the ban the listener hears nothing more from the attacker's already established flow,
+    the phone still gets through, and when the kernel timeout ends the attacker is let in again."""
+    attacker, phone = (ATTACKER4, PHONE4) if version == 4 else (ATTACKER6, PHONE6)
+    pbx_a, pbx_p = (PBX4_A, PBX4_P) if version == 4 else (PBX6_A, PBX6_P)
+    backend.setup()
+    listener = run_in(lab.pbx, LISTENER, str(version), "4.5")
+    assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+    senders = [run_in(lab.atk, SENDER, pbx_a, "4.0", attacker), run_in(lab.phone, SENDER, pbx_p, "4.0", phone)]
+    time.sleep(0.8)
+    banned_at = time.monotonic()
+    backend.ban([Ban(ipaddress.ip_address(attacker), 1.5)])
+    applied = time.monotonic()
+    out, _ = listener.communicate(timeout=15)
+    for sender in senders:
+        sender.wait(timeout=10)
+    packets = [(float(t), src) for t, src in (line.split() for line in out.splitlines() if " " in line)]
+    from_attacker = [t for t, src in packets if ipaddress.ip_address(src) == ipaddress.ip_address(attacker)]
+    from_phone = [t for t, src in packets if ipaddress.ip_address(src) == ipaddress.ip_address(phone)]
+    assert any(t < banned_at for t in from_attacker), "the attacker's flow was established before the ban"
+    assert not [t for t in from_attacker if applied + 0.05 < t < banned_at + 1.4], "nothing while banned"
+    assert any(t > banned_at + 1.6 for t in from_attacker), "let in again after the kernel timeout"
+    assert len([t for t in from_phone if applied < t < banned_at + 1.4]) > 50, "the phone kept getting through"
+    backend.remove()

@@ -18,17 +18,9 @@ import pytest
 from netlab import (
     ATTACKER4,
     ATTACKER6,
-    LISTENER,
-    PBX4_A,
-    PBX4_P,
-    PBX6_A,
-    PBX6_P,
-    PHONE4,
-    PHONE6,
-    SENDER,
     Lab,
+    assert_ban_stops_the_flow,
     make_lab,
-    run_in,
 )
 from sipwatch.responders.firewall import Ban, Options, Scope, create
 from sipwatch.responders.firewall.nftables import NftablesBackend
@@ -45,28 +37,7 @@ pytestmark = [
 def test_ban_stops_an_established_flow_and_expires(lab: Lab, version: int) -> None:
     """After the ban the listener hears nothing more from the attacker's already established flow,
     the phone still gets through, and when the kernel timeout ends the attacker is let in again."""
-    attacker, phone = (ATTACKER4, PHONE4) if version == 4 else (ATTACKER6, PHONE6)
-    pbx_a, pbx_p = (PBX4_A, PBX4_P) if version == 4 else (PBX6_A, PBX6_P)
-    backend = create("nftables", Options(Scope(), netns=lab.pbx))
-    backend.setup()
-    listener = run_in(lab.pbx, LISTENER, str(version), "4.5")
-    assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-    senders = [run_in(lab.atk, SENDER, pbx_a, "4.0", attacker), run_in(lab.phone, SENDER, pbx_p, "4.0", phone)]
-    time.sleep(0.8)
-    banned_at = time.monotonic()
-    backend.ban([Ban(ipaddress.ip_address(attacker), 1.5)])
-    applied = time.monotonic()
-    out, _ = listener.communicate(timeout=15)
-    for sender in senders:
-        sender.wait(timeout=10)
-    packets = [(float(t), src) for t, src in (line.split() for line in out.splitlines() if " " in line)]
-    from_attacker = [t for t, src in packets if ipaddress.ip_address(src) == ipaddress.ip_address(attacker)]
-    from_phone = [t for t, src in packets if ipaddress.ip_address(src) == ipaddress.ip_address(phone)]
-    assert any(t < banned_at for t in from_attacker), "the attacker's flow was established before the ban"
-    assert not [t for t in from_attacker if applied + 0.05 < t < banned_at + 1.4], "nothing while banned"
-    assert any(t > banned_at + 1.6 for t in from_attacker), "let in again after the kernel timeout"
-    assert len([t for t in from_phone if applied < t < banned_at + 1.4]) > 50, "the phone kept getting through"
-    backend.remove()
+    assert_ban_stops_the_flow(lab, create("nftables", Options(Scope(), netns=lab.pbx)), version)
 
 
 def test_setup_is_idempotent_and_remove_leaves_the_admins_tables(lab: Lab) -> None:

@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="follow the logs and ban attackers in the kernel (the daemon)")
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--watch", action="append", metavar="PATH", help="a log file or glob (repeatable)")
-    p.add_argument("--backend", choices=["nftables", "dry-run"])
+    p.add_argument("--backend", choices=["nftables", "ipset", "dry-run"])
     p.add_argument("--state-dir", metavar="DIR")
     p.set_defaults(func=cmd_run)
 
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--state-dir", metavar="DIR")
-    p.add_argument("--backend", choices=["nftables", "dry-run"])
+    p.add_argument("--backend", choices=["nftables", "ipset", "dry-run"])
     p.set_defaults(func=cmd_bans)
 
     p = sub.add_parser("why", help="the rule and events behind a ban")
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("firewall", help="firewall maintenance")
     p.add_argument("action", choices=["remove"])
     p.add_argument("--config", metavar="FILE")
-    p.add_argument("--backend", choices=["nftables", "dry-run"])
+    p.add_argument("--backend", choices=["nftables", "ipset", "dry-run"])
     p.set_defaults(func=cmd_firewall)
 
     p = sub.add_parser("explain", help="show, per record, the format that matched and the fields taken")

@@ -131,7 +131,7 @@ class Numbers:
 @dataclass
 class Run:
     watch: list[str] = field(default_factory=list)  # log files and globs, e.g. "/var/log/asterisk/messages*"
-    backend: str = "nftables"  # nftables | dry-run
+    backend: str = "nftables"  # nftables | ipset (ipset + iptables) | dry-run
     state_dir: str = "/var/lib/sipwatch"
     read_existing: bool = False  # on the very first start, read what the files already hold
     all_ports: bool = False  # drop every packet of a banned address, not only SIP's
@@ -183,8 +183,8 @@ def from_dict(data: dict[str, Any]) -> Config:
     for action in config.alerts.on:
         if action not in ("ban", "alert", "watch"):
             raise ConfigError(f"alerts.on: {action!r} is not one of ban, alert, watch")
-    if config.run.backend not in ("nftables", "dry-run"):
-        raise ConfigError(f"run.backend: unknown backend {config.run.backend!r} (nftables, dry-run)")
+    if config.run.backend not in ("nftables", "ipset", "dry-run"):
+        raise ConfigError(f"run.backend: unknown backend {config.run.backend!r} (nftables, ipset, dry-run)")
     for port in config.run.ports:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"run.ports: {port!r} is not a port number")

@@ -13,6 +13,7 @@ from typing import Protocol
 from sipwatch.event import IPAddress
 from sipwatch.responders.firewall.base import Ban, FirewallError, Scope
 from sipwatch.responders.firewall.dryrun import DryRunBackend
+from sipwatch.responders.firewall.ipset import IpsetBackend
 from sipwatch.responders.firewall.nftables import NftablesBackend
 
 __all__ = ["BACKENDS", "Backend", "Ban", "FirewallError", "Scope", "create"]
@@ -44,6 +45,7 @@ class Options:
 
 BACKENDS: dict[str, Callable[[Options], Backend]] = {
     "nftables": lambda o: NftablesBackend(o.scope, netns=o.netns),
+    "ipset": lambda o: IpsetBackend(o.scope, netns=o.netns),
     "dry-run": lambda o: DryRunBackend(),
 }
 
