@@ -12,6 +12,7 @@ import glob
 import json
 import logging
 import os
+import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
 from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Backend, Ban
+from sipwatch.sources.journal import PREFIXES as JOURNAL_PREFIXES
+from sipwatch.sources.journal import JournalFollower
 from sipwatch.sources.tail import Follower
 from sipwatch.store import Store
 from sipwatch.timeparse import TimeParser
@@ -47,7 +50,7 @@ if INotify is not None:
 
 @dataclass
 class Followed:
-    follower: Follower
+    follower: Follower | JournalFollower
     scanner: RecordScanner
 
 
@@ -87,6 +90,9 @@ class Daemon:
     def paths(self) -> list[str]:
         found: list[str] = []
         for pattern in self.config.run.watch:
+            if pattern.startswith(JOURNAL_PREFIXES):
+                found.append(pattern)
+                continue
             matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
             found.extend(m for m in matches if not m.endswith((".gz", ".bz2", ".xz")))
         return found
@@ -99,9 +105,15 @@ class Daemon:
             if path not in self.followed:
                 saved = self.saved.get(path)
                 fresh = saved is None and not self.config.run.read_existing
-                follower = Follower(path, saved, from_end=fresh)
+                follower: Follower | JournalFollower
+                if path.startswith(JOURNAL_PREFIXES):
+                    follower = JournalFollower(path, saved, from_end=fresh)
+                else:
+                    follower = Follower(path, saved, from_end=fresh)
                 parser = LineParser(TimeParser(time.localtime().tm_year))
                 self.followed[path] = Followed(follower, RecordScanner(parser, self.prefilter, path, self.stats))
+            if path.startswith(JOURNAL_PREFIXES):
+                continue
             folder = os.path.dirname(os.path.abspath(path))
             if self.inotify is not None and folder not in self._watched_dirs and os.path.isdir(folder):
                 self.inotify.add_watch(folder, WATCH_FLAGS)
@@ -221,22 +233,33 @@ class Daemon:
             self._loop(stop)
         finally:
             server.stop()
+            for followed in self.followed.values():
+                followed.follower.close()
 
     def _loop(self, stop: threading.Event) -> None:
         last_refresh = time.monotonic()
         while not stop.is_set():
             with self.lock:
                 self._count(self.step())
-            if self.inotify is not None:
-                self.inotify.read(timeout=int(self.config.run.poll * 1000))
-            else:
-                stop.wait(self.config.run.poll)
+            self._wait()
             if time.monotonic() - last_refresh > 5:
                 with self.lock:
                     self.refresh()
                 last_refresh = time.monotonic()
         with self.lock:
             self._count(self.step())
+
+    def _wait(self) -> None:
+        """Until a followed file changes (inotify), a journal entry arrives, or the poll interval ends."""
+        fds = [f.follower.fd for f in self.followed.values() if isinstance(f.follower, JournalFollower)]
+        if self.inotify is not None:
+            fds.append(self.inotify.fileno())
+        if not fds:
+            time.sleep(self.config.run.poll)
+            return
+        ready = select.select(fds, [], [], self.config.run.poll)[0]
+        if self.inotify is not None and self.inotify.fileno() in ready:
+            self.inotify.read(timeout=0)
 
     def _count(self, result: StepResult) -> None:
         self.totals.lines += result.lines
