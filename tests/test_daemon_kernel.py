@@ -82,3 +82,26 @@ def test_daemon_stops_the_attacker_within_milliseconds(tmp_path: Path, lab: Lab,
     assert any(t > written + 2.1 for t in from_attacker), "let in again when the ban ends"
     assert [t for t, src in packets if src == ipaddress.ip_address(phone) and applied < t < written + 1.9]
     daemon.backend.remove()
+
+
+def test_bans_stay_in_the_kernel_when_the_daemon_dies_and_are_reconciled(tmp_path: Path, lab: Lab) -> None:
+    """A daemon that dies without cleaning up (kill -9) leaves its bans in the kernel; the next one
+    finds them, and puts back any that the kernel lost (a firewall reload, say)."""
+    log = tmp_path / "messages"
+    log.touch()
+    config = from_dict({"run": {"watch": [str(log)], "backend": "nftables", "read_existing": True}})
+    first = Daemon(config, NftablesBackend(netns=lab.pbx), Store(str(tmp_path / "state" / "sipwatch.db")))
+    first.reconcile()
+    first.refresh()
+    addr = f"{ATTACKER4}:5060"
+    with log.open("a") as fh:
+        fh.write("".join(LINE.format(ts="2024-05-01 10:00:00", addr=addr, n=i) + "\n" for i in range(6)))
+    assert first.step().banned
+    del first  # no stop, no cleanup
+    kernel = NftablesBackend(netns=lab.pbx)
+    assert ipaddress.ip_address(ATTACKER4) in kernel.banned()
+    kernel.remove()  # the kernel loses everything
+    second = Daemon(config, NftablesBackend(netns=lab.pbx), Store(str(tmp_path / "state" / "sipwatch.db")))
+    second.reconcile()
+    assert ipaddress.ip_address(ATTACKER4) in second.backend.banned()
+    second.backend.remove()

@@ -245,6 +245,7 @@ class Daemon:
             if time.monotonic() - last_refresh > 5:
                 with self.lock:
                     self.refresh()
+                    self.store.prune()  # retention: the newest events only
                 last_refresh = time.monotonic()
         with self.lock:
             self._count(self.step())
