@@ -8,8 +8,8 @@ inside a network namespace created here (root and `nft` required), and measures:
 2. 100,000 distinct attackers in one log: time for the daemon to read, decide and apply all the bans,
    the time of the nftables batch alone, and the daemon's RSS afterwards.
 
-fail2ban's figures for the same measurement on this kind of machine (446 ms p50, 869 ms max) are in the
-project's reference notes; setting up its asterisk jail inside a namespace is not automated here.
+3. the same latency for fail2ban (Debian's 1.0.2, its `asterisk` jail with the `nftables-multiport`
+   action, run inside its own namespace with a private configuration), side by side, when installed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import ipaddress
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,7 +55,8 @@ class TimedBackend(NftablesBackend):
 def latency(netns: str, count: int, folder: Path) -> list[float]:
     log = folder / "messages"
     log.touch()
-    config = from_dict({"run": {"watch": [str(log)], "read_existing": True, "poll": 1}})
+    config = from_dict({"run": {"watch": [str(log)], "read_existing": True, "poll": 1,
+                                "state_dir": str(folder / "state")}})
     backend = TimedBackend(netns)
     daemon = Daemon(config, backend, Store(str(folder / "state" / "sipwatch.db")))
     stop = threading.Event()
@@ -78,6 +80,79 @@ def latency(netns: str, count: int, folder: Path) -> list[float]:
     stop.set()
     thread.join(timeout=5)
     return [1000 * (backend.done[ip] - t) for ip, t in written.items() if ip in backend.done]
+
+
+F2B_JAIL = """[DEFAULT]
+banaction = nftables-multiport
+backend = {backend}
+[asterisk]
+enabled = true
+logpath = {log}
+maxretry = 6
+findtime = 600
+bantime = 3600
+port = 5060,5061
+"""
+F2B_MAIN = """[Definition]
+socket = {folder}/f2b.sock
+pidfile = {folder}/f2b.pid
+dbfile = :memory:
+logtarget = {folder}/f2b.out
+"""
+
+
+def fail2ban_latency(netns: str, count: int, folder: Path) -> tuple[list[float], str]:
+    """fail2ban's asterisk jail in the namespace: write the deciding line, poll its nftables set."""
+    if shutil.which("fail2ban-server") is None:
+        return [], "fail2ban is not installed (Debian package fail2ban)"
+    conf = folder / "fail2ban"
+    shutil.copytree("/etc/fail2ban", conf)
+    log = folder / "f2b-messages"
+    log.touch()
+    backend = "pyinotify" if _has_module("pyinotify") else "polling"
+    (conf / "jail.local").write_text(F2B_JAIL.format(backend=backend, log=log))
+    (conf / "jail.d").mkdir(exist_ok=True)
+    for extra in (conf / "jail.d").iterdir():
+        extra.unlink()
+    (conf / "fail2ban.local").write_text(F2B_MAIN.format(folder=folder))
+    server = subprocess.Popen(["ip", "netns", "exec", netns, "fail2ban-server", "-f", "-x", "-c", str(conf)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times: list[float] = []
+    try:
+        time.sleep(3)  # fail2ban starts its jail
+        with log.open("a", buffering=1) as fh:
+            for i in range(count):
+                ip = str(ipaddress.ip_address(0xC6130000 + i))
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                fh.write("".join(LINE.format(ts=stamp, ip=ip, n=k) for k in range(5)))
+                fh.flush()
+                time.sleep(0.3)
+                written = time.perf_counter()
+                fh.write(LINE.format(ts=stamp, ip=ip, n=5))
+                fh.flush()
+                deadline = written + 5
+                while time.perf_counter() < deadline:
+                    listing = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "inet",
+                                              "f2b-table"], capture_output=True, text=True).stdout
+                    if ip in listing:
+                        times.append(1000 * (time.perf_counter() - written))
+                        break
+                    time.sleep(0.005)
+    finally:
+        out = folder / "f2b.out"
+        if not times and out.exists():
+            print(out.read_text()[-2000:], file=sys.stderr)
+        server.terminate()
+        server.wait(timeout=15)
+        subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet", "f2b-table"],
+                       capture_output=True)
+    return times, f"fail2ban {backend} backend"
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 def mass_bans(netns: str, count: int, folder: Path) -> dict[str, float]:
@@ -126,6 +201,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bans", type=int, default=200, help="attackers for the latency measurement")
     parser.add_argument("--mass", type=int, default=100_000, help="distinct attackers for the mass test")
+    parser.add_argument("--f2b", type=int, default=20, help="attackers for fail2ban's latency (0: skip)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespace, nftables)", file=sys.stderr)
@@ -140,6 +216,15 @@ def main() -> int:
                 print(f"deciding line -> address in the nftables set, {len(times)} bans: "
                       f"p50 {statistics.median(times):.1f} ms, p99 {p99:.1f} ms, max {times[-1]:.1f} ms "
                       f"(goal p99 <= 50 ms; fail2ban 1.0.2 measured here: p50 446 ms, max 869 ms)")
+            if args.f2b:
+                f2b, how = fail2ban_latency(netns, args.f2b, Path(tmp))
+                if f2b:
+                    f2b.sort()
+                    print(f"fail2ban ({how}), same measurement, {len(f2b)} bans: p50 {statistics.median(f2b):.0f} ms, "
+                          f"max {f2b[-1]:.0f} ms; ratio of medians fail2ban/sipwatch "
+                          f"{statistics.median(f2b) / statistics.median(times):.0f}x" if times else "")
+                else:
+                    print(f"fail2ban: not measured ({how})")
             if args.mass:
                 mass = mass_bans(netns, args.mass, Path(tmp))
                 print(f"{args.mass:,} attackers in one log: {mass['bans']:,.0f} bans, {mass['in_kernel']:,.0f} in the "

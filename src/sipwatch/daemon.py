@@ -227,6 +227,7 @@ class Daemon:
     def run(self, stop: threading.Event) -> None:
         self.reconcile()
         self.refresh()
+        os.makedirs(self.config.run.state_dir, mode=0o700, exist_ok=True)
         server = ControlServer(os.path.join(self.config.run.state_dir, SOCKET_NAME), self.handle)
         server.start()
         try:
