@@ -105,3 +105,51 @@ def test_bans_stay_in_the_kernel_when_the_daemon_dies_and_are_reconciled(tmp_pat
     second.reconcile()
     assert ipaddress.ip_address(ATTACKER4) in second.backend.banned()
     second.backend.remove()
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_sipwatch_run_inside_the_pbx_namespace(tmp_path: Path, lab: Lab, version: int) -> None:
+    """The real thing: `sipwatch run` started inside the PBX's namespace, as a service would be."""
+    import subprocess
+    import sys
+
+    attacker, phone = (ATTACKER4, PHONE4) if version == 4 else (ATTACKER6, PHONE6)
+    pbx_a, pbx_p = (PBX4_A, PBX4_P) if version == 4 else (PBX6_A, PBX6_P)
+    log, state, cfg = tmp_path / "messages", tmp_path / "state", tmp_path / "sipwatch.toml"
+    log.touch()
+    cfg.write_text('[policy]\nban_strong = "2s"\nban_weak = "2s"\n')
+    daemon = subprocess.Popen(["ip", "netns", "exec", lab.pbx, sys.executable, "-m", "sipwatch", "run", "--config",
+                               str(cfg), "--watch", str(log), "--state-dir", str(state)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not (state / "sipwatch.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        listener = run_in(lab.pbx, LISTENER, str(version), "5")
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        senders = [run_in(lab.atk, SENDER, pbx_a, "4.5", attacker), run_in(lab.phone, SENDER, pbx_p, "4.5", phone)]
+        time.sleep(0.5)
+        addr = f"{attacker}:40000" if version == 4 else f"[{attacker}]:40000"
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with log.open("a") as fh:
+            fh.write("".join(LINE.format(ts=stamp, addr=addr, n=i) + "\n" for i in range(6)))
+        written = time.monotonic()
+        kernel = NftablesBackend(netns=lab.pbx)
+        while ipaddress.ip_address(attacker) not in kernel.banned() and time.monotonic() < written + 5:
+            time.sleep(0.005)
+        seen = time.monotonic()
+        assert seen - written < 0.1, f"in the kernel set after {1000 * (seen - written):.0f} ms"
+        out, _ = listener.communicate(timeout=15)
+        for sender in senders:
+            sender.wait(timeout=10)
+        packets = [(float(t), ipaddress.ip_address(src)) for t, src in (line.split() for line in out.splitlines())
+                   if t.replace(".", "").isdigit()]
+        from_attacker = [t for t, src in packets if src == ipaddress.ip_address(attacker)]
+        assert any(t < written for t in from_attacker)
+        assert not [t for t in from_attacker if seen + 0.05 < t < written + 1.9], "nothing while banned"
+        assert any(t > written + 2.1 for t in from_attacker), "let in again when the ban ends"
+        assert [t for t, src in packets if src == ipaddress.ip_address(phone) and seen < t < written + 1.9]
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+        NftablesBackend(netns=lab.pbx).remove()

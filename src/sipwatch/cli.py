@@ -113,7 +113,7 @@ def _run_config(args: argparse.Namespace) -> Config:
 
 
 def _store(config: Config) -> Store:
-    return Store(os.path.join(config.run.state_dir, "sipwatch.db"))
+    return Store(os.path.join(config.run.state_dir, "sipwatch.db"), max_events=config.run.keep_events)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

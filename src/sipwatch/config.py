@@ -138,6 +138,7 @@ class Run:
     ports: list[str] = field(default_factory=lambda: ["5060", "5061"])
     poll: Duration = 1.0  # fallback wake-up when inotify is not available or misses an event
     json_log: str = ""  # a file that gets one JSON object per decision (for a SIEM); "" = none
+    keep_events: int = 1_000_000  # retention: the store keeps the newest this many events
     escalation: float = 4.0  # each repeat ban lasts this many times longer...
     max_ban: Duration = 7 * 86400.0  # ...up to this
 
