@@ -49,7 +49,7 @@ class _IPv6(_CachedHash, ipaddress.IPv6Address):
     __slots__ = ("_hash",)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def ip_of(text: str) -> IPAddress | None:
     """A validated address, or None. IPv4-mapped IPv6 addresses are returned as IPv4."""
     try:
@@ -103,7 +103,7 @@ def _hostport(text: str, shape: Shape) -> Address | None:
     return (ip, None, None) if ip is not None else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def parse_address(text: str, shape: Shape) -> Address | None:
     """Parse `text` written in `shape`; None when it is not a valid address of that shape."""
     text = text.strip()

@@ -75,7 +75,7 @@ class NumberClassifier:
         self.high_risk = dict(HIGH_RISK_PREFIXES)
         self.high_risk.update({p: "configured" for p in extra_high_risk})
         self._prefixes = sorted(self.high_risk, key=len, reverse=True)
-        self.classify = lru_cache(maxsize=65536)(self._classify)
+        self.classify = lru_cache(maxsize=16384)(self._classify)
         self._own_code = f"+{phonenumbers.country_code_for_region(self.country)}" if self.country else None
 
     def is_probe(self, dialled: str) -> bool:

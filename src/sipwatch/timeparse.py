@@ -57,7 +57,7 @@ class TimeParser:
             second = self.parse(text[:19])
             return None if second is None else second + float("0." + text[20:])
         value = self._parse(text.strip())
-        if len(self._cache) > 200_000:
+        if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[text] = value
         return value

@@ -52,7 +52,7 @@ class Parsed:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def uri_user(text: str | None) -> str | None:
     """The user part of the first SIP URI in a header value, else the value itself."""
     if not text:
@@ -140,7 +140,7 @@ class Form:
         if found is not _MISS:
             return found  # type: ignore[return-value]
         parsed = self._read(message)
-        if len(cache) >= 20_000:
+        if len(cache) >= 4096:
             cache.clear()
         cache[message] = parsed
         return parsed
