@@ -49,6 +49,13 @@ def parse_line(text: str) -> list[Event]:
     return list(getattr(result, "events", None) or [])
 
 
+def one(line: str) -> Event:
+    """The single event a line must yield."""
+    events = parse_line(line)
+    assert len(events) == 1, f"expected one event from {line!r}, got {events!r}"
+    return events[0]
+
+
 def _as_bytes(lines: LogInput) -> bytes:
     if isinstance(lines, bytes):
         return lines

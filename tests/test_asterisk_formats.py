@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from conftest import local_time, parse_line
-from sipwatch.event import Event, Evidence, Kind, Service
+from conftest import local_time, one, parse_line
+from sipwatch.event import HOSTILE_KINDS, Evidence, Kind, Service
 
 TS = "[2024-05-01 10:00:00]"
 SIP = f"{TS} NOTICE[3021] chan_sip.c: "
@@ -30,14 +30,7 @@ IAX_WARNING = f"{TS} WARNING[3021] chan_iax2.c: "
 IAX_ERROR = f"{TS} ERROR[3021] chan_iax2.c: "
 SECURITY = f"{TS} SECURITY[3030] res_security_log.c: "
 
-HOSTILE = {Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, Kind.REJECTED_CALL, Kind.SCANNER,
-           Kind.FLOOD, Kind.MALFORMED}
-
-
-def one(line: str) -> Event:
-    events = parse_line(line)
-    assert len(events) == 1, f"expected one event from {line!r}, got {events!r}"
-    return events[0]
+HOSTILE = HOSTILE_KINDS
 
 
 def no_hostile_event(line: str) -> bool:

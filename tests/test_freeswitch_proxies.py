@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import ReadResult, local_time, parse_line
-from sipwatch.event import Event, Evidence, Kind, Service
+from conftest import ReadResult, local_time, one, parse_line
+from sipwatch.event import HOSTILE_KINDS, Evidence, Kind, Service
 
 FS_1106 = "2021-05-17 22:03:09.004126 [WARNING] "  # 1.0 - 1.10.6
 FS = "2024-05-01 10:00:01.523341 96.77% [WARNING] "  # 1.10.7+: idle CPU after the time
@@ -22,14 +22,7 @@ FS_DEBUG = "2024-05-01 10:00:01.523341 96.77% [DEBUG] "
 KAM = "Mar  3 04:05:06 sip1 /usr/sbin/kamailio[2210]: "
 OSIPS = "Mar  3 04:05:08 sip2 opensips[3310]: "
 
-HOSTILE = {Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, Kind.REJECTED_CALL, Kind.SCANNER,
-           Kind.FLOOD, Kind.MALFORMED}
-
-
-def one(line: str) -> Event:
-    events = parse_line(line)
-    assert len(events) == 1, f"expected one event from {line!r}, got {events!r}"
-    return events[0]
+HOSTILE = HOSTILE_KINDS
 
 
 # --- FreeSWITCH: prefixes -------------------------------------------------------------------------
