@@ -35,9 +35,11 @@ class TimeParser:
         value = self._midnights.get(key)
         if value is None:
             if zone is None:
-                tz = self.tz
-                value = datetime(year, month, day).astimezone(tz).timestamp() if tz is None else (
-                    datetime(year, month, day, tzinfo=tz).timestamp())
+                tz: tzinfo | None = self.tz
+                if tz is None:
+                    value = datetime(year, month, day).timestamp()  # the machine's own zone
+                else:
+                    value = datetime(year, month, day, tzinfo=tz).timestamp()
             else:
                 value = datetime(year, month, day, tzinfo=_zone(zone)).timestamp()
             self._midnights[key] = value
