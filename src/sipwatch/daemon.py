@@ -30,9 +30,7 @@ from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
 from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Backend, Ban
-from sipwatch.sources.journal import PREFIXES as JOURNAL_PREFIXES
-from sipwatch.sources.journal import JournalFollower
-from sipwatch.sources.tail import Follower
+from sipwatch.sources import LiveSource, follower, is_special
 from sipwatch.store import Store
 from sipwatch.timeparse import TimeParser
 
@@ -50,7 +48,7 @@ if INotify is not None:
 
 @dataclass
 class Followed:
-    follower: Follower | JournalFollower
+    follower: LiveSource
     scanner: RecordScanner
 
 
@@ -90,7 +88,7 @@ class Daemon:
     def paths(self) -> list[str]:
         found: list[str] = []
         for pattern in self.config.run.watch:
-            if pattern.startswith(JOURNAL_PREFIXES):
+            if is_special(pattern):
                 found.append(pattern)
                 continue
             matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
@@ -105,14 +103,10 @@ class Daemon:
             if path not in self.followed:
                 saved = self.saved.get(path)
                 fresh = saved is None and not self.config.run.read_existing
-                follower: Follower | JournalFollower
-                if path.startswith(JOURNAL_PREFIXES):
-                    follower = JournalFollower(path, saved, from_end=fresh)
-                else:
-                    follower = Follower(path, saved, from_end=fresh)
+                live = follower(path, saved, fresh)
                 parser = LineParser(TimeParser(time.localtime().tm_year))
-                self.followed[path] = Followed(follower, RecordScanner(parser, self.prefilter, path, self.stats))
-            if path.startswith(JOURNAL_PREFIXES):
+                self.followed[path] = Followed(live, RecordScanner(parser, self.prefilter, path, self.stats))
+            if is_special(path):
                 continue
             folder = os.path.dirname(os.path.abspath(path))
             if self.inotify is not None and folder not in self._watched_dirs and os.path.isdir(folder):
@@ -253,7 +247,7 @@ class Daemon:
 
     def _wait(self) -> None:
         """Until a followed file changes (inotify), a journal entry arrives, or the poll interval ends."""
-        fds = [f.follower.fd for f in self.followed.values() if isinstance(f.follower, JournalFollower)]
+        fds = [f.follower.wait_fd for f in self.followed.values() if f.follower.wait_fd is not None]
         if self.inotify is not None:
             fds.append(self.inotify.fileno())
         if not fds:

@@ -122,11 +122,3 @@ def _zone(text: str) -> tzinfo:
     # FreeSWITCH mod_fail2ban prints the sub-hour part in seconds (`+051800` for +05:30)
     minutes = rest // 60 if len(digits) > 4 else rest
     return timezone(sign * timedelta(hours=int(digits[:2]), minutes=minutes))
-
-
-def epoch_from_security_tv(text: str) -> float | None:
-    """Asterisk security-log EventTV: `1368439853-500975` (1.8-11) or ISO with zone (12+)."""
-    sec, sep, usec = text.partition("-")
-    if sep and sec.isdigit() and usec.isdigit():
-        return int(sec) + int(usec) / 1_000_000
-    return None

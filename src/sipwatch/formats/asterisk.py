@@ -80,14 +80,14 @@ FORMS: tuple[Form, ...] = (
         r"Call from '(?P<name>[^'\n]*)' \((?P<addr>" + ADDR + r")\) to extension '(?P<target>.*)' "
         r"rejected because extension not found in context '(?P<context>[^'\n]*)'\.",
         kind=K.REJECTED_CALL, separator=") to extension '", trusted="head", files=CHAN_SIP,
-        multiline="rejected because extension not found",
+        multiline="rejected because extension not found", openers=("to extension '",),
     ),
     Form(
         "chan_sip.call_rejected_noaddr", "asterisk", Service.SIP, "rejected because extension not found",
         r"Call from '(?P<name>[^'\n]*)' to extension '(?P<target>.*)' "
         r"rejected because extension not found(?: in context '(?P<context>[^'\n]*)')?\.",
         kind=K.REJECTED_CALL, address_trusted=False, files=CHAN_SIP,
-        multiline="rejected because extension not found",
+        multiline="rejected because extension not found", openers=("to extension '",),
     ),
     Form(
         "chan_sip.fake_auth_rejection", "asterisk", Service.SIP, "Sending fake auth rejection for ",
@@ -146,14 +146,14 @@ FORMS: tuple[Form, ...] = (
         + r")(?: after (?P<tries>\d+) tries in [\d.]+ ms)?",
         kinds=PJSIP_REASONS, shape=Shape.PORT, separator="' failed for '", trusted="none",
         files=PJSIP_DISTRIBUTOR, strong_reasons=frozenset({"Failed to authenticate"}),
-        multiline=") - ",
+        multiline=") - ", openers=("Request '", "Request from '"),
     ),
     Form(
         "pjsip.call_rejected", "asterisk", Service.PJSIP, "rejected because extension not found",
         r"(?:Call from '(?P<name>[^'\n]*)' | *(?P<channel>[^\s']+): Call )\((?P<addr>[A-Za-z]{2,4}:" + ADDR
         + r")\) to extension '(?P<target>.*)' rejected because extension not found in context '(?P<context>[^'\n]*)'\.",
         kind=K.REJECTED_CALL, shape=Shape.TRANSPORT, separator=") to extension '", trusted="head",
-        files=PJSIP_SESSION, multiline="rejected because extension not found",
+        files=PJSIP_SESSION, multiline="rejected because extension not found", openers=("to extension '",),
     ),
     Form(
         "pjsip.acl_failed", "asterisk", Service.PJSIP, "did not pass ACL test",

@@ -91,7 +91,8 @@ class Form:
     files: tuple[str, ...] = ()  # source files (prefix field) allowed to write it; () = any
     address_trusted: bool = True  # False: the address comes from a header; never blamed
     port_zero_untrusted: bool = False  # res_pjsip_acl prints `contact:0` for an address taken from Contact
-    multiline: str | None = None  # literal that ends the record when an attacker field holds newlines
+    multiline: str | None = None  # literal that ends the record when an attacker field holds newlines...
+    openers: tuple[str, ...] = ()  # ...and the literals that begin it (the reassembly is driven by these)
     prefixless: bool = False  # the line has no server prefix (e.g. mod_fail2ban's own file)
     search: bool = False  # the message may start with caller text (dialplan Ext. prefix): search the tail
     transport: str | None = None

@@ -32,13 +32,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _VERBOSE_LEAD = frozenset(" -=>")
 _VERBOSE_MARK = re.compile(r"^ *(?:--|==|>) +")
 
-#: Opening literals of records whose caller text may contain line breaks, and the literal that
-#: ends them (see reference rule: reassembly is driven by the expected tail, not by prefixes).
+#: Opening literals of records whose caller text may contain line breaks, and the literal that ends
+#: them, from the readers' rows (reassembly is driven by the expected tail, not by prefixes).
 OPENERS: dict[str, str] = {
-    "to extension '": "rejected because extension not found",
-    "Request from '": ") - ",
-    "Request '": ") - ",
-    "SecurityEvent=": "RemoteAddress=",
+    opener: reader.multiline for reader in READERS if reader.multiline for opener in reader.openers
 }
 
 

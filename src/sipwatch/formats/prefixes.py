@@ -88,11 +88,6 @@ PREFIXES: tuple[Prefix, ...] = (
     ),
 )
 
-#: Lines written by a process we know by its syslog program name, with no level prefix at all
-#: (OpenSIPS <= 3.3 LM_GEN lines: pike, xlog).
-BARE_PROGRAMS = {"opensips": "opensips", "kamailio": "kamailio"}
-
-
 def program_server(prog: str | None) -> str | None:
     """The server that a syslog program name belongs to, e.g. `/usr/sbin/kamailio` -> kamailio."""
     if not prog:

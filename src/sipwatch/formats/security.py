@@ -73,6 +73,7 @@ class SecurityReader:
     markers: tuple[str, ...] = ("SecurityEvent=",)
     files: tuple[str, ...] = ("res_security_log.c",)
     multiline: str | None = "RemoteAddress="
+    openers: tuple[str, ...] = ("SecurityEvent=",)
     prefixless: bool = False
 
     def allows_file(self, file: str | None) -> bool:

@@ -1,7 +1,13 @@
-"""Sources: where raw records come from. Each produces byte buffers that end on a line boundary.
+"""Sources: where raw records come from.
 
-A source is registered in `SOURCES` by the URL-ish scheme a user writes (`file:`, later `journal:`,
-`ami:`, ...). See README.md in this folder for how to add one.
+Two shapes, one registry each, so that adding a source is adding a module and a line here:
+
+* `Source` (the offline `scan`): whole buffers of lines from a file, plain or gzip (`files.py`);
+* `LiveSource` (the daemon): a follower that hands over the whole lines written since the last call and
+  knows its resumable `Position`; registered in `FOLLOWERS` by the scheme users write in `run.watch`
+  (`journal:asterisk.service`); a plain path is a file (`tail.py`).
+
+See README.md in this folder.
 """
 
 from __future__ import annotations
@@ -10,6 +16,10 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from sipwatch.sources.files import FileSource
+from sipwatch.sources.journal import JournalFollower
+from sipwatch.sources.tail import Chunk, Follower, Position
+
+__all__ = ["FOLLOWERS", "Chunk", "FileSource", "LiveSource", "Position", "Source", "follower"]
 
 
 class Source(Protocol):
@@ -20,14 +30,32 @@ class Source(Protocol):
     def buffers(self) -> Iterator[bytes]: ...
 
 
-SOURCES: dict[str, Callable[[str], Source]] = {
-    "file": FileSource,
+class LiveSource(Protocol):
+    path: str
+    problem: str | None  # why it cannot be read right now, if it cannot
+    wait_fd: int | None  # a descriptor the daemon waits on for new data (None: inotify or polling)
+
+    @property
+    def position(self) -> Position | None: ...
+
+    def read(self, max_bytes: int = -1) -> list[Chunk]: ...
+    def close(self) -> None: ...
+
+
+FOLLOWERS: dict[str, Callable[[str, Position | None, bool], LiveSource]] = {
+    "journal": lambda spec, saved, from_end: JournalFollower(spec, saved, from_end),
+    "journal-file": lambda spec, saved, from_end: JournalFollower(spec, saved, from_end),
 }
 
 
-def open_source(spec: str) -> Source:
-    """`file:/var/log/asterisk/messages` or a plain path."""
-    scheme, sep, rest = spec.partition(":")
-    if sep and scheme in SOURCES and not rest.startswith("\\"):
-        return SOURCES[scheme](rest)
-    return FileSource(spec)
+def is_special(spec: str) -> bool:
+    """A `scheme:` source rather than a path (a file has no folder to watch with inotify)."""
+    scheme, sep, _ = spec.partition(":")
+    return bool(sep) and scheme in FOLLOWERS
+
+
+def follower(spec: str, saved: Position | None, from_end: bool) -> LiveSource:
+    """The live source for one `run.watch` entry."""
+    if is_special(spec):
+        return FOLLOWERS[spec.partition(":")[0]](spec, saved, from_end)
+    return Follower(spec, saved, from_end)

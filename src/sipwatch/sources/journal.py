@@ -15,8 +15,6 @@ import subprocess
 
 from sipwatch.sources.tail import Chunk, Position
 
-PREFIXES = ("journal:", "journal-file:")
-
 
 class JournalError(Exception):
     """journalctl is missing or refused to start."""
@@ -46,6 +44,7 @@ class JournalFollower:
             raise JournalError(f"journalctl did not start: {exc}") from None
         assert self.process.stdout is not None
         self.fd = self.process.stdout.fileno()
+        self.wait_fd: int | None = self.fd  # the daemon wakes up when journalctl writes
         os.set_blocking(self.fd, False)
         self._pending = b""
 

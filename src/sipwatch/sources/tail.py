@@ -60,6 +60,7 @@ class Follower:
     def __init__(self, path: str, position: Position | None = None, from_end: bool = False) -> None:
         self.path = path
         self.problem: str | None = None  # why the file cannot be read now, if it cannot
+        self.wait_fd: int | None = None  # files wake the daemon through inotify on their folder
         self._fh: BinaryIO | None = None
         self._stat: os.stat_result | None = None
         self._offset = 0
