@@ -44,9 +44,7 @@ def local_time(*args: int) -> float:
 def parse_line(text: str) -> list[Event]:
     """The events of one record: [] when it is benign, unknown or incomplete."""
     result = LineParser(TimeParser(YEAR)).parse(text)
-    if isinstance(result, Event):
-        return [result]
-    return list(getattr(result, "events", None) or [])
+    return [result] if isinstance(result, Event) else []
 
 
 def one(line: str) -> Event:

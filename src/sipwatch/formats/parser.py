@@ -151,11 +151,6 @@ class LineParser:
             return Status.IGNORED if BENIGN.search(message) else Status.UNMATCHED
         return self._event(parsed, header[2], file, line, text)
 
-    def parse_all(self, text: str, file: str = "", line: int = 0) -> list[Event]:
-        """Convenience for tests and tools: the events of one record, [] when there are none."""
-        result = self.parse(text, file, line)
-        return [result] if isinstance(result, Event) else []
-
     def _read(self, header: Header, message: str, hints: Iterable[int]) -> Parsed | None:
         tried: list[Reader] = []
         by_index = self.by_index
