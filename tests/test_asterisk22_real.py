@@ -1,0 +1,95 @@
+"""Real Asterisk 22.10 output: lines that a real Asterisk (the testbed) wrote for a wrong password on an
+existing endpoint, an unknown user, and a good login; kept as fixtures, and produced afresh when the
+testbed can run (root, debootstrap)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sipwatch.config import from_dict
+from sipwatch.formats.records import ScanStats
+from sipwatch.scan import Reader, scan
+from sipwatch.sources.files import FileSource
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "asterisk22"
+TESTBED = ROOT / "testbed" / "asterisk.sh"
+
+
+def _kinds(*paths: Path) -> tuple[Counter[str], ScanStats]:
+    stats = ScanStats()
+    reader = Reader(from_dict({}))
+    kinds: Counter[str] = Counter()
+    for path in paths:
+        for event in reader.events(FileSource(str(path)), stats):
+            kinds[f"{event.kind}:{event.reason}"] += 1
+    return kinds, stats
+
+
+def test_the_fixtures_parse_completely() -> None:
+    """3 wrong passwords for 6001, 2 for the unknown 9999, 1 good login: every line is understood."""
+    kinds, stats = _kinds(FIXTURES / "messages.log", FIXTURES / "security.log")
+    assert stats.unmatched == 0 and stats.junk == 0
+    assert kinds["auth_failure:Failed to authenticate"] == 5
+    assert kinds["unknown_account:No matching endpoint found"] == 4  # two requests per guess for 9999
+    assert kinds["unknown_account:InvalidAccountID"] == 4
+    assert kinds["auth_failure:ChallengeResponseFailed"] == 5
+    assert kinds["auth_success:SuccessfulAuth"] == 1
+
+
+def test_three_notice_lines_per_wrong_guess_count_as_requests_not_lines() -> None:
+    """Asterisk 22 writes three NOTICE lines per wrong guess for an unknown user (two requests: the
+    unauthenticated REGISTER and the answer to the challenge), plus security events beside them."""
+    config = from_dict({"policy": {"allow_loopback": True},
+                        "detectors": {"brute_force": {"attempts": 30}, "enumeration": {"accounts": 30}}})
+    result = scan([str(FIXTURES / "messages.log"), str(FIXTURES / "security.log")], config)
+    offender = next(iter(result.offenders.values()))
+    assert offender.events == 18  # every hostile line and event is reported...
+    assert offender.decision == "none"  # ...but 7 requests are far from 30 attempts
+
+
+
+
+@pytest.fixture(scope="module")
+def asterisk() -> Iterator[tuple[str, Path]]:
+    ns = f"swast{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "SIPWATCH_TESTBED_NS": ns}
+    done = subprocess.run(["bash", str(TESTBED), "start"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    logs = Path(subprocess.run(["bash", str(TESTBED), "logs"], env=env, capture_output=True, text=True).stdout.strip())
+    try:
+        yield ns, logs
+    finally:
+        subprocess.run(["bash", str(TESTBED), "stop"], env=env, capture_output=True, timeout=60)
+
+
+def _client(ns: str, user: str, password: str, port: int, attempts: int) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).parent / "sipclient.py"),
+                           "127.0.0.1", user, password, str(port), str(attempts)],
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="the testbed needs root (chroot, network namespace)")
+@pytest.mark.skipif(shutil.which("debootstrap") is None, reason="the testbed needs the Debian package debootstrap")
+def test_a_real_asterisk_22_brute_force_is_detected(asterisk: tuple[str, Path]) -> None:
+    ns, logs = asterisk
+    assert _client(ns, "6001", "wrong", 40010, 6) == "[401, 401, 401, 401, 401, 401]"
+    assert _client(ns, "9999", "guess", 40011, 2) == "[401, 401]"
+    assert _client(ns, "6001", "right-password-6001", 40012, 1) == "[200]"
+    messages, security = logs / "messages.log", logs / "security.log"
+    kinds, stats = _kinds(messages, security)
+    assert stats.unmatched == 0, stats.unmatched_samples
+    assert kinds["auth_failure:Failed to authenticate"] == 8 and kinds["auth_success:SuccessfulAuth"] == 1
+    result = scan([str(messages), str(security)], from_dict({"policy": {"allow_loopback": True}}))
+    (offender,) = result.offenders.values()
+    assert offender.decision == "ban" and offender.reason.startswith("brute_force")
