@@ -57,7 +57,8 @@ start() {
   mounted dev || mount --bind /dev "$ROOT/dev"
   ip netns exec "$NS" chroot "$ROOT" /usr/sbin/asterisk -U asterisk -G asterisk >/dev/null 2>&1
   for _ in $(seq 1 100); do
-    if ip netns exec "$NS" chroot "$ROOT" /usr/sbin/asterisk -rx "pjsip show transports" 2>/dev/null | grep -q transport-udp; then
+    if ip netns exec "$NS" chroot "$ROOT" /usr/sbin/asterisk -rx "core waitfullybooted" >/dev/null 2>&1 \
+      && ip netns exec "$NS" chroot "$ROOT" /usr/sbin/asterisk -rx "pjsip show endpoints" 2>/dev/null | grep -q 6001; then
       return 0
     fi
     sleep 0.2

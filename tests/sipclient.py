@@ -35,23 +35,37 @@ def _digest(user: str, password: str, server: str, realm: str, nonce: str) -> st
             f'response="{response}", algorithm=MD5\r\n')
 
 
+def _exchange(sock: socket.socket, message: bytes, server: str) -> str:
+    """Send and wait for the final answer, retransmitting as SIP over UDP does (T1 = 0.5 s, doubling)."""
+    timeout = 0.5
+    for _ in range(7):
+        sock.sendto(message, (server, 5060))
+        sock.settimeout(timeout)
+        try:
+            while True:
+                reply = sock.recv(4096).decode(errors="replace")
+                if not reply.startswith("SIP/2.0 1"):  # skip provisional answers
+                    return reply
+        except TimeoutError:
+            timeout = min(timeout * 2, 4.0)
+    raise TimeoutError(f"no answer from {server}")
+
+
 def register(server: str, user: str, password: str, local_port: int, attempts: int) -> list[int]:
     """`attempts` REGISTERs, each answering the server's challenge; the final status code of each."""
     codes = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("0.0.0.0", local_port))
-        sock.settimeout(2)
         callid = f"{random.getrandbits(64):x}@sipwatch-test"  # one Call-ID for every guess, as svcrack does
         for n in range(attempts):
-            sock.sendto(_request(server, local_port, user, callid, 2 * n + 1), (server, 5060))
-            reply = sock.recv(4096).decode(errors="replace")
+            reply = _exchange(sock, _request(server, local_port, user, callid, 2 * n + 1), server)
             nonce, realm = re.search(r'nonce="([^"]+)"', reply), re.search(r'realm="([^"]+)"', reply)
             if nonce is None or realm is None:
                 codes.append(int(reply.split()[1]))
                 continue
             auth = _digest(user, password, server, realm[1], nonce[1])
-            sock.sendto(_request(server, local_port, user, callid, 2 * n + 2, auth), (server, 5060))
-            codes.append(int(sock.recv(4096).decode(errors="replace").split()[1]))
+            reply = _exchange(sock, _request(server, local_port, user, callid, 2 * n + 2, auth), server)
+            codes.append(int(reply.split()[1]))
     return codes
 
 

@@ -73,9 +73,11 @@ def asterisk() -> Iterator[tuple[str, Path]]:
 
 
 def _client(ns: str, user: str, password: str, port: int, attempts: int) -> str:
-    return subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).parent / "sipclient.py"),
+    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).parent / "sipclient.py"),
                            "127.0.0.1", user, password, str(port), str(attempts)],
-                          capture_output=True, text=True, timeout=60).stdout.strip()
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
 
 
 @pytest.mark.e2e
