@@ -4,6 +4,7 @@ testbed can run (root, debootstrap)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -95,3 +96,56 @@ def test_a_real_asterisk_22_brute_force_is_detected(asterisk: tuple[str, Path]) 
     result = scan([str(messages), str(security)], from_dict({"policy": {"allow_loopback": True}}))
     (offender,) = result.offenders.values()
     assert offender.decision == "ban" and offender.reason.startswith("brute_force")
+
+
+AMI_PROBE = r"""
+import json, subprocess, sys, time
+from sipwatch.formats.parser import LineParser
+from sipwatch.sources.ami import AmiFollower
+from sipwatch.timeparse import TimeParser
+source = AmiFollower(sys.argv[2])
+ok = source.wait_ready(15)
+print(json.dumps({"ready": ok, "problem": source.problem}), flush=True)
+if ok:
+    subprocess.run([sys.executable, sys.argv[1], "127.0.0.1", "9999", "guess", "40031", "2"], check=True,
+                   capture_output=True)
+    time.sleep(1.0)
+    parser = LineParser(TimeParser(2026))
+    for chunk in source.read():
+        for line in chunk.data.decode().splitlines():
+            event = parser.parse(line)
+            print(json.dumps({"kind": str(getattr(event, "kind", event)), "ip": str(getattr(event, "ip", "")),
+                              "port": getattr(event, "port", None), "reason": getattr(event, "reason", "")}))
+source.close()
+"""
+
+
+def _ami_probe(ns: str, url: str) -> list[dict[str, object]]:
+    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", AMI_PROBE,
+                           str(Path(__file__).parent / "sipclient.py"), url],
+                          capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="the testbed needs root (chroot, network namespace)")
+@pytest.mark.skipif(shutil.which("debootstrap") is None, reason="the testbed needs the Debian package debootstrap")
+def test_ami_security_events_of_a_real_asterisk_become_events(asterisk: tuple[str, Path]) -> None:
+    """Through AMI (user `sipwatch`, class security), the same reader turns Asterisk 22's events into
+    events with the packet's source address and port."""
+    ns, _ = asterisk
+    first, *events = _ami_probe(ns, "ami://sipwatch:sipwatch-ami@127.0.0.1:5038")
+    assert first == {"ready": True, "problem": None}
+    attack = [e for e in events if e["port"] == 40031]
+    assert {e["reason"] for e in attack} >= {"InvalidAccountID", "ChallengeResponseFailed"}
+    assert all(e["ip"] == "127.0.0.1" for e in attack)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="the testbed needs root (chroot, network namespace)")
+@pytest.mark.skipif(shutil.which("debootstrap") is None, reason="the testbed needs the Debian package debootstrap")
+def test_wrong_ami_credentials_are_a_clear_problem(asterisk: tuple[str, Path]) -> None:
+    ns, _ = asterisk
+    (first,) = _ami_probe(ns, "ami://sipwatch:not-the-secret@127.0.0.1:5038")
+    assert first["ready"] is False and "refused the login" in str(first["problem"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from sipwatch.sources.ami import AmiFollower
 from sipwatch.sources.files import FileSource
 from sipwatch.sources.journal import JournalFollower
 from sipwatch.sources.tail import Chunk, Follower, Position
@@ -43,6 +44,7 @@ class LiveSource(Protocol):
 
 
 FOLLOWERS: dict[str, Callable[[str, Position | None, bool], LiveSource]] = {
+    "ami": lambda spec, saved, from_end: AmiFollower(spec, saved, from_end),
     "journal": lambda spec, saved, from_end: JournalFollower(spec, saved, from_end),
     "journal-file": lambda spec, saved, from_end: JournalFollower(spec, saved, from_end),
 }
