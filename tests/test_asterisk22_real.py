@@ -149,3 +149,58 @@ def test_wrong_ami_credentials_are_a_clear_problem(asterisk: tuple[str, Path]) -
     ns, _ = asterisk
     (first,) = _ami_probe(ns, "ami://sipwatch:not-the-secret@127.0.0.1:5038")
     assert first["ready"] is False and "refused the login" in str(first["problem"])
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="the testbed needs root (chroot, network namespace)")
+@pytest.mark.skipif(shutil.which("debootstrap") is None, reason="the testbed needs the Debian package debootstrap")
+@pytest.mark.skipif(shutil.which("nft") is None, reason="needs the Debian package nftables")
+def test_svcrack_from_its_own_address_is_banned_and_then_unheard(asterisk: tuple[str, Path], tmp_path: Path) -> None:
+    """SIPVicious svcrack guesses 6001's password from its own namespace; `sipwatch run` in the PBX's
+    namespace bans it, after which Asterisk logs nothing more from it."""
+    import time
+
+    svcrack = Path(sys.executable).parent / "sipvicious_svcrack"
+    if not svcrack.exists():
+        pytest.skip("needs sipvicious (PyPI), installed by the test extra")
+    ns, logs = asterisk
+    atk, tag = f"swcr{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:5]
+    subprocess.run(["ip", "netns", "add", atk], check=True)
+    state = tmp_path / "state"
+    daemon = None
+    try:
+        subprocess.run(["ip", "link", "add", f"a{tag}", "netns", atk, "type", "veth", "peer", "name", f"p{tag}",
+                        "netns", ns], check=True)
+        for where, dev, addr in ((atk, f"a{tag}", "198.51.100.66/24"), (ns, f"p{tag}", "198.51.100.1/24")):
+            subprocess.run(["ip", "-n", where, "addr", "add", addr, "dev", dev], check=True)
+            subprocess.run(["ip", "-n", where, "link", "set", dev, "up"], check=True)
+        subprocess.run(["ip", "-n", atk, "link", "set", "lo", "up"], check=True)
+        daemon = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-m", "sipwatch", "run", "--watch", str(logs / "messages.log"),
+             "--watch", str(logs / "security.log"), "--state-dir", str(state)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not (state / "sipwatch.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        words = tmp_path / "words.txt"
+        words.write_text("".join(f"guess{i}\n" for i in range(40)))
+        started = time.time()
+        subprocess.run(["ip", "netns", "exec", atk, str(svcrack), "-u", "6001", "-d", str(words), "-t", "0.05",
+                        "198.51.100.1"], capture_output=True, timeout=90)
+        bans = json.loads(subprocess.run([sys.executable, "-m", "sipwatch", "bans", "list", "--json", "--state-dir",
+                                          str(state)], capture_output=True, text=True, timeout=30).stdout)
+        (ban,) = [b for b in bans if b["ip"] == "198.51.100.66"]
+        assert ban["reason"].startswith("brute_force")
+        lines = [line for line in (logs / "messages.log").read_text().splitlines() if "198.51.100.66" in line]
+        assert 0 < len(lines) < 40, "banned long before the wordlist ran out"
+        banned_at = ban["until"] - 3600
+        later = [line for line in lines if line[1:20] > time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                       time.localtime(banned_at + 1))]
+        assert later == [], "Asterisk heard nothing more from the attacker once it was banned"
+        print(f"svcrack: {len(lines)} failure lines before the ban, banned {banned_at - started:.2f}s after the start")
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(timeout=15)
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "sipwatch"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", atk], capture_output=True)
