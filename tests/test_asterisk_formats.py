@@ -753,3 +753,11 @@ def test_message_from_another_source_file_is_not_trusted() -> None:
     """A chan_sip text is only read when chan_sip.c wrote it (a dialplan `Ext.` line can say anything)."""
     line = f"{TS} WARNING[3021] Ext. s: {REGISTRATION}"
     assert no_hostile_event(line)
+
+
+def test_a_scanner_that_names_itself_in_from_is_a_scanner_event() -> None:
+    """svmap sends `From: "sipvicious"<sip:100@1.1.1.1>`: a hint about the tool, never about the address."""
+    event = one(f"{TS} NOTICE[3021] res_pjsip/pjsip_distributor.c: Request 'OPTIONS' from "
+                "'\"sipvicious\"<sip:100@1.1.1.1>' failed for '198.51.100.5:5060' (callid: 1) - "
+                "No matching endpoint found")
+    assert (event.kind, str(event.ip), event.extra.get("tool")) == (Kind.SCANNER, "198.51.100.5", "SIPVicious")

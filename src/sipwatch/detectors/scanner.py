@@ -18,7 +18,7 @@ class ScannerDetector:
         if event.ip is None or event.kind not in (Kind.SCANNER, Kind.FLOOD):
             return []
         what = event.reason or event.user_agent or event.form
-        label = "scanner" if event.kind is Kind.SCANNER else "flood"
+        label = "fingerprint" if event.kind is Kind.SCANNER else "flood"
         return [Decision(Action.BAN, self.name, f"{label}: {what}", event.time, ip=event.ip,
                          evidence=event.evidence, events=[event])]
 

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Literal
 
 from sipwatch.event import Evidence, IPAddress, Kind, Service
+from sipwatch.fingerprints import scanner_name
 from sipwatch.netaddr import Shape, parse_address
 
 #: Any address shape as written in a log: IPv4, IPv6, bracketed, with a port. Validated afterwards.
@@ -177,6 +178,12 @@ class Form:
             parsed.time_text = m["at"]
         if "ua" in names:
             parsed.user_agent = m["ua"]
+        if "from" in names:  # a scanning tool that names itself in From (svmap's "sipvicious"): a hint only
+            tool = scanner_name(m["from"])
+            if tool is not None and parsed.kind in (Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED):
+                parsed.extra = {"tool": tool, "was": str(parsed.kind)}
+                parsed.kind = Kind.SCANNER
+                parsed.reason = f"{tool} ({reason})" if reason else tool
         addr_text = None
         for g in self._addr_groups:
             addr_text = m[g]
