@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -151,27 +152,25 @@ def test_wrong_ami_credentials_are_a_clear_problem(asterisk: tuple[str, Path]) -
     assert first["ready"] is False and "refused the login" in str(first["problem"])
 
 
-@pytest.mark.e2e
-@pytest.mark.skipif(os.geteuid() != 0, reason="the testbed needs root (chroot, network namespace)")
-@pytest.mark.skipif(shutil.which("debootstrap") is None, reason="the testbed needs the Debian package debootstrap")
-@pytest.mark.skipif(shutil.which("nft") is None, reason="needs the Debian package nftables")
-def test_svcrack_from_its_own_address_is_banned_and_then_unheard(asterisk: tuple[str, Path], tmp_path: Path) -> None:
-    """SIPVicious svcrack guesses 6001's password from its own namespace; `sipwatch run` in the PBX's
-    namespace bans it, after which Asterisk logs nothing more from it."""
-    import time
+TOOLS = Path(sys.executable).parent
+ATTACKER = "198.51.100.66"
 
-    svcrack = Path(sys.executable).parent / "sipvicious_svcrack"
-    if not svcrack.exists():
-        pytest.skip("needs sipvicious (PyPI), installed by the test extra")
+
+@pytest.fixture
+def guarded(asterisk: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """An attacker namespace joined to the PBX's by veth, and `sipwatch run` (nftables) in the PBX's
+    namespace watching Asterisk's logs. Yields (attacker namespace, state folder, log folder)."""
+    if shutil.which("nft") is None:
+        pytest.skip("needs the Debian package nftables")
     ns, logs = asterisk
-    atk, tag = f"swcr{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:5]
-    subprocess.run(["ip", "netns", "add", atk], check=True)
+    atk, tag = f"swat{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:5]
     state = tmp_path / "state"
+    subprocess.run(["ip", "netns", "add", atk], check=True)
     daemon = None
     try:
         subprocess.run(["ip", "link", "add", f"a{tag}", "netns", atk, "type", "veth", "peer", "name", f"p{tag}",
                         "netns", ns], check=True)
-        for where, dev, addr in ((atk, f"a{tag}", "198.51.100.66/24"), (ns, f"p{tag}", "198.51.100.1/24")):
+        for where, dev, addr in ((atk, f"a{tag}", f"{ATTACKER}/24"), (ns, f"p{tag}", "198.51.100.1/24")):
             subprocess.run(["ip", "-n", where, "addr", "add", addr, "dev", dev], check=True)
             subprocess.run(["ip", "-n", where, "link", "set", dev, "up"], check=True)
         subprocess.run(["ip", "-n", atk, "link", "set", "lo", "up"], check=True)
@@ -182,25 +181,67 @@ def test_svcrack_from_its_own_address_is_banned_and_then_unheard(asterisk: tuple
         deadline = time.monotonic() + 15
         while not (state / "sipwatch.sock").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        words = tmp_path / "words.txt"
-        words.write_text("".join(f"guess{i}\n" for i in range(40)))
-        started = time.time()
-        subprocess.run(["ip", "netns", "exec", atk, str(svcrack), "-u", "6001", "-d", str(words), "-t", "0.05",
-                        "198.51.100.1"], capture_output=True, timeout=90)
-        bans = json.loads(subprocess.run([sys.executable, "-m", "sipwatch", "bans", "list", "--json", "--state-dir",
-                                          str(state)], capture_output=True, text=True, timeout=30).stdout)
-        (ban,) = [b for b in bans if b["ip"] == "198.51.100.66"]
-        assert ban["reason"].startswith("brute_force")
-        lines = [line for line in (logs / "messages.log").read_text().splitlines() if "198.51.100.66" in line]
-        assert 0 < len(lines) < 40, "banned long before the wordlist ran out"
-        banned_at = ban["until"] - 3600
-        later = [line for line in lines if line[1:20] > time.strftime("%Y-%m-%d %H:%M:%S",
-                                                                       time.localtime(banned_at + 1))]
-        assert later == [], "Asterisk heard nothing more from the attacker once it was banned"
-        print(f"svcrack: {len(lines)} failure lines before the ban, banned {banned_at - started:.2f}s after the start")
+        yield atk, state, logs
     finally:
         if daemon is not None:
             daemon.terminate()
             daemon.wait(timeout=15)
         subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "sipwatch"], capture_output=True)
         subprocess.run(["ip", "netns", "del", atk], capture_output=True)
+
+
+def _ban_of(state: Path, ip: str) -> dict[str, object]:
+    bans = json.loads(subprocess.run([sys.executable, "-m", "sipwatch", "bans", "list", "--json", "--state-dir",
+                                      str(state)], capture_output=True, text=True, timeout=30).stdout)
+    (ban,) = [b for b in bans if b["ip"] == ip]
+    return ban
+
+
+def _heard_after(logs: Path, ip: str, when: float) -> list[str]:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    return [line for line in (logs / "messages.log").read_text().splitlines() if ip in line and line[1:20] > stamp]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="the testbed needs root (chroot, network namespace)")
+@pytest.mark.skipif(shutil.which("debootstrap") is None, reason="the testbed needs the Debian package debootstrap")
+@pytest.mark.skipif(not (TOOLS / "sipvicious_svcrack").exists(), reason="needs sipvicious (PyPI, the test extra)")
+def test_svcrack_from_its_own_address_is_banned_and_then_unheard(guarded: tuple[str, Path, Path],
+                                                                  tmp_path: Path) -> None:
+    """SIPVicious svcrack guesses 6001's password; banned for brute force well before its word list ends,
+    after which Asterisk logs nothing more from it."""
+    atk, state, logs = guarded
+    words = tmp_path / "words.txt"
+    words.write_text("".join(f"guess{i}\n" for i in range(40)))
+    started = time.time()
+    subprocess.run(["ip", "netns", "exec", atk, str(TOOLS / "sipvicious_svcrack"), "-u", "6001", "-d", str(words),
+                    "-t", "0.05", "198.51.100.1"], capture_output=True, timeout=90)
+    ban = _ban_of(state, ATTACKER)
+    assert str(ban["reason"]).startswith("brute_force")
+    tries = [line for line in (logs / "messages.log").read_text().splitlines() if ATTACKER in line]
+    assert 0 < len(tries) < 40, "banned long before the word list ran out"
+    banned_at = float(str(ban["until"])) - 3600
+    assert _heard_after(logs, ATTACKER, banned_at + 1) == [], "Asterisk heard nothing more from it"
+    print(f"svcrack: {len(tries)} failures logged, banned {banned_at - started:.2f}s after the start")
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="the testbed needs root (chroot, network namespace)")
+@pytest.mark.skipif(shutil.which("debootstrap") is None, reason="the testbed needs the Debian package debootstrap")
+@pytest.mark.skipif(not (TOOLS / "sipvicious_svmap").exists(), reason="needs sipvicious (PyPI, the test extra)")
+def test_svmap_is_banned_as_a_scanner_on_its_first_request(guarded: tuple[str, Path, Path]) -> None:
+    """svmap's OPTIONS names the tool in From ("sipvicious"): one request, a short (weak-evidence) ban."""
+    atk, state, _ = guarded
+    started = time.time()
+    subprocess.run(["ip", "netns", "exec", atk, str(TOOLS / "sipvicious_svmap"), "198.51.100.1"],
+                   capture_output=True, timeout=60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        bans = subprocess.run([sys.executable, "-m", "sipwatch", "bans", "list", "--json", "--state-dir", str(state)],
+                              capture_output=True, text=True, timeout=30).stdout
+        if ATTACKER in bans:
+            break
+        time.sleep(0.2)
+    ban = _ban_of(state, ATTACKER)
+    assert str(ban["reason"]).startswith("scanner") and "SIPVicious" in str(ban["reason"])
+    assert float(str(ban["until"])) - started < 700  # weak evidence: the short ban
