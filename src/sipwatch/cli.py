@@ -59,7 +59,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     result = scan(args.files, config, progress)
     progress.close()
     if args.json:
-        json.dump(to_json(result), sys.stdout, indent=2)
+        sys.stdout.write(json.dumps(to_json(result), ensure_ascii=False))  # one line: the C encoder
         sys.stdout.write("\n")
     else:
         write_text(result, sys.stdout, args.top)

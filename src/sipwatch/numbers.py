@@ -61,6 +61,9 @@ class Classified:
         return self.risk is not None or self.international
 
 
+_UNSEEN = object()
+
+
 class NumberClassifier:
     def __init__(
         self,
@@ -76,6 +79,7 @@ class NumberClassifier:
         self.high_risk.update({p: "configured" for p in extra_high_risk})
         self._prefixes = sorted(self.high_risk, key=len, reverse=True)
         self.classify = lru_cache(maxsize=16384)(self._classify)
+        self._intl: dict[str, str | None] = {}
         self._own_code = f"+{phonenumbers.country_code_for_region(self.country)}" if self.country else None
 
     def is_probe(self, dialled: str) -> bool:
@@ -93,6 +97,14 @@ class NumberClassifier:
         return self.international_form(dialled) or dialled
 
     def international_form(self, dialled: str) -> str | None:
+        found = self._intl.get(dialled, _UNSEEN)
+        if found is _UNSEEN:
+            if len(self._intl) > 16384:
+                self._intl.clear()
+            found = self._intl[dialled] = self._international_form(dialled)
+        return found  # type: ignore[return-value]
+
+    def _international_form(self, dialled: str) -> str | None:
         """`+<digits>` when the dialled string carries an international access prefix, directly or
         after one outside-line digit (`9011…`, `000…` = `0` + `00…`); None for national numbers."""
         digits = dialled.strip().replace(" ", "").replace("-", "")

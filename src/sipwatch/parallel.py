@@ -21,7 +21,7 @@ from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
 from sipwatch.netaddr import ip_of
 from sipwatch.sources.files import FileSource
-from sipwatch.tally import Exported, Tally
+from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
 
 MIN_PARALLEL_BYTES = 16 << 20  # below this, starting processes costs more than it saves
@@ -80,8 +80,8 @@ def _parser(name: str, year: int, tz_name: str) -> tuple[LineParser, Prefilter]:
     return found
 
 
-def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, Exported]:
-    """Worker side: parse one buffer; return the events as tuples of plain values, and the tally."""
+def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int]:
+    """Worker side: parse one buffer; return the events as tuples of plain values."""
     parser, prefilter = _parser(job.name, job.year, job.tz)
     parser.last_time = 0.0
     stats = ScanStats()
@@ -89,9 +89,6 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, Exported]:
     scanner.line_base = job.line_base
     events = scanner.feed(job.data, job.limit)
     stats.lines = scanner.line_base - job.line_base
-    tally = Tally()
-    for e in events:
-        tally.add(e)
     kinds, services, evidence = _KIND_INDEX, _SERVICE_INDEX, _EVIDENCE_INDEX
     wire = [
         (e.time, kinds[e.kind], services[e.service], _ip_text(e.ip) if e.ip is not None else None, e.port,
@@ -99,7 +96,7 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, Exported]:
          e.reason, e.extra or None)
         for e in events
     ]
-    return wire, stats, scanner.spill_line, tally.export()
+    return wire, stats, scanner.spill_line
 
 
 def _event(w: Wire, file: str) -> Event:
@@ -114,9 +111,11 @@ def _event(w: Wire, file: str) -> Event:
 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: str, stats: ScanStats,
                     tally: Tally, blocked: Callable[[IPAddress | None, float], bool]) -> Iterator[Event]:
-    """Events of `source` in file order, parsed by the pool's workers; their tallies are merged into
-    `tally`; events from addresses that are `blocked` at their time are not even built."""
-    pending: deque[Future[tuple[list[Wire], ScanStats, int, Exported]]] = deque()
+    """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
+    from addresses that are `blocked` at their time are counted but not even built."""
+    pending: deque[Future[tuple[list[Wire], ScanStats, int]]] = deque()
+    counted = {_KIND_INDEX[k] for k in COUNTED}
+    strong = _EVIDENCE_INDEX[Evidence.STRONG]
     line_base = 0
     skip_through = 0
     last_time = 0.0
@@ -124,16 +123,15 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
     def drain(block: bool) -> Iterator[Event]:
         nonlocal skip_through, last_time
         while pending and (block or pending[0].done()):
-            wire, part, spill, part_tally = pending.popleft().result()
+            wire, part, spill = pending.popleft().result()
             stats.add(part)
-            tally.merge_export(part_tally)
             for w in wire:
                 if w[10] <= skip_through:
                     stats.events -= 1  # a line swallowed by a record of the previous chunk
-                    tally.remove(_event(w, source.name))
                     continue
                 when = w[0] or last_time
                 ip = ip_of(w[3]) if w[3] is not None else None
+                tally.count(ip, when, _KINDS[w[1]], _SERVICES[w[2]], w[6], w[7], w[9] == strong, w[1] in counted)
                 if blocked(ip, when):
                     continue
                 event = _event(w, source.name)

@@ -11,14 +11,10 @@ from dataclasses import dataclass, field
 
 from sipwatch.detectors import Action, Decision
 from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
-from sipwatch.netaddr import ip_of
 
 COUNTED = HOSTILE_KINDS | {Kind.INJECTION}
 
-#: A tally in plain values (kinds; per address: ip, events, first, last, strong, kinds, accounts,
-#: targets, services), as a worker process sends it
-ExportedRow = tuple[str, int, float, float, bool, dict[str, int], dict[str, int], dict[str, int], list[str]]
-Exported = tuple[dict[str, int], list[ExportedRow]]
+MAX_QUEUED = 65536  # events counted in bulk at a time
 MAX_DECISIONS = 20  # decisions kept per address (a repeat offender is banned again and again)
 MAX_DISTINCT = 200  # accounts and numbers remembered per address (the rest are counted, not named)
 
@@ -39,7 +35,7 @@ class Offender:
     strong: bool = False
     decisions: list[Decision] = field(default_factory=list)
     more_decisions: int = 0  # decisions beyond MAX_DECISIONS, counted only
-    _queue: list[tuple[float, str, str, str | None, str | None, bool]] = field(default_factory=list, repr=False)
+    queue: list[tuple[float, str, str, str | None, str | None, bool]] = field(default_factory=list, repr=False)
 
     def decide(self, decision: Decision) -> None:
         if len(self.decisions) < MAX_DECISIONS:
@@ -47,15 +43,8 @@ class Offender:
         else:
             self.more_decisions += 1
 
-    def add(self, event: Event) -> None:
-        queue = self._queue
-        queue.append((event.time, event.kind, event.service, event.account, event.target,
-                      event.evidence is Evidence.STRONG))
-        if len(queue) >= 4096:
-            self.flush()
-
     def flush(self) -> None:
-        queue = self._queue
+        queue = self.queue
         if not queue:
             return
         times, kinds, services, accounts, targets, strong = zip(*queue, strict=True)
@@ -69,20 +58,6 @@ class Offender:
         _merge_capped(self.targets, Counter(t for t in targets if t))
         self.strong = self.strong or any(strong)
         queue.clear()
-
-    def merge(self, other: Offender) -> None:
-        other.flush()
-        self.flush()
-        if other.events:
-            self.first = other.first if not self.events else min(self.first, other.first)
-            self.last = other.last if not self.events else max(self.last, other.last)
-        self.events += other.events
-        self.kinds.update(other.kinds)
-        _merge_capped(self.accounts, other.accounts)
-        _merge_capped(self.targets, other.targets)
-        self.services |= other.services
-        self.strong = self.strong or other.strong
-        self.decisions.extend(other.decisions)
 
     @property
     def decision(self) -> str:
@@ -112,35 +87,28 @@ def _merge_capped(into: Counter[str], other: Counter[str]) -> None:
 class Tally:
     offenders: dict[IPAddress, Offender] = field(default_factory=dict)
     kinds: Counter[str] = field(default_factory=Counter)
+    queued: int = 0  # events waiting in the offenders' queues...
+    dirty: list[Offender] = field(default_factory=list)  # ...of these offenders
 
     def add(self, event: Event) -> None:
+        self.count(event.ip, event.time, event.kind, event.service, event.account, event.target,
+                   event.evidence is Evidence.STRONG, event.kind in COUNTED)
+
+    def count(self, ip: IPAddress | None, time: float, kind: Kind, service: str, account: str | None,
+              target: str | None, strong: bool, counted: bool) -> None:
+        """`add` for an event in plain values (a parallel scan counts events it never builds)."""
         kinds = self.kinds
-        kinds[event.kind] = kinds.get(event.kind, 0) + 1
-        ip = event.ip
-        if ip is not None and event.kind in COUNTED:
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if ip is not None and counted:
             offender = self.offenders.get(ip)
             if offender is None:
                 offender = self.offenders[ip] = Offender(ip)
-            offender.add(event)
-
-    def remove(self, event: Event) -> None:
-        """Take back an event counted by mistake (a line that turned out to belong to a forged record)."""
-        self.kinds[event.kind] -= 1
-        offender = self.offenders.get(event.ip) if event.ip is not None else None
-        if offender is None or event.kind not in COUNTED:
-            return
-        offender.flush()
-        offender.events -= 1
-        offender.kinds[event.kind] -= 1
-        for counter, key in ((offender.accounts, event.account), (offender.targets, event.target)):
-            if key and counter.get(key):
-                counter[key] -= 1
-                if not counter[key]:
-                    del counter[key]
-        if offender.kinds[event.kind] <= 0:
-            del offender.kinds[event.kind]
-        if offender.events <= 0 and not offender.decisions and event.ip is not None:
-            del self.offenders[event.ip]
+            if not offender.queue:
+                self.dirty.append(offender)
+            offender.queue.append((time, kind, service, account, target, strong))
+            self.queued += 1
+            if self.queued >= MAX_QUEUED:  # memory stays flat however many events and addresses
+                self.flush()
 
     def offender(self, ip: IPAddress) -> Offender:
         found = self.offenders.get(ip)
@@ -149,40 +117,8 @@ class Tally:
         return found
 
     def flush(self) -> Tally:
-        for offender in self.offenders.values():
+        for offender in self.dirty:
             offender.flush()
+        self.dirty.clear()
+        self.queued = 0
         return self
-
-    def export(self) -> Exported:
-        """Plain values that pickle fast (the worker side of a parallel scan)."""
-        self.flush()
-        rows = [
-            (str(o.ip), o.events, o.first, o.last, o.strong, dict(o.kinds), dict(o.accounts), dict(o.targets),
-             list(o.services))
-            for o in self.offenders.values()
-        ]
-        return dict(self.kinds), rows
-
-    def merge_export(self, exported: Exported) -> None:
-        kinds, rows = exported
-        self.kinds.update(kinds)
-        for ip_text, events, first, last, strong, okinds, accounts, targets, services in rows:
-            ip = ip_of(ip_text)
-            if ip is None:
-                continue
-            part = Offender(ip, events, Counter(okinds), Counter(accounts), Counter(targets), set(services), first,
-                            last, strong)
-            mine = self.offenders.get(ip)
-            if mine is None:
-                self.offenders[ip] = part
-            else:
-                mine.merge(part)
-
-    def merge(self, other: Tally) -> None:
-        self.kinds.update(other.kinds)
-        for ip, offender in other.offenders.items():
-            mine = self.offenders.get(ip)
-            if mine is None:
-                self.offenders[ip] = offender
-            else:
-                mine.merge(offender)

@@ -39,18 +39,21 @@ class TollFraudDetector:
             return []
         q = self.probes.add(event.ip, event)
         identity = classifier.identity(event.target)
-        dialled_forms = {e.target for e in q if e.target and classifier.identity(e.target) == identity}
-        if len(dialled_forms) >= 2:
+        dialled_forms = {e.target for e in q if e.target != event.target and e.target
+                         and classifier.identity(e.target) == identity}
+        if dialled_forms:
+            dialled_forms.add(event.target)
             events = list(q)
             self.probes.clear(event.ip)
             return [self._ban(event, events, f"{identity} tried with {len(dialled_forms)} access prefixes: "
-                                             f"{', '.join(sorted(f for f in dialled_forms if f))}")]
-        number = classifier.classify(event.target)
+                                             f"{', '.join(sorted(dialled_forms))}")]
         if len(q) < s.probes:
             return []
         events = list(q)
         self.probes.clear(event.ip)
-        kinds = sorted({self.classifier.classify(e.target or "").country or "?" for e in events})
+        number = classifier.classify(event.target)  # only now: phonenumbers costs ~90 us a number
+        sample = list(dict.fromkeys(e.target or "" for e in reversed(events)))[:8]  # the reason names a few
+        kinds = sorted({classifier.classify(target).country or "?" for target in sample})
         return [self._ban(event, events, f"{len(events)} calls to international/premium numbers "
                                          f"({', '.join(kinds[:6])}), e.g. {number.e164 or event.target}"
                                          f"{' (' + number.risk + ')' if number.risk else ''}")]
