@@ -38,6 +38,7 @@ build() {
 
 configure() {
   install -m 0644 "$here"/asterisk/*.conf "$ROOT/etc/asterisk/"
+  install -m 0644 "$here"/../examples/asterisk/*.conf "$ROOT/etc/asterisk/"  # the snippets the README documents
   printf '127.0.0.1 localhost\n::1 localhost\n' >"$ROOT/etc/hosts"  # minbase has none: every lookup would wait on DNS
   rm -f "$ROOT/var/lib/asterisk/astdb.sqlite3"                      # PJSIP keeps registrations there
   : >"$ROOT/var/log/asterisk/messages.log"

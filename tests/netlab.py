@@ -3,7 +3,10 @@ IPv6 documentation addresses), the admin's own conntrack rules in `pbx`, and bou
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import ipaddress
+import os
 import subprocess
 import sys
 import time
@@ -78,6 +81,28 @@ def make_lab() -> Iterator[Lab]:
     finally:
         for ns in (lab.pbx, lab.atk, lab.phone):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(ns: str) -> Iterator[None]:
+    """Run the calling thread inside network namespace `ns` for a while (threads and sockets started
+    meanwhile stay there). `os.setns` exists only from Python 3.12, hence libc."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {ns} failed")
+        try:
+            yield
+        finally:
+            libc.setns(own, CLONE_NEWNET)
+    finally:
+        os.close(target)
+        os.close(own)
 
 
 def run_in(ns: str, script: str, *args: str) -> subprocess.Popen[str]:

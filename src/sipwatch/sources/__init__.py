@@ -33,8 +33,10 @@ class Source(Protocol):
 
 class LiveSource(Protocol):
     path: str
-    problem: str | None  # why it cannot be read right now, if it cannot
     wait_fd: int | None  # a descriptor the daemon waits on for new data (None: inotify or polling)
+
+    @property
+    def problem(self) -> str | None: ...  # why it cannot be read right now, if it cannot
 
     @property
     def position(self) -> Position | None: ...
