@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sipwatch.sources.common import SourceError, redact
+
 EventHandler = Callable[[dict[str, str]], None]
 
 
-class AmiError(Exception):
+class AmiError(SourceError):
     """The AMI URL is malformed, or an action could not be carried out."""
 
 
@@ -39,7 +41,7 @@ class AmiAddress:
         except ValueError:
             port = 0
         if parts.scheme != "ami" or not parts.hostname or not parts.username or not port:
-            raise AmiError(f"{spec!r}: expected ami://USER:SECRET@HOST[:PORT]")
+            raise AmiError(f"{redact(spec)!r}: expected ami://USER:SECRET@HOST[:PORT]")
         return cls(parts.hostname, port, unquote(parts.username), unquote(parts.password or ""))
 
     def __str__(self) -> str:  # never the secret: this text goes to logs

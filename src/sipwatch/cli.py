@@ -24,7 +24,8 @@ from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope
 from sipwatch.responders.firewall import create as create_backend
 from sipwatch.scan import Reader, scan
-from sipwatch.sources.files import FileSource, SourceError
+from sipwatch.sources.common import SourceError, redact
+from sipwatch.sources.files import FileSource
 from sipwatch.store import Store, StoreError
 
 
@@ -136,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    logging.getLogger("sipwatch").info("watching %s with the %s backend", ", ".join(config.run.watch),
+    logging.getLogger("sipwatch").info("watching %s with the %s backend", ", ".join(map(redact, config.run.watch)),
                                        config.run.backend)
     daemon.run(stop)
     return 0
@@ -327,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sipwatch: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (FirewallError, StoreError, control.ControlError) as exc:
+    except (FirewallError, StoreError, SourceError, control.ControlError) as exc:
         print(f"sipwatch: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
 from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Backend, Ban
-from sipwatch.sources import LiveSource, follower, is_special
+from sipwatch.sources import LiveSource, follower, is_special, redact
 from sipwatch.store import Store
 from sipwatch.timeparse import TimeParser
 
@@ -50,6 +50,7 @@ if INotify is not None:
 class Followed:
     follower: LiveSource
     scanner: RecordScanner
+    problem: str | None = None  # the last problem said in the log
 
 
 BITE = 1 << 20  # bytes read from one file per round: memory stays bounded on a huge backlog
@@ -131,6 +132,7 @@ class Daemon:
                 followed.scanner.line_base = chunk.first_line
                 events.extend(followed.scanner.feed(chunk.data))
                 lines += chunk.data.count(b"\n")
+            self._note_problem(followed)
         if not lines:
             return False
         result.lines += lines
@@ -161,6 +163,16 @@ class Daemon:
         result.ban_count += len(bans)
         return True
 
+    def _note_problem(self, followed: Followed) -> None:
+        """Say once when a source stops working (AMI login refused, database down) and when it is back."""
+        problem = followed.follower.problem
+        if problem != followed.problem:
+            if problem is not None:
+                log.warning("%s", problem)
+            else:
+                log.info("%s: reading again", redact(followed.follower.path))
+            followed.problem = problem
+
     def _bans(self, decisions: list[Decision], now: float) -> list[tuple[Ban, Decision]]:
         """Ban length: the policy's, times `escalation` for each earlier ban of the address, capped."""
         run = self.config.run
@@ -190,7 +202,9 @@ class Daemon:
         command = request.get("command")
         with self.lock:
             if command == "status":
-                return {"ok": True, "started": self.started, "files": sorted(self.followed),
+                problems = {redact(p): f.problem for p, f in self.followed.items() if f.problem}
+                return {"ok": True, "started": self.started, "files": sorted(redact(p) for p in self.followed),
+                        "problems": problems,
                         "lines": self.totals.lines, "events": self.totals.events,
                         "bans_made": self.totals.ban_count, "bans_active": len(self.store.bans()),
                         "backend": self.config.run.backend}

@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from sipwatch.sources.ami import AmiFollower
+from sipwatch.sources.cdrdb import CdrDbFollower
+from sipwatch.sources.common import SourceError, redact
 from sipwatch.sources.files import FileSource
 from sipwatch.sources.journal import JournalFollower
 from sipwatch.sources.tail import Chunk, Follower, Position
 
-__all__ = ["FOLLOWERS", "Chunk", "FileSource", "LiveSource", "Position", "Source", "follower"]
+__all__ = ["FOLLOWERS", "Chunk", "FileSource", "LiveSource", "Position", "Source", "SourceError", "follower", "redact"]
 
 
 class Source(Protocol):
@@ -47,6 +49,8 @@ class LiveSource(Protocol):
 
 FOLLOWERS: dict[str, Callable[[str, Position | None, bool], LiveSource]] = {
     "ami": lambda spec, saved, from_end: AmiFollower(spec, saved, from_end),
+    **{scheme: lambda spec, saved, from_end: CdrDbFollower(spec, saved, from_end)
+       for scheme in ("mysql", "mariadb", "postgresql", "postgres")},
     "journal": lambda spec, saved, from_end: JournalFollower(spec, saved, from_end),
     "journal-file": lambda spec, saved, from_end: JournalFollower(spec, saved, from_end),
 }

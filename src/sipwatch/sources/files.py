@@ -8,11 +8,13 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from sipwatch.sources.common import SourceError
+
+__all__ = ["FileSource", "SourceError"]
+
 CHUNK = 4 << 20  # 4 MiB: large enough for C-speed scanning, small enough for flat memory
 
 
-class SourceError(Exception):
-    """The input cannot be read (missing, unreadable, corrupt); the message says why."""
 
 
 class FileSource:

@@ -13,10 +13,11 @@ import os
 import shutil
 import subprocess
 
+from sipwatch.sources.common import SourceError
 from sipwatch.sources.tail import Chunk, Position
 
 
-class JournalError(Exception):
+class JournalError(SourceError):
     """journalctl is missing or refused to start."""
 
 
