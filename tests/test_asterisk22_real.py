@@ -14,13 +14,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from attacks import Ban, Meter, Phone, first_heard, pbx_side, wait_for_ban
+from attacks import SCENARIOS, Ban, Meter, Phone, first_heard, pbx_side, wait_for_ban
 from netlab import veth
 from sipwatch.config import from_dict
 from sipwatch.formats.records import ScanStats
@@ -323,3 +323,83 @@ def test_svmap_is_banned_as_a_scanner_on_its_first_request(guarded: Guarded, pho
     assert result.ban.detector == "scanner" and "SIPVicious" in result.ban.reason
     assert result.heard == 1
     assert result.ban.until - result.ban.since <= 600  # weak evidence: the short ban
+
+
+def _svwar(target: str, *args: str) -> list[str]:
+    """svwar bounded: 20 ms between requests, stops 2 s after the last answer."""
+    return ["timeout", "20", *_sipvicious("svwar"), "--force", "-t", "0.02", "--maximumtime", "2", *args, target]
+
+
+@e2e
+@needs_sipvicious
+def test_svwar_run_again_and_again_is_banned_for_enumeration(guarded: Guarded, phone: Phone) -> None:
+    """Asterisk 22 challenges every unknown user, so svwar (REGISTER) gives up after two requests — its
+    probe for a surely-unknown user and the first of its range — having learnt nothing. An attacker runs
+    it again on the next range: banned for enumeration at the fifth distinct account, and unheard after."""
+    attacker = "198.51.100.50"
+    result = attack(guarded, phone, attacker,
+                    [_svwar(pbx_side(attacker), "-e", f"{n}00-{n}99") for n in range(1, 6)])
+    assert result.ban.detector == "enumeration"
+    assert result.heard == 5 and result.sent > result.heard
+
+
+@e2e
+@needs_sipvicious
+def test_svwar_inviting_through_an_anonymous_endpoint_is_banned_as_it_walks(guarded: Guarded,
+                                                                           phone: Phone) -> None:
+    """With an anonymous endpoint svwar's INVITE walk works (unknown extensions: 404, existing ones:
+    401); Asterisk logs each unknown one as a call rejected in [public]: banned after three."""
+    attacker = "198.51.100.82"
+    with anonymous_endpoint(guarded.pbx):
+        result = attack(guarded, phone, attacker, [_svwar(pbx_side(attacker), "-m", "INVITE", "-e", "100-199")])
+    assert result.ban.detector == "rejected_calls"
+    assert result.heard <= 4 < result.sent
+
+
+def _sipp_attack(scenario: str, address: str, inject: Path, rate: int, calls: int) -> list[str]:
+    """A SIPp attacker: `calls` calls at `rate` a second, each given up 2 s after it hears nothing."""
+    return ["sipp", pbx_side(address), "-sf", str(SCENARIOS / scenario), "-i", address, "-p", "5080",
+            "-inf", str(inject), "-r", str(rate), "-m", str(calls), "-recv_timeout", "2000", "-max_recv_loops",
+            "100", "-timeout", "20s", "-nostdin"]
+
+
+def _injection(path: Path, rows: list[str]) -> Path:
+    path.write_text("SEQUENTIAL\n" + "".join(f"{row}\n" for row in rows))
+    return path
+
+
+@e2e
+@needs_sipp
+def test_sipp_register_brute_force_is_banned_for_brute_force(guarded: Guarded, phone: Phone, tmp_path: Path) -> None:
+    """SIPp guesses 6001's password from an injection file of 40 wrong ones (digest auth answered each
+    time): banned for brute force at the sixth failure."""
+    attacker = "198.51.100.98"
+    passwords = _injection(tmp_path / "guesses.csv", [f"6001;guess{i}" for i in range(40)])
+    result = attack(guarded, phone, attacker, [_sipp_attack("register_guess.xml", attacker, passwords, 10, 40)])
+    assert result.ban.detector == "brute_force"
+    assert result.heard <= 13 < result.sent  # a guess is two REGISTERs: the challenged one and the answer
+
+
+PREMIUM = ["+882130000001", "009001234567", "00449091234567", "+44909123456", "0088213000002", "011882130000003"]
+
+
+@e2e
+@needs_sipp
+@pytest.mark.parametrize(("attacker", "numbers", "anonymous", "detector"), [
+    ("198.51.100.114", [str(n) for n in range(100, 200)], False, "brute_force"),
+    ("198.51.100.130", [str(n) for n in range(100, 200)], True, "rejected_calls"),
+    ("198.51.100.146", PREMIUM * 10, False, "brute_force"),
+    ("198.51.100.162", PREMIUM * 10, True, "toll_fraud"),
+], ids=["flood", "flood-anonymous", "premium", "premium-anonymous"])
+def test_sipp_invites_to_unknown_and_premium_numbers_are_banned(guarded: Guarded, phone: Phone, tmp_path: Path,
+                                                                 attacker: str, numbers: list[str], anonymous: bool,
+                                                                 detector: str) -> None:
+    """Without an anonymous endpoint every stranger's INVITE fails endpoint identification ("No matching
+    endpoint found", InvalidAccountID on AMI) and the dialled number is logged nowhere: banned as unknown
+    accounts. With one, each INVITE is a call rejected in [public] with the number, never on AMI: banned
+    for rejected calls, or for toll fraud when the numbers are premium and international."""
+    dialled = _injection(tmp_path / "numbers.csv", numbers)
+    with anonymous_endpoint(guarded.pbx) if anonymous else nullcontext():
+        result = attack(guarded, phone, attacker, [_sipp_attack("invite_numbers.xml", attacker, dialled, 20, 100)])
+    assert result.ban.detector == detector
+    assert result.heard <= 6 < result.sent
