@@ -66,6 +66,53 @@ def test_three_notice_lines_per_wrong_guess_count_as_requests_not_lines() -> Non
 
 
 
+ATTACKS = (FIXTURES / "attacks-messages.log", FIXTURES / "attacks-security.log")
+#: the acceptance run kept in ATTACKS: each attacker's address, and the detector that banned it
+BANNED = {"198.51.100.66": "brute_force",  # svcrack
+          "198.51.100.34": "scanner",  # svmap
+          "198.51.100.50": "enumeration",  # svwar (REGISTER), run five times
+          "198.51.100.82": "rejected_calls",  # svwar (INVITE) through the anonymous endpoint
+          "198.51.100.98": "brute_force",  # SIPp REGISTER guesses
+          "198.51.100.114": "brute_force",  # SIPp INVITE flood, no anonymous endpoint
+          "198.51.100.130": "rejected_calls",  # the same through the anonymous endpoint
+          "198.51.100.146": "brute_force",  # SIPp premium numbers, no anonymous endpoint
+          "198.51.100.162": "toll_fraud"}  # the same through the anonymous endpoint
+ANONYMOUS_CALLERS = ("198.51.100.82", "198.51.100.130", "198.51.100.162")
+
+
+def test_a_real_acceptance_run_is_understood_line_by_line() -> None:
+    """Every line Asterisk 22 wrote about the attackers of one acceptance run, and the registrar's and
+    pjproject's lines for an anonymous REGISTER and an unparseable request, yields an event."""
+    kinds, stats = _kinds(*ATTACKS, FIXTURES / "oddities.log")
+    assert stats.unmatched == 0 and stats.junk == 0
+    assert kinds["rejected_call:"] == 8
+    assert kinds["acl_denied:has no configured AORs"] == 2
+    assert kinds["malformed:"] == 2  # pjproject: "Dropping 359 bytes packet from UDP <addr> : PJSIP syntax error"
+
+
+def test_a_real_acceptance_run_scanned_bans_every_attacker_for_its_reason() -> None:
+    """The offline scan of the run's messages and security logs decides what the daemon decided live."""
+    result = scan([str(path) for path in ATTACKS], from_dict({}))
+    decided = {str(ip): (o.decision, o.reason.partition(":")[0]) for ip, o in result.offenders.items()}
+    assert decided == {ip: ("ban", detector) for ip, detector in BANNED.items()}
+
+
+def test_through_an_anonymous_endpoint_calls_are_logged_with_the_number_and_never_on_ami() -> None:
+    messages, security = (path.read_text() for path in ATTACKS)
+    for ip in ANONYMOUS_CALLERS:
+        assert f"(UDP:{ip}:" in messages and "rejected because extension not found in context 'public'" in messages
+        assert f"/{ip}/" not in security
+    assert "to extension '+882130000001' rejected" in messages
+
+
+def test_without_one_the_dialled_number_is_logged_nowhere() -> None:
+    """198.51.100.146 dialled the premium numbers with no anonymous endpoint: "No matching endpoint found"
+    and InvalidAccountID, for the From user, and not one of the numbers."""
+    lines = [line for path in ATTACKS for line in path.read_text().splitlines() if "198.51.100.146" in line]
+    assert lines and all("caller" in line for line in lines if "InvalidAccountID" in line)
+    assert not [line for line in lines for number in PREMIUM if number in line]
+
+
 def e2e(test: Callable[..., None]) -> Callable[..., None]:
     """Marks an end-to-end test against the testbed: skipped without root or debootstrap."""
     for mark in (pytest.mark.e2e,
