@@ -6,7 +6,11 @@
 #   testbed/asterisk.sh start    configure, mount /proc and /dev, start Asterisk in namespace $NS
 #   testbed/asterisk.sh stop     stop Asterisk, unmount, delete the namespace
 #   testbed/asterisk.sh logs     print the log folder inside the chroot
+#   testbed/asterisk.sh anonymous on|off   add or remove the `anonymous` endpoint on the running Asterisk
+#   testbed/asterisk.sh cli COMMAND        run an Asterisk CLI command (`asterisk -rx`)
 #
+# SIPWATCH_TESTBED_ANONYMOUS=1 (or `anonymous on`) adds the `anonymous` endpoint (context public): strangers'
+# INVITEs then reach the dialplan instead of failing endpoint identification.
 # The package mirror is read from this host's own apt sources. Needs root and debootstrap.
 set -euo pipefail
 
@@ -38,6 +42,7 @@ build() {
 
 configure() {
   install -m 0644 "$here"/asterisk/*.conf "$ROOT/etc/asterisk/"
+  anonymous_conf "${SIPWATCH_TESTBED_ANONYMOUS:-0}"
   install -m 0644 "$here"/../examples/asterisk/*.conf "$ROOT/etc/asterisk/"  # the snippets the README documents
   printf '127.0.0.1 localhost\n::1 localhost\n' >"$ROOT/etc/hosts"  # minbase has none: every lookup would wait on DNS
   rm -f "$ROOT/var/lib/asterisk/astdb.sqlite3"                      # PJSIP keeps registrations there
@@ -45,6 +50,28 @@ configure() {
   : >"$ROOT/var/log/asterisk/security.log"
   : >"$ROOT/var/log/asterisk/full.log"
   chroot "$ROOT" chown -R asterisk:asterisk /var/log/asterisk /var/lib/asterisk /var/spool/asterisk /run/asterisk 2>/dev/null || true
+}
+
+anonymous_conf() {
+  rm -f "$ROOT/etc/asterisk/pjsip_anonymous.conf"
+  if [ "$1" = 1 ] || [ "$1" = on ]; then
+    install -m 0644 "$here/asterisk/optional/pjsip_anonymous.conf" "$ROOT/etc/asterisk/"
+  fi
+}
+
+cli() { ip netns exec "$NS" chroot "$ROOT" /usr/sbin/asterisk -rx "$1"; }
+
+anonymous() {
+  # PJSIP's reload adds and removes endpoints; wait until the change is visible
+  anonymous_conf "$1"
+  cli "module reload res_pjsip.so" >/dev/null
+  for _ in $(seq 1 50); do
+    if cli "pjsip show endpoints" | grep -q "Endpoint:  anonymous "; then present=on; else present=off; fi
+    [ "$present" = "$1" ] && return 0
+    sleep 0.1
+  done
+  echo "testbed: the anonymous endpoint did not turn $1" >&2
+  exit 1
 }
 
 mounted() { mountpoint -q "$ROOT/$1"; }
@@ -84,5 +111,7 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   logs) echo "$ROOT/var/log/asterisk" ;;
-  *) echo "usage: $0 build|start|stop|logs" >&2; exit 2 ;;
+  anonymous) [ "${2:-}" = on ] || [ "${2:-}" = off ] || { echo "usage: $0 anonymous on|off" >&2; exit 2; }; anonymous "$2" ;;
+  cli) cli "${2:?usage: $0 cli COMMAND}" ;;
+  *) echo "usage: $0 build|start|stop|logs|anonymous on|off|cli COMMAND" >&2; exit 2 ;;
 esac

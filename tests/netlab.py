@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sipwatch.responders.firewall import Backend, Ban
@@ -50,6 +50,17 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+def veth(pbx: str, peer: str, tag: str, pbx_addrs: Sequence[str], peer_addrs: Sequence[str]) -> None:
+    """Join namespace `peer` to `pbx` by a veth pair (`p<tag>` on the PBX's side, `a<tag>` on the peer's),
+    each side with its addresses (`addr/len`), both sides and their loopback up."""
+    _ip("link", "add", f"p{tag}", "netns", pbx, "type", "veth", "peer", "name", f"a{tag}", "netns", peer)
+    for ns, dev, addrs in ((pbx, f"p{tag}", pbx_addrs), (peer, f"a{tag}", peer_addrs)):
+        for addr in addrs:
+            _ip("-n", ns, "addr", "add", addr, "dev", dev, *(["nodad"] if ":" in addr else []))
+        _ip("-n", ns, "link", "set", dev, "up")
+        _ip("-n", ns, "link", "set", "lo", "up")
+
+
 @dataclass
 class Lab:
     pbx: str
@@ -63,16 +74,8 @@ def make_lab() -> Iterator[Lab]:
     for ns in (lab.pbx, lab.atk, lab.phone):
         _ip("netns", "add", ns)
     try:
-        for peer, pbx_side, peer_side, v4, v4_pbx, v6, v6_pbx in (
-            (lab.atk, f"pa{tag}", f"ap{tag}", ATTACKER4, PBX4_A, ATTACKER6, PBX6_A),
-            (lab.phone, f"pp{tag}", f"ph{tag}", PHONE4, PBX4_P, PHONE6, PBX6_P),
-        ):
-            _ip("link", "add", pbx_side, "netns", lab.pbx, "type", "veth", "peer", "name", peer_side, "netns", peer)
-            for ns, dev, addr4, addr6 in ((lab.pbx, pbx_side, v4_pbx, v6_pbx), (peer, peer_side, v4, v6)):
-                _ip("-n", ns, "addr", "add", f"{addr4}/24", "dev", dev)
-                _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", dev, "nodad")
-                _ip("-n", ns, "link", "set", dev, "up")
-                _ip("-n", ns, "link", "set", "lo", "up")
+        veth(lab.pbx, lab.atk, f"a{tag}", (f"{PBX4_A}/24", f"{PBX6_A}/64"), (f"{ATTACKER4}/24", f"{ATTACKER6}/64"))
+        veth(lab.pbx, lab.phone, f"p{tag}", (f"{PBX4_P}/24", f"{PBX6_P}/64"), (f"{PHONE4}/24", f"{PHONE6}/64"))
         # the admin's own rules: conntrack on, established flows accepted early in their chain
         admin = ("table inet admin {\n chain input {\n type filter hook input priority 0; policy accept;\n"
                  " ct state established,related accept\n udp dport 5060 accept\n }\n}\n")

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import local_time, one, parse_line
+from conftest import VICTIM, local_time, one, parse_line
 from sipwatch.event import HOSTILE_KINDS, Evidence, Kind, Service
 
 TS = "[2024-05-01 10:00:00]"
@@ -361,6 +361,26 @@ def test_pjsip_registrar_warning(line: str, ip: str, account: str | None) -> Non
 def test_pjsip_registrar_warning_before_16_17_has_no_address() -> None:
     """Older registrars print the same text without `(%s:%d)`: nobody can be blamed."""
     assert all(e.ip is None for e in parse_line(PJ_REGISTRAR + "Endpoint 'trunk1' has no configured AORs"))
+
+
+# --- pjproject: a request it cannot parse, dropped before Asterisk sees it (Asterisk 22, real) -------
+
+PJPROJECT = f"{TS} WARNING[18957] pjproject: \t       sip_transport.c "
+
+
+@pytest.mark.parametrize(("transport", "ip", "port"), [("UDP", "198.51.100.66", 5072), ("TCP", "2001:db8::7", 5060)])
+def test_pjproject_dropped_packet_is_malformed_from_its_source(transport: str, ip: str, port: int) -> None:
+    """pjproject writes the packet's source itself; what follows ` : ` quotes the broken header."""
+    event = one(PJPROJECT + f"Dropping 359 bytes packet from {transport} {ip}:{port} : PJSIP syntax error exception "
+                "when parsing '6001' header on line 8 col 6")
+    assert (event.kind, str(event.ip), event.port, event.service) == (Kind.MALFORMED, ip, port, Service.PJSIP)
+
+
+def test_pjproject_dropped_packet_with_a_forged_source_in_the_header_blames_the_real_one() -> None:
+    """The quoted header is the caller's: a second `packet from` there cannot move the blame."""
+    events = parse_line(PJPROJECT + "Dropping 359 bytes packet from UDP 198.51.100.66:5072 : PJSIP syntax error "
+                        f"exception when parsing 'x bytes packet from UDP {VICTIM}:5060 ' header on line 8 col 6")
+    assert VICTIM not in {str(e.ip) for e in events}
 
 
 # --- main/acl.c: `%sRejecting '%s' due to a failure to pass ACL '%s'` ------------------------------------

@@ -148,6 +148,13 @@ FORMS: tuple[Form, ...] = (
         files=PJSIP_DISTRIBUTOR, strong_reasons=frozenset({"Failed to authenticate"}),
         multiline=") - ", openers=("Request '", "Request from '"),
     ),
+    # pjproject drops a request it cannot parse before Asterisk sees it (a fuzzer, a broken scanner):
+    # `sip_transport.c Dropping 359 bytes packet from UDP 198.51.100.66:5072 : PJSIP syntax error …`
+    Form(
+        "pjsip.dropped_packet", "asterisk", Service.PJSIP, "bytes packet from ",
+        r"\s*sip_transport\.c Dropping \d+ bytes packet from (?:UDP|TCP|TLS|WSS?) (?P<addr>" + ADDR + r") : .*",
+        kind=K.MALFORMED, shape=Shape.PORT, separator="bytes packet from ", trusted="head", files=("pjproject",),
+    ),
     Form(
         "pjsip.call_rejected", "asterisk", Service.PJSIP, "rejected because extension not found",
         r"(?:Call from '(?P<name>[^'\n]*)' | *(?P<channel>[^\s']+): Call )\((?P<addr>[A-Za-z]{2,4}:" + ADDR
