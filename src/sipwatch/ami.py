@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sipwatch.sources.common import SourceError, redact
+from sipwatch.errors import SourceError, redact
 
 EventHandler = Callable[[dict[str, str]], None]
 

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from sipwatch import __version__, control
 from sipwatch.config import Config, ConfigError, duration, load
 from sipwatch.detectors import Action, Decision
+from sipwatch.errors import SourceError, redact
 from sipwatch.event import IPAddress
 from sipwatch.formats.records import ScanStats
 from sipwatch.netaddr import ip_of
@@ -24,7 +25,6 @@ from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope
 from sipwatch.responders.firewall import create as create_backend
 from sipwatch.scan import Reader, scan
-from sipwatch.sources.common import SourceError, redact
 from sipwatch.sources.files import FileSource
 from sipwatch.store import Store, StoreError
 

@@ -1,9 +1,10 @@
 """The one pipeline: events in, decisions out. The offline scan and the live daemon both drive it.
 
-Stages, in order: mark extra lines of one request (`Attempts`), pair digest challenges with the
-failures that answer them (`Nonces`), learn who logged in as what (`Knowledge`), run every detector,
-then apply the policy (allowlist, evidence-based ban length, one ban per address at a time).
-Time is the events' own, so a scan reproduces exactly what the daemon would have decided.
+Stages, in order: drop records read twice through two sources (`Duplicates`), mark extra lines of one
+request (`Attempts`), pair digest challenges with the failures that answer them (`Nonces`), learn who
+logged in as what (`Knowledge`), run every detector, then apply the policy (allowlist, evidence-based
+ban length, one ban per address at a time). Time is the events' own, so a scan reproduces exactly
+what the daemon would have decided.
 """
 
 from __future__ import annotations
@@ -58,6 +59,44 @@ class Attempts:
             if first is None or (now - opened[first][0] <= 2 * SAME_REQUEST_SECONDS and len(opened) < self.max_keys):
                 return
             del opened[first]
+
+
+class Duplicates:
+    """Drops a record read a second time through another source: the `messages` and `full` logs hold the
+    same NOTICE lines, `full` and `security` the same security events, and AMI sends what the security
+    log writes. Within one file identical records are distinct requests (a cracker's guesses in one
+    second look alike), so records are matched as multisets: the n-th identical record of a file is new
+    only when no other file has already given n of them."""
+
+    WINDOW = 10.0  # seconds of event time the sources may lag behind each other
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._seen: OrderedDict[tuple[object, ...], tuple[float, dict[str, int]]] = OrderedDict()
+
+    def repeated(self, event: Event) -> bool:
+        if event.ip is None:
+            return False
+        # a security event's own EventTV, not the time its line was written: AMI and the log differ by a ms
+        stamp = event.extra.get("event_tv") or event.time
+        key = (stamp, event.form, event.reason, event.kind, event.ip, event.port, event.session, event.account,
+               event.target)
+        found = self._seen.get(key)
+        if found is None:
+            self._seen[key] = (event.time, {event.file: 1})
+            self._prune(event.time)
+            return False
+        counts = found[1]
+        mine = counts[event.file] = counts.get(event.file, 0) + 1
+        return any(n >= mine for file, n in counts.items() if file != event.file)
+
+    def _prune(self, now: float) -> None:
+        seen = self._seen
+        for _ in range(4):
+            first = next(iter(seen), None)
+            if first is None or (now - seen[first][0] <= self.WINDOW and len(seen) < self.max_keys):
+                return
+            del seen[first]
 
 
 class Nonces:
@@ -181,6 +220,7 @@ class Pipeline:
         self.classifier = NumberClassifier(n.country, tuple(n.international_prefixes), tuple(n.access_codes),
                                            tuple(n.high_risk_extra))
         self.knowledge = Knowledge()
+        self.duplicates = Duplicates()
         self.attempts = Attempts()
         self.nonces = Nonces()
         self.detectors = build(config, self.knowledge, self.classifier)
@@ -204,6 +244,9 @@ class Pipeline:
             if until is not None and event.time < until:
                 event.blocked = True  # the firewall would have dropped it: the daemon never sees it
                 return []
+        if self.duplicates.repeated(event):
+            event.repeat = True  # the same record through another source: the detectors saw it already
+            return []
         self.attempts.mark(event)
         self.nonces.mark(event)
         if event.kind is Kind.AUTH_SUCCESS:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from sipwatch.errors import SourceError, redact
 from sipwatch.sources.ami import AmiFollower
 from sipwatch.sources.cdrdb import CdrDbFollower
-from sipwatch.sources.common import SourceError, redact
 from sipwatch.sources.files import FileSource
 from sipwatch.sources.journal import JournalFollower
 from sipwatch.sources.tail import Chunk, Follower, Position

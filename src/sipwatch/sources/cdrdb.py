@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sipwatch.sources.common import SourceError, redact
+from sipwatch.errors import SourceError, redact
 from sipwatch.sources.tail import Chunk, Position
 
 #: Master.csv's columns, in the order cdr_csv writes them

@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from sipwatch.sources.common import SourceError
+from sipwatch.errors import SourceError
 
 __all__ = ["FileSource", "SourceError"]
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 
-from sipwatch.sources.common import SourceError
+from sipwatch.errors import SourceError
 from sipwatch.sources.tail import Chunk, Position
 
 

@@ -1,4 +1,4 @@
-"""What every source shares: the error it raises, and how its name may be shown."""
+"""Errors shared across the package: what a source raises, and how a source may be named in messages."""
 
 from __future__ import annotations
 
