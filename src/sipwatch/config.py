@@ -11,8 +11,10 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
@@ -159,6 +161,24 @@ class Config:
     run: Run = field(default_factory=Run)
     alerts: Alerts = field(default_factory=Alerts)
     timezone: str = ""  # IANA zone of the logs' wall-clock times; "" = this machine's
+    cdr_timezone: str = "UTC"  # zone of CDR/CEL times: cdr.conf.sample sets usegmtime=yes; "" = as `timezone`
+
+
+def zone(name: str, key: str) -> tzinfo | None:
+    """The IANA zone `name` (None for ""), or a ConfigError naming `key`."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{key}: unknown time zone {name!r}") from None
+
+
+def zones(config: Config) -> tuple[tzinfo | None, tzinfo | None]:
+    """The zones of log times and of CDR/CEL times (None: this machine's)."""
+    logs = zone(config.timezone, "timezone")
+    records = zone(config.cdr_timezone, "cdr_timezone") if config.cdr_timezone else logs
+    return logs, records
 
 
 def load(path: str | Path | None) -> Config:
@@ -189,6 +209,7 @@ def from_dict(data: dict[str, Any]) -> Config:
     for port in config.run.ports:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"run.ports: {port!r} is not a port number")
+    zones(config)
     for net in config.policy.allowlist:
         try:
             ipaddress.ip_network(net, strict=False)

@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sipwatch import parallel
-from sipwatch.config import Config, ConfigError
+from sipwatch.config import Config, zones
 from sipwatch.detectors import Decision
 from sipwatch.event import Event, IPAddress
 from sipwatch.formats.parser import LineParser
@@ -53,17 +52,14 @@ class Reader:
     """Reads files into events with the shared parsers; used by `scan` and `explain`."""
 
     def __init__(self, config: Config, use_hyperscan: bool = True) -> None:
-        try:
-            self.tz = ZoneInfo(config.timezone) if config.timezone else None
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"timezone: unknown time zone {config.timezone!r}") from None
+        self.tz, self.record_tz = zones(config)
         probe = LineParser(TimeParser(2000, self.tz))
         self.prefilter = Prefilter(probe.markers, use_hyperscan)
 
     def events(self, source: FileSource, stats: ScanStats, progress: Progress | None = None) -> Iterator[Event]:
         mtime = source.mtime
         year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-        parser = LineParser(TimeParser(year, self.tz))
+        parser = LineParser(TimeParser(year, self.tz, self.record_tz))
         scanner = RecordScanner(parser, self.prefilter, source.name, stats)
         total = source.size
         skip_through = 0
@@ -114,8 +110,8 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
         else:
             mtime = source.mtime
             year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-            events = parallel.parallel_events(pool, source, year, config.timezone, stats, result.tally,
-                                              pipeline.is_blocked)
+            events = parallel.parallel_events(pool, source, year, (config.timezone, config.cdr_timezone), stats,
+                                              result.tally, pipeline.is_blocked)
             for i, event in enumerate(events):
                 yield event
                 if progress is not None and not i % 4096:

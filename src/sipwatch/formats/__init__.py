@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from sipwatch.formats import asterisk, freeswitch, proxies, security
+from sipwatch.formats import asterisk, calls, freeswitch, proxies, security
 from sipwatch.formats.form import Parsed
 
 
@@ -42,6 +42,8 @@ class Reader(Protocol):
 READERS: tuple[Reader, ...] = (
     *asterisk.FORMS,
     *security.READERS,
+    *calls.FORMS,
+    *calls.READERS,
     *freeswitch.FORMS,
     *proxies.FORMS,
 )
