@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
+
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -125,9 +127,11 @@ class Policy:
 @dataclass
 class Numbers:
     country: str = ""  # ISO 3166 code of the PBX, e.g. "DE"; "" = read every number as international
+    national_prefix: str = ""  # trunk prefix of national numbers, e.g. "0"; "" = the country's (phonenumbers)
     international_prefixes: list[str] = field(default_factory=lambda: ["00", "011", "810", "+"])
     access_codes: list[str] = field(default_factory=lambda: ["9", "0"])  # outside-line digits
     high_risk_extra: list[str] = field(default_factory=list)  # more E.164 prefixes, e.g. "+882"
+    internal_digits: int = 6  # dialled numbers of at most this many digits are the PBX's own extensions
 
 
 @dataclass
@@ -210,6 +214,7 @@ def from_dict(data: dict[str, Any]) -> Config:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"run.ports: {port!r} is not a port number")
     zones(config)
+    _check_numbers(config.numbers)
     for net in config.policy.allowlist:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -217,6 +222,19 @@ def from_dict(data: dict[str, Any]) -> Config:
             if not _HOSTNAME.match(net):
                 raise ConfigError(f"policy.allowlist: {net!r} is not an address, network or host name") from None
     return config
+
+
+def _check_numbers(numbers: Numbers) -> None:
+    if numbers.country and not phonenumbers.country_code_for_region(numbers.country.upper()):
+        raise ConfigError(f"numbers.country: {numbers.country!r} is not an ISO 3166 country code (e.g. \"DE\")")
+    for key in ("national_prefix", "international_prefixes", "access_codes"):
+        value = getattr(numbers, key)
+        for item in [value] if isinstance(value, str) else value:
+            if item and not (item == "+" or item.isdigit()):
+                raise ConfigError(f"numbers.{key}: {item!r} is not a dialling prefix (digits, or '+')")
+    for item in numbers.high_risk_extra:
+        if not (item.startswith("+") and item[1:].isdigit()):
+            raise ConfigError(f"numbers.high_risk_extra: {item!r} is not an E.164 prefix like '+882'")
 
 
 def _build(cls: type, data: object, prefix: str) -> Any:

@@ -13,9 +13,10 @@ import socket
 import time
 from collections import OrderedDict, deque
 
+from sipwatch.calls import CallBook
 from sipwatch.config import Config
 from sipwatch.detectors import Action, Decision, Detector, Knowledge, build
-from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
+from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 from sipwatch.netaddr import ip_of
 from sipwatch.numbers import NumberClassifier
 
@@ -179,8 +180,9 @@ class Pipeline:
     def __init__(self, config: Config, own: set[IPAddress] | None = None) -> None:
         n = config.numbers
         self.classifier = NumberClassifier(n.country, tuple(n.international_prefixes), tuple(n.access_codes),
-                                           tuple(n.high_risk_extra))
-        self.knowledge = Knowledge()
+                                           tuple(n.high_risk_extra), n.national_prefix, n.internal_digits)
+        self.calls = CallBook(self.classifier)
+        self.knowledge = Knowledge(calls=self.calls)
         self.attempts = Attempts()
         self.nonces = Nonces()
         self.detectors = build(config, self.knowledge, self.classifier)
@@ -208,6 +210,8 @@ class Pipeline:
         self.nonces.mark(event)
         if event.kind is Kind.AUTH_SUCCESS:
             self.knowledge.observe(event)
+        elif event.kind in CALL_KINDS:
+            self.calls.observe(event)
         decisions: list[Decision] = []
         for detector in self.by_kind[event.kind]:
             for decision in detector.observe(event):
