@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
 from sipwatch.calls import CallBook
 from sipwatch.config import Config
@@ -191,6 +192,9 @@ class Pipeline:
         }
         self.policy = Policy(config, own)
         self.banned_until = self.policy.banned_until
+        #: called with every critical account decision: where AMI actions (hang up the account's outside
+        #: calls, block the account) will plug in; nothing acts on them yet
+        self.on_critical: list[Callable[[Decision], None]] = []
 
     def is_blocked(self, ip: IPAddress | None, time: float) -> bool:
         """Would the firewall have dropped a request from `ip` at `time`? (The daemon never sees it.)"""
@@ -218,6 +222,9 @@ class Pipeline:
                 final = self.policy.apply(decision)
                 if final is not None:
                     decisions.append(final)
+                    if final.level == "critical":
+                        for hook in self.on_critical:
+                            hook(final)
             if ip is not None and self.is_blocked(ip, event.time):
                 self.forget(ip)  # banned by this very event: the other detectors need not see it
                 break
