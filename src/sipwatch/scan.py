@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sipwatch import parallel
+from sipwatch.calls import AccountTally
 from sipwatch.config import Config, zones
 from sipwatch.detectors import Decision
 from sipwatch.event import Event, IPAddress
@@ -24,6 +25,7 @@ from sipwatch.tally import Offender, Tally
 from sipwatch.timeparse import TimeParser
 
 MAX_ALERTS = 1000  # address-less alerts kept for the report (memory stays flat on huge inputs)
+MAX_ACCOUNT_DECISIONS = 20  # account-rule decisions kept per account
 
 Progress = Callable[[str, int, int], None]  # file, bytes done, bytes total
 
@@ -33,6 +35,8 @@ class ScanResult:
     stats: ScanStats = field(default_factory=ScanStats)
     tally: Tally = field(default_factory=Tally)
     decisions: list[Decision] = field(default_factory=list)  # those that name no address (capped)
+    accounts: dict[str, AccountTally] = field(default_factory=dict)  # call activity per account
+    account_decisions: dict[str, list[Decision]] = field(default_factory=dict)  # capped per account
     actions: Counter[str] = field(default_factory=Counter)  # every decision, by action
     errors: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
@@ -138,12 +142,17 @@ def scan(paths: list[str], config: Config, progress: Progress | None = None,
         for event in merged:
             for decision in process(event):
                 result.actions[decision.action] += 1
+                if decision.rule is not None and decision.account is not None:
+                    kept = result.account_decisions.setdefault(decision.account, [])
+                    if len(kept) < MAX_ACCOUNT_DECISIONS:
+                        kept.append(decision)
                 if decision.ip is not None:
                     tally.offender(decision.ip).decide(decision)
-                elif len(result.decisions) < MAX_ALERTS:
+                elif decision.rule is None and len(result.decisions) < MAX_ALERTS:
                     result.decisions.append(decision)
     finally:
         pools.close()
     tally.flush()
+    result.accounts = pipeline.calls.accounts
     result.seconds = _time.perf_counter() - started
     return result
