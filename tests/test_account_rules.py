@@ -281,3 +281,16 @@ def test_scan_of_a_master_csv_decides_the_same(scan_log: Callable[..., Any]) -> 
     expected = rules(decide(rows))
     assert rules(result.account_decisions["6001"]) == expected
     assert rules([d for o in result.offenders.values() for d in o.decisions]) == [("concurrent", "critical")]
+
+
+def test_the_example_configuration_s_commented_account_sections_are_valid() -> None:
+    """The profiles and per-account lists shown commented out in examples/sipwatch.toml load as they are."""
+    import re
+    import tomllib
+
+    example = (Path(__file__).resolve().parent.parent / "examples" / "sipwatch.toml").read_text()
+    uncommented = re.sub(r"(?m)^# (\[accounts\.|hours|days|dates|calls_per_window|concurrent|allow|deny)", r"\1",
+                         example)
+    config = from_dict(tomllib.loads(uncommented))
+    assert sorted(config.accounts.profiles) == ["holidays", "night", "weekend"]
+    assert config.accounts.account["6001"].deny == ["+882", "satellite", "premium_rate"]
