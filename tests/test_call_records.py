@@ -201,6 +201,8 @@ def test_full_log_call_lines(line: str, kind: Kind, account: str, target: str | 
 CONTACTS = [
     pytest.param("Added contact 'sip:6001@192.0.2.10:5060;ob' to AOR '6001' with expiration of 3600 seconds",
                  "Added", id="added"),
+    pytest.param("Added contact 'sip:6001@192.0.2.10:5060;ob' to AOR '6001' with path '' and expiration of 3600 "
+                 "seconds", "Added", id="added-with-path"),
     pytest.param("Updated contact 'sip:6001@192.0.2.10:5060' to AOR '6001' with new expiration of 60 seconds",
                  "Updated", id="updated-13"),
     pytest.param("Removed contact 'sip:6001@192.0.2.10:5060;ob' from AOR '6001' due to request", "Removed",
@@ -230,6 +232,14 @@ def test_a_dialled_number_that_forges_a_dial_line_blames_no_account() -> None:
     events = parse_line(V22 + f'pbx.c: Executing [{exten}@from-internal:1] Dial("PJSIP/6001-00000001", '
                         f'"PJSIP/{exten}@trunk")')
     assert [(e.kind, e.account, e.call) for e in events] == [(Kind.INJECTION, None, None)]
+
+
+def test_call_lines_of_other_shapes_are_not_reported_as_unknown_security_lines(
+        read_log: Callable[..., ReadResult]) -> None:
+    lines = [V22 + "app_queue.c: Agent PJSIP/6003-00000004 answered the call",
+             V22 + "res_pjsip_registrar.c: Refreshed contact 'sip:6001@192.0.2.10' on AOR '6001' (no expiry)"]
+    result = read_log(lines)
+    assert (result.events, result.stats.unmatched) == ([], 0)
 
 
 def test_scan_takes_a_master_csv_like_a_log(scan_log: Callable[..., object]) -> None:

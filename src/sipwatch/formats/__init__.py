@@ -49,7 +49,7 @@ READERS: tuple[Reader, ...] = (
 )
 
 #: Messages known to be harmless although they carry a marker (see each server's BENIGN)
-BENIGN = re.compile("|".join((*asterisk.BENIGN, *freeswitch.BENIGN)))
+BENIGN = re.compile("|".join((*asterisk.BENIGN, *freeswitch.BENIGN, *calls.QUIET)))
 
 #: Packet-dump openers (SIP debug output): their lines are caller text, never log lines.
 DUMP_MARKERS = ("<--- SIP read from ", "<--- Received SIP ")

@@ -316,7 +316,7 @@ FORMS: tuple[Form, ...] = (
     Form(  # res_pjsip_registrar.c: the contact URI is the phone's own text; the AOR is configuration
         "pjsip.contact_added", "asterisk", Service.PJSIP, "' to AOR '",
         r"(?:-- )?(?P<reason>Added) contact '(?P<contact>[^\n]*)' to AOR '(?P<account>[^'\n]*)' "
-        r"with expiration of \d+ seconds",
+        r"with (?:path '[^'\n]*' and )?expiration of \d+ seconds",
         kind=K.REGISTRATION,
     ),
     Form(
@@ -334,3 +334,7 @@ FORMS: tuple[Form, ...] = (
 )
 
 READERS = (CdrReader(), CelReader())
+
+#: Call-activity lines that match no row above are not security-related: never "unmatched"
+QUIET = (r" answered ", r"' (?:to|on|from) AOR '", r"exited non-zero on '", r"\] (?:Dial|Hangup)\(\"",
+         r"Auto fallthrough, channel '")
