@@ -294,3 +294,28 @@ def test_the_example_configuration_s_commented_account_sections_are_valid() -> N
     config = from_dict(tomllib.loads(uncommented))
     assert sorted(config.accounts.profiles) == ["holidays", "night", "weekend"]
     assert config.accounts.account["6001"].deny == ["+882", "satellite", "premium_rate"]
+
+
+def test_the_daemon_following_master_csv_decides_the_same(tmp_path: Path) -> None:
+    """`sipwatch run --watch …/cdr-csv/Master.csv`: rows appended as calls end, decided as they come."""
+    from sipwatch.daemon import Daemon
+    from sipwatch.responders.firewall.dryrun import DryRunBackend
+    from sipwatch.store import Store
+
+    master = tmp_path / "Master.csv"
+    master.touch()
+    config = from_dict({"timezone": "UTC", "numbers": {"country": "DE", "international_prefixes": ["00"],
+                                                       "access_codes": []},
+                        "run": {"watch": [str(master)], "backend": "dry-run", "read_existing": True}})
+    daemon = Daemon(config, DryRunBackend(), Store(str(tmp_path / "state" / "sipwatch.db")))
+    daemon.reconcile()
+    daemon.refresh()
+    rows = sorted((cdr(T0 + i * 10, number=SATELLITE, duration=600, src="198.51.100.7:5060") for i in range(6)),
+                  key=lambda r: one(r).time)
+    found = []
+    for row in rows:
+        with master.open("a") as fh:
+            fh.write(row + "\n")
+        found += [d for d in daemon.step().decisions if d.detector == "account_rules"]
+    assert rules(found) == rules(decide(rows))
+    assert daemon.step().banned == []  # an account rule alerts; it bans nobody

@@ -91,6 +91,16 @@ def test_one_call_through_several_sources_is_counted_once(sources: list[str]) ->
         1, 1, 1, 60, {"GB": 1})
 
 
+def test_cdr_rows_of_one_call_share_its_uniqueid() -> None:
+    """Dial trying two trunks writes two rows with the caller's uniqueid (sequence differs): one call."""
+    book = CallBook(DE)
+    failed = CDR.replace('"ANSWERED"', '"FAILED"').replace(",63,60,", ",3,0,").replace('"2024-05-03 19:20:05"', "")
+    for row in (failed, CDR):
+        book.observe(one(row))
+    tally = book.accounts["6001"]
+    assert (tally.calls, tally.answered, tally.seconds, dict(tally.sources)) == (1, 1, 60, {"198.51.100.7": 1})
+
+
 def test_a_channel_name_reused_after_a_restart_is_a_new_call() -> None:
     book = CallBook(DE)
     first = book.observe(one(DIAL))

@@ -112,9 +112,10 @@ class CallBook:
             self._by_key[key] = state
         if len(state.events) < MAX_CALL_EVENTS:
             state.events.append(event)
-        was_answered, was_ended = state.answered, state.end is not None
+        talked = state.talk(state.end) if state.end is not None else 0.0
+        before = (state.number is not None, state.ip is not None, state.answered, talked)
         self._update(state, event)
-        self._tally(state, new, was_answered, was_ended)
+        self._tally(state, new, before)
         self.current = state, new
         return self.current
 
@@ -144,16 +145,20 @@ class CallBook:
         elif event.kind is Kind.CALL_END:
             if state.end is None:
                 state.end = event.time
-            if call.billsec is not None:
-                state.billsec = call.billsec
+            if call.billsec is not None:  # of several rows (one per dial attempt), the answered one counts
+                state.billsec = max(state.billsec or 0.0, call.billsec)
                 if call.billsec and state.answer is None:
                     state.answer = event.time - call.billsec
             if call.duration is not None:
                 state.start = min(state.start, event.time - call.duration)
-        if call.disposition and (state.disposition is None or call.billsec is not None):
-            state.disposition = call.disposition  # the CDR's word is final
+        if call.disposition and state.disposition != "ANSWERED" and (
+                state.disposition is None or call.billsec is not None):
+            state.disposition = call.disposition  # the CDR's word is final, and one answered attempt is enough
 
-    def _tally(self, state: CallState, new: bool, was_answered: bool, was_ended: bool) -> None:
+    def _tally(self, state: CallState, new: bool, before: tuple[bool, bool, bool, float]) -> None:
+        """Count what this record told first: the call, its number, its source, its answer; and the
+        talk seconds it added (several CDR rows of one call: each dial attempt has one)."""
+        had_number, had_ip, was_answered, talked = before
         if state.account is None:
             return
         tally = self.accounts.get(state.account)
@@ -163,17 +168,17 @@ class CallBook:
             tally = self.accounts[state.account] = AccountTally(state.account, first=state.start)
         if new:
             tally.calls += 1
-            number = state.classified
-            if number is not None and self.classifier.outside(number):
-                tally.outside += 1
-                if number.country:
-                    tally.countries[number.country] += 1
+        number = state.classified
+        if number is not None and not had_number and self.classifier.outside(number):
+            tally.outside += 1
+            if number.country:
+                tally.countries[number.country] += 1
+        if state.ip is not None and not had_ip:
+            tally.sources[str(state.ip)] += 1
         if state.answered and not was_answered:
             tally.answered += 1
-        if state.end is not None and not was_ended:
-            tally.seconds += state.talk(state.end)
-        if state.ip is not None and new:
-            tally.sources[str(state.ip)] += 1
+        if state.end is not None:
+            tally.seconds += state.talk(state.end) - talked
         tally.first = min(tally.first, state.start)
         tally.last = max(tally.last, state.end or state.start)
 
