@@ -39,3 +39,13 @@ def test_scan_json_has_an_accounts_section(tmp_path: Path,
     assert "2 account(s) with call activity" in text
     assert "6001  ALERT  6 calls (6 answered, 6 outside" in text
     assert "1 broken CDR/CEL row(s) skipped" in text
+
+
+def test_explain_shows_the_call_ids_and_the_broken_rows(tmp_path: Path,
+                                                        run_cli: Callable[..., subprocess.CompletedProcess[str]]
+                                                        ) -> None:
+    master = tmp_path / "Master.csv"
+    master.write_text(cdr(T0, src="198.51.100.7:5060") + "\n" + cdr(T0).replace(",57,", ",x,") + "\n")
+    text = run_cli("explain", str(master)).stdout
+    assert "kind=call_end ip=198.51.100.7 port=5060" in text and "channel='PJSIP/6001-" in text
+    assert "1 broken CDR/CEL rows" in text and f"# broken {master}:2:" in text

@@ -63,6 +63,17 @@ def test_a_cdr_row_is_one_ended_call(row: str, uniqueid: str | None, ip: str | N
     assert event.kind not in HOSTILE_KINDS
 
 
+def test_a_forged_caller_id_cannot_shift_the_columns() -> None:
+    """The caller ID name is the caller's text; cdr_csv doubles its quotes, so a name that imitates the
+    end of a row (`","ANSWERED","DOCUMENTATION","…`) stays one field, and the account stays the channel's."""
+    name = 'x","ANSWERED","DOCUMENTATION","1714764009.9","src=203.0.113.66:5060'
+    clid = '"' + f'"{name}" <6099>'.replace('"', '""') + '"'
+    row = HEAD.replace(CLID, clid) + DIAL + TIMES + ',"1714764002.1",""'
+    event = one(row)
+    assert event.call is not None
+    assert (event.account, event.call.uniqueid, event.ip) == ("6001", "1714764002.1", None)
+
+
 @pytest.mark.parametrize(("disposition", "answer", "billsec"), [
     ("NO ANSWER", "", 0), ("BUSY", "", 0), ("FAILED", "", 0), ("CONGESTION", "", 0),
 ])
