@@ -319,3 +319,14 @@ def test_the_daemon_following_master_csv_decides_the_same(tmp_path: Path) -> Non
         found += [d for d in daemon.step().decisions if d.detector == "account_rules"]
     assert rules(found) == rules(decide(rows))
     assert daemon.step().banned == []  # an account rule alerts; it bans nobody
+
+
+def test_an_account_s_own_thresholds_win_over_the_profile() -> None:
+    night = datetime(2024, 5, 8, 22, 0, 0, tzinfo=UTC).timestamp()
+    accounts = {"profiles": {"night": {"hours": "20:00-07:00", "concurrent": [1, 2]}},
+                "account": {"6001": {"concurrent": [5, 9]}}}
+    rows = [cdr(night + i * 10, account=a, duration=300) for a in ("6001", "6002") for i in range(2)]
+    decisions = decide(rows, accounts)
+    assert [(d.account, d.rule, d.level) for d in decisions] == [
+        ("6002", "concurrent", "warning"), ("6002", "concurrent", "critical")]
+    assert decisions[0].reason.endswith("(account 6002, night profile)")

@@ -111,6 +111,17 @@ def test_a_channel_name_reused_after_a_restart_is_a_new_call() -> None:
     assert book.accounts["6001"].calls == 2
 
 
+def test_cdr_rows_without_uniqueid_are_told_apart_by_their_times() -> None:
+    """cdr_csv as compiled (no uniqueid): the channel name and the times are all there is. The same row in
+    Master.csv and in the account's own file is one call; a later call on a reused name is another."""
+    plain = CDR.rsplit(',"1714764002.1"', 1)[0]
+    later = plain.replace("19:20:02", "19:30:02").replace("19:20:05", "19:30:05").replace("19:21:05", "19:31:05")
+    book = CallBook(DE)
+    for row in (plain, plain, later):
+        book.observe(one(row))
+    assert book.accounts["6001"].calls == 2
+
+
 def test_the_pipeline_correlates_calls() -> None:
     pipeline = Pipeline(Config())
     for line in (DIAL, CDR):

@@ -77,6 +77,14 @@ def _keys(event: Event) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def _began(event: Event) -> float:
+    """When the call of this record began, as far as the record tells."""
+    call = event.call
+    if event.kind is Kind.CALL_END and call is not None and call.duration is not None:
+        return event.time - call.duration
+    return event.time
+
+
 class CallBook:
     def __init__(self, classifier: NumberClassifier, keep: float = 3600.0, max_calls: int = 200_000,
                  max_accounts: int = 100_000) -> None:
@@ -101,10 +109,7 @@ class CallBook:
         state = self._find(keys, event)
         new = state is None
         if state is None:
-            start = event.time
-            if event.kind is Kind.CALL_END and event.call.duration is not None:
-                start = event.time - event.call.duration
-            state = CallState(event.account, start)
+            state = CallState(event.account, _began(event))
             self._calls[id(state)] = state
         for key in keys:
             if key not in state.keys:
@@ -125,7 +130,7 @@ class CallBook:
             if state is None:
                 continue
             if key.startswith("ch:") and state.end is not None and (
-                    (event.kind is Kind.CALL_START and event.time > state.end) or event.time - state.end > self.keep):
+                    _began(event) >= state.end or event.time - state.end > self.keep):
                 continue  # the channel name of an earlier call, reused after a restart
             return state
         return None

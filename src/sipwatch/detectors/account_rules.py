@@ -113,6 +113,7 @@ class AccountRulesDetector:
             for name, p in settings.profiles.items()
         ]
         self.accounts: dict[str, _Account] = {}
+        self._merged: dict[tuple[str | None, str | None], Limits] = {}  # (own account, profile) -> limits
 
     # -- events ---------------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
@@ -152,19 +153,19 @@ class AccountRulesDetector:
 
     def _limits(self, account: str, start: float) -> tuple[Limits, str | None]:
         """The account's limits at `start`: its own overrides, else the first profile that applies."""
-        limits = Limits(**{f.name: getattr(self.settings.limits, f.name) for f in fields(Limits)})
         when = datetime.fromtimestamp(start, self.tz)
         chosen = next((p for p in self.profiles if p.applies(when)), None)
-        layers: list[Overrides] = [p.overrides for p in (chosen,) if p is not None]
         own = self.settings.account.get(account)
-        if own is not None:
-            layers.append(own)
-        for layer in layers:
-            for f in fields(Overrides):
-                value = getattr(layer, f.name)
-                if value is not None:
-                    setattr(limits, f.name, value)
-        return limits, chosen.name if chosen is not None else None
+        key = (account if own is not None else None, chosen.name if chosen is not None else None)
+        limits = self._merged.get(key)
+        if limits is None:
+            limits = Limits(**{f.name: getattr(self.settings.limits, f.name) for f in fields(Limits)})
+            for layer in [chosen.overrides] if chosen is not None else []:
+                _override(limits, layer)
+            if own is not None:
+                _override(limits, own)
+            self._merged[key] = limits
+        return limits, key[1]
 
     # -- the rules ------------------------------------------------------------------------------
     def _findings(self, account: str, state: _Account, call: CallState, number: Classified, limits: Limits,
@@ -297,6 +298,13 @@ class AccountRulesDetector:
         if cost is not None:
             decision.reason += f"; estimated cost {cost:.2f} {self.settings.currency}".rstrip()
         return decision
+
+
+def _override(limits: Limits, layer: Overrides) -> None:
+    for f in fields(Overrides):
+        value = getattr(layer, f.name)
+        if value is not None:
+            setattr(limits, f.name, value)
 
 
 def _call_id(call: CallState) -> str:
