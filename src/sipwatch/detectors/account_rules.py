@@ -131,7 +131,7 @@ class AccountRulesDetector:
                 state.calls.popitem(last=False)
         now = event.time
         self._bill(state)
-        self._prune(state, now)
+        self._prune(state, min(now, call.start))
         limits, profile = self._limits(account, call.start)
         findings = self._findings(account, state, call, number, limits, now)
         decisions = []
@@ -261,6 +261,8 @@ class AccountRulesDetector:
                     state.spent[day] = state.spent.get(day, 0.0) + cost
 
     def _prune(self, state: _Account, now: float) -> None:
+        """Drop calls that can no longer be in a window that holds the call at hand (`now` is its start,
+        or the record's time if earlier)."""
         horizon = now - max(self.settings.window, 60.0)
         for key in [k for k, t in state.calls.items() if (t.billed and (t.call.end or t.call.start) < horizon)
                     or (not t.call.open_at(now) and t.call.end is None and t.call.start < horizon)]:
