@@ -59,7 +59,7 @@ def _sequential(path: Path) -> list[tuple[object, ...]]:
 
 def _parallel(pool: ProcessPoolExecutor, path: Path) -> list[tuple[object, ...]]:
     source = FileSource(str(path), chunk=8192)
-    events = parallel.parallel_events(pool, source, 2024, "", ScanStats(), Tally(), lambda ip, t: False)
+    events = parallel.parallel_events(pool, source, 2024, ("", "UTC"), ScanStats(), Tally(), lambda ip, t: False)
     return [(e.line, e.kind, str(e.ip), e.port, e.account, e.time) for e in events]
 
 

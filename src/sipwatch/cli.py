@@ -89,15 +89,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
                         fields.append(f"{name}={value!r}")
                 if event.reason:
                     fields.append(f"reason={event.reason!r}")
+                if event.call is not None:
+                    fields += [f"{k}={v!r}" for k, v in event.call.to_json().items() if v is not None]
+                if "contact" in event.extra:
+                    fields.append(f"contact={event.extra['contact']!r} (the phone's word, not a source)")
                 out.write(f"{event.file}:{event.line}: format {event.form}\n    {' '.join(fields)}\n")
         except SourceError as exc:
             print(f"sipwatch: {exc}", file=sys.stderr)
             failed = True
         if not args.jsonl:
             out.write(f"# {path}: {stats.lines} lines, {stats.events} events, {stats.unmatched} unmatched, "
-                      f"{stats.junk} junk\n")
+                      f"{stats.junk} junk" + (f", {stats.bad} broken CDR/CEL rows" if stats.bad else "") + "\n")
             for f, n, t in stats.unmatched_samples[:10]:
                 out.write(f"# unmatched {f}:{n}: {t[:200]}\n")
+            for f, n, t in stats.bad_samples[:10]:
+                out.write(f"# broken {f}:{n}: {t[:200]}\n")
     return 2 if failed else 0
 
 

@@ -7,12 +7,17 @@ follows NEMEA (10 prefixes in 10 s).
 
 from __future__ import annotations
 
+import csv
 import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import tzinfo
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
@@ -37,6 +42,17 @@ def duration(value: object, key: str) -> float:
 
 
 Duration = float  # marker type: given as a number of seconds or a string like "10m"
+Threshold = tuple[float, float]  # marker type: [warning, critical]; 0 turns a level off
+
+
+def threshold(value: object, key: str) -> Threshold:
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value)):
+        warning, critical = float(value[0]), float(value[1])
+        if not (warning and critical and warning > critical):
+            return warning, critical
+        raise ConfigError(f"{key}: the warning level {value[0]} is above the critical level {value[1]}")
+    raise ConfigError(f"{key}: expected [warning, critical], two numbers of at least 0 (0 = off), got {value!r}")
 
 
 @dataclass
@@ -123,9 +139,70 @@ class Policy:
 @dataclass
 class Numbers:
     country: str = ""  # ISO 3166 code of the PBX, e.g. "DE"; "" = read every number as international
+    national_prefix: str = ""  # trunk prefix of national numbers, e.g. "0"; "" = the country's (phonenumbers)
     international_prefixes: list[str] = field(default_factory=lambda: ["00", "011", "810", "+"])
     access_codes: list[str] = field(default_factory=lambda: ["9", "0"])  # outside-line digits
     high_risk_extra: list[str] = field(default_factory=list)  # more E.164 prefixes, e.g. "+882"
+    internal_digits: int = 6  # dialled numbers of at most this many digits are the PBX's own extensions
+
+
+@dataclass
+class Limits:
+    """Per-account thresholds as [warning, critical] (0 = off); defaults from the field (README)."""
+
+    calls_per_minute: Threshold = (5.0, 10.0)  # outside calls started within any 60 s
+    concurrent: Threshold = (3.0, 6.0)  # outside calls open at once
+    calls_per_window: Threshold = (30.0, 60.0)  # outside calls per `accounts.window` (2talk: 50/h)
+    minutes_per_window: Threshold = (120.0, 240.0)  # talk minutes of outside calls per window
+    sequential: Threshold = (10.0, 20.0)  # consecutive outside calls to one number (or prefix)
+    long_call_minutes: Threshold = (20.0, 60.0)  # one call to a high-risk destination
+    spend_per_day: Threshold = (0.0, 0.0)  # estimated spend per account and day (needs `accounts.rates`)
+
+
+@dataclass
+class Overrides:
+    """Thresholds that replace the account limits where given."""
+
+    calls_per_minute: Threshold | None = None
+    concurrent: Threshold | None = None
+    calls_per_window: Threshold | None = None
+    minutes_per_window: Threshold | None = None
+    sequential: Threshold | None = None
+    long_call_minutes: Threshold | None = None
+    spend_per_day: Threshold | None = None
+
+
+@dataclass
+class Profile(Overrides):
+    """A time profile: when it applies (local time of the call's start) and its own thresholds."""
+
+    hours: str = ""  # "18:00-08:00" (may cross midnight); "" = all day
+    days: list[str] = field(default_factory=list)  # "sat", "sun", "mon-fri"; [] = every day
+    dates: list[str] = field(default_factory=list)  # holidays: "12-25" (every year) or "2024-12-24"
+
+
+@dataclass
+class AccountRule(Overrides):
+    """One account's own destination lists and thresholds."""
+
+    allow: list[str] = field(default_factory=list)  # only these: E.164 prefixes, countries (ISO), number types
+    deny: list[str] = field(default_factory=list)  # never these (a call to one is critical)
+
+
+@dataclass
+class Accounts:
+    """The per-account call rules (detector `account_rules`)."""
+
+    enabled: bool = True
+    window: Duration = 3600.0  # for calls_per_window and minutes_per_window
+    realert: Duration = 600.0  # the same rule and level on one account at most once per this, unless it grows
+    sequential_prefix: int = 20  # digits of the E.164 number that "the same number" compares (fewer: a prefix)
+    exclude: list[str] = field(default_factory=list)  # accounts that are trunks or gateways, not phones
+    rates: str = ""  # CSV file: prefix,price per minute (E.164 prefixes, longest wins)
+    currency: str = ""
+    limits: Limits = field(default_factory=Limits)
+    profiles: dict[str, Profile] = field(default_factory=dict)  # tried in order; the first that applies wins
+    account: dict[str, AccountRule] = field(default_factory=dict)
 
 
 @dataclass
@@ -156,9 +233,28 @@ class Config:
     detectors: Detectors = field(default_factory=Detectors)
     policy: Policy = field(default_factory=Policy)
     numbers: Numbers = field(default_factory=Numbers)
+    accounts: Accounts = field(default_factory=Accounts)
     run: Run = field(default_factory=Run)
     alerts: Alerts = field(default_factory=Alerts)
     timezone: str = ""  # IANA zone of the logs' wall-clock times; "" = this machine's
+    cdr_timezone: str = "UTC"  # zone of CDR/CEL times: cdr.conf.sample sets usegmtime=yes; "" = as `timezone`
+
+
+def zone(name: str, key: str) -> tzinfo | None:
+    """The IANA zone `name` (None for ""), or a ConfigError naming `key`."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{key}: unknown time zone {name!r}") from None
+
+
+def zones(config: Config) -> tuple[tzinfo | None, tzinfo | None]:
+    """The zones of log times and of CDR/CEL times (None: this machine's)."""
+    logs = zone(config.timezone, "timezone")
+    records = zone(config.cdr_timezone, "cdr_timezone") if config.cdr_timezone else logs
+    return logs, records
 
 
 def load(path: str | Path | None) -> Config:
@@ -189,6 +285,9 @@ def from_dict(data: dict[str, Any]) -> Config:
     for port in config.run.ports:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"run.ports: {port!r} is not a port number")
+    zones(config)
+    _check_numbers(config.numbers)
+    _check_accounts(config.accounts)
     for net in config.policy.allowlist:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -196,6 +295,96 @@ def from_dict(data: dict[str, Any]) -> Config:
             if not _HOSTNAME.match(net):
                 raise ConfigError(f"policy.allowlist: {net!r} is not an address, network or host name") from None
     return config
+
+
+def _check_numbers(numbers: Numbers) -> None:
+    if numbers.country and not phonenumbers.country_code_for_region(numbers.country.upper()):
+        raise ConfigError(f"numbers.country: {numbers.country!r} is not an ISO 3166 country code (e.g. \"DE\")")
+    for key in ("national_prefix", "international_prefixes", "access_codes"):
+        value = getattr(numbers, key)
+        for item in [value] if isinstance(value, str) else value:
+            if item and not (item == "+" or item.isdigit()):
+                raise ConfigError(f"numbers.{key}: {item!r} is not a dialling prefix (digits, or '+')")
+    for item in numbers.high_risk_extra:
+        if not (item.startswith("+") and item[1:].isdigit()):
+            raise ConfigError(f"numbers.high_risk_extra: {item!r} is not an E.164 prefix like '+882'")
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_DATE = re.compile(r"^(?:(\d{4})-)?(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+
+
+def parse_hours(text: str, key: str = "hours") -> tuple[int, int] | None:
+    """`HH:MM-HH:MM` as (start, end) minutes of the day; None for "" (all day)."""
+    if not text:
+        return None
+    m = _HOURS.match(text.strip())
+    if m is None:
+        raise ConfigError(f"{key}: expected a time range like '18:00-08:00', got {text!r}")
+    return int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+
+
+def parse_days(items: list[str], key: str = "days") -> frozenset[int]:
+    """Weekday names and ranges (`sat`, `mon-fri`) as Python weekday numbers (Monday = 0)."""
+    found: set[int] = set()
+    for item in items:
+        first, _, last = item.strip().lower().partition("-")
+        if first not in _DAYS or (last and last not in _DAYS):
+            raise ConfigError(f"{key}: {item!r} is not a weekday or range (mon, tue, ..., sun; mon-fri)")
+        a, b = _DAYS.index(first), _DAYS.index(last or first)
+        found.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return frozenset(found)
+
+
+def parse_dates(items: list[str], key: str = "dates") -> frozenset[str]:
+    """Holidays as `MM-DD` (every year) or `YYYY-MM-DD`."""
+    for item in items:
+        if not _DATE.match(item):
+            raise ConfigError(f"{key}: {item!r} is not a date like '12-25' or '2024-12-24'")
+    return frozenset(items)
+
+
+def load_rates(path: str) -> dict[str, float]:
+    """The rate table: `prefix,price per minute` per line (an optional header line; `#` comments)."""
+    rates: dict[str, float] = {}
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            for n, row in enumerate(csv.reader(f), 1):
+                if not row or row[0].lstrip().startswith("#"):
+                    continue
+                prefix = row[0].strip().replace(" ", "")
+                try:
+                    price = float(row[1]) if len(row) >= 2 else -1.0
+                except ValueError:
+                    if n == 1:
+                        continue  # a header line
+                    price = -1.0
+                digits = prefix.lstrip("+")
+                if not digits.isdigit() or price < 0:
+                    raise ConfigError(f"accounts.rates: {path}:{n}: expected 'prefix,price per minute', got {row!r}")
+                rates["+" + digits] = price
+    except OSError as exc:
+        raise ConfigError(f"accounts.rates: cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"accounts.rates: {path}: not a CSV text file: {exc}") from None
+    return rates
+
+
+def _check_accounts(accounts: Accounts) -> None:
+    for name, profile in accounts.profiles.items():
+        key = f"accounts.profiles.{name}"
+        parse_hours(profile.hours, key + ".hours")
+        parse_days(profile.days, key + ".days")
+        parse_dates(profile.dates, key + ".dates")
+    for name, rule in accounts.account.items():
+        for list_name in ("allow", "deny"):
+            for item in getattr(rule, list_name):
+                if not ((item.startswith("+") and item[1:].isdigit()) or re.fullmatch(r"[A-Z]{2}|[a-z_]+", item)):
+                    raise ConfigError(f"accounts.account.{name}.{list_name}: {item!r} is not an E.164 prefix "
+                                      "('+44'), a country code ('GB') or a number type ('premium_rate')")
+    if accounts.rates:
+        load_rates(accounts.rates)
 
 
 def _build(cls: type, data: object, prefix: str) -> Any:
@@ -215,8 +404,15 @@ def _build(cls: type, data: object, prefix: str) -> Any:
         hint = hints[f.name]
         if is_dataclass(hint):
             values[f.name] = _build(hint, value, key + ".")  # type: ignore[arg-type]
+        elif get_origin(hint) is dict:  # a table of named tables: [accounts.profiles.night]
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a table of tables")
+            values[f.name] = {name: _build(get_args(hint)[1], item, f"{key}.{name}.") for name, item in value.items()}
         elif f.type == "Duration":
             values[f.name] = duration(value, key)
+        elif f.type in ("Threshold", "Threshold | None"):
+            values[f.name] = threshold(value, key)
+
         else:
             values[f.name] = _check(hint, value, key)
     return cls(**values)

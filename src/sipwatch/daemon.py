@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sipwatch.config import Config
+from sipwatch.config import Config, zones
 from sipwatch.control import SOCKET_NAME, ControlServer
 from sipwatch.detectors import Action, Decision
 from sipwatch.event import Event
@@ -74,6 +74,7 @@ class Daemon:
         self.backend = backend
         self.store = store
         self.pipeline = Pipeline(config, own_addresses())
+        self.zones = zones(config)
         probe = LineParser(TimeParser(2000))
         self.prefilter = Prefilter(probe.markers)
         self.stats = ScanStats()
@@ -105,7 +106,7 @@ class Daemon:
                 saved = self.saved.get(path)
                 fresh = saved is None and not self.config.run.read_existing
                 live = follower(path, saved, fresh)
-                parser = LineParser(TimeParser(time.localtime().tm_year))
+                parser = LineParser(TimeParser(time.localtime().tm_year, *self.zones))
                 self.followed[path] = Followed(live, RecordScanner(parser, self.prefilter, path, self.stats))
             if is_special(path):
                 continue

@@ -28,6 +28,11 @@ class Kind(StrEnum):
     AUTH_SUCCESS = "auth_success"
     CALL_ATTEMPT = "call_attempt"
     INJECTION = "injection"
+    # call activity (not hostile by themselves): the account rules look at these
+    REGISTRATION = "registration"
+    CALL_START = "call_start"
+    CALL_ANSWER = "call_answer"
+    CALL_END = "call_end"
 
 
 #: Kinds that by themselves show hostile intent from their source address.
@@ -42,6 +47,10 @@ HOSTILE_KINDS = frozenset(
         Kind.MALFORMED,
     }
 )
+
+
+#: Kinds of call activity: one call seen through several sources is correlated by its `Call` ids.
+CALL_KINDS = frozenset({Kind.CALL_START, Kind.CALL_ANSWER, Kind.CALL_END})
 
 
 class Service(StrEnum):
@@ -67,6 +76,35 @@ class Evidence(StrEnum):
     WEAK = "weak"
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a call-activity record says about its call; any field may be unknown (None).
+
+    `uniqueid` and `linkedid` are Asterisk's channel and call ids (CDR, CEL, AMI); `channel` is the
+    channel name (`PJSIP/6001-00000001`), the only id a log line has. `duration` and `billsec` are
+    seconds from the start and from the answer to the end of the call, as the CDR counts them.
+    """
+
+    uniqueid: str | None = None
+    linkedid: str | None = None
+    channel: str | None = None
+    peer: str | None = None  # the other party's channel (CDR dstchannel, CEL peer)
+    context: str | None = None
+    duration: float | None = None
+    billsec: float | None = None
+    disposition: str | None = None  # ANSWERED, NO ANSWER, BUSY, FAILED, CONGESTION
+
+    def to_tuple(self) -> CallTuple:
+        return (self.uniqueid, self.linkedid, self.channel, self.peer, self.context, self.duration,
+                self.billsec, self.disposition)
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+CallTuple = tuple[str | None, str | None, str | None, str | None, str | None, float | None, float | None, str | None]
+
+
 @dataclass(slots=True)
 class Event:
     time: float
@@ -88,6 +126,7 @@ class Event:
     extra: dict[str, str] = field(default_factory=dict)
     repeat: bool = False  # another line written for a request already counted
     blocked: bool = False  # arrived while its source was banned (a scan's view of the firewall)
+    call: Call | None = None  # call activity: the call's ids and times
 
     @property
     def hostile(self) -> bool:
@@ -111,4 +150,5 @@ class Event:
             "format": self.form,
             "reason": self.reason,
             "session": self.session,
+            "call": self.call.to_json() if self.call is not None else None,
         }

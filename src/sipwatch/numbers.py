@@ -14,36 +14,54 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import PhoneNumberType as T
 
-#: E.164 prefixes of high-risk destinations, each with the source that names it.
-HIGH_RISK_PREFIXES: dict[str, str] = {
-    "+870": "Inmarsat satellite (operators' general practice)",
-    "+881": "global mobile satellite systems (ITU, operators' general practice)",
-    "+882": "international networks (ITU, operators' general practice)",
-    "+883": "international networks (ITU, operators' general practice)",
-    "+355": "Albania (PortaOne suspicious-traffic list)",
-    "+93": "Afghanistan (PortaOne suspicious-traffic list)",
-    "+53": "Cuba (PortaOne suspicious-traffic list)",
-    "+242": "Congo (PortaOne suspicious-traffic list)",
-    "+243": "DR Congo (PortaOne suspicious-traffic list)",
-    "+232": "Sierra Leone (PortaOne suspicious-traffic list)",
-    "+252": "Somalia (PortaOne suspicious-traffic list; NYT 2014 fraud case)",
-    "+970": "Palestine (PortaOne suspicious-traffic list)",
-    "+387": "Bosnia and Herzegovina (PortaOne suspicious-traffic list)",
-    "+220": "Gambia (NYT 2014 fraud case)",
-    "+960": "Maldives (NYT 2014 fraud case)",
-    "+972": "Palestinian mobile ranges probed in published Asterisk logs (line5.de 2013)",
-    "+1242": "Bahamas, looks domestic in NANP (FreePBX offshore howto)",
-    "+1664": "Montserrat, looks domestic in NANP (FreePBX offshore howto)",
-    "+1809": "Dominican Republic, looks domestic in NANP (FreePBX offshore howto)",
-    "+1829": "Dominican Republic (FreePBX offshore howto)",
-    "+1849": "Dominican Republic (FreePBX offshore howto)",
-    "+1876": "Jamaica, looks domestic in NANP (FreePBX offshore howto)",
-    "+1284": "British Virgin Islands (FreePBX offshore howto)",
-    "+1473": "Grenada (FreePBX offshore howto)",
-    "+1900": "NANP premium rate (FreePBX offshore howto)",
-}
+# Risk classes: what kind of danger a destination is (the source of each entry says who names it).
+SATELLITE = "satellite"  # satellite networks: among the dearest minutes there are
+NETWORK = "international_network"  # +882/+883 international networks: revenue-share numbers abound
+COUNTRY = "high_risk_country"  # destinations named in fraud cases and carriers' suspicious-traffic lists
+PREMIUM = "premium"  # premium-rate ranges
+ELEVATED = "elevated"  # shared-cost, UAN, personal and pager numbers: dearer than they look
+CONFIGURED = "configured"  # `numbers.high_risk_extra`
 
-RISKY_TYPES = frozenset({T.PREMIUM_RATE, T.SHARED_COST, T.UAN, T.PAGER, T.PERSONAL_NUMBER})
+_PORTAONE = "PortaOne suspicious-traffic list"
+_FREEPBX = "FreePBX offshore howto"
+_OPERATORS = "ITU E.164 assignment; operators' general practice"
+
+#: E.164 prefix -> (risk class, the source that names it). Longest prefix wins.
+RISK_TABLE: dict[str, tuple[str, str]] = {
+    "+870": (SATELLITE, f"Inmarsat satellite ({_OPERATORS})"),
+    "+881": (SATELLITE, f"global mobile satellite systems ({_OPERATORS})"),
+    "+882": (NETWORK, f"international networks ({_OPERATORS})"),
+    "+883": (NETWORK, f"international networks ({_OPERATORS})"),
+    "+355": (COUNTRY, f"Albania ({_PORTAONE})"),
+    "+93": (COUNTRY, f"Afghanistan ({_PORTAONE})"),
+    "+53": (COUNTRY, f"Cuba ({_PORTAONE})"),
+    "+242": (COUNTRY, f"Congo ({_PORTAONE})"),
+    "+243": (COUNTRY, f"DR Congo ({_PORTAONE})"),
+    "+232": (COUNTRY, f"Sierra Leone ({_PORTAONE})"),
+    "+252": (COUNTRY, f"Somalia ({_PORTAONE}; NYT 2014 fraud case)"),
+    "+970": (COUNTRY, f"Palestine ({_PORTAONE})"),
+    "+387": (COUNTRY, f"Bosnia and Herzegovina ({_PORTAONE})"),
+    "+220": (COUNTRY, "Gambia (NYT 2014 fraud case)"),
+    "+960": (COUNTRY, "Maldives (NYT 2014 fraud case)"),
+    "+972": (COUNTRY, "Palestinian mobile ranges probed in published Asterisk logs (line5.de 2013)"),
+    "+1242": (COUNTRY, f"Bahamas, looks domestic in NANP ({_FREEPBX})"),
+    "+1664": (COUNTRY, f"Montserrat, looks domestic in NANP ({_FREEPBX})"),
+    "+1809": (COUNTRY, f"Dominican Republic, looks domestic in NANP ({_FREEPBX})"),
+    "+1829": (COUNTRY, f"Dominican Republic ({_FREEPBX})"),
+    "+1849": (COUNTRY, f"Dominican Republic ({_FREEPBX})"),
+    "+1876": (COUNTRY, f"Jamaica, looks domestic in NANP ({_FREEPBX})"),
+    "+1284": (COUNTRY, f"British Virgin Islands ({_FREEPBX})"),
+    "+1473": (COUNTRY, f"Grenada ({_FREEPBX})"),
+    "+1900": (PREMIUM, f"NANP premium rate ({_FREEPBX})"),
+}
+#: Back-compatible view: prefix -> source
+HIGH_RISK_PREFIXES: dict[str, str] = {prefix: source for prefix, (_, source) in RISK_TABLE.items()}
+
+#: Number types that are a risk by themselves (phonenumbers' classification) -> risk class
+RISKY_TYPES: dict[int, str] = {T.PREMIUM_RATE: PREMIUM, T.SHARED_COST: ELEVATED, T.UAN: ELEVATED,
+                               T.PAGER: ELEVATED, T.PERSONAL_NUMBER: ELEVATED}
+#: Non-geographic ranges whose type phonenumbers does not name: prefix -> number type
+NETWORK_TYPES = {"+870": SATELLITE, "+881": SATELLITE, "+882": NETWORK, "+883": NETWORK}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +71,9 @@ class Classified:
     country: str | None  # ISO region, e.g. "GB"
     number_type: str  # premium_rate, mobile, fixed_line, ...
     international: bool
-    risk: str | None  # why the number is risky, or None
+    risk: str | None  # why the number is risky (the source of the table entry), or None
+    risk_class: str | None = None  # satellite, international_network, high_risk_country, premium, ...
+    internal: bool = False  # an extension of the PBX (at most `internal_digits` digits)
 
     @property
     def probe(self) -> bool:
@@ -71,12 +91,16 @@ class NumberClassifier:
         international_prefixes: tuple[str, ...] = ("00", "011", "810", "+"),
         access_codes: tuple[str, ...] = ("9", "0"),
         extra_high_risk: tuple[str, ...] = (),
+        national_prefix: str = "",
+        internal_digits: int = 6,
     ) -> None:
         self.country = country.upper() or None
         self.intl = tuple(sorted(international_prefixes, key=len, reverse=True))
         self.access = tuple(sorted(access_codes, key=len, reverse=True))
-        self.high_risk = dict(HIGH_RISK_PREFIXES)
-        self.high_risk.update({p: "configured" for p in extra_high_risk})
+        self.internal_digits = internal_digits
+        self.national = national_prefix or (_national_prefix(self.country) if self.country else "")
+        self.high_risk = dict(RISK_TABLE)
+        self.high_risk.update({p: (CONFIGURED, "configured (numbers.high_risk_extra)") for p in extra_high_risk})
         self._prefixes = sorted(self.high_risk, key=len, reverse=True)
         self.classify = lru_cache(maxsize=16384)(self._classify)
         self._intl: dict[str, str | None] = {}
@@ -120,33 +144,69 @@ class NumberClassifier:
                     return "+" + rest
         return None
 
+    def outside(self, number: Classified) -> bool:
+        """A call that leaves the PBX (not to one of its extensions)."""
+        return not number.internal
+
     def _classify(self, dialled: str) -> Classified:
+        digits = dialled.strip().lstrip("+")
+        if not dialled.strip().startswith("+") and len(digits) <= self.internal_digits:
+            return Classified(dialled, None, None, "extension", False, None, internal=True)
         intl = self.international_form(dialled)
-        candidate = intl
-        if candidate is None and self.country:
-            candidate = dialled
-        number = None
-        if candidate is not None:
-            try:
-                number = phonenumbers.parse(candidate, None if intl else self.country)
-            except phonenumbers.NumberParseException:
-                number = None
+        number = self._parse(intl, None) if intl else self._national(dialled)
         if number is None or not phonenumbers.is_possible_number(number):
-            return Classified(dialled, intl, None, "unknown", intl is not None, self._risk(intl, None))
+            risk_class, risk = self._risk(intl, None)
+            return Classified(dialled, intl, None, _network_type(intl) or "unknown", intl is not None, risk,
+                              risk_class)
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         region = phonenumbers.region_code_for_number(number)
         ntype = phonenumbers.number_type(number)
         international = region != self.country if self.country else intl is not None
-        return Classified(dialled, e164, region, _type_name(ntype), international, self._risk(e164, ntype))
+        risk_class, risk = self._risk(e164, ntype)
+        return Classified(dialled, e164, region, _network_type(e164) or _type_name(ntype), international, risk,
+                          risk_class)
 
-    def _risk(self, e164: str | None, ntype: int | None) -> str | None:
+    def _national(self, dialled: str) -> phonenumbers.PhoneNumber | None:
+        """A national number, dialled as it is or after an outside-line digit (`9` + `0301234567`)."""
+        if not self.country:
+            return None
+        digits = dialled.strip()
+        candidates = [digits, *(digits[len(a):] for a in self.access if digits.startswith(a))]
+        if self.national:
+            candidates.sort(key=lambda c: not c.startswith(self.national))  # a national prefix first
+        fallback = None
+        for candidate in candidates:
+            number = self._parse(candidate, self.country)
+            if number is not None and phonenumbers.is_valid_number(number):
+                return number
+            fallback = fallback or number
+        return fallback
+
+    @staticmethod
+    def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+        try:
+            return phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            return None
+
+    def _risk(self, e164: str | None, ntype: int | None) -> tuple[str | None, str | None]:
+        """(risk class, why) from the table, else from the number type."""
         if e164:
             for p in self._prefixes:
                 if e164.startswith(p):
                     return self.high_risk[p]
-        if ntype in RISKY_TYPES:
-            return _type_name(ntype).replace("_", " ")
-        return None
+        if ntype is not None and ntype in RISKY_TYPES:
+            return RISKY_TYPES[ntype], f"{_type_name(ntype).replace('_', ' ')} (phonenumbers metadata)"
+        return None, None
+
+
+def _network_type(e164: str | None) -> str | None:
+    return next((t for p, t in NETWORK_TYPES.items() if e164 and e164.startswith(p)), None)
+
+
+def _national_prefix(region: str) -> str:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return (metadata.national_prefix or "") if metadata is not None else ""
 
 
 _TYPE_NAMES = {getattr(T, name): name.lower() for name in dir(T) if name.isupper()}

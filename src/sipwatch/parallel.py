@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
-from sipwatch.event import Event, Evidence, IPAddress, Kind, Service
+from sipwatch.config import Config, zones
+from sipwatch.event import Call, CallTuple, Event, Evidence, IPAddress, Kind, Service
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
@@ -27,9 +28,9 @@ from sipwatch.timeparse import TimeParser
 MIN_PARALLEL_BYTES = 16 << 20  # below this, starting processes costs more than it saves
 
 #: time, kind, service, ip, port, transport, account, target, user agent, evidence, line, form, session,
-#: reason, extra: an `Event` without its raw text, in plain values that pickle fast
+#: reason, extra, call: an `Event` without its raw text, in plain values that pickle fast
 Wire = tuple[float, int, int, str | None, int | None, str | None, str | None, str | None, str | None, int, int,
-             str, str | None, str, dict[str, str] | None]
+             str, str | None, str, dict[str, str] | None, CallTuple | None]
 
 # enum members travel as small ints (pickling an enum member costs a lookup by value on arrival)
 _KINDS = list(Kind)
@@ -57,24 +58,22 @@ class Job:
     limit: int
     line_base: int
     year: int
-    tz: str
+    tz: tuple[str, str]  # the zones of log times and of CDR/CEL times (`timezone`, `cdr_timezone`)
 
 
 def workers() -> int:
     return min(2, os.cpu_count() or 1)
 
 
-_PARSERS: dict[tuple[str, int, str], tuple[LineParser, Prefilter]] = {}
+_PARSERS: dict[tuple[str, int, tuple[str, str]], tuple[LineParser, Prefilter]] = {}
 
 
-def _parser(name: str, year: int, tz_name: str) -> tuple[LineParser, Prefilter]:
+def _parser(name: str, year: int, tz_names: tuple[str, str]) -> tuple[LineParser, Prefilter]:
     """One parser per file and worker, kept across buffers (its caches are warm)."""
-    key = (name, year, tz_name)
+    key = (name, year, tz_names)
     found = _PARSERS.get(key)
     if found is None:
-        from zoneinfo import ZoneInfo
-
-        parser = LineParser(TimeParser(year, ZoneInfo(tz_name) if tz_name else None))
+        parser = LineParser(TimeParser(year, *zones(Config(timezone=tz_names[0], cdr_timezone=tz_names[1]))))
         prefilter = next((p for _, p in _PARSERS.values()), None) or Prefilter(parser.markers)
         found = _PARSERS[key] = (parser, prefilter)
     return found
@@ -93,7 +92,7 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int]:
     wire = [
         (e.time, kinds[e.kind], services[e.service], _ip_text(e.ip) if e.ip is not None else None, e.port,
          e.transport, e.account, e.target, e.user_agent, evidence[e.evidence], e.line, e.form, e.session,
-         e.reason, e.extra or None)
+         e.reason, e.extra or None, e.call.to_tuple() if e.call is not None else None)
         for e in events
     ]
     return wire, stats, scanner.spill_line
@@ -101,15 +100,15 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int]:
 
 def _event(w: Wire, file: str) -> Event:
     (time, kind, service, ip, port, transport, account, target, ua, evidence, line, form, session, reason,
-     extra) = w
+     extra, call) = w
     return Event(
         time, _KINDS[kind], _SERVICES[service], ip_of(ip) if ip is not None else None,
         port, transport, account, target, ua, _EVIDENCE[evidence], file, line, "",
-        form, session, reason or "", extra or {},
+        form, session, reason or "", extra or {}, call=Call(*call) if call is not None else None,
     )
 
 
-def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: str, stats: ScanStats,
+def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
                     tally: Tally, blocked: Callable[[IPAddress | None, float], bool]) -> Iterator[Event]:
     """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
     from addresses that are `blocked` at their time are counted but not even built."""

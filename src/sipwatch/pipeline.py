@@ -13,10 +13,12 @@ import ipaddress
 import socket
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
+from sipwatch.calls import CallBook
 from sipwatch.config import Config
 from sipwatch.detectors import Action, Decision, Detector, Knowledge, build
-from sipwatch.event import HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
+from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 from sipwatch.netaddr import ip_of
 from sipwatch.numbers import NumberClassifier
 
@@ -218,8 +220,9 @@ class Pipeline:
     def __init__(self, config: Config, own: set[IPAddress] | None = None) -> None:
         n = config.numbers
         self.classifier = NumberClassifier(n.country, tuple(n.international_prefixes), tuple(n.access_codes),
-                                           tuple(n.high_risk_extra))
-        self.knowledge = Knowledge()
+                                           tuple(n.high_risk_extra), n.national_prefix, n.internal_digits)
+        self.calls = CallBook(self.classifier)
+        self.knowledge = Knowledge(calls=self.calls)
         self.duplicates = Duplicates()
         self.attempts = Attempts()
         self.nonces = Nonces()
@@ -229,6 +232,9 @@ class Pipeline:
         }
         self.policy = Policy(config, own)
         self.banned_until = self.policy.banned_until
+        #: called with every critical account decision: where AMI actions (hang up the account's outside
+        #: calls, block the account) will plug in; nothing acts on them yet
+        self.on_critical: list[Callable[[Decision], None]] = []
 
     def is_blocked(self, ip: IPAddress | None, time: float) -> bool:
         """Would the firewall have dropped a request from `ip` at `time`? (The daemon never sees it.)"""
@@ -251,12 +257,17 @@ class Pipeline:
         self.nonces.mark(event)
         if event.kind is Kind.AUTH_SUCCESS:
             self.knowledge.observe(event)
+        elif event.kind in CALL_KINDS:
+            self.calls.observe(event)
         decisions: list[Decision] = []
         for detector in self.by_kind[event.kind]:
             for decision in detector.observe(event):
                 final = self.policy.apply(decision)
                 if final is not None:
                     decisions.append(final)
+                    if final.level == "critical":
+                        for hook in self.on_critical:
+                            hook(final)
             if ip is not None and self.is_blocked(ip, event.time):
                 self.forget(ip)  # banned by this very event: the other detectors need not see it
                 break

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TextIO
 
+from sipwatch.calls import AccountTally
+from sipwatch.detectors import Decision
 from sipwatch.scan import ScanResult
 from sipwatch.tally import Offender
 
@@ -27,6 +29,45 @@ def ranked(result: ScanResult) -> list[Offender]:
     return sorted(result.offenders.values(), key=lambda o: (order[o.decision], -o.events, str(o.ip)))
 
 
+def account_decision(decisions: list[Decision]) -> tuple[str, str]:
+    """(decision, reason) of an account: the most severe of its rule decisions. Critical ones are alerts
+    until the AMI actions (hang up, block) exist; then they will read "block"."""
+    if not decisions:
+        return "none", ""
+    worst = max(decisions, key=lambda d: (d.level == "critical", d.time))
+    return "alert", f"{worst.detector}: {worst.reason}"
+
+
+def ranked_accounts(result: ScanResult) -> list[AccountTally]:
+    order = {"block": 0, "alert": 1, "none": 2}
+    return sorted(result.accounts.values(), key=lambda a: (
+        order[account_decision(result.account_decisions.get(a.account, []))[0]], -a.calls, a.account))
+
+
+def _countries(tally: AccountTally) -> list[str]:
+    """ISO 3166 codes dialled, most called first (non-geographic `001` ranges are not countries)."""
+    return [c for c, _ in sorted(tally.countries.items(), key=lambda kv: (-kv[1], kv[0])) if c.isalpha()]
+
+
+def account_json(result: ScanResult, tally: AccountTally) -> dict[str, Any]:
+    decisions = result.account_decisions.get(tally.account, [])
+    decision, reason = account_decision(decisions)
+    return {
+        "account": tally.account,
+        "calls": tally.calls,
+        "answered": tally.answered,
+        "outside": tally.outside,
+        "minutes": round(tally.seconds / 60, 1),
+        "countries": _countries(tally),
+        "sources": dict(tally.sources.most_common(20)),
+        "first_seen": tally.first,
+        "last_seen": tally.last,
+        "decision": decision,
+        "reason": reason,
+        "decisions": [d.to_json() for d in decisions],
+    }
+
+
 def to_json(result: ScanResult) -> dict[str, Any]:
     s = result.stats
     return {
@@ -36,6 +77,7 @@ def to_json(result: ScanResult) -> dict[str, Any]:
         "candidates": s.candidates,
         "unmatched": s.unmatched,
         "junk": s.junk,
+        "bad_records": s.bad,
         "seconds": round(result.seconds, 3),
         "kinds": dict(result.kinds),
         "errors": result.errors,
@@ -57,10 +99,31 @@ def to_json(result: ScanResult) -> dict[str, Any]:
             }
             for o in ranked(result)
         ],
+        "accounts": [account_json(result, a) for a in ranked_accounts(result)],
         "decision_counts": dict(result.actions),
         "alerts": [d.to_json() for d in result.decisions if d.ip is None],
         "unmatched_samples": [{"file": f, "line": n, "text": t} for f, n, t in s.unmatched_samples],
     }
+
+
+def _write_accounts(result: ScanResult, out: TextIO, limit: int) -> None:
+    accounts = ranked_accounts(result)
+    if not accounts:
+        return
+    w = out.write
+    w(f"\n{len(accounts)} account(s) with call activity\n")
+    for a in accounts[:limit]:
+        decision, reason = account_decision(result.account_decisions.get(a.account, []))
+        w(f"\n  {a.account}  {decision.upper()}  {a.calls} calls ({a.answered} answered, {a.outside} outside, "
+          f"{a.seconds / 60:.1f} min) {_when(a.first)} .. {_when(a.last)}\n")
+        if a.countries:
+            w(f"    countries: {_top(dict(a.countries), 8)}\n")
+        if a.sources:
+            w(f"    from: {_top(dict(a.sources), 5)}\n")
+        if reason:
+            w(f"    why: {reason}\n")
+    if len(accounts) > limit:
+        w(f"\n  … and {len(accounts) - limit} more accounts (use --json for all)\n")
 
 
 def write_text(result: ScanResult, out: TextIO, limit: int = 20) -> None:
@@ -88,6 +151,7 @@ def write_text(result: ScanResult, out: TextIO, limit: int = 20) -> None:
             w(f"    why{length}: {o.reason}\n")
     if len(offenders) > limit:
         w(f"\n  … and {len(offenders) - limit} more (use --json for all)\n")
+    _write_accounts(result, out, limit)
     alerts = [d for d in result.decisions if d.ip is None]
     if alerts:
         w("\nalerts without a bannable address:\n")
@@ -99,5 +163,9 @@ def write_text(result: ScanResult, out: TextIO, limit: int = 20) -> None:
             w(f"  {f}:{n}: {t[:160]}\n")
     if s.junk:
         w(f"\n{s.junk} junk line(s) skipped (binary, invalid UTF-8 or over 8 KiB)\n")
+    if s.bad:
+        w(f"\n{s.bad} broken CDR/CEL row(s) skipped (column count, dates or durations), e.g.:\n")
+        for f, n, t in s.bad_samples[:5]:
+            w(f"  {f}:{n}: {t[:160]}\n")
     for err in result.errors:
         w(f"\nerror: {err}\n")

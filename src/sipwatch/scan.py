@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sipwatch import parallel
-from sipwatch.config import Config, ConfigError
+from sipwatch.calls import AccountTally
+from sipwatch.config import Config, zones
 from sipwatch.detectors import Decision
 from sipwatch.event import Event, IPAddress
 from sipwatch.formats.parser import LineParser
@@ -25,6 +25,7 @@ from sipwatch.tally import Offender, Tally
 from sipwatch.timeparse import TimeParser
 
 MAX_ALERTS = 1000  # address-less alerts kept for the report (memory stays flat on huge inputs)
+MAX_ACCOUNT_DECISIONS = 20  # account-rule decisions kept per account
 
 Progress = Callable[[str, int, int], None]  # file, bytes done, bytes total
 
@@ -34,6 +35,8 @@ class ScanResult:
     stats: ScanStats = field(default_factory=ScanStats)
     tally: Tally = field(default_factory=Tally)
     decisions: list[Decision] = field(default_factory=list)  # those that name no address (capped)
+    accounts: dict[str, AccountTally] = field(default_factory=dict)  # call activity per account
+    account_decisions: dict[str, list[Decision]] = field(default_factory=dict)  # capped per account
     actions: Counter[str] = field(default_factory=Counter)  # every decision, by action
     errors: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
@@ -53,17 +56,14 @@ class Reader:
     """Reads files into events with the shared parsers; used by `scan` and `explain`."""
 
     def __init__(self, config: Config, use_hyperscan: bool = True) -> None:
-        try:
-            self.tz = ZoneInfo(config.timezone) if config.timezone else None
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"timezone: unknown time zone {config.timezone!r}") from None
+        self.tz, self.record_tz = zones(config)
         probe = LineParser(TimeParser(2000, self.tz))
         self.prefilter = Prefilter(probe.markers, use_hyperscan)
 
     def events(self, source: FileSource, stats: ScanStats, progress: Progress | None = None) -> Iterator[Event]:
         mtime = source.mtime
         year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-        parser = LineParser(TimeParser(year, self.tz))
+        parser = LineParser(TimeParser(year, self.tz, self.record_tz))
         scanner = RecordScanner(parser, self.prefilter, source.name, stats)
         total = source.size
         skip_through = 0
@@ -114,8 +114,8 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
         else:
             mtime = source.mtime
             year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-            events = parallel.parallel_events(pool, source, year, config.timezone, stats, result.tally,
-                                              pipeline.is_blocked)
+            events = parallel.parallel_events(pool, source, year, (config.timezone, config.cdr_timezone), stats,
+                                              result.tally, pipeline.is_blocked)
             for i, event in enumerate(events):
                 yield event
                 if progress is not None and not i % 4096:
@@ -142,12 +142,17 @@ def scan(paths: list[str], config: Config, progress: Progress | None = None,
         for event in merged:
             for decision in process(event):
                 result.actions[decision.action] += 1
+                if decision.rule is not None and decision.account is not None:
+                    kept = result.account_decisions.setdefault(decision.account, [])
+                    if len(kept) < MAX_ACCOUNT_DECISIONS:
+                        kept.append(decision)
                 if decision.ip is not None:
                     tally.offender(decision.ip).decide(decision)
-                elif len(result.decisions) < MAX_ALERTS:
+                elif decision.rule is None and len(result.decisions) < MAX_ALERTS:
                     result.decisions.append(decision)
     finally:
         pools.close()
     tally.flush()
+    result.accounts = pipeline.calls.accounts
     result.seconds = _time.perf_counter() - started
     return result

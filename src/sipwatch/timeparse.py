@@ -5,6 +5,7 @@ Servers write local wall-clock time in several shapes (`Feb  3 21:04:11`, `2024-
 thousands of them, so the date part is converted once and cached; the clock part is sliced by hand.
 Times without a zone are read in `tz` (the machine's zone unless configured); times without a year get
 the year of the last stamp that had one, else `default_year` (the year the file was last written).
+CDR and CEL records have a zone setting of their own (`cdr.conf` `usegmtime`), hence `record_tz`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ _SYSLOG = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d+)
 class TimeParser:
     """Parses timestamps with a per-date cache; one instance per input stream."""
 
-    def __init__(self, default_year: int, tz: tzinfo | None = None) -> None:
+    def __init__(self, default_year: int, tz: tzinfo | None = None, record_tz: tzinfo | None = UTC) -> None:
         self.default_year = default_year
         self.tz = tz
+        self.record_tz = record_tz
+        self._records: TimeParser | None = None
         self._midnights: dict[tuple[int, int, int, str | None], float] = {}
         self._cache: dict[str, float | None] = {}
         self._days: dict[str, float] = {}  # `YYYY-MM-DD` -> local midnight, for the sliced fast path
@@ -44,6 +47,13 @@ class TimeParser:
                 value = datetime(year, month, day, tzinfo=_zone(zone)).timestamp()
             self._midnights[key] = value
         return value
+
+    def parse_record(self, text: str) -> float | None:
+        """POSIX seconds of a CDR or CEL time (read in `record_tz`: UTC, or None for the machine's zone)."""
+        records = self._records
+        if records is None:
+            records = self._records = TimeParser(self.default_year, self.record_tz, self.record_tz)
+        return records.parse(text)
 
     def parse(self, text: str) -> float | None:
         """POSIX seconds for `text`, or None when it is not a timestamp we know."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sipwatch.config import Config
+from sipwatch.config import Config, zones
+from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import Action, Decision, Detector
 from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.detectors.distributed import DistributedDetector
@@ -44,6 +45,8 @@ REGISTRY: dict[str, tuple[Callable[[Config], bool], Factory]] = {
     "unanswered_challenges": (lambda c: c.detectors.unanswered_challenges.enabled,
                               lambda c, k, n: UnansweredChallengesDetector(c.detectors.unanswered_challenges)),
     "injection": (lambda c: True, lambda c, k, n: InjectionDetector()),
+    "account_rules": (lambda c: c.accounts.enabled,
+                      lambda c, k, n: AccountRulesDetector(c.accounts, k, zones(c)[0])),
 }
 
 

@@ -30,8 +30,16 @@ class Decision:
     duration: float | None = None  # seconds, for bans
     evidence: Evidence = Evidence.WEAK
     events: list[Event] = field(default_factory=list)
+    # account rules: which rule at which level (warning, critical), the calls behind it, their cost
+    rule: str | None = None
+    level: str | None = None
+    calls: list[str] = field(default_factory=list)
+    cost: float | None = None
 
     def to_json(self) -> dict[str, object]:
+        extra: dict[str, object] = {}
+        if self.rule is not None:
+            extra = {"rule": self.rule, "level": self.level, "calls": self.calls, "cost": self.cost}
         return {
             "action": str(self.action),
             "detector": self.detector,
@@ -42,6 +50,7 @@ class Decision:
             "duration": self.duration,
             "evidence": str(self.evidence),
             "events": [{"file": e.file, "line": e.line, "kind": str(e.kind)} for e in self.events],
+            **extra,
         }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from sipwatch.formats import asterisk, freeswitch, proxies, security
+from sipwatch.formats import asterisk, calls, freeswitch, proxies, security
 from sipwatch.formats.form import Parsed
 
 
@@ -42,12 +42,14 @@ class Reader(Protocol):
 READERS: tuple[Reader, ...] = (
     *asterisk.FORMS,
     *security.READERS,
+    *calls.FORMS,
+    *calls.READERS,
     *freeswitch.FORMS,
     *proxies.FORMS,
 )
 
 #: Messages known to be harmless although they carry a marker (see each server's BENIGN)
-BENIGN = re.compile("|".join((*asterisk.BENIGN, *freeswitch.BENIGN)))
+BENIGN = re.compile("|".join((*asterisk.BENIGN, *freeswitch.BENIGN, *calls.QUIET)))
 
 #: Packet-dump openers (SIP debug output): their lines are caller text, never log lines.
 DUMP_MARKERS = ("<--- SIP read from ", "<--- Received SIP ")

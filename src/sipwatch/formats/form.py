@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
-from sipwatch.event import Evidence, IPAddress, Kind, Service
+from sipwatch.event import CALL_KINDS, Call, Evidence, IPAddress, Kind, Service
 from sipwatch.fingerprints import scanner_name
 from sipwatch.netaddr import Shape, parse_address
 
@@ -51,6 +51,8 @@ class Parsed:
     reason: str = ""
     time_text: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    call: Call | None = None
+    record_time: bool = False  # time_text is a CDR/CEL time (their own zone setting), not a log prefix's
 
 
 @lru_cache(maxsize=16384)
@@ -69,6 +71,23 @@ def uri_user(text: str | None) -> str | None:
     if end < 0:
         return None
     return text[start:end]
+
+
+#: Channel technology (`PJSIP/6001-00000001`) -> service
+CHANNEL_SERVICES = {"PJSIP": Service.PJSIP, "SIP": Service.SIP, "IAX2": Service.IAX2}
+
+
+def channel_account(channel: str | None) -> tuple[Service, str | None]:
+    """The service and the endpoint (account) of a channel name, both written by the server:
+    `PJSIP/6001-00000001` -> (PJSIP, "6001"). Local and other channels name no account."""
+    if not channel:
+        return Service.DIALPLAN, None
+    tech, _, rest = channel.partition("/")
+    service = CHANNEL_SERVICES.get(tech)
+    if service is None or not rest:
+        return Service.DIALPLAN, None
+    endpoint, dash, _ = rest.rpartition("-")
+    return service, (endpoint if dash and endpoint else rest)
 
 
 def evidence_for(transport: str | None, default: Evidence) -> Evidence:
@@ -165,6 +184,11 @@ class Form:
             return None
         parsed = Parsed(self.id, kind, self.service if self.service_of is None else self.service_of(m),
                         reason=reason or "")
+        if kind in CALL_KINDS and "channel" in names:
+            channel = m["channel"]
+            parsed.service, parsed.account = channel_account(channel)
+            parsed.call = Call(channel=channel, context=m["context"] if "context" in names else None,
+                               disposition=reason or None)
         for g in self._account_groups:
             value = m[g]
             if value is not None:
@@ -178,6 +202,8 @@ class Form:
             parsed.time_text = m["at"]
         if "ua" in names:
             parsed.user_agent = m["ua"]
+        if "contact" in names:  # a registration's Contact URI: the phone's own words, a hint only
+            parsed.extra = {"contact": m["contact"]}
         if "from" in names:  # a scanning tool that names itself in From (svmap's "sipvicious"): a hint only
             tool = scanner_name(m["from"])
             if tool is not None and parsed.kind in (Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED):
@@ -192,6 +218,9 @@ class Form:
         if addr_text is None or not self.address_trusted:
             if addr_text is not None:
                 parsed.extra["untrusted_address"] = addr_text
+            if self.separator is not None and message.count(self.separator) > 1:
+                parsed.call = parsed.account = None  # which channel is the server's cannot be told
+                return injection(parsed, False, f"{self.separator!r} occurs more than once")
             return parsed
         address = parse_address(addr_text, self.shape)
         if address is None:

@@ -24,6 +24,7 @@ from sipwatch.formats import (
     SUSPICIOUS_MARKERS,
     Reader,
 )
+from sipwatch.formats.calls import CsvReader
 from sipwatch.formats.form import Parsed
 from sipwatch.formats.prefixes import ANY_FILE, FAST_PREFIXES, PREFIXES, SYSLOG_HEAD, Prefix, program_server
 from sipwatch.timeparse import TimeParser
@@ -43,6 +44,7 @@ class Status(Enum):
     UNMATCHED = "unmatched"  # looked security-related, but no known format matched
     OPENER = "opener"  # the head of a record whose tail is on a later physical line
     IGNORED = "ignored"  # nothing of interest (e.g. a benign line that shares a marker)
+    BAD = "bad"  # a CDR/CEL row that is broken (column count, dates): skipped and counted
 
 
 #: server, source file, time text, message
@@ -198,11 +200,15 @@ class LineParser:
         events; in a prefixed log they are continuation lines, i.e. caller text."""
         if self.seen_prefix:
             return Status.IGNORED
+        broken = False
         for reader in self._prefixless:
             if any(m in text for m in reader.markers):
                 parsed = reader.read(text)
                 if parsed is not None:
                     return self._event(parsed, None, file, line, text)
+                broken = broken or (isinstance(reader, CsvReader) and reader.broken(text))
+        if broken:
+            return Status.BAD
         if text.startswith("' rejected because extension not found"):
             return Status.UNMATCHED  # an orphan tail: its head was forged or lost
         return Status.IGNORED
@@ -211,7 +217,7 @@ class LineParser:
         when = None
         parse_time = self.time_parser.parse
         if parsed.time_text:
-            when = parse_time(parsed.time_text)
+            when = (self.time_parser.parse_record if parsed.record_time else parse_time)(parsed.time_text)
         if when is None and time_text:
             when = parse_time(time_text)
         if when is None:
@@ -221,7 +227,7 @@ class LineParser:
         return Event(
             when, parsed.kind, parsed.service, parsed.ip, parsed.port, parsed.transport, parsed.account,
             parsed.target, parsed.user_agent, parsed.evidence, file, line, raw, parsed.form, parsed.session,
-            parsed.reason, parsed.extra,
+            parsed.reason, parsed.extra, call=parsed.call,
         )
 
 

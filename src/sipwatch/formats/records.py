@@ -56,7 +56,9 @@ class ScanStats:
     events: int = 0
     unmatched: int = 0
     junk: int = 0
+    bad: int = 0  # CDR/CEL rows of a known format that are broken: skipped
     unmatched_samples: list[tuple[str, int, str]] = field(default_factory=list)
+    bad_samples: list[tuple[str, int, str]] = field(default_factory=list)
 
     def add(self, other: ScanStats) -> None:
         self.lines += other.lines
@@ -64,8 +66,10 @@ class ScanStats:
         self.events += other.events
         self.unmatched += other.unmatched
         self.junk += other.junk
+        self.bad += other.bad
         room = 50 - len(self.unmatched_samples)
         self.unmatched_samples.extend(other.unmatched_samples[:room])
+        self.bad_samples.extend(other.bad_samples[: 50 - len(self.bad_samples)])
 
 
 def chunks(buffers: Iterator[bytes], lookahead: int = LOOKAHEAD) -> Iterator[tuple[bytes, int]]:
@@ -189,6 +193,11 @@ class RecordScanner:
 
     def _unmatched(self, result: Event | Status, text: str, line_no: int) -> None:
         if result is Status.IGNORED or isinstance(result, Event):
+            return
+        if result is Status.BAD:
+            self.stats.bad += 1
+            if len(self.stats.bad_samples) < 50:
+                self.stats.bad_samples.append((self.file, line_no, text[:300]))
             return
         if "\ufffd" in text or "\x00" in text:
             self.stats.junk += 1

@@ -1,0 +1,203 @@
+"""One call, whichever records told of it: the log's Dial line, CEL events, the CDR row.
+
+`CallBook.observe()` correlates call events by the ids they carry: Asterisk's linkedid and uniqueid (the
+CDR `uniqueid` is the caller channel's, which is the call's linkedid in CEL), and the channel name, the
+only id a log line has (channel names restart after an Asterisk restart, so a name only matches a call
+that is still open or ended less than `keep` ago, and never a call that ended before the new one began).
+Each call is counted once, when first seen; later records only add what they know (answer time,
+billed seconds, disposition, the source address of the CDR userfield).
+
+The per-account tallies for the scan report (`AccountTally`) are kept here too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
+from sipwatch.numbers import Classified, NumberClassifier
+
+MAX_CALL_EVENTS = 6  # records kept per call (they are the evidence of decisions)
+MAX_OPEN = 12 * 3600.0  # a call with no end after this long is forgotten (its end record was lost)
+
+
+@dataclass(slots=True)
+class CallState:
+    account: str | None
+    start: float
+    number: str | None = None
+    classified: Classified | None = None
+    answer: float | None = None
+    end: float | None = None
+    billsec: float | None = None
+    disposition: str | None = None
+    ip: IPAddress | None = None
+    events: list[Event] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def answered(self) -> bool:
+        return self.answer is not None or bool(self.billsec)
+
+    def talk(self, now: float) -> float:
+        """Seconds talked (billed) by `now`: the CDR's billsec once known, else since the answer."""
+        if self.billsec is not None:
+            return self.billsec
+        if self.answer is None:
+            return 0.0
+        return max(0.0, (self.end if self.end is not None else now) - self.answer)
+
+    def open_at(self, when: float) -> bool:
+        return self.start <= when and (self.end is None or when < self.end) and when - self.start < MAX_OPEN
+
+
+@dataclass
+class AccountTally:
+    """What a scan reports about one account's calls."""
+
+    account: str
+    calls: int = 0
+    answered: int = 0
+    outside: int = 0  # calls to numbers outside the PBX
+    seconds: float = 0.0  # billed (talk) seconds of ended calls
+    countries: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)  # source addresses (CDR userfield)
+    first: float = 0.0
+    last: float = 0.0
+
+
+def _keys(event: Event) -> list[str]:
+    call = event.call
+    if call is None:
+        return []
+    keys = [f"id:{i}" for i in (call.linkedid, call.uniqueid) if i]
+    if call.channel:
+        keys.append(f"ch:{call.channel}")
+    return list(dict.fromkeys(keys))
+
+
+def _began(event: Event) -> float:
+    """When the call of this record began, as far as the record tells."""
+    call = event.call
+    if event.kind is Kind.CALL_END and call is not None and call.duration is not None:
+        return event.time - call.duration
+    return event.time
+
+
+class CallBook:
+    def __init__(self, classifier: NumberClassifier, keep: float = 3600.0, max_calls: int = 200_000,
+                 max_accounts: int = 100_000) -> None:
+        self.classifier = classifier
+        self.keep = keep
+        self.max_calls = max_calls
+        self.max_accounts = max_accounts
+        self._calls: OrderedDict[int, CallState] = OrderedDict()  # by first sight
+        self._by_key: dict[str, CallState] = {}
+        self.accounts: dict[str, AccountTally] = {}
+        self.current: tuple[CallState, bool] | None = None  # the call of the event being processed
+
+    def observe(self, event: Event) -> tuple[CallState, bool] | None:
+        """The call this event belongs to, and whether it is seen for the first time."""
+        self.current = None
+        if event.kind not in CALL_KINDS or event.call is None:
+            return None
+        keys = _keys(event)
+        if not keys:
+            return None
+        self._prune(event.time)
+        state = self._find(keys, event)
+        new = state is None
+        if state is None:
+            state = CallState(event.account, _began(event))
+            self._calls[id(state)] = state
+        for key in keys:
+            if key not in state.keys:
+                state.keys.append(key)
+            self._by_key[key] = state
+        if len(state.events) < MAX_CALL_EVENTS:
+            state.events.append(event)
+        talked = state.talk(state.end) if state.end is not None else 0.0
+        before = (state.number is not None, state.ip is not None, state.answered, talked)
+        self._update(state, event)
+        self._tally(state, new, before)
+        self.current = state, new
+        return self.current
+
+    def _find(self, keys: list[str], event: Event) -> CallState | None:
+        for key in keys:
+            state = self._by_key.get(key)
+            if state is None:
+                continue
+            if key.startswith("ch:") and state.end is not None and (
+                    _began(event) >= state.end or event.time - state.end > self.keep):
+                continue  # the channel name of an earlier call, reused after a restart
+            return state
+        return None
+
+    def _update(self, state: CallState, event: Event) -> None:
+        call = event.call
+        assert call is not None
+        if state.account is None and event.account:
+            state.account = event.account
+        if state.number is None and event.target:
+            state.number = event.target
+            state.classified = self.classifier.classify(event.target)
+        if state.ip is None and event.ip is not None:
+            state.ip = event.ip
+        if event.kind is Kind.CALL_ANSWER and state.answer is None:
+            state.answer = event.time
+        elif event.kind is Kind.CALL_END:
+            if state.end is None:
+                state.end = event.time
+            if call.billsec is not None:  # of several rows (one per dial attempt), the answered one counts
+                state.billsec = max(state.billsec or 0.0, call.billsec)
+                if call.billsec and state.answer is None:
+                    state.answer = event.time - call.billsec
+            if call.duration is not None:
+                state.start = min(state.start, event.time - call.duration)
+        if call.disposition and state.disposition != "ANSWERED" and (
+                state.disposition is None or call.billsec is not None):
+            state.disposition = call.disposition  # the CDR's word is final, and one answered attempt is enough
+
+    def _tally(self, state: CallState, new: bool, before: tuple[bool, bool, bool, float]) -> None:
+        """Count what this record told first: the call, its number, its source, its answer; and the
+        talk seconds it added (several CDR rows of one call: each dial attempt has one)."""
+        had_number, had_ip, was_answered, talked = before
+        if state.account is None:
+            return
+        tally = self.accounts.get(state.account)
+        if tally is None:
+            if len(self.accounts) >= self.max_accounts:
+                return
+            tally = self.accounts[state.account] = AccountTally(state.account, first=state.start)
+        if new:
+            tally.calls += 1
+        number = state.classified
+        if number is not None and not had_number and self.classifier.outside(number):
+            tally.outside += 1
+            if number.country:
+                tally.countries[number.country] += 1
+        if state.ip is not None and not had_ip:
+            tally.sources[str(state.ip)] += 1
+        if state.answered and not was_answered:
+            tally.answered += 1
+        if state.end is not None:
+            tally.seconds += state.talk(state.end) - talked
+        tally.first = min(tally.first, state.start)
+        tally.last = max(tally.last, state.end or state.start)
+
+    def _prune(self, now: float) -> None:
+        """Forget calls that ended long ago (or never ended), oldest first, a few per call."""
+        calls = self._calls
+        for _ in range(4):
+            first = next(iter(calls.values()), None)
+            if first is None:
+                return
+            done = first.end is not None and now - first.end > self.keep
+            if not (done or now - first.start > MAX_OPEN or len(calls) > self.max_calls):
+                return
+            del calls[id(first)]
+            for key in first.keys:
+                if self._by_key.get(key) is first:
+                    del self._by_key[key]

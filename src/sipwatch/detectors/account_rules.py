@@ -1,0 +1,348 @@
+"""Per-account call rules (issue 7): what a phone's account does with its outside calls.
+
+The model is OpenSIPS `fraud_detection` (landscape §C.4): per account, warning and critical levels for
+calls per minute, concurrent calls, calls and talk minutes per window, sequential calls to one number
+(or prefix), and long calls to high-risk destinations; time profiles (office hours, nights, weekends,
+holidays) with their own thresholds; per-account destination allow and deny lists; and, with a rate
+table, the estimated spend per account and day against a cap.
+
+Only calls that leave the PBX count (internal extensions never do), whichever record told of them: the
+calls come correlated from the `CallBook` (one call seen in the log, CEL and the CDR is one call), and
+every number is the call's own start, answer and end time, so `scan` decides what the daemon would.
+Warning and critical both give an `alert`; critical decisions also go to the pipeline's
+`on_critical` hooks, where the AMI actions (hang up, block the account) will plug in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field, fields
+from datetime import datetime, tzinfo
+from typing import NamedTuple
+
+from sipwatch.calls import CallState
+from sipwatch.config import Accounts, Limits, Overrides, Threshold, load_rates, parse_dates, parse_days, parse_hours
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, strongest
+from sipwatch.detectors.knowledge import Knowledge
+from sipwatch.event import CALL_KINDS, Event, IPAddress
+from sipwatch.numbers import Classified
+
+MAX_CALLS = 2000  # outside calls kept per account (the window's)
+MAX_ACCOUNTS = 100_000
+LEVELS = ("", "warning", "critical")
+
+
+@dataclass(slots=True)
+class _Tracked:
+    call: CallState
+    billed: bool = False  # its cost is in the day's spend
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    name: str
+    hours: tuple[int, int] | None
+    days: frozenset[int]
+    dates: frozenset[str]
+    overrides: Overrides
+
+    def applies(self, when: datetime) -> bool:
+        if self.days and when.weekday() not in self.days:
+            return False
+        if self.dates and when.strftime("%m-%d") not in self.dates and when.strftime("%Y-%m-%d") not in self.dates:
+            return False
+        if self.hours is None:
+            return True
+        start, end = self.hours
+        minute = when.hour * 60 + when.minute
+        return start <= minute < end if start <= end else minute >= start or minute < end
+
+
+class Finding(NamedTuple):
+    rule: str
+    level: int  # 1 warning, 2 critical
+    text: str
+    calls: list[CallState]
+
+
+@dataclass(slots=True)
+class _Fired:
+    level: int
+    time: float
+    newest: float  # start of the newest call behind it
+
+
+@dataclass
+class _Account:
+    calls: OrderedDict[int, _Tracked] = field(default_factory=OrderedDict)
+    spent: dict[str, float] = field(default_factory=dict)  # local date -> cost of the ended calls
+    fired: dict[str, _Fired] = field(default_factory=dict)  # rule -> last decision
+
+
+def _level(value: float, threshold: Threshold) -> tuple[int, float]:
+    warning, critical = threshold
+    if critical and value >= critical:
+        return 2, critical
+    if warning and value >= warning:
+        return 1, warning
+    return 0, 0.0
+
+
+def _matches(entry: str, number: Classified) -> bool:
+    if entry.startswith("+"):
+        return bool(number.e164 and number.e164.startswith(entry))
+    if entry.isupper():
+        return number.country == entry
+    return entry in (number.number_type, number.risk_class)
+
+
+class AccountRulesDetector:
+    name = "account_rules"
+    kinds = CALL_KINDS
+
+    def __init__(self, settings: Accounts, knowledge: Knowledge, tz: tzinfo | None = None) -> None:
+        self.settings = settings
+        self.book = knowledge.calls
+        self.tz = tz
+        self.exclude = frozenset(settings.exclude)
+        self.rates = load_rates(settings.rates) if settings.rates else {}
+        self._rate_prefixes = sorted(self.rates, key=len, reverse=True)
+        self.profiles = [
+            _Profile(name, parse_hours(p.hours), parse_days(p.days), parse_dates(p.dates), p)
+            for name, p in settings.profiles.items()
+        ]
+        self.accounts: dict[str, _Account] = {}
+        self._merged: dict[tuple[str | None, str | None], Limits] = {}  # (own account, profile) -> limits
+
+    # -- events ---------------------------------------------------------------------------------
+    def observe(self, event: Event) -> list[Decision]:
+        found = self.book.current
+        if found is None:
+            return []
+        call = found[0]
+        account, number = call.account, call.classified
+        if account is None or account in self.exclude or number is None or number.internal:
+            return []
+        state = self._account(account)
+        if id(call) not in state.calls:
+            state.calls[id(call)] = _Tracked(call)
+            if len(state.calls) > MAX_CALLS:
+                state.calls.popitem(last=False)
+        now = event.time
+        self._bill(state)
+        self._prune(state, min(now, call.start))
+        limits, profile = self._limits(account, call.start)
+        findings = self._findings(account, state, call, number, limits, now)
+        decisions = []
+        for finding in findings:
+            if self._fresh(state, finding, now):
+                decisions.append(self._decide(account, finding, profile, event, now))
+        return decisions
+
+    def forget(self, ip: IPAddress) -> None:
+        """Accounts are not addresses: a banned address changes nothing here."""
+
+    def _account(self, account: str) -> _Account:
+        state = self.accounts.get(account)
+        if state is None:
+            if len(self.accounts) >= MAX_ACCOUNTS:
+                self.accounts.pop(next(iter(self.accounts)))
+            state = self.accounts[account] = _Account()
+        return state
+
+    def _limits(self, account: str, start: float) -> tuple[Limits, str | None]:
+        """The account's limits at `start`: its own overrides, else the first profile that applies."""
+        when = datetime.fromtimestamp(start, self.tz)
+        chosen = next((p for p in self.profiles if p.applies(when)), None)
+        own = self.settings.account.get(account)
+        key = (account if own is not None else None, chosen.name if chosen is not None else None)
+        limits = self._merged.get(key)
+        if limits is None:
+            limits = Limits(**{f.name: getattr(self.settings.limits, f.name) for f in fields(Limits)})
+            for layer in [chosen.overrides] if chosen is not None else []:
+                _override(limits, layer)
+            if own is not None:
+                _override(limits, own)
+            self._merged[key] = limits
+        return limits, key[1]
+
+    # -- the rules ------------------------------------------------------------------------------
+    def _findings(self, account: str, state: _Account, call: CallState, number: Classified, limits: Limits,
+                  now: float) -> list[Finding]:
+        calls = [t.call for t in state.calls.values()]
+        window = self.settings.window
+        found: list[Finding] = []
+
+        def check(rule: str, value: float, threshold: Threshold, behind: list[CallState], unit: str,
+                  digits: int = 0) -> None:
+            level, limit = _level(value, threshold)
+            if level:
+                found.append(Finding(rule, level, f"{rule} {value:.{digits}f} {unit} ≥ {limit:g}", behind))
+
+        burst = _busiest(calls, 60.0)
+        check("calls_per_minute", len(burst), limits.calls_per_minute, burst, "calls in 60s")
+        peak = _peak_concurrency(calls, now)
+        check("concurrent", len(peak), limits.concurrent, peak, "calls at once")
+        newest = max(c.start for c in calls)  # windows end at the newest call: records may come at its end
+        recent = [c for c in calls if c.start > newest - window]
+        check("calls_per_window", len(recent), limits.calls_per_window, recent, f"calls in {window / 60:.0f} min")
+        talked = [c for c in recent if c.talk(now)]
+        check("minutes_per_window", sum(c.talk(now) for c in talked) / 60, limits.minutes_per_window, talked,
+              f"minutes in {window / 60:.0f} min", 1)
+        run = self._sequential(calls)
+        check("sequential", len(run), limits.sequential, run, f"calls in a row to {self._same(run[-1]) if run else ''}")
+        if number.risk_class is not None:
+            check("long_call_minutes", call.talk(now) / 60, limits.long_call_minutes, [call],
+                  f"minutes to {number.e164 or call.number} ({number.risk})", 1)
+        if self.rates:
+            today = self._day(now)
+            spent = state.spent.get(today, 0.0) + sum(
+                self.cost(t.call, now) or 0.0 for t in state.calls.values()
+                if not t.billed and self._day(t.call.start) == today)
+            billed = [c for c in calls if self._day(c.start) == today and self.cost(c, now)]
+            check("spend_per_day", spent, limits.spend_per_day, billed, f"{self.settings.currency} today".strip(), 2)
+        found.extend(self._destinations(account, call, number))
+        return found
+
+    def _destinations(self, account: str, call: CallState, number: Classified) -> list[Finding]:
+        own = self.settings.account.get(account)
+        if own is None:
+            return []
+        shown = number.e164 or call.number
+        denied = next((e for e in own.deny if _matches(e, number)), None)
+        if denied is not None:
+            return [Finding("destination_denied", 2, f"call to {shown} denied by {denied!r}", [call])]
+        if own.allow and not any(_matches(e, number) for e in own.allow):
+            return [Finding("destination_not_allowed", 1, f"call to {shown} not in the allow list", [call])]
+        return []
+
+    def _same(self, call: CallState) -> str:
+        number = call.classified
+        text = (number.e164 if number is not None and number.e164 else None) or call.number or "?"
+        digits = self.settings.sequential_prefix
+        return text if len(text.lstrip("+")) <= digits else text[: digits + text.startswith("+")] + "…"
+
+    def _sequential(self, calls: list[CallState]) -> list[CallState]:
+        """The newest run of consecutive outside calls to the same number (or prefix)."""
+        ordered = sorted(calls, key=lambda c: c.start)
+        if not ordered:
+            return []
+        target = self._same(ordered[-1])
+        run: list[CallState] = []
+        for c in reversed(ordered):
+            if self._same(c) != target:
+                break
+            run.append(c)
+        return run[::-1]
+
+    # -- money ----------------------------------------------------------------------------------
+    def rate(self, number: Classified | None) -> float | None:
+        if number is None or not number.e164:
+            return None
+        return next((self.rates[p] for p in self._rate_prefixes if number.e164.startswith(p)), None)
+
+    def cost(self, call: CallState, now: float) -> float | None:
+        rate = self.rate(call.classified)
+        return None if rate is None else rate * call.talk(now) / 60
+
+    def _day(self, when: float) -> str:
+        return datetime.fromtimestamp(when, self.tz).strftime("%Y-%m-%d")
+
+    def _bill(self, state: _Account) -> None:
+        """Add the cost of calls that ended to their day's spend."""
+        for tracked in state.calls.values():
+            call = tracked.call
+            if not tracked.billed and call.end is not None:
+                tracked.billed = True
+                cost = self.cost(call, call.end)
+                if cost:
+                    day = self._day(call.start)
+                    state.spent[day] = state.spent.get(day, 0.0) + cost
+
+    def _prune(self, state: _Account, now: float) -> None:
+        """Drop calls that can no longer be in a window that holds the call at hand (`now` is its start,
+        or the record's time if earlier)."""
+        horizon = now - max(self.settings.window, 60.0)
+        for key in [k for k, t in state.calls.items() if (t.billed and (t.call.end or t.call.start) < horizon)
+                    or (not t.call.open_at(now) and t.call.end is None and t.call.start < horizon)]:
+            del state.calls[key]
+        if len(state.spent) > 3:
+            for day in sorted(state.spent)[:-3]:
+                del state.spent[day]
+
+    # -- decisions ------------------------------------------------------------------------------
+    def _fresh(self, state: _Account, finding: Finding, now: float) -> bool:
+        """Once per rule and level per `realert`, unless the level rises or a newer call is behind it."""
+        newest = max((c.start for c in finding.calls), default=now)
+        last = state.fired.get(finding.rule)
+        if last is not None and finding.level <= last.level and (
+                now - last.time < self.settings.realert or newest <= last.newest):
+            return False
+        state.fired[finding.rule] = _Fired(finding.level, now, newest)
+        return True
+
+    def _decide(self, account: str, finding: Finding, profile: str | None, event: Event, now: float) -> Decision:
+        level = LEVELS[finding.level]
+        where = f"account {account}" + (f", {profile} profile" if profile else "")
+        events = [c.events[0] for c in finding.calls if c.events][-MAX_EVIDENCE:]
+        costs = [self.cost(c, now) for c in finding.calls] if self.rates else []
+        known = [c for c in costs if c is not None]
+        cost = round(sum(known), 4) if known else None
+        sources = {c.ip for c in finding.calls if c.ip is not None}
+        decision = Decision(
+            Action.ALERT, self.name, f"{level}: {finding.text} ({where})", now, account=account,
+            evidence=strongest(events), events=events or [event], rule=finding.rule, level=level,
+            calls=[_call_id(c) for c in finding.calls][-50:], cost=cost,
+        )
+        if finding.level == 2 and len(sources) == 1:
+            decision.ip = next(iter(sources))  # the address that used the account: reported beside it
+        if cost is not None:
+            decision.reason += f"; estimated cost {cost:.2f} {self.settings.currency}".rstrip()
+        return decision
+
+
+def _override(limits: Limits, layer: Overrides) -> None:
+    for f in fields(Overrides):
+        value = getattr(layer, f.name)
+        if value is not None:
+            setattr(limits, f.name, value)
+
+
+def _call_id(call: CallState) -> str:
+    ids = [k.split(":", 1)[1] for k in call.keys]
+    return ids[0] if ids else "?"
+
+
+def _busiest(calls: list[CallState], seconds: float) -> list[CallState]:
+    """The most calls that started within any `seconds`."""
+    ordered = sorted(calls, key=lambda c: c.start)
+    best: list[CallState] = []
+    first = 0
+    for last, call in enumerate(ordered):
+        while call.start - ordered[first].start >= seconds:
+            first += 1
+        if last - first + 1 > len(best):
+            best = ordered[first : last + 1]
+    return best
+
+
+def _peak_concurrency(calls: list[CallState], now: float) -> list[CallState]:
+    """The largest set of calls open at one moment (a sweep over starts and ends; a call still open
+    runs on, unless it is older than any call lasts and its end record was lost)."""
+    points: list[tuple[float, int, CallState]] = []
+    for call in calls:
+        end = call.end if call.end is not None else (math.inf if call.open_at(now) else None)
+        if end is not None and end > call.start:
+            points += [(call.start, 1, call), (end, 0, call)]
+    points.sort(key=lambda p: (p[0], p[1]))  # at the same moment, ends before starts
+    open_now: dict[int, CallState] = {}
+    best: list[CallState] = []
+    for _, starts, call in points:
+        if starts:
+            open_now[id(call)] = call
+            if len(open_now) > len(best):
+                best = list(open_now.values())
+        else:
+            open_now.pop(id(call), None)
+    return best

@@ -1,0 +1,129 @@
+"""Dialled-number classification and call correlation (issue 7).
+
+A PBX in Germany (national prefix 0, international 00, outside-line digit 0 before either): what
+`phonenumbers` and the risk table make of what its phones dial; and one call seen through the `full`
+log, CEL and the CDR counted once.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import one
+from sipwatch.calls import CallBook
+from sipwatch.config import Config, ConfigError, from_dict
+from sipwatch.numbers import COUNTRY, NETWORK, PREMIUM, SATELLITE, NumberClassifier
+from sipwatch.pipeline import Pipeline
+
+DE = NumberClassifier("DE", ("00",), ("0",))
+US = NumberClassifier("US", ("011",), ("9",), internal_digits=4)
+
+NUMBERS = [
+    # dialled, classifier, country, number type, risk class, internal
+    ("6002", DE, None, "extension", None, True),
+    ("0301234567", DE, "DE", "fixed_line", None, False),
+    ("000442079460000", DE, "GB", "fixed_line", None, False),  # outside-line 0, then 00 44
+    ("09001234567", DE, "DE", "premium_rate", PREMIUM, False),
+    ("0180512345678", DE, "DE", "shared_cost", "elevated", False),
+    ("08001234567", DE, "DE", "toll_free", None, False),
+    ("015112345678", DE, "DE", "mobile", None, False),
+    ("00442079460000", DE, "GB", "fixed_line", None, False),
+    ("00881612345678", DE, "001", "satellite", SATELLITE, False),
+    ("00882123456789", DE, "001", "international_network", NETWORK, False),
+    ("00252612345678", DE, "SO", "mobile", COUNTRY, False),
+    ("912125551234", US, "US", "fixed_line_or_mobile", None, False),
+    ("9011442079460000", US, "GB", "fixed_line", None, False),
+    ("919005551234", US, "US", "premium_rate", PREMIUM, False),
+    ("12425551234", US, "BS", "unknown", COUNTRY, False),  # looks domestic, is the Bahamas
+]
+
+
+@pytest.mark.parametrize(("dialled", "classifier", "country", "ntype", "risk_class", "internal"), NUMBERS,
+                         ids=[n[0] for n in NUMBERS])
+def test_dialled_numbers_are_classified(dialled: str, classifier: NumberClassifier, country: str | None,
+                                        ntype: str, risk_class: str | None, internal: bool) -> None:
+    number = classifier.classify(dialled)
+    assert (number.country, number.number_type, number.risk_class, number.internal) == (
+        country, ntype, risk_class, internal)
+    assert (number.risk is None) == (risk_class is None)  # every risk names its source
+
+
+@pytest.mark.parametrize(("numbers", "problem"), [
+    ({"country": "Germany"}, "numbers.country: 'Germany' is not an ISO 3166 country code"),
+    ({"access_codes": ["nine"]}, "numbers.access_codes: 'nine' is not a dialling prefix"),
+    ({"national_prefix": "O"}, "numbers.national_prefix: 'O' is not a dialling prefix"),
+    ({"high_risk_extra": ["882"]}, "numbers.high_risk_extra: '882' is not an E.164 prefix"),
+    ({"internal_digits": 0}, "numbers.internal_digits: expected a whole number of at least 1"),
+])
+def test_malformed_number_settings_name_the_key(numbers: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        from_dict({"numbers": numbers})
+
+
+# --- one call, several sources --------------------------------------------------------------------
+
+V = "[2024-05-03 19:20:02] VERBOSE[2817][C-00000001] "
+DIAL = V + 'pbx.c: Executing [00442079460000@from-internal:1] Dial("PJSIP/6001-00000001", "PJSIP/x@trunk")'
+ANSWERED = V.replace(":02]", ":05]") + "app_dial.c: PJSIP/trunk-00000002 answered PJSIP/6001-00000001"
+CEL_START = ('"CHAN_START","1714764002.000000","Alice","6001","6001","","00442079460000","00442079460000",'
+             '"from-internal","PJSIP/6001-00000001","","","3","","1714764002.1","1714764002.1","","","",""')
+CDR = ('"","6001","00442079460000","from-internal","""Alice"" <6001>","PJSIP/6001-00000001","PJSIP/trunk-00000002",'
+       '"Dial","PJSIP/x@trunk","2024-05-03 19:20:02","2024-05-03 19:20:05","2024-05-03 19:21:05",63,60,"ANSWERED",'
+       '"DOCUMENTATION","1714764002.1","src=198.51.100.7:5060"')
+
+
+@pytest.mark.parametrize("sources", [
+    pytest.param([DIAL, ANSWERED, CDR], id="log-then-cdr"),
+    pytest.param([CEL_START, CDR], id="cel-then-cdr"),
+    pytest.param([DIAL, CEL_START, ANSWERED, CDR], id="log-cel-cdr"),
+    pytest.param([CDR], id="cdr-alone"),
+])
+def test_one_call_through_several_sources_is_counted_once(sources: list[str]) -> None:
+    book = CallBook(DE)
+    found = [book.observe(one(line)) for line in sources]
+    assert [f[1] for f in found if f] == [True] + [False] * (len(sources) - 1)
+    call = found[-1][0] if found[-1] else None
+    assert call is not None
+    assert (call.account, call.number, call.billsec, call.disposition, str(call.ip)) == (
+        "6001", "00442079460000", 60, "ANSWERED", "198.51.100.7")
+    tally = book.accounts["6001"]
+    assert (tally.calls, tally.answered, tally.outside, tally.seconds, dict(tally.countries)) == (
+        1, 1, 1, 60, {"GB": 1})
+
+
+def test_cdr_rows_of_one_call_share_its_uniqueid() -> None:
+    """Dial trying two trunks writes two rows with the caller's uniqueid (sequence differs): one call."""
+    book = CallBook(DE)
+    failed = CDR.replace('"ANSWERED"', '"FAILED"').replace(",63,60,", ",3,0,").replace('"2024-05-03 19:20:05"', "")
+    for row in (failed, CDR):
+        book.observe(one(row))
+    tally = book.accounts["6001"]
+    assert (tally.calls, tally.answered, tally.seconds, dict(tally.sources)) == (1, 1, 60, {"198.51.100.7": 1})
+
+
+def test_a_channel_name_reused_after_a_restart_is_a_new_call() -> None:
+    book = CallBook(DE)
+    first = book.observe(one(DIAL))
+    book.observe(one(DIAL.replace("Executing [00442079460000@from-internal:1] Dial", "Executing "
+                                  "[00442079460000@from-internal:2] Hangup")))
+    later = book.observe(one(DIAL.replace("19:20:02", "19:40:02")))
+    assert first is not None and later is not None and later[1] and later[0] is not first[0]
+    assert book.accounts["6001"].calls == 2
+
+
+def test_cdr_rows_without_uniqueid_are_told_apart_by_their_times() -> None:
+    """cdr_csv as compiled (no uniqueid): the channel name and the times are all there is. The same row in
+    Master.csv and in the account's own file is one call; a later call on a reused name is another."""
+    plain = CDR.rsplit(',"1714764002.1"', 1)[0]
+    later = plain.replace("19:20:02", "19:30:02").replace("19:20:05", "19:30:05").replace("19:21:05", "19:31:05")
+    book = CallBook(DE)
+    for row in (plain, plain, later):
+        book.observe(one(row))
+    assert book.accounts["6001"].calls == 2
+
+
+def test_the_pipeline_correlates_calls() -> None:
+    pipeline = Pipeline(Config())
+    for line in (DIAL, CDR):
+        pipeline.process(one(line))
+    assert pipeline.calls.accounts["6001"].calls == 1
