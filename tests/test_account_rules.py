@@ -330,3 +330,35 @@ def test_an_account_s_own_thresholds_win_over_the_profile() -> None:
     assert [(d.account, d.rule, d.level) for d in decisions] == [
         ("6002", "concurrent", "warning"), ("6002", "concurrent", "critical")]
     assert decisions[0].reason.endswith("(account 6002, night profile)")
+
+
+def _log_lines(start: float, account: str, n: int, number: str, duration: int) -> list[tuple[float, str]]:
+    """The `full` log's lines of one call: Dial, the far end answers 3 s later, the caller hangs up."""
+    def stamp(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("[%Y-%m-%d %H:%M:%S] VERBOSE[2101][C-00000001] ")
+
+    channel = f"PJSIP/{account}-{n:08x}"
+    return [
+        (start, stamp(start) + f'pbx.c: Executing [{number}@from-internal:1] Dial("{channel}", '
+                               f'"PJSIP/{number}@trunk,60") in new stack'),
+        (start + 3, stamp(start + 3) + f"app_dial.c: PJSIP/trunk-{n + 1:08x} answered {channel}"),
+        (start + duration, stamp(start + duration) + f"pbx.c: Spawn extension (from-internal, {number}, 1) "
+                                                     f"exited non-zero on '{channel}'"),
+    ]
+
+
+def test_the_full_log_alone_and_master_csv_alone_flag_the_same_accounts(
+        scan_log: Callable[..., Any]) -> None:
+    """6001 dials six satellite calls at once; 6002 makes ordinary internal and national calls."""
+    calls = [("6001", T0 + i * 20, SATELLITE, 900) for i in range(6)]
+    calls += [("6002", T0 + 600 * i, n, 200) for i, n in enumerate(["6001", "6003", "00493012345678"])]
+    log = sorted(line for n, (a, s, num, d) in enumerate(calls, 1)
+                 for line in _log_lines(s, a, n, num, d))
+    master = [cdr(s, number=num, duration=d, billsec=d - 3, account=a) for a, s, num, d in calls]
+    config = from_dict({"timezone": "UTC", "numbers": {"country": "DE", "international_prefixes": ["00"],
+                                                       "access_codes": []}})
+    flagged = []
+    for lines in ([text for _, text in log], master):
+        result = scan_log(lines, config)
+        flagged.append({a: sorted({(d.rule, d.level) for d in ds}) for a, ds in result.account_decisions.items()})
+    assert flagged[0] == flagged[1] == {"6001": [("concurrent", "critical"), ("concurrent", "warning")]}
