@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from sipwatch.formats import asterisk, calls, freeswitch, proxies, security
+from sipwatch.formats import ami, asterisk, calls, freeswitch, proxies, security
 from sipwatch.formats.form import Parsed
 
 
@@ -44,6 +44,7 @@ READERS: tuple[Reader, ...] = (
     *security.READERS,
     *calls.FORMS,
     *calls.READERS,
+    *ami.READERS,
     *freeswitch.FORMS,
     *proxies.FORMS,
 )

@@ -64,7 +64,9 @@ class LineParser:
                 by_marker[marker].append(reader)
         #: marker index (as the prefilter reports it) -> readers to try
         self.by_index: list[tuple[Reader, ...]] = [tuple(by_marker[m]) for m in self.markers]
-        self._prefixless = [r for r in self.readers if r.prefixless]
+        self._prefixless = [r for r in self.readers if r.prefixless and not getattr(r, "origin", None)]
+        #: readers of lines that only one kind of source writes (the AMI source's JSON lines), by its name
+        self._by_origin = [(str(r.origin), r) for r in self.readers if getattr(r, "origin", None)]  # type: ignore[attr-defined]
         self._file_ok: dict[tuple[str, str | None], bool] = {}
         self._prefixes: list[Prefix] = list(PREFIXES)
         self._fast = self._fast_lane()
@@ -198,6 +200,11 @@ class LineParser:
     def _prefixless_record(self, text: str, file: str, line: int) -> Event | Status:
         """Lines without a prefix: only files that have none (mod_fail2ban's own file) may hold
         events; in a prefixed log they are continuation lines, i.e. caller text."""
+        for origin, reader in self._by_origin:
+            if file.startswith(origin) and any(m in text for m in reader.markers):
+                parsed = reader.read(text)
+                if parsed is not None:
+                    return self._event(parsed, None, file, line, text)
         if self.seen_prefix:
             return Status.IGNORED
         broken = False

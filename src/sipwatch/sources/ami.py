@@ -1,13 +1,15 @@
-"""The Asterisk Manager Interface as a live source: `ami://user:secret@127.0.0.1:5038`.
+"""The Asterisk Manager Interface as a live source: `ami://user:secret@127.0.0.1:5038[?events=…]`.
 
-Security events arrive on AMI whatever `allowguest` says and whether or not the security log is
-written. The session (`sipwatch.ami`: panoramisk in a thread of its own) logs in with `Events: security`,
-reconnects with a back-off when Asterisk restarts, and hands every event over. Each is written out as one
-line in Asterisk's own `[json]` logger shape, `SecurityEvent="…",EventTV="…",…,RemoteAddress="…"`, so the
-very same reader as for the security log turns it into an event (double quotes inside caller-written
-values become single quotes first: AMI keeps every field on its own line, so nothing here needs the
-careful path). A pipe wakes the daemon as soon as an event is queued; the pipeline never waits on the
-network.
+Security events arrive on AMI whatever `allowguest` says and whether or not the security log is written.
+The session (`sipwatch.ami`: panoramisk in a thread of its own) logs in with the event classes of
+`?events=` (default security,call,cdr,system), reconnects with a back-off when Asterisk restarts, and
+hands every event over. A security event is written out as one line in Asterisk's own `[json]` logger
+shape, `SecurityEvent="…",EventTV="…",…,RemoteAddress="…"`, so the very same reader as for the security
+log turns it into an event (double quotes inside caller-written values become single quotes first: AMI
+keeps every field on its own line, so nothing here needs the careful path). Call events (Newchannel,
+DialBegin, DialEnd, Hangup, Cdr, ContactStatus) are written as one JSON object per line for the AMI call
+reader (`formats/ami.py`). A pipe wakes the daemon as soon as an event is queued; the pipeline never
+waits on the network.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections import deque
+from urllib.parse import parse_qs, urlsplit
 
 from sipwatch.ami import AmiAddress, AmiError, AmiSession
+from sipwatch.formats import ami as calls
 from sipwatch.sources.tail import Chunk, Position
 
 __all__ = ["AmiError", "AmiFollower", "render"]
@@ -43,17 +48,23 @@ def render(event: dict[str, str]) -> bytes:
     return json.dumps(record).encode() + b"\n"
 
 
+#: The AMI event classes read by default: security events, calls (DialBegin, DialEnd, Hangup), CDRs
+#: (cdr_manager) and contacts (ContactStatus is in the `system` class)
+EVENTS = "security,call,cdr,system"
+
+
 class AmiFollower:
     def __init__(self, spec: str, position: Position | None = None, from_end: bool = False) -> None:
         self.path = spec
         address = AmiAddress.parse(spec)
+        events = parse_qs(urlsplit(spec).query).get("events", [EVENTS])[-1]
         self._queue: deque[bytes] = deque(maxlen=MAX_QUEUE)
         self.dropped = 0
         self.lines = 0
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         self.wait_fd: int | None = self._wake_read
-        self.session = AmiSession(address, "security", self._on_event)
+        self.session = AmiSession(address, events, self._on_event)
 
     @property
     def position(self) -> Position | None:
@@ -65,11 +76,15 @@ class AmiFollower:
 
     # -- the AMI thread ------------------------------------------------------------------------
     def _on_event(self, fields: dict[str, str]) -> None:
-        if "RemoteAddress" not in fields:
+        if "RemoteAddress" in fields:
+            line = render(fields)
+        elif fields.get("Event") in calls.EVENTS:
+            line = calls.render(fields, time.time())
+        else:
             return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
-        self._queue.append(render(fields))
+        self._queue.append(line)
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake_write, b"!")
 

@@ -1,0 +1,170 @@
+"""AMI call events, as the AMI source writes them: one JSON object per line, `{"ami": {...fields...}}`.
+
+AMI tells of a call while it happens (a CDR only when it ends), which is what lets the account rules hang
+up a fraudulent call within seconds. The table `EVENTS` says what each AMI event means:
+
+* `Newchannel` and `DialBegin` of a caller's channel -> `call_start` (the dialled number is the channel's
+  `Exten`; the first arrives with the phone's INVITE, the second when the dialplan dials out: one call);
+* `DialEnd` with `DialStatus: ANSWER` -> `call_answer`;
+* `Hangup` of a caller's channel (its `Uniqueid` is the call's `Linkedid`) -> `call_end`;
+* `Cdr` (cdr_manager) -> `call_end` with durations and disposition, and the source address when the
+  dialplan put `src=<ip>:<port>` into the userfield;
+* `ContactStatus` -> `registration` (the contact URI and Via address are the phone's own text: a hint).
+
+What is trusted is as for the logs (formats/calls.py): the account is the endpoint in the channel name,
+never caller ID. These lines are read only from an `ami://` source (the follower writes them itself, JSON
+escapes every field), never from a log file, where such a line could only be caller text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from sipwatch.event import Call, Evidence, Kind, Service
+from sipwatch.formats.calls import source_of
+from sipwatch.formats.form import Parsed, channel_account
+
+Fields = dict[str, str]
+#: where the AMI source's own lines come from (the follower's name); nothing else is read as AMI
+ORIGIN = "ami://"
+#: a field the follower adds: the receive time (epoch seconds), unless Asterisk sends `Timestamp`
+RECEIVED = "SipwatchReceived"
+
+
+def _time(f: Fields) -> str | None:
+    stamp = f.get("Timestamp") or f.get(RECEIVED)
+    return f"@{stamp}" if stamp else None
+
+
+def _call(f: Fields, peer: str | None = None) -> Call:
+    return Call(uniqueid=f.get("Uniqueid") or None, linkedid=f.get("Linkedid") or None,
+                channel=f.get("Channel") or None, peer=peer, context=f.get("Context") or None)
+
+
+def _caller(f: Fields) -> bool:
+    """The caller's own channel: the one whose id the call carries (a callee leg has another)."""
+    return bool(f.get("Uniqueid")) and f.get("Uniqueid") == (f.get("Linkedid") or f.get("Uniqueid"))
+
+
+def _new_channel(f: Fields) -> Parsed | None:
+    """A phone's INVITE has arrived: the channel's `Exten` is the number it dialled (before any dialplan)."""
+    if not _caller(f) or f.get("Exten", "s") in ("s", ""):
+        return None
+    service, account = channel_account(f.get("Channel"))
+    if account is None:
+        return None
+    return Parsed("ami.new_channel", Kind.CALL_START, service, account=account, target=f["Exten"],
+                  reason="Newchannel", time_text=_time(f), call=_call(f))
+
+
+def _dial_begin(f: Fields) -> Parsed | None:
+    if not _caller(f):
+        return None
+    service, account = channel_account(f.get("Channel"))
+    return Parsed("ami.dial_begin", Kind.CALL_START, service, account=account, target=f.get("Exten") or None,
+                  reason="DialBegin", time_text=_time(f), call=_call(f, peer=f.get("DestChannel") or None))
+
+
+def _dial_end(f: Fields) -> Parsed | None:
+    if f.get("DialStatus") != "ANSWER" or not _caller(f):
+        return None
+    service, account = channel_account(f.get("Channel"))
+    return Parsed("ami.dial_end", Kind.CALL_ANSWER, service, account=account, reason="ANSWER",
+                  time_text=_time(f), call=_call(f, peer=f.get("DestChannel") or None))
+
+
+def _hangup(f: Fields) -> Parsed | None:
+    if not _caller(f):
+        return None
+    service, account = channel_account(f.get("Channel"))
+    return Parsed("ami.hangup", Kind.CALL_END, service, account=account, reason=f.get("Cause-txt", ""),
+                  time_text=_time(f), call=_call(f))
+
+
+def _seconds(text: str | None) -> float | None:
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _cdr(f: Fields) -> Parsed | None:
+    channel = f.get("Channel")
+    service, account = channel_account(channel)
+    parsed = Parsed("ami.cdr", Kind.CALL_END, service, account=account, target=f.get("Destination") or None,
+                    reason=f.get("Disposition", ""), time_text=_time(f))
+    source = source_of(f.get("UserField", ""))
+    if source:
+        parsed.ip, parsed.port = source[0], source[1]
+        parsed.evidence = Evidence.STRONG if f.get("Disposition") == "ANSWERED" else Evidence.WEAK
+    parsed.call = Call(uniqueid=f.get("UniqueID") or None, linkedid=f.get("LinkedID") or None,
+                       channel=channel or None, peer=f.get("DestinationChannel") or None,
+                       context=f.get("DestinationContext") or None, duration=_seconds(f.get("Duration")),
+                       billsec=_seconds(f.get("BillableSeconds")), disposition=f.get("Disposition") or None)
+    return parsed
+
+
+#: ContactStatus values that tell of a registration (Asterisk 22 sends `NonQualified` for a new contact
+#: of an AOR without qualify, `Created` with it); Reachable/Unreachable are qualify results
+CONTACT_STATES = frozenset({"Created", "Updated", "Removed", "NonQualified"})
+
+
+def _contact(f: Fields) -> Parsed | None:
+    status = f.get("ContactStatus", "")
+    if status not in CONTACT_STATES or not f.get("AOR"):
+        return None
+    parsed = Parsed("ami.contact_status", Kind.REGISTRATION, Service.PJSIP, account=f["AOR"],
+                    user_agent=f.get("UserAgent") or None, reason=status, time_text=_time(f))
+    if f.get("URI"):
+        parsed.extra["contact"] = f["URI"]  # the phone's own Contact text: a hint, never a source address
+    return parsed
+
+
+EVENTS: dict[str, Callable[[Fields], Parsed | None]] = {
+    "Newchannel": _new_channel,
+    "DialBegin": _dial_begin,
+    "DialEnd": _dial_end,
+    "Hangup": _hangup,
+    "Cdr": _cdr,
+    "ContactStatus": _contact,
+}
+
+
+def render(fields: Fields, received: float) -> bytes:
+    """One AMI call event as the line the AMI source writes."""
+    return json.dumps({"ami": {**fields, RECEIVED: f"{received:.6f}"}}, ensure_ascii=False).encode() + b"\n"
+
+
+class AmiCallReader:
+    """The reader of the AMI source's call-event lines (see formats/README.md for the reader protocol)."""
+
+    id = "ami.call"
+    server = "asterisk"
+    origin = ORIGIN  # only lines of sources named so
+    markers = tuple(f'{{"ami": {{"Event": "{name}"' for name in EVENTS)
+    files: tuple[str, ...] = ()
+    multiline: str | None = None
+    openers: tuple[str, ...] = ()
+    prefixless = True
+    fast_pattern: str | None = None
+
+    def allows_file(self, file: str | None) -> bool:
+        return True
+
+    def build(self, m: object, message: str) -> Parsed | None:
+        return None
+
+    def read(self, message: str) -> Parsed | None:
+        try:
+            fields = json.loads(message)["ami"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(fields, dict):
+            return None
+        read = EVENTS.get(str(fields.get("Event")))
+        return read({str(k): str(v) for k, v in fields.items()}) if read is not None else None
+
+
+READERS = (AmiCallReader(),)
