@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from sipwatch.event import Call, Evidence, Kind, Service
 from sipwatch.formats.calls import source_of
-from sipwatch.formats.form import Parsed, channel_account
+from sipwatch.formats.form import Parsed, PrefixlessReader, channel_account
 
 Fields = dict[str, str]
 #: where the AMI source's own lines come from (the follower's name); nothing else is read as AMI
@@ -137,24 +137,12 @@ def render(fields: Fields, received: float) -> bytes:
     return json.dumps({"ami": {**fields, RECEIVED: f"{received:.6f}"}}, ensure_ascii=False).encode() + b"\n"
 
 
-class AmiCallReader:
+class AmiCallReader(PrefixlessReader):
     """The reader of the AMI source's call-event lines (see formats/README.md for the reader protocol)."""
 
     id = "ami.call"
-    server = "asterisk"
     origin = ORIGIN  # only lines of sources named so
     markers = tuple(f'{{"ami": {{"Event": "{name}"' for name in EVENTS)
-    files: tuple[str, ...] = ()
-    multiline: str | None = None
-    openers: tuple[str, ...] = ()
-    prefixless = True
-    fast_pattern: str | None = None
-
-    def allows_file(self, file: str | None) -> bool:
-        return True
-
-    def build(self, m: object, message: str) -> Parsed | None:
-        return None
 
     def read(self, message: str) -> Parsed | None:
         try:

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from sipwatch.event import Call, Evidence, Kind, Service
-from sipwatch.formats.form import Form, Parsed, channel_account
+from sipwatch.formats.form import Form, Parsed, PrefixlessReader, channel_account
 from sipwatch.netaddr import Address, Shape, parse_address
 
 K = Kind
@@ -142,22 +142,8 @@ class _Bad:
 BAD = _Bad()
 
 
-class CsvReader:
+class CsvReader(PrefixlessReader):
     """What the CDR and CEL readers share (see formats/README.md for the reader protocol)."""
-
-    id: str
-    server = "asterisk"
-    files: tuple[str, ...] = ()
-    multiline: str | None = None
-    openers: tuple[str, ...] = ()
-    prefixless = True
-    fast_pattern: str | None = None
-
-    def allows_file(self, file: str | None) -> bool:
-        return True
-
-    def build(self, m: re.Match[str], message: str) -> Parsed | None:
-        return None
 
     def read(self, message: str) -> Parsed | None:
         found = self.record(message)

@@ -252,3 +252,23 @@ def injection(parsed: Parsed, provable: bool, why: str) -> Parsed:
     if not provable:
         parsed.ip = parsed.port = None
     return parsed
+
+
+class PrefixlessReader:
+    """The reader protocol's fixed parts for structured records without a log prefix (CDR and CEL rows,
+    the AMI source's JSON lines): subclasses give `id`, `markers` and `read()`."""
+
+    id: str
+    markers: tuple[str, ...]
+    server = "asterisk"
+    files: tuple[str, ...] = ()
+    multiline: str | None = None
+    openers: tuple[str, ...] = ()
+    prefixless = True
+    fast_pattern: str | None = None
+
+    def allows_file(self, file: str | None) -> bool:
+        return True
+
+    def build(self, m: re.Match[str], message: str) -> Parsed | None:
+        return None
