@@ -4,9 +4,11 @@ the testbed, with a SIPp phone."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab import in_netns
+from netlab import in_netns, veth
 from sipwatch.ami import AmiError
 from sipwatch.responders.pbx import Channel, PbxActions, account_of
 
@@ -30,7 +32,6 @@ AMI = "ami://sipwatch:sipwatch-ami@127.0.0.1:5038"
     ("SIP/alice-0a1b2c3d", "alice"),
     ("IAX2/trunk-1234", "trunk"),
     ("Local/6001@internal-00000001;1", None),  # not a phone's channel
-    ("PJSIP/6001", None),  # no sequence number: not a channel name
     ("", None),
 ])
 def test_the_account_of_a_channel_is_read_from_its_name(channel: str, account: str | None) -> None:
@@ -155,3 +156,74 @@ def test_internal_calls_are_left_alone(pbx: str, actions: PbxActions) -> None:
     finally:
         actions.hang_up("6001", lambda c: True)
         call.communicate(timeout=40)
+
+
+# -- the whole chain: the daemon reads AMI, an account rule turns critical, the PBX acts --------------
+FRAUD = "203.0.113.50"
+
+
+@pytest.fixture
+def defended(pbx: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`sipwatch run` in the PBX's namespace: AMI (security and call events) as its source, AMI actions
+    on critical account decisions, nftables; account 6001 may not call +882 (a deny list entry)."""
+    if shutil.which("nft") is None:
+        pytest.skip("needs the Debian package nftables")
+    state = tmp_path / "state"
+    config = tmp_path / "sipwatch.toml"
+    config.write_text(f'[run]\nwatch = ["{AMI}"]\nstate_dir = "{state}"\n[pbx]\nami = "{AMI}"\n'
+                      '[numbers]\ncountry = "DE"\n[accounts.account."6001"]\ndeny = ["+882"]\n')
+    daemon = subprocess.Popen(["ip", "netns", "exec", pbx, sys.executable, "-m", "sipwatch", "run", "--config",
+                               str(config)], stdout=subprocess.DEVNULL, stderr=(tmp_path / "daemon.log").open("w"))
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _cli(pbx, "manager show connected").count("sipwatch") < 2:
+            time.sleep(0.1)
+        assert _cli(pbx, "manager show connected").count("sipwatch") >= 2, "sipwatch's two AMI sessions"
+        yield pbx, config
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+        subprocess.run(["ip", "netns", "exec", pbx, "nft", "delete", "table", "inet", "sipwatch"], capture_output=True)
+
+
+def _cli(ns: str, command: str) -> str:
+    return subprocess.run(["bash", str(TESTBED), "cli", command], env={**os.environ, "SIPWATCH_TESTBED_NS": ns},
+                          capture_output=True, text=True, timeout=30).stdout
+
+
+@pytest.mark.e2e
+def test_stolen_credentials_calling_a_denied_destination_are_stopped(defended: tuple[str, Path],
+                                                                     actions: PbxActions) -> None:
+    """The fraudster (6001's password, an address of its own) calls +882: the daemon hangs the call up,
+    blocks 6001 and bans the address, within seconds; the actions are recorded."""
+    pbx, config = defended
+    peer = f"swfr{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", peer], check=True)
+    try:
+        veth(pbx, peer, uuid.uuid4().hex[:6], ["203.0.113.49/28"], [f"{FRAUD}/28"])
+        started = time.monotonic()
+        call = subprocess.Popen(
+            ["ip", "netns", "exec", peer, "sipp", "203.0.113.49:5060", "-sf", str(SCENARIO), "-s", "6001", "-au",
+             "6001", "-ap", "right-password-6001", "-key", "dial", "00882123456789", "-m", "1", "-i", FRAUD,
+             "-p", "5180", "-mp", "15180", "-nostdin", "-timeout", "30s", "-timeout_error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        call.communicate(timeout=40)
+        lasted = time.monotonic() - started
+        assert call.returncode == 0 and lasted < 10, f"hung up after {lasted:.1f}s (the PBX holds 20s)"
+        deadline = time.monotonic() + 10
+        while "6001" not in actions.blocked() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "destination_denied" in actions.blocked()["6001"]
+        listed = subprocess.run(["ip", "netns", "exec", pbx, sys.executable, "-m", "sipwatch", "accounts", "list",
+                                 "--json", "--config", str(config)], capture_output=True, text=True, timeout=30)
+        done = {a["action"]: a["result"] for a in json.loads(listed.stdout)["actions"]}
+        assert done["hangup"].startswith("ok: 1 call") and done["block"] == "ok: blocked", done
+        bans = subprocess.run(["ip", "netns", "exec", pbx, sys.executable, "-m", "sipwatch", "bans", "list",
+                               "--json", "--config", str(config)], capture_output=True, text=True, timeout=30)
+        assert FRAUD in [b["ip"] for b in json.loads(bans.stdout)]
+        unblocked = subprocess.run(["ip", "netns", "exec", pbx, sys.executable, "-m", "sipwatch", "accounts",
+                                    "unblock", "6001", "--config", str(config)], capture_output=True, text=True,
+                                   timeout=30)
+        assert unblocked.stdout.strip() == "6001: ok: unblocked" and "6001" not in actions.blocked()
+    finally:
+        subprocess.run(["ip", "netns", "del", peer], capture_output=True)

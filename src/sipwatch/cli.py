@@ -24,6 +24,7 @@ from sipwatch.report import to_json, write_text
 from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope
 from sipwatch.responders.firewall import create as create_backend
+from sipwatch.responders.pbx import PbxActions
 from sipwatch.scan import Reader, scan
 from sipwatch.sources.files import FileSource
 from sipwatch.store import Store, StoreError
@@ -182,6 +183,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  following: {', '.join(str(f) for f in answer['files'])}")
     print(f"  lines read {answer['lines']}, events {answer['events']}, bans made {answer['bans_made']}, "
           f"active {answer['bans_active']}")
+    for source, problem in answer.get("problems", {}).items():
+        print(f"  problem with {source}: {problem}")
     return 0
 
 
@@ -242,6 +245,69 @@ def cmd_why(args: argparse.Namespace) -> int:
     for row in answer.get("events", []):
         print(f"  event {row['kind']} {row['service']} {row['file']}:{row['line']}")
     return 0
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    """Accounts the daemon acted on (hang-up, block, ban), what is blocked now, and lifting a block."""
+    config = _run_config(args)
+    if args.action in ("show", "unblock") and not args.account:
+        print(f"sipwatch: accounts {args.action} needs an ACCOUNT", file=sys.stderr)
+        return 2
+    if args.action == "unblock":
+        answer = _ask(config, {"command": "accounts-unblock", "account": args.account})
+        result = str(answer["result"]) if answer is not None else _offline_unblock(config, args.account)
+        print(f"{args.account}: {result}")
+        return 0 if result.startswith("ok") else 1
+    answer = _ask(config, {"command": "accounts-list"})
+    if answer is None:
+        answer = {"blocked": _offline_blocked(config), "actions": _store(config).account_actions()}
+    blocked: dict[str, str] = answer["blocked"]
+    actions: list[dict[str, Any]] = answer["actions"]
+    if args.action == "show":
+        actions = [a for a in actions if a["account"] == args.account]
+        blocked = {k: v for k, v in blocked.items() if k == args.account}
+    if args.json:
+        sys.stdout.write(json.dumps({"blocked": blocked, "actions": actions}, indent=2) + "\n")
+        return 0
+    for account, why in sorted(blocked.items()):
+        print(f"{account}  BLOCKED  {why}")
+    for a in actions:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(a["at"])))
+        print(f"{when}  {a['account']}  {a['action']}  {a['result']}  ({a['rule']}: {a['reason']})")
+    if not blocked and not actions:
+        print("no account has been acted on")
+    return 0
+
+
+def _pbx(config: Config) -> PbxActions:
+    if not config.pbx.ami:
+        raise SourceError("no daemon runs and pbx.ami is not set: nothing can reach the PBX")
+    actions = PbxActions(config.pbx.ami)
+    if not actions.wait_ready(10):
+        actions.close()
+        raise SourceError(actions.problem or f"{redact(config.pbx.ami)}: AMI does not answer")
+    return actions
+
+
+def _offline_unblock(config: Config, account: str) -> str:
+    """No daemon running: lift the block through AMI directly, and record it."""
+    actions = _pbx(config)
+    try:
+        result = "ok: unblocked" if actions.unblock(account) else "ok: was not blocked"
+    finally:
+        actions.close()
+    _store(config).save_account_action(account, "unblock", time.time(), "admin", "sipwatch accounts unblock", result)
+    return result
+
+
+def _offline_blocked(config: Config) -> dict[str, str]:
+    if not config.pbx.ami:
+        return {}
+    actions = _pbx(config)
+    try:
+        return actions.blocked()
+    finally:
+        actions.close()
 
 
 def cmd_alert_test(args: argparse.Namespace) -> int:
@@ -308,6 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--state-dir", metavar="DIR")
     p.set_defaults(func=cmd_why)
+
+    p = sub.add_parser("accounts", help="accounts acted on (hang-up, block, ban); lift a block")
+    p.add_argument("action", choices=["list", "show", "unblock"])
+    p.add_argument("account", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--state-dir", metavar="DIR")
+    p.set_defaults(func=cmd_accounts)
 
     p = sub.add_parser("alert-test", help="send a test alert to every configured destination")
     p.add_argument("--config", metavar="FILE")

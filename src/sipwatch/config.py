@@ -220,6 +220,18 @@ class Run:
     max_ban: Duration = 7 * 86400.0  # ...up to this
 
 
+#: What a critical account decision may set off (responders/accounts.py)
+PBX_ACTIONS = ("hangup", "block", "ban")
+
+
+@dataclass
+class Pbx:
+    """Acting on the PBX when an account rule is critical (toll fraud in progress)."""
+
+    ami: str = ""  # ami://USER:SECRET@127.0.0.1:5038, a manager user with write = system,call; "" = none
+    actions: list[str] = field(default_factory=lambda: list(PBX_ACTIONS))  # hang up, block the account, ban
+
+
 @dataclass
 class Alerts:
     urls: list[str] = field(default_factory=list)  # apprise URLs: mailto://, slack://, tgram://, json://, ...
@@ -235,6 +247,7 @@ class Config:
     numbers: Numbers = field(default_factory=Numbers)
     accounts: Accounts = field(default_factory=Accounts)
     run: Run = field(default_factory=Run)
+    pbx: Pbx = field(default_factory=Pbx)
     alerts: Alerts = field(default_factory=Alerts)
     timezone: str = ""  # IANA zone of the logs' wall-clock times; "" = this machine's
     cdr_timezone: str = "UTC"  # zone of CDR/CEL times: cdr.conf.sample sets usegmtime=yes; "" = as `timezone`
@@ -282,6 +295,11 @@ def from_dict(data: dict[str, Any]) -> Config:
             raise ConfigError(f"alerts.on: {action!r} is not one of ban, alert, watch")
     if config.run.backend not in ("nftables", "ipset", "dry-run"):
         raise ConfigError(f"run.backend: unknown backend {config.run.backend!r} (nftables, ipset, dry-run)")
+    for action in config.pbx.actions:
+        if action not in PBX_ACTIONS:
+            raise ConfigError(f"pbx.actions: {action!r} is not one of {', '.join(PBX_ACTIONS)}")
+    if config.pbx.ami and not config.pbx.ami.startswith("ami://"):
+        raise ConfigError("pbx.ami: expected ami://USER:SECRET@HOST[:PORT]")
     for port in config.run.ports:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"run.ports: {port!r} is not a port number")

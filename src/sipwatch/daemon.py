@@ -28,6 +28,7 @@ from sipwatch.formats.records import RecordScanner, ScanStats
 from sipwatch.hostaddrs import own_addresses
 from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
+from sipwatch.responders.accounts import AccountGuard
 from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Backend, Ban
 from sipwatch.sources import LiveSource, follower, is_special, redact
@@ -74,6 +75,8 @@ class Daemon:
         self.backend = backend
         self.store = store
         self.pipeline = Pipeline(config, own_addresses())
+        self.guard = AccountGuard(config.pbx, self.pipeline.classifier)
+        self.pipeline.on_critical.append(self.guard.critical)
         self.zones = zones(config)
         probe = LineParser(TimeParser(2000))
         self.prefilter = Prefilter(probe.markers)
@@ -119,6 +122,7 @@ class Daemon:
     def step(self) -> StepResult:
         """Everything that is new in the followed files, in bites of at most `BITE` bytes, each one
         parsed, decided, applied and saved (with its read positions) before the next is read."""
+        self._record_outcomes()
         result = StepResult()
         while True:
             bite = self._bite(result)
@@ -143,6 +147,10 @@ class Daemon:
         decisions: list[Decision] = []
         for event in events:
             decisions.extend(self.pipeline.process(event))
+        for fraud in self.guard.bans(decisions):  # the address behind a critical account decision
+            final = self.pipeline.policy.apply(fraud)
+            if final is not None:
+                decisions.append(final)
         bans = self._bans(decisions, now)
         if bans:
             self.backend.ban([ban for ban, _ in bans])
@@ -163,6 +171,11 @@ class Daemon:
         result.banned.extend(ban for ban, _ in bans[: MAX_RESULTS - len(result.banned)])
         result.ban_count += len(bans)
         return True
+
+    def _record_outcomes(self) -> None:
+        """Store what the account actions (on their own thread) have done since the last step."""
+        for o in self.guard.drain():
+            self.store.save_account_action(o.account, o.action, o.at, o.rule, o.reason, o.result)
 
     def _note_problem(self, followed: Followed) -> None:
         """Say once when a source stops working (AMI login refused, database down) and when it is back."""
@@ -199,7 +212,7 @@ class Daemon:
 
     # -- control ------------------------------------------------------------------------------
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer a control-socket request (status, bans-list, bans-add, bans-del, why)."""
+        """Answer a control-socket request (status, bans-list/add/del, why, accounts-list/unblock)."""
         command = request.get("command")
         with self.lock:
             if command == "status":
@@ -209,6 +222,14 @@ class Daemon:
                         "lines": self.totals.lines, "events": self.totals.events,
                         "bans_made": self.totals.ban_count, "bans_active": len(self.store.bans()),
                         "backend": self.config.run.backend}
+            if command == "accounts-list":
+                self._record_outcomes()
+                return {"ok": True, "blocked": self.guard.blocked(), "actions": self.store.account_actions()}
+            if command == "accounts-unblock":
+                account = str(request.get("account", ""))
+                result = self.guard.unblock(account)
+                self._record_outcomes()
+                return {"ok": result.startswith("ok"), "account": account, "result": result}
             if command == "bans-list":
                 return {"ok": True, "bans": [b.to_json() for b in self.store.bans()]}
             ip = ip_of(str(request.get("ip", "")))
@@ -245,6 +266,8 @@ class Daemon:
             server.stop()
             for followed in self.followed.values():
                 followed.follower.close()
+            self.guard.close()
+            self._record_outcomes()
 
     def _loop(self, stop: threading.Event) -> None:
         last_refresh = time.monotonic()

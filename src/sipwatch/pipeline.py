@@ -258,6 +258,11 @@ class Pipeline:
         if event.kind is Kind.AUTH_SUCCESS:
             self.knowledge.observe(event)
         elif event.kind in CALL_KINDS:
+            if event.ip is None and event.kind is Kind.CALL_START:
+                found = self.knowledge.caller(event)
+                if found is not None:  # the address that authenticated as this account a moment ago
+                    event.ip, event.port = found
+                    event.evidence = Evidence.STRONG
             self.calls.observe(event)
         decisions: list[Decision] = []
         for detector in self.by_kind[event.kind]:

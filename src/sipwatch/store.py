@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_ip ON events (ip, time);
 CREATE TABLE IF NOT EXISTS offences (ip TEXT PRIMARY KEY, count INTEGER, last REAL);
+CREATE TABLE IF NOT EXISTS account_actions (
+    id INTEGER PRIMARY KEY, account TEXT, action TEXT, at REAL, rule TEXT, reason TEXT, result TEXT
+);
+CREATE INDEX IF NOT EXISTS account_actions_account ON account_actions (account, at);
 """
 
 
@@ -146,6 +150,24 @@ class Store:
                 found.append(StoredBan(address, since, until, detector, reason, evidence, count,
                                        json.loads(events or "[]")))
         return found
+
+    # -- accounts ------------------------------------------------------------------------------
+    def save_account_action(self, account: str, action: str, at: float, rule: str, reason: str,
+                            result: str) -> None:
+        """One action on an account (hangup, block, unblock, ban), with what came of it."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO account_actions (account, action, at, rule, reason, result) VALUES (?,?,?,?,?,?)",
+                       (account, action, at, rule, reason, result))
+
+    def account_actions(self, account: str | None = None, limit: int = 1000) -> list[dict[str, object]]:
+        """The newest actions first, of one account or of all."""
+        sql = "SELECT account, action, at, rule, reason, result FROM account_actions"
+        args: tuple[object, ...] = ()
+        if account is not None:
+            sql += " WHERE account = ?"
+            args = (account,)
+        rows = self.db.execute(sql + " ORDER BY at DESC, id DESC LIMIT ?", (*args, limit))
+        return [dict(zip(("account", "action", "at", "rule", "reason", "result"), row, strict=True)) for row in rows]
 
     def close(self) -> None:
         self.db.close()

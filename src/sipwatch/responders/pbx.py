@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sipwatch.ami import AmiAddress, AmiError, AmiSession
+from sipwatch.formats.form import channel_account
 
 FAMILY = "sipwatch-blocked"
 #: Hangup cause sent with our hang-ups: 21, "call rejected" (Q.850)
 CAUSE_REJECTED = "21"
-#: Channel technologies whose channel names start with `TECH/<account>-`
-TECHS = ("PJSIP", "SIP", "IAX2")
 
 
 @dataclass(frozen=True)
@@ -46,13 +45,8 @@ class Channel:
 
 
 def account_of(channel: str) -> str | None:
-    """The endpoint of a channel name: `PJSIP/6001-0000002a` -> `6001` (an endpoint name may itself
-    hold dashes, so the sequence number is cut from the right)."""
-    tech, slash, rest = channel.partition("/")
-    if not slash or tech.upper() not in TECHS:
-        return None
-    name, dash, _ = rest.rpartition("-")
-    return name if dash and name else None
+    """The endpoint of a channel name: `PJSIP/6001-0000002a` -> `6001` (the rules of `channel_account`)."""
+    return channel_account(channel)[1]
 
 
 def _seconds(text: str) -> int:

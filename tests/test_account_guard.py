@@ -1,0 +1,103 @@
+"""What a critical account decision sets off, and where a live call came from."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import parse_line
+from sipwatch.config import ConfigError, Pbx, from_dict
+from sipwatch.detectors import Action, Decision
+from sipwatch.event import Call, Event, Kind, Service
+from sipwatch.netaddr import ip_of
+from sipwatch.numbers import NumberClassifier
+from sipwatch.pipeline import Pipeline
+from sipwatch.responders.accounts import AccountGuard, Known, never_known
+from sipwatch.responders.pbx import Channel
+
+AUTH = ('[2026-12-02 14:37:57.100] SECURITY[1] res_security_log.c: SecurityEvent="SuccessfulAuth",'
+        'EventTV="2026-12-02T14:37:57.100+0000",Severity="Informational",Service="PJSIP",EventVersion="1",'
+        'AccountID="6001",SessionID="c1@x",LocalAddress="IPV4/UDP/192.0.2.1/5060",'
+        'RemoteAddress="IPV4/UDP/203.0.113.66/40000",UsingPassword="1"')
+
+
+def _call_start(at: float, account: str = "6001") -> Event:
+    return Event(at, Kind.CALL_START, Service.PJSIP, account=account, target="00882123456789", form="ami.new_channel",
+                 call=Call(uniqueid="1.1", linkedid="1.1", channel=f"PJSIP/{account}-00000001"))
+
+
+def test_a_live_call_comes_from_where_its_account_just_authenticated() -> None:
+    pipeline = Pipeline(from_dict({}))
+    (auth,) = parse_line(AUTH)
+    pipeline.process(auth)
+    call = _call_start(auth.time + 0.02)
+    pipeline.process(call)
+    assert (str(call.ip), call.port) == ("203.0.113.66", 40000)
+
+
+@pytest.mark.parametrize(("account", "delay"), [("6001", 30.0), ("6002", 0.02), ("6001", -1.0)])
+def test_an_authentication_of_another_account_or_another_moment_says_nothing(account: str, delay: float) -> None:
+    pipeline = Pipeline(from_dict({}))
+    (auth,) = parse_line(AUTH)
+    pipeline.process(auth)
+    call = _call_start(auth.time + delay, account)
+    pipeline.process(call)
+    assert call.ip is None
+
+
+def _critical(level: str = "critical", ip: str | None = "203.0.113.66") -> Decision:
+    return Decision(Action.ALERT, "account_rules", "3 calls to +882 in 60 s", 1.0, ip=ip_of(ip) if ip else None,
+                    account="6001", rule="destination_denied", level=level)
+
+
+def _guard(actions: list[str], known: Known = never_known) -> AccountGuard:
+    return AccountGuard(Pbx(actions=actions), NumberClassifier("DE"), known)
+
+
+def test_a_critical_decision_bans_the_address_the_calls_came_from() -> None:
+    guard = _guard(["hangup", "block", "ban"])
+    (ban,) = guard.bans([_critical()])
+    assert (ban.action, str(ban.ip), ban.account, ban.duration) == (Action.BAN, "203.0.113.66", "6001", 3600.0)
+    guard.close()
+
+
+def test_an_address_of_the_account_s_own_networks_is_never_banned_for_it() -> None:
+    guard = _guard(["ban"], known=lambda account, ip: account == "6001" and str(ip).startswith("203.0.113."))
+    assert guard.bans([_critical()]) == []
+    guard.close()
+
+
+@pytest.mark.parametrize(("decision", "actions"), [
+    (_critical(level="warning"), ["ban"]),  # a warning only alerts
+    (_critical(ip=None), ["ban"]),  # no address behind the calls
+    (_critical(), ["hangup", "block"]),  # banning not configured
+])
+def test_no_ban_without_a_critical_decision_an_address_and_the_ban_action(decision: Decision,
+                                                                          actions: list[str]) -> None:
+    guard = _guard(actions)
+    assert guard.bans([decision]) == []
+    guard.close()
+
+
+@pytest.mark.parametrize(("dialled", "outside"), [("0049301234567", True), ("00882123456789", True),
+                                                  ("6002", False), ("s", False), ("", False)])
+def test_only_outside_calls_are_hung_up(dialled: str, outside: bool) -> None:
+    guard = _guard(["hangup"])
+    channel = Channel("PJSIP/6001-00000001", "6001", dialled, "", "1.1", "1.1", 3)
+    assert guard.is_outside(channel) is outside
+    guard.close()
+
+
+def test_without_an_ami_for_actions_nothing_is_queued_and_unblock_says_why() -> None:
+    guard = _guard(["hangup", "block"])
+    guard.critical(_critical())
+    guard.wait_idle(1)
+    assert guard.drain() == []
+    assert guard.unblock("6001").startswith("failed: no AMI")
+    guard.close()
+
+
+@pytest.mark.parametrize(("pbx", "problem"), [({"actions": ["hangup", "nuke"]}, "pbx.actions: 'nuke'"),
+                                              ({"ami": "http://x"}, "pbx.ami: expected ami://")])
+def test_a_malformed_pbx_section_names_the_key(pbx: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        from_dict({"pbx": pbx})
