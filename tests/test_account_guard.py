@@ -8,10 +8,9 @@ from conftest import parse_line
 from sipwatch.config import ConfigError, Pbx, from_dict
 from sipwatch.detectors import Action, Decision
 from sipwatch.event import Call, Event, Kind, Service
-from sipwatch.netaddr import ip_of
 from sipwatch.numbers import NumberClassifier
 from sipwatch.pipeline import Pipeline
-from sipwatch.responders.accounts import AccountGuard, Known, never_known
+from sipwatch.responders.accounts import AccountGuard
 from sipwatch.responders.pbx import Channel
 
 AUTH = ('[2026-12-02 14:37:57.100] SECURITY[1] res_security_log.c: SecurityEvent="SuccessfulAuth",'
@@ -44,38 +43,43 @@ def test_an_authentication_of_another_account_or_another_moment_says_nothing(acc
     assert call.ip is None
 
 
-def _critical(level: str = "critical", ip: str | None = "203.0.113.66") -> Decision:
-    return Decision(Action.ALERT, "account_rules", "3 calls to +882 in 60 s", 1.0, ip=ip_of(ip) if ip else None,
-                    account="6001", rule="destination_denied", level=level)
+DENY = {"numbers": {"country": "DE"}, "accounts": {"account": {"6001": {"deny": ["+882"]}}}}
 
 
-def _guard(actions: list[str], known: Known = never_known) -> AccountGuard:
-    return AccountGuard(Pbx(actions=actions), NumberClassifier("DE"), known)
+def _fraud(config: dict[str, object], at: float = 0.02) -> list[Decision]:
+    """6001 authenticates from 203.0.113.66 and calls +882 (denied: a critical decision) a moment later."""
+    pipeline = Pipeline(from_dict(config))
+    (auth,) = parse_line(AUTH)
+    pipeline.process(auth)
+    return pipeline.process(_call_start(auth.time + at))
 
 
 def test_a_critical_decision_bans_the_address_the_calls_came_from() -> None:
-    guard = _guard(["hangup", "block", "ban"])
-    (ban,) = guard.bans([_critical()])
+    alert, ban = _fraud(DENY)
+    assert (alert.action, alert.level, alert.rule) == (Action.ALERT, "critical", "destination_denied")
     assert (ban.action, str(ban.ip), ban.account, ban.duration) == (Action.BAN, "203.0.113.66", "6001", 3600.0)
-    guard.close()
 
 
 def test_an_address_of_the_account_s_own_networks_is_never_banned_for_it() -> None:
-    guard = _guard(["ban"], known=lambda account, ip: account == "6001" and str(ip).startswith("203.0.113."))
-    assert guard.bans([_critical()]) == []
-    guard.close()
+    pipeline = Pipeline(from_dict(DENY))
+    pipeline.known_network = lambda account, ip: account == "6001" and str(ip).startswith("203.0.113.")
+    (auth,) = parse_line(AUTH)
+    pipeline.process(auth)
+    assert [d.action for d in pipeline.process(_call_start(auth.time + 0.02))] == [Action.ALERT]
 
 
-@pytest.mark.parametrize(("decision", "actions"), [
-    (_critical(level="warning"), ["ban"]),  # a warning only alerts
-    (_critical(ip=None), ["ban"]),  # no address behind the calls
-    (_critical(), ["hangup", "block"]),  # banning not configured
+@pytest.mark.parametrize(("config", "at"), [
+    ({**DENY, "pbx": {"actions": ["hangup", "block"]}}, 0.02),  # banning not configured
+    (DENY, 30.0),  # no address behind the call (no authentication just before it)
+    ({**DENY, "policy": {"allowlist": ["203.0.113.0/24"]}}, 0.02),  # the allowlist holds
 ])
-def test_no_ban_without_a_critical_decision_an_address_and_the_ban_action(decision: Decision,
-                                                                          actions: list[str]) -> None:
-    guard = _guard(actions)
-    assert guard.bans([decision]) == []
-    guard.close()
+def test_no_ban_without_the_ban_action_an_address_or_outside_the_allowlist(config: dict[str, object],
+                                                                           at: float) -> None:
+    assert Action.BAN not in [d.action for d in _fraud(config, at)]
+
+
+def _guard(actions: list[str]) -> AccountGuard:
+    return AccountGuard(Pbx(actions=actions), NumberClassifier("DE"))
 
 
 @pytest.mark.parametrize(("dialled", "outside"), [("0049301234567", True), ("00882123456789", True),
@@ -89,7 +93,7 @@ def test_only_outside_calls_are_hung_up(dialled: str, outside: bool) -> None:
 
 def test_without_an_ami_for_actions_nothing_is_queued_and_unblock_says_why() -> None:
     guard = _guard(["hangup", "block"])
-    guard.critical(_critical())
+    guard.critical(_fraud(DENY)[0])
     guard.wait_idle(1)
     assert guard.drain() == []
     assert guard.unblock("6001").startswith("failed: no AMI")

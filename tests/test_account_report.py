@@ -25,11 +25,11 @@ def test_scan_json_has_an_accounts_section(tmp_path: Path,
     report = json.loads(done.stdout)
     accounts = {a["account"]: a for a in report["accounts"]}
     fraud, ordinary = accounts["6001"], accounts["6002"]
-    assert (fraud["calls"], fraud["answered"], fraud["countries"], fraud["decision"]) == (6, 6, [], "alert")
+    assert (fraud["calls"], fraud["answered"], fraud["countries"], fraud["decision"]) == (6, 6, [], "block")
     assert fraud["reason"].startswith("account_rules: critical: concurrent 6 calls at once")
     assert (ordinary["calls"], ordinary["answered"], ordinary["outside"], ordinary["countries"],
             ordinary["decision"], ordinary["reason"]) == (4, 4, 3, ["GB"], "none", "")
-    assert [o["ip"] for o in report["offenders"]] == ["198.51.100.7"]
+    assert [(o["ip"], o["decision"]) for o in report["offenders"]] == [("198.51.100.7", "ban")]
     assert report["bad_records"] == 1
     assert all(isinstance(a[k], t) for a in report["accounts"] for k, t in
                (("account", str), ("calls", int), ("answered", int), ("countries", list), ("decision", str),
@@ -37,7 +37,7 @@ def test_scan_json_has_an_accounts_section(tmp_path: Path,
 
     text = run_cli("scan", str(master)).stdout
     assert "2 account(s) with call activity" in text
-    assert "6001  ALERT  6 calls (6 answered, 6 outside" in text
+    assert "6001  BLOCK  6 calls (6 answered, 6 outside" in text
     assert "1 broken CDR/CEL row(s) skipped" in text
 
 

@@ -147,10 +147,6 @@ class Daemon:
         decisions: list[Decision] = []
         for event in events:
             decisions.extend(self.pipeline.process(event))
-        for fraud in self.guard.bans(decisions):  # the address behind a critical account decision
-            final = self.pipeline.policy.apply(fraud)
-            if final is not None:
-                decisions.append(final)
         bans = self._bans(decisions, now)
         if bans:
             self.backend.ban([ban for ban, _ in bans])

@@ -235,6 +235,9 @@ class Pipeline:
         #: called with every critical account decision: where AMI actions (hang up the account's outside
         #: calls, block the account) will plug in; nothing acts on them yet
         self.on_critical: list[Callable[[Decision], None]] = []
+        self.fraud_actions = frozenset(config.pbx.actions)
+        #: whether an address is one of an account's own networks (learned behaviour); none known by default
+        self.known_network: Callable[[str, IPAddress], bool] = lambda account, ip: False
 
     def is_blocked(self, ip: IPAddress | None, time: float) -> bool:
         """Would the firewall have dropped a request from `ip` at `time`? (The daemon never sees it.)"""
@@ -273,10 +276,26 @@ class Pipeline:
                     if final.level == "critical":
                         for hook in self.on_critical:
                             hook(final)
+                        ban = self._fraud_ban(final)
+                        if ban is not None:
+                            decisions.append(ban)
             if ip is not None and self.is_blocked(ip, event.time):
                 self.forget(ip)  # banned by this very event: the other detectors need not see it
                 break
         return decisions
+
+    def _fraud_ban(self, decision: Decision) -> Decision | None:
+        """A critical account decision bans the address its calls came from (`pbx.actions` "ban"), unless
+        it is one of the account's own networks (`known_network`: then it is the phone's office, and
+        blocking the account is the answer) or the policy protects it. A successful login proves nothing
+        here: stolen credentials log in successfully too."""
+        if "ban" not in self.fraud_actions or decision.ip is None or not decision.account:
+            return None
+        if self.known_network(decision.account, decision.ip):
+            return None
+        return self.policy.apply(Decision(
+            Action.BAN, decision.detector, f"account {decision.account}: {decision.reason}", decision.time,
+            ip=decision.ip, account=decision.account, evidence=Evidence.STRONG, events=decision.events))
 
     def forget(self, ip: IPAddress) -> None:
         """A banned address's requests stop arriving: the detectors can let go of it (memory)."""

@@ -29,19 +29,20 @@ def ranked(result: ScanResult) -> list[Offender]:
     return sorted(result.offenders.values(), key=lambda o: (order[o.decision], -o.events, str(o.ip)))
 
 
-def account_decision(decisions: list[Decision]) -> tuple[str, str]:
-    """(decision, reason) of an account: the most severe of its rule decisions. Critical ones are alerts
-    until the AMI actions (hang up, block) exist; then they will read "block"."""
+def account_decision(decisions: list[Decision], blocks: bool = True) -> tuple[str, str]:
+    """(decision, reason) of an account: the most severe of its rule decisions. A critical one reads
+    "block": what the daemon does to the account (unless `pbx.actions` leaves blocking out)."""
     if not decisions:
         return "none", ""
     worst = max(decisions, key=lambda d: (d.level == "critical", d.time))
-    return "alert", f"{worst.detector}: {worst.reason}"
+    action = "block" if blocks and worst.level == "critical" else "alert"
+    return action, f"{worst.detector}: {worst.reason}"
 
 
 def ranked_accounts(result: ScanResult) -> list[AccountTally]:
     order = {"block": 0, "alert": 1, "none": 2}
     return sorted(result.accounts.values(), key=lambda a: (
-        order[account_decision(result.account_decisions.get(a.account, []))[0]], -a.calls, a.account))
+        order[account_decision(result.account_decisions.get(a.account, []), result.blocks)[0]], -a.calls, a.account))
 
 
 def _countries(tally: AccountTally) -> list[str]:
@@ -51,7 +52,7 @@ def _countries(tally: AccountTally) -> list[str]:
 
 def account_json(result: ScanResult, tally: AccountTally) -> dict[str, Any]:
     decisions = result.account_decisions.get(tally.account, [])
-    decision, reason = account_decision(decisions)
+    decision, reason = account_decision(decisions, result.blocks)
     return {
         "account": tally.account,
         "calls": tally.calls,
@@ -113,7 +114,7 @@ def _write_accounts(result: ScanResult, out: TextIO, limit: int) -> None:
     w = out.write
     w(f"\n{len(accounts)} account(s) with call activity\n")
     for a in accounts[:limit]:
-        decision, reason = account_decision(result.account_decisions.get(a.account, []))
+        decision, reason = account_decision(result.account_decisions.get(a.account, []), result.blocks)
         w(f"\n  {a.account}  {decision.upper()}  {a.calls} calls ({a.answered} answered, {a.outside} outside, "
           f"{a.seconds / 60:.1f} min) {_when(a.first)} .. {_when(a.last)}\n")
         if a.countries:

@@ -42,6 +42,7 @@ class ScanResult:
     files: list[str] = field(default_factory=list)
     engine: str = ""
     seconds: float = 0.0
+    blocks: bool = True  # a critical account decision blocks the account (`pbx.actions` has "block")
 
     @property
     def offenders(self) -> dict[IPAddress, Offender]:
@@ -129,7 +130,7 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
 def scan(paths: list[str], config: Config, progress: Progress | None = None,
          use_hyperscan: bool = True, processes: bool = True) -> ScanResult:
     started = _time.perf_counter()
-    result = ScanResult(files=list(paths))
+    result = ScanResult(files=list(paths), blocks="block" in config.pbx.actions)
     reader = Reader(config, use_hyperscan)
     result.engine = reader.prefilter.engine
     pipeline = Pipeline(config)

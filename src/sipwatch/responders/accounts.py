@@ -2,10 +2,8 @@
 
 * `hangup`: the account's live outside calls are hung up through AMI (its internal calls are left alone);
 * `block`: the account is blocked through AMI (an AstDB key the dialplan checks before outside calls);
-* `ban`: the address the fraudulent calls came from is banned, unless it is one of the account's own
-  networks (`known`: then it is the phone's own office, and blocking the account is the answer, not a
-  ban) or the policy protects it (allowlist, the host's own addresses). A successful login proves
-  nothing here: stolen credentials log in successfully too.
+* `ban`: the address the fraudulent calls came from is banned (by the pipeline itself, so that a scan
+  decides it too: `Pipeline._fraud_ban`), unless it is one of the account's own networks or protected.
 
 AMI actions run on a thread of their own: a slow or absent PBX never stalls the pipeline. Every action
 is recorded with its outcome in the store (`sipwatch accounts show`), and a block is undone with
@@ -19,25 +17,15 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sipwatch.ami import AmiError
 from sipwatch.config import Pbx
-from sipwatch.detectors import Action, Decision
-from sipwatch.event import Evidence, IPAddress
+from sipwatch.detectors import Decision
 from sipwatch.numbers import NumberClassifier
 from sipwatch.responders.pbx import Channel, PbxActions
 
 log = logging.getLogger("sipwatch")
-#: Whether an address is one of an account's own networks (learned behaviour): never banned for it
-Known = Callable[[str, IPAddress], bool]
-BAN_SECONDS = 3600.0  # the address of stolen credentials in use: as long as a strong-evidence ban
-
-
-def never_known(account: str, ip: IPAddress) -> bool:
-    """No learned networks: every address behind a critical decision is foreign (the allowlist still holds)."""
-    return False
 
 
 @dataclass(frozen=True)
@@ -53,11 +41,9 @@ class Outcome:
 
 
 class AccountGuard:
-    def __init__(self, settings: Pbx, classifier: NumberClassifier, known: Known = never_known,
-                 pbx: PbxActions | None = None) -> None:
+    def __init__(self, settings: Pbx, classifier: NumberClassifier, pbx: PbxActions | None = None) -> None:
         self.settings = settings
         self.classifier = classifier
-        self.known = known
         self.pbx = pbx if pbx is not None else (PbxActions(settings.ami) if settings.ami else None)
         self.outcomes: deque[Outcome] = deque(maxlen=10_000)  # for the daemon's thread to store
         self._queue: queue.Queue[Decision | None] = queue.Queue()
@@ -70,19 +56,6 @@ class AccountGuard:
         """`Pipeline.on_critical`: queue the AMI actions for the account."""
         if decision.account and self.pbx is not None and {"hangup", "block"} & set(self.settings.actions):
             self._queue.put(decision)
-
-    def bans(self, decisions: list[Decision]) -> list[Decision]:
-        """Ban decisions for the addresses behind critical account decisions (the policy applies next)."""
-        if "ban" not in self.settings.actions:
-            return []
-        found = []
-        for d in decisions:
-            if d.level != "critical" or d.ip is None or not d.account or self.known(d.account, d.ip):
-                continue
-            found.append(Decision(Action.BAN, d.detector, f"account {d.account}: {d.reason}", d.time, ip=d.ip,
-                                  account=d.account, duration=BAN_SECONDS, evidence=Evidence.STRONG,
-                                  events=d.events, rule=d.rule, level=d.level, calls=d.calls, cost=d.cost))
-        return found
 
     def is_outside(self, channel: Channel) -> bool:
         """A channel's call leaves the PBX when its dialled number is not one of the PBX's extensions."""
