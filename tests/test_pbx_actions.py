@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -216,8 +218,17 @@ def test_stolen_credentials_calling_a_denied_destination_are_stopped(defended: t
         assert "destination_denied" in actions.blocked()["6001"]
         listed = subprocess.run(["ip", "netns", "exec", pbx, sys.executable, "-m", "sipwatch", "accounts", "list",
                                  "--json", "--config", str(config)], capture_output=True, text=True, timeout=30)
-        done = {a["action"]: a["result"] for a in json.loads(listed.stdout)["actions"]}
+        taken = json.loads(listed.stdout)["actions"]
+        done = {a["action"]: a["result"] for a in taken}
         assert done["hangup"].startswith("ok: 1 call") and done["block"] == "ok: blocked", done
+        # from the INVITE's successful authentication (Asterisk's own stamp) to the hang-up
+        auth = re.search(r'SecurityEvent="SuccessfulAuth",EventTV="([^"]+)".*RemoteAddress="IPV4/UDP/'
+                         + re.escape(FRAUD), _log(pbx))
+        assert auth is not None
+        authenticated = datetime.strptime(auth[1], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        hung_up = next(float(a["at"]) for a in taken if a["action"] == "hangup")
+        print(f"stolen credentials: INVITE authenticated -> hung up in {(hung_up - authenticated) * 1000:.0f} ms")
+        assert hung_up - authenticated < 2.0
         bans = subprocess.run(["ip", "netns", "exec", pbx, sys.executable, "-m", "sipwatch", "bans", "list",
                                "--json", "--config", str(config)], capture_output=True, text=True, timeout=30)
         assert FRAUD in [b["ip"] for b in json.loads(bans.stdout)]
