@@ -172,7 +172,8 @@ def defended(pbx: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         pytest.skip("needs the Debian package nftables")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _cli(pbx, "manager show connected").count("sipwatch"):
-        time.sleep(0.1)  # the AMI sessions of earlier tests are gone: the two counted below are the daemon's
+        time.sleep(0.1)
+    assert _cli(pbx, "manager show connected").count("sipwatch") == 0, "the AMI sessions of earlier tests closed"
     state = tmp_path / "state"
     config = tmp_path / "sipwatch.toml"
     config.write_text(f'[run]\nwatch = ["{AMI}"]\nstate_dir = "{state}"\n[pbx]\nami = "{AMI}"\n'

@@ -132,7 +132,14 @@ class AmiSession:
         return messages
 
     def close(self) -> None:
-        if self.manager is not None:
-            self._loop.call_soon_threadsafe(self.manager.close)
+        """Log off for good: the socket is closed before the loop stops (a transport closes on the loop's
+        next turn; stopping the loop first would leave the session open on the PBX)."""
+        if self.manager is not None and self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+    async def _close(self) -> None:
+        self.manager.close()
+        await asyncio.sleep(0.05)
