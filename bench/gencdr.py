@@ -8,13 +8,15 @@ of `--accounts` phones (PJSIP endpoints 1000...). Most calls are internal (exten
 national or mobile, a few international to each phone's usual countries, during office hours with some
 evening and weekend calls; about a third are not answered. Hidden in them (`--fraud` accounts, 10 by
 default), compromised accounts place bursts of calls to premium and high-risk destinations at night,
-several at once: the ground truth is in the stats file. The dialplan line the README recommends puts
-the caller's address into the userfield (`src=<ip>:<port>`).
+several at once: the ground truth is in the stats file. A phone places one call at a time (its
+ordinary calls never overlap), so only the compromised accounts have concurrent calls. The dialplan
+line the README recommends puts the caller's address into the userfield (`src=<ip>:<port>`).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import calendar
 import heapq
 import json
@@ -71,6 +73,7 @@ def calls(rows: int, accounts: int, fraud: int, seed: int) -> Iterator[Call]:
     days = max(1, int(rows * MEAN_GAP / 86400 / 0.8))
     victims = rng.sample(sorted(usual), min(fraud, accounts))
     pending: list[tuple[float, int, Call]] = []
+    busy: dict[str, list[tuple[float, float]]] = {}  # a phone's own calls (start, end), sorted
     every = 200  # one row in 200 is a fraudulent call
     for i in range(rows):
         if victims and i % every == 0:
@@ -90,10 +93,24 @@ def calls(rows: int, accounts: int, fraud: int, seed: int) -> Iterator[Call]:
             source = phones[account]
         ring = rng.randrange(2, 25)
         end = start + ring + billsec
+        if source == phones[account]:  # a desk phone places one call at a time
+            start, end = _free(busy.setdefault(account, []), start, end)
         call = Call(end, start, account, dst, context, answered, billsec, disposition, f"{int(start)}.{i}", source)
         heapq.heappush(pending, (end, i, call))
     while pending:
         yield heapq.heappop(pending)[2]
+
+
+def _free(busy: list[tuple[float, float]], start: float, end: float) -> tuple[float, float]:
+    """Move a phone's call to the first moment from `start` on when the phone is not on another call."""
+    length = end - start
+    while True:
+        i = bisect.bisect_right(busy, (start, end))
+        clash = next((b for b in busy[max(0, i - 1) : i + 1] if b[0] < start + length and start < b[1]), None)
+        if clash is None:
+            busy.insert(i, (start, start + length))
+            return start, start + length
+        start = clash[1] + 30
 
 
 def _stamp(t: float) -> str:
