@@ -180,18 +180,25 @@ class AccountRulesDetector:
             if level:
                 found.append(Finding(rule, level, f"{rule} {value:.{digits}f} {unit} ≥ {limit:g}", behind))
 
-        burst = _busiest(calls, 60.0)
-        check("calls_per_minute", len(burst), limits.calls_per_minute, burst, "calls in 60s")
-        peak = _peak_concurrency(calls, now)
-        check("concurrent", len(peak), limits.concurrent, peak, "calls at once")
+        count = len(calls)  # no count rule can reach a level above the calls it sees: skip those
+        if count >= _lowest(limits.calls_per_minute):
+            burst = _busiest(calls, 60.0)
+            check("calls_per_minute", len(burst), limits.calls_per_minute, burst, "calls in 60s")
+        if count >= _lowest(limits.concurrent):
+            peak = _peak_concurrency(calls, now)
+            check("concurrent", len(peak), limits.concurrent, peak, "calls at once")
         newest = max(c.start for c in calls)  # windows end at the newest call: records may come at its end
         recent = [c for c in calls if c.start > newest - window]
         check("calls_per_window", len(recent), limits.calls_per_window, recent, f"calls in {window / 60:.0f} min")
-        talked = [c for c in recent if c.talk(now)]
-        check("minutes_per_window", sum(c.talk(now) for c in talked) / 60, limits.minutes_per_window, talked,
-              f"minutes in {window / 60:.0f} min", 1)
-        run = self._sequential(calls)
-        check("sequential", len(run), limits.sequential, run, f"calls in a row to {self._same(run[-1]) if run else ''}")
+        talks = [c.talk(now) for c in recent]
+        if sum(talks) / 60 >= _lowest(limits.minutes_per_window):
+            talked = [c for c, t in zip(recent, talks, strict=True) if t]
+            check("minutes_per_window", sum(t for t in talks if t) / 60, limits.minutes_per_window, talked,
+                  f"minutes in {window / 60:.0f} min", 1)
+        if count >= _lowest(limits.sequential):
+            run = self._sequential(calls)
+            check("sequential", len(run), limits.sequential, run,
+                  f"calls in a row to {self._same(run[-1]) if run else ''}")
         if number.risk_class is not None:
             check("long_call_minutes", call.talk(now) / 60, limits.long_call_minutes, [call],
                   f"minutes to {number.e164 or call.number} ({number.risk})", 1)
@@ -300,6 +307,11 @@ class AccountRulesDetector:
         if cost is not None:
             decision.reason += f"; estimated cost {cost:.2f} {self.settings.currency}".rstrip()
         return decision
+
+
+def _lowest(threshold: Threshold) -> float:
+    """The smallest value at which a rule gives a level (infinite when the rule is off)."""
+    return min((t for t in threshold if t), default=math.inf)
 
 
 def _override(limits: Limits, layer: Overrides) -> None:
