@@ -201,16 +201,16 @@ class CdrReader(CsvReader):
         start_time = _time(start) if start else None
         if (start and start_time is None) or (answer and _time(answer) is None):
             return BAD
-        end = _time(end) if end else start_time
+        ended = _time(end) if end else start_time
         duration, billsec = _seconds(f["duration"]), _seconds(f["billsec"])
-        if end is None or duration is None or billsec is None or billsec > duration + 1:
+        if ended is None or duration is None or billsec is None or billsec > duration + 1:
             return BAD
         source = _source(f["userfield"]) if "userfield" in f else None
         if source is False:
             return BAD
         service, account = channel_account(f["channel"])
         parsed = Parsed(f"{self.id}.{layout}", K.CALL_END, service, account=account, target=f["dst"] or None,
-                        reason=f["disposition"], time_text=end, record_time=True)
+                        reason=f["disposition"], time_text=ended, record_time=True)
         if source is not None:
             parsed.ip, parsed.port = source[0], source[1]
             parsed.evidence = Evidence.STRONG if f["disposition"] == "ANSWERED" else Evidence.WEAK
