@@ -27,7 +27,12 @@ from dataclasses import dataclass
 
 START = calendar.timegm((2026, 3, 2, 0, 0, 0))  # a Monday; written as the PBX's local time
 MEAN_GAP = 2.5  # seconds between call starts
-USUAL = ("0049", "0033", "0044", "0039", "0034", "0031", "001")  # countries offices call
+#: countries offices call, each with a few of its geographic (fixed-line) area codes and the digits that
+#: follow: random digits after the country code alone can land in a premium or shared-cost range
+#: (+33 8…, +44 9…, +49 900…), and a long ordinary call there is rightly flagged
+USUAL = {"0049": (("30", "40", "89"), 7), "0033": (("1", "2", "3", "4", "5"), 8), "0044": (("20",), 8),
+         "0039": (("06", "02"), 7), "0034": (("91", "93"), 7), "0031": (("20", "10"), 7),
+         "001": (("212", "415", "617"), 7)}
 NATIONAL = ("030", "040", "089", "0221", "069", "0711")
 MOBILE = ("0151", "0160", "0170", "0176")
 FRAUD = ("00882", "00881", "0025", "00223", "00252", "00960", "00675", "00423", "00370", "009")  # premium/high-risk
@@ -63,12 +68,13 @@ def _destination(rng: random.Random, usual: str) -> tuple[str, str]:
         return rng.choice(NATIONAL) + str(rng.randrange(10**6, 10**7)), "from-internal"
     if r < 0.93:
         return rng.choice(MOBILE) + str(rng.randrange(10**6, 10**8)), "from-internal"
-    return usual + str(rng.randrange(10**7, 10**9)), "from-internal"
+    areas, digits = USUAL[usual]
+    return usual + rng.choice(areas) + str(rng.randrange(10 ** (digits - 1), 10**digits)), "from-internal"
 
 
 def calls(rows: int, accounts: int, fraud: int, seed: int) -> Iterator[Call]:
     rng = random.Random(seed)
-    usual = {str(1000 + a): rng.choice(USUAL) for a in range(accounts)}
+    usual = {str(1000 + a): rng.choice(sorted(USUAL)) for a in range(accounts)}
     phones = {a: f"192.0.2.{10 + int(a) % 200}:5060" for a in usual}
     days = max(1, int(rows * MEAN_GAP / 86400 / 0.8))
     victims = rng.sample(sorted(usual), min(fraud, accounts))
