@@ -153,8 +153,10 @@ class AccountRulesDetector:
 
     def _limits(self, account: str, start: float) -> tuple[Limits, str | None]:
         """The account's limits at `start`: its own overrides, else the first profile that applies."""
-        when = datetime.fromtimestamp(start, self.tz)
-        chosen = next((p for p in self.profiles if p.applies(when)), None)
+        chosen = None
+        if self.profiles:
+            when = datetime.fromtimestamp(start, self.tz)
+            chosen = next((p for p in self.profiles if p.applies(when)), None)
         own = self.settings.account.get(account)
         key = (account if own is not None else None, chosen.name if chosen is not None else None)
         limits = self._merged.get(key)
@@ -258,11 +260,12 @@ class AccountRulesDetector:
 
     def _bill(self, state: _Account) -> None:
         """Add the cost of calls that ended to their day's spend."""
+        rates = self.rates
         for tracked in state.calls.values():
             call = tracked.call
             if not tracked.billed and call.end is not None:
                 tracked.billed = True
-                cost = self.cost(call, call.end)
+                cost = self.cost(call, call.end) if rates else None
                 if cost:
                     day = self._day(call.start)
                     state.spent[day] = state.spent.get(day, 0.0) + cost
@@ -311,7 +314,10 @@ class AccountRulesDetector:
 
 def _lowest(threshold: Threshold) -> float:
     """The smallest value at which a rule gives a level (infinite when the rule is off)."""
-    return min((t for t in threshold if t), default=math.inf)
+    warning, critical = threshold
+    if warning and critical:
+        return min(warning, critical)
+    return warning or critical or math.inf
 
 
 def _override(limits: Limits, layer: Overrides) -> None:
@@ -342,19 +348,20 @@ def _busiest(calls: list[CallState], seconds: float) -> list[CallState]:
 def _peak_concurrency(calls: list[CallState], now: float) -> list[CallState]:
     """The largest set of calls open at one moment (a sweep over starts and ends; a call still open
     runs on, unless it is older than any call lasts and its end record was lost)."""
-    points: list[tuple[float, int, CallState]] = []
-    for call in calls:
+    points: list[tuple[float, int, int]] = []
+    for i, call in enumerate(calls):
         end = call.end if call.end is not None else (math.inf if call.open_at(now) else None)
         if end is not None and end > call.start:
-            points += [(call.start, 1, call), (end, 0, call)]
-    points.sort(key=lambda p: (p[0], p[1]))  # at the same moment, ends before starts
+            points.append((call.start, 1, i))
+            points.append((end, 0, i))
+    points.sort()  # at the same moment, ends before starts; then in the order of `calls`
     open_now: dict[int, CallState] = {}
     best: list[CallState] = []
-    for _, starts, call in points:
+    for _, starts, i in points:
         if starts:
-            open_now[id(call)] = call
+            open_now[i] = calls[i]
             if len(open_now) > len(best):
                 best = list(open_now.values())
         else:
-            open_now.pop(id(call), None)
+            open_now.pop(i, None)
     return best
