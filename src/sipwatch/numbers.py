@@ -8,6 +8,7 @@ data table below decide whether a call attempt is a toll-fraud probe.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import phonenumbers
@@ -114,7 +115,7 @@ class NumberClassifier:
         self.high_risk = dict(RISK_TABLE)
         self.high_risk.update({p: (CONFIGURED, "configured (numbers.high_risk_extra)") for p in extra_high_risk})
         self._prefixes = sorted(self.high_risk, key=len, reverse=True)
-        self._cache: dict[str, Classified] = {}
+        self._cache: OrderedDict[str, Classified] = OrderedDict()  # (a dict's oldest key is slow to find)
         self._intl: dict[str, str | None] = {}
         self._own_code = f"+{phonenumbers.country_code_for_region(self.country)}" if self.country else None
 
@@ -130,7 +131,7 @@ class NumberClassifier:
         """Keep a classification (also one worked out in a parse worker with the same settings)."""
         cache = self._cache
         if len(cache) >= MAX_CACHED:
-            del cache[next(iter(cache))]  # the oldest
+            cache.popitem(last=False)  # the oldest
         cache[classified.dialled] = classified
 
     def is_probe(self, dialled: str) -> bool:
