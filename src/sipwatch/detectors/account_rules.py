@@ -19,6 +19,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from datetime import datetime, tzinfo
+from operator import attrgetter
 from typing import NamedTuple
 
 from sipwatch.calls import CallState
@@ -28,6 +29,7 @@ from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.event import CALL_KINDS, Event, IPAddress
 from sipwatch.numbers import Classified
 
+_START = attrgetter("start")
 MAX_CALLS = 2000  # outside calls kept per account (the window's)
 MAX_ACCOUNTS = 100_000
 LEVELS = ("", "warning", "critical")
@@ -234,7 +236,7 @@ class AccountRulesDetector:
 
     def _sequential(self, calls: list[CallState]) -> list[CallState]:
         """The newest run of consecutive outside calls to the same number (or prefix)."""
-        ordered = sorted(calls, key=lambda c: c.start)
+        ordered = sorted(calls, key=_START)
         if not ordered:
             return []
         target = self._same(ordered[-1])
@@ -334,7 +336,7 @@ def _call_id(call: CallState) -> str:
 
 def _busiest(calls: list[CallState], seconds: float) -> list[CallState]:
     """The most calls that started within any `seconds`."""
-    ordered = sorted(calls, key=lambda c: c.start)
+    ordered = sorted(calls, key=_START)
     best: list[CallState] = []
     first = 0
     for last, call in enumerate(ordered):
