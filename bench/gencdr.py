@@ -8,13 +8,15 @@ of `--accounts` phones (PJSIP endpoints 1000...). Most calls are internal (exten
 national or mobile, a few international to each phone's usual countries, during office hours with some
 evening and weekend calls; about a third are not answered. Hidden in them (`--fraud` accounts, 10 by
 default), compromised accounts place bursts of calls to premium and high-risk destinations at night,
-several at once: the ground truth is in the stats file. The dialplan line the README recommends puts
-the caller's address into the userfield (`src=<ip>:<port>`).
+several at once: the ground truth is in the stats file. A phone places one call at a time (its
+ordinary calls never overlap), so only the compromised accounts have concurrent calls. The dialplan
+line the README recommends puts the caller's address into the userfield (`src=<ip>:<port>`).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import calendar
 import heapq
 import json
@@ -25,7 +27,12 @@ from dataclasses import dataclass
 
 START = calendar.timegm((2026, 3, 2, 0, 0, 0))  # a Monday; written as the PBX's local time
 MEAN_GAP = 2.5  # seconds between call starts
-USUAL = ("0049", "0033", "0044", "0039", "0034", "0031", "001")  # countries offices call
+#: countries offices call, each with a few of its geographic (fixed-line) area codes and the digits that
+#: follow: random digits after the country code alone can land in a premium or shared-cost range
+#: (+33 8…, +44 9…, +49 900…), and a long ordinary call there is rightly flagged
+USUAL = {"0049": (("30", "40", "89"), 7), "0033": (("1", "2", "3", "4", "5"), 8), "0044": (("20",), 8),
+         "0039": (("06", "02"), 7), "0034": (("91", "93"), 7), "0031": (("20", "10"), 7),
+         "001": (("212", "415", "617"), 7)}
 NATIONAL = ("030", "040", "089", "0221", "069", "0711")
 MOBILE = ("0151", "0160", "0170", "0176")
 FRAUD = ("00882", "00881", "0025", "00223", "00252", "00960", "00675", "00423", "00370", "009")  # premium/high-risk
@@ -61,16 +68,18 @@ def _destination(rng: random.Random, usual: str) -> tuple[str, str]:
         return rng.choice(NATIONAL) + str(rng.randrange(10**6, 10**7)), "from-internal"
     if r < 0.93:
         return rng.choice(MOBILE) + str(rng.randrange(10**6, 10**8)), "from-internal"
-    return usual + str(rng.randrange(10**7, 10**9)), "from-internal"
+    areas, digits = USUAL[usual]
+    return usual + rng.choice(areas) + str(rng.randrange(10 ** (digits - 1), 10**digits)), "from-internal"
 
 
 def calls(rows: int, accounts: int, fraud: int, seed: int) -> Iterator[Call]:
     rng = random.Random(seed)
-    usual = {str(1000 + a): rng.choice(USUAL) for a in range(accounts)}
+    usual = {str(1000 + a): rng.choice(sorted(USUAL)) for a in range(accounts)}
     phones = {a: f"192.0.2.{10 + int(a) % 200}:5060" for a in usual}
     days = max(1, int(rows * MEAN_GAP / 86400 / 0.8))
     victims = rng.sample(sorted(usual), min(fraud, accounts))
     pending: list[tuple[float, int, Call]] = []
+    busy: dict[str, list[tuple[float, float]]] = {}  # a phone's own calls (start, end), sorted
     every = 200  # one row in 200 is a fraudulent call
     for i in range(rows):
         if victims and i % every == 0:
@@ -90,10 +99,24 @@ def calls(rows: int, accounts: int, fraud: int, seed: int) -> Iterator[Call]:
             source = phones[account]
         ring = rng.randrange(2, 25)
         end = start + ring + billsec
+        if source == phones[account]:  # a desk phone places one call at a time
+            start, end = _free(busy.setdefault(account, []), start, end)
         call = Call(end, start, account, dst, context, answered, billsec, disposition, f"{int(start)}.{i}", source)
         heapq.heappush(pending, (end, i, call))
     while pending:
         yield heapq.heappop(pending)[2]
+
+
+def _free(busy: list[tuple[float, float]], start: float, end: float) -> tuple[float, float]:
+    """Move a phone's call to the first moment from `start` on when the phone is not on another call."""
+    length = end - start
+    while True:
+        i = bisect.bisect_right(busy, (start, end))
+        clash = next((b for b in busy[max(0, i - 1) : i + 1] if b[0] < start + length and start < b[1]), None)
+        if clash is None:
+            busy.insert(i, (start, start + length))
+            return start, start + length
+        start = clash[1] + 30
 
 
 def _stamp(t: float) -> str:

@@ -71,10 +71,26 @@ def _keys(event: Event) -> list[str]:
     call = event.call
     if call is None:
         return []
-    keys = [f"id:{i}" for i in (call.linkedid, call.uniqueid) if i]
+    linkedid, uniqueid = call.linkedid, call.uniqueid
+    keys = [f"id:{linkedid}"] if linkedid else []
+    if uniqueid and uniqueid != linkedid:
+        keys.append(f"id:{uniqueid}")
     if call.channel:
         keys.append(f"ch:{call.channel}")
-    return list(dict.fromkeys(keys))
+    return keys
+
+
+_TEXTS: dict[IPAddress, str] = {}
+
+
+def _text(ip: IPAddress) -> str:
+    """str(ip), remembered (a phone calls from one address again and again)."""
+    text = _TEXTS.get(ip)
+    if text is None:
+        if len(_TEXTS) >= 65536:
+            _TEXTS.clear()
+        text = _TEXTS[ip] = str(ip)
+    return text
 
 
 def _began(event: Event) -> float:
@@ -179,7 +195,7 @@ class CallBook:
             if number.country:
                 tally.countries[number.country] += 1
         if state.ip is not None and not had_ip:
-            tally.sources[str(state.ip)] += 1
+            tally.sources[_text(state.ip)] += 1
         if state.answered and not was_answered:
             tally.answered += 1
         if state.end is not None:

@@ -8,8 +8,8 @@ data table below decide whether a call attempt is a toll-fraud probe.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import PhoneNumberType as T
@@ -80,6 +80,16 @@ class Classified:
         """A destination that toll fraudsters go for."""
         return self.risk is not None or self.international
 
+    def to_tuple(self) -> ClassifiedTuple:
+        """Plain values (they pickle fast): `Classified(*c.to_tuple()) == c`."""
+        return (self.dialled, self.e164, self.country, self.number_type, self.international, self.risk,
+                self.risk_class, self.internal)
+
+
+ClassifiedTuple = tuple[str, str | None, str | None, str, bool, str | None, str | None, bool]
+Settings = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]
+MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs for one)
+
 
 _UNSEEN = object()
 
@@ -94,6 +104,9 @@ class NumberClassifier:
         national_prefix: str = "",
         internal_digits: int = 6,
     ) -> None:
+        #: the arguments, to build the same classifier elsewhere (a parse worker): NumberClassifier(*settings)
+        self.settings: Settings = (country, international_prefixes, access_codes, extra_high_risk, national_prefix,
+                                   internal_digits)
         self.country = country.upper() or None
         self.intl = tuple(sorted(international_prefixes, key=len, reverse=True))
         self.access = tuple(sorted(access_codes, key=len, reverse=True))
@@ -102,9 +115,24 @@ class NumberClassifier:
         self.high_risk = dict(RISK_TABLE)
         self.high_risk.update({p: (CONFIGURED, "configured (numbers.high_risk_extra)") for p in extra_high_risk})
         self._prefixes = sorted(self.high_risk, key=len, reverse=True)
-        self.classify = lru_cache(maxsize=16384)(self._classify)
+        self._cache: OrderedDict[str, Classified] = OrderedDict()  # (a dict's oldest key is slow to find)
         self._intl: dict[str, str | None] = {}
         self._own_code = f"+{phonenumbers.country_code_for_region(self.country)}" if self.country else None
+
+    def classify(self, dialled: str) -> Classified:
+        """What a dialled number is; each distinct number is worked out once (while remembered)."""
+        found = self._cache.get(dialled)
+        if found is None:
+            found = self._classify(dialled)
+            self.remember(found)
+        return found
+
+    def remember(self, classified: Classified) -> None:
+        """Keep a classification (also one worked out in a parse worker with the same settings)."""
+        cache = self._cache
+        if len(cache) >= MAX_CACHED:
+            cache.popitem(last=False)  # the oldest
+        cache[classified.dialled] = classified
 
     def is_probe(self, dialled: str) -> bool:
         """Whether a dialled number is a toll-fraud destination, asking `phonenumbers` only when the

@@ -2,7 +2,9 @@
 
 The main process reads 4 MiB buffers and hands each, with a little lookahead from the next one, to a
 worker process; the workers run the very same prefilter and parsers and send back compact tuples; the
-main process rebuilds the events in file order and runs the pipeline. A record that crosses a buffer
+main process rebuilds the events in file order and runs the pipeline. The workers also classify the
+numbers their call records dialled (phonenumbers is the dearest step of a call record) with the
+pipeline's own settings; the main process only files the results in its classifier. A record that crosses a buffer
 boundary (an attacker's line break inside a dialled number) is read by the worker of the buffer it
 starts in, and the lines it swallowed are dropped from the next buffer's results.
 """
@@ -21,6 +23,7 @@ from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
 from sipwatch.netaddr import ip_of
+from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource
 from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
@@ -59,6 +62,7 @@ class Job:
     line_base: int
     year: int
     tz: tuple[str, str]  # the zones of log times and of CDR/CEL times (`timezone`, `cdr_timezone`)
+    numbers: Settings | None = None  # the pipeline classifier's: classify the dialled numbers here
 
 
 def workers() -> int:
@@ -79,8 +83,26 @@ def _parser(name: str, year: int, tz_names: tuple[str, str]) -> tuple[LineParser
     return found
 
 
-def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int]:
-    """Worker side: parse one buffer; return the events as tuples of plain values."""
+_CLASSIFIERS: dict[Settings, NumberClassifier] = {}
+
+
+def _classified(events: list[Event], settings: Settings) -> list[ClassifiedTuple]:
+    """The dialled numbers of these call records that leave the PBX, classified (once per worker)."""
+    classifier = _CLASSIFIERS.get(settings)
+    if classifier is None:
+        classifier = _CLASSIFIERS[settings] = NumberClassifier(*settings)
+    seen: dict[str, ClassifiedTuple | None] = {}
+    for e in events:
+        target = e.target
+        if target is not None and e.call is not None and target not in seen:
+            number = classifier.classify(target)
+            seen[target] = None if number.internal else number.to_tuple()  # internal: no phonenumbers
+    return [t for t in seen.values() if t is not None]
+
+
+def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, list[ClassifiedTuple]]:
+    """Worker side: parse one buffer; return the events as tuples of plain values, and the numbers
+    they dialled, classified."""
     parser, prefilter = _parser(job.name, job.year, job.tz)
     parser.last_time = 0.0
     stats = ScanStats()
@@ -95,24 +117,45 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int]:
          e.reason, e.extra or None, e.call.to_tuple() if e.call is not None else None)
         for e in events
     ]
-    return wire, stats, scanner.spill_line
+    numbers = _classified(events, job.numbers) if job.numbers is not None else []
+    return wire, stats, scanner.spill_line, numbers
 
 
-def _event(w: Wire, file: str) -> Event:
+_IPS: dict[str, IPAddress | None] = {}
+_MISSING = object()
+
+
+def _ip(text: str) -> IPAddress | None:
+    """ip_of(), remembered: the same addresses come again and again (a phone's, an attacker's)."""
+    found = _IPS.get(text, _MISSING)
+    if found is _MISSING:
+        if len(_IPS) > 100_000:
+            _IPS.clear()
+        found = _IPS[text] = ip_of(text)
+    return found  # type: ignore[return-value]
+
+
+def _event(w: Wire, file: str, address: IPAddress | None = None) -> Event:
+    """The event of a wire tuple; `address` is its address when the caller has it already."""
     (time, kind, service, ip, port, transport, account, target, ua, evidence, line, form, session, reason,
      extra, call) = w
+    if address is None and ip is not None:
+        address = _ip(ip)
     return Event(
-        time, _KINDS[kind], _SERVICES[service], ip_of(ip) if ip is not None else None,
+        time, _KINDS[kind], _SERVICES[service], address,
         port, transport, account, target, ua, _EVIDENCE[evidence], file, line, "",
         form, session, reason or "", extra or {}, call=Call(*call) if call is not None else None,
     )
 
 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
-                    tally: Tally, blocked: Callable[[IPAddress | None, float], bool]) -> Iterator[Event]:
+                    tally: Tally, blocked: Callable[[IPAddress | None, float], bool],
+                    classifier: NumberClassifier | None = None) -> Iterator[Event]:
     """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
-    from addresses that are `blocked` at their time are counted but not even built."""
-    pending: deque[Future[tuple[list[Wire], ScanStats, int]]] = deque()
+    from addresses that are `blocked` at their time are counted but not even built. With `classifier`,
+    the workers classify the dialled numbers and the results are filed in it before the events come."""
+    pending: deque[Future[tuple[list[Wire], ScanStats, int, list[ClassifiedTuple]]]] = deque()
+    numbers = classifier.settings if classifier is not None else None
     counted = {_KIND_INDEX[k] for k in COUNTED}
     strong = _EVIDENCE_INDEX[Evidence.STRONG]
     line_base = 0
@@ -122,24 +165,27 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
     def drain(block: bool) -> Iterator[Event]:
         nonlocal skip_through, last_time
         while pending and (block or pending[0].done()):
-            wire, part, spill = pending.popleft().result()
+            wire, part, spill, classified = pending.popleft().result()
             stats.add(part)
+            if classifier is not None:
+                for number in classified:
+                    classifier.remember(Classified(*number))
             for w in wire:
                 if w[10] <= skip_through:
                     stats.events -= 1  # a line swallowed by a record of the previous chunk
                     continue
                 when = w[0] or last_time
-                ip = ip_of(w[3]) if w[3] is not None else None
+                ip = _ip(w[3]) if w[3] is not None else None
                 tally.count(ip, when, _KINDS[w[1]], _SERVICES[w[2]], w[6], w[7], w[9] == strong, w[1] in counted)
                 if blocked(ip, when):
                     continue
-                event = _event(w, source.name)
+                event = _event(w, source.name, ip)
                 event.time = last_time = when
                 yield event
             skip_through = max(skip_through, spill)
 
     for data, limit in chunks(source.buffers()):
-        job = Job(source.name, data, limit, line_base, year, tz)
+        job = Job(source.name, data, limit, line_base, year, tz, numbers)
         pending.append(pool.submit(parse_job, job))
         line_base += data.count(b"\n", 0, limit) + (0 if data[limit - 1 : limit] == b"\n" else 1)
         yield from drain(block=len(pending) >= 4)

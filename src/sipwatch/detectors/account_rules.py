@@ -19,6 +19,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from datetime import datetime, tzinfo
+from operator import attrgetter
 from typing import NamedTuple
 
 from sipwatch.calls import CallState
@@ -28,6 +29,7 @@ from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.event import CALL_KINDS, Event, IPAddress
 from sipwatch.numbers import Classified
 
+_START = attrgetter("start")
 MAX_CALLS = 2000  # outside calls kept per account (the window's)
 MAX_ACCOUNTS = 100_000
 LEVELS = ("", "warning", "critical")
@@ -153,8 +155,10 @@ class AccountRulesDetector:
 
     def _limits(self, account: str, start: float) -> tuple[Limits, str | None]:
         """The account's limits at `start`: its own overrides, else the first profile that applies."""
-        when = datetime.fromtimestamp(start, self.tz)
-        chosen = next((p for p in self.profiles if p.applies(when)), None)
+        chosen = None
+        if self.profiles:
+            when = datetime.fromtimestamp(start, self.tz)
+            chosen = next((p for p in self.profiles if p.applies(when)), None)
         own = self.settings.account.get(account)
         key = (account if own is not None else None, chosen.name if chosen is not None else None)
         limits = self._merged.get(key)
@@ -180,18 +184,25 @@ class AccountRulesDetector:
             if level:
                 found.append(Finding(rule, level, f"{rule} {value:.{digits}f} {unit} ≥ {limit:g}", behind))
 
-        burst = _busiest(calls, 60.0)
-        check("calls_per_minute", len(burst), limits.calls_per_minute, burst, "calls in 60s")
-        peak = _peak_concurrency(calls, now)
-        check("concurrent", len(peak), limits.concurrent, peak, "calls at once")
+        count = len(calls)  # no count rule can reach a level above the calls it sees: skip those
+        if count >= _lowest(limits.calls_per_minute):
+            burst = _busiest(calls, 60.0)
+            check("calls_per_minute", len(burst), limits.calls_per_minute, burst, "calls in 60s")
+        if count >= _lowest(limits.concurrent):
+            peak = _peak_concurrency(calls, now)
+            check("concurrent", len(peak), limits.concurrent, peak, "calls at once")
         newest = max(c.start for c in calls)  # windows end at the newest call: records may come at its end
         recent = [c for c in calls if c.start > newest - window]
         check("calls_per_window", len(recent), limits.calls_per_window, recent, f"calls in {window / 60:.0f} min")
-        talked = [c for c in recent if c.talk(now)]
-        check("minutes_per_window", sum(c.talk(now) for c in talked) / 60, limits.minutes_per_window, talked,
-              f"minutes in {window / 60:.0f} min", 1)
-        run = self._sequential(calls)
-        check("sequential", len(run), limits.sequential, run, f"calls in a row to {self._same(run[-1]) if run else ''}")
+        talks = [c.talk(now) for c in recent]
+        if sum(talks) / 60 >= _lowest(limits.minutes_per_window):
+            talked = [c for c, t in zip(recent, talks, strict=True) if t]
+            check("minutes_per_window", sum(t for t in talks if t) / 60, limits.minutes_per_window, talked,
+                  f"minutes in {window / 60:.0f} min", 1)
+        if count >= _lowest(limits.sequential):
+            run = self._sequential(calls)
+            check("sequential", len(run), limits.sequential, run,
+                  f"calls in a row to {self._same(run[-1]) if run else ''}")
         if number.risk_class is not None:
             check("long_call_minutes", call.talk(now) / 60, limits.long_call_minutes, [call],
                   f"minutes to {number.e164 or call.number} ({number.risk})", 1)
@@ -225,7 +236,7 @@ class AccountRulesDetector:
 
     def _sequential(self, calls: list[CallState]) -> list[CallState]:
         """The newest run of consecutive outside calls to the same number (or prefix)."""
-        ordered = sorted(calls, key=lambda c: c.start)
+        ordered = sorted(calls, key=_START)
         if not ordered:
             return []
         target = self._same(ordered[-1])
@@ -251,11 +262,12 @@ class AccountRulesDetector:
 
     def _bill(self, state: _Account) -> None:
         """Add the cost of calls that ended to their day's spend."""
+        rates = self.rates
         for tracked in state.calls.values():
             call = tracked.call
             if not tracked.billed and call.end is not None:
                 tracked.billed = True
-                cost = self.cost(call, call.end)
+                cost = self.cost(call, call.end) if rates else None
                 if cost:
                     day = self._day(call.start)
                     state.spent[day] = state.spent.get(day, 0.0) + cost
@@ -302,6 +314,14 @@ class AccountRulesDetector:
         return decision
 
 
+def _lowest(threshold: Threshold) -> float:
+    """The smallest value at which a rule gives a level (infinite when the rule is off)."""
+    warning, critical = threshold
+    if warning and critical:
+        return min(warning, critical)
+    return warning or critical or math.inf
+
+
 def _override(limits: Limits, layer: Overrides) -> None:
     for f in fields(Overrides):
         value = getattr(layer, f.name)
@@ -316,7 +336,7 @@ def _call_id(call: CallState) -> str:
 
 def _busiest(calls: list[CallState], seconds: float) -> list[CallState]:
     """The most calls that started within any `seconds`."""
-    ordered = sorted(calls, key=lambda c: c.start)
+    ordered = sorted(calls, key=_START)
     best: list[CallState] = []
     first = 0
     for last, call in enumerate(ordered):
@@ -330,19 +350,20 @@ def _busiest(calls: list[CallState], seconds: float) -> list[CallState]:
 def _peak_concurrency(calls: list[CallState], now: float) -> list[CallState]:
     """The largest set of calls open at one moment (a sweep over starts and ends; a call still open
     runs on, unless it is older than any call lasts and its end record was lost)."""
-    points: list[tuple[float, int, CallState]] = []
-    for call in calls:
+    points: list[tuple[float, int, int]] = []
+    for i, call in enumerate(calls):
         end = call.end if call.end is not None else (math.inf if call.open_at(now) else None)
         if end is not None and end > call.start:
-            points += [(call.start, 1, call), (end, 0, call)]
-    points.sort(key=lambda p: (p[0], p[1]))  # at the same moment, ends before starts
+            points.append((call.start, 1, i))
+            points.append((end, 0, i))
+    points.sort()  # at the same moment, ends before starts; then in the order of `calls`
     open_now: dict[int, CallState] = {}
     best: list[CallState] = []
-    for _, starts, call in points:
+    for _, starts, i in points:
         if starts:
-            open_now[id(call)] = call
+            open_now[i] = calls[i]
             if len(open_now) > len(best):
                 best = list(open_now.values())
         else:
-            open_now.pop(id(call), None)
+            open_now.pop(i, None)
     return best

@@ -70,32 +70,46 @@ _EPOCH = re.compile(r"^\d{9,11}(?:\.\d+)?$")
 _SRC = re.compile(r"(?:^|[;,| ])src=(\S+?)(?=$|[;,| ])")
 
 
-def _fits(layout: tuple[str, ...], row: list[str]) -> bool:
-    """Whether a row of the right length has this layout's fixed vocabulary in the right places."""
-    for name, value in zip(layout, row, strict=True):
-        if name == "disposition" and value not in DISPOSITIONS:
+class _Layout:
+    """One column layout, with the places of its fixed vocabulary worked out once."""
+
+    __slots__ = ("amaflags", "columns", "disposition", "name", "sequence", "uniqueid")
+
+    def __init__(self, name: str, columns: tuple[str, ...]) -> None:
+        self.name = name
+        self.columns = columns
+        place = {c: i for i, c in enumerate(columns)}
+        self.disposition = place.get("disposition")
+        self.amaflags = place.get("amaflags")
+        self.uniqueid = place.get("uniqueid")
+        self.sequence = place.get("sequence")
+
+    def fits(self, row: list[str]) -> bool:
+        """Whether a row of the right length has this layout's fixed vocabulary in the right places."""
+        i = self.disposition
+        if i is not None and row[i] not in DISPOSITIONS:
             return False
-        if name == "amaflags" and value not in AMA_FLAGS:
+        i = self.amaflags
+        if i is not None and row[i] not in AMA_FLAGS:
             return False
-        if name == "uniqueid" and value and not _UNIQUEID.match(value):
+        i = self.uniqueid
+        if i is not None and row[i] and not _UNIQUEID.match(row[i]):
             return False
-        if name == "sequence" and value and not value.isdigit():
-            return False
-    return True
+        i = self.sequence
+        return i is None or not row[i] or row[i].isdigit()
 
 
-def _layout(layouts: Mapping[int, tuple[tuple[str, tuple[str, ...]], ...]],
-            row: list[str]) -> tuple[str, dict[str, str]] | None:
-    for name, columns in layouts.get(len(row), ()):
-        if _fits(columns, row):
-            return name, dict(zip(columns, row, strict=True))
+def _layout(layouts: Mapping[int, tuple[_Layout, ...]], row: list[str]) -> tuple[str, dict[str, str]] | None:
+    for layout in layouts.get(len(row), ()):
+        if layout.fits(row):
+            return layout.name, dict(zip(layout.columns, row, strict=True))
     return None
 
 
-def _by_length(layouts: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[int, tuple[tuple[str, tuple[str, ...]], ...]]:
-    found: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
-    for layout in layouts:
-        found.setdefault(len(layout[1]), []).append(layout)
+def _by_length(layouts: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[int, tuple[_Layout, ...]]:
+    found: dict[int, list[_Layout]] = {}
+    for name, columns in layouts:
+        found.setdefault(len(columns), []).append(_Layout(name, columns))
     return {n: tuple(v) for n, v in found.items()}
 
 
@@ -169,18 +183,20 @@ class CdrReader(CsvReader):
         if found is None:
             return BAD
         layout, f = found
-        if any(f[name] and _time(f[name]) is None for name in ("start", "answer", "end")):
+        start, answer, end = f["start"], f["answer"], f["end"]
+        start_time = _time(start) if start else None
+        if (start and start_time is None) or (answer and _time(answer) is None):
             return BAD
-        end = _time(f["end"]) or _time(f["start"])
+        ended = _time(end) if end else start_time
         duration, billsec = _seconds(f["duration"]), _seconds(f["billsec"])
-        if end is None or duration is None or billsec is None or billsec > duration + 1:
+        if ended is None or duration is None or billsec is None or billsec > duration + 1:
+            return BAD
+        source = _source(f["userfield"]) if "userfield" in f else None
+        if source is False:
             return BAD
         service, account = channel_account(f["channel"])
         parsed = Parsed(f"{self.id}.{layout}", K.CALL_END, service, account=account, target=f["dst"] or None,
-                        reason=f["disposition"], time_text=end, record_time=True)
-        source = source_of(f.get("userfield", ""))
-        if source is False:
-            return BAD
+                        reason=f["disposition"], time_text=ended, record_time=True)
         if source is not None:
             parsed.ip, parsed.port = source[0], source[1]
             parsed.evidence = Evidence.STRONG if f["disposition"] == "ANSWERED" else Evidence.WEAK
@@ -190,6 +206,19 @@ class CdrReader(CsvReader):
             disposition=f["disposition"],
         )
         return parsed
+
+
+_SOURCES: dict[str, Address | Literal[False] | None] = {}
+
+
+def _source(userfield: str) -> Address | Literal[False] | None:
+    """source_of(), remembered: a phone writes the same userfield on every call."""
+    found = _SOURCES.get(userfield, BAD)
+    if found is BAD:
+        if len(_SOURCES) >= 4096:
+            _SOURCES.clear()
+        found = _SOURCES[userfield] = source_of(userfield)
+    return found  # type: ignore[return-value]
 
 
 # --- CEL ------------------------------------------------------------------------------------------

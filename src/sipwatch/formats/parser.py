@@ -123,6 +123,8 @@ class LineParser:
     def parse(self, text: str, file: str = "", line: int = 0, hints: Iterable[int] = ()) -> Event | Status:
         """Parse one record into an event, or say why not. `hints` are the indexes in `markers` of
         the markers the prefilter saw in it (optional: without them every reader is considered)."""
+        if text[:1] == '"' and "\x1b" not in text:  # a CSV row (CDR, CEL): no prefix starts with a quote
+            return self._prefixless_record(text.rstrip("\r\n"), file, line)
         if hints:
             fast = self._fast
             for index in hints:
