@@ -15,9 +15,10 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from sipwatch.behaviour import LearningMode, ProfileBook
 from sipwatch.calls import CallBook
 from sipwatch.config import Config
-from sipwatch.detectors import Action, Decision, Detector, Knowledge, build
+from sipwatch.detectors import Action, BehaviourDetector, Decision, Detector, Knowledge, build
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 from sipwatch.netaddr import ip_of
 from sipwatch.numbers import NumberClassifier
@@ -235,6 +236,11 @@ class Pipeline:
         #: called with every critical account decision: where AMI actions (hang up the account's outside
         #: calls, block the account) will plug in; nothing acts on them yet
         self.on_critical: list[Callable[[Decision], None]] = []
+        #: the learned profiles (None when the behaviour detector is off) and the learning mode, which the
+        #: daemon and `sipwatch learn` start from the store: a plain scan has none
+        self.profiles: ProfileBook | None = next(
+            (d.book for d in self.detectors if isinstance(d, BehaviourDetector)), None)
+        self.learning = LearningMode(config.behaviour.learning_days)
 
     def is_blocked(self, ip: IPAddress | None, time: float) -> bool:
         """Would the firewall have dropped a request from `ip` at `time`? (The daemon never sees it.)"""
@@ -265,7 +271,7 @@ class Pipeline:
                 final = self.policy.apply(decision)
                 if final is not None:
                     decisions.append(final)
-                    if final.level == "critical":
+                    if final.level == "critical" and not self.learning.holds(final):
                         for hook in self.on_critical:
                             hook(final)
             if ip is not None and self.is_blocked(ip, event.time):

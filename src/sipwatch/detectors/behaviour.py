@@ -1,0 +1,252 @@
+"""Learned behaviour per account (issue 7, item 4): each account judged against its own profile.
+
+The profiles (`sipwatch/behaviour.py`) learn from every call (correlated by the `CallBook`: one call seen
+through several records is learned once) and from every trusted source address of an account
+(`auth_success`: the server-written RemoteAddress; the CDR userfield; never a Contact header). An account
+is judged only once it has `min_days` observed days; its destinations, hours and volume also need
+`min_calls` learned outside calls. Before that it is learned, never judged. The rules:
+
+- `new_source` (critical): a source address in a network the account never used, with a user agent it
+  never used; `new_network` (warning): a new network, with a user agent it used before or none known;
+- `new_high_risk_destination` (critical): the first call to a high-risk country, network or number type
+  it never called;
+- `new_countries` (warning / critical): so many countries it never called within `new_countries_window`;
+- `unusual_hour` (warning): an outside call at an hour (±1) holding less than `unusual_hour_percent` of
+  its calls;
+- `volume_calls`, `volume_minutes` (warning / critical): today's outside calls (talk minutes) to
+  destinations it does not usually call, `volume_factor` times its daily baseline and at least the floor.
+
+Internal calls are learned (hours) but never judged; a usual destination (a learned country and number
+type) never counts towards volume; an address inside a known network is nothing at all. Critical
+decisions go to the pipeline's `on_critical` hooks, like the account rules'.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, tzinfo
+from typing import NamedTuple
+
+from sipwatch.behaviour import Profile, ProfileBook, network_of
+from sipwatch.calls import CallState
+from sipwatch.config import Behaviour, Threshold
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, strongest
+from sipwatch.detectors.knowledge import Knowledge
+from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
+from sipwatch.numbers import Classified
+
+MAX_SEEN = 50_000  # calls whose learning is tracked (what of each call was learned already)
+LEVELS = ("", "warning", "critical")
+
+
+class _Seen:
+    """What of one call was judged and learned already (records of one call arrive one by one)."""
+
+    __slots__ = ("call", "destination", "minutes", "source", "usual")
+
+    def __init__(self, call: CallState) -> None:
+        self.call = call  # held, so that its id is not reused while it is tracked
+        self.source = False
+        self.destination = False
+        self.usual = True
+        self.minutes = 0.0
+
+
+class Finding(NamedTuple):
+    rule: str
+    level: int  # 1 warning, 2 critical
+    text: str
+    key: str  # what "the same finding" is, for re-alerting
+    calls: list[CallState]
+    ip: IPAddress | None = None  # an address that used the account from outside its networks
+
+
+def _level(value: float, threshold: Threshold) -> int:
+    warning, critical = threshold
+    return 2 if critical and value >= critical else 1 if warning and value >= warning else 0
+
+
+class BehaviourDetector:
+    name = "behaviour"
+    kinds = CALL_KINDS | frozenset({Kind.AUTH_SUCCESS, Kind.REGISTRATION})
+
+    def __init__(self, settings: Behaviour, knowledge: Knowledge, tz: tzinfo | None = None,
+                 exclude: list[str] | None = None) -> None:
+        self.settings = settings
+        self.calls = knowledge.calls
+        self.tz = tz
+        self.exclude = frozenset(exclude or ())
+        self.book = ProfileBook(settings.max_accounts)
+        self.alpha = 2.0 / (settings.baseline_days + 1)
+        self._seen: OrderedDict[int, _Seen] = OrderedDict()
+        self._fired: dict[str, dict[str, tuple[int, float]]] = {}  # account -> finding key -> (level, time)
+
+    def forget(self, ip: IPAddress) -> None:
+        """Accounts are not addresses: a banned address changes nothing here."""
+
+    # -- events ---------------------------------------------------------------------------------
+    def observe(self, event: Event) -> list[Decision]:
+        if event.kind in CALL_KINDS:
+            return self._call(event)
+        account = event.account
+        if not account or account in self.exclude or (event.ip is None and not event.user_agent):
+            return []
+        profile = self._profile(account, event.time)
+        findings = self._source(profile, event.ip, event.user_agent, [])
+        return self._decide(account, profile, findings, event)
+
+    def _call(self, event: Event) -> list[Decision]:
+        found = self.calls.current
+        if found is None:
+            return []
+        call = found[0]
+        account = call.account
+        if account is None or account in self.exclude:
+            return []
+        seen = self._seen.get(id(call))
+        if seen is None:
+            seen = self._seen[id(call)] = _Seen(call)
+            if len(self._seen) > MAX_SEEN:
+                self._seen.popitem(last=False)
+        profile = self._profile(account, event.time)
+        findings: list[Finding] = []
+        if call.ip is not None and not seen.source:
+            seen.source = True
+            findings += self._source(profile, call.ip, event.user_agent, [call])
+        number = call.classified
+        if number is not None and not seen.destination:
+            seen.destination = True
+            hour = datetime.fromtimestamp(call.start, self.tz).hour
+            if number.internal:
+                profile.see_call(hour, None, True)
+            else:
+                key = number.country or number.number_type
+                seen.usual = profile.usual(key, number.number_type)
+                findings += self._destination(profile, call, number, key, hour)
+                profile.see_call(hour, (key, number.number_type), seen.usual)
+                findings += self._volume(profile, [call], minutes=False)
+        if number is not None and not number.internal and call.end is not None:
+            talked = call.talk(call.end) / 60
+            if talked > seen.minutes:
+                profile.see_minutes(talked - seen.minutes, seen.usual)
+                seen.minutes = talked
+                findings += self._volume(profile, [call], minutes=True)
+        return self._decide(account, profile, findings, event)
+
+    def _profile(self, account: str, when: float) -> Profile:
+        profile = self.book.touch(account, when)
+        profile.roll(datetime.fromtimestamp(when, self.tz).toordinal(), self.alpha)
+        return profile
+
+    # -- the rules ------------------------------------------------------------------------------
+    def _judged(self, profile: Profile, calls: bool) -> bool:
+        s = self.settings
+        return profile.days >= s.min_days and (not calls or profile.calls >= s.min_calls)
+
+    def _source(self, profile: Profile, ip: IPAddress | None, agent: str | None,
+                calls: list[CallState]) -> list[Finding]:
+        """A trusted source address (and the user agent of the same record, when it names one)."""
+        s = self.settings
+        network = network_of(ip, s.ipv4_prefix, s.ipv6_prefix) if ip is not None else None
+        found: list[Finding] = []
+        if network is not None and not profile.knows_network(network) and profile.networks and self._judged(
+                profile, calls=False):
+            usual = ", ".join(sorted(profile.networks, key=profile.networks.__getitem__, reverse=True)[:3])
+            if agent and profile.agents and not profile.knows_agent(agent):
+                found.append(Finding("new_source", 2, f"used from {ip}, a network it never used ({network}; usual: "
+                                     f"{usual}), with a user agent it never used ({agent!r})", network, calls, ip))
+            else:
+                what = f"its user agent {agent!r}" if agent else "no user agent known"
+                found.append(Finding("new_network", 1, f"used from {ip}, a network it never used ({network}; "
+                                     f"usual: {usual}), {what}", network, calls, ip))
+        profile.see_source(network, agent)
+        return found
+
+    def _destination(self, profile: Profile, call: CallState, number: Classified, key: str,
+                     hour: int) -> list[Finding]:
+        if not self._judged(profile, calls=True):
+            return []
+        s = self.settings
+        shown = number.e164 or call.number or "?"
+        stranger = self._stranger(profile, call)
+        found: list[Finding] = []
+        new_key = not profile.knows_destination(key)
+        if number.risk_class is not None and (new_key or not profile.knows_type(number.number_type)):
+            found.append(Finding("new_high_risk_destination", 2, f"first call to {key} ({number.number_type}): "
+                                 f"{shown}, {number.risk}", key, [call], stranger))
+        if new_key and number.country:
+            recent = profile.note_new(call.start, key, s.new_countries_window)
+            level = _level(len(recent), s.new_countries)
+            if level:
+                keys = ", ".join(k for _, k in recent)
+                found.append(Finding("new_countries", level, f"{len(recent)} countries it never called within "
+                                     f"{s.new_countries_window / 60:.0f} min: {keys}", "", [call], stranger))
+        share = profile.hour_share(hour) * 100
+        if s.unusual_hour_percent and share < s.unusual_hour_percent:
+            found.append(Finding("unusual_hour", 1, f"outside call to {shown} at {hour:02d}h, an hour it does not "
+                                 f"call at ({share:.1f}% of its calls within an hour of it)", "", [call], stranger))
+        return found
+
+    def _volume(self, profile: Profile, calls: list[CallState], minutes: bool) -> list[Finding]:
+        """Today's outside calls (or talk minutes) to destinations the account does not usually call."""
+        today = profile.today
+        if today is None or not self._judged(profile, calls=True):
+            return []
+        s = self.settings
+        if minutes:
+            rule, value, base, floor, unit = ("volume_minutes", today.unusual_minutes, profile.minutes_per_day,
+                                              s.volume_min_minutes, "talk minutes")
+        else:
+            rule, value, base, floor, unit = ("volume_calls", float(today.unusual_calls), profile.calls_per_day,
+                                              s.volume_min_calls, "outside calls")
+        if not floor or value < floor:
+            return []
+        ratio = value / max(base, 1.0)
+        level = _level(ratio, s.volume_factor)
+        if not level:
+            return []
+        return [Finding(rule, level, f"{value:.0f} {unit} today to destinations it does not usually call, "
+                        f"{ratio:.1f}× its baseline of {base:.1f} a day", "", calls, self._stranger(profile, calls[0]))]
+
+    def _stranger(self, profile: Profile, call: CallState) -> IPAddress | None:
+        """The call's source address when it lies outside every network the account has learned."""
+        ip = call.ip
+        if ip is None or network_of(ip, self.settings.ipv4_prefix, self.settings.ipv6_prefix) in profile.networks:
+            return None
+        return ip
+
+    # -- decisions ------------------------------------------------------------------------------
+    def _decide(self, account: str, profile: Profile, findings: list[Finding], event: Event) -> list[Decision]:
+        decisions = []
+        for finding in findings:
+            if finding.level == 2:
+                profile.now().tainted = True  # a day with a critical decision is not learned
+            if self._fresh(account, finding, event.time):
+                decisions.append(self._decision(account, finding, event))
+        return decisions
+
+    def _fresh(self, account: str, finding: Finding, now: float) -> bool:
+        """Once per rule (and subject) and level per `realert`, unless the level rises."""
+        fired = self._fired.get(account)
+        if fired is None:
+            if len(self._fired) >= self.settings.max_accounts:
+                del self._fired[next(iter(self._fired))]
+            fired = self._fired[account] = {}
+        key = f"{finding.rule}:{finding.key}"
+        last = fired.get(key)
+        if last is not None and finding.level <= last[0] and now - last[1] < self.settings.realert:
+            return False
+        fired[key] = (finding.level, now)
+        return True
+
+    def _decision(self, account: str, finding: Finding, event: Event) -> Decision:
+        level = LEVELS[finding.level]
+        events = [c.events[0] for c in finding.calls if c.events][-MAX_EVIDENCE:] or [event]
+        decision = Decision(
+            Action.ALERT, self.name, f"{level}: {finding.text} (account {account}, learned behaviour)", event.time,
+            account=account, evidence=strongest(events), events=events, rule=finding.rule, level=level,
+            calls=[c.keys[0].split(":", 1)[1] for c in finding.calls if c.keys],
+        )
+        if finding.level == 2 and finding.ip is not None:
+            decision.ip = finding.ip  # the address that used the account from outside its networks
+        return decision
