@@ -255,13 +255,6 @@ class ProfileBook:
         self.dirty.add(account)
         return profile
 
-    def roll_all(self, day: int, alpha: float) -> None:
-        """Learn every day that is over by local day `day` (the end of a history: its last day too)."""
-        for account, profile in self.profiles.items():
-            if profile.today is not None and profile.day < day:
-                profile.roll(day, alpha)
-                self.dirty.add(account)
-
     # -- storage --------------------------------------------------------------------------------
     def load(self, rows: Iterable[tuple[str, str]]) -> None:
         for account, text in rows:

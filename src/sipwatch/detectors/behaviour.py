@@ -66,6 +66,12 @@ def _level(value: float, threshold: Threshold) -> int:
     return 2 if critical and value >= critical else 1 if warning and value >= warning else 0
 
 
+def _country(number: Classified) -> str | None:
+    """The ISO country of a number; None for non-geographic ranges (phonenumbers' "001": satellites...)."""
+    country = number.country
+    return country if country is not None and country.isalpha() else None
+
+
 class BehaviourDetector:
     name = "behaviour"
     kinds = CALL_KINDS | frozenset({Kind.AUTH_SUCCESS, Kind.REGISTRATION})
@@ -120,7 +126,7 @@ class BehaviourDetector:
             if number.internal:
                 profile.see_call(hour, None, True)
             else:
-                key = number.country or number.number_type
+                key = _country(number) or number.number_type
                 seen.usual = profile.usual(key, number.number_type)
                 findings += self._destination(profile, call, number, key, hour)
                 profile.see_call(hour, (key, number.number_type), seen.usual)
@@ -173,8 +179,8 @@ class BehaviourDetector:
         new_key = not profile.knows_destination(key)
         if number.risk_class is not None and (new_key or not profile.knows_type(number.number_type)):
             found.append(Finding("new_high_risk_destination", 2, f"first call to {key} ({number.number_type}): "
-                                 f"{shown}, {number.risk}", key, [call], stranger))
-        if new_key and number.country:
+                                 f"{shown}, {number.risk}", f"{key}/{number.number_type}", [call], stranger))
+        if new_key and _country(number):
             recent = profile.note_new(call.start, key, s.new_countries_window)
             level = _level(len(recent), s.new_countries)
             if level:
@@ -203,6 +209,8 @@ class BehaviourDetector:
             return []
         ratio = value / max(base, 1.0)
         level = _level(ratio, s.volume_factor)
+        if level == 2 and value < 2 * floor:
+            level = 1  # critical (an action) also needs twice the floor: one long call is not a fraud
         if not level:
             return []
         return [Finding(rule, level, f"{value:.0f} {unit} today to destinations it does not usually call, "
