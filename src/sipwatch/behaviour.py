@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -219,7 +220,7 @@ class Profile:
 def _counts(data: object) -> dict[str, int]:
     if not isinstance(data, dict):
         raise ValueError("expected a table of counts")
-    return {str(k): int(v) for k, v in data.items()}
+    return {sys.intern(str(k)): int(v) for k, v in data.items()}  # shared: many accounts, few countries
 
 
 class ProfileBook:
