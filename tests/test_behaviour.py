@@ -158,6 +158,28 @@ def test_unusual_behaviour_is_flagged(day: list[Event], expected: list[tuple[str
     assert rules(decide(day)) == expected
 
 
+def registration(when: float, agent: str, account: str = "6001") -> Event:
+    """A contact event that names the phone's user agent (AMI ContactStatus) but no trusted address."""
+    return Event(when, Kind.REGISTRATION, Service.PJSIP, account=account, user_agent=agent)
+
+
+@pytest.mark.parametrize(("day", "expected"), [
+    pytest.param([login(TODAY + 9 * H, "198.51.100.23", agent=None), registration(TODAY + 9 * H + 0.05, "Zoiper")],
+                 [("new_network", "warning"), ("new_source", "critical")], id="another-phone-registers-from-afar"),
+    pytest.param([login(TODAY + 9 * H, "198.51.100.23", agent=None), registration(TODAY + 9 * H + 0.05, PHONE)],
+                 [("new_network", "warning")], id="its-own-phone-registers-from-home"),
+    pytest.param([login(TODAY + 9 * H, "198.51.100.23", agent=None), registration(TODAY + 9 * H + 6, "Zoiper")],
+                 [("new_network", "warning")], id="a-user-agent-6s-later-is-not-the-same-request"),
+    pytest.param([login(TODAY + 9 * H, "192.0.2.99", agent=None), registration(TODAY + 9 * H + 0.05, "Zoiper")],
+                 [], id="another-phone-in-the-office"),
+    pytest.param([registration(TODAY + 9 * H, "Zoiper"), login(TODAY + 9 * H + 0.05, "198.51.100.23", agent=None)],
+                 [("new_source", "critical")], id="the-user-agent-first"),
+])
+def test_an_address_and_a_user_agent_of_one_register_are_judged_together(
+        day: list[Event], expected: list[tuple[str, str]]) -> None:
+    assert rules(decide(day)) == expected
+
+
 def test_stolen_credentials_from_a_new_address_calling_high_cost_destinations() -> None:
     """The acceptance scenario: another phone, from a public address, calls several dear places at once."""
     thief = "198.51.100.23"

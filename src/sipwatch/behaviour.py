@@ -169,8 +169,9 @@ class Profile:
         """Learned, or already seen today (and judged then)."""
         return network in self.networks or (self.today is not None and network in self.today.networks)
 
-    def knows_agent(self, agent: str) -> bool:
-        return agent[:120] in self.agents or (self.today is not None and agent[:120] in self.today.agents)
+    def learned_agent(self, agent: str) -> bool:
+        """A user agent of the days learned (today's may be the intruder's own)."""
+        return agent[:120] in self.agents
 
     def knows_destination(self, key: str) -> bool:
         """A destination already called (learned or today): `key` is its country, or its type if it has none."""

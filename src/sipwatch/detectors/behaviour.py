@@ -7,7 +7,8 @@ is judged only once it has `min_days` observed days; its destinations, hours and
 `min_calls` learned outside calls. Before that it is learned, never judged. The rules:
 
 - `new_source` (critical): a source address in a network the account never used, with a user agent it
-  never used; `new_network` (warning): a new network, with a user agent it used before or none known;
+  never used (of the same record, or of a login or registration of the account within `PAIR_SECONDS`);
+  `new_network` (warning): a new network, with a user agent it used before or none known;
 - `new_high_risk_destination` (critical): the first call to a high-risk country, network or number type
   it never called;
 - `new_countries` (warning / critical): so many countries it never called within `new_countries_window`;
@@ -36,6 +37,7 @@ from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
 from sipwatch.numbers import Classified
 
 MAX_SEEN = 50_000  # calls whose learning is tracked (what of each call was learned already)
+PAIR_SECONDS = 5.0  # a login's address and a registration's user agent this close belong together
 LEVELS = ("", "warning", "critical")
 
 
@@ -86,6 +88,7 @@ class BehaviourDetector:
         self.alpha = 2.0 / (settings.baseline_days + 1)
         self._seen: OrderedDict[int, _Seen] = OrderedDict()
         self._fired: dict[str, dict[str, tuple[int, float]]] = {}  # account -> finding key -> (level, time)
+        self._recent: dict[str, tuple[float, IPAddress | None, str | None]] = {}  # account -> last login/registration
 
     def forget(self, ip: IPAddress) -> None:
         """Accounts are not addresses: a banned address changes nothing here."""
@@ -98,8 +101,21 @@ class BehaviourDetector:
         if not account or account in self.exclude or (event.ip is None and not event.user_agent):
             return []
         profile = self._profile(account, event.time)
-        findings = self._source(profile, event.ip, event.user_agent, [])
+        ip, agent = event.ip, event.user_agent
+        paired = self._pair(account, event)
+        findings = self._source(profile, ip or paired[0], agent or paired[1], [], learn_network=ip is not None)
         return self._decide(account, profile, findings, event)
+
+    def _pair(self, account: str, event: Event) -> tuple[IPAddress | None, str | None]:
+        """The address and user agent of the account's previous login or registration, when it came within
+        `PAIR_SECONDS`: a REGISTER's SuccessfulAuth names the address, its contact event the user agent."""
+        recent = self._recent.pop(account, None)
+        if len(self._recent) >= self.settings.max_accounts:
+            del self._recent[next(iter(self._recent))]
+        self._recent[account] = (event.time, event.ip, event.user_agent)
+        if recent is None or event.time - recent[0] > PAIR_SECONDS:
+            return None, None
+        return recent[1], recent[2]
 
     def _call(self, event: Event) -> list[Decision]:
         found = self.calls.current
@@ -149,23 +165,26 @@ class BehaviourDetector:
         s = self.settings
         return profile.days >= s.min_days and (not calls or profile.calls >= s.min_calls)
 
-    def _source(self, profile: Profile, ip: IPAddress | None, agent: str | None,
-                calls: list[CallState]) -> list[Finding]:
-        """A trusted source address (and the user agent of the same record, when it names one)."""
+    def _source(self, profile: Profile, ip: IPAddress | None, agent: str | None, calls: list[CallState],
+                learn_network: bool = True) -> list[Finding]:
+        """A trusted source address and the user agent of the same request, when one is known.
+
+        A network it never used: a warning the first time it is seen on a day; critical as soon as a user
+        agent it never used comes with it (a REGISTER's user agent may arrive just after its address)."""
         s = self.settings
         network = network_of(ip, s.ipv4_prefix, s.ipv6_prefix) if ip is not None else None
         found: list[Finding] = []
-        if network is not None and not profile.knows_network(network) and profile.networks and self._judged(
+        if network is not None and network not in profile.networks and profile.networks and self._judged(
                 profile, calls=False):
             usual = ", ".join(sorted(profile.networks, key=profile.networks.__getitem__, reverse=True)[:3])
-            if agent and profile.agents and not profile.knows_agent(agent):
+            if agent and profile.agents and not profile.learned_agent(agent):
                 found.append(Finding("new_source", 2, f"used from {ip}, a network it never used ({network}; usual: "
                                      f"{usual}), with a user agent it never used ({agent!r})", network, calls, ip))
-            else:
+            elif not profile.knows_network(network):
                 what = f"its user agent {agent!r}" if agent else "no user agent known"
                 found.append(Finding("new_network", 1, f"used from {ip}, a network it never used ({network}; "
                                      f"usual: {usual}), {what}", network, calls, ip))
-        profile.see_source(network, agent)
+        profile.see_source(network if learn_network else None, agent)
         return found
 
     def _destination(self, profile: Profile, call: CallState, number: Classified, key: str,
