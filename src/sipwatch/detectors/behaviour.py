@@ -9,11 +9,11 @@ is judged only once it has `min_days` observed days; its destinations, hours and
 - `new_source` (critical): a source address in a network the account never used, with a user agent it
   never used (of the same record, or of a login or registration of the account within `PAIR_SECONDS`);
   `new_network` (warning): a new network, with a user agent it used before or none known;
-- `new_high_risk_destination` (critical): the first call to a high-risk country, network or number type
-  it never called;
+- `new_high_risk_destination`: the first call to a high-risk country or a satellite or international
+  network it never called (critical), or to a premium or shared-cost number type it never called (warning);
 - `new_countries` (warning / critical): so many countries it never called within `new_countries_window`;
-- `unusual_hour` (warning): an outside call at an hour (±1) holding less than `unusual_hour_percent` of
-  its calls;
+- `unusual_hour` (warning): an outside call to a destination it does not usually call, at an hour (±1)
+  holding less than `unusual_hour_percent` of its calls;
 - `volume_calls`, `volume_minutes` (warning / critical): today's outside calls (talk minutes) to
   destinations it does not usually call, `volume_factor` times its daily baseline and at least the floor.
 
@@ -34,9 +34,12 @@ from sipwatch.config import Behaviour, Threshold
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, strongest
 from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
-from sipwatch.numbers import Classified
+from sipwatch.numbers import CONFIGURED, COUNTRY, NETWORK, SATELLITE, Classified
 
 MAX_SEEN = 50_000  # calls whose learning is tracked (what of each call was learned already)
+#: risk classes of places (countries, satellite and international networks, configured prefixes): a first
+#: call there is critical; a first call to a premium or shared-cost number type is a warning
+DEAR_PLACES = frozenset({COUNTRY, SATELLITE, NETWORK, CONFIGURED})
 PAIR_SECONDS = 5.0  # a login's address and a registration's user agent this close belong together
 LEVELS = ("", "warning", "critical")
 
@@ -44,10 +47,9 @@ LEVELS = ("", "warning", "critical")
 class _Seen:
     """What of one call was judged and learned already (records of one call arrive one by one)."""
 
-    __slots__ = ("call", "destination", "minutes", "source", "usual")
+    __slots__ = ("destination", "minutes", "source", "usual")
 
-    def __init__(self, call: CallState) -> None:
-        self.call = call  # held, so that its id is not reused while it is tracked
+    def __init__(self) -> None:
         self.source = False
         self.destination = False
         self.usual = True
@@ -86,7 +88,7 @@ class BehaviourDetector:
         self.exclude = frozenset(exclude or ())
         self.book = ProfileBook(settings.max_accounts)
         self.alpha = 2.0 / (settings.baseline_days + 1)
-        self._seen: OrderedDict[int, _Seen] = OrderedDict()
+        self._seen: OrderedDict[str, _Seen] = OrderedDict()  # by the call's first id (never holds the call)
         self._fired: dict[str, dict[str, tuple[int, float]]] = {}  # account -> finding key -> (level, time)
         self._recent: dict[str, tuple[float, IPAddress | None, str | None]] = {}  # account -> last login/registration
 
@@ -123,11 +125,11 @@ class BehaviourDetector:
             return []
         call = found[0]
         account = call.account
-        if account is None or account in self.exclude:
+        if account is None or account in self.exclude or not call.keys:
             return []
-        seen = self._seen.get(id(call))
+        seen = self._seen.get(call.keys[0])
         if seen is None:
-            seen = self._seen[id(call)] = _Seen(call)
+            seen = self._seen[call.keys[0]] = _Seen()
             if len(self._seen) > MAX_SEEN:
                 self._seen.popitem(last=False)
         profile = self._profile(account, event.time)
@@ -144,7 +146,7 @@ class BehaviourDetector:
             else:
                 key = _country(number) or number.number_type
                 seen.usual = profile.usual(key, number.number_type)
-                findings += self._destination(profile, call, number, key, hour)
+                findings += self._destination(profile, call, number, key, hour, seen.usual)
                 profile.see_call(hour, (key, number.number_type), seen.usual)
                 findings += self._volume(profile, [call], minutes=False)
         if number is not None and not number.internal and call.end is not None:
@@ -187,8 +189,8 @@ class BehaviourDetector:
         profile.see_source(network if learn_network else None, agent)
         return found
 
-    def _destination(self, profile: Profile, call: CallState, number: Classified, key: str,
-                     hour: int) -> list[Finding]:
+    def _destination(self, profile: Profile, call: CallState, number: Classified, key: str, hour: int,
+                     usual: bool) -> list[Finding]:
         if not self._judged(profile, calls=True):
             return []
         s = self.settings
@@ -197,7 +199,8 @@ class BehaviourDetector:
         found: list[Finding] = []
         new_key = not profile.knows_destination(key)
         if number.risk_class is not None and (new_key or not profile.knows_type(number.number_type)):
-            found.append(Finding("new_high_risk_destination", 2, f"first call to {key} ({number.number_type}): "
+            level = 2 if number.risk_class in DEAR_PLACES else 1  # a dear number type at home: a warning
+            found.append(Finding("new_high_risk_destination", level, f"first call to {key} ({number.number_type}): "
                                  f"{shown}, {number.risk}", f"{key}/{number.number_type}", [call], stranger))
         if new_key and _country(number):
             recent = profile.note_new(call.start, key, s.new_countries_window)
@@ -207,7 +210,7 @@ class BehaviourDetector:
                 found.append(Finding("new_countries", level, f"{len(recent)} countries it never called within "
                                      f"{s.new_countries_window / 60:.0f} min: {keys}", "", [call], stranger))
         share = profile.hour_share(hour) * 100
-        if s.unusual_hour_percent and share < s.unusual_hour_percent:
+        if s.unusual_hour_percent and share < s.unusual_hour_percent and not usual:
             found.append(Finding("unusual_hour", 1, f"outside call to {shown} at {hour:02d}h, an hour it does not "
                                  f"call at ({share:.1f}% of its calls within an hour of it)", "", [call], stranger))
         return found
