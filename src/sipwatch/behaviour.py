@@ -16,6 +16,7 @@ store) every critical account decision is held as a warning: alerts only, no act
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import json
 import sys
@@ -225,7 +226,7 @@ def _counts(data: object) -> dict[str, int]:
 
 
 class ProfileBook:
-    """Every account's profile, bounded: the account seen least recently goes first when it is full."""
+    """Every account's profile, bounded: the accounts seen least recently go first when it is full."""
 
     def __init__(self, max_accounts: int = 100_000) -> None:
         self.max_accounts = max_accounts
@@ -243,19 +244,25 @@ class ProfileBook:
         return self.profiles.get(account)
 
     def touch(self, account: str, when: float) -> Profile:
-        """The account's profile, created at its first sight; it moves to the end (most recently used)."""
-        profile = self.profiles.pop(account, None)
+        """The account's profile, created at its first sight (when the book is full, the tenth of the
+        accounts seen least recently make room: their rows stay in the store)."""
+        profile = self.profiles.get(account)
         if profile is None:
-            profile = Profile(when, when)
-            while len(self.profiles) >= self.max_accounts:
-                gone = next(iter(self.profiles))
-                del self.profiles[gone]
-                self.dirty.discard(gone)
-        self.profiles[account] = profile
-        profile.last_seen = max(profile.last_seen, when)
-        profile.first_seen = min(profile.first_seen, when)
+            if len(self.profiles) >= self.max_accounts:
+                self._evict()
+            profile = self.profiles[account] = Profile(when, when)
+        elif when > profile.last_seen:
+            profile.last_seen = when
+        elif when < profile.first_seen:
+            profile.first_seen = when
         self.dirty.add(account)
         return profile
+
+    def _evict(self) -> None:
+        profiles = self.profiles
+        for gone in heapq.nsmallest(max(1, len(profiles) // 10), profiles, key=lambda a: profiles[a].last_seen):
+            del profiles[gone]
+            self.dirty.discard(gone)
 
     # -- storage --------------------------------------------------------------------------------
     def load(self, rows: Iterable[tuple[str, str]]) -> None:

@@ -91,6 +91,7 @@ class BehaviourDetector:
         self._seen: OrderedDict[str, _Seen] = OrderedDict()  # by the call's first id (never holds the call)
         self._fired: dict[str, dict[str, tuple[int, float]]] = {}  # account -> finding key -> (level, time)
         self._recent: dict[str, tuple[float, IPAddress | None, str | None]] = {}  # account -> last login/registration
+        self._clock: dict[int, tuple[int, int]] = {}
 
     def forget(self, ip: IPAddress) -> None:
         """Accounts are not addresses: a banned address changes nothing here."""
@@ -140,7 +141,7 @@ class BehaviourDetector:
         number = call.classified
         if number is not None and not seen.destination:
             seen.destination = True
-            hour = datetime.fromtimestamp(call.start, self.tz).hour
+            hour = self._local(call.start)[1]
             if number.internal:
                 profile.see_call(hour, None, True)
             else:
@@ -159,8 +160,20 @@ class BehaviourDetector:
 
     def _profile(self, account: str, when: float) -> Profile:
         profile = self.book.touch(account, when)
-        profile.roll(datetime.fromtimestamp(when, self.tz).toordinal(), self.alpha)
+        profile.roll(self._local(when)[0], self.alpha)
         return profile
+
+    def _local(self, when: float) -> tuple[int, int]:
+        """(local day, local hour) of `when`, cached per quarter of an hour (every zone's offset is a
+        multiple of one)."""
+        quarter = int(when // 900)
+        found = self._clock.get(quarter)
+        if found is None:
+            if len(self._clock) > 4096:
+                self._clock.clear()
+            local = datetime.fromtimestamp(quarter * 900, self.tz)
+            found = self._clock[quarter] = (local.toordinal(), local.hour)
+        return found
 
     # -- the rules ------------------------------------------------------------------------------
     def _judged(self, profile: Profile, calls: bool) -> bool:
