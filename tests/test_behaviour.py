@@ -161,6 +161,32 @@ def test_unusual_behaviour_is_flagged(day: list[Event], expected: list[tuple[str
     assert rules(decide(day)) == expected
 
 
+@pytest.mark.parametrize(("home", "today", "behaviour", "expected"), [
+    pytest.param("2001:db8:1:10::5", "2001:db8:1:ffff::9", {}, [], id="ipv6-inside-its-48"),
+    pytest.param("2001:db8:1:10::5", "2001:db8:2::9", {}, [("new_network", "warning")], id="ipv6-another-48"),
+    pytest.param("2001:db8:1:10::5", "2001:db8:1:ffff::9", {"ipv6_prefix": 64}, [("new_network", "warning")],
+                 id="ipv6-another-64-when-sites-are-64s"),
+    pytest.param(OFFICE, "192.0.3.40", {}, [("new_network", "warning")], id="ipv4-the-next-24"),
+    pytest.param(OFFICE, "192.0.3.40", {"ipv4_prefix": 16}, [], id="ipv4-inside-a-configured-16"),
+])
+def test_networks_are_learned_as_configured_prefixes(home: str, today: str, behaviour: dict[str, Any],
+                                                    expected: list[tuple[str, str]]) -> None:
+    p = pipeline(behaviour)
+    feed(p, [login(DAY0 + d * DAY + 9 * H, home) for d in range(10)] + history())
+    assert rules(feed(p, [login(TODAY + 9 * H, today)])) == expected
+
+
+def test_one_call_read_through_two_records_is_learned_once() -> None:
+    p = pipeline()
+    row = cdr(TODAY + 10 * H, PARIS, src=f"{OFFICE}:5060")
+    first, again = one(row), one(row)
+    again.file = "cdr-custom/Master.csv"
+    feed(p, [first, again])
+    assert p.profiles is not None
+    today = p.profiles.profiles["6001"].today
+    assert today is not None and (today.calls, today.countries) == (1, {"FR": 1})
+
+
 def registration(when: float, agent: str, account: str = "6001") -> Event:
     """A contact event that names the phone's user agent (AMI ContactStatus) but no trusted address."""
     return Event(when, Kind.REGISTRATION, Service.PJSIP, account=account, user_agent=agent)
