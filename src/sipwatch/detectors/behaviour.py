@@ -44,16 +44,9 @@ PAIR_SECONDS = 5.0  # a login's address and a registration's user agent this clo
 LEVELS = ("", "warning", "critical")
 
 
-class _Seen:
-    """What of one call was judged and learned already (records of one call arrive one by one)."""
-
-    __slots__ = ("destination", "minutes", "source", "usual")
-
-    def __init__(self) -> None:
-        self.source = False
-        self.destination = False
-        self.usual = True
-        self.minutes = 0.0
+#: what of one call was judged and learned already (records of one call arrive one by one): flags and the
+#: talk minutes learned, kept as a plain tuple (no object per call for the garbage collector to walk)
+SOURCE, DESTINATION, UNUSUAL = 1, 2, 4
 
 
 class Finding(NamedTuple):
@@ -88,7 +81,7 @@ class BehaviourDetector:
         self.exclude = frozenset(exclude or ())
         self.book = ProfileBook(settings.max_accounts)
         self.alpha = 2.0 / (settings.baseline_days + 1)
-        self._seen: OrderedDict[str, _Seen] = OrderedDict()  # by the call's first id (never holds the call)
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()  # by the call's first id
         self._fired: dict[str, dict[str, tuple[int, float]]] = {}  # account -> finding key -> (level, time)
         self._recent: dict[str, tuple[float, IPAddress | None, str | None]] = {}  # account -> last login/registration
         self._clock: dict[int, tuple[int, int]] = {}
@@ -125,38 +118,43 @@ class BehaviourDetector:
         if found is None:
             return []
         call = found[0]
-        account = call.account
+        account, number, ip = call.account, call.classified, call.ip
         if account is None or account in self.exclude or not call.keys:
             return []
-        seen = self._seen.get(call.keys[0])
-        if seen is None:
-            seen = self._seen[call.keys[0]] = _Seen()
-            if len(self._seen) > MAX_SEEN:
-                self._seen.popitem(last=False)
+        key = call.keys[0]
+        flags, learned = self._seen.get(key, (0, 0.0))
+        outside = number is not None and not number.internal
+        if (ip is None or flags & SOURCE) and (number is None or flags & DESTINATION) and (
+                not outside or call.end is None):
+            return []  # a record of a call that tells nothing new about it
         profile = self._profile(account, event.time)
         findings: list[Finding] = []
-        if call.ip is not None and not seen.source:
-            seen.source = True
-            findings += self._source(profile, call.ip, event.user_agent, [call])
-        number = call.classified
-        if number is not None and not seen.destination:
-            seen.destination = True
+        if ip is not None and not flags & SOURCE:
+            flags |= SOURCE
+            findings += self._source(profile, ip, event.user_agent, [call])
+        if number is not None and not flags & DESTINATION:
+            flags |= DESTINATION
             hour = self._local(call.start)[1]
-            if number.internal:
+            if not outside:
                 profile.see_call(hour, None, True)
             else:
-                key = _country(number) or number.number_type
-                seen.usual = profile.usual(key, number.number_type)
-                findings += self._destination(profile, call, number, key, hour, seen.usual)
-                profile.see_call(hour, (key, number.number_type), seen.usual)
+                where = _country(number) or number.number_type
+                usual = profile.usual(where, number.number_type)
+                flags |= 0 if usual else UNUSUAL
+                findings += self._destination(profile, call, number, where, hour, usual)
+                profile.see_call(hour, (where, number.number_type), usual)
                 findings += self._volume(profile, [call], minutes=False)
-        if number is not None and not number.internal and call.end is not None:
+        if outside and call.end is not None:
             talked = call.talk(call.end) / 60
-            if talked > seen.minutes:
-                profile.see_minutes(talked - seen.minutes, seen.usual)
-                seen.minutes = talked
+            if talked > learned:
+                profile.see_minutes(talked - learned, not flags & UNUSUAL)
+                learned = talked
                 findings += self._volume(profile, [call], minutes=True)
-        return self._decide(account, profile, findings, event)
+        seen = self._seen
+        if key not in seen and len(seen) >= MAX_SEEN:
+            seen.popitem(last=False)
+        seen[key] = (flags, learned)
+        return self._decide(account, profile, findings, event) if findings else []
 
     def _profile(self, account: str, when: float) -> Profile:
         profile = self.book.touch(account, when)
@@ -231,9 +229,10 @@ class BehaviourDetector:
     def _volume(self, profile: Profile, calls: list[CallState], minutes: bool) -> list[Finding]:
         """Today's outside calls (or talk minutes) to destinations the account does not usually call."""
         today = profile.today
-        if today is None or not self._judged(profile, calls=True):
-            return []
         s = self.settings
+        if today is None or (today.unusual_minutes if minutes else today.unusual_calls) < max(
+                s.volume_min_minutes if minutes else s.volume_min_calls, 1) or not self._judged(profile, calls=True):
+            return []
         if minutes:
             rule, value, base, floor, unit = ("volume_minutes", today.unusual_minutes, profile.minutes_per_day,
                                               s.volume_min_minutes, "talk minutes")
