@@ -404,7 +404,7 @@ def test_sipwatch_learn_on_the_command_line(
     done = run_cli("learn", str(master), "--config", str(cfg), "--state-dir", str(tmp_path / "state"))
     assert done.returncode == 0, done.stderr
     assert "1 account profile(s)" in done.stdout and "1 with enough history to be judged" in done.stdout
-    assert "learning mode (alerts only) until 2024-05-08" in done.stdout
+    assert "learning mode over since 2024-05-08" in done.stdout  # a week after the history's first record
     assert len(Store(str(tmp_path / "state" / "sipwatch.db")).profiles()) == 1
 
 

@@ -81,7 +81,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
           f"{os.path.join(config.run.state_dir, 'sipwatch.db')}, {learned.judged} with enough history to be judged; "
           f"{learned.decisions} behaviour decision(s) in the history (days with a critical one are not learned)")
     if until is not None:
-        print(f"learning mode (alerts only) until {time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}")
+        when = time.strftime('%Y-%m-%d %H:%M', time.localtime(until))
+        print(f"learning mode (alerts only) until {when}" if until > time.time()
+              else f"learning mode over since {when}")
     for err in learned.scan.errors:
         print(f"sipwatch: {err}", file=sys.stderr)
     return 2 if learned.scan.errors else 0

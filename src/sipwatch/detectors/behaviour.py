@@ -100,7 +100,7 @@ class BehaviourDetector:
         ip, agent = event.ip, event.user_agent
         paired = self._pair(account, event)
         findings = self._source(profile, ip or paired[0], agent or paired[1], [], learn_network=ip is not None)
-        return self._decide(account, profile, findings, event)
+        return self._decide(account, profile, findings, event) if findings else []
 
     def _pair(self, account: str, event: Event) -> tuple[IPAddress | None, str | None]:
         """The address and user agent of the account's previous login or registration, when it came within
@@ -239,8 +239,6 @@ class BehaviourDetector:
         else:
             rule, value, base, floor, unit = ("volume_calls", float(today.unusual_calls), profile.calls_per_day,
                                               s.volume_min_calls, "outside calls")
-        if not floor or value < floor:
-            return []
         ratio = value / max(base, 1.0)
         level = _level(ratio, s.volume_factor)
         if level == 2 and value < 2 * floor:
