@@ -452,3 +452,22 @@ def test_the_daemon_saves_profiles_with_each_bite_and_loads_them_at_start(tmp_pa
     again = Daemon(config, DryRunBackend(), Store(db))
     assert again.pipeline.profiles is not None and again.pipeline.profiles.get("6001") is not None
     assert again.pipeline.learning.since == Store(db).installed() is not None
+
+
+def test_the_scan_reports_the_stolen_credentials_address_among_the_offenders(tmp_path: Path) -> None:
+    """A plain scan of a month's Master.csv learns the first days and judges the later ones."""
+    from sipwatch.report import to_json
+    from sipwatch.scan import scan
+
+    master = tmp_path / "Master.csv"
+    _master_csv(master, DAY0, 10)
+    thief = "198.51.100.23"
+    with master.open("a") as fh:
+        for i, number in enumerate((CUBA, SATELLITE)):
+            fh.write(cdr(TODAY + 2 * H + i * 30, number, duration=1200, src=f"{thief}:41000") + "\n")
+    config = from_dict({"timezone": "UTC", "numbers": {"country": "DE", "international_prefixes": ["00"],
+                                                        "access_codes": []}})
+    report = to_json(scan([str(master)], config, processes=False))
+    assert [o["ip"] for o in report["offenders"]] == [thief]  # type: ignore[index]
+    account = next(a for a in report["accounts"] if a["account"] == "6001")  # type: ignore[union-attr]
+    assert {(d["rule"], d["level"]) for d in account["decisions"]} >= {("new_high_risk_destination", "critical")}
