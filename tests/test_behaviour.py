@@ -96,7 +96,9 @@ def test_the_history_is_learned_into_a_small_profile() -> None:
     assert profile.countries == {"DE": 27, "GB": 9} and profile.types == {"fixed_line": 36}
     assert profile.networks == {"192.0.2.0/24": 54} and profile.agents == {PHONE: 9}
     assert profile.calls_per_day == pytest.approx(4.0)
-    assert [h for h, n in enumerate(profile.hours) if n] == [9, 10, 11, 14, 16]
+    weekdays, weekends = profile.hours[:24], profile.hours[24:]  # May 4 and 5 were a weekend
+    assert [h for h, n in enumerate(weekdays) if n] == [h for h, n in enumerate(weekends) if n] == [9, 10, 11, 14, 16]
+    assert (sum(weekdays), sum(weekends)) == (35, 10)
 
 
 # --- what must raise nothing -----------------------------------------------------------------------
@@ -230,6 +232,20 @@ def test_a_phone_at_its_usual_address_calling_many_countries_is_flagged_without_
 
 
 # --- when an account is judged ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("when", "expected"), [
+    pytest.param(TODAY + 10 * H, [("unusual_hour", "warning")], id="saturday-10h-for-an-office-phone"),
+    pytest.param(TODAY + 2 * DAY + 10 * H, [], id="monday-10h"),
+])
+def test_weekends_have_their_own_usual_hours(when: float, expected: list[tuple[str, str]]) -> None:
+    """A phone that never calls on weekends: an unusual destination on a Saturday morning is unusual."""
+    p = pipeline()
+    workdays = [e for e in history(10) if datetime.fromtimestamp(e.time, UTC).weekday() < 5]
+    assert feed(p, workdays) == []
+    decisions = feed(p, [call(when, PARIS)])
+    assert rules(decisions) == expected
+    assert all("on a weekend day" in d.reason for d in decisions)
+
 
 @pytest.mark.parametrize(("days", "min_days", "expected"), [
     pytest.param(6, 7, [], id="6-days-learned-of-7-needed"),

@@ -2,10 +2,11 @@
 
 A `Profile` keeps, per account, small bounded counts of what the account did on the days already learned:
 the destination countries and number types of its outside calls, the networks (/24 or /48) it came from,
-its user agents, the hours of the day it calls at, and a daily baseline of outside calls and talk minutes
-(an exponentially weighted average over the observed days). What it does today is kept apart (`Today`) and
-learned when its local day is over (the next record of the account on a later day), so the attack of the
-day never makes itself usual, and a day on which a critical decision fell is not learned at all.
+its user agents, the hours of the day it calls at (weekdays and weekends apart), and a daily baseline of
+outside calls and talk minutes (an exponentially weighted average over the observed days). What it does
+today is kept apart (`Today`) and learned when its local day is over (the next record of the account on a
+later day), so the attack of the day never makes itself usual, and a day on which a critical decision fell
+is not learned at all.
 
 Time comes from the records only, so `sipwatch learn` over past CDRs and the daemon's own observation
 build the same profiles. Profiles are JSON in the store (`profiles` table), one row per account.
@@ -38,6 +39,12 @@ TOP_AGENTS = 4
 RECENT_NEW = 32  # first calls to new countries kept for the new-countries window (it may cross midnight)
 AGE_AT = 10_000  # a count table whose total passes this is halved: old habits fade
 DAY = 86400.0
+SLOTS = 48  # hours of a weekday, then hours of a weekend day
+
+
+def hour_slot(day: int, hour: int) -> int:
+    """The histogram slot of local `hour` on local day `day` (a proleptic ordinal: day 1 was a Monday)."""
+    return hour + 24 if (day - 1) % 7 >= 5 else hour
 
 
 @lru_cache(maxsize=65536)
@@ -76,7 +83,7 @@ class Today:
     types: dict[str, int] = field(default_factory=dict)
     networks: dict[str, int] = field(default_factory=dict)
     agents: dict[str, int] = field(default_factory=dict)
-    hours: dict[int, int] = field(default_factory=dict)
+    hours: dict[int, int] = field(default_factory=dict)  # slot (see `Profile.hours`) -> calls started
     tainted: bool = False  # a critical decision fell: this day is not learned
 
     def to_json(self) -> dict[str, Any]:
@@ -107,7 +114,8 @@ class Profile:
     types: dict[str, int] = field(default_factory=dict)  # number type -> outside calls
     networks: dict[str, int] = field(default_factory=dict)  # source network -> times seen
     agents: dict[str, int] = field(default_factory=dict)  # user agent -> times seen
-    hours: list[int] = field(default_factory=lambda: [0] * 24)  # local hour of the day -> calls started
+    #: calls started per slot: the local hour on weekdays (0-23), 24 + the local hour on weekends (24-47)
+    hours: list[int] = field(default_factory=lambda: [0] * SLOTS)
     recent_new: list[tuple[float, str]] = field(default_factory=list)  # (time, key) of first calls to new keys
     today: Today | None = None
 
@@ -147,10 +155,11 @@ class Profile:
         if agent:
             _bump(today.agents, agent[:120])
 
-    def see_call(self, hour: int, destination: tuple[str, str] | None, usual: bool) -> None:
-        """A call started at local `hour`; `destination` (key, number type) when it leaves the PBX."""
+    def see_call(self, slot: int, destination: tuple[str, str] | None, usual: bool) -> None:
+        """A call started in hour `slot` (`hour_slot`); `destination` (key, number type) when it leaves the
+        PBX."""
         today = self.now()
-        today.hours[hour] = today.hours.get(hour, 0) + 1
+        today.hours[slot] = today.hours.get(slot, 0) + 1
         if destination is None:
             return
         key, number_type = destination
@@ -185,12 +194,15 @@ class Profile:
         """A destination learned as usual: its country and its number type both (not today's calls)."""
         return key in self.countries and number_type in self.types
 
-    def hour_share(self, hour: int) -> float:
-        """The share of the learned calls that started within an hour of `hour`."""
+    def hour_share(self, slot: int) -> float:
+        """The share of the learned calls that started within an hour of `slot`, on the same kind of day
+        (weekday or weekend)."""
         total = sum(self.hours)
         if not total:
             return 0.0
-        return (self.hours[hour - 1] + self.hours[hour] + self.hours[(hour + 1) % 24]) / total
+        base, hour = slot - slot % 24, slot % 24
+        hours = self.hours
+        return (hours[base + (hour - 1) % 24] + hours[slot] + hours[base + (hour + 1) % 24]) / total
 
     def note_new(self, when: float, key: str, window: float) -> list[tuple[float, str]]:
         """Remember a first call to a new destination; the ones within `window` before `when`."""
@@ -209,8 +221,8 @@ class Profile:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Profile:
         hours = [int(n) for n in data["h"]]
-        if len(hours) != 24:
-            raise ValueError("hours: expected 24 counts")
+        if len(hours) != SLOTS:
+            raise ValueError(f"hours: expected {SLOTS} counts")
         today = data.get("today")
         return cls(float(data["first"]), float(data["last"]), int(data["day"]), int(data["days"]),
                    int(data["calls"]), float(data["cpd"]), float(data["mpd"]), _counts(data["co"]),

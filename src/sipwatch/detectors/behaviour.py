@@ -13,7 +13,7 @@ is judged only once it has `min_days` observed days; its destinations, hours and
   network it never called (critical), or to a premium or shared-cost number type it never called (warning);
 - `new_countries` (warning / critical): so many countries it never called within `new_countries_window`;
 - `unusual_hour` (warning): an outside call to a destination it does not usually call, at an hour (±1)
-  holding less than `unusual_hour_percent` of its calls;
+  holding less than `unusual_hour_percent` of its calls on such days (weekdays and weekends apart);
 - `volume_calls`, `volume_minutes` (warning / critical): today's outside calls (talk minutes) to
   destinations it does not usually call, `volume_factor` times its daily baseline and at least the floor.
 
@@ -28,7 +28,7 @@ from collections import OrderedDict
 from datetime import datetime, tzinfo
 from typing import NamedTuple
 
-from sipwatch.behaviour import Profile, ProfileBook, network_of
+from sipwatch.behaviour import Profile, ProfileBook, hour_slot, network_of
 from sipwatch.calls import CallState
 from sipwatch.config import Behaviour, Threshold
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, strongest
@@ -134,15 +134,15 @@ class BehaviourDetector:
             findings += self._source(profile, ip, event.user_agent, [call])
         if number is not None and not flags & DESTINATION:
             flags |= DESTINATION
-            hour = self._local(call.start)[1]
+            slot = hour_slot(*self._local(call.start))
             if not outside:
-                profile.see_call(hour, None, True)
+                profile.see_call(slot, None, True)
             else:
                 where = _country(number) or number.number_type
                 usual = profile.usual(where, number.number_type)
                 flags |= 0 if usual else UNUSUAL
-                findings += self._destination(profile, call, number, where, hour, usual)
-                profile.see_call(hour, (where, number.number_type), usual)
+                findings += self._destination(profile, call, number, where, slot, usual)
+                profile.see_call(slot, (where, number.number_type), usual)
                 findings += self._volume(profile, [call], minutes=False)
         if outside and call.end is not None:
             talked = call.talk(call.end) / 60
@@ -200,7 +200,7 @@ class BehaviourDetector:
         profile.see_source(network if learn_network else None, agent)
         return found
 
-    def _destination(self, profile: Profile, call: CallState, number: Classified, key: str, hour: int,
+    def _destination(self, profile: Profile, call: CallState, number: Classified, key: str, slot: int,
                      usual: bool) -> list[Finding]:
         if not self._judged(profile, calls=True):
             return []
@@ -220,10 +220,12 @@ class BehaviourDetector:
                 keys = ", ".join(k for _, k in recent)
                 found.append(Finding("new_countries", level, f"{len(recent)} countries it never called within "
                                      f"{s.new_countries_window / 60:.0f} min: {keys}", "", [call], stranger))
-        share = profile.hour_share(hour) * 100
+        share = profile.hour_share(slot) * 100
         if s.unusual_hour_percent and share < s.unusual_hour_percent and not usual:
-            found.append(Finding("unusual_hour", 1, f"outside call to {shown} at {hour:02d}h, an hour it does not "
-                                 f"call at ({share:.1f}% of its calls within an hour of it)", "", [call], stranger))
+            when = f"{slot % 24:02d}h" + (" on a weekend day" if slot >= 24 else "")
+            found.append(Finding("unusual_hour", 1, f"outside call to {shown} at {when}, an hour it does not call at "
+                                 f"({share:.1f}% of its calls within an hour of it on such days)", "", [call],
+                                 stranger))
         return found
 
     def _volume(self, profile: Profile, calls: list[CallState], minutes: bool) -> list[Finding]:
