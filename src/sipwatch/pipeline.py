@@ -234,7 +234,7 @@ class Pipeline:
         self.policy = Policy(config, own)
         self.banned_until = self.policy.banned_until
         #: called with every critical account decision: where AMI actions (hang up the account's outside
-        #: calls, block the account) will plug in; nothing acts on them yet
+        #: calls, block the account) will plug in; nothing acts on them yet. None during the learning mode.
         self.on_critical: list[Callable[[Decision], None]] = []
         #: the learned profiles (None when the behaviour detector is off) and the learning mode, which the
         #: daemon and `sipwatch learn` start from the store: a plain scan has none
