@@ -85,7 +85,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="sipwatch-bench-"))
     url = f"ami://bench:secret@127.0.0.1:{ami.port}"
     config = from_dict({"run": {"watch": [url], "state_dir": str(folder), "backend": "dry-run"},
-                        "numbers": {"country": "DE"},
+                        "numbers": {"country": "DE"}, "behaviour": {"learning_days": 0},
                         "accounts": {"limits": {}, "account": {f"{7000 + i}": {"deny": ["+882"]}
                                                                for i in range(args.calls)}}})
     decided: dict[str, float] = {}

@@ -308,7 +308,8 @@ def test_the_daemon_following_master_csv_decides_the_same(tmp_path: Path) -> Non
     master.touch()
     config = from_dict({"timezone": "UTC", "numbers": {"country": "DE", "international_prefixes": ["00"],
                                                        "access_codes": []},
-                        "run": {"watch": [str(master)], "backend": "dry-run", "read_existing": True}})
+                        "run": {"watch": [str(master)], "backend": "dry-run", "read_existing": True},
+                        "behaviour": {"learning_days": 0}})  # a new installation's learning mode would hold them
     daemon = Daemon(config, DryRunBackend(), Store(str(tmp_path / "state" / "sipwatch.db")))
     daemon.reconcile()
     daemon.refresh()

@@ -177,7 +177,8 @@ def defended(pbx: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     state = tmp_path / "state"
     config = tmp_path / "sipwatch.toml"
     config.write_text(f'[run]\nwatch = ["{AMI}"]\nstate_dir = "{state}"\n[pbx]\nami = "{AMI}"\n'
-                      '[numbers]\ncountry = "DE"\n[accounts.account."6001"]\ndeny = ["+882"]\n')
+                      '[numbers]\ncountry = "DE"\n[accounts.account."6001"]\ndeny = ["+882"]\n'
+                      '[behaviour]\nlearning_days = 0\n')  # a fresh store: no learning mode
     daemon = subprocess.Popen(["ip", "netns", "exec", pbx, sys.executable, "-m", "sipwatch", "run", "--config",
                                str(config)], stdout=subprocess.DEVNULL, stderr=(tmp_path / "daemon.log").open("w"))
     try:

@@ -70,6 +70,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 2 if result.errors else 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    from sipwatch.learn import learn
+
+    config = _run_config(args)
+    progress = _Progress(sys.stderr)
+    learned = learn(args.files, config, _store(config), progress)
+    progress.close()
+    until = learned.learning_until
+    print(f"{learned.scan.stats.events} events read; {learned.accounts} account profile(s) in "
+          f"{os.path.join(config.run.state_dir, 'sipwatch.db')}, {learned.judged} with enough history to be judged; "
+          f"{learned.decisions} behaviour decision(s) in the history (days with a critical one are not learned)")
+    if until is not None:
+        when = time.strftime('%Y-%m-%d %H:%M', time.localtime(until))
+        print(f"learning mode (alerts only) until {when}" if until > time.time()
+              else f"learning mode over since {when}")
+    for err in learned.scan.errors:
+        print(f"sipwatch: {err}", file=sys.stderr)
+    return 2 if learned.scan.errors else 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     config = _config(args.config)
     reader = Reader(config)
@@ -342,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML configuration (detector thresholds, allowlist)")
     p.add_argument("--top", type=int, default=20, help="offenders shown in the text report (default 20)")
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("learn", help="learn each account's usual behaviour from past CDR/CEL files and logs")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--state-dir", metavar="DIR", help="the store to learn into (default: run.state_dir)")
+    p.set_defaults(func=cmd_learn)
 
     p = sub.add_parser("run", help="follow the logs and ban attackers in the kernel (the daemon)")
     p.add_argument("--config", metavar="FILE")

@@ -43,6 +43,7 @@ def duration(value: object, key: str) -> float:
 
 Duration = float  # marker type: given as a number of seconds or a string like "10m"
 Threshold = tuple[float, float]  # marker type: [warning, critical]; 0 turns a level off
+Count = int  # marker type: a whole number of at least 0 (0 = off)
 
 
 def threshold(value: object, key: str) -> Threshold:
@@ -206,6 +207,27 @@ class Accounts:
 
 
 @dataclass
+class Behaviour:
+    """Learned behaviour per account (detector `behaviour`) and the learning mode; defaults in the README."""
+
+    enabled: bool = True
+    learning_days: Count = 7  # a new installation's first days: every account decision is an alert only
+    min_days: Count = 7  # observed days of an account before it is judged against its profile
+    min_calls: Count = 20  # learned outside calls before its destinations, hours and volume are judged
+    ipv4_prefix: int = 24  # an IPv4 source address belongs to its /24 network...
+    ipv6_prefix: int = 48  # ...an IPv6 one to its /48
+    new_countries: Threshold = (2.0, 4.0)  # countries never called before, within new_countries_window
+    new_countries_window: Duration = 3600.0
+    unusual_hour_percent: Count = 2  # an outside call in an hour (±1) holding less than this % of its calls
+    volume_factor: Threshold = (3.0, 10.0)  # today's calls to unusual destinations ÷ its daily baseline
+    volume_min_calls: Count = 10  # ...and at least this many such calls (0 = calls never judged)
+    volume_min_minutes: Count = 60  # ...or talk minutes to them, against the baseline of minutes
+    baseline_days: int = 14  # span of the daily baseline (an exponentially weighted average)
+    realert: Duration = 3600.0  # the same rule and level on one account at most once per this
+    max_accounts: int = 100_000
+
+
+@dataclass
 class Run:
     watch: list[str] = field(default_factory=list)  # log files and globs, e.g. "/var/log/asterisk/messages*"
     backend: str = "nftables"  # nftables | ipset (ipset + iptables) | dry-run
@@ -246,6 +268,7 @@ class Config:
     policy: Policy = field(default_factory=Policy)
     numbers: Numbers = field(default_factory=Numbers)
     accounts: Accounts = field(default_factory=Accounts)
+    behaviour: Behaviour = field(default_factory=Behaviour)
     run: Run = field(default_factory=Run)
     pbx: Pbx = field(default_factory=Pbx)
     alerts: Alerts = field(default_factory=Alerts)
@@ -306,6 +329,7 @@ def from_dict(data: dict[str, Any]) -> Config:
     zones(config)
     _check_numbers(config.numbers)
     _check_accounts(config.accounts)
+    _check_behaviour(config.behaviour)
     for net in config.policy.allowlist:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -405,6 +429,12 @@ def _check_accounts(accounts: Accounts) -> None:
         load_rates(accounts.rates)
 
 
+def _check_behaviour(behaviour: Behaviour) -> None:
+    for key, most in (("ipv4_prefix", 32), ("ipv6_prefix", 128), ("unusual_hour_percent", 100)):
+        if getattr(behaviour, key) > most:
+            raise ConfigError(f"behaviour.{key}: expected at most {most}, got {getattr(behaviour, key)!r}")
+
+
 def _build(cls: type, data: object, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'top level'}: expected a table")
@@ -430,6 +460,10 @@ def _build(cls: type, data: object, prefix: str) -> Any:
             values[f.name] = duration(value, key)
         elif f.type in ("Threshold", "Threshold | None"):
             values[f.name] = threshold(value, key)
+        elif f.type == "Count":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{key}: expected a whole number of at least 0 (0 = off), got {value!r}")
+            values[f.name] = value
 
         else:
             values[f.name] = _check(hint, value, key)

@@ -26,6 +26,8 @@ from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats
 from sipwatch.hostaddrs import own_addresses
+from sipwatch.learn import attach as attach_profiles
+from sipwatch.learn import save as save_profiles
 from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
 from sipwatch.responders.accounts import AccountGuard
@@ -77,6 +79,7 @@ class Daemon:
         self.pipeline = Pipeline(config, own_addresses())
         self.guard = AccountGuard(config.pbx, self.pipeline.classifier)
         self.pipeline.on_critical.append(self.guard.critical)
+        attach_profiles(self.pipeline, store, time.time())  # learned behaviour and the learning mode
         self.zones = zones(config)
         probe = LineParser(TimeParser(2000))
         self.prefilter = Prefilter(probe.markers)
@@ -156,6 +159,7 @@ class Daemon:
                 self.store.save_ban(db, decision, now, now + ban.seconds)
             positions = [f.follower.position for f in self.followed.values()]
             self.store.save_positions(db, [p for p in positions if p is not None])
+            save_profiles(self.pipeline, self.store, db)
         for decision in decisions:
             log.info("%s %s %s: %s", decision.action, decision.ip or decision.account or "-", decision.detector,
                      decision.reason)

@@ -15,9 +15,10 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from sipwatch.behaviour import LearningMode, ProfileBook, network_of
 from sipwatch.calls import CallBook
 from sipwatch.config import Config
-from sipwatch.detectors import Action, Decision, Detector, Knowledge, build
+from sipwatch.detectors import Action, BehaviourDetector, Decision, Detector, Knowledge, build
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 from sipwatch.netaddr import ip_of
 from sipwatch.numbers import NumberClassifier
@@ -232,12 +233,22 @@ class Pipeline:
         }
         self.policy = Policy(config, own)
         self.banned_until = self.policy.banned_until
-        #: called with every critical account decision: where AMI actions (hang up the account's outside
-        #: calls, block the account) will plug in; nothing acts on them yet
+        #: called with every critical account decision (the daemon's AMI actions: hang up the account's
+        #: outside calls, block it); none during the learning mode
         self.on_critical: list[Callable[[Decision], None]] = []
         self.fraud_actions = frozenset(config.pbx.actions)
-        #: whether an address is one of an account's own networks (learned behaviour); none known by default
-        self.known_network: Callable[[str, IPAddress], bool] = lambda account, ip: False
+        #: the learned profiles (None when the behaviour detector is off) and the learning mode, which the
+        #: daemon and `sipwatch learn` start from the store: a plain scan has none
+        self.profiles: ProfileBook | None = next(
+            (d.book for d in self.detectors if isinstance(d, BehaviourDetector)), None)
+        self.learning = LearningMode(config.behaviour.learning_days)
+        self._prefixes = (config.behaviour.ipv4_prefix, config.behaviour.ipv6_prefix)
+
+    def known_network(self, account: str, ip: IPAddress) -> bool:
+        """Whether `ip` is in one of the networks the account is known to use: learned on earlier days
+        (what today brought, a fraudster's address included, is not yet usual)."""
+        profile = self.profiles.get(account) if self.profiles is not None else None
+        return profile is not None and network_of(ip, *self._prefixes) in profile.networks
 
     def is_blocked(self, ip: IPAddress | None, time: float) -> bool:
         """Would the firewall have dropped a request from `ip` at `time`? (The daemon never sees it.)"""
@@ -273,7 +284,7 @@ class Pipeline:
                 final = self.policy.apply(decision)
                 if final is not None:
                     decisions.append(final)
-                    if final.level == "critical":
+                    if final.level == "critical" and not self.learning.holds(final):
                         for hook in self.on_critical:
                             hook(final)
                         ban = self._fraud_ban(final)

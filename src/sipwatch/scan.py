@@ -128,12 +128,13 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
 
 
 def scan(paths: list[str], config: Config, progress: Progress | None = None,
-         use_hyperscan: bool = True, processes: bool = True) -> ScanResult:
+         use_hyperscan: bool = True, processes: bool = True, pipeline: Pipeline | None = None) -> ScanResult:
+    """`pipeline`: one prepared by the caller (`sipwatch learn` gives one holding the stored profiles)."""
     started = _time.perf_counter()
     result = ScanResult(files=list(paths), blocks="block" in config.pbx.actions)
     reader = Reader(config, use_hyperscan)
     result.engine = reader.prefilter.engine
-    pipeline = Pipeline(config)
+    pipeline = pipeline or Pipeline(config)
     pools = _Pools(processes and use_hyperscan)
     streams = [_file_events(reader, p, result, progress, pools, config, pipeline) for p in paths]
     merged = heapq.merge(*streams, key=lambda e: e.time) if len(streams) > 1 else streams[0]

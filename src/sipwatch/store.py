@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS account_actions (
 );
 CREATE INDEX IF NOT EXISTS account_actions_account ON account_actions (account, at);
 """
+#: learned behaviour per account (JSON, see sipwatch/behaviour.py) and the installation's first observation
+PROFILE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (account TEXT PRIMARY KEY, data TEXT, last_seen REAL);
+CREATE TABLE IF NOT EXISTS installation (key TEXT PRIMARY KEY, value REAL);
+"""
 
 
 class StoreError(Exception):
@@ -73,6 +78,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self.db.executescript(PROFILE_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from None
 
@@ -168,6 +174,25 @@ class Store:
             args = (account,)
         rows = self.db.execute(sql + " ORDER BY at DESC, id DESC LIMIT ?", (*args, limit))
         return [dict(zip(("account", "action", "at", "rule", "reason", "result"), row, strict=True)) for row in rows]
+
+    # -- learned behaviour -----------------------------------------------------------------------
+    def profiles(self) -> list[tuple[str, str]]:
+        """(account, profile JSON), least recently seen first."""
+        return self.db.execute("SELECT account, data FROM profiles ORDER BY last_seen").fetchall()
+
+    def save_profiles(self, db: sqlite3.Connection, rows: Iterable[tuple[str, str, float]]) -> None:
+        db.executemany("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)", rows)
+
+    def installed(self) -> float | None:
+        """The installation's first observation (the learning mode counts its days from it)."""
+        row = self.db.execute("SELECT value FROM installation WHERE key = 'first_seen'").fetchone()
+        return float(row[0]) if row else None
+
+    def set_installed(self, db: sqlite3.Connection, when: float) -> float:
+        """Record `when` as the first observation unless an earlier one is known; the one in force."""
+        db.execute("INSERT INTO installation VALUES ('first_seen', ?) ON CONFLICT (key) DO UPDATE SET "
+                   "value = MIN(value, excluded.value)", (when,))
+        return float(db.execute("SELECT value FROM installation WHERE key = 'first_seen'").fetchone()[0])
 
     def close(self) -> None:
         self.db.close()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sipwatch.config import Config, zones
 from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import Action, Decision, Detector
+from sipwatch.detectors.behaviour import BehaviourDetector
 from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.detectors.distributed import DistributedDetector
 from sipwatch.detectors.enumeration import EnumerationDetector
@@ -23,7 +24,7 @@ from sipwatch.detectors.toll_fraud import TollFraudDetector
 from sipwatch.detectors.unanswered import UnansweredChallengesDetector
 from sipwatch.numbers import NumberClassifier
 
-__all__ = ["Action", "Decision", "Detector", "Knowledge", "build"]
+__all__ = ["Action", "BehaviourDetector", "Decision", "Detector", "Knowledge", "build"]
 
 Factory = Callable[[Config, Knowledge, NumberClassifier], Detector]
 
@@ -47,6 +48,8 @@ REGISTRY: dict[str, tuple[Callable[[Config], bool], Factory]] = {
     "injection": (lambda c: True, lambda c, k, n: InjectionDetector()),
     "account_rules": (lambda c: c.accounts.enabled,
                       lambda c, k, n: AccountRulesDetector(c.accounts, k, zones(c)[0])),
+    "behaviour": (lambda c: c.behaviour.enabled,
+                  lambda c, k, n: BehaviourDetector(c.behaviour, k, zones(c)[0], c.accounts.exclude)),
 }
 
 
