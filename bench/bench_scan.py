@@ -401,6 +401,10 @@ def distinct_shapes(samples: list[str], limit: int = 6) -> list[str]:
 # Main
 
 
+def _config(args: argparse.Namespace) -> list[str]:
+    return ["--config", args.config] if args.config else []
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000, help="lines in the generated log (default 1,000,000)")
@@ -412,6 +416,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-f2b-ips", action="store_true", help="skip the extra `fail2ban-regex -o ip` run")
     ap.add_argument("--flat", action="store_true", help="also scan 3x the lines and compare sipwatch's peak RSS")
     ap.add_argument("--sipwatch", help="command to run sipwatch (default: the venv's console script)")
+    ap.add_argument("--config", help="a sipwatch configuration for the scan (e.g. call activity off)")
     ap.add_argument("--regenerate", action="store_true", help="rebuild the cached log(s)")
     args = ap.parse_args(argv)
     if args.f2b_runs is None:
@@ -450,7 +455,7 @@ def bench_f2b(f2b: str, path: Path, args: argparse.Namespace, truth: set[str]) -
 def flatness(args: argparse.Namespace, sipwatch: list[str], base: Timing) -> dict[str, Any]:
     big = args.lines * 3
     path, _ = ensure_log(big, args.seed, args.attack_share, args.regenerate)
-    timing = repeat([*sipwatch, "scan", "--json", str(path)], 1, f"sipwatch ({big:,} lines)")
+    timing = repeat([*sipwatch, "scan", "--json", *_config(args), str(path)], 1, f"sipwatch ({big:,} lines)")
     print(f"\nmemory flatness (MiB): {args.lines:,} lines: max RSS {base.peak_rss_mib:.1f}, "
           f"sum PSS {base.tree_pss_mib:.1f}; {big:,} lines: max RSS {timing.peak_rss_mib:.1f}, "
           f"sum PSS {timing.tree_pss_mib:.1f} (x{timing.tree_pss_mib / base.tree_pss_mib:.2f}); "
@@ -467,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = {normalise(ip) for ip in info["attackers"]}
     f2b = fail2ban(args)
     lines = info["lines"]
-    sw = repeat([*sipwatch, "scan", "--json", str(path)], args.runs, "sipwatch")
+    sw = repeat([*sipwatch, "scan", "--json", *_config(args), str(path)], args.runs, "sipwatch")
     sw_found = sipwatch_findings(json.loads(sw.runs[-1].stdout), truth)
     f2b_timing, f2b_found = bench_f2b(f2b, path, args, truth) if f2b else (None, None)
     print_header(path, info, sipwatch, f2b)

@@ -275,6 +275,12 @@ class Config:
     timezone: str = ""  # IANA zone of the logs' wall-clock times; "" = this machine's
     cdr_timezone: str = "UTC"  # zone of CDR/CEL times: cdr.conf.sample sets usegmtime=yes; "" = as `timezone`
 
+    @property
+    def calls(self) -> bool:
+        """Whether call activity is read at all: only the account rules and the learned behaviour use it
+        (with both off, the call lines of a `full` log are skipped in C like any benign line)."""
+        return self.accounts.enabled or self.behaviour.enabled
+
 
 def zone(name: str, key: str) -> tzinfo | None:
     """The IANA zone `name` (None for ""), or a ConfigError naming `key`."""

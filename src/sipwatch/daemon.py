@@ -22,6 +22,7 @@ from sipwatch.config import Config, zones
 from sipwatch.control import SOCKET_NAME, ControlServer
 from sipwatch.detectors import Action, Decision
 from sipwatch.event import Event
+from sipwatch.formats import readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats
@@ -81,7 +82,8 @@ class Daemon:
         self.pipeline.on_critical.append(self.guard.critical)
         attach_profiles(self.pipeline, store, time.time())  # learned behaviour and the learning mode
         self.zones = zones(config)
-        probe = LineParser(TimeParser(2000))
+        self.readers = readers(config.calls)
+        probe = LineParser(TimeParser(2000), self.readers)
         self.prefilter = Prefilter(probe.markers)
         self.stats = ScanStats()
         self.followed: dict[str, Followed] = {}
@@ -112,7 +114,7 @@ class Daemon:
                 saved = self.saved.get(path)
                 fresh = saved is None and not self.config.run.read_existing
                 live = follower(path, saved, fresh)
-                parser = LineParser(TimeParser(time.localtime().tm_year, *self.zones))
+                parser = LineParser(TimeParser(time.localtime().tm_year, *self.zones), self.readers)
                 self.followed[path] = Followed(live, RecordScanner(parser, self.prefilter, path, self.stats))
             if is_special(path):
                 continue

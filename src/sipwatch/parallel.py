@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sipwatch.config import Config, zones
 from sipwatch.event import Call, CallTuple, Event, Evidence, IPAddress, Kind, Service
+from sipwatch.formats import readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
@@ -63,22 +64,25 @@ class Job:
     year: int
     tz: tuple[str, str]  # the zones of log times and of CDR/CEL times (`timezone`, `cdr_timezone`)
     numbers: Settings | None = None  # the pipeline classifier's: classify the dialled numbers here
+    calls: bool = True  # read call activity (`Config.calls`)
 
 
 def workers() -> int:
     return min(2, os.cpu_count() or 1)
 
 
-_PARSERS: dict[tuple[str, int, tuple[str, str]], tuple[LineParser, Prefilter]] = {}
+_PARSERS: dict[tuple[str, int, tuple[str, str], bool], tuple[LineParser, Prefilter]] = {}
+_PREFILTERS: dict[bool, Prefilter] = {}
 
 
-def _parser(name: str, year: int, tz_names: tuple[str, str]) -> tuple[LineParser, Prefilter]:
+def _parser(name: str, year: int, tz_names: tuple[str, str], calls: bool) -> tuple[LineParser, Prefilter]:
     """One parser per file and worker, kept across buffers (its caches are warm)."""
-    key = (name, year, tz_names)
+    key = (name, year, tz_names, calls)
     found = _PARSERS.get(key)
     if found is None:
-        parser = LineParser(TimeParser(year, *zones(Config(timezone=tz_names[0], cdr_timezone=tz_names[1]))))
-        prefilter = next((p for _, p in _PARSERS.values()), None) or Prefilter(parser.markers)
+        parser = LineParser(TimeParser(year, *zones(Config(timezone=tz_names[0], cdr_timezone=tz_names[1]))),
+                            readers(calls))
+        prefilter = _PREFILTERS.get(calls) or _PREFILTERS.setdefault(calls, Prefilter(parser.markers))
         found = _PARSERS[key] = (parser, prefilter)
     return found
 
@@ -103,7 +107,7 @@ def _classified(events: list[Event], settings: Settings) -> list[ClassifiedTuple
 def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, list[ClassifiedTuple]]:
     """Worker side: parse one buffer; return the events as tuples of plain values, and the numbers
     they dialled, classified."""
-    parser, prefilter = _parser(job.name, job.year, job.tz)
+    parser, prefilter = _parser(job.name, job.year, job.tz, job.calls)
     parser.last_time = 0.0
     stats = ScanStats()
     scanner = RecordScanner(parser, prefilter, job.name, stats)
@@ -150,7 +154,7 @@ def _event(w: Wire, file: str, address: IPAddress | None = None) -> Event:
 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
                     tally: Tally, blocked: Callable[[IPAddress | None, float], bool],
-                    classifier: NumberClassifier | None = None) -> Iterator[Event]:
+                    classifier: NumberClassifier | None = None, calls: bool = True) -> Iterator[Event]:
     """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
     from addresses that are `blocked` at their time are counted but not even built. With `classifier`,
     the workers classify the dialled numbers and the results are filed in it before the events come."""
@@ -185,7 +189,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
             skip_through = max(skip_through, spill)
 
     for data, limit in chunks(source.buffers()):
-        job = Job(source.name, data, limit, line_base, year, tz, numbers)
+        job = Job(source.name, data, limit, line_base, year, tz, numbers, calls)
         pending.append(pool.submit(parse_job, job))
         line_base += data.count(b"\n", 0, limit) + (0 if data[limit - 1 : limit] == b"\n" else 1)
         yield from drain(block=len(pending) >= 4)

@@ -16,6 +16,7 @@ from sipwatch.calls import AccountTally
 from sipwatch.config import Config, zones
 from sipwatch.detectors import Decision
 from sipwatch.event import Event, IPAddress
+from sipwatch.formats import readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
@@ -58,13 +59,14 @@ class Reader:
 
     def __init__(self, config: Config, use_hyperscan: bool = True) -> None:
         self.tz, self.record_tz = zones(config)
-        probe = LineParser(TimeParser(2000, self.tz))
+        self.readers = readers(config.calls)
+        probe = LineParser(TimeParser(2000, self.tz), self.readers)
         self.prefilter = Prefilter(probe.markers, use_hyperscan)
 
     def events(self, source: FileSource, stats: ScanStats, progress: Progress | None = None) -> Iterator[Event]:
         mtime = source.mtime
         year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-        parser = LineParser(TimeParser(year, self.tz, self.record_tz))
+        parser = LineParser(TimeParser(year, self.tz, self.record_tz), self.readers)
         scanner = RecordScanner(parser, self.prefilter, source.name, stats)
         total = source.size
         skip_through = 0
@@ -116,7 +118,7 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
             mtime = source.mtime
             year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
             events = parallel.parallel_events(pool, source, year, (config.timezone, config.cdr_timezone), stats,
-                                              result.tally, pipeline.is_blocked, pipeline.classifier)
+                                              result.tally, pipeline.is_blocked, pipeline.classifier, config.calls)
             for i, event in enumerate(events):
                 yield event
                 if progress is not None and not i % 4096:

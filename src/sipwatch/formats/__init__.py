@@ -49,6 +49,15 @@ READERS: tuple[Reader, ...] = (
     *proxies.FORMS,
 )
 
+#: Readers of call activity (CDR and CEL rows, the `full` log's call and contact lines, AMI call events)
+CALL_READERS: tuple[Reader, ...] = (*calls.FORMS, *calls.READERS, *ami.READERS)
+
+
+def readers(with_calls: bool = True) -> tuple[Reader, ...]:
+    """The registry, with or without the call-activity readers (see `Config.calls`)."""
+    return READERS if with_calls else tuple(r for r in READERS if not any(r is c for c in CALL_READERS))
+
+
 #: Messages known to be harmless although they carry a marker (see each server's BENIGN)
 BENIGN = re.compile("|".join((*asterisk.BENIGN, *freeswitch.BENIGN, *calls.QUIET)))
 
