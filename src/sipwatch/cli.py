@@ -203,6 +203,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  following: {', '.join(str(f) for f in answer['files'])}")
     print(f"  lines read {answer['lines']}, events {answer['events']}, bans made {answer['bans_made']}, "
           f"active {answer['bans_active']}")
+    until = answer.get("learning_until")
+    if until and float(until) > time.time():
+        print(f"  learning mode until {time.strftime('%Y-%m-%d %H:%M', time.localtime(float(until)))}: "
+              "critical account decisions are alerts only")
     for source, problem in answer.get("problems", {}).items():
         print(f"  problem with {source}: {problem}")
     return 0

@@ -223,7 +223,7 @@ class Daemon:
                         "problems": problems,
                         "lines": self.totals.lines, "events": self.totals.events,
                         "bans_made": self.totals.ban_count, "bans_active": len(self.store.bans()),
-                        "backend": self.config.run.backend}
+                        "backend": self.config.run.backend, "learning_until": self.pipeline.learning.until}
             if command == "accounts-list":
                 self._record_outcomes()
                 return {"ok": True, "blocked": self.guard.blocked(), "actions": self.store.account_actions()}
