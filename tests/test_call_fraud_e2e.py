@@ -309,7 +309,7 @@ def _report(lab: Lab, name: str, outcome: Outcome) -> None:
     hang = f"{outcome.to_hangup:.2f} s" if outcome.to_hangup is not None else "-"
     line = (f"{name}: rule {outcome.rule}, deciding call -> alert {outcome.after_deciding_call:.2f} s, "
             f"first call -> alert {outcome.to_alert:.2f} s, -> hang-up {hang}, "
-            f"{outcome.calls} calls / {outcome.minutes:.1f} min got through")
+            f"{outcome.calls} calls / {outcome.minutes * 60:.0f} s of talk got through")
     lab.figures.append(line)
     print("\n" + line)
 
