@@ -471,6 +471,26 @@ def test_the_daemon_saves_profiles_with_each_bite_and_loads_them_at_start(tmp_pa
     assert again.pipeline.learning.since == Store(db).installed() is not None
 
 
+def test_the_scan_does_not_list_an_office_address_among_the_offenders(tmp_path: Path) -> None:
+    """A critical account rule on calls from the account's own learned network (a phone at its desk
+    calling one premium number again and again) names the account, not its office as a hostile address."""
+    from sipwatch.report import to_json
+    from sipwatch.scan import scan
+
+    master = tmp_path / "Master.csv"
+    _master_csv(master, DAY0, 10)
+    with master.open("a") as fh:
+        for i in range(6):
+            fh.write(cdr(TODAY + 10 * H + i * 30, PREMIUM, duration=20, src=f"{OFFICE}:5060") + "\n")
+    config = from_dict({"timezone": "UTC", "numbers": {"country": "DE", "international_prefixes": ["00"],
+                                                        "access_codes": []},
+                        "accounts": {"limits": {"sequential": [3, 5]}}})
+    report = to_json(scan([str(master)], config, processes=False))
+    account = next(a for a in report["accounts"] if a["account"] == "6001")  # type: ignore[union-attr]
+    assert ("sequential", "critical") in {(d["rule"], d["level"]) for d in account["decisions"]}
+    assert report["offenders"] == []
+
+
 def test_the_scan_reports_the_stolen_credentials_address_among_the_offenders(tmp_path: Path) -> None:
     """A plain scan of a month's Master.csv learns the first days and judges the later ones."""
     from sipwatch.report import to_json

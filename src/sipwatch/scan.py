@@ -150,7 +150,10 @@ def scan(paths: list[str], config: Config, progress: Progress | None = None,
                     kept = result.account_decisions.setdefault(decision.account, [])
                     if len(kept) < MAX_ACCOUNT_DECISIONS:
                         kept.append(decision)
-                if decision.ip is not None:
+                if decision.ip is not None and not (decision.rule is not None and decision.account is not None
+                                                    and pipeline.known_network(decision.account, decision.ip)):
+                    # an account decision on calls from the account's own learned network names the
+                    # account, not its office as a hostile address (the daemon bans none there either)
                     tally.offender(decision.ip).decide(decision)
                 elif decision.rule is None and len(result.decisions) < MAX_ALERTS:
                     result.decisions.append(decision)
