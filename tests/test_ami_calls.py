@@ -105,3 +105,16 @@ def test_ami_lines_in_a_log_file_are_caller_text_and_never_read(tmp_path: Path) 
     log = b"[2026-12-02 14:37:57] NOTICE[1] chan_sip.c: Call from 'x\n" + forged + b"\n"
     assert _read(log, str(tmp_path / "full"))[0] == []
     assert _read(forged + b"\n", str(tmp_path / "Master.csv"))[0] == []
+
+
+@pytest.mark.parametrize("line", [
+    b'{"ami": {"Event": "Newchannel", "Channel": ',  # truncated
+    b'{"ami": {"Event": "Hangup"}}',  # no channel, no ids
+    b'{"ami": ["Event", "Newchannel"]}',
+    b'{"ami": {"Event": "Cdr", "Duration": "-5", "BillableSeconds": "x", "UserField": "src=not-an-address"}}',
+    b'{"ami": {"Event": "DialBegin", "Channel": "' + b"A" * 1_000_000 + b'"}}',  # a 1 MB line
+    b"\x00\xff\xfe{\"ami\": {\"Event\": \"Newchannel\"\x80}}",
+])
+def test_broken_ami_lines_are_skipped_never_a_crash(line: bytes) -> None:
+    events, _ = _read(line + b"\n")
+    assert all(e.kind in (Kind.CALL_END, Kind.CALL_START) and e.ip is None for e in events)
