@@ -355,6 +355,12 @@ def cmd_firewall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _daemon_options(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that talk to the daemon or read its store."""
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--state-dir", metavar="DIR")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sipwatch", description="Protect SIP servers from attacks.")
     parser.add_argument("--version", action="version", version=f"sipwatch {__version__}")
@@ -385,8 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("status", help="what the running daemon is doing")
-    p.add_argument("--config", metavar="FILE")
-    p.add_argument("--state-dir", metavar="DIR")
+    _daemon_options(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("bans", help="list, add or remove bans")
@@ -394,23 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ip", nargs="?")
     p.add_argument("--for", dest="duration", default="1h", metavar="DURATION")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--config", metavar="FILE")
-    p.add_argument("--state-dir", metavar="DIR")
+    _daemon_options(p)
     p.add_argument("--backend", choices=["nftables", "ipset", "dry-run"])
     p.set_defaults(func=cmd_bans)
 
     p = sub.add_parser("why", help="the rule and events behind a ban")
     p.add_argument("ip")
-    p.add_argument("--config", metavar="FILE")
-    p.add_argument("--state-dir", metavar="DIR")
+    _daemon_options(p)
     p.set_defaults(func=cmd_why)
 
     p = sub.add_parser("accounts", help="accounts acted on (hang-up, block, ban); lift a block")
     p.add_argument("action", choices=["list", "show", "unblock"])
     p.add_argument("account", nargs="?")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--config", metavar="FILE")
-    p.add_argument("--state-dir", metavar="DIR")
+    _daemon_options(p)
     p.set_defaults(func=cmd_accounts)
 
     p = sub.add_parser("alert-test", help="send a test alert to every configured destination")
