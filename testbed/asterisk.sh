@@ -49,6 +49,7 @@ configure() {
   : >"$ROOT/var/log/asterisk/messages.log"
   : >"$ROOT/var/log/asterisk/security.log"
   : >"$ROOT/var/log/asterisk/full.log"
+  rm -f "$ROOT"/var/log/asterisk/cdr-csv/*.csv "$ROOT"/var/log/asterisk/cdr-custom/*.csv  # each run: its own CDRs
   chroot "$ROOT" chown -R asterisk:asterisk /var/log/asterisk /var/lib/asterisk /var/spool/asterisk /run/asterisk 2>/dev/null || true
 }
 

@@ -425,6 +425,36 @@ def test_sipwatch_learn_on_the_command_line(
     assert len(Store(str(tmp_path / "state" / "sipwatch.db")).profiles()) == 1
 
 
+def test_scan_with_a_state_dir_judges_by_the_learned_profiles_and_writes_nothing(
+        tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    history_csv, today_csv = tmp_path / "history.csv", tmp_path / "today.csv"
+    _master_csv(history_csv, DAY0, 8)
+    today_csv.write_text(cdr(TODAY + 10 * H, CUBA, src=f"{OFFICE}:5060") + "\n")
+    cfg = tmp_path / "sipwatch.toml"
+    cfg.write_text('timezone = "UTC"\n[numbers]\ncountry = "DE"\n')
+    state = tmp_path / "state"
+    assert run_cli("learn", str(history_csv), "--config", str(cfg), "--state-dir", str(state)).returncode == 0
+    stored = (state / "sipwatch.db").read_bytes()
+
+    def judged(*more: str) -> dict[str, Any]:
+        done = run_cli("scan", "--json", str(today_csv), "--config", str(cfg), *more)
+        assert done.returncode == 0, done.stderr
+        return {a["account"]: (a["decision"], a["rule"]) for a in json.loads(done.stdout)["accounts"]}
+
+    assert judged("--state-dir", str(state))["6001"] == ("block", "new_high_risk_destination")
+    assert judged()["6001"][0] != "block"  # without the profiles, a first call to Cuba is no news
+    assert (state / "sipwatch.db").read_bytes() == stored
+
+
+def test_scan_with_a_state_dir_that_holds_no_store_says_so(
+        tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    master = tmp_path / "Master.csv"
+    _master_csv(master, DAY0, 1)
+    done = run_cli("scan", str(master), "--state-dir", str(tmp_path / "nowhere"))
+    assert done.returncode != 0 and "no store there" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
 # --- configuration ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("section", "key"), [

@@ -237,6 +237,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                                   str(config)], capture_output=True, text=True, timeout=60)
         assert learned.returncode == 0, learned.stderr
         print(f"\nhistory: {rows} CDR rows over 12 days learned: {learned.stdout.strip()}")
+        shutil.copytree(state, tmp / "learned")  # what the daemon starts from, for the scans at the end
         the_lab = Lab(pbx, tmp, config, json_log, logs, master.stat().st_size if master.exists() else 0, namespaces,
                       devices)
         daemon = subprocess.Popen(["ip", "netns", "exec", pbx, sys.executable, "-m", "sipwatch", "run", "--config",
@@ -405,3 +406,33 @@ def test_ordinary_calls_raise_nothing_and_keep_completing(lab: Lab) -> None:
     print(f"\nordinary phone 6006: {len(ordinary)} national calls completed during the run")
     for line in lab.figures:
         print(line)
+
+
+def _live_verdicts(lab: Lab) -> dict[str, str]:
+    """Per account the daemon judged: "block" after a critical decision, else "alert"."""
+    verdicts: dict[str, str] = {}
+    for d in lab.decisions():
+        account = d.get("account")
+        if isinstance(account, str) and d.get("rule"):
+            verdicts[account] = "block" if d.get("level") == "critical" or verdicts.get(account) == "block" else "alert"
+    return verdicts
+
+
+@pytest.mark.parametrize("record", ["cdr-csv/Master.csv", "full.log"])
+def test_a_scan_of_the_run_s_own_record_flags_the_same_accounts(lab: Lab, record: str) -> None:
+    """`sipwatch scan` of the run's default Master.csv alone, and of its `full` log alone, with the profiles
+    the daemon started from, flags the accounts the daemon flagged and no others (run after the scenarios)."""
+    live = _live_verdicts(lab)
+    if not live:
+        pytest.skip("run with the scenarios above: alone, the daemon has judged nothing to compare with")
+    path = lab.logs / record
+    done = subprocess.run([sys.executable, "-m", "sipwatch", "scan", "--json", str(path), "--config", str(lab.config),
+                           "--state-dir", str(lab.tmp / "learned")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    flagged = {a["account"]: a for a in report["accounts"] if a["decision"] != "none"}
+    print(f"\nscan of {record} ({report['lines']} lines, {report['events']} events): "
+          + ", ".join(f"{a} {v['decision']} by {v['rule']}" for a, v in sorted(flagged.items())))
+    assert {a: v["decision"] for a, v in flagged.items()} == live
+    assert FRAUD in [o["ip"] for o in report["offenders"]], "the address that used stolen credentials"
+    assert not [o for o in report["offenders"] if o["ip"] in PHONES.values() and o["decision"] == "ban"]

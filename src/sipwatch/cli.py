@@ -20,6 +20,7 @@ from sipwatch.errors import SourceError, redact
 from sipwatch.event import IPAddress
 from sipwatch.formats.records import ScanStats
 from sipwatch.netaddr import ip_of
+from sipwatch.pipeline import Pipeline
 from sipwatch.report import to_json, write_text
 from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope
@@ -57,8 +58,9 @@ def _config(path: str | None) -> Config:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     config = _config(args.config)
+    pipeline = _learned_pipeline(config, args.state_dir) if args.state_dir else None
     progress = _Progress(sys.stderr)
-    result = scan(args.files, config, progress)
+    result = scan(args.files, config, progress, pipeline=pipeline)
     progress.close()
     if args.json:
         sys.stdout.write(json.dumps(to_json(result), ensure_ascii=False))  # one line: the C encoder
@@ -68,6 +70,24 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for err in result.errors:
         print(f"sipwatch: {err}", file=sys.stderr)
     return 2 if result.errors else 0
+
+
+def _learned_pipeline(config: Config, state_dir: str) -> Pipeline:
+    """A scan that judges the accounts as the daemon would: with the profiles (and the learning mode) of
+    the store in `state_dir`, which is only read."""
+    from sipwatch.learn import attach_read_only
+
+    path = os.path.join(state_dir, "sipwatch.db")
+    if not os.path.isfile(path):
+        raise StoreError(f"--state-dir {state_dir}: no store there (sipwatch.db); `sipwatch learn` or the daemon "
+                         "makes one")
+    pipeline = Pipeline(config)
+    store = Store(path, max_events=config.run.keep_events)
+    try:
+        attach_read_only(pipeline, store)
+    finally:
+        store.close()
+    return pipeline
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
@@ -371,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--config", metavar="FILE", help="TOML configuration (detector thresholds, allowlist)")
     p.add_argument("--top", type=int, default=20, help="offenders shown in the text report (default 20)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="judge the accounts with the profiles learned into this store (read only)")
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("learn", help="learn each account's usual behaviour from past CDR/CEL files and logs")

@@ -34,6 +34,15 @@ def attach(pipeline: Pipeline, store: Store, now: float) -> None:
     pipeline.learning.start(since)
 
 
+def attach_read_only(pipeline: Pipeline, store: Store) -> None:
+    """`attach` for a scan: the stored profiles and learning mode, and nothing written back."""
+    if pipeline.profiles is not None:
+        pipeline.profiles.load(store.profiles())
+    since = store.installed()
+    if since is not None:
+        pipeline.learning.start(since)
+
+
 def save(pipeline: Pipeline, store: Store, db: sqlite3.Connection) -> None:
     """Inside a store transaction: the profiles that changed since the last save."""
     if pipeline.profiles is not None:
@@ -55,10 +64,7 @@ def learn(paths: list[str], config: Config, store: Store, progress: Progress | N
     book = pipeline.profiles
     if book is None:
         raise ConfigError("behaviour.enabled: the behaviour detector is off, so there is nothing to learn")
-    book.load(store.profiles())
-    since = store.installed()
-    if since is not None:
-        pipeline.learning.start(since)
+    attach_read_only(pipeline, store)
     result = scan(paths, config, progress, pipeline=pipeline)
     first = min((p.first_seen for _, p in book), default=None)
     with store.transaction() as db:

@@ -29,12 +29,17 @@ def ranked(result: ScanResult) -> list[Offender]:
     return sorted(result.offenders.values(), key=lambda o: (order[o.decision], -o.events, str(o.ip)))
 
 
+def worst_decision(decisions: list[Decision]) -> Decision | None:
+    """The most severe of an account's rule decisions (the latest of equals)."""
+    return max(decisions, key=lambda d: (d.level == "critical", d.time)) if decisions else None
+
+
 def account_decision(decisions: list[Decision], blocks: bool = True) -> tuple[str, str]:
     """(decision, reason) of an account: the most severe of its rule decisions. A critical one reads
     "block": what the daemon does to the account (unless `pbx.actions` leaves blocking out)."""
-    if not decisions:
+    worst = worst_decision(decisions)
+    if worst is None:
         return "none", ""
-    worst = max(decisions, key=lambda d: (d.level == "critical", d.time))
     action = "block" if blocks and worst.level == "critical" else "alert"
     return action, f"{worst.detector}: {worst.reason}"
 
@@ -64,6 +69,7 @@ def account_json(result: ScanResult, tally: AccountTally) -> dict[str, Any]:
         "first_seen": tally.first,
         "last_seen": tally.last,
         "decision": decision,
+        "rule": worst.rule if (worst := worst_decision(decisions)) is not None else None,
         "reason": reason,
         "decisions": [d.to_json() for d in decisions],
     }
