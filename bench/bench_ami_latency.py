@@ -15,13 +15,15 @@ No peer reads AMI call events, so there is no ratio.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from fakeami import FakeAmi
 from sipwatch.config import from_dict
 from sipwatch.daemon import Daemon
 from sipwatch.detectors import Decision
@@ -29,50 +31,6 @@ from sipwatch.responders.firewall.dryrun import DryRunBackend
 from sipwatch.store import Store
 
 GOAL_P99 = 0.050
-
-
-class FakeAmi:
-    """Just enough of Asterisk's manager protocol for a logged-in listener."""
-
-    def __init__(self) -> None:
-        self.writers: list[asyncio.StreamWriter] = []
-        self.ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-
-    def start(self) -> None:
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        server = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._client, "127.0.0.1", 0), self.loop)
-        self.port = server.result(5).sockets[0].getsockname()[1]
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
-        while True:
-            try:
-                block = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return  # the daemon went away
-            fields = dict(line.split(": ", 1) for line in block.decode().strip().split("\r\n") if ": " in line)
-            action_id = fields.get("ActionID", "")
-            if fields.get("Action", "").lower() == "login":
-                writer.write(f"Response: Success\r\nActionID: {action_id}\r\nMessage: Authentication accepted"
-                             "\r\n\r\n".encode())
-                self.writers.append(writer)
-                self.ready.set()
-            else:
-                writer.write(f"Response: Success\r\nActionID: {action_id}\r\nPing: Pong\r\n\r\n".encode())
-            await writer.drain()
-
-    def send(self, fields: dict[str, str]) -> float:
-        data = "".join(f"{k}: {v}\r\n" for k, v in fields.items()).encode() + b"\r\n"
-
-        def write() -> None:
-            for w in self.writers:
-                w.write(data)
-
-        sent = time.perf_counter()
-        self.loop.call_soon_threadsafe(write)
-        return sent
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from sipwatch.errors import SourceError, redact
 
 EventHandler = Callable[[dict[str, str]], None]
+RECONNECT_SECONDS = 2
 
 
 class AmiError(SourceError):
@@ -65,7 +66,21 @@ class AmiSession:
 
     @property
     def ready(self) -> bool:
-        return self.manager is not None and bool(getattr(self.manager, "authenticated", False))
+        manager = self.manager
+        return (manager is not None and bool(getattr(manager, "authenticated", False))
+                and bool(getattr(manager, "_connected", True)))
+
+    def _logged_in(self, manager: Any) -> None:
+        self.problem = None
+
+    def _lost(self, manager: Any, exc: Exception | None) -> None:
+        """Asterisk restarted or the network dropped: panoramisk reconnects (and logs in again) on its own;
+        until then the daemon's status says so. Events Asterisk raised meanwhile never reach AMI: the log
+        sources still have them."""
+        manager.authenticated = False
+        why = f" ({exc})" if exc else ""
+        self.problem = (f"{self.address}: the AMI connection was lost{why}; reconnecting every "
+                        f"{RECONNECT_SECONDS} s")
 
     def _run(self) -> None:
         from panoramisk import Manager  # only when AMI is used
@@ -73,7 +88,8 @@ class AmiSession:
         asyncio.set_event_loop(self._loop)
         a = self.address
         manager = Manager(loop=self._loop, host=a.host, port=a.port, username=a.username, secret=a.secret,
-                          events=self.events, reconnect_timeout=2, ping_delay=10)
+                          events=self.events, reconnect_timeout=RECONNECT_SECONDS, ping_delay=10,
+                          on_login=self._logged_in, on_disconnect=self._lost)
         if self.on_event is not None:
             manager.register_event("*", self._dispatch)
         self.manager = manager
