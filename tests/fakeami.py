@@ -14,6 +14,9 @@ class FakeAmi:
         self.writers: list[asyncio.StreamWriter] = []
         self.ready = threading.Event()
         self.logins = 0
+        #: PJSIPShowEndpoint's answers: endpoint -> its contacts (URI -> user agent), as Asterisk 22 lists them
+        self.contacts: dict[str, dict[str, str]] = {}
+        self.actions: list[dict[str, str]] = []
         self.loop = asyncio.new_event_loop()
         self.port = 0
 
@@ -38,9 +41,27 @@ class FakeAmi:
                 self.writers.append(writer)
                 self.logins += 1
                 self.ready.set()
+            elif fields.get("Action") == "PJSIPShowEndpoint":
+                self.actions.append(fields)
+                writer.write(self._endpoint(fields.get("Endpoint", ""), action_id))
             else:
                 writer.write(f"Response: Success\r\nActionID: {action_id}\r\nPing: Pong\r\n\r\n".encode())
             await writer.drain()
+
+    def _endpoint(self, endpoint: str, action_id: str) -> bytes:
+        if endpoint not in self.contacts:
+            return (f"Response: Error\r\nActionID: {action_id}\r\nMessage: Unable to retrieve endpoint "
+                    f"{endpoint}\r\n\r\n").encode()
+        blocks = [f"Response: Success\r\nActionID: {action_id}\r\nEventList: start\r\n"
+                  "Message: Following are Events for each object associated with the Endpoint\r\n",
+                  f"Event: EndpointDetail\r\nActionID: {action_id}\r\nObjectType: endpoint\r\n"
+                  f"ObjectName: {endpoint}\r\n"]
+        for uri, agent in self.contacts[endpoint].items():
+            blocks.append(f"Event: ContactStatusDetail\r\nActionID: {action_id}\r\nAOR: {endpoint}\r\nURI: {uri}\r\n"
+                          f"UserAgent: {agent}\r\nStatus: NonQualified\r\nEndpointName: {endpoint}\r\n")
+        blocks.append(f"Event: EndpointDetailComplete\r\nActionID: {action_id}\r\nEventList: Complete\r\n"
+                      f"ListItems: {len(blocks) - 1}\r\n")
+        return "".join(b + "\r\n" for b in blocks).encode()
 
     def send(self, fields: dict[str, str]) -> float:
         """Send one event to every logged-in client; the time it was handed to the loop."""

@@ -1,4 +1,4 @@
-"""An AMI connection that drops (Asterisk restarting, the network): a clear problem while it is down, no
+"""The AMI source against a small AMI server. A connection that drops (Asterisk restarting, the network): a clear problem while it is down, no
 crash, and the events that follow the reconnection arrive; those read before the drop were handed over."""
 
 from __future__ import annotations
@@ -8,10 +8,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from conftest import parse_line
 from fakeami import FakeAmi
 from sipwatch.event import Event
+from sipwatch.formats.parser import LineParser
+from sipwatch.formats.prefilter import Prefilter
+from sipwatch.formats.records import RecordScanner, ScanStats
 from sipwatch.sources.ami import AmiFollower
+from sipwatch.timeparse import TimeParser
 
 
 def _invalid_account(account: str, ip: str) -> dict[str, str]:
@@ -41,12 +44,14 @@ def ami() -> Iterator[tuple[FakeAmi, AmiFollower]]:
 
 
 def _events(follower: AmiFollower, expected: int) -> list[Event]:
+    """What the daemon makes of the follower's lines (read as its own: AMI call lines only from `ami://`)."""
     found: list[Event] = []
+    parser = LineParser(TimeParser(2026))
+    scanner = RecordScanner(parser, Prefilter(parser.markers), follower.path, ScanStats())
 
     def more() -> bool:
         for chunk in follower.read():
-            for line in chunk.data.decode().splitlines():
-                found.extend(parse_line(line))
+            found.extend(scanner.feed(chunk.data))
         return len(found) >= expected
 
     assert _until(more), found
@@ -76,3 +81,45 @@ def test_events_queued_before_the_drop_are_still_read_after_it(ami: tuple[FakeAm
     server.drop()
     assert _until(lambda: follower.problem is not None, 5)
     assert [e.account for e in _events(follower, 50)] == [str(200 + n) for n in range(50)]
+
+
+# --- a contact's user agent, which ContactStatus leaves out -----------------------------------------
+
+def _contact_status(uri: str, status: str = "NonQualified") -> dict[str, str]:
+    """As Asterisk 22 sends it: no user agent, no source address."""
+    return {"Event": "ContactStatus", "Privilege": "system,all", "URI": uri, "ContactStatus": status,
+            "AOR": "6001", "EndpointName": "6001", "RoundtripUsec": "0"}
+
+
+def test_a_new_contact_s_user_agent_is_asked_for_and_rides_on_its_registration(
+        ami: tuple[FakeAmi, AmiFollower]) -> None:
+    server, follower = ami
+    server.contacts["6001"] = {"sip:6001@192.0.2.18:5060": "Yealink SIP-T41G", "sip:6001@203.0.113.50:5060": "Zoiper"}
+    server.send(_contact_status("sip:6001@203.0.113.50:5060"))
+    (event,) = _events(follower, 1)
+    assert (event.kind, event.account, event.user_agent, event.ip) == ("registration", "6001", "Zoiper", None)
+    assert event.extra["contact"] == "sip:6001@203.0.113.50:5060"  # the phone's words: a hint, never a source
+    server.send(_contact_status("sip:6001@203.0.113.50:5060", "Updated"))  # a re-registration: remembered
+    assert [e.user_agent for e in _events(follower, 1)] == ["Zoiper"]
+    assert len(server.actions) == 1
+
+
+@pytest.mark.parametrize(("contacts", "uri"), [
+    pytest.param({}, "sip:6001@203.0.113.50:5060", id="endpoint-unknown-action-refused"),
+    pytest.param({"6001": {"sip:6001@192.0.2.18:5060": "Yealink"}}, "sip:6001@203.0.113.50:5060",
+                 id="contact-gone-already"),
+])
+def test_without_an_answer_the_registration_goes_on_without_a_user_agent(
+        ami: tuple[FakeAmi, AmiFollower], contacts: dict[str, dict[str, str]], uri: str) -> None:
+    server, follower = ami
+    server.contacts.update(contacts)
+    server.send(_contact_status(uri))
+    (event,) = _events(follower, 1)
+    assert (event.kind, event.user_agent) == ("registration", None)
+
+
+def test_a_removed_contact_asks_nothing(ami: tuple[FakeAmi, AmiFollower]) -> None:
+    server, follower = ami
+    server.send(_contact_status("sip:6001@203.0.113.50:5060", "Removed"))
+    assert [e.kind for e in _events(follower, 1)] == ["registration"]
+    assert server.actions == []

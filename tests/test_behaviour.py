@@ -212,6 +212,21 @@ def test_an_address_and_a_user_agent_of_one_register_are_judged_together(
     assert rules(decide(day)) == expected
 
 
+@pytest.mark.parametrize(("office_today", "expected"), [
+    pytest.param(True, [("new_network", "warning"), ("new_source", "critical")], id="its-phone-registered-today"),
+    pytest.param(False, [("new_network", "warning")], id="no-user-agent-known-at-all"),
+])
+def test_with_a_history_of_cdrs_alone_today_s_office_user_agents_are_the_known_ones(
+        office_today: bool, expected: list[tuple[str, str]]) -> None:
+    """CDRs name no user agent, so a profile learned from them knows none; the user agents its own networks
+    registered with today stand in for them (the intruder's, from a new network, never do)."""
+    p = pipeline()
+    assert feed(p, [e for e in history() if e.kind is not Kind.AUTH_SUCCESS]) == []
+    office = [login(TODAY + 8 * H, agent=None), registration(TODAY + 8 * H + 0.05, PHONE)] if office_today else []
+    thief = [login(TODAY + 9 * H, "198.51.100.23", agent=None), registration(TODAY + 9 * H + 0.05, "Zoiper")]
+    assert rules(feed(p, office + thief)) == expected
+
+
 def test_stolen_credentials_from_a_new_address_calling_high_cost_destinations() -> None:
     """The acceptance scenario: another phone, from a public address, calls several dear places at once."""
     thief = "198.51.100.23"

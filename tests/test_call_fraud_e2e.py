@@ -40,7 +40,7 @@ TESTBED = ROOT / "testbed" / "asterisk.sh"
 SIPP = Path(__file__).resolve().parent / "sipp"
 AMI = "ami://sipwatch:sipwatch-ami@127.0.0.1:5038"
 CARRIER = "198.51.100.250"
-FRAUD = "203.0.113.50"
+FRAUD, FRAUD2 = "203.0.113.50", "198.51.100.77"  # two public networks, neither the office's nor each other's
 PHONES = {f"600{i}": f"192.0.2.{16 * i + 2}" for i in range(1, 7)}  # one /28 each, all in the office /24
 AGENTS = {a: f"Yealink SIP-T4{a[-1]}G 66.86.0.{a[-1]}" for a in PHONES}
 USUAL = {"6001": "0049", "6002": "0033", "6003": "0044", "6004": "0039", "6005": "0031", "6006": "001"}
@@ -224,7 +224,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             veth(pbx, namespaces[account], tag, [f"{_pbx_side(addr)}/28"], [f"{addr}/28"])
             devices[account] = f"a{tag}"
         namespaces["fraud"] = _ns("fr")
-        veth(pbx, namespaces["fraud"], uuid.uuid4().hex[:6], [f"{_pbx_side(FRAUD)}/28"], [f"{FRAUD}/28"])
+        tag = uuid.uuid4().hex[:6]
+        veth(pbx, namespaces["fraud"], tag, [f"{_pbx_side(FRAUD)}/28", f"{_pbx_side(FRAUD2)}/28"],
+             [f"{FRAUD}/28", f"{FRAUD2}/28"])
+        devices["fraud"] = f"a{tag}"
         carrier = subprocess.Popen(["ip", "netns", "exec", namespaces["carrier"], "sipp", "-sn", "uas", "-i", CARRIER,
                                     "-p", "5060", "-nostdin", "-bg"], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, cwd=tmp)
@@ -316,11 +319,9 @@ def _report(lab: Lab, name: str, outcome: Outcome) -> None:
 
 
 def test_stolen_credentials_from_a_public_address_calling_high_cost_destinations(lab: Lab) -> None:
-    """6001's password from 203.0.113.50 with a softphone's user agent: registers, then +882/+881 four at once."""
+    """6001's password from 203.0.113.50 with a softphone's user agent: +882/+881 four at once, straight
+    INVITEs with the stolen digest credentials and no REGISTER (the next test registers)."""
     agent = "Zoiper rv2.10.20.4"
-    registered = sipp(lab, "6001", "register_ua.xml", "-m", "1", "-timeout", "10s", ns=lab.namespaces["fraud"],
-                      source=FRAUD, agent=agent)
-    assert _finish(registered) == 0
     started = time.time()
     # four at once, each meant to last 30 s; once the address is banned, calls not yet answered get no
     # answer at all (SIPp gives up at its -timeout), so how long the answered ones lasted is read from the CDR
@@ -333,14 +334,37 @@ def test_stolen_credentials_from_a_public_address_calling_high_cost_destinations
     assert outcome.after_deciding_call < 10
     answered = [r for r in lab.cdrs("6001") if r["disposition"] == "ANSWERED"]
     assert all(int(r["billsec"]) < 5 for r in answered), f"hung up long before 30 s: {answered}"
-    # the new network was seen too; Asterisk 22's ContactStatus carries no user agent (and the INVITE's is in
-    # no AMI event or log line), so `new_source` (new network *and* new user agent) cannot pair them live:
-    # `new_network` warns, and the first call to +882 is the critical decision
-    seen = [d for d in lab.decisions() if d.get("account") == "6001" and d.get("rule") in {"new_network", "new_source"}]
+    # the new network was seen too, but an INVITE's user agent is in no AMI event or log line: `new_network`
+    # warns, and the first call to +882 is the critical decision
+    seen = [d for d in lab.decisions() if d.get("account") == "6001" and d.get("rule") == "new_network"]
     assert seen and FRAUD in str(seen[0]["reason"]), lab.decisions()
     bans = json.loads(lab.sipwatch("bans", "list", "--json"))
     assert FRAUD in [b["ip"] for b in bans]
     assert not [b for b in bans if b["ip"] in PHONES.values()], "no phone's address is banned"
+
+
+def test_stolen_credentials_registering_from_a_new_network_with_another_user_agent(lab: Lab) -> None:
+    """6001's password registers from 198.51.100.77 with another softphone: the REGISTER's SuccessfulAuth names
+    the address, PJSIPShowEndpoint the new contact's user agent (Asterisk 22's ContactStatus has none), and
+    together they are `new_source`, critical before any call: the address is banned at once."""
+    started = time.time()
+    registered = sipp(lab, "6001", "register_ua.xml", "-m", "1", "-timeout", "10s", ns=lab.namespaces["fraud"],
+                      source=FRAUD2, agent="MicroSIP/3.21.3")
+    assert _finish(registered) == 0
+    deadline = time.time() + 10
+    found: list[dict[str, object]] = []
+    while time.time() < deadline and not found:
+        found = [d for d in lab.decisions() if d.get("rule") == "new_source" and FRAUD2 in str(d.get("reason"))]
+        time.sleep(0.1)
+    assert found and found[0]["account"] == "6001" and found[0]["level"] == "critical", lab.decisions()
+    assert "MicroSIP/3.21.3" in str(found[0]["reason"])
+    decided = float(str(found[0]["at"])) - started
+    bans = json.loads(lab.sipwatch("bans", "list", "--json"))
+    assert FRAUD2 in [b["ip"] for b in bans]
+    line = (f"stolen credentials registering (new network + new user agent): rule new_source, REGISTER -> alert "
+            f"{decided:.2f} s, {FRAUD2} banned, no call placed")
+    lab.figures.append(line)
+    print("\n" + line)
 
 
 def test_one_premium_number_again_and_again(lab: Lab) -> None:

@@ -84,6 +84,10 @@ class BehaviourDetector:
         self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()  # by the call's first id
         self._fired: dict[str, dict[str, tuple[int, float]]] = {}  # account -> finding key -> (level, time)
         self._recent: dict[str, tuple[float, IPAddress | None, str | None]] = {}  # account -> last login/registration
+        #: account -> user agents seen today from its learned networks (its own phones, as far as can be told):
+        #: what a new network's user agent is compared with while no user agent is learned yet (a history
+        #: of CDRs names none; AMI's registrations do, from the daemon's first day)
+        self._office_agents: dict[str, tuple[int, set[str]]] = {}
         self._clock: dict[int, tuple[int, int]] = {}
 
     def forget(self, ip: IPAddress) -> None:
@@ -99,7 +103,8 @@ class BehaviourDetector:
         profile = self._profile(account, event.time)
         ip, agent = event.ip, event.user_agent
         paired = self._pair(account, event)
-        findings = self._source(profile, ip or paired[0], agent or paired[1], [], learn_network=ip is not None)
+        findings = self._source(account, profile, ip or paired[0], agent or paired[1], [], event.time,
+                                learn_network=ip is not None)
         return self._decide(account, profile, findings, event) if findings else []
 
     def _pair(self, account: str, event: Event) -> tuple[IPAddress | None, str | None]:
@@ -131,7 +136,7 @@ class BehaviourDetector:
         findings: list[Finding] = []
         if ip is not None and not flags & SOURCE:
             flags |= SOURCE
-            findings += self._source(profile, ip, event.user_agent, [call])
+            findings += self._source(account, profile, ip, event.user_agent, [call], event.time)
         if number is not None and not flags & DESTINATION:
             flags |= DESTINATION
             slot = hour_slot(*self._local(call.start))
@@ -178,8 +183,8 @@ class BehaviourDetector:
         s = self.settings
         return profile.days >= s.min_days and (not calls or profile.calls >= s.min_calls)
 
-    def _source(self, profile: Profile, ip: IPAddress | None, agent: str | None, calls: list[CallState],
-                learn_network: bool = True) -> list[Finding]:
+    def _source(self, account: str, profile: Profile, ip: IPAddress | None, agent: str | None,
+                calls: list[CallState], when: float, learn_network: bool = True) -> list[Finding]:
         """A trusted source address and the user agent of the same request, when one is known.
 
         A network it never used: a warning the first time it is seen on a day; critical as soon as a user
@@ -187,10 +192,12 @@ class BehaviourDetector:
         s = self.settings
         network = network_of(ip, s.ipv4_prefix, s.ipv6_prefix) if ip is not None else None
         found: list[Finding] = []
+        if network is not None and network in profile.networks and agent:
+            self._office_agent(account, agent, self._local(when)[0])
         if network is not None and network not in profile.networks and profile.networks and self._judged(
                 profile, calls=False):
             usual = ", ".join(sorted(profile.networks, key=profile.networks.__getitem__, reverse=True)[:3])
-            if agent and profile.agents and not profile.learned_agent(agent):
+            if agent and self._agent_is_new(account, profile, agent):
                 found.append(Finding("new_source", 2, f"used from {ip}, a network it never used ({network}; usual: "
                                      f"{usual}), with a user agent it never used ({agent!r})", network, calls, ip))
             elif not profile.knows_network(network):
@@ -199,6 +206,23 @@ class BehaviourDetector:
                                      f"usual: {usual}), {what}", network, calls, ip))
         profile.see_source(network if learn_network else None, agent)
         return found
+
+    def _office_agent(self, account: str, agent: str, day: int) -> None:
+        kept = self._office_agents.get(account)
+        if kept is None or kept[0] != day:  # a new day: yesterday's are learned by now, or the day was not
+            if kept is None and len(self._office_agents) >= self.settings.max_accounts:
+                del self._office_agents[next(iter(self._office_agents))]
+            kept = self._office_agents[account] = (day, set())
+        if len(kept[1]) < 16:
+            kept[1].add(agent[:120])
+
+    def _agent_is_new(self, account: str, profile: Profile, agent: str) -> bool:
+        """A user agent the account never used: against the learned ones, or while none is learned, against
+        those its own networks used today."""
+        if profile.agents:
+            return not profile.learned_agent(agent)
+        kept = self._office_agents.get(account)
+        return kept is not None and bool(kept[1]) and agent[:120] not in kept[1]
 
     def _destination(self, profile: Profile, call: CallState, number: Classified, key: str, slot: int,
                      usual: bool) -> list[Finding]:

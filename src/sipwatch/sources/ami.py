@@ -14,11 +14,13 @@ waits on the network.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from sipwatch.ami import AmiAddress, AmiError, AmiSession
@@ -53,6 +55,57 @@ def render(event: dict[str, str]) -> bytes:
 EVENTS = "security,call,cdr,system"
 
 
+class ContactAgents:
+    """The user agent of a new or updated contact, which Asterisk 22's `ContactStatus` event leaves out but
+    `PJSIPShowEndpoint` lists (`ContactStatusDetail`, `UserAgent`): asked for on the AMI loop, so the
+    registration event carries it and a new network with a new user agent can be judged as it happens.
+    The answer is remembered per contact for `KEEP_SECONDS` (phones re-register every few minutes); a lookup
+    that fails (no `write = system` for the AMI user, a timeout) leaves the event without a user agent."""
+
+    KEEP_SECONDS = 600.0
+    MAX_KEPT = 50_000
+    TIMEOUT = 2.0
+
+    def __init__(self, session: AmiSession) -> None:
+        self.session = session
+        self._known: dict[tuple[str, str], tuple[float, str]] = {}
+        self._pending: set[asyncio.Future[None]] = set()
+        self.failures = 0
+
+    def enrich(self, fields: dict[str, str], received: float, put: Callable[[bytes], None]) -> None:
+        endpoint = fields.get("EndpointName") or fields.get("AOR") or ""
+        uri = fields.get("URI", "")
+        if fields.get("UserAgent") or not endpoint or not uri or fields.get("ContactStatus") == "Removed":
+            put(calls.render(fields, received))
+            return
+        known = self._known.get((endpoint, uri))
+        if known is not None and received - known[0] < self.KEEP_SECONDS:
+            put(calls.render({**fields, "UserAgent": known[1]}, received))
+            return
+        task = asyncio.ensure_future(self._look_up(fields, endpoint, uri, received, put))
+        self._pending.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._pending.discard)
+
+    async def _look_up(self, fields: dict[str, str], endpoint: str, uri: str, received: float,
+                       put: Callable[[bytes], None]) -> None:
+        agent = ""
+        try:
+            answer = await asyncio.wait_for(
+                self.session.manager.send_action({"Action": "PJSIPShowEndpoint", "Endpoint": endpoint}), self.TIMEOUT)
+            for message in answer if isinstance(answer, list) else [answer]:
+                detail = dict(message)
+                if detail.get("Event") == "ContactStatusDetail" and detail.get("URI") == uri:
+                    agent = str(detail.get("UserAgent") or "")
+        except Exception:  # an action refused or unanswered: the event goes on without a user agent
+            self.failures += 1
+        if agent:
+            if len(self._known) >= self.MAX_KEPT:
+                del self._known[next(iter(self._known))]
+            self._known[(endpoint, uri)] = (received, agent)
+            fields = {**fields, "UserAgent": agent}
+        put(calls.render(fields, received))
+
+
 class AmiFollower:
     def __init__(self, spec: str, position: Position | None = None, from_end: bool = False) -> None:
         self.path = spec
@@ -65,6 +118,7 @@ class AmiFollower:
         os.set_blocking(self._wake_read, False)
         self.wait_fd: int | None = self._wake_read
         self.session = AmiSession(address, events, self._on_event)
+        self._agents = ContactAgents(self.session)
 
     @property
     def position(self) -> Position | None:
@@ -77,11 +131,13 @@ class AmiFollower:
     # -- the AMI thread ------------------------------------------------------------------------
     def _on_event(self, fields: dict[str, str]) -> None:
         if "RemoteAddress" in fields:
-            line = render(fields)
+            self._put(render(fields))
+        elif fields.get("Event") == "ContactStatus" and fields.get("ContactStatus") in calls.CONTACT_STATES:
+            self._agents.enrich(fields, time.time(), self._put)
         elif fields.get("Event") in calls.EVENTS:
-            line = calls.render(fields, time.time())
-        else:
-            return
+            self._put(calls.render(fields, time.time()))
+
+    def _put(self, line: bytes) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
         self._queue.append(line)
