@@ -1,5 +1,8 @@
-"""The AMI source against a small AMI server. A connection that drops (Asterisk restarting, the network): a clear problem while it is down, no
-crash, and the events that follow the reconnection arrive; those read before the drop were handed over."""
+"""The AMI source against a small AMI server.
+
+A connection that drops (Asterisk restarting, the network): a clear problem while it is down, no crash, and
+the events that follow the reconnection arrive; those read before the drop were handed over. A new
+contact's user agent, which Asterisk 22's ContactStatus leaves out, is asked for."""
 
 from __future__ import annotations
 
