@@ -14,6 +14,7 @@ class FakeAmi:
         self.writers: list[asyncio.StreamWriter] = []
         self.ready = threading.Event()
         self.logins = 0
+        self.secret: str | None = None  # a login with another secret is refused (None: any is accepted)
         #: PJSIPShowEndpoint's answers: endpoint -> its contacts (URI -> user agent), as Asterisk 22 lists them
         self.contacts: dict[str, dict[str, str]] = {}
         self.actions: list[dict[str, str]] = []
@@ -35,6 +36,12 @@ class FakeAmi:
                 return  # the client went away
             fields = dict(line.split(": ", 1) for line in block.decode().strip().split("\r\n") if ": " in line)
             action_id = fields.get("ActionID", "")
+            if fields.get("Action", "").lower() == "login" and self.secret not in (None, fields.get("Secret")):
+                writer.write(f"Response: Error\r\nActionID: {action_id}\r\nMessage: Authentication failed"
+                             "\r\n\r\n".encode())
+                await writer.drain()
+                writer.close()  # as Asterisk does
+                return
             if fields.get("Action", "").lower() == "login":
                 writer.write(f"Response: Success\r\nActionID: {action_id}\r\nMessage: Authentication accepted"
                              "\r\n\r\n".encode())

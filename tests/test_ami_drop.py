@@ -76,6 +76,18 @@ def test_a_dropped_connection_is_a_clear_problem_and_reading_resumes_after_it(
     assert [(str(e.ip), e.account) for e in _events(follower, 1)] == [("198.51.100.8", "101")]
 
 
+def test_a_refused_login_stays_the_problem_when_asterisk_then_closes_the_connection() -> None:
+    server = FakeAmi().start()
+    server.secret = "right"
+    follower = AmiFollower(f"ami://sipwatch:wrong@127.0.0.1:{server.port}")
+    try:
+        assert not follower.wait_ready(5)
+        time.sleep(2.5)  # a reconnection, refused again
+        assert "refused the login" in str(follower.problem)
+    finally:
+        follower.close()
+
+
 def test_events_queued_before_the_drop_are_still_read_after_it(ami: tuple[FakeAmi, AmiFollower]) -> None:
     server, follower = ami
     for n in range(50):

@@ -78,6 +78,8 @@ class AmiSession:
         until then the daemon's status says so. Events Asterisk raised meanwhile never reach AMI: the log
         sources still have them."""
         manager.authenticated = False
+        if self.problem is not None and "refused the login" in self.problem:
+            return  # Asterisk closes the connection after a refused login: that is the news, not the close
         why = f" ({exc})" if exc else ""
         self.problem = (f"{self.address}: the AMI connection was lost{why}; reconnecting every "
                         f"{RECONNECT_SECONDS} s")
