@@ -49,7 +49,8 @@ configure() {
   : >"$ROOT/var/log/asterisk/messages.log"
   : >"$ROOT/var/log/asterisk/security.log"
   : >"$ROOT/var/log/asterisk/full.log"
-  rm -f "$ROOT"/var/log/asterisk/cdr-csv/*.csv "$ROOT"/var/log/asterisk/cdr-custom/*.csv  # each run: its own CDRs
+  mkdir -p "$ROOT/var/log/asterisk/cel-custom"                          # cel_custom writes there; Debian makes none
+  rm -f "$ROOT"/var/log/asterisk/cdr-csv/*.csv "$ROOT"/var/log/asterisk/cdr-custom/*.csv "$ROOT"/var/log/asterisk/cel-custom/*.csv  # each run: its own CDRs and CELs
   chroot "$ROOT" chown -R asterisk:asterisk /var/log/asterisk /var/lib/asterisk /var/spool/asterisk /run/asterisk 2>/dev/null || true
 }
 

@@ -44,6 +44,7 @@ def test_a_real_call_on_ami_becomes_its_call_events() -> None:
     assert kinds == [
         (Kind.REGISTRATION, "ami.contact_status", "6001", None),
         (Kind.CALL_START, "ami.new_channel", "6001", "0049301234567"),
+        (Kind.CALL_ANSWER, "ami.newstate", "6001", None),  # the dialplan answered it
         (Kind.CALL_END, "ami.cdr", "6001", "0049301234567"),
         (Kind.CALL_END, "ami.hangup", "6001", None),
     ]
@@ -57,10 +58,10 @@ def test_the_call_events_of_one_call_carry_its_ids() -> None:
     assert cdr is not None and (cdr.duration, cdr.billsec, cdr.disposition) == (2.0, 2.0, "ANSWERED")
 
 
-def test_one_call_seen_through_three_ami_events_is_one_call() -> None:
+def test_one_call_seen_through_four_ami_events_is_one_call() -> None:
     book = CallBook(NumberClassifier("DE"))
     firsts = [seen[1] for e in _replay() if (seen := book.observe(e)) is not None]
-    assert firsts == [True, False, False]
+    assert firsts == [True, False, False, False]
 
 
 def test_the_time_is_when_the_event_arrived_unless_asterisk_stamps_it() -> None:

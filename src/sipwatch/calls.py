@@ -67,6 +67,12 @@ class AccountTally:
     last: float = 0.0
 
 
+#: A CDR's end is in whole seconds, so the `full` log's hang-up of the same call may come up to a second
+#: after it; an answer or end record this close to a call's end is that call's (a channel name reused after
+#: a restart begins a new call with a start record, long after)
+END_SLACK = 2.0
+
+
 def _keys(event: Event) -> list[str]:
     call = event.call
     if call is None:
@@ -146,7 +152,8 @@ class CallBook:
             if state is None:
                 continue
             if key.startswith("ch:") and state.end is not None and (
-                    _began(event) >= state.end or event.time - state.end > self.keep):
+                    _began(event) >= state.end + (0.0 if event.kind is Kind.CALL_START else END_SLACK)
+                    or event.time - state.end > self.keep):
                 continue  # the channel name of an earlier call, reused after a restart
             return state
         return None

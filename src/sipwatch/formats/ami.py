@@ -5,7 +5,9 @@ up a fraudulent call within seconds. The table `EVENTS` says what each AMI event
 
 * `Newchannel` and `DialBegin` of a caller's channel -> `call_start` (the dialled number is the channel's
   `Exten`; the first arrives with the phone's INVITE, the second when the dialplan dials out: one call);
-* `DialEnd` with `DialStatus: ANSWER` -> `call_answer`;
+* `DialEnd` with `DialStatus: ANSWER`, and `Newstate` of a caller's channel to `Up` -> `call_answer`;
+* `CEL` (cel_manager) -> as cel_custom's rows: the caller's `CHAN_START`, any leg's `ANSWER`, the caller's
+  `HANGUP`, `LINKEDID_END`;
 * `Hangup` of a caller's channel (its `Uniqueid` is the call's `Linkedid`) -> `call_end`;
 * `Cdr` (cdr_manager) -> `call_end` with durations and disposition, and the source address when the
   dialplan put `src=<ip>:<port>` into the userfield;
@@ -22,7 +24,7 @@ import json
 from collections.abc import Callable
 
 from sipwatch.event import Call, Evidence, Kind, Service
-from sipwatch.formats.calls import source_of
+from sipwatch.formats.calls import cel_event, source_of
 from sipwatch.formats.form import Parsed, PrefixlessReader, channel_account
 
 Fields = dict[str, str]
@@ -106,6 +108,23 @@ def _cdr(f: Fields) -> Parsed | None:
     return parsed
 
 
+def _new_state(f: Fields) -> Parsed | None:
+    """The caller's own channel is up: answered (by the callee through Dial, or by the dialplan)."""
+    if f.get("ChannelStateDesc") != "Up" or not _caller(f):
+        return None
+    service, account = channel_account(f.get("Channel"))
+    return Parsed("ami.newstate", Kind.CALL_ANSWER, service, account=account, reason="Up", time_text=_time(f),
+                  call=_call(f))
+
+
+def _cel(f: Fields) -> Parsed | None:
+    """A CEL event (cel_manager): read as cel_custom's rows are, by `formats.calls.cel_event`."""
+    uniqueid = f.get("UniqueID", "")
+    return cel_event("ami.cel", f.get("EventName", ""), uniqueid, f.get("LinkedID") or uniqueid,
+                     f.get("Channel", ""), f.get("Exten", ""), f.get("Peer", ""), f.get("Context", ""),
+                     f.get("Extra", ""), _time(f))
+
+
 #: ContactStatus values that tell of a registration (Asterisk 22 sends `NonQualified` for a new contact
 #: of an AOR without qualify, `Created` with it); Reachable/Unreachable are qualify results
 CONTACT_STATES = frozenset({"Created", "Updated", "Removed", "NonQualified"})
@@ -126,8 +145,10 @@ EVENTS: dict[str, Callable[[Fields], Parsed | None]] = {
     "Newchannel": _new_channel,
     "DialBegin": _dial_begin,
     "DialEnd": _dial_end,
+    "Newstate": _new_state,
     "Hangup": _hangup,
     "Cdr": _cdr,
+    "CEL": _cel,
     "ContactStatus": _contact,
 }
 

@@ -268,22 +268,32 @@ class CelReader(CsvReader):
         uniqueid, linkedid = f["uniqueid"], f["linkedid"] or f["uniqueid"]
         if when is None or not _UNIQUEID.match(uniqueid) or not _UNIQUEID.match(linkedid):
             return BAD
-        name = f["eventtype"]
-        originating = uniqueid == linkedid
-        if name in ("CHAN_START", "HANGUP") and not originating:
-            return None  # a callee leg: the call is the caller's
-        service, account = channel_account(f["channame"])
-        disposition = None
-        if name == "HANGUP":
-            disposition = _dialstatus(f["extra"])
-        parsed = Parsed(f"{self.id}.{layout}", CEL_KINDS[name], service, reason=name, time_text=when,
-                        record_time=True, account=account if originating else None)
-        if name == "CHAN_START":
-            parsed.target = f["exten"] or None
-        parsed.call = Call(uniqueid=uniqueid if originating else None, linkedid=linkedid,
-                           channel=f["channame"] if originating else None, peer=f["peer"] or None,
-                           context=f["context"] or None, disposition=disposition)
+        parsed = cel_event(f"{self.id}.{layout}", f["eventtype"], uniqueid, linkedid, f["channame"], f["exten"],
+                           f["peer"], f["context"], f["extra"], when)
+        if parsed is not None:
+            parsed.record_time = True
         return parsed
+
+
+def cel_event(form: str, name: str, uniqueid: str, linkedid: str, channel: str, exten: str, peer: str,
+              context: str, extra: str, time_text: str | None) -> Parsed | None:
+    """What one CEL event tells of a call, however it was delivered (cel_custom's file, AMI's `CEL` event):
+    the caller's `CHAN_START` (with the number it dialled) and `HANGUP` (with app_dial's status), any leg's
+    `ANSWER`, the call's `LINKEDID_END`; each filed under the call's linked id."""
+    kind = CEL_KINDS.get(name)
+    if kind is None:
+        return None
+    originating = uniqueid == linkedid
+    if name in ("CHAN_START", "HANGUP") and not originating:
+        return None  # a callee leg: the call is the caller's
+    service, account = channel_account(channel)
+    parsed = Parsed(form, kind, service, reason=name, time_text=time_text, account=account if originating else None)
+    if name == "CHAN_START":
+        parsed.target = exten or None
+    parsed.call = Call(uniqueid=uniqueid if originating else None, linkedid=linkedid,
+                       channel=channel if originating else None, peer=peer or None, context=context or None,
+                       disposition=_dialstatus(extra) if name == "HANGUP" else None)
+    return parsed
 
 
 def _dialstatus(extra: str) -> str | None:
