@@ -15,7 +15,8 @@ class FakeAmi:
         self.ready = threading.Event()
         self.logins = 0
         self.secret: str | None = None  # a login with another secret is refused (None: any is accepted)
-        #: PJSIPShowEndpoint's answers: endpoint -> its contacts (URI -> user agent), as Asterisk 22 lists them
+        #: PJSIPShowEndpoint's answers: endpoint -> its contacts (URI -> user agent), as Asterisk 22 lists them;
+        #: SIPshowpeer's (chan_sip): peer -> {"": its user agent}
         self.contacts: dict[str, dict[str, str]] = {}
         self.actions: list[dict[str, str]] = []
         self.loop = asyncio.new_event_loop()
@@ -48,6 +49,13 @@ class FakeAmi:
                 self.writers.append(writer)
                 self.logins += 1
                 self.ready.set()
+            elif fields.get("Action") == "SIPshowpeer":
+                self.actions.append(fields)
+                agent = self.contacts.get(fields.get("Peer", ""), {}).get("", "")
+                writer.write((f"Response: Success\r\nActionID: {action_id}\r\nChanneltype: SIP\r\n"
+                              f"ObjectName: {fields.get('Peer')}\r\nSIP-Useragent: {agent}\r\n\r\n").encode()
+                             if agent else f"Response: Error\r\nActionID: {action_id}\r\nMessage: Peer "
+                             f"{fields.get('Peer')} not found.\r\n\r\n".encode())
             elif fields.get("Action") == "PJSIPShowEndpoint":
                 self.actions.append(fields)
                 writer.write(self._endpoint(fields.get("Endpoint", ""), action_id))

@@ -79,9 +79,24 @@ def test_the_time_is_when_the_event_arrived_unless_asterisk_stamps_it() -> None:
     {"Event": "DialEnd", "Channel": "PJSIP/6001-00000004", "DialStatus": "BUSY", "Uniqueid": "1.4",
      "Linkedid": "1.4"},
     {"Event": "ContactStatus", "AOR": "6001", "ContactStatus": "Reachable", "URI": "sip:6001@198.51.100.7"},
+    {"Event": "PeerStatus", "ChannelType": "PJSIP", "Peer": "PJSIP/6001", "PeerStatus": "Reachable"},  # Asterisk 22
+    {"Event": "PeerStatus", "ChannelType": "SIP", "Peer": "SIP/6001", "PeerStatus": "Lagged",
+     "Address": "198.51.100.7:5060"},  # a qualify result
+    {"Event": "Newstate", "Channel": "PJSIP/carrier-00000001", "ChannelStateDesc": "Up", "Uniqueid": "1.6",
+     "Linkedid": "1.5"},  # the callee leg answered: the caller's own channel tells
 ])
 def test_events_that_tell_of_no_call_activity_are_left_alone(fields: dict[str, str]) -> None:
     assert _read(render(fields, 1796222277.0))[0] == []
+
+
+@pytest.mark.parametrize(("status", "address"), [("Registered", "198.51.100.7:5060"), ("Unregistered", None)])
+def test_a_chan_sip_peer_status_is_a_registration_whose_address_is_only_a_hint(status: str,
+                                                                               address: str | None) -> None:
+    fields = {"Event": "PeerStatus", "Privilege": "system,all", "ChannelType": "SIP", "Peer": "SIP/6001",
+              "PeerStatus": status, **({"Address": address} if address else {"Cause": "Expired"})}
+    (event,) = _read(render(fields, 1796222299.0))[0]
+    assert (event.kind, event.service, event.account, event.ip) == (Kind.REGISTRATION, "SIP", "6001", None)
+    assert event.extra.get("contact") == address
 
 
 def test_the_caller_id_never_names_the_account() -> None:

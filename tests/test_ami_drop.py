@@ -138,3 +138,22 @@ def test_a_removed_contact_asks_nothing(ami: tuple[FakeAmi, AmiFollower]) -> Non
     server.send(_contact_status("sip:6001@203.0.113.50:5060", "Removed"))
     assert [e.kind for e in _events(follower, 1)] == ["registration"]
     assert server.actions == []
+
+
+def test_a_chan_sip_registration_s_user_agent_is_asked_of_sipshowpeer(ami: tuple[FakeAmi, AmiFollower]) -> None:
+    server, follower = ami
+    server.contacts["6001"] = {"": "Grandstream GXP2170 1.0.11.6"}
+    server.send({"Event": "PeerStatus", "Privilege": "system,all", "ChannelType": "SIP", "Peer": "SIP/6001",
+                 "PeerStatus": "Registered", "Address": "198.51.100.7:5060"})
+    (event,) = _events(follower, 1)
+    assert (event.kind, event.account, event.user_agent, event.ip) == ("registration", "6001",
+                                                                        "Grandstream GXP2170 1.0.11.6", None)
+    assert [a["Action"] for a in server.actions] == ["SIPshowpeer"]
+
+
+def test_a_qualify_result_asks_nothing(ami: tuple[FakeAmi, AmiFollower]) -> None:
+    server, follower = ami
+    server.send(_contact_status("sip:6001@192.0.2.18:5060", "Reachable"))
+    server.send(_contact_status("sip:6001@192.0.2.18:5060", "Removed"))
+    assert [e.reason for e in _events(follower, 1)] == ["Removed"]  # Reachable tells of no registration
+    assert server.actions == []

@@ -11,7 +11,8 @@ up a fraudulent call within seconds. The table `EVENTS` says what each AMI event
 * `Hangup` of a caller's channel (its `Uniqueid` is the call's `Linkedid`) -> `call_end`;
 * `Cdr` (cdr_manager) -> `call_end` with durations and disposition, and the source address when the
   dialplan put `src=<ip>:<port>` into the userfield;
-* `ContactStatus` -> `registration` (the contact URI and Via address are the phone's own text: a hint).
+* `ContactStatus` (PJSIP) and chan_sip's `PeerStatus` -> `registration` (the contact URI, Via address and
+  chan_sip's `Address` are the phone's own text: a hint).
 
 What is trusted is as for the logs (formats/calls.py): the account is the endpoint in the channel name,
 never caller ID. These lines are read only from an `ami://` source (the follower writes them itself, JSON
@@ -141,6 +142,26 @@ def _contact(f: Fields) -> Parsed | None:
     return parsed
 
 
+#: chan_sip's PeerStatus values that tell of a registration (Reachable, Lagged, Unreachable: qualify results)
+PEER_STATES = frozenset({"Registered", "Unregistered"})
+
+
+def _peer_status(f: Fields) -> Parsed | None:
+    """chan_sip (Asterisk up to 20): `Peer: SIP/6001`, `PeerStatus: Registered`, `Address: ip:port`. The
+    address is where chan_sip will send to, which with `nat=no` is the phone's own Contact text: a hint only,
+    like a contact URI (the REGISTER's SuccessfulAuth names the source)."""
+    if f.get("ChannelType") != "SIP" or f.get("PeerStatus") not in PEER_STATES:
+        return None
+    tech, _, account = f.get("Peer", "").partition("/")
+    if tech != "SIP" or not account:
+        return None
+    parsed = Parsed("ami.peer_status", Kind.REGISTRATION, Service.SIP, account=account, reason=f["PeerStatus"],
+                    user_agent=f.get("UserAgent") or None, time_text=_time(f))  # UserAgent: the source asks
+    if f.get("Address"):
+        parsed.extra["contact"] = f["Address"]
+    return parsed
+
+
 EVENTS: dict[str, Callable[[Fields], Parsed | None]] = {
     "Newchannel": _new_channel,
     "DialBegin": _dial_begin,
@@ -150,6 +171,7 @@ EVENTS: dict[str, Callable[[Fields], Parsed | None]] = {
     "Cdr": _cdr,
     "CEL": _cel,
     "ContactStatus": _contact,
+    "PeerStatus": _peer_status,
 }
 
 

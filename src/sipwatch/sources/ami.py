@@ -21,6 +21,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from sipwatch.ami import AmiAddress, AmiError, AmiSession
@@ -55,12 +56,51 @@ def render(event: dict[str, str]) -> bytes:
 EVENTS = "security,call,cdr,system"
 
 
+@dataclass(frozen=True)
+class AgentLookup:
+    """How to learn the user agent behind one kind of registration event: the action to send (from the
+    event's fields; None when the event names no contact) and how to find the agent in the answer."""
+
+    action: Callable[[dict[str, str]], dict[str, str] | None]
+    contact: Callable[[dict[str, str]], str]  # what the answer is remembered by, with the account
+    pick: Callable[[dict[str, str], dict[str, str]], str | None]  # (answer message, event) -> agent
+
+
+def _pjsip_action(f: dict[str, str]) -> dict[str, str] | None:
+    endpoint = f.get("EndpointName") or f.get("AOR") or ""
+    if not endpoint or not f.get("URI") or f.get("ContactStatus") not in calls.CONTACT_STATES - {"Removed"}:
+        return None  # a qualify result (Reachable, Unreachable) or a contact that is gone
+    return {"Action": "PJSIPShowEndpoint", "Endpoint": endpoint}
+
+
+def _pjsip_pick(message: dict[str, str], f: dict[str, str]) -> str | None:
+    if message.get("Event") == "ContactStatusDetail" and message.get("URI") == f.get("URI"):
+        return message.get("UserAgent")
+    return None
+
+
+def _sip_action(f: dict[str, str]) -> dict[str, str] | None:
+    tech, _, peer = f.get("Peer", "").partition("/")
+    if f.get("ChannelType") != "SIP" or tech != "SIP" or not peer or f.get("PeerStatus") != "Registered":
+        return None
+    return {"Action": "SIPshowpeer", "Peer": peer}
+
+
+#: event -> lookup: PJSIP's ContactStatus (Asterisk 12+: `PJSIPShowEndpoint` lists each contact's
+#: `UserAgent`) and chan_sip's PeerStatus (Asterisk up to 20: `SIPshowpeer` answers `SIP-Useragent`)
+AGENT_LOOKUPS: dict[str, AgentLookup] = {
+    "ContactStatus": AgentLookup(_pjsip_action, lambda f: f.get("URI", ""), _pjsip_pick),
+    "PeerStatus": AgentLookup(_sip_action, lambda f: f.get("Address", ""),
+                              lambda m, f: m.get("SIP-Useragent") if m.get("Response") == "Success" else None),
+}
+
+
 class ContactAgents:
-    """The user agent of a new or updated contact, which Asterisk 22's `ContactStatus` event leaves out but
-    `PJSIPShowEndpoint` lists (`ContactStatusDetail`, `UserAgent`): asked for on the AMI loop, so the
-    registration event carries it and a new network with a new user agent can be judged as it happens.
-    The answer is remembered per contact for `KEEP_SECONDS` (phones re-register every few minutes); a lookup
-    that fails (no `write = system` for the AMI user, a timeout) leaves the event without a user agent."""
+    """The user agent of a new or updated registration, which Asterisk's contact events leave out but an
+    action answers (`AGENT_LOOKUPS`): asked for on the AMI loop, so the registration event carries it (as
+    `UserAgent`) and a new network with a new user agent can be judged as it happens. The answer is
+    remembered per contact for `KEEP_SECONDS` (phones re-register every few minutes); a lookup that fails
+    (no `write = system` for the AMI user, a timeout) leaves the event without a user agent."""
 
     KEEP_SECONDS = 600.0
     MAX_KEPT = 50_000
@@ -73,35 +113,33 @@ class ContactAgents:
         self.failures = 0
 
     def enrich(self, fields: dict[str, str], received: float, put: Callable[[bytes], None]) -> None:
-        endpoint = fields.get("EndpointName") or fields.get("AOR") or ""
-        uri = fields.get("URI", "")
-        if fields.get("UserAgent") or not endpoint or not uri or fields.get("ContactStatus") == "Removed":
+        lookup = AGENT_LOOKUPS.get(fields.get("Event", ""))
+        action = lookup.action(fields) if lookup is not None and not fields.get("UserAgent") else None
+        if lookup is None or action is None:
             put(calls.render(fields, received))
             return
-        known = self._known.get((endpoint, uri))
+        key = (json.dumps(action, sort_keys=True), lookup.contact(fields))
+        known = self._known.get(key)
         if known is not None and received - known[0] < self.KEEP_SECONDS:
             put(calls.render({**fields, "UserAgent": known[1]}, received))
             return
-        task = asyncio.ensure_future(self._look_up(fields, endpoint, uri, received, put))
+        task = asyncio.ensure_future(self._look_up(fields, lookup, action, key, received, put))
         self._pending.add(task)  # the loop keeps only a weak reference to a task
         task.add_done_callback(self._pending.discard)
 
-    async def _look_up(self, fields: dict[str, str], endpoint: str, uri: str, received: float,
-                       put: Callable[[bytes], None]) -> None:
+    async def _look_up(self, fields: dict[str, str], lookup: AgentLookup, action: dict[str, str],
+                       key: tuple[str, str], received: float, put: Callable[[bytes], None]) -> None:
         agent = ""
         try:
-            answer = await asyncio.wait_for(
-                self.session.manager.send_action({"Action": "PJSIPShowEndpoint", "Endpoint": endpoint}), self.TIMEOUT)
+            answer = await asyncio.wait_for(self.session.manager.send_action(dict(action)), self.TIMEOUT)
             for message in answer if isinstance(answer, list) else [answer]:
-                detail = dict(message)
-                if detail.get("Event") == "ContactStatusDetail" and detail.get("URI") == uri:
-                    agent = str(detail.get("UserAgent") or "")
+                agent = agent or str(lookup.pick({str(k): str(v) for k, v in dict(message).items()}, fields) or "")
         except Exception:  # an action refused or unanswered: the event goes on without a user agent
             self.failures += 1
         if agent:
             if len(self._known) >= self.MAX_KEPT:
                 del self._known[next(iter(self._known))]
-            self._known[(endpoint, uri)] = (received, agent)
+            self._known[key] = (received, agent)
             fields = {**fields, "UserAgent": agent}
         put(calls.render(fields, received))
 
@@ -132,7 +170,7 @@ class AmiFollower:
     def _on_event(self, fields: dict[str, str]) -> None:
         if "RemoteAddress" in fields:
             self._put(render(fields))
-        elif fields.get("Event") == "ContactStatus" and fields.get("ContactStatus") in calls.CONTACT_STATES:
+        elif fields.get("Event") in AGENT_LOOKUPS:
             self._agents.enrich(fields, time.time(), self._put)
         elif fields.get("Event") in calls.EVENTS:
             self._put(calls.render(fields, time.time()))
