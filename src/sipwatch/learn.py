@@ -25,17 +25,14 @@ from sipwatch.store import Store
 def attach(pipeline: Pipeline, store: Store, now: float) -> None:
     """The daemon's start: the stored profiles, and the learning mode from the installation's first
     observation (a new installation's is now)."""
-    if pipeline.profiles is not None:
-        pipeline.profiles.load(store.profiles())
-    since = store.installed()
-    if since is None:
+    attach_read_only(pipeline, store)
+    if pipeline.learning.since is None:
         with store.transaction() as db:
-            since = store.set_installed(db, now)
-    pipeline.learning.start(since)
+            pipeline.learning.start(store.set_installed(db, now))
 
 
 def attach_read_only(pipeline: Pipeline, store: Store) -> None:
-    """`attach` for a scan: the stored profiles and learning mode, and nothing written back."""
+    """`attach` for a scan (and `learn`): the stored profiles and learning mode, and nothing written back."""
     if pipeline.profiles is not None:
         pipeline.profiles.load(store.profiles())
     since = store.installed()
