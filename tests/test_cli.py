@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -209,6 +210,21 @@ def test_scan_truncated_gzip_keeps_the_events_before_the_cut(run_cli: Cli, tmp_p
     path = _truncated_gzip(tmp_path, brute_force_lines(60) * 50)
     report = json.loads(run_cli("scan", "--json", str(path)).stdout)
     assert report["events"] > 0
+
+
+@pytest.mark.parametrize("command", [["explain", "--jsonl"], ["explain"], ["scan"]])
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path, command: list[str]) -> None:
+    """`sipwatch explain --jsonl big.log | head -1`: no traceback and no "Exception ignored" on stderr."""
+    log = tmp_path / "big.log"
+    log.write_text("".join(line + "\n" for line in brute_force_lines(60)) * 1200)  # > 2 read buffers
+    sipwatch = subprocess.Popen([sys.executable, "-m", "sipwatch", *command, str(log)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+    assert sipwatch.stdout is not None and sipwatch.stderr is not None
+    sipwatch.stdout.readline()
+    sipwatch.stdout.close()  # as `head -1` does
+    stderr = sipwatch.stderr.read().decode()
+    assert sipwatch.wait(timeout=60) == 0
+    assert stderr == ""
 
 
 def test_scan_broken_config_names_the_key(run_cli: Cli, mixed_log: Path, tmp_path: Path) -> None:

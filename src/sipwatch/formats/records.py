@@ -76,6 +76,7 @@ def chunks(buffers: Iterator[bytes], lookahead: int = LOOKAHEAD) -> Iterator[tup
     """(data, limit) pairs: data[:limit] is one buffer, data[limit:] the lookahead into the next ones."""
     window: list[bytes] = []
     ahead = 0
+    failure: Exception | None = None
     try:
         for buf in buffers:
             window.append(buf)
@@ -83,10 +84,13 @@ def chunks(buffers: Iterator[bytes], lookahead: int = LOOKAHEAD) -> Iterator[tup
             while len(window) > 1 and ahead - len(window[0]) >= lookahead:
                 yield _chunk(window, lookahead)
                 ahead -= len(window.pop(0))
-    finally:  # also when the source fails (a truncated archive): what was read is still parsed
-        while window:
-            yield _chunk(window, lookahead)
-            window.pop(0)
+    except Exception as exc:  # the source failed (a truncated archive): what was read is still parsed first
+        failure = exc
+    while window:  # (a reader that stops early, e.g. `| head`, closes the generator: nothing runs here then)
+        yield _chunk(window, lookahead)
+        window.pop(0)
+    if failure is not None:
+        raise failure
 
 
 def _chunk(window: list[bytes], lookahead: int) -> tuple[bytes, int]:
