@@ -7,7 +7,8 @@ is judged only once it has `min_days` observed days; its destinations, hours and
 `min_calls` learned outside calls. Before that it is learned, never judged. The rules:
 
 - `new_source` (critical): a source address in a network the account never used, with a user agent it
-  never used (of the same record, or of a login or registration of the account within `PAIR_SECONDS`);
+  never used (of the same record, or of a login or registration of the account within `PAIR_SECONDS`;
+  while the profile has learned no user agent, "never used" means: not one its own networks used today);
   `new_network` (warning): a new network, with a user agent it used before or none known;
 - `new_high_risk_destination`: the first call to a high-risk country or a satellite or international
   network it never called (critical), or to a premium or shared-cost number type it never called (warning);
