@@ -130,7 +130,21 @@ def test_ami_lines_in_a_log_file_are_caller_text_and_never_read(tmp_path: Path) 
     b'{"ami": {"Event": "Cdr", "Duration": "-5", "BillableSeconds": "x", "UserField": "src=not-an-address"}}',
     b'{"ami": {"Event": "DialBegin", "Channel": "' + b"A" * 1_000_000 + b'"}}',  # a 1 MB line
     b"\x00\xff\xfe{\"ami\": {\"Event\": \"Newchannel\"\x80}}",
+    b'{"ami": {"Event": "CEL", "EventName": "CHAN_START"}}',  # no channel, no ids
+    b'{"ami": {"Event": "CEL", "EventName": "HANGUP", "UniqueID": "1.1", "LinkedID": "1.1", "Extra": "{not json"}}',
+    b'{"ami": {"Event": "CEL", "EventName": "NO_SUCH_EVENT", "UniqueID": "1.1"}}',
+    b'{"ami": {"Event": "Newstate", "ChannelStateDesc": "Up"}}',  # no ids
+    b'{"ami": {"Event": "PeerStatus", "ChannelType": "SIP", "Peer": "SIP/", "PeerStatus": "Registered"}}',
+    b'{"ami": {"Event": "PeerStatus", "ChannelType": "SIP", "Peer": "6001", "PeerStatus": "Registered"}}',
 ])
 def test_broken_ami_lines_are_skipped_never_a_crash(line: bytes) -> None:
     events, _ = _read(line + b"\n")
     assert all(e.kind in (Kind.CALL_END, Kind.CALL_START) and e.ip is None for e in events)
+
+
+def test_a_cel_event_s_caller_id_never_names_the_account() -> None:
+    line = render({"Event": "CEL", "EventName": "CHAN_START", "CallerIDnum": "6002", "CallerIDname": "6003",
+                   "Channel": "PJSIP/6001-00000007", "Exten": "0049301234567", "UniqueID": "1.7",
+                   "LinkedID": "1.7"}, 1796222299.0)
+    (event,) = _read(line)[0]
+    assert (event.kind, event.account, event.target) == (Kind.CALL_START, "6001", "0049301234567")

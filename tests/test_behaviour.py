@@ -461,6 +461,16 @@ def test_scan_with_a_state_dir_judges_by_the_learned_profiles_and_writes_nothing
     assert (state / "sipwatch.db").read_bytes() == stored
 
 
+def test_scan_with_a_state_dir_whose_store_is_garbage_says_so(
+        tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    master = tmp_path / "Master.csv"
+    _master_csv(master, DAY0, 1)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "sipwatch.db").write_bytes(b"\x00garbage, not SQLite" * 100)
+    done = run_cli("scan", str(master), "--state-dir", str(tmp_path / "state"))
+    assert done.returncode == 2 and "sipwatch.db" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_scan_with_a_state_dir_that_holds_no_store_says_so(
         tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     master = tmp_path / "Master.csv"

@@ -66,9 +66,12 @@ class AgentLookup:
     pick: Callable[[dict[str, str], dict[str, str]], str | None]  # (answer message, event) -> agent
 
 
+_CONTACT_PRESENT = calls.CONTACT_STATES - {"Removed"}  # a registration whose contact can be asked about
+
+
 def _pjsip_action(f: dict[str, str]) -> dict[str, str] | None:
     endpoint = f.get("EndpointName") or f.get("AOR") or ""
-    if not endpoint or not f.get("URI") or f.get("ContactStatus") not in calls.CONTACT_STATES - {"Removed"}:
+    if not endpoint or not f.get("URI") or f.get("ContactStatus") not in _CONTACT_PRESENT:
         return None  # a qualify result (Reachable, Unreachable) or a contact that is gone
     return {"Action": "PJSIPShowEndpoint", "Endpoint": endpoint}
 
