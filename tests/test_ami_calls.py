@@ -30,7 +30,7 @@ def _transcript() -> list[dict[str, str]]:
 def _read(lines: bytes, name: str = AMI) -> tuple[list[Event], ScanStats]:
     parser = LineParser(TimeParser(2026))
     stats = ScanStats()
-    return RecordScanner(parser, Prefilter(parser.markers), name, stats).feed(lines), stats
+    return RecordScanner(parser, Prefilter(parser.markers), name, stats).events(lines), stats
 
 
 def _replay() -> list[Event]:

@@ -54,7 +54,7 @@ def _events(follower: AmiFollower, expected: int) -> list[Event]:
 
     def more() -> bool:
         for chunk in follower.read():
-            found.extend(scanner.feed(chunk.data))
+            found.extend(scanner.events(chunk.data))
         return len(found) >= expected
 
     assert _until(more), found

@@ -59,7 +59,7 @@ def _events(path: Path, data: bytes) -> list[Event]:
     stats = ScanStats()
     scanner = RecordScanner(LineParser(TimeParser(2026)), Prefilter(LineParser(TimeParser(2026)).markers),
                             str(path), stats)
-    events = scanner.feed(data)
+    events = scanner.events(data)
     assert stats.unmatched == 0 and stats.junk == 0
     return events
 

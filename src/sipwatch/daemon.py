@@ -140,7 +140,7 @@ class Daemon:
         for followed in self.followed.values():
             for chunk in followed.follower.read(BITE):
                 followed.scanner.line_base = chunk.first_line
-                events.extend(followed.scanner.feed(chunk.data))
+                events.extend(followed.scanner.events(chunk.data))
                 lines += chunk.data.count(b"\n")
             self._note_problem(followed)
         if not lines:

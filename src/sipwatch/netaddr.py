@@ -133,3 +133,10 @@ def parse_address(text: str, shape: Shape) -> Address | None:
         found = _hostport(rest, Shape.PORT)
         return (found[0], found[1], transport.upper()) if found else None
     return _hostport(text, shape)
+
+
+@lru_cache(maxsize=16384)
+def address_text(text: str, shape: Shape) -> tuple[str, int | None, str | None] | None:
+    """`parse_address` with the address as text: what the native fast lane puts in its events."""
+    found = parse_address(text, shape)
+    return None if found is None else (str(found[0]), found[1], found[2])

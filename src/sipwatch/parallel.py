@@ -18,42 +18,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from sipwatch.config import Config, zones
-from sipwatch.event import Call, CallTuple, Event, Evidence, IPAddress, Kind, Service
+from sipwatch.event import Event, Evidence, IPAddress
 from sipwatch.formats import readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
-from sipwatch.netaddr import ip_of
+from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, KINDS, SERVICES, Wire, event_of, ip, wire
 from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource
 from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
 
 MIN_PARALLEL_BYTES = 16 << 20  # below this, starting processes costs more than it saves
-
-#: time, kind, service, ip, port, transport, account, target, user agent, evidence, line, form, session,
-#: reason, extra, call: an `Event` without its raw text, in plain values that pickle fast
-Wire = tuple[float, int, int, str | None, int | None, str | None, str | None, str | None, str | None, int, int,
-             str, str | None, str, dict[str, str] | None, CallTuple | None]
-
-# enum members travel as small ints (pickling an enum member costs a lookup by value on arrival)
-_KINDS = list(Kind)
-_SERVICES = list(Service)
-_EVIDENCE = list(Evidence)
-_KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
-_SERVICE_INDEX = {s: i for i, s in enumerate(_SERVICES)}
-_EVIDENCE_INDEX = {e: i for i, e in enumerate(_EVIDENCE)}
-_TEXT: dict[IPAddress, str] = {}
-
-
-def _ip_text(ip: IPAddress) -> str:
-    text = _TEXT.get(ip)
-    if text is None:
-        if len(_TEXT) > 100_000:
-            _TEXT.clear()
-        text = _TEXT[ip] = str(ip)
-    return text
-
 
 @dataclass(frozen=True)
 class Job:
@@ -90,15 +66,15 @@ def _parser(name: str, year: int, tz_names: tuple[str, str], calls: bool) -> tup
 _CLASSIFIERS: dict[Settings, NumberClassifier] = {}
 
 
-def _classified(events: list[Event], settings: Settings) -> list[ClassifiedTuple]:
+def _classified(wires: list[Wire], settings: Settings) -> list[ClassifiedTuple]:
     """The dialled numbers of these call records that leave the PBX, classified (once per worker)."""
     classifier = _CLASSIFIERS.get(settings)
     if classifier is None:
         classifier = _CLASSIFIERS[settings] = NumberClassifier(*settings)
     seen: dict[str, ClassifiedTuple | None] = {}
-    for e in events:
-        target = e.target
-        if target is not None and e.call is not None and target not in seen:
+    for w in wires:
+        target = w[7]
+        if target is not None and w[15] is not None and target not in seen:
             number = classifier.classify(target)
             seen[target] = None if number.internal else number.to_tuple()  # internal: no phonenumbers
     return [t for t in seen.values() if t is not None]
@@ -110,46 +86,12 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, list[ClassifiedTupl
     parser, prefilter = _parser(job.name, job.year, job.tz, job.calls)
     parser.last_time = 0.0
     stats = ScanStats()
-    scanner = RecordScanner(parser, prefilter, job.name, stats)
+    scanner = RecordScanner(parser, prefilter, job.name, stats, native_lane=True)
     scanner.line_base = job.line_base
-    events = scanner.feed(job.data, job.limit)
+    wires = [wire(item) for item in scanner.feed(job.data, job.limit)]
     stats.lines = scanner.line_base - job.line_base
-    kinds, services, evidence = _KIND_INDEX, _SERVICE_INDEX, _EVIDENCE_INDEX
-    wire = [
-        (e.time, kinds[e.kind], services[e.service], _ip_text(e.ip) if e.ip is not None else None, e.port,
-         e.transport, e.account, e.target, e.user_agent, evidence[e.evidence], e.line, e.form, e.session,
-         e.reason, e.extra or None, e.call.to_tuple() if e.call is not None else None)
-        for e in events
-    ]
-    numbers = _classified(events, job.numbers) if job.numbers is not None else []
-    return wire, stats, scanner.spill_line, numbers
-
-
-_IPS: dict[str, IPAddress | None] = {}
-_MISSING = object()
-
-
-def _ip(text: str) -> IPAddress | None:
-    """ip_of(), remembered: the same addresses come again and again (a phone's, an attacker's)."""
-    found = _IPS.get(text, _MISSING)
-    if found is _MISSING:
-        if len(_IPS) > 100_000:
-            _IPS.clear()
-        found = _IPS[text] = ip_of(text)
-    return found  # type: ignore[return-value]
-
-
-def _event(w: Wire, file: str, address: IPAddress | None = None) -> Event:
-    """The event of a wire tuple; `address` is its address when the caller has it already."""
-    (time, kind, service, ip, port, transport, account, target, ua, evidence, line, form, session, reason,
-     extra, call) = w
-    if address is None and ip is not None:
-        address = _ip(ip)
-    return Event(
-        time, _KINDS[kind], _SERVICES[service], address,
-        port, transport, account, target, ua, _EVIDENCE[evidence], file, line, "",
-        form, session, reason or "", extra or {}, call=Call(*call) if call is not None else None,
-    )
+    numbers = _classified(wires, job.numbers) if job.numbers is not None else []
+    return wires, stats, scanner.spill_line, numbers
 
 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
@@ -160,8 +102,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
     the workers classify the dialled numbers and the results are filed in it before the events come."""
     pending: deque[Future[tuple[list[Wire], ScanStats, int, list[ClassifiedTuple]]]] = deque()
     numbers = classifier.settings if classifier is not None else None
-    counted = {_KIND_INDEX[k] for k in COUNTED}
-    strong = _EVIDENCE_INDEX[Evidence.STRONG]
+    counted = {KIND_INDEX[k] for k in COUNTED}
+    strong = EVIDENCE_INDEX[Evidence.STRONG]
     line_base = 0
     skip_through = 0
     last_time = 0.0
@@ -179,11 +121,11 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
                     stats.events -= 1  # a line swallowed by a record of the previous chunk
                     continue
                 when = w[0] or last_time
-                ip = _ip(w[3]) if w[3] is not None else None
-                tally.count(ip, when, _KINDS[w[1]], _SERVICES[w[2]], w[6], w[7], w[9] == strong, w[1] in counted)
-                if blocked(ip, when):
+                address = ip(w[3]) if w[3] is not None else None
+                tally.count(address, when, KINDS[w[1]], SERVICES[w[2]], w[6], w[7], w[9] == strong, w[1] in counted)
+                if blocked(address, when):
                     continue
-                event = _event(w, source.name, ip)
+                event = event_of(w, source.name, address)
                 event.time = last_time = when
                 yield event
             skip_through = max(skip_through, spill)

@@ -16,7 +16,7 @@ from sipwatch.calls import AccountTally
 from sipwatch.config import Config, zones
 from sipwatch.detectors import Decision
 from sipwatch.event import Event, IPAddress
-from sipwatch.formats import readers
+from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
@@ -57,7 +57,8 @@ class ScanResult:
 class Reader:
     """Reads files into events with the shared parsers; used by `scan` and `explain`."""
 
-    def __init__(self, config: Config, use_hyperscan: bool = True) -> None:
+    def __init__(self, config: Config, use_hyperscan: bool = True, native_lane: bool = True) -> None:
+        self.native_lane = native_lane  # the C fast lane where it is built (formats/native.py)
         self.tz, self.record_tz = zones(config)
         self.readers = readers(config.calls)
         probe = LineParser(TimeParser(2000, self.tz), self.readers)
@@ -67,12 +68,12 @@ class Reader:
         mtime = source.mtime
         year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
         parser = LineParser(TimeParser(year, self.tz, self.record_tz), self.readers)
-        scanner = RecordScanner(parser, self.prefilter, source.name, stats)
+        scanner = RecordScanner(parser, self.prefilter, source.name, stats, self.native_lane)
         total = source.size
         skip_through = 0
         try:
             for data, limit in chunks(source.buffers()):
-                for event in scanner.feed(data, limit):
+                for event in scanner.events(data, limit):
                     if event.line > skip_through:
                         yield event
                     else:
@@ -135,7 +136,7 @@ def scan(paths: list[str], config: Config, progress: Progress | None = None,
     started = _time.perf_counter()
     result = ScanResult(files=list(paths), blocks="block" in config.pbx.actions)
     reader = Reader(config, use_hyperscan)
-    result.engine = reader.prefilter.engine
+    result.engine = reader.prefilter.engine + (", fast lane: C" if native.available() else ", fast lane: Python")
     pipeline = pipeline or Pipeline(config)
     pools = _Pools(processes and use_hyperscan)
     streams = [_file_events(reader, p, result, progress, pools, config, pipeline) for p in paths]

@@ -69,15 +69,17 @@ class LineParser:
         self._by_origin = [(str(r.origin), r) for r in self.readers if getattr(r, "origin", None)]  # type: ignore[attr-defined]
         self._file_ok: dict[tuple[str, str | None], bool] = {}
         self._prefixes: list[Prefix] = list(PREFIXES)
+        #: every fast lane's regex and reader, numbered (the native engine compiles them in this order)
+        self.lanes: list[tuple[str, Reader]] = []
         self._fast = self._fast_lane()
         self.last_time = 0.0
         self.pending_tail: str | None = None  # set when parse() returns Status.OPENER
         self.hints_complete = False  # True when the prefilter reports every marker occurrence
         self.seen_prefix = False  # a prefixed line was read: unprefixed lines are continuations
 
-    def _fast_lane(self) -> list[tuple[tuple[re.Pattern[str], Reader], ...]]:
-        """Per marker index: (prefix + message regex, reader) for the common prefixes."""
-        compiled: dict[str, list[tuple[re.Pattern[str], Reader]]] = {}
+    def _fast_lane(self) -> list[tuple[tuple[re.Pattern[str], Reader, int], ...]]:
+        """Per marker index: (prefix + message regex, reader, lane number) for the common prefixes."""
+        compiled: dict[str, list[tuple[re.Pattern[str], Reader, int]]] = {}
         for reader in self.readers:
             pattern = reader.fast_pattern
             if pattern is None:
@@ -89,7 +91,8 @@ class LineParser:
                 if server != reader.server or not files:
                     continue
                 regex = re.compile(template.replace("{file}", files) + "(?:" + pattern + r")\s*$", re.DOTALL)
-                compiled.setdefault(reader.id, []).append((regex, reader))
+                compiled.setdefault(reader.id, []).append((regex, reader, len(self.lanes)))
+                self.lanes.append((regex.pattern, reader))
         return [tuple(pair for r in readers for pair in compiled.get(r.id, ())) for readers in self.by_index]
 
     # -- header --------------------------------------------------------------------------------
@@ -120,16 +123,18 @@ class LineParser:
         return None
 
     # -- records -------------------------------------------------------------------------------
-    def parse(self, text: str, file: str = "", line: int = 0, hints: Iterable[int] = ()) -> Event | Status:
+    def parse(self, text: str, file: str = "", line: int = 0, hints: Iterable[int] = (),
+              fast_lane: bool = True) -> Event | Status:
         """Parse one record into an event, or say why not. `hints` are the indexes in `markers` of
-        the markers the prefilter saw in it (optional: without them every reader is considered)."""
+        the markers the prefilter saw in it (optional: without them every reader is considered).
+        `fast_lane=False`: the caller has tried the fast lanes already (the native engine)."""
         if text[:1] == '"' and "\x1b" not in text:  # a CSV row (CDR, CEL): no prefix starts with a quote
             return self._prefixless_record(text.rstrip("\r\n"), file, line)
-        if hints:
+        if hints and fast_lane:
             fast = self._fast
             for index in hints:
                 lane = fast[index] if index < len(fast) else ()
-                for k, (regex, reader) in enumerate(lane):
+                for k, (regex, reader, _) in enumerate(lane):
                     m = regex.match(text)
                     if m is not None:
                         parsed = reader.build(m, text[m.start("msg") :])
@@ -137,7 +142,8 @@ class LineParser:
                             if k:  # the shape that matched is tried first next time
                                 fast[index] = (lane[k], *lane[:k], *lane[k + 1 :])
                             self.seen_prefix = True
-                            return self._event(parsed, m["ts"], file, line, text)
+                            ts = m["ts"] or (m["sts"] if "sts" in regex.groupindex else None)
+                            return self._event(parsed, ts, file, line, text)
         if "\x1b" in text:
             text = _ANSI.sub("", text)
         text = text.rstrip("\r\n")

@@ -99,14 +99,22 @@ def program_server(prog: str | None) -> str | None:
     return None
 
 
+#: The console marks of VERBOSE messages (`    -- `, `  == `, `    > `) of Asterisk 1.8 to 13: not part of
+#: the message. Atomic, so that it is always taken when present, as the parser's own stripping does.
+VERBOSE_LEAD = r"(?>(?: *(?:--|==|>) +)?)"
+_PLAIN_FAST = (r"(?:\[(?P<ts>[^\]]{6,48})\] )?[A-Z]+ ?\[\d+\](?:\[C-[0-9a-fA-F]+\])?: (?:{file}):\d+ (?:in )?\w+: "
+               + VERBOSE_LEAD + "(?P<msg>)")
+
 #: Prefixes combined with each message regex into one match per line, the fast lane for the shapes
 #: that make up nearly every real log: `{file}` is replaced by the reader's own source files, so the file
-#: check is part of the match, and `(?P<msg>)` marks where the message starts.
+#: check is part of the match, and `(?P<msg>)` marks where the message starts. A syslog or journald
+#: header is atomic (matched alone first, as `SYSLOG_HEAD` is); its time (`sts`) counts when the prefix
+#: has none.
 FAST_PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("asterisk.file", "asterisk",
-     r"\[(?P<ts>[^\]]{6,48})\] [A-Z]+ ?\[\d+\](?:\[C-[0-9a-fA-F]+\])? (?:{file}): (?P<msg>)"),
-    ("asterisk.plain", "asterisk",
-     r"(?:\[(?P<ts>[^\]]{6,48})\] )?[A-Z]+ ?\[\d+\](?:\[C-[0-9a-fA-F]+\])?: (?:{file}):\d+ (?:in )?\w+: (?P<msg>)"),
+     r"\[(?P<ts>[^\]]{6,48})\] [A-Z]+ ?\[\d+\](?:\[C-[0-9a-fA-F]+\])? (?:{file}): " + VERBOSE_LEAD + "(?P<msg>)"),
+    ("asterisk.plain", "asterisk", _PLAIN_FAST),
+    ("syslog asterisk.plain", "asterisk", "(?>" + SYSLOG_HEAD.pattern + ")" + _PLAIN_FAST),
     ("freeswitch", "freeswitch",
      r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} )?"
      r"(?P<ts>(?:\d{4}-)?\d\d-\d\d \d\d:\d\d:\d\d\.\d+)(?: \d+(?:\.\d+)?%)? "

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 from sipwatch.event import Event, Evidence, Kind, Service
 from sipwatch.fingerprints import scanner_name
-from sipwatch.formats import DUMP_MARKERS, ORPHAN_MARKERS, PROXY_DUMP_MARKERS
+from sipwatch.formats import DUMP_MARKERS, ORPHAN_MARKERS, PROXY_DUMP_MARKERS, native
 from sipwatch.formats.parser import LineParser, Status
 from sipwatch.formats.prefilter import Prefilter
+from sipwatch.formats.wire import Item, item_event, item_form, item_line
 from sipwatch.netaddr import Shape, parse_address
 
 MAX_RECORD = 8192  # bytes; longer "lines" are junk (and would make regexes slow)
@@ -101,7 +102,8 @@ def _chunk(window: list[bytes], lookahead: int) -> tuple[bytes, int]:
 
 
 class RecordScanner:
-    def __init__(self, parser: LineParser, prefilter: Prefilter, file: str, stats: ScanStats) -> None:
+    def __init__(self, parser: LineParser, prefilter: Prefilter, file: str, stats: ScanStats,
+                 native_lane: bool = False) -> None:
         self.parser = parser
         self.prefilter = prefilter
         self.file = file
@@ -114,27 +116,51 @@ class RecordScanner:
         self._orphan_ids = {i for i, m in enumerate(markers) if m in ORPHAN_MARKERS}
         self._special = self._dump_ids | self._proxy_dump_ids | self._orphan_ids
         parser.hints_complete = prefilter.engine == "hyperscan"
+        self.native = native.engine(parser.lanes) if native_lane else None
 
-    def feed(self, buf: bytes, limit: int | None = None) -> list[Event]:
+    def feed(self, buf: bytes, limit: int | None = None) -> list[Item]:
         """Events of the records that start in buf[:limit] (all of buf when limit is None). The
         lookahead is read like the rest, so that a record or an orphan tail crossing the limit is
-        judged exactly as it will be by the next chunk; its events are then dropped."""
+        judged exactly as it will be by the next chunk; its events are then dropped. With the native
+        engine, the events of the fast lane come as wire tuples (see `sipwatch.parallel`), the others
+        as `Event`s, in file order."""
         if limit is None:
             limit = len(buf)
-        events: list[Event] = []
-        stats = self.stats
         hits = self.prefilter.hits(buf)
+        count = buf.count
+        if self.native is not None:
+            items, spill_end, candidates = self.native.feed(
+                self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD)
+            self.stats.candidates += candidates
+        else:
+            items, spill_end = self._feed(buf, limit, hits)
+        lines_to_limit = count(b"\n", 0, limit)
+        if limit and buf[limit - 1 : limit] != b"\n":
+            lines_to_limit += 1  # the file's last line has no newline
+        self.spill_line = self.line_base + count(b"\n", 0, spill_end - 1) + 1 if spill_end else 0
+        self.line_base += lines_to_limit
+        last = self.line_base
+        items = [e for e in items if item_line(e) <= last]
+        self.stats.events += len(items)
+        return items
+
+    def events(self, buf: bytes, limit: int | None = None) -> list[Event]:
+        """`feed()` as `Event`s (those built in C carry no raw text)."""
+        file = self.file
+        return [item_event(item, file) for item in self.feed(buf, limit)]
+
+    def _feed(self, buf: bytes, limit: int, hits: list[tuple[int, int]]) -> tuple[list[Item], int]:
+        """The record loop in Python (what `_fastlane.c` does in C): group the marker hits by physical
+        line, number the lines, and read each record that is not swallowed by an earlier one."""
+        items: list[Item] = []
         count = buf.count
         size = len(buf)
         counted_pos, counted_lines = 0, 0  # newlines in buf[:counted_pos]
         skip_until = 0
         spill_end = 0  # end of a record that starts before the limit and ends after it
         i, n = 0, len(hits)
-        parse = self.parser.parse
-        file = self.file
-        append = events.append
-        special = self._special
         orphans = self._orphan_ids
+        record = self._record
         while i < n:
             end, ident = hits[i]
             start = buf.rfind(b"\n", 0, end - 1 if ident in orphans else end) + 1
@@ -150,50 +176,51 @@ class RecordScanner:
                 continue
             counted_lines += count(b"\n", counted_pos, start)
             counted_pos = start
-            line_no = self.line_base + counted_lines + 1
-            inside = start < limit
-            record_end = stop
-            if special.intersection(ids):
-                if orphans.intersection(ids):
-                    skip_until = self._orphan(buf, start, stop, line_no, events)
-                    continue
-                dump_end = None
-                if self._dump_ids.intersection(ids):
-                    dump_end = self._dump(buf, start, stop, line_no, events)
-                if dump_end is None and self._proxy_dump_ids.intersection(ids):
-                    dump_end = self._proxy_dump(buf, start, stop)
-                if dump_end is not None:
-                    stats.candidates += inside
-                    skip_until = dump_end
-                    if inside and dump_end > limit:
-                        spill_end = dump_end
-                    continue
-            stats.candidates += inside
-            if stop - start > MAX_RECORD:
-                stats.junk += inside
-                continue
-            text = buf[start:stop].decode("utf-8", "replace")
-            result = parse(text, file, line_no, ids)
-            if result.__class__ is not Event and result is Status.OPENER and self.parser.pending_tail is not None:
-                tail_end = self._find_tail(buf, stop, self.parser.pending_tail)
-                if tail_end is not None:
-                    record_end = skip_until = tail_end
-                    text = buf[start:tail_end].decode("utf-8", "replace")
-                    result = parse(text, file, line_no, ids)
-            if isinstance(result, Event):
-                append(result)
-                if inside and record_end > limit:
-                    spill_end = record_end
-            elif inside:
-                self._unmatched(result, text, line_no)
-        lines_to_limit = count(b"\n", 0, limit)
-        if limit and buf[limit - 1 : limit] != b"\n":
-            lines_to_limit += 1  # the file's last line has no newline
-        self.spill_line = self.line_base + count(b"\n", 0, spill_end - 1) + 1 if spill_end else 0
-        self.line_base += lines_to_limit
-        events = [e for e in events if e.line <= self.line_base]
-        stats.events += len(events)
-        return events
+            skip, spill = record(buf, start, stop, ids, self.line_base + counted_lines + 1, limit, items, False)
+            skip_until = skip or skip_until
+            spill_end = spill or spill_end
+        return items, spill_end
+
+    def _record(self, buf: bytes, start: int, stop: int, ids: list[int], line_no: int, limit: int,
+                items: list[Item], tried: bool) -> tuple[int, int]:
+        """Read the record at buf[start:stop] (its marker ids `ids`) into `items`; returns where the
+        records it swallowed end (`skip_until`) and, when it crosses `limit`, where it ends (0: neither).
+        `tried`: the native engine has tried the fast lanes on it already."""
+        stats = self.stats
+        inside = start < limit
+        record_end = stop
+        special = self._special
+        if special.intersection(ids):
+            if self._orphan_ids.intersection(ids):
+                return self._orphan(buf, start, stop, line_no, items), 0
+            dump_end = None
+            if self._dump_ids.intersection(ids):
+                dump_end = self._dump(buf, start, stop, line_no, items)
+            if dump_end is None and self._proxy_dump_ids.intersection(ids):
+                dump_end = self._proxy_dump(buf, start, stop)
+            if dump_end is not None:
+                stats.candidates += inside
+                return dump_end, dump_end if inside and dump_end > limit else 0
+        stats.candidates += inside
+        if stop - start > MAX_RECORD:
+            stats.junk += inside
+            return 0, 0
+        text = buf[start:stop].decode("utf-8", "replace")
+        parse = self.parser.parse
+        result = parse(text, self.file, line_no, ids, not tried)
+        skip = 0
+        if result.__class__ is not Event and result is Status.OPENER and self.parser.pending_tail is not None:
+            tail_end = self._find_tail(buf, stop, self.parser.pending_tail)
+            if tail_end is not None:
+                record_end = skip = tail_end
+                text = buf[start:tail_end].decode("utf-8", "replace")
+                result = parse(text, self.file, line_no, ids)
+        if isinstance(result, Event):
+            items.append(result)
+            return skip, record_end if inside and record_end > limit else 0
+        if inside:
+            self._unmatched(result, text, line_no)
+        return skip, 0
 
     def _unmatched(self, result: Event | Status, text: str, line_no: int) -> None:
         if result is Status.IGNORED or isinstance(result, Event):
@@ -228,19 +255,19 @@ class RecordScanner:
             pos = buf.find(needle, line_end, window_end)
         return None
 
-    def _orphan(self, buf: bytes, start: int, stop: int, line_no: int, events: list[Event]) -> int:
+    def _orphan(self, buf: bytes, start: int, stop: int, line_no: int, events: list[Item]) -> int:
         """An orphan tail at `line_no` proves that caller text held line breaks: the lines since the
         record it ends are forged. Which record that is cannot be proved (a forged line may look like
         one), so every event from the latest splittable record on is withdrawn and an `injection`
         event naming nobody is raised."""
         first = line_no - MAX_JOIN_LINES
         for event in reversed(events):
-            if event.line < first:
+            if item_line(event) < first:
                 break
-            if event.form in _SPLITTABLE:
-                first = event.line
+            if item_form(event) in _SPLITTABLE:
+                first = item_line(event)
                 break
-        events[:] = [e for e in events if not first <= e.line < line_no]
+        events[:] = [e for e in events if not first <= item_line(e) < line_no]
         text = buf[start:stop].decode("utf-8", "replace")
         events.append(Event(
             time=self.parser.last_time, kind=Kind.INJECTION, service=Service.SIP, file=self.file, line=line_no,
@@ -249,7 +276,7 @@ class RecordScanner:
         ))
         return stop
 
-    def _dump(self, buf: bytes, start: int, stop: int, line_no: int, events: list[Event]) -> int | None:
+    def _dump(self, buf: bytes, start: int, stop: int, line_no: int, events: list[Item]) -> int | None:
         """A SIP packet dump: skip its caller-written lines (returns where it ends), and report a
         scanner's User-Agent. None when the marker sits inside an ordinary line's caller text."""
         head_text = buf[start:stop].decode("utf-8", "replace")

@@ -50,6 +50,10 @@ SERVER_TAIL_FIELDS["ChallengeSent"] = SERVER_TAIL_FIELDS["ChallengeSent"] | {"Ch
 
 SERVICES = {"SIP": Service.SIP, "PJSIP": Service.PJSIP, "AMI": Service.AMI, "IAX2": Service.IAX2}
 
+#: Events whose tail the reader inspects by name (RequestType, ACLName): the native fast lane leaves them
+#: to this module
+CAREFUL_NAMES = frozenset({"RequestNotSupported", "RequestBadFormat", "FailedACL"})
+
 _HEAD = re.compile(
     r'SecurityEvent="(?P<name>\w+)",EventTV="(?P<tv>[^"]*)",Severity="(?P<severity>\w*)",'
     r'Service="(?P<service>\w*)",EventVersion="(?P<version>\d*)"'

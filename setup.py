@@ -1,0 +1,20 @@
+"""The optional C fast lane (src/sipwatch/formats/_fastlane.c; see formats/native.py).
+
+It needs a C compiler, the Python headers and PCRE2 (Debian: gcc python3-dev libpcre2-dev). Without
+them the build goes on without it, and sipwatch reads every record in Python: the same events, slower.
+Everything else about the package is in pyproject.toml.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "sipwatch.formats._fastlane",
+            sources=["src/sipwatch/formats/_fastlane.c"],
+            libraries=["pcre2-8"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+            optional=True,
+        )
+    ]
+)

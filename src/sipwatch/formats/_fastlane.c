@@ -1,0 +1,862 @@
+/*
+ * The record scanner's fast lane in C: the loop of `RecordScanner.feed` and the fast-lane match and
+ * build of `LineParser.parse` for the common case, one plain-ASCII physical line that a combined
+ * prefix + message regex matches. It knows no format: the regexes, the lane order and every form's
+ * attributes come from the Python tables (formats/native.py compiles them); PCRE2's JIT runs the very
+ * regexes that Python's `re` runs. Whatever it cannot reproduce exactly (a non-ASCII or coloured line,
+ * a CSV row, a packet dump, an orphan tail, a record that needs reassembly, a form whose service is
+ * decided by Python code, a forged separator) it hands, untouched, to `RecordScanner._record`, the
+ * Python path, before it has changed any state. So the events are the same with or without it; only
+ * the speed differs. tests/test_fastlane.py holds both to that.
+ *
+ * Its results are the wire tuples of sipwatch.parallel (an Event without its raw text); the Python
+ * path's results are Event objects, in the same list, in file order.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+enum { D_PYTHON = 0, D_FORM = 1, D_SECURITY = 2 };
+#define MAX_GROUPS 4
+
+typedef struct {
+    pcre2_code *code; /* NULL: PCRE2 cannot compile it; a record that reaches this lane goes to Python */
+    pcre2_match_data *md;
+    int type;
+    int g_ts, g_sts, g_msg; /* the prefix's time; a syslog header's time, used when the prefix has none */
+    int g_reason, g_channel, g_context, g_target, g_callid, g_at, g_ua, g_contact, g_from;
+    int g_account[MAX_GROUPS], n_account;
+    int g_addr[MAX_GROUPS], n_addr;
+    int g_name, g_tv, g_service, g_session, g_remote, g_tail; /* security lines; g_account[0] too */
+    int kind;                /* -1: None */
+    PyObject *kinds;         /* dict: reason -> kind index */
+    int service;
+    int service_of;          /* Python code decides the service */
+    PyObject *shape;         /* netaddr.Shape member */
+    PyObject *separator;     /* bytes, or NULL */
+    int trusted_none;
+    int evidence;
+    PyObject *strong;        /* frozenset of reasons */
+    int address_trusted, port_zero_untrusted;
+    PyObject *transport;     /* str or Py_None */
+    PyObject *form_id;       /* str */
+} Lane;
+
+typedef struct {
+    PyObject_HEAD
+    Lane *lanes;
+    Py_ssize_t n;
+    /* constants from the Python side (see native.py) */
+    PyObject *call_kinds;      /* frozenset of kind indexes */
+    PyObject *kind_values;     /* tuple of kind strings */
+    int k_scanner, k_unknown, k_acl;
+    int e_strong, e_weak;
+    int s_dialplan, s_sip, s_ami;
+    PyObject *channel_services; /* dict: tech -> service index */
+    PyObject *tls_like;         /* frozenset of transports */
+    PyObject *uri_user, *scanner_name, *address; /* Python functions (cached) */
+    PyObject *event_kinds;      /* security: dict name -> kind index */
+    PyObject *services;         /* security: dict service -> service index */
+    PyObject *careful_names;    /* security: frozenset of names the Python reader must read */
+    PyObject *tuple_shape;      /* Shape.TUPLE */
+} Engine;
+
+#define NONE_MATCHED ((PyObject *)1)
+#define FALLBACK ((PyObject *)2)
+
+/* ---------------------------------------------------------------------------------------------- */
+
+static int attr_int(PyObject *o, const char *name, int *out) {
+    PyObject *v = PyObject_GetAttrString(o, name);
+    if (v == NULL) return -1;
+    long x = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static PyObject *attr_ref(PyObject *o, const char *name) { return PyObject_GetAttrString(o, name); }
+
+static int group_number(pcre2_code *code, PyObject *names, const char *name) {
+    if (code == NULL) return -1;
+    int n = pcre2_substring_number_from_name(code, (PCRE2_SPTR)name);
+    (void)names;
+    return n > 0 ? n : -1;
+}
+
+static int group_list(pcre2_code *code, PyObject *desc, const char *attr, int *out, int *count) {
+    PyObject *seq = PyObject_GetAttrString(desc, attr);
+    if (seq == NULL) return -1;
+    PyObject *fast = PySequence_Fast(seq, "groups must be a sequence");
+    Py_DECREF(seq);
+    if (fast == NULL) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    *count = 0;
+    for (Py_ssize_t i = 0; i < n && *count < MAX_GROUPS; i++) {
+        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
+        if (name == NULL) { Py_DECREF(fast); return -1; }
+        int g = group_number(code, NULL, name);
+        if (g > 0) out[(*count)++] = g;
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+static void lane_clear(Lane *L) {
+    if (L->md) pcre2_match_data_free(L->md);
+    if (L->code) pcre2_code_free(L->code);
+    Py_XDECREF(L->kinds); Py_XDECREF(L->shape); Py_XDECREF(L->separator); Py_XDECREF(L->strong);
+    Py_XDECREF(L->transport); Py_XDECREF(L->form_id);
+    memset(L, 0, sizeof(*L));
+}
+
+/* One lane from its pattern and its descriptor (a native.LaneSpec). */
+static int lane_init(Lane *L, PyObject *spec) {
+    memset(L, 0, sizeof(*L));
+    PyObject *pattern = attr_ref(spec, "pattern");
+    if (pattern == NULL) return -1;
+    Py_ssize_t plen;
+    const char *ptext = PyUnicode_AsUTF8AndSize(pattern, &plen);
+    if (ptext == NULL) { Py_DECREF(pattern); return -1; }
+    int errcode; PCRE2_SIZE erroff;
+    L->code = pcre2_compile((PCRE2_SPTR)ptext, (PCRE2_SIZE)plen, PCRE2_ANCHORED | PCRE2_DOTALL, &errcode,
+                            &erroff, NULL);
+    Py_DECREF(pattern);
+    if (L->code != NULL) {
+        if (pcre2_jit_compile(L->code, PCRE2_JIT_COMPLETE) != 0) { /* interpreter: still exact */ }
+        L->md = pcre2_match_data_create_from_pattern(L->code, NULL);
+        if (L->md == NULL) { pcre2_code_free(L->code); L->code = NULL; }
+    }
+    if (attr_int(spec, "type", &L->type) < 0) return -1;
+    L->g_ts = group_number(L->code, NULL, "ts");
+    L->g_sts = group_number(L->code, NULL, "sts");
+    L->g_msg = group_number(L->code, NULL, "msg");
+    if (L->g_msg < 0 && L->code != NULL) L->type = D_PYTHON;
+    L->form_id = attr_ref(spec, "form");
+    if (L->form_id == NULL) return -1;
+    if (L->type == D_FORM) {
+        L->g_reason = group_number(L->code, NULL, "reason");
+        L->g_channel = group_number(L->code, NULL, "channel");
+        L->g_context = group_number(L->code, NULL, "context");
+        L->g_target = group_number(L->code, NULL, "target");
+        L->g_callid = group_number(L->code, NULL, "callid");
+        L->g_at = group_number(L->code, NULL, "at");
+        L->g_ua = group_number(L->code, NULL, "ua");
+        L->g_contact = group_number(L->code, NULL, "contact");
+        L->g_from = group_number(L->code, NULL, "from");
+        if (group_list(L->code, spec, "account_groups", L->g_account, &L->n_account) < 0) return -1;
+        if (group_list(L->code, spec, "address_groups", L->g_addr, &L->n_addr) < 0) return -1;
+        if (attr_int(spec, "kind", &L->kind) < 0 || attr_int(spec, "service", &L->service) < 0
+            || attr_int(spec, "service_of", &L->service_of) < 0 || attr_int(spec, "trusted_none", &L->trusted_none) < 0
+            || attr_int(spec, "evidence", &L->evidence) < 0
+            || attr_int(spec, "address_trusted", &L->address_trusted) < 0
+            || attr_int(spec, "port_zero_untrusted", &L->port_zero_untrusted) < 0)
+            return -1;
+        if ((L->kinds = attr_ref(spec, "kinds")) == NULL) return -1;
+        if ((L->shape = attr_ref(spec, "shape")) == NULL) return -1;
+        if ((L->strong = attr_ref(spec, "strong_reasons")) == NULL) return -1;
+        if ((L->transport = attr_ref(spec, "transport")) == NULL) return -1;
+        PyObject *sep = attr_ref(spec, "separator");
+        if (sep == NULL) return -1;
+        if (sep == Py_None) Py_DECREF(sep);
+        else { L->separator = PyUnicode_AsASCIIString(sep); Py_DECREF(sep); if (!L->separator) return -1; }
+    } else if (L->type == D_SECURITY) {
+        L->g_name = group_number(L->code, NULL, "name");
+        L->g_tv = group_number(L->code, NULL, "tv");
+        L->g_service = group_number(L->code, NULL, "service");
+        L->g_account[0] = group_number(L->code, NULL, "account");
+        L->g_session = group_number(L->code, NULL, "session");
+        L->g_remote = group_number(L->code, NULL, "remote");
+        L->g_tail = group_number(L->code, NULL, "tail");
+        if (L->g_name < 0 || L->g_tv < 0 || L->g_service < 0 || L->g_account[0] < 0 || L->g_session < 0
+            || L->g_remote < 0 || L->g_tail < 0)
+            L->type = D_PYTHON;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* A match's groups */
+
+typedef struct {
+    const char *text;
+    PCRE2_SIZE *ov;
+} Match;
+
+static int has(Match *m, int g) { return g > 0 && m->ov[2 * g] != PCRE2_UNSET; }
+
+/* The group's text as str, or a new reference to None when the group did not take part. */
+static PyObject *group(Match *m, int g) {
+    if (!has(m, g)) Py_RETURN_NONE;
+    return PyUnicode_FromStringAndSize(m->text + m->ov[2 * g], (Py_ssize_t)(m->ov[2 * g + 1] - m->ov[2 * g]));
+}
+
+static Py_ssize_t count_in(const char *s, Py_ssize_t n, const char *needle, Py_ssize_t k) {
+    Py_ssize_t c = 0;
+    if (k == 0) return n + 1;
+    const char *p = s, *end = s + n;
+    while (p + k <= end) {
+        const char *q = memmem(p, (size_t)(end - p), needle, (size_t)k);
+        if (q == NULL) break;
+        c++;
+        p = q + k;
+    }
+    return c;
+}
+
+/* `text[start:end]` after `key` up to the next '"' (security.py `_value_after`), or NULL. */
+static PyObject *value_after(const char *s, Py_ssize_t n, const char *key) {
+    Py_ssize_t k = (Py_ssize_t)strlen(key);
+    const char *p = memmem(s, (size_t)n, key, (size_t)k);
+    if (p == NULL) return NULL;
+    p += k;
+    const char *q = memchr(p, '"', (size_t)(s + n - p));
+    if (q == NULL) return NULL;
+    return PyUnicode_FromStringAndSize(p, q - p);
+}
+
+static int kind_index(PyObject *dict, PyObject *key, int *out) {
+    PyObject *v = PyDict_GetItemWithError(dict, key);
+    if (v == NULL) return PyErr_Occurred() ? -1 : 0;
+    *out = (int)PyLong_AsLong(v);
+    return 1;
+}
+
+/* form.py `channel_account`: `PJSIP/6001-00000001` -> (PJSIP, "6001"); Local and others: (DIALPLAN, None). */
+static int channel_account(Engine *E, PyObject *channel, int *service, PyObject **account) {
+    *service = E->s_dialplan;
+    *account = NULL;
+    if (channel == Py_None) return 0;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(channel, &n);
+    if (s == NULL) return -1;
+    if (n == 0) return 0;
+    const char *slash = memchr(s, '/', (size_t)n);
+    Py_ssize_t tech_len = slash ? slash - s : n;
+    PyObject *tech = PyUnicode_FromStringAndSize(s, tech_len);
+    if (tech == NULL) return -1;
+    int svc;
+    int found = kind_index(E->channel_services, tech, &svc);
+    Py_DECREF(tech);
+    if (found < 0) return -1;
+    const char *rest = slash ? slash + 1 : s + n;
+    Py_ssize_t rest_len = s + n - rest;
+    if (!found || rest_len == 0) return 0;
+    *service = svc;
+    const char *dash = NULL;
+    for (const char *p = rest + rest_len - 1; p >= rest; p--)
+        if (*p == '-') { dash = p; break; }
+    if (dash != NULL && dash > rest) *account = PyUnicode_FromStringAndSize(rest, dash - rest);
+    else *account = PyUnicode_FromStringAndSize(rest, rest_len);
+    return *account == NULL ? -1 : 0;
+}
+
+/* The parts of an event a build produces, before the time and the line are added. */
+typedef struct {
+    int kind, service, evidence;
+    PyObject *ip, *port, *transport, *account, *target, *ua, *session, *reason, *extra, *call, *at;
+} Built;
+
+static void built_clear(Built *b) {
+    Py_XDECREF(b->ip); Py_XDECREF(b->port); Py_XDECREF(b->transport); Py_XDECREF(b->account);
+    Py_XDECREF(b->target); Py_XDECREF(b->ua); Py_XDECREF(b->session); Py_XDECREF(b->reason);
+    Py_XDECREF(b->extra); Py_XDECREF(b->call); Py_XDECREF(b->at);
+    memset(b, 0, sizeof(*b));
+}
+
+static int set_extra(Built *b, const char *key, PyObject *value) {
+    if (b->extra == NULL && (b->extra = PyDict_New()) == NULL) return -1;
+    return PyDict_SetItemString(b->extra, key, value);
+}
+
+static int in_set(PyObject *set, PyObject *key) {
+    if (key == NULL || key == Py_None) return 0;
+    return PySet_Contains(set, key);
+}
+
+/* The address fields from `addr_text` through netaddr.address_text (cached): 1, 0 for no address, -1 error. */
+static int take_address(Engine *E, PyObject *addr_text, PyObject *shape, Built *b) {
+    PyObject *found = PyObject_CallFunctionObjArgs(E->address, addr_text, shape, NULL);
+    if (found == NULL) return -1;
+    if (found == Py_None) { Py_DECREF(found); return 0; }
+    b->ip = PyTuple_GET_ITEM(found, 0); Py_INCREF(b->ip);
+    b->port = PyTuple_GET_ITEM(found, 1); Py_INCREF(b->port);
+    b->transport = PyTuple_GET_ITEM(found, 2); Py_INCREF(b->transport);
+    Py_DECREF(found);
+    return 1;
+}
+
+static int build_form_with(Engine *E, Lane *L, Match *m, const char *message, Py_ssize_t mlen, Built *b,
+                           PyObject *reason);
+
+/* Form.build (form.py), step for step. Returns 1 built, 0 not this form (None), 2 fall back, -1 error. */
+static int build_form(Engine *E, Lane *L, Match *m, const char *message, Py_ssize_t mlen, Built *b) {
+    if (L->service_of) return 2;
+    PyObject *reason = group(m, L->g_reason);
+    if (reason == NULL) return -1;
+    int rc = build_form_with(E, L, m, message, mlen, b, reason);
+    Py_DECREF(reason);
+    return rc;
+}
+
+static int build_form_with(Engine *E, Lane *L, Match *m, const char *message, Py_ssize_t mlen, Built *b,
+                           PyObject *reason) {
+    int kind = L->kind;
+    if (reason != Py_None && kind_index(L->kinds, reason, &kind) < 0) return -1;
+    if (kind < 0) return 0;
+    b->kind = kind;
+    b->service = L->service;
+    b->evidence = E->e_weak;
+    Py_INCREF(reason);
+    b->reason = reason; /* None stands for "" until the end */
+    PyObject *kobj = PyLong_FromLong(kind);
+    int is_call = kobj ? PySet_Contains(E->call_kinds, kobj) : -1;
+    Py_XDECREF(kobj);
+    if (is_call < 0) return -1;
+    if (is_call && L->g_channel > 0) {
+        PyObject *channel = group(m, L->g_channel);
+        if (channel == NULL) return -1;
+        if (channel_account(E, channel, &b->service, &b->account) < 0) { Py_DECREF(channel); return -1; }
+        PyObject *context = L->g_context > 0 ? group(m, L->g_context) : (Py_INCREF(Py_None), Py_None);
+        if (context == NULL) { Py_DECREF(channel); return -1; }
+        PyObject *disposition = (reason != Py_None && PyUnicode_GET_LENGTH(reason) > 0) ? reason : Py_None;
+        b->call = PyTuple_Pack(8, Py_None, Py_None, channel, Py_None, context, Py_None, Py_None, disposition);
+        Py_DECREF(channel); Py_DECREF(context);
+        if (b->call == NULL) return -1;
+    }
+    for (int i = 0; i < L->n_account; i++) {
+        if (!has(m, L->g_account[i])) continue;
+        PyObject *value = group(m, L->g_account[i]);
+        if (value == NULL) return -1;
+        PyObject *user = PyObject_CallOneArg(E->uri_user, value);
+        Py_DECREF(value);
+        if (user == NULL) return -1;
+        Py_XSETREF(b->account, user);
+        break;
+    }
+    if (L->g_target > 0 && (b->target = group(m, L->g_target)) == NULL) return -1;
+    if (L->g_callid > 0 && (b->session = group(m, L->g_callid)) == NULL) return -1;
+    if (L->g_at > 0 && (b->at = group(m, L->g_at)) == NULL) return -1;
+    if (L->g_ua > 0 && (b->ua = group(m, L->g_ua)) == NULL) return -1;
+    if (L->g_contact > 0) {
+        PyObject *contact = group(m, L->g_contact);
+        if (contact == NULL) return -1;
+        Py_CLEAR(b->extra);
+        int rc = set_extra(b, "contact", contact);
+        Py_DECREF(contact);
+        if (rc < 0) return -1;
+    }
+    if (L->g_from > 0) {
+        PyObject *from = group(m, L->g_from);
+        if (from == NULL) return -1;
+        PyObject *tool = PyObject_CallOneArg(E->scanner_name, from);
+        Py_DECREF(from);
+        if (tool == NULL) return -1;
+        if (tool != Py_None && (b->kind == E->k_unknown || b->kind == E->k_acl)) {
+            Py_CLEAR(b->extra);
+            if (set_extra(b, "tool", tool) < 0
+                || set_extra(b, "was", PyTuple_GET_ITEM(E->kind_values, b->kind)) < 0) { Py_DECREF(tool); return -1; }
+            b->kind = E->k_scanner;
+            PyObject *why;
+            if (reason != Py_None && PyUnicode_GET_LENGTH(reason) > 0) why = PyUnicode_FromFormat("%U (%U)", tool, reason);
+            else { why = tool; Py_INCREF(why); }
+            if (why == NULL) { Py_DECREF(tool); return -1; }
+            Py_SETREF(b->reason, why);
+        }
+        Py_DECREF(tool);
+    }
+    PyObject *addr_text = NULL;
+    for (int i = 0; i < L->n_addr; i++) {
+        if (has(m, L->g_addr[i])) {
+            if ((addr_text = group(m, L->g_addr[i])) == NULL) return -1;
+            break;
+        }
+    }
+    Py_ssize_t seplen = L->separator ? PyBytes_GET_SIZE(L->separator) : 0;
+    int forged = L->separator && count_in(message, mlen, PyBytes_AS_STRING(L->separator), seplen) > 1;
+    if (addr_text == NULL || !L->address_trusted) {
+        if (addr_text != NULL) {
+            int rc = set_extra(b, "untrusted_address", addr_text);
+            Py_DECREF(addr_text);
+            if (rc < 0) return -1;
+        }
+        return forged ? 2 : 1;
+    }
+    int got = take_address(E, addr_text, L->shape, b);
+    if (got <= 0) { Py_DECREF(addr_text); return got; }
+    if (L->port_zero_untrusted && PyLong_Check(b->port) && PyLong_AsLong(b->port) == 0) {
+        Py_CLEAR(b->extra);
+        int rc = set_extra(b, "untrusted_address", addr_text);
+        Py_DECREF(addr_text);
+        Py_SETREF(b->ip, (Py_INCREF(Py_None), Py_None));
+        Py_SETREF(b->port, (Py_INCREF(Py_None), Py_None));
+        Py_SETREF(b->transport, (Py_INCREF(Py_None), Py_None));
+        return rc < 0 ? -1 : 1;
+    }
+    Py_DECREF(addr_text);
+    if (b->transport == Py_None || PyObject_Not(b->transport)) {
+        Py_INCREF(L->transport);
+        Py_SETREF(b->transport, L->transport);
+    }
+    int strong = in_set(L->strong, reason);
+    if (strong < 0) return -1;
+    int tls = in_set(E->tls_like, b->transport);
+    if (tls < 0) return -1;
+    b->evidence = (tls || strong) ? E->e_strong : L->evidence;
+    return forged ? 2 : 1;
+}
+
+/* SecurityReader.build and _plain (security.py). Returns as build_form. */
+static int build_security(Engine *E, Lane *L, Match *m, const char *message, Py_ssize_t mlen, Built *b) {
+    const char *tail = m->text + m->ov[2 * L->g_tail];
+    Py_ssize_t tlen = (Py_ssize_t)(m->ov[2 * L->g_tail + 1] - m->ov[2 * L->g_tail]);
+    if (memmem(tail, (size_t)tlen, "RemoteAddress=", 14) != NULL) return 0;
+    PyObject *name = group(m, L->g_name);
+    if (name == NULL) return -1;
+    int careful = PySet_Contains(E->careful_names, name);
+    if (careful != 0) { Py_DECREF(name); return careful < 0 ? -1 : 2; }
+    int kind;
+    int found = kind_index(E->event_kinds, name, &kind);
+    if (found <= 0) { Py_DECREF(name); return found; }
+    PyObject *remote = group(m, L->g_remote);
+    if (remote == NULL) { Py_DECREF(name); return -1; }
+    int got = take_address(E, remote, E->tuple_shape, b);
+    Py_DECREF(remote);
+    if (got <= 0) { Py_DECREF(name); return got; }
+    b->kind = kind;
+    b->reason = name;
+    PyObject *service = group(m, L->g_service);
+    if (service == NULL) return -1;
+    b->service = E->s_sip;
+    if (kind_index(E->services, service, &b->service) < 0) { Py_DECREF(service); return -1; }
+    Py_DECREF(service);
+    if ((b->account = group(m, L->g_account[0])) == NULL) return -1;
+    if ((b->session = group(m, L->g_session)) == NULL) return -1;
+    PyObject *tv = group(m, L->g_tv);
+    if (tv == NULL) return -1;
+    int rc = set_extra(b, "event_tv", tv);
+    Py_DECREF(tv);
+    if (rc < 0) return -1;
+    PyObject *challenge = NULL;
+    if (tlen > 0) {
+        challenge = value_after(tail, tlen, ",Challenge=\"");
+        if (challenge == NULL && PyErr_Occurred()) return -1;
+        if (challenge != NULL && set_extra(b, "Challenge", challenge) < 0) { Py_DECREF(challenge); return -1; }
+    }
+    int strong = b->service == E->s_ami;
+    if (!strong && PyUnicode_CompareWithASCIIString(name, "InvalidPassword") == 0) {
+        PyObject *received = value_after(tail, tlen, ",ReceivedChallenge=\"");
+        if (received == NULL && PyErr_Occurred()) { Py_XDECREF(challenge); return -1; }
+        if (received != NULL && PyUnicode_GET_LENGTH(received) > 0 && challenge != NULL)
+            strong = PyUnicode_Compare(received, challenge) == 0;
+        Py_XDECREF(received);
+    }
+    Py_XDECREF(challenge);
+    int tls = in_set(E->tls_like, b->transport);
+    if (tls < 0) return -1;
+    b->evidence = (strong || tls) ? E->e_strong : E->e_weak;
+    (void)message; (void)mlen;
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Time: TimeParser.parse through Python, remembered while the text repeats (an unchanged text gives an
+ * unchanged result: the parser caches by text). */
+
+typedef struct {
+    PyObject *parse;       /* parser.time_parser.parse */
+    char last[64];
+    Py_ssize_t last_len;   /* -1: nothing remembered */
+    PyObject *last_value;  /* float or None */
+} Clock;
+
+static PyObject *clock_parse(Clock *c, const char *s, Py_ssize_t n) {
+    if (c->last_len == n && n <= (Py_ssize_t)sizeof(c->last) && memcmp(c->last, s, (size_t)n) == 0) {
+        Py_INCREF(c->last_value);
+        return c->last_value;
+    }
+    PyObject *text = PyUnicode_FromStringAndSize(s, n);
+    if (text == NULL) return NULL;
+    PyObject *value = PyObject_CallOneArg(c->parse, text);
+    Py_DECREF(text);
+    if (value == NULL) return NULL;
+    if (n <= (Py_ssize_t)sizeof(c->last)) {
+        memcpy(c->last, s, (size_t)n);
+        c->last_len = n;
+        Py_INCREF(value);
+        Py_XSETREF(c->last_value, value);
+    }
+    return value;
+}
+
+static void clock_forget(Clock *c) { c->last_len = -1; }
+
+/* ---------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    Engine *E;
+    PyObject *fast;     /* parser._fast: list of lane tuples, reordered like the Python parser does */
+    Clock clock;
+    double last_time;
+} Run;
+
+static PyObject *wire(Run *R, Lane *L, Match *m, Built *b, long line) {
+    PyObject *when = NULL;
+    if (b->at != NULL && b->at != Py_None && PyUnicode_GET_LENGTH(b->at) > 0) {
+        PyObject *value = PyObject_CallOneArg(R->clock.parse, b->at);
+        if (value == NULL) return NULL;
+        if (value != Py_None) when = value; else Py_DECREF(value);
+    }
+    int g = has(m, L->g_ts) && m->ov[2 * L->g_ts + 1] > m->ov[2 * L->g_ts] ? L->g_ts : L->g_sts;
+    if (when == NULL && has(m, g) && m->ov[2 * g + 1] > m->ov[2 * g]) {
+        PyObject *value = clock_parse(&R->clock, m->text + m->ov[2 * g], (Py_ssize_t)(m->ov[2 * g + 1] - m->ov[2 * g]));
+        if (value == NULL) return NULL;
+        if (value != Py_None) when = value; else Py_DECREF(value);
+    }
+    if (when == NULL) when = PyFloat_FromDouble(R->last_time);
+    else {
+        R->last_time = PyFloat_AsDouble(when);
+        if (R->last_time == -1.0 && PyErr_Occurred()) { Py_DECREF(when); return NULL; }
+    }
+    if (when == NULL) return NULL;
+    PyObject *t = PyTuple_New(16);
+    if (t == NULL) { Py_DECREF(when); return NULL; }
+#define PUT(i, v) do { PyObject *_v = (v); if (_v == NULL) { _v = Py_None; } Py_INCREF(_v); PyTuple_SET_ITEM(t, i, _v); } while (0)
+    PyTuple_SET_ITEM(t, 0, when);
+    PyTuple_SET_ITEM(t, 1, PyLong_FromLong(b->kind));
+    PyTuple_SET_ITEM(t, 2, PyLong_FromLong(b->service));
+    PUT(3, b->ip);
+    PUT(4, b->port);
+    PUT(5, b->transport);
+    PUT(6, b->account);
+    PUT(7, b->target);
+    PUT(8, b->ua);
+    PyTuple_SET_ITEM(t, 9, PyLong_FromLong(b->evidence));
+    PyTuple_SET_ITEM(t, 10, PyLong_FromLong(line));
+    PUT(11, L->form_id);
+    PUT(12, b->session);
+    if (b->reason == NULL || b->reason == Py_None) PyTuple_SET_ITEM(t, 13, PyUnicode_FromStringAndSize("", 0));
+    else PUT(13, b->reason);
+    if (b->extra != NULL && PyDict_GET_SIZE(b->extra) > 0) PUT(14, b->extra);
+    else PUT(14, Py_None);
+    PUT(15, b->call);
+#undef PUT
+    for (int i = 1; i < 16; i++)
+        if (PyTuple_GET_ITEM(t, i) == NULL) { Py_DECREF(t); return NULL; }
+    return t;
+}
+
+/* The fast lanes of the markers `ids` over one line, in the parser's order; on success the lane that
+ * matched moves to the front (LineParser.parse does the same). */
+static PyObject *try_lanes(Run *R, const char *line, Py_ssize_t len, const int *ids, int nids, long line_no) {
+    Engine *E = R->E;
+    Py_ssize_t nfast = PyList_GET_SIZE(R->fast);
+    for (int j = 0; j < nids; j++) {
+        int index = ids[j];
+        int dup = 0;
+        for (int q = 0; q < j; q++) dup |= ids[q] == index;
+        if (dup || index >= nfast) continue;
+        PyObject *lane = PyList_GET_ITEM(R->fast, index);
+        Py_ssize_t nl = PyTuple_GET_SIZE(lane);
+        for (Py_ssize_t k = 0; k < nl; k++) {
+            PyObject *item = PyTuple_GET_ITEM(lane, k);
+            long n = PyLong_AsLong(PyTuple_GET_ITEM(item, 2));
+            if (n < 0 || n >= E->n) return FALLBACK;
+            Lane *L = &E->lanes[n];
+            if (L->code == NULL || L->type == D_PYTHON) return FALLBACK;
+            int rc = pcre2_match(L->code, (PCRE2_SPTR)line, (PCRE2_SIZE)len, 0, 0, L->md, NULL);
+            if (rc == PCRE2_ERROR_NOMATCH) continue;
+            if (rc < 0) return FALLBACK; /* a resource limit: let Python's engine decide */
+            Match m = {line, pcre2_get_ovector_pointer(L->md)};
+            const char *message = line + m.ov[2 * L->g_msg];
+            Py_ssize_t mlen = len - (Py_ssize_t)m.ov[2 * L->g_msg];
+            Built b;
+            memset(&b, 0, sizeof(b));
+            int built = L->type == D_FORM ? build_form(E, L, &m, message, mlen, &b)
+                                          : build_security(E, L, &m, message, mlen, &b);
+            if (built < 0) { built_clear(&b); return NULL; }
+            if (built == 0) { built_clear(&b); continue; }
+            if (built == 2) { built_clear(&b); return FALLBACK; }
+            PyObject *result = wire(R, L, &m, &b, line_no);
+            built_clear(&b);
+            if (result == NULL) return NULL;
+            if (k > 0) {
+                PyObject *moved = PyTuple_New(nl);
+                if (moved == NULL) { Py_DECREF(result); return NULL; }
+                Py_INCREF(item);
+                PyTuple_SET_ITEM(moved, 0, item);
+                Py_ssize_t w = 1;
+                for (Py_ssize_t q = 0; q < nl; q++) {
+                    if (q == k) continue;
+                    PyObject *o = PyTuple_GET_ITEM(lane, q);
+                    Py_INCREF(o);
+                    PyTuple_SET_ITEM(moved, w++, o);
+                }
+                if (PyList_SetItem(R->fast, index, moved) < 0) { Py_DECREF(result); return NULL; }
+            }
+            return result;
+        }
+    }
+    return NONE_MATCHED;
+}
+
+static int plain_line(const char *s, Py_ssize_t n) {
+    if (n == 0 || s[0] == '"') return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80 || c == 0x1b) return 0;
+    }
+    return 1;
+}
+
+static Py_ssize_t count_newlines(const char *s, Py_ssize_t from, Py_ssize_t to) {
+    Py_ssize_t c = 0;
+    const char *p = s + from, *end = s + to;
+    while (p < end) {
+        const char *q = memchr(p, '\n', (size_t)(end - p));
+        if (q == NULL) break;
+        c++;
+        p = q + 1;
+    }
+    return c;
+}
+
+static int int_in(PyObject *set, int value) {
+    PyObject *v = PyLong_FromLong(value);
+    if (v == NULL) return -1;
+    int r = PySet_Contains(set, v);
+    Py_DECREF(v);
+    return r;
+}
+
+#define MAX_IDS 64
+
+/* Engine.feed(scanner, buf, limit, hits, line_base, orphans, special, max_record)
+ *   -> (items, spill_end, candidates)
+ * The loop of RecordScanner.feed; `scanner._record(buf, start, stop, ids, line_no, limit, items, tried)`
+ * is the Python path for one record and returns (skip_until, spill_end), 0 meaning unchanged. */
+static PyObject *engine_feed(Engine *E, PyObject *args) {
+    PyObject *scanner, *bufobj, *hits, *orphans, *special;
+    Py_ssize_t limit, line_base, max_record;
+    if (!PyArg_ParseTuple(args, "OO!nO!nOOn", &scanner, &PyBytes_Type, &bufobj, &limit, &PyList_Type, &hits,
+                          &line_base, &orphans, &special, &max_record))
+        return NULL;
+    const char *buf = PyBytes_AS_STRING(bufobj);
+    Py_ssize_t size = PyBytes_GET_SIZE(bufobj);
+    PyObject *parser = PyObject_GetAttrString(scanner, "parser");
+    if (parser == NULL) return NULL;
+    Run R;
+    memset(&R, 0, sizeof(R));
+    R.E = E;
+    R.clock.last_len = -1;
+    PyObject *items = PyList_New(0), *record = NULL, *time_parser = NULL, *last = NULL;
+    R.fast = PyObject_GetAttrString(parser, "_fast");
+    time_parser = PyObject_GetAttrString(parser, "time_parser");
+    record = PyObject_GetAttrString(scanner, "_record");
+    last = PyObject_GetAttrString(parser, "last_time");
+    if (items == NULL || R.fast == NULL || time_parser == NULL || record == NULL || last == NULL) goto fail;
+    if (!PyList_Check(R.fast)) { PyErr_SetString(PyExc_TypeError, "parser._fast must be a list"); goto fail; }
+    R.clock.parse = PyObject_GetAttrString(time_parser, "parse");
+    if (R.clock.parse == NULL) goto fail;
+    R.last_time = PyFloat_AsDouble(last);
+    if (R.last_time == -1.0 && PyErr_Occurred()) goto fail;
+    Py_ssize_t skip_until = 0, spill_end = 0, counted_pos = 0, counted_lines = 0, candidates = 0;
+    Py_ssize_t i = 0, n = PyList_GET_SIZE(hits);
+    int seen_prefix = 0, told_prefix = 0;
+    int ids[MAX_IDS];
+    while (i < n) {
+        Py_ssize_t gstart = i;
+        PyObject *hit = PyList_GET_ITEM(hits, i);
+        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0));
+        int ident = (int)PyLong_AsLong(PyTuple_GET_ITEM(hit, 1));
+        if (PyErr_Occurred()) goto fail;
+        int orphan = int_in(orphans, ident);
+        if (orphan < 0) goto fail;
+        Py_ssize_t upto = orphan ? end - 1 : end, start = 0;
+        if (upto > size) upto = size;
+        for (Py_ssize_t p = upto - 1; p >= 0; p--)
+            if (buf[p] == '\n') { start = p + 1; break; }
+        const char *nl = end < size ? memchr(buf + end, '\n', (size_t)(size - end)) : NULL;
+        Py_ssize_t stop = nl ? nl - buf : size;
+        int nids = 0, overflow = 0;
+        ids[nids++] = ident;
+        i++;
+        while (i < n) {
+            PyObject *next = PyList_GET_ITEM(hits, i);
+            Py_ssize_t e2 = PyLong_AsSsize_t(PyTuple_GET_ITEM(next, 0));
+            if (e2 > stop) break;
+            if (nids < MAX_IDS) ids[nids++] = (int)PyLong_AsLong(PyTuple_GET_ITEM(next, 1));
+            else overflow = 1;
+            i++;
+        }
+        if (PyErr_Occurred()) goto fail;
+        if (start < skip_until) continue;
+        counted_lines += count_newlines(buf, counted_pos, start);
+        counted_pos = start;
+        Py_ssize_t line_no = line_base + counted_lines + 1;
+        int inside = start < limit;
+        int fast_ok = !overflow && stop - start <= max_record && plain_line(buf + start, stop - start);
+        for (int q = 0; fast_ok && q < nids; q++) {
+            int s = int_in(special, ids[q]);
+            if (s < 0) goto fail;
+            if (s) fast_ok = 0;
+        }
+        int tried = 0;
+        if (fast_ok) {
+            PyObject *result = try_lanes(&R, buf + start, stop - start, ids, nids, (long)line_no);
+            if (result == NULL) goto fail;
+            if (result == NONE_MATCHED) tried = 1;
+            else if (result != FALLBACK) {
+                int rc = PyList_Append(items, result);
+                Py_DECREF(result);
+                if (rc < 0) goto fail;
+                candidates += inside;
+                seen_prefix = 1;
+                if (inside && stop > limit) spill_end = stop;
+                continue;
+            }
+        }
+        /* the Python path: it sees the state this loop keeps */
+        PyObject *lt = PyFloat_FromDouble(R.last_time);
+        if (lt == NULL || PyObject_SetAttrString(parser, "last_time", lt) < 0) { Py_XDECREF(lt); goto fail; }
+        Py_DECREF(lt);
+        if (seen_prefix && !told_prefix) {
+            if (PyObject_SetAttrString(parser, "seen_prefix", Py_True) < 0) goto fail;
+            told_prefix = 1;
+        }
+        PyObject *idlist = PyList_New(0);
+        if (idlist == NULL) goto fail;
+        for (Py_ssize_t q = gstart; q < i; q++) /* the group's marker ids in hit order, as Python has them */
+            if (PyList_Append(idlist, PyTuple_GET_ITEM(PyList_GET_ITEM(hits, q), 1)) < 0) { Py_DECREF(idlist); goto fail; }
+        PyObject *res = PyObject_CallFunction(record, "OnnOnnOO", bufobj, start, stop, idlist, line_no, limit, items,
+                                              tried ? Py_True : Py_False);
+        Py_DECREF(idlist);
+        if (res == NULL) goto fail;
+        Py_ssize_t skip = 0, spill = 0;
+        if (!PyArg_ParseTuple(res, "nn", &skip, &spill)) { Py_DECREF(res); goto fail; }
+        Py_DECREF(res);
+        if (skip) skip_until = skip;
+        if (spill) spill_end = spill;
+        PyObject *back = PyObject_GetAttrString(parser, "last_time");
+        if (back == NULL) goto fail;
+        R.last_time = PyFloat_AsDouble(back);
+        Py_DECREF(back);
+        if (R.last_time == -1.0 && PyErr_Occurred()) goto fail;
+        clock_forget(&R.clock);
+    }
+    {
+        PyObject *lt = PyFloat_FromDouble(R.last_time);
+        if (lt == NULL || PyObject_SetAttrString(parser, "last_time", lt) < 0) { Py_XDECREF(lt); goto fail; }
+        Py_DECREF(lt);
+        if (seen_prefix && !told_prefix && PyObject_SetAttrString(parser, "seen_prefix", Py_True) < 0) goto fail;
+    }
+    Py_DECREF(parser); Py_DECREF(R.fast); Py_DECREF(time_parser); Py_DECREF(record); Py_DECREF(last);
+    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.last_value);
+    PyObject *out = Py_BuildValue("Nnn", items, spill_end, candidates);
+    return out;
+fail:
+    Py_XDECREF(parser); Py_XDECREF(R.fast); Py_XDECREF(time_parser); Py_XDECREF(record); Py_XDECREF(last);
+    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.last_value); Py_XDECREF(items);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+static void engine_dealloc(Engine *E) {
+    for (Py_ssize_t i = 0; i < E->n; i++) lane_clear(&E->lanes[i]);
+    PyMem_Free(E->lanes);
+    Py_XDECREF(E->call_kinds); Py_XDECREF(E->kind_values); Py_XDECREF(E->channel_services);
+    Py_XDECREF(E->tls_like); Py_XDECREF(E->uri_user); Py_XDECREF(E->scanner_name); Py_XDECREF(E->address);
+    Py_XDECREF(E->event_kinds); Py_XDECREF(E->services); Py_XDECREF(E->careful_names); Py_XDECREF(E->tuple_shape);
+    Py_TYPE(E)->tp_free((PyObject *)E);
+}
+
+/* Engine(specs, consts): `specs` a sequence of native.LaneSpec, `consts` a native.Constants. */
+static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
+    PyObject *specs, *c;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "OO", &specs, &c)) return -1;
+    PyObject *seq = PySequence_Fast(specs, "specs must be a sequence");
+    if (seq == NULL) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    E->lanes = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Lane));
+    if (E->lanes == NULL) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        E->n = i + 1;
+        if (lane_init(&E->lanes[i], PySequence_Fast_GET_ITEM(seq, i)) < 0) { Py_DECREF(seq); return -1; }
+    }
+    Py_DECREF(seq);
+    if (attr_int(c, "k_scanner", &E->k_scanner) < 0 || attr_int(c, "k_unknown", &E->k_unknown) < 0
+        || attr_int(c, "k_acl", &E->k_acl) < 0 || attr_int(c, "e_strong", &E->e_strong) < 0
+        || attr_int(c, "e_weak", &E->e_weak) < 0 || attr_int(c, "s_dialplan", &E->s_dialplan) < 0
+        || attr_int(c, "s_sip", &E->s_sip) < 0 || attr_int(c, "s_ami", &E->s_ami) < 0)
+        return -1;
+    if ((E->call_kinds = attr_ref(c, "call_kinds")) == NULL || (E->kind_values = attr_ref(c, "kind_values")) == NULL
+        || (E->channel_services = attr_ref(c, "channel_services")) == NULL
+        || (E->tls_like = attr_ref(c, "tls_like")) == NULL || (E->uri_user = attr_ref(c, "uri_user")) == NULL
+        || (E->scanner_name = attr_ref(c, "scanner_name")) == NULL || (E->address = attr_ref(c, "address")) == NULL
+        || (E->event_kinds = attr_ref(c, "event_kinds")) == NULL || (E->services = attr_ref(c, "services")) == NULL
+        || (E->careful_names = attr_ref(c, "careful_names")) == NULL
+        || (E->tuple_shape = attr_ref(c, "tuple_shape")) == NULL)
+        return -1;
+    if (!PyTuple_Check(E->kind_values) || !PyDict_Check(E->channel_services) || !PyDict_Check(E->event_kinds)
+        || !PyDict_Check(E->services) || !PyAnySet_Check(E->call_kinds) || !PyAnySet_Check(E->tls_like)
+        || !PyAnySet_Check(E->careful_names)) {
+        PyErr_SetString(PyExc_TypeError, "constants of the wrong type");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < E->n; i++) {
+        Lane *L = &E->lanes[i];
+        if (L->type == D_FORM && (!PyDict_Check(L->kinds) || !PyAnySet_Check(L->strong))) {
+            PyErr_SetString(PyExc_TypeError, "a lane's kinds must be a dict and its strong reasons a set");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *engine_native_lanes(Engine *E, PyObject *unused) {
+    (void)unused;
+    Py_ssize_t c = 0;
+    for (Py_ssize_t i = 0; i < E->n; i++) c += E->lanes[i].code != NULL && E->lanes[i].type != D_PYTHON;
+    return PyLong_FromSsize_t(c);
+}
+
+static PyMethodDef engine_methods[] = {
+    {"feed", (PyCFunction)engine_feed, METH_VARARGS, "The record loop of one buffer (see the module's docs)."},
+    {"native_lanes", (PyCFunction)engine_native_lanes, METH_NOARGS, "How many lanes run in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch.formats._fastlane.Engine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)engine_init,
+    .tp_dealloc = (destructor)engine_dealloc,
+    .tp_methods = engine_methods,
+    .tp_doc = "The fast lanes of one parser, compiled by PCRE2.",
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_fastlane", "The record scanner's fast lane in C (see formats/native.py).", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastlane(void) {
+    if (PyType_Ready(&EngineType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    Py_INCREF(&EngineType);
+    if (PyModule_AddObject(m, "Engine", (PyObject *)&EngineType) < 0) {
+        Py_DECREF(&EngineType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,130 @@
+"""The record scanner's fast lane in C, built from the same tables as the Python parser.
+
+`_fastlane.c` runs the loop of `RecordScanner.feed` and, for the common record (one plain-ASCII line that
+one of the parser's prefix + message regexes matches), the match and the build of `Form.build` or
+`SecurityReader.build`, with PCRE2's JIT running the very regexes that Python's `re` runs. This module
+describes every lane to it as data (`LaneSpec`): the regex, the form's id, kind, service, address shape,
+separator and so on. A record it cannot reproduce exactly goes, untouched, to the Python path, so the
+events are the same with or without it (tests/test_fastlane.py compares both on every test log).
+
+The extension is optional: without a C compiler or PCRE2 at install time, or with `SIPWATCH_NATIVE=0`,
+`engine()` returns None and the Python path does all the work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sipwatch.event import CALL_KINDS, Evidence, Kind, Service
+from sipwatch.fingerprints import scanner_name
+from sipwatch.formats import security
+from sipwatch.formats.form import CHANNEL_SERVICES, Form, uri_user
+from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, SERVICE_INDEX
+from sipwatch.netaddr import Shape, address_text
+
+try:  # pragma: no cover - which branch runs depends on the build
+    from sipwatch.formats import _fastlane  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    _fastlane = None
+
+_KIND, _SERVICE, _EVIDENCE = KIND_INDEX, SERVICE_INDEX, EVIDENCE_INDEX  # wire tuples carry these indexes
+
+D_PYTHON, D_FORM, D_SECURITY = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    """One fast lane (prefix + message regex) and what its reader makes of a match."""
+
+    pattern: str
+    form: str
+    type: int = D_PYTHON
+    kind: int = -1
+    kinds: dict[str, int] = field(default_factory=dict)
+    service: int = 0
+    service_of: int = 0
+    account_groups: tuple[str, ...] = ()
+    address_groups: tuple[str, ...] = ()
+    shape: Shape = Shape.OPTPORT
+    separator: str | None = None
+    trusted_none: int = 0
+    evidence: int = 0
+    strong_reasons: frozenset[str] = frozenset()
+    address_trusted: int = 1
+    port_zero_untrusted: int = 0
+    transport: str | None = None
+
+
+@dataclass(frozen=True)
+class Constants:
+    """The vocabulary's indexes and the helpers the C side calls (all cached in Python)."""
+
+    call_kinds: frozenset[int] = frozenset(_KIND[k] for k in CALL_KINDS)
+    kind_values: tuple[str, ...] = tuple(str(k) for k in KIND_INDEX)
+    k_scanner: int = _KIND[Kind.SCANNER]
+    k_unknown: int = _KIND[Kind.UNKNOWN_ACCOUNT]
+    k_acl: int = _KIND[Kind.ACL_DENIED]
+    e_strong: int = _EVIDENCE[Evidence.STRONG]
+    e_weak: int = _EVIDENCE[Evidence.WEAK]
+    s_dialplan: int = _SERVICE[Service.DIALPLAN]
+    s_sip: int = _SERVICE[Service.SIP]
+    s_ami: int = _SERVICE[Service.AMI]
+    channel_services: dict[str, int] = field(
+        default_factory=lambda: {tech: _SERVICE[s] for tech, s in CHANNEL_SERVICES.items()})
+    tls_like: frozenset[str] = frozenset({"TCP", "TLS", "WS", "WSS", "SCTP"})
+    uri_user: Any = uri_user
+    scanner_name: Any = scanner_name
+    address: Any = address_text
+    event_kinds: dict[str, int] = field(
+        default_factory=lambda: {name: _KIND[k] for name, k in security.EVENT_KINDS.items()})
+    services: dict[str, int] = field(default_factory=lambda: {n: _SERVICE[s] for n, s in security.SERVICES.items()})
+    careful_names: frozenset[str] = security.CAREFUL_NAMES
+    tuple_shape: Shape = Shape.TUPLE
+
+
+def spec(pattern: str, reader: object) -> LaneSpec:
+    """The C description of one lane; readers it does not know stay with Python."""
+    if isinstance(reader, security.SecurityReader):
+        return LaneSpec(pattern, reader.id, D_SECURITY)
+    if not isinstance(reader, Form):
+        return LaneSpec(pattern, str(getattr(reader, "id", "?")))
+    names = reader.regex.groupindex
+    return LaneSpec(
+        pattern, reader.id, D_FORM,
+        kind=_KIND[reader.kind] if reader.kind is not None else -1,
+        kinds={reason: _KIND[k] for reason, k in reader.kinds.items()},
+        service=_SERVICE[reader.service],
+        service_of=int(reader.service_of is not None),
+        account_groups=tuple(g for g in ("account", "account3", "account4", "from") if g in names),
+        address_groups=tuple(g for g in ("addr", "addr2", "addr3", "addr4") if g in names),
+        shape=reader.shape,
+        separator=reader.separator,
+        trusted_none=int(reader.trusted == "none"),
+        evidence=_EVIDENCE[reader.evidence],
+        strong_reasons=reader.strong_reasons,
+        address_trusted=int(reader.address_trusted),
+        port_zero_untrusted=int(reader.port_zero_untrusted),
+        transport=reader.transport,
+    )
+
+
+def available() -> bool:
+    return _fastlane is not None and os.environ.get("SIPWATCH_NATIVE", "1") != "0"
+
+
+_ENGINES: dict[tuple[tuple[str, int], ...], Any] = {}
+
+
+def engine(lanes: Sequence[tuple[str, object]]) -> Any | None:
+    """The C engine for a parser's lanes (numbered as in `LineParser.lanes`), or None without it.
+    Engines are shared by parsers of the same readers (the readers are module-level table rows)."""
+    if not available():
+        return None
+    key = tuple((p, id(r)) for p, r in lanes)
+    found = _ENGINES.get(key)
+    if found is None:
+        found = _ENGINES[key] = _fastlane.Engine([spec(p, r) for p, r in lanes], Constants())
+    return found

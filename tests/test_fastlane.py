@@ -1,0 +1,123 @@
+"""The native fast lane (`_fastlane.c`) reads the common record in C and changes nothing but the speed.
+
+Every line of the format tables is also a parity case (see conftest's `parse_line` and parity.py); here:
+whole logs, buffers cut anywhere, the records it must leave to Python, and the switch that turns it off.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parity import native_parity
+from sipwatch.formats import native
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+needs_native = pytest.mark.skipif(
+    not native.available(),
+    reason="the C fast lane is not built (needs gcc, python3-dev and libpcre2-dev at install time)",
+)
+
+TS = "[2024-05-01 10:00:0{s}]"
+CHAN_SIP = TS + (" NOTICE[2817] chan_sip.c: Registration from '\"{u}\"<sip:{u}@192.0.2.1>' failed for '{a}' "
+                 "- Wrong password")
+SECURITY = (
+    TS + ' SECURITY[3312] res_security_log.c: SecurityEvent="{name}",EventTV="2024-05-01T10:00:00.000+0000",'
+    'Severity="Error",Service="PJSIP",EventVersion="2",AccountID="{u}",SessionID="abc",'
+    'LocalAddress="IPV4/UDP/192.0.2.1/5060",RemoteAddress="IPV4/UDP/{a}/5060"{tail}'
+)
+
+#: Records the C side must read exactly like Python, or hand to Python whole.
+TRICKY = {
+    "chan_sip": CHAN_SIP.format(s=1, u="100", a="198.51.100.7:5060"),
+    "chan_sip IPv6": CHAN_SIP.format(s=1, u="100", a="[2001:db8::7]:5060"),
+    "chan_sip bad address": CHAN_SIP.format(s=1, u="100", a="999.1.1.1:5060"),
+    "forged separator": CHAN_SIP.format(s=2, u="1' failed for '203.0.113.66:5060", a="198.51.100.7:5060"),
+    "non-ASCII user": CHAN_SIP.format(s=3, u="\u00e9\u00e9", a="198.51.100.8:5060"),
+    "ANSI colours": "\x1b[1;31m" + CHAN_SIP.format(s=3, u="100", a="198.51.100.9:5060") + "\x1b[0m",
+    "CRLF": CHAN_SIP.format(s=4, u="100", a="198.51.100.10:5060") + "\r",
+    "security": SECURITY.format(s=5, name="InvalidPassword", u="100", a="198.51.100.11",
+                                tail=',Challenge="n1",ReceivedChallenge="n1",ReceivedHash="x"'),
+    "security AMI": SECURITY.replace("PJSIP", "AMI").format(s=5, name="InvalidAccountID", u="x", a="198.51.100.12",
+                                                            tail=""),
+    "security careful": SECURITY.format(s=5, name="FailedACL", u="100", a="198.51.100.13", tail=',ACLName="x"'),
+    "security forged": SECURITY.format(s=6, name="ChallengeSent", u='1",RemoteAddress="IPV4/UDP/203.0.113.66/5060',
+                                       a="198.51.100.14", tail=',Challenge="n"'),
+    "syslog": "May  1 10:00:07 pbx asterisk[123]: NOTICE[456]: chan_sip.c:28390 in handle_request_register: "
+              "Registration from '<sip:7@192.0.2.1>' failed for '198.51.100.15:5060' - Wrong password",
+    "verbose lead": "[May  1 10:00:08] VERBOSE[31506] pbx.c:     -- Executing [0044207@from-internal:1] "
+                    'Dial("SIP/6012-0000249f", "SIP/trunk/0044207,30") in new stack',
+    "csv row": '"","6001","0044207","from-internal","","PJSIP/6001-1","","Dial","","2024-05-01 10:00:00",'
+               '"","2024-05-01 10:00:09",9,0,"NO ANSWER","DOCUMENTATION","1714557600.1",""',
+    "junk": "\x00\x01\xff binary ' failed for ' junk",
+    "long line": "[2024-05-01 10:00:09] NOTICE[1] chan_sip.c: " + "x" * 20000 + " failed for '198.51.100.16'",
+}
+
+
+@needs_native
+@pytest.mark.parametrize("line", TRICKY.values(), ids=TRICKY.keys())
+def test_a_tricky_record_reads_the_same_with_and_without_c(line: str) -> None:
+    assert native_parity(line.encode("utf-8", "surrogateescape") + b"\n") is None
+
+
+@needs_native
+def test_the_common_records_of_a_log_are_read_in_c() -> None:
+    """Events the fast lane builds arrive as wire tuples; those of the Python path as `Event`s."""
+    from sipwatch.formats import readers
+    from sipwatch.formats.parser import LineParser
+    from sipwatch.formats.prefilter import Prefilter
+    from sipwatch.formats.records import RecordScanner, ScanStats
+    from sipwatch.timeparse import TimeParser
+
+    parser = LineParser(TimeParser(2024), readers())
+    scanner = RecordScanner(parser, Prefilter(parser.markers), "x", ScanStats(), native_lane=True)
+    items = scanner.feed((ROOT / "examples" / "asterisk-full.log").read_bytes())
+    in_c = sum(isinstance(item, tuple) for item in items)
+    assert in_c >= 0.8 * len(items) > 0
+
+
+@needs_native
+@pytest.mark.parametrize("path", sorted([*FIXTURES.rglob("*.log"), *FIXTURES.rglob("*.csv"),
+                                         ROOT / "examples" / "asterisk-full.log"]), ids=lambda p: p.name)
+def test_a_whole_log_reads_the_same(path: Path) -> None:
+    assert native_parity(path.read_bytes()) is None
+
+
+@needs_native
+@pytest.mark.parametrize("chunk", [512, 4096, 65536])
+def test_buffers_cut_anywhere_read_the_same(chunk: int) -> None:
+    """Records that cross a buffer's end, forged tails, dumps: the protocol of chunks is the same."""
+    data = (ROOT / "examples" / "asterisk-full.log").read_bytes()
+    assert native_parity(data, chunk=chunk) is None
+
+
+@needs_native
+def test_a_generated_attack_log_reads_the_same(tmp_path: Path) -> None:
+    """Every prefix and message shape of bench/genlog.py (old and ISO dates, plain, syslog, IPv6)."""
+    out = tmp_path / "gen.log"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "genlog.py"), "--lines", "20000", "--seed", "7",
+                    "-o", str(out)], check=True, timeout=120)
+    assert native_parity(out.read_bytes(), chunk=1 << 16) is None
+
+
+def test_the_switch_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIPWATCH_NATIVE", "0")
+    assert not native.available()
+    assert native.engine([]) is None
+
+
+def test_every_lane_is_described() -> None:
+    """Each fast lane of the parser gets a C description; those of unknown readers stay with Python."""
+    from sipwatch.formats import readers
+    from sipwatch.formats.parser import LineParser
+    from sipwatch.timeparse import TimeParser
+
+    lanes = LineParser(TimeParser(2024), readers()).lanes
+    specs = [native.spec(p, r) for p, r in lanes]
+    assert len(specs) == len(lanes) > 50
+    assert all(s.type in (native.D_FORM, native.D_SECURITY) for s in specs)
