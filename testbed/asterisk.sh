@@ -20,9 +20,11 @@ ROOT=$CACHE/sid
 NS=${SIPWATCH_TESTBED_NS:-swast}
 
 mirror() {
-  # the first non-security Debian URI of the host's apt sources (deb822 or one-line format)
-  grep -hoE 'https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
-    2>/dev/null | grep -v -- '-security' | grep -i debian | head -n 1
+  # the first non-security Debian URI of the host's apt sources (deb822 or one-line format); comments
+  # (some images keep a snapshot URL there) and missing files are skipped
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | grep -v '^[[:space:]]*#' | grep -oE 'https?://[^ ]+' | grep -v -- '-security' | grep -i debian | head -n 1 \
+    || true
 }
 
 build() {

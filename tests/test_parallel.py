@@ -78,3 +78,17 @@ def test_forged_record_across_a_buffer_boundary_blames_nobody(tmp_path: Path, po
     seq, par = _sequential(log), _parallel(pool, log)
     assert par == seq
     assert all(ip != "192.0.2.250" for _, _, ip, *_ in par)
+
+
+def test_a_scan_restores_the_garbage_collectors_settings(tmp_path: Path) -> None:
+    """The scan collects rarely (see scan._few_collections); the caller's settings come back afterwards."""
+    import gc
+
+    from sipwatch.scan import scan
+
+    path = tmp_path / "small.log"
+    _write(path, 50, set())
+    before = gc.get_threshold()
+    scan([str(path)], Config())
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
