@@ -22,10 +22,10 @@ from sipwatch.event import Event, Evidence, IPAddress
 from sipwatch.formats import readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
-from sipwatch.formats.records import RecordScanner, ScanStats, chunks
+from sipwatch.formats.records import LOOKAHEAD, RecordScanner, ScanStats, chunks
 from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, KINDS, SERVICES, Wire, event_of, ip, wire
 from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
-from sipwatch.sources.files import FileSource
+from sipwatch.sources.files import FileSource, read_span
 from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
 
@@ -41,6 +41,7 @@ class Job:
     tz: tuple[str, str]  # the zones of log times and of CDR/CEL times (`timezone`, `cdr_timezone`)
     numbers: Settings | None = None  # the pipeline classifier's: classify the dialled numbers here
     calls: bool = True  # read call activity (`Config.calls`)
+    span: tuple[int, int] | None = None  # (offset, length) in the file named `name`: the worker reads it
 
 
 def workers() -> int:
@@ -67,14 +68,14 @@ _CLASSIFIERS: dict[Settings, NumberClassifier] = {}
 
 
 def _classified(wires: list[Wire], settings: Settings) -> list[ClassifiedTuple]:
-    """The dialled numbers of these call records that leave the PBX, classified (once per worker)."""
+    """The dialled numbers of these records that leave the PBX, classified (once per worker)."""
     classifier = _CLASSIFIERS.get(settings)
     if classifier is None:
         classifier = _CLASSIFIERS[settings] = NumberClassifier(*settings)
     seen: dict[str, ClassifiedTuple | None] = {}
     for w in wires:
         target = w[7]
-        if target is not None and w[15] is not None and target not in seen:
+        if target is not None and target not in seen:
             number = classifier.classify(target)
             seen[target] = None if number.internal else number.to_tuple()  # internal: no phonenumbers
     return [t for t in seen.values() if t is not None]
@@ -82,16 +83,29 @@ def _classified(wires: list[Wire], settings: Settings) -> list[ClassifiedTuple]:
 
 def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, list[ClassifiedTuple]]:
     """Worker side: parse one buffer; return the events as tuples of plain values, and the numbers
-    they dialled, classified."""
+    they dialled, classified. Line numbers count from `job.line_base`."""
     parser, prefilter = _parser(job.name, job.year, job.tz, job.calls)
     parser.last_time = 0.0
     stats = ScanStats()
     scanner = RecordScanner(parser, prefilter, job.name, stats, native_lane=True)
     scanner.line_base = job.line_base
-    wires = [wire(item) for item in scanner.feed(job.data, job.limit)]
+    data, limit = (job.data, job.limit) if job.span is None else read_span(job.name, *job.span, LOOKAHEAD)
+    wires = [wire(item) for item in scanner.feed(data, limit)]
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(wires, job.numbers) if job.numbers is not None else []
     return wires, stats, scanner.spill_line, numbers
+
+
+def _jobs(source: FileSource, year: int, tz: tuple[str, str], numbers: Settings | None, calls: bool) -> Iterator[Job]:
+    """One job per buffer. A plain file's workers read their own buffers: the main process, which runs
+    the detectors, neither reads the file through nor copies it to them."""
+    spans = source.spans()
+    if spans is not None:
+        for span in spans:
+            yield Job(source.name, b"", 0, 0, year, tz, numbers, calls, span)
+        return
+    for data, limit in chunks(source.buffers()):
+        yield Job(source.name, data, limit, 0, year, tz, numbers, calls)
 
 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
@@ -99,7 +113,9 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
                     classifier: NumberClassifier | None = None, calls: bool = True) -> Iterator[Event]:
     """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
     from addresses that are `blocked` at their time are counted but not even built. With `classifier`,
-    the workers classify the dialled numbers and the results are filed in it before the events come."""
+    the workers classify the dialled numbers and the results are filed in it before the events come.
+    Workers number lines from their buffer's start; the results come back in order, so each buffer's
+    first line is known by then."""
     pending: deque[Future[tuple[list[Wire], ScanStats, int, list[ClassifiedTuple]]]] = deque()
     numbers = classifier.settings if classifier is not None else None
     counted = {KIND_INDEX[k] for k in COUNTED}
@@ -109,15 +125,20 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
     last_time = 0.0
 
     def drain(block: bool) -> Iterator[Event]:
-        nonlocal skip_through, last_time
+        nonlocal skip_through, last_time, line_base
         while pending and (block or pending[0].done()):
             wire, part, spill, classified = pending.popleft().result()
+            base = line_base
+            line_base += part.lines
+            part.unmatched_samples = [(f, n + base, t) for f, n, t in part.unmatched_samples]
+            part.bad_samples = [(f, n + base, t) for f, n, t in part.bad_samples]
             stats.add(part)
             if classifier is not None:
                 for number in classified:
                     classifier.remember(Classified(*number))
+            skip = skip_through - base  # in this buffer's numbering
             for w in wire:
-                if w[10] <= skip_through:
+                if w[10] <= skip:
                     stats.events -= 1  # a line swallowed by a record of the previous chunk
                     continue
                 when = w[0] or last_time
@@ -125,14 +146,13 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
                 tally.count(address, when, KINDS[w[1]], SERVICES[w[2]], w[6], w[7], w[9] == strong, w[1] in counted)
                 if blocked(address, when):
                     continue
-                event = event_of(w, source.name, address)
+                event = event_of(w, source.name, address, base)
                 event.time = last_time = when
                 yield event
-            skip_through = max(skip_through, spill)
+            if spill:
+                skip_through = max(skip_through, spill + base)
 
-    for data, limit in chunks(source.buffers()):
-        job = Job(source.name, data, limit, line_base, year, tz, numbers, calls)
+    for job in _jobs(source, year, tz, numbers, calls):
         pending.append(pool.submit(parse_job, job))
-        line_base += data.count(b"\n", 0, limit) + (0 if data[limit - 1 : limit] == b"\n" else 1)
         yield from drain(block=len(pending) >= 4)
     yield from drain(block=True)

@@ -64,15 +64,16 @@ def wire(item: Item) -> Wire:
     return item if isinstance(item, tuple) else to_wire(item)
 
 
-def event_of(w: Wire, file: str, address: IPAddress | None = None, raw: str = "") -> Event:
-    """The event of a wire tuple; `address` is its address when the caller has it already."""
+def event_of(w: Wire, file: str, address: IPAddress | None = None, line_base: int = 0) -> Event:
+    """The event of a wire tuple; `address` is its address when the caller has it already; `line_base`
+    is added to its line number (a worker numbers the lines of its buffer from 1)."""
     (time, kind, service, ip_str, port, transport, account, target, ua, evidence, line, form, session, reason,
      extra, call) = w
     if address is None and ip_str is not None:
         address = ip(ip_str)
     return Event(
         time, KINDS[kind], SERVICES[service], address,
-        port, transport, account, target, ua, EVIDENCE[evidence], file, line, raw,
+        port, transport, account, target, ua, EVIDENCE[evidence], file, line + line_base, "",
         form, session, reason or "", extra or {}, call=Call(*call) if call is not None else None,
     )
 

@@ -96,11 +96,76 @@ class FileSource:
                 carry = data[cut:]
                 yield data[:cut]
 
+    def spans(self) -> Iterator[tuple[int, int]] | None:
+        """(offset, length) of buffers that end on a newline, found without reading the file through:
+        for a plain regular file, the parse workers then read their own buffers (`read_span`) and the
+        main process only looks near each boundary. None for compressed input and standard input."""
+        if self.path == "-":
+            return None
+        try:
+            with self._open() as fh:
+                if isinstance(fh, _GzipStream) or not os.path.isfile(self.path):
+                    return None
+                size = os.fstat(fh.fileno()).st_size
+        except SourceError:
+            return None
+        return self._spans(size)
+
+    def _spans(self, size: int) -> Iterator[tuple[int, int]]:
+        start = 0
+        with open(self.path, "rb") as fh:
+            while start < size:
+                end = min(size, start + self.chunk)
+                if end < size:
+                    end = _line_end(fh, start, end, min(size, start + 16 * self.chunk))
+                self.bytes_read = end
+                yield start, end - start
+                start = end
+
     def _read(self, fh: BinaryIO) -> bytes:
         """Up to about `chunk` bytes of content."""
         if isinstance(fh, _GzipStream):
             return fh.read_some(self.chunk)
         return fh.read(self.chunk)
+
+
+def _line_end(fh: BinaryIO, start: int, end: int, limit: int) -> int:
+    """Just after the last newline in [start, end), else after the first one in [end, limit), else `limit`
+    (one absurd line is cut there, as `buffers()` hands it over)."""
+    window = 1 << 16
+    pos = end
+    while pos > start:
+        low = max(start, pos - window)
+        fh.seek(low)
+        nl = fh.read(pos - low).rfind(b"\n")
+        if nl >= 0:
+            return low + nl + 1
+        pos = low
+    pos = end
+    while pos < limit:
+        fh.seek(pos)
+        data = fh.read(min(window, limit - pos))
+        if not data:
+            return pos
+        nl = data.find(b"\n")
+        if nl >= 0:
+            return pos + nl + 1
+        pos += len(data)
+    return limit
+
+
+def read_span(path: str, offset: int, length: int, lookahead: int) -> tuple[bytes, int]:
+    """The buffer at (offset, length) of `path` with up to `lookahead` bytes after it, cut after the last
+    whole line when the lookahead is full (what `records.chunks()` gives for the same buffer): (data, limit)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, length + lookahead, offset)
+    finally:
+        os.close(fd)
+    head, rest = data[:length], data[length:]
+    if len(rest) == lookahead:
+        rest = rest[: rest.rfind(b"\n") + 1]
+    return head + rest, len(head)
 
 
 class _GzipStream:
