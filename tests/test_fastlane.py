@@ -121,3 +121,36 @@ def test_every_lane_is_described() -> None:
     specs = [native.spec(p, r) for p, r in lanes]
     assert len(specs) == len(lanes) > 50
     assert all(s.type in (native.D_FORM, native.D_SECURITY) for s in specs)
+
+
+ADDRESS_TEXTS = [
+    "198.51.100.7", "198.51.100.7:5060", "[2001:db8::7]:5060", "2001:db8::7", "2001:db8::7:5060",
+    "2001:db8:0:0:0:0:0:7:5060", "IPV4/UDP/198.51.100.7/5060", "IPV6/TCP/2001:db8::7/5038", "IPV4/198.51.100.7/5060",
+    "UDP:198.51.100.7:5060", "TCP:[2001:db8::7]:5060", "udp:2001:db8::7:5060", "203.0.113.99:0", "198.51.100.7:65535",
+    "198.51.100.7:65536", "198.51.100.7:", ":5060", "[2001:db8::7]", "[2001:db8::7]5060", "[2001:db8::7", "[]:5060",
+    " 198.51.100.7:5060\t", "[[198.51.100.7]]", "::ffff:198.51.100.7", "[::ffff:198.51.100.7]:5060", "fe80::1%eth0",
+    "IPV4/UDP/198.51.100.7/5060/x", "IPV5/UDP/198.51.100.7/5060", "IPV4//198.51.100.7/5060", "IPV4/UDP/bad/5060",
+    "WS:198.51.100.7:80", "FOO:198.51.100.7:5060", "UDP:198.51.100.7", "999.1.1.1", "1.2.3.4:05060", "1.2.3.4:+50",
+    "", "[", "]", ":", "::", "::1", "::1:5060", "0.0.0.0:1", "1.2.3.4 :5060", "2001:db8::7:99999",
+]
+
+
+def _random_texts(count: int) -> list[str]:
+    import random
+
+    rng = random.Random(5)
+    alphabet = "0123456789abcdefABCDEF:.[]/ UDPTCIV46%-"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(count)]
+
+
+@needs_native
+def test_addresses_are_read_as_netaddr_reads_them() -> None:
+    """The C reading of every address shape agrees with `netaddr.parse_address` (table and random texts)."""
+    from sipwatch.netaddr import parse_address
+
+    engine = native.engine([])
+    for text in [*ADDRESS_TEXTS, *_random_texts(20_000)]:
+        for shape, code in native.SHAPES.items():
+            found = parse_address(text, shape)
+            expected = None if found is None else (str(found[0]), found[1], found[2])
+            assert engine.address(text, code) == expected, (text, shape)

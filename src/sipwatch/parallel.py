@@ -23,7 +23,7 @@ from sipwatch.formats import readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import LOOKAHEAD, RecordScanner, ScanStats, chunks
-from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, KINDS, SERVICES, Wire, event_of, ip, wire
+from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, KINDS, SERVICES, Wire, event_of, ip, to_wire
 from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource, read_span
 from sipwatch.tally import COUNTED, Tally
@@ -90,7 +90,7 @@ def parse_job(job: Job) -> tuple[list[Wire], ScanStats, int, list[ClassifiedTupl
     scanner = RecordScanner(parser, prefilter, job.name, stats, native_lane=True)
     scanner.line_base = job.line_base
     data, limit = (job.data, job.limit) if job.span is None else read_span(job.name, *job.span, LOOKAHEAD)
-    wires = [wire(item) for item in scanner.feed(data, limit)]
+    wires = [item if item.__class__ is tuple else to_wire(item) for item in scanner.feed(data, limit)]  # type: ignore[arg-type]
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(wires, job.numbers) if job.numbers is not None else []
     return wires, stats, scanner.spill_line, numbers

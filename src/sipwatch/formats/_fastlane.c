@@ -34,7 +34,7 @@ typedef struct {
     PyObject *kinds;         /* dict: reason -> kind index */
     int service;
     int service_of;          /* Python code decides the service */
-    PyObject *shape;         /* netaddr.Shape member */
+    int shape;               /* netaddr.Shape, numbered as native.SHAPES */
     PyObject *separator;     /* bytes, or NULL */
     int trusted_none;
     int evidence;
@@ -56,11 +56,13 @@ typedef struct {
     int s_dialplan, s_sip, s_ami;
     PyObject *channel_services; /* dict: tech -> service index */
     PyObject *tls_like;         /* frozenset of transports */
-    PyObject *uri_user, *scanner_name, *address; /* Python functions (cached) */
+    PyObject *uri_user, *host_text;  /* Python functions: form.uri_user, netaddr.host_text */
+    PyObject *hosts;                 /* host as written -> canonical address text or None (host_text, cached) */
+    PyObject *scanners;              /* fingerprints.SCANNER_USER_AGENTS: (lower-case needle, tool) */
     PyObject *event_kinds;      /* security: dict name -> kind index */
     PyObject *services;         /* security: dict service -> service index */
     PyObject *careful_names;    /* security: frozenset of names the Python reader must read */
-    PyObject *tuple_shape;      /* Shape.TUPLE */
+
 } Engine;
 
 #define NONE_MATCHED ((PyObject *)1)
@@ -108,7 +110,7 @@ static int group_list(pcre2_code *code, PyObject *desc, const char *attr, int *o
 static void lane_clear(Lane *L) {
     if (L->md) pcre2_match_data_free(L->md);
     if (L->code) pcre2_code_free(L->code);
-    Py_XDECREF(L->kinds); Py_XDECREF(L->shape); Py_XDECREF(L->separator); Py_XDECREF(L->strong);
+    Py_XDECREF(L->kinds); Py_XDECREF(L->separator); Py_XDECREF(L->strong);
     Py_XDECREF(L->transport); Py_XDECREF(L->form_id);
     memset(L, 0, sizeof(*L));
 }
@@ -156,7 +158,7 @@ static int lane_init(Lane *L, PyObject *spec) {
             || attr_int(spec, "port_zero_untrusted", &L->port_zero_untrusted) < 0)
             return -1;
         if ((L->kinds = attr_ref(spec, "kinds")) == NULL) return -1;
-        if ((L->shape = attr_ref(spec, "shape")) == NULL) return -1;
+        if (attr_int(spec, "shape", &L->shape) < 0) return -1;
         if ((L->strong = attr_ref(spec, "strong_reasons")) == NULL) return -1;
         if ((L->transport = attr_ref(spec, "transport")) == NULL) return -1;
         PyObject *sep = attr_ref(spec, "separator");
@@ -181,6 +183,13 @@ static int lane_init(Lane *L, PyObject *spec) {
 /* ---------------------------------------------------------------------------------------------- */
 /* A match's groups */
 
+static PyObject *ascii(const char *s, Py_ssize_t n) {
+    PyObject *u = PyUnicode_New(n, 127); /* the fast lane only sees plain ASCII lines */
+    if (u != NULL) memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)n);
+    return u;
+}
+
+
 typedef struct {
     const char *text;
     PCRE2_SIZE *ov;
@@ -191,7 +200,7 @@ static int has(Match *m, int g) { return g > 0 && m->ov[2 * g] != PCRE2_UNSET; }
 /* The group's text as str, or a new reference to None when the group did not take part. */
 static PyObject *group(Match *m, int g) {
     if (!has(m, g)) Py_RETURN_NONE;
-    return PyUnicode_FromStringAndSize(m->text + m->ov[2 * g], (Py_ssize_t)(m->ov[2 * g + 1] - m->ov[2 * g]));
+    return ascii(m->text + m->ov[2 * g], (Py_ssize_t)(m->ov[2 * g + 1] - m->ov[2 * g]));
 }
 
 static Py_ssize_t count_in(const char *s, Py_ssize_t n, const char *needle, Py_ssize_t k) {
@@ -215,7 +224,7 @@ static PyObject *value_after(const char *s, Py_ssize_t n, const char *key) {
     p += k;
     const char *q = memchr(p, '"', (size_t)(s + n - p));
     if (q == NULL) return NULL;
-    return PyUnicode_FromStringAndSize(p, q - p);
+    return ascii(p, q - p);
 }
 
 static int kind_index(PyObject *dict, PyObject *key, int *out) {
@@ -236,7 +245,7 @@ static int channel_account(Engine *E, PyObject *channel, int *service, PyObject 
     if (n == 0) return 0;
     const char *slash = memchr(s, '/', (size_t)n);
     Py_ssize_t tech_len = slash ? slash - s : n;
-    PyObject *tech = PyUnicode_FromStringAndSize(s, tech_len);
+    PyObject *tech = ascii(s, tech_len);
     if (tech == NULL) return -1;
     int svc;
     int found = kind_index(E->channel_services, tech, &svc);
@@ -249,8 +258,8 @@ static int channel_account(Engine *E, PyObject *channel, int *service, PyObject 
     const char *dash = NULL;
     for (const char *p = rest + rest_len - 1; p >= rest; p--)
         if (*p == '-') { dash = p; break; }
-    if (dash != NULL && dash > rest) *account = PyUnicode_FromStringAndSize(rest, dash - rest);
-    else *account = PyUnicode_FromStringAndSize(rest, rest_len);
+    if (dash != NULL && dash > rest) *account = ascii(rest, dash - rest);
+    else *account = ascii(rest, rest_len);
     return *account == NULL ? -1 : 0;
 }
 
@@ -277,16 +286,181 @@ static int in_set(PyObject *set, PyObject *key) {
     return PySet_Contains(set, key);
 }
 
-/* The address fields from `addr_text` through netaddr.address_text (cached): 1, 0 for no address, -1 error. */
-static int take_address(Engine *E, PyObject *addr_text, PyObject *shape, Built *b) {
-    PyObject *found = PyObject_CallFunctionObjArgs(E->address, addr_text, shape, NULL);
-    if (found == NULL) return -1;
-    if (found == Py_None) { Py_DECREF(found); return 0; }
-    b->ip = PyTuple_GET_ITEM(found, 0); Py_INCREF(b->ip);
-    b->port = PyTuple_GET_ITEM(found, 1); Py_INCREF(b->port);
-    b->transport = PyTuple_GET_ITEM(found, 2); Py_INCREF(b->transport);
-    Py_DECREF(found);
+/* netaddr.parse_address, step for step, on plain ASCII. Shapes as numbered in native.SHAPES. */
+enum { SHAPE_BARE = 0, SHAPE_PORT = 1, SHAPE_OPTPORT = 2, SHAPE_TUPLE = 3, SHAPE_TRANSPORT = 4 };
+
+static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); }
+
+/* netaddr._port: 1 to 5 digits, at most 65535; -1 when not a port. */
+static long port_of(const char *s, Py_ssize_t n) {
+    if (n < 1 || n > 5) return -1;
+    long v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= 65535 ? v : -1;
+}
+
+/* The canonical text of the address `host` (netaddr.ip_of, then str), or NULL for None; a new reference.
+ * Hosts repeat (an attacker's, a phone's), so the answers are kept; the port never enters the key. */
+static PyObject *host_text(Engine *E, const char *s, Py_ssize_t n, int *error) {
+    *error = 0;
+    PyObject *key = ascii(s, n);
+    if (key == NULL) { *error = 1; return NULL; }
+    PyObject *found = PyDict_GetItemWithError(E->hosts, key);
+    if (found == NULL) {
+        if (PyErr_Occurred()) { Py_DECREF(key); *error = 1; return NULL; }
+        found = PyObject_CallOneArg(E->host_text, key);
+        if (found == NULL) { Py_DECREF(key); *error = 1; return NULL; }
+        if (PyDict_GET_SIZE(E->hosts) > 100000) PyDict_Clear(E->hosts);
+        int rc = PyDict_SetItem(E->hosts, key, found);
+        Py_DECREF(key);
+        if (rc < 0) { Py_DECREF(found); *error = 1; return NULL; }
+    } else {
+        Py_INCREF(found);
+        Py_DECREF(key);
+    }
+    if (found == Py_None) { Py_DECREF(found); return NULL; }
+    return found;
+}
+
+static int set_address(Engine *E, Built *b, const char *host, Py_ssize_t hn, long port, PyObject *transport) {
+    int error;
+    PyObject *ip = host_text(E, host, hn, &error);
+    if (ip == NULL) return error ? -1 : 0;
+    b->ip = ip;
+    if (port >= 0) { if ((b->port = PyLong_FromLong(port)) == NULL) return -1; }
+    else { b->port = Py_None; Py_INCREF(Py_None); }
+    if (transport == NULL) { transport = Py_None; }
+    Py_INCREF(transport);
+    b->transport = transport;
     return 1;
+}
+
+/* netaddr._hostport */
+static int hostport(Engine *E, Built *b, const char *s, Py_ssize_t n, int shape) {
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s + 1, ']', (size_t)(n - 1));
+        if (close == NULL) return 0;
+        const char *rest = close + 1;
+        Py_ssize_t rn = s + n - rest;
+        if (rn == 0) return shape == SHAPE_PORT ? 0 : set_address(E, b, s + 1, close - s - 1, -1, NULL);
+        if (rest[0] != ':') return 0;
+        long port = port_of(rest + 1, rn - 1);
+        if (port < 0) {  /* Python validates the address too; neither gives an address */
+            return 0;
+        }
+        return set_address(E, b, s + 1, close - s - 1, port, NULL);
+    }
+    Py_ssize_t colons = 0;
+    const char *first = NULL, *last = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i] == ':') { colons++; if (!first) first = s + i; last = s + i; }
+    if (colons == 0) return shape == SHAPE_PORT ? 0 : set_address(E, b, s, n, -1, NULL);
+    const char *sep = colons == 1 ? first : (shape == SHAPE_PORT ? last : NULL);
+    if (sep == NULL) return set_address(E, b, s, n, -1, NULL);
+    long port = port_of(sep + 1, s + n - sep - 1);
+    if (port < 0) return 0;
+    return set_address(E, b, s, sep - s, port, NULL);
+}
+
+static PyObject *upper(const char *s, Py_ssize_t n) {
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u == NULL) return NULL;
+    Py_UCS1 *d = PyUnicode_1BYTE_DATA(u);
+    for (Py_ssize_t i = 0; i < n; i++) d[i] = (Py_UCS1)((s[i] >= 'a' && s[i] <= 'z') ? s[i] - 32 : s[i]);
+    return u;
+}
+
+static const char *TRANSPORTS[] = {"UDP", "TCP", "TLS", "WS", "WSS", "SCTP", NULL};
+
+static int known_transport(const char *s, Py_ssize_t n) {
+    for (int i = 0; TRANSPORTS[i]; i++) {
+        Py_ssize_t k = (Py_ssize_t)strlen(TRANSPORTS[i]);
+        if (k != n) continue;
+        int same = 1;
+        for (Py_ssize_t j = 0; j < n && same; j++) {
+            char c = (s[j] >= 'a' && s[j] <= 'z') ? s[j] - 32 : s[j];
+            same = c == TRANSPORTS[i][j];
+        }
+        if (same) return 1;
+    }
+    return 0;
+}
+
+/* The address fields of `addr_text` written in `shape`: 1, 0 when it is no address of that shape, -1 error. */
+static int take_address(Engine *E, PyObject *addr_text, int shape, Built *b) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(addr_text, &n);
+    if (s == NULL) return -1;
+    while (n > 0 && is_space(s[0])) { s++; n--; }
+    while (n > 0 && is_space(s[n - 1])) n--;
+    if (shape == SHAPE_BARE) {
+        while (n > 0 && (s[0] == '[' || s[0] == ']')) { s++; n--; }
+        while (n > 0 && (s[n - 1] == '[' || s[n - 1] == ']')) n--;
+        return set_address(E, b, s, n, -1, NULL);
+    }
+    if (shape == SHAPE_TUPLE) {
+        const char *part[5];
+        Py_ssize_t len[5];
+        int parts = 0;
+        const char *p = s, *end = s + n;
+        while (parts < 5) {
+            const char *slash = memchr(p, '/', (size_t)(end - p));
+            part[parts] = p;
+            len[parts] = (slash ? slash : end) - p;
+            parts++;
+            if (slash == NULL) break;
+            p = slash + 1;
+        }
+        if (parts != 3 && parts != 4) return 0;
+        if (parts == 4 && memchr(p, '/', (size_t)(end - p)) != NULL) return 0;
+        if (!(len[0] == 4 && (memcmp(part[0], "IPV4", 4) == 0 || memcmp(part[0], "IPV6", 4) == 0))) return 0;
+        int h = parts == 4 ? 2 : 1;
+        long port = port_of(part[h + 1], len[h + 1]);
+        PyObject *transport = NULL;
+        if (parts == 4 && len[1] > 0 && (transport = upper(part[1], len[1])) == NULL) return -1;
+        int error;
+        PyObject *ip = host_text(E, part[h], len[h], &error);
+        if (ip == NULL || port < 0) { Py_XDECREF(ip); Py_XDECREF(transport); return error ? -1 : 0; }
+        b->ip = ip;
+        if ((b->port = PyLong_FromLong(port)) == NULL) { Py_XDECREF(transport); return -1; }
+        b->transport = transport ? transport : (Py_INCREF(Py_None), Py_None);
+        return 1;
+    }
+    if (shape == SHAPE_TRANSPORT) {
+        const char *colon = memchr(s, ':', (size_t)n);
+        if (colon == NULL || !known_transport(s, colon - s)) return 0;
+        int got = hostport(E, b, colon + 1, s + n - colon - 1, SHAPE_PORT);
+        if (got <= 0) return got;
+        PyObject *transport = upper(s, colon - s);
+        if (transport == NULL) return -1;
+        Py_SETREF(b->transport, transport);
+        return 1;
+    }
+    return hostport(E, b, s, n, shape);
+}
+
+/* fingerprints.scanner_name: the tool a text names (needles matched case-insensitively), or NULL. */
+static PyObject *scanner_name(Engine *E, PyObject *text) {
+    if (text == Py_None) return NULL;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+    if (s == NULL || n == 0) return NULL;
+    char small[512];
+    char *low = n <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)n);
+    if (low == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) low[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
+    PyObject *tool = NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(E->scanners) && tool == NULL; i++) {
+        PyObject *row = PyTuple_GET_ITEM(E->scanners, i);
+        Py_ssize_t k;
+        const char *needle = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(row, 0), &k);
+        if (needle != NULL && k <= n && memmem(low, (size_t)n, needle, (size_t)k) != NULL) tool = PyTuple_GET_ITEM(row, 1);
+    }
+    if (low != small) PyMem_Free(low);
+    return tool; /* borrowed */
 }
 
 static int build_form_with(Engine *E, Lane *L, Match *m, const char *message, Py_ssize_t mlen, Built *b,
@@ -352,21 +526,20 @@ static int build_form_with(Engine *E, Lane *L, Match *m, const char *message, Py
     if (L->g_from > 0) {
         PyObject *from = group(m, L->g_from);
         if (from == NULL) return -1;
-        PyObject *tool = PyObject_CallOneArg(E->scanner_name, from);
+        PyObject *tool = scanner_name(E, from);
         Py_DECREF(from);
-        if (tool == NULL) return -1;
-        if (tool != Py_None && (b->kind == E->k_unknown || b->kind == E->k_acl)) {
+        if (tool == NULL && PyErr_Occurred()) return -1;
+        if (tool != NULL && (b->kind == E->k_unknown || b->kind == E->k_acl)) {
             Py_CLEAR(b->extra);
             if (set_extra(b, "tool", tool) < 0
-                || set_extra(b, "was", PyTuple_GET_ITEM(E->kind_values, b->kind)) < 0) { Py_DECREF(tool); return -1; }
+                || set_extra(b, "was", PyTuple_GET_ITEM(E->kind_values, b->kind)) < 0) return -1;
             b->kind = E->k_scanner;
             PyObject *why;
             if (reason != Py_None && PyUnicode_GET_LENGTH(reason) > 0) why = PyUnicode_FromFormat("%U (%U)", tool, reason);
             else { why = tool; Py_INCREF(why); }
-            if (why == NULL) { Py_DECREF(tool); return -1; }
+            if (why == NULL) return -1;
             Py_SETREF(b->reason, why);
         }
-        Py_DECREF(tool);
     }
     PyObject *addr_text = NULL;
     for (int i = 0; i < L->n_addr; i++) {
@@ -423,7 +596,7 @@ static int build_security(Engine *E, Lane *L, Match *m, const char *message, Py_
     if (found <= 0) { Py_DECREF(name); return found; }
     PyObject *remote = group(m, L->g_remote);
     if (remote == NULL) { Py_DECREF(name); return -1; }
-    int got = take_address(E, remote, E->tuple_shape, b);
+    int got = take_address(E, remote, SHAPE_TUPLE, b);
     Py_DECREF(remote);
     if (got <= 0) { Py_DECREF(name); return got; }
     b->kind = kind;
@@ -463,25 +636,67 @@ static int build_security(Engine *E, Lane *L, Match *m, const char *message, Py_
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Time: TimeParser.parse through Python, remembered while the text repeats (an unchanged text gives an
- * unchanged result: the parser caches by text). */
+/* Time: TimeParser.parse (timeparse.py), its cheap steps done here on its own caches (`_days`, the
+ * seconds of a known date; `_cache`, texts parsed before), the rest through Python. The text of the
+ * previous call is remembered too: an unchanged text gives an unchanged result. */
 
 typedef struct {
     PyObject *parse;       /* parser.time_parser.parse */
+    PyObject *days, *cache; /* its `_days` and `_cache` dicts */
     char last[64];
     Py_ssize_t last_len;   /* -1: nothing remembered */
     PyObject *last_value;  /* float or None */
 } Clock;
+
+static int digits(const char *s, Py_ssize_t n) {
+    if (n <= 0) return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+static int two(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
+
+static PyObject *clock_value(Clock *c, const char *s, Py_ssize_t n) {
+    if (n == 19 && s[13] == ':' && s[16] == ':' && s[4] == '-') {
+        PyObject *day = ascii(s, 10);
+        if (day == NULL) return NULL;
+        PyObject *base = PyDict_GetItemWithError(c->days, day);
+        Py_DECREF(day);
+        if (base == NULL && PyErr_Occurred()) return NULL;
+        if (base != NULL && PyFloat_CheckExact(base) && digits(s + 11, 2) && digits(s + 14, 2) && digits(s + 17, 2))
+            return PyFloat_FromDouble(((PyFloat_AS_DOUBLE(base) + (double)(two(s + 11) * 3600)) + (double)(two(s + 14) * 60))
+                                      + (double)two(s + 17));
+    }
+    PyObject *text = ascii(s, n);
+    if (text == NULL) return NULL;
+    PyObject *cached = PyDict_GetItemWithError(c->cache, text);
+    if (cached != NULL) { Py_DECREF(text); Py_INCREF(cached); return cached; }
+    if (PyErr_Occurred()) { Py_DECREF(text); return NULL; }
+    if (n > 20 && (s[19] == '.' || s[19] == ',') && s[4] == '-' && digits(s + 20, n - 20) && n - 20 < 60) {
+        Py_DECREF(text);
+        PyObject *second = clock_value(c, s, 19);
+        if (second == NULL || second == Py_None) return second;
+        char frac[64] = "0.";
+        memcpy(frac + 2, s + 20, (size_t)(n - 20));
+        frac[n - 20 + 2] = 0;
+        double f = PyOS_string_to_double(frac, NULL, NULL);
+        if (f == -1.0 && PyErr_Occurred()) { Py_DECREF(second); return NULL; }
+        double v = PyFloat_AsDouble(second) + f;
+        Py_DECREF(second);
+        return PyFloat_FromDouble(v);
+    }
+    PyObject *value = PyObject_CallOneArg(c->parse, text);
+    Py_DECREF(text);
+    return value;
+}
 
 static PyObject *clock_parse(Clock *c, const char *s, Py_ssize_t n) {
     if (c->last_len == n && n <= (Py_ssize_t)sizeof(c->last) && memcmp(c->last, s, (size_t)n) == 0) {
         Py_INCREF(c->last_value);
         return c->last_value;
     }
-    PyObject *text = PyUnicode_FromStringAndSize(s, n);
-    if (text == NULL) return NULL;
-    PyObject *value = PyObject_CallOneArg(c->parse, text);
-    Py_DECREF(text);
+    PyObject *value = clock_value(c, s, n);
     if (value == NULL) return NULL;
     if (n <= (Py_ssize_t)sizeof(c->last)) {
         memcpy(c->last, s, (size_t)n);
@@ -538,7 +753,7 @@ static PyObject *wire(Run *R, Lane *L, Match *m, Built *b, long line) {
     PyTuple_SET_ITEM(t, 10, PyLong_FromLong(line));
     PUT(11, L->form_id);
     PUT(12, b->session);
-    if (b->reason == NULL || b->reason == Py_None) PyTuple_SET_ITEM(t, 13, PyUnicode_FromStringAndSize("", 0));
+    if (b->reason == NULL || b->reason == Py_None) PyTuple_SET_ITEM(t, 13, ascii("", 0));
     else PUT(13, b->reason);
     if (b->extra != NULL && PyDict_GET_SIZE(b->extra) > 0) PUT(14, b->extra);
     else PUT(14, Py_None);
@@ -624,13 +839,29 @@ static Py_ssize_t count_newlines(const char *s, Py_ssize_t from, Py_ssize_t to) 
     return c;
 }
 
-static int int_in(PyObject *set, int value) {
-    PyObject *v = PyLong_FromLong(value);
-    if (v == NULL) return -1;
-    int r = PySet_Contains(set, v);
-    Py_DECREF(v);
-    return r;
+#define MAX_MARKER 1024
+
+/* The marker ids of a Python set of ints as flags (ids at or beyond MAX_MARKER are refused). */
+static int flags_of(PyObject *set, unsigned char *flags) {
+    memset(flags, 0, MAX_MARKER);
+    PyObject *it = PyObject_GetIter(set);
+    if (it == NULL) return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        long v = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if (v < 0 || v >= MAX_MARKER) {
+            Py_DECREF(it);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "marker id out of range");
+            return -1;
+        }
+        flags[v] = 1;
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
 }
+
+static int flag(const unsigned char *flags, int id) { return id >= 0 && id < MAX_MARKER && flags[id]; }
 
 #define MAX_IDS 64
 
@@ -646,6 +877,8 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         return NULL;
     const char *buf = PyBytes_AS_STRING(bufobj);
     Py_ssize_t size = PyBytes_GET_SIZE(bufobj);
+    unsigned char orphan_flags[MAX_MARKER], special_flags[MAX_MARKER];
+    if (flags_of(orphans, orphan_flags) < 0 || flags_of(special, special_flags) < 0) return NULL;
     PyObject *parser = PyObject_GetAttrString(scanner, "parser");
     if (parser == NULL) return NULL;
     Run R;
@@ -660,7 +893,13 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     if (items == NULL || R.fast == NULL || time_parser == NULL || record == NULL || last == NULL) goto fail;
     if (!PyList_Check(R.fast)) { PyErr_SetString(PyExc_TypeError, "parser._fast must be a list"); goto fail; }
     R.clock.parse = PyObject_GetAttrString(time_parser, "parse");
-    if (R.clock.parse == NULL) goto fail;
+    R.clock.days = PyObject_GetAttrString(time_parser, "_days");
+    R.clock.cache = PyObject_GetAttrString(time_parser, "_cache");
+    if (R.clock.parse == NULL || R.clock.days == NULL || R.clock.cache == NULL) goto fail;
+    if (!PyDict_CheckExact(R.clock.days) || !PyDict_CheckExact(R.clock.cache)) {
+        PyErr_SetString(PyExc_TypeError, "the time parser's caches must be dicts");
+        goto fail;
+    }
     R.last_time = PyFloat_AsDouble(last);
     if (R.last_time == -1.0 && PyErr_Occurred()) goto fail;
     Py_ssize_t skip_until = 0, spill_end = 0, counted_pos = 0, counted_lines = 0, candidates = 0;
@@ -673,12 +912,13 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0));
         int ident = (int)PyLong_AsLong(PyTuple_GET_ITEM(hit, 1));
         if (PyErr_Occurred()) goto fail;
-        int orphan = int_in(orphans, ident);
-        if (orphan < 0) goto fail;
+        int orphan = flag(orphan_flags, ident);
         Py_ssize_t upto = orphan ? end - 1 : end, start = 0;
         if (upto > size) upto = size;
-        for (Py_ssize_t p = upto - 1; p >= 0; p--)
-            if (buf[p] == '\n') { start = p + 1; break; }
+        if (upto > 0) {
+            const char *prev = memrchr(buf, '\n', (size_t)upto);
+            start = prev ? prev - buf + 1 : 0;
+        }
         const char *nl = end < size ? memchr(buf + end, '\n', (size_t)(size - end)) : NULL;
         Py_ssize_t stop = nl ? nl - buf : size;
         int nids = 0, overflow = 0;
@@ -699,11 +939,8 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         Py_ssize_t line_no = line_base + counted_lines + 1;
         int inside = start < limit;
         int fast_ok = !overflow && stop - start <= max_record && plain_line(buf + start, stop - start);
-        for (int q = 0; fast_ok && q < nids; q++) {
-            int s = int_in(special, ids[q]);
-            if (s < 0) goto fail;
-            if (s) fast_ok = 0;
-        }
+        for (int q = 0; fast_ok && q < nids; q++)
+            if (flag(special_flags, ids[q])) fast_ok = 0;
         int tried = 0;
         if (fast_ok) {
             PyObject *result = try_lanes(&R, buf + start, stop - start, ids, nids, (long)line_no);
@@ -754,12 +991,13 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         if (seen_prefix && !told_prefix && PyObject_SetAttrString(parser, "seen_prefix", Py_True) < 0) goto fail;
     }
     Py_DECREF(parser); Py_DECREF(R.fast); Py_DECREF(time_parser); Py_DECREF(record); Py_DECREF(last);
-    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.last_value);
+    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.last_value);
     PyObject *out = Py_BuildValue("Nnn", items, spill_end, candidates);
     return out;
 fail:
     Py_XDECREF(parser); Py_XDECREF(R.fast); Py_XDECREF(time_parser); Py_XDECREF(record); Py_XDECREF(last);
-    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.last_value); Py_XDECREF(items);
+    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.last_value);
+    Py_XDECREF(items);
     return NULL;
 }
 
@@ -769,8 +1007,9 @@ static void engine_dealloc(Engine *E) {
     for (Py_ssize_t i = 0; i < E->n; i++) lane_clear(&E->lanes[i]);
     PyMem_Free(E->lanes);
     Py_XDECREF(E->call_kinds); Py_XDECREF(E->kind_values); Py_XDECREF(E->channel_services);
-    Py_XDECREF(E->tls_like); Py_XDECREF(E->uri_user); Py_XDECREF(E->scanner_name); Py_XDECREF(E->address);
-    Py_XDECREF(E->event_kinds); Py_XDECREF(E->services); Py_XDECREF(E->careful_names); Py_XDECREF(E->tuple_shape);
+    Py_XDECREF(E->tls_like); Py_XDECREF(E->uri_user); Py_XDECREF(E->host_text); Py_XDECREF(E->hosts);
+    Py_XDECREF(E->scanners);
+    Py_XDECREF(E->event_kinds); Py_XDECREF(E->services); Py_XDECREF(E->careful_names);
     Py_TYPE(E)->tp_free((PyObject *)E);
 }
 
@@ -797,11 +1036,15 @@ static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
     if ((E->call_kinds = attr_ref(c, "call_kinds")) == NULL || (E->kind_values = attr_ref(c, "kind_values")) == NULL
         || (E->channel_services = attr_ref(c, "channel_services")) == NULL
         || (E->tls_like = attr_ref(c, "tls_like")) == NULL || (E->uri_user = attr_ref(c, "uri_user")) == NULL
-        || (E->scanner_name = attr_ref(c, "scanner_name")) == NULL || (E->address = attr_ref(c, "address")) == NULL
+        || (E->host_text = attr_ref(c, "host_text")) == NULL || (E->scanners = attr_ref(c, "scanners")) == NULL
         || (E->event_kinds = attr_ref(c, "event_kinds")) == NULL || (E->services = attr_ref(c, "services")) == NULL
         || (E->careful_names = attr_ref(c, "careful_names")) == NULL
-        || (E->tuple_shape = attr_ref(c, "tuple_shape")) == NULL)
+        || (E->hosts = PyDict_New()) == NULL)
         return -1;
+    if (!PyTuple_Check(E->scanners)) {
+        PyErr_SetString(PyExc_TypeError, "scanners must be a tuple of (needle, tool)");
+        return -1;
+    }
     if (!PyTuple_Check(E->kind_values) || !PyDict_Check(E->channel_services) || !PyDict_Check(E->event_kinds)
         || !PyDict_Check(E->services) || !PyAnySet_Check(E->call_kinds) || !PyAnySet_Check(E->tls_like)
         || !PyAnySet_Check(E->careful_names)) {
@@ -825,7 +1068,28 @@ static PyObject *engine_native_lanes(Engine *E, PyObject *unused) {
     return PyLong_FromSsize_t(c);
 }
 
+/* Engine.address(text, shape) -> (address text, port, transport) or None: take_address on its own, for
+ * the parity tests with netaddr.parse_address. */
+static PyObject *engine_address(Engine *E, PyObject *args) {
+    PyObject *text;
+    int shape;
+    if (!PyArg_ParseTuple(args, "Ui", &text, &shape)) return NULL;
+    if (!PyUnicode_IS_ASCII(text)) {
+        PyErr_SetString(PyExc_ValueError, "the fast lane only reads plain ASCII");
+        return NULL;
+    }
+    Built b;
+    memset(&b, 0, sizeof(b));
+    int got = take_address(E, text, shape, &b);
+    PyObject *out = NULL;
+    if (got > 0) out = PyTuple_Pack(3, b.ip, b.port, b.transport);
+    else if (got == 0) { out = Py_None; Py_INCREF(out); }
+    built_clear(&b);
+    return out;
+}
+
 static PyMethodDef engine_methods[] = {
+    {"address", (PyCFunction)engine_address, METH_VARARGS, "The address fields of a text in a shape (for tests)."},
     {"feed", (PyCFunction)engine_feed, METH_VARARGS, "The record loop of one buffer (see the module's docs)."},
     {"native_lanes", (PyCFunction)engine_native_lanes, METH_NOARGS, "How many lanes run in C."},
     {NULL, NULL, 0, NULL},

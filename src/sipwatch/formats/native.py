@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sipwatch.event import CALL_KINDS, Evidence, Kind, Service
-from sipwatch.fingerprints import scanner_name
+from sipwatch.fingerprints import SCANNER_USER_AGENTS
 from sipwatch.formats import security
 from sipwatch.formats.form import CHANNEL_SERVICES, Form, uri_user
 from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, SERVICE_INDEX
-from sipwatch.netaddr import Shape, address_text
+from sipwatch.netaddr import Shape, host_text
 
 try:  # pragma: no cover - which branch runs depends on the build
     from sipwatch.formats import _fastlane  # type: ignore[attr-defined]
@@ -33,6 +33,8 @@ except ImportError:  # pragma: no cover
 _KIND, _SERVICE, _EVIDENCE = KIND_INDEX, SERVICE_INDEX, EVIDENCE_INDEX  # wire tuples carry these indexes
 
 D_PYTHON, D_FORM, D_SECURITY = 0, 1, 2
+#: address shapes, numbered as the C side's SHAPE_* constants
+SHAPES = {Shape.BARE: 0, Shape.PORT: 1, Shape.OPTPORT: 2, Shape.TUPLE: 3, Shape.TRANSPORT: 4}
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class LaneSpec:
     service_of: int = 0
     account_groups: tuple[str, ...] = ()
     address_groups: tuple[str, ...] = ()
-    shape: Shape = Shape.OPTPORT
+    shape: int = 2  # SHAPES[Shape.OPTPORT]
     separator: str | None = None
     trusted_none: int = 0
     evidence: int = 0
@@ -76,13 +78,12 @@ class Constants:
         default_factory=lambda: {tech: _SERVICE[s] for tech, s in CHANNEL_SERVICES.items()})
     tls_like: frozenset[str] = frozenset({"TCP", "TLS", "WS", "WSS", "SCTP"})
     uri_user: Any = uri_user
-    scanner_name: Any = scanner_name
-    address: Any = address_text
+    host_text: Any = host_text
+    scanners: tuple[tuple[str, str], ...] = SCANNER_USER_AGENTS
     event_kinds: dict[str, int] = field(
         default_factory=lambda: {name: _KIND[k] for name, k in security.EVENT_KINDS.items()})
     services: dict[str, int] = field(default_factory=lambda: {n: _SERVICE[s] for n, s in security.SERVICES.items()})
     careful_names: frozenset[str] = security.CAREFUL_NAMES
-    tuple_shape: Shape = Shape.TUPLE
 
 
 def spec(pattern: str, reader: object) -> LaneSpec:
@@ -100,7 +101,7 @@ def spec(pattern: str, reader: object) -> LaneSpec:
         service_of=int(reader.service_of is not None),
         account_groups=tuple(g for g in ("account", "account3", "account4", "from") if g in names),
         address_groups=tuple(g for g in ("addr", "addr2", "addr3", "addr4") if g in names),
-        shape=reader.shape,
+        shape=SHAPES[reader.shape],
         separator=reader.separator,
         trusted_none=int(reader.trusted == "none"),
         evidence=_EVIDENCE[reader.evidence],

@@ -128,6 +128,7 @@ class RecordScanner:
             limit = len(buf)
         hits = self.prefilter.hits(buf)
         count = buf.count
+        items: list[Item]
         if self.native is not None:
             items, spill_end, candidates = self.native.feed(
                 self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD)
@@ -140,7 +141,8 @@ class RecordScanner:
         self.spill_line = self.line_base + count(b"\n", 0, spill_end - 1) + 1 if spill_end else 0
         self.line_base += lines_to_limit
         last = self.line_base
-        items = [e for e in items if item_line(e) <= last]
+        while items and item_line(items[-1]) > last:  # in file order: those read in the lookahead are last
+            items.pop()
         self.stats.events += len(items)
         return items
 
