@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -76,13 +76,13 @@ class Evidence(StrEnum):
     WEAK = "weak"
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """What a call-activity record says about its call; any field may be unknown (None).
 
     `uniqueid` and `linkedid` are Asterisk's channel and call ids (CDR, CEL, AMI); `channel` is the
     channel name (`PJSIP/6001-00000001`), the only id a log line has. `duration` and `billsec` are
     seconds from the start and from the answer to the end of the call, as the CDR counts them.
+    A named tuple: a scan builds hundreds of thousands of them from the parse workers' plain tuples.
     """
 
     uniqueid: str | None = None
@@ -95,11 +95,10 @@ class Call:
     disposition: str | None = None  # ANSWERED, NO ANSWER, BUSY, FAILED, CONGESTION
 
     def to_tuple(self) -> CallTuple:
-        return (self.uniqueid, self.linkedid, self.channel, self.peer, self.context, self.duration,
-                self.billsec, self.disposition)
+        return tuple(self)  # type: ignore[return-value]
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return self._asdict()
 
 
 CallTuple = tuple[str | None, str | None, str | None, str | None, str | None, float | None, float | None, str | None]

@@ -24,6 +24,7 @@ SERVICE_INDEX = {s: i for i, s in enumerate(SERVICES)}
 EVIDENCE_INDEX = {e: i for i, e in enumerate(EVIDENCE)}
 _TEXT: dict[IPAddress, str] = {}
 _IPS: dict[str, IPAddress | None] = {}
+_new_call = tuple.__new__  # Call(*fields) without the keyword machinery of its __new__
 _MISSING = object()
 
 
@@ -74,7 +75,7 @@ def event_of(w: Wire, file: str, address: IPAddress | None = None, line_base: in
     return Event(
         time, KINDS[kind], SERVICES[service], address,
         port, transport, account, target, ua, EVIDENCE[evidence], file, line + line_base, "",
-        form, session, reason or "", extra or {}, call=Call(*call) if call is not None else None,
+        form, session, reason or "", extra or {}, call=_new_call(Call, call) if call is not None else None,
     )
 
 
