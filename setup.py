@@ -1,4 +1,5 @@
-"""The optional C fast lane (src/sipwatch/formats/_fastlane.c; see formats/native.py).
+"""The optional C parts: the record scanner's fast lane (src/sipwatch/formats/_fastlane.c; see
+formats/native.py) and the parallel scan's merge loop (src/sipwatch/_drain.c; see parallel.py).
 
 It needs a C compiler, the Python headers and PCRE2 (Debian: gcc python3-dev libpcre2-dev). Without
 them the build goes on without it, and sipwatch reads every record in Python: the same events, slower.
@@ -15,6 +16,12 @@ setup(
             libraries=["pcre2-8"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
             optional=True,
-        )
+        ),
+        Extension(  # the parallel scan's merge loop (see sipwatch/parallel.py)
+            "sipwatch._drain",
+            sources=["src/sipwatch/_drain.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+            optional=True,
+        ),
     ]
 )

@@ -14,21 +14,26 @@ from __future__ import annotations
 import marshal
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from sipwatch.config import Config, zones
 from sipwatch.event import Event, Evidence, IPAddress
-from sipwatch.formats import readers
+from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import LOOKAHEAD, RecordScanner, ScanStats, chunks
-from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, KINDS, SERVICES, Wire, event_of, ip, to_wire
+from sipwatch.formats.wire import EVIDENCE_INDEX, IPS, KIND_INDEX, KINDS, SERVICES, Wire, event_of, ip, to_wire
 from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource, read_span
-from sipwatch.tally import COUNTED, Tally
+from sipwatch.tally import COUNTED, MAX_QUEUED, Tally
 from sipwatch.timeparse import TimeParser
+
+try:  # pragma: no cover - which branch runs depends on the build
+    from sipwatch import _drain  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    _drain = None
 
 MIN_PARALLEL_BYTES = 16 << 20  # below this, starting processes costs more than it saves
 
@@ -111,13 +116,13 @@ def _jobs(source: FileSource, year: int, tz: tuple[str, str], numbers: Settings 
 
 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
-                    tally: Tally, blocked: Callable[[IPAddress | None, float], bool],
+                    tally: Tally, banned_until: dict[IPAddress, float],
                     classifier: NumberClassifier | None = None, calls: bool = True) -> Iterator[Event]:
     """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
-    from addresses that are `blocked` at their time are counted but not even built. With `classifier`,
-    the workers classify the dialled numbers and the results are filed in it before the events come.
-    Workers number lines from their buffer's start; the results come back in order, so each buffer's
-    first line is known by then."""
+    from addresses banned at their time (`banned_until`, the pipeline's: what the firewall would have
+    dropped) are counted but not even built. With `classifier`, the workers classify the dialled numbers
+    and the results are filed in it before the events come. Workers number lines from their buffer's
+    start; the results come back in order, so each buffer's first line is known by then."""
     pending: deque[Future[tuple[bytes, ScanStats, int, list[ClassifiedTuple]]]] = deque()
     numbers = classifier.settings if classifier is not None else None
     counted = {KIND_INDEX[k] for k in COUNTED}
@@ -125,6 +130,24 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
     line_base = 0
     skip_through = 0
     last_time = 0.0
+    drain_in_c = _drain is not None and native.available()
+
+    def events(wire: list[Wire], skip: int, base: int) -> Iterator[Event]:
+        """The merge loop in Python (what `_drain.c` does in C)."""
+        nonlocal last_time
+        for w in wire:
+            if w[10] <= skip:
+                stats.events -= 1  # a line swallowed by a record of the previous chunk
+                continue
+            when = w[0] or last_time
+            address = ip(w[3]) if w[3] is not None else None
+            tally.count(address, when, KINDS[w[1]], SERVICES[w[2]], w[6], w[7], w[9] == strong, w[1] in counted)
+            until = banned_until.get(address) if address is not None else None
+            if until is not None and when < until:
+                continue  # the firewall would have dropped it
+            event = event_of(w, source.name, address, base)
+            event.time = last_time = when
+            yield event
 
     def drain(block: bool) -> Iterator[Event]:
         nonlocal skip_through, last_time, line_base
@@ -140,18 +163,14 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
                 for number in classified:
                     classifier.remember(Classified(*number))
             skip = skip_through - base  # in this buffer's numbering
-            for w in wire:
-                if w[10] <= skip:
-                    stats.events -= 1  # a line swallowed by a record of the previous chunk
-                    continue
-                when = w[0] or last_time
-                address = ip(w[3]) if w[3] is not None else None
-                tally.count(address, when, KINDS[w[1]], SERVICES[w[2]], w[6], w[7], w[9] == strong, w[1] in counted)
-                if blocked(address, when):
-                    continue
-                event = event_of(w, source.name, address, base)
-                event.time = last_time = when
-                yield event
+            if drain_in_c:
+                merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
+                                     strong, KINDS, SERVICES, event_of, MAX_QUEUED)
+                yield from merge
+                last_time = merge.last_time
+                stats.events -= merge.skipped
+            else:
+                yield from events(wire, skip, base)
             if spill:
                 skip_through = max(skip_through, spill + base)
 

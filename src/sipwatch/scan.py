@@ -122,7 +122,7 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
             mtime = source.mtime
             year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
             events = parallel.parallel_events(pool, source, year, (config.timezone, config.cdr_timezone), stats,
-                                              result.tally, pipeline.is_blocked, pipeline.classifier, config.calls)
+                                              result.tally, pipeline.banned_until, pipeline.classifier, config.calls)
             for i, event in enumerate(events):
                 yield event
                 if progress is not None and not i % 4096:

@@ -23,7 +23,7 @@ KIND_INDEX = {k: i for i, k in enumerate(KINDS)}
 SERVICE_INDEX = {s: i for i, s in enumerate(SERVICES)}
 EVIDENCE_INDEX = {e: i for i, e in enumerate(EVIDENCE)}
 _TEXT: dict[IPAddress, str] = {}
-_IPS: dict[str, IPAddress | None] = {}
+IPS: dict[str, IPAddress | None] = {}  # ip()'s memory (the C merge loop reads it too)
 _new_call = tuple.__new__  # Call(*fields) without the keyword machinery of its __new__
 _MISSING = object()
 
@@ -47,11 +47,11 @@ def ip_text(ip: IPAddress) -> str:
 
 def ip(text: str) -> IPAddress | None:
     """ip_of(), remembered: the same addresses come again and again (a phone's, an attacker's)."""
-    found = _IPS.get(text, _MISSING)
+    found = IPS.get(text, _MISSING)
     if found is _MISSING:
-        if len(_IPS) > 100_000:
-            _IPS.clear()
-        found = _IPS[text] = ip_of(text)
+        if len(IPS) > 100_000:
+            IPS.clear()
+        found = IPS[text] = ip_of(text)
     return found  # type: ignore[return-value]
 
 

@@ -1,0 +1,225 @@
+/*
+ * The parallel scan's merge loop in C (sipwatch/parallel.py, `drain`): for each wire tuple a parse worker
+ * sent, in file order, count it in the scan's tally (tally.py, `Tally.count`), skip it when the firewall
+ * would have dropped it (pipeline.py, `Pipeline.is_blocked`), and otherwise build its Event
+ * (formats/wire.py, `event_of`) for the pipeline. Most events of an attack come from addresses banned
+ * already: they never reach Python code. The Python loop in parallel.py is the specification; the tests
+ * compare both on whole scans.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define MAX_KIND 256
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *wires;      /* list of wire tuples */
+    Py_ssize_t pos;
+    long skip, base;      /* lines up to `skip` were swallowed by the previous buffer's last record */
+    double last_time;
+    long skipped;
+    PyObject *file, *ips, *ip_func, *tally, *kinds_counter, *offenders, *dirty, *banned, *kinds, *services;
+    PyObject *event_of, *offender_func, *flush;
+    long max_queued;
+    unsigned char counted[MAX_KIND];
+    long strong;
+} Drain;
+
+static PyObject *s_queue, *s_queued, *s_time, *one;
+
+static void drain_dealloc(Drain *d) {
+    Py_XDECREF(d->wires); Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
+    Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->dirty); Py_XDECREF(d->banned);
+    Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
+    Py_XDECREF(d->flush);
+    Py_TYPE(d)->tp_free((PyObject *)d);
+}
+
+/* Drain(wires, skip, base, last_time, file, ips, ip, tally, banned, counted, strong, kinds, services,
+ *       event_of, max_queued) */
+static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
+    PyObject *wires, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services, *event_of;
+    long skip, base, strong, max_queued;
+    double last_time;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!Ol", &PyList_Type, &wires, &skip, &base, &last_time, &file,
+                          &PyDict_Type, &ips, &ip_func, &tally, &PyDict_Type, &banned, &counted, &strong,
+                          &PyList_Type, &kinds, &PyList_Type, &services, &event_of, &max_queued))
+        return -1;
+    memset(d->counted, 0, sizeof(d->counted));
+    PyObject *it = PyObject_GetIter(counted);
+    if (it == NULL) return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        long v = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if (v < 0 || v >= MAX_KIND) { Py_DECREF(it); PyErr_SetString(PyExc_ValueError, "kind index out of range"); return -1; }
+        d->counted[v] = 1;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return -1;
+    d->kinds_counter = PyObject_GetAttrString(tally, "kinds");
+    d->offenders = PyObject_GetAttrString(tally, "offenders");
+    d->dirty = PyObject_GetAttrString(tally, "dirty");
+    d->offender_func = PyObject_GetAttrString(tally, "offender");
+    d->flush = PyObject_GetAttrString(tally, "flush");
+    if (!d->kinds_counter || !d->offenders || !d->dirty || !d->offender_func || !d->flush) return -1;
+    if (!PyDict_Check(d->kinds_counter) || !PyDict_Check(d->offenders) || !PyList_Check(d->dirty)) {
+        PyErr_SetString(PyExc_TypeError, "a tally of the wrong shape");
+        return -1;
+    }
+    d->wires = wires; Py_INCREF(wires);
+    d->file = file; Py_INCREF(file);
+    d->ips = ips; Py_INCREF(ips);
+    d->ip_func = ip_func; Py_INCREF(ip_func);
+    d->tally = tally; Py_INCREF(tally);
+    d->banned = banned; Py_INCREF(banned);
+    d->kinds = kinds; Py_INCREF(kinds);
+    d->services = services; Py_INCREF(services);
+    d->event_of = event_of; Py_INCREF(event_of);
+    d->skip = skip; d->base = base; d->last_time = last_time; d->strong = strong; d->max_queued = max_queued;
+    d->pos = 0; d->skipped = 0;
+    return 0;
+}
+
+/* Tally.count, step for step. */
+static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long kind) {
+    PyObject *kind_obj = PyList_GET_ITEM(d->kinds, kind);
+    PyObject *n = PyDict_GetItemWithError(d->kinds_counter, kind_obj);
+    if (n == NULL && PyErr_Occurred()) return -1;
+    PyObject *more = n ? PyNumber_Add(n, one) : PyLong_FromLong(1);
+    if (more == NULL) return -1;
+    int rc = PyDict_SetItem(d->kinds_counter, kind_obj, more);
+    Py_DECREF(more);
+    if (rc < 0) return -1;
+    if (address == Py_None || !d->counted[kind]) return 0;
+    PyObject *offender = PyDict_GetItemWithError(d->offenders, address);
+    if (offender == NULL) {
+        if (PyErr_Occurred()) return -1;
+        offender = PyObject_CallOneArg(d->offender_func, address);  /* creates and files it */
+        if (offender == NULL) return -1;
+        Py_DECREF(offender);
+        offender = PyDict_GetItemWithError(d->offenders, address);
+        if (offender == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "offender"); return -1; }
+    }
+    PyObject *queue = PyObject_GetAttr(offender, s_queue);
+    if (queue == NULL) return -1;
+    if (!PyList_Check(queue)) { Py_DECREF(queue); PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
+    if (PyList_GET_SIZE(queue) == 0 && PyList_Append(d->dirty, offender) < 0) { Py_DECREF(queue); return -1; }
+    long wstrong = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
+    PyObject *entry = PyTuple_Pack(6, when, kind_obj, PyList_GET_ITEM(d->services, PyLong_AsLong(PyTuple_GET_ITEM(w, 2))),
+                                   PyTuple_GET_ITEM(w, 6), PyTuple_GET_ITEM(w, 7), wstrong == d->strong ? Py_True : Py_False);
+    if (entry == NULL) { Py_DECREF(queue); return -1; }
+    rc = PyList_Append(queue, entry);
+    Py_DECREF(entry);
+    Py_DECREF(queue);
+    if (rc < 0) return -1;
+    PyObject *queued = PyObject_GetAttr(d->tally, s_queued);
+    if (queued == NULL) return -1;
+    long q = PyLong_AsLong(queued) + 1;
+    Py_DECREF(queued);
+    if (q == 0 && PyErr_Occurred()) return -1;
+    PyObject *qobj = PyLong_FromLong(q);
+    if (qobj == NULL) return -1;
+    rc = PyObject_SetAttr(d->tally, s_queued, qobj);
+    Py_DECREF(qobj);
+    if (rc < 0) return -1;
+    if (q >= d->max_queued) {
+        PyObject *r = PyObject_CallNoArgs(d->flush);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static PyObject *drain_next(Drain *d) {
+    Py_ssize_t n = PyList_GET_SIZE(d->wires);
+    while (d->pos < n) {
+        PyObject *w = PyList_GET_ITEM(d->wires, d->pos++);
+        if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) { PyErr_SetString(PyExc_TypeError, "not a wire tuple"); return NULL; }
+        long line = PyLong_AsLong(PyTuple_GET_ITEM(w, 10));
+        if (line == -1 && PyErr_Occurred()) return NULL;
+        if (line <= d->skip) { d->skipped++; continue; }  /* swallowed by a record of the previous chunk */
+        double t = PyFloat_AsDouble(PyTuple_GET_ITEM(w, 0));
+        if (t == -1.0 && PyErr_Occurred()) return NULL;
+        PyObject *when = t != 0.0 ? (Py_INCREF(PyTuple_GET_ITEM(w, 0)), PyTuple_GET_ITEM(w, 0)) : PyFloat_FromDouble(d->last_time);
+        if (when == NULL) return NULL;
+        double when_d = t != 0.0 ? t : d->last_time;
+        PyObject *text = PyTuple_GET_ITEM(w, 3), *address;
+        if (text == Py_None) { address = Py_None; Py_INCREF(address); }
+        else {
+            address = PyDict_GetItemWithError(d->ips, text);
+            if (address != NULL) Py_INCREF(address);
+            else if (PyErr_Occurred() || (address = PyObject_CallOneArg(d->ip_func, text)) == NULL) { Py_DECREF(when); return NULL; }
+        }
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(w, 1));
+        if (kind < 0 || kind >= MAX_KIND || kind >= PyList_GET_SIZE(d->kinds)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "kind index out of range");
+            Py_DECREF(when); Py_DECREF(address); return NULL;
+        }
+        if (count(d, address, when, w, kind) < 0) { Py_DECREF(when); Py_DECREF(address); return NULL; }
+        if (address != Py_None) {
+            PyObject *until = PyDict_GetItemWithError(d->banned, address);
+            if (until == NULL && PyErr_Occurred()) { Py_DECREF(when); Py_DECREF(address); return NULL; }
+            if (until != NULL) {
+                int blocked = PyObject_RichCompareBool(when, until, Py_LT);
+                if (blocked < 0) { Py_DECREF(when); Py_DECREF(address); return NULL; }
+                if (blocked) { Py_DECREF(when); Py_DECREF(address); continue; }
+            }
+        }
+        PyObject *base = PyLong_FromLong(d->base);
+        PyObject *event = base ? PyObject_CallFunctionObjArgs(d->event_of, w, d->file, address, base, NULL) : NULL;
+        Py_XDECREF(base);
+        Py_DECREF(address);
+        if (event == NULL || PyObject_SetAttr(event, s_time, when) < 0) { Py_XDECREF(event); Py_DECREF(when); return NULL; }
+        Py_DECREF(when);
+        d->last_time = when_d;
+        return event;
+    }
+    return NULL;  /* StopIteration */
+}
+
+static PyObject *drain_get_last_time(Drain *d, void *unused) { (void)unused; return PyFloat_FromDouble(d->last_time); }
+static PyObject *drain_get_skipped(Drain *d, void *unused) { (void)unused; return PyLong_FromLong(d->skipped); }
+
+static PyGetSetDef drain_getset[] = {
+    {"last_time", (getter)drain_get_last_time, NULL, "the time of the last event returned", NULL},
+    {"skipped", (getter)drain_get_skipped, NULL, "wire tuples swallowed by the previous buffer", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject DrainType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch._drain.Drain",
+    .tp_basicsize = sizeof(Drain),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)drain_init,
+    .tp_dealloc = (destructor)drain_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)drain_next,
+    .tp_getset = drain_getset,
+    .tp_doc = "The events of one buffer's wire tuples that reach the pipeline (see the module's docs).",
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_drain", "The parallel scan's merge loop in C (see sipwatch/parallel.py).", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__drain(void) {
+    s_queue = PyUnicode_InternFromString("queue");
+    s_queued = PyUnicode_InternFromString("queued");
+    s_time = PyUnicode_InternFromString("time");
+    one = PyLong_FromLong(1);
+    if (!s_queue || !s_queued || !s_time || !one || PyType_Ready(&DrainType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    Py_INCREF(&DrainType);
+    if (PyModule_AddObject(m, "Drain", (PyObject *)&DrainType) < 0) {
+        Py_DECREF(&DrainType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
