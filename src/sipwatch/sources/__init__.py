@@ -16,10 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from sipwatch.errors import SourceError, redact
-from sipwatch.sources.ami import AmiFollower
-from sipwatch.sources.cdrdb import CdrDbFollower
 from sipwatch.sources.files import FileSource
-from sipwatch.sources.journal import JournalFollower
 from sipwatch.sources.tail import Chunk, Follower, Position
 
 __all__ = ["FOLLOWERS", "Chunk", "FileSource", "LiveSource", "Position", "Source", "SourceError", "follower", "redact"]
@@ -47,12 +44,30 @@ class LiveSource(Protocol):
     def close(self) -> None: ...
 
 
+def _ami(spec: str, saved: Position | None, from_end: bool) -> LiveSource:
+    from sipwatch.sources.ami import AmiFollower  # asyncio and panoramisk: only when AMI is watched
+
+    return AmiFollower(spec, saved, from_end)
+
+
+def _cdr_db(spec: str, saved: Position | None, from_end: bool) -> LiveSource:
+    from sipwatch.sources.cdrdb import CdrDbFollower
+
+    return CdrDbFollower(spec, saved, from_end)
+
+
+def _journal(spec: str, saved: Position | None, from_end: bool) -> LiveSource:
+    from sipwatch.sources.journal import JournalFollower
+
+    return JournalFollower(spec, saved, from_end)
+
+
+#: scheme -> follower; each source module is imported only when it is used (`sipwatch scan` needs none)
 FOLLOWERS: dict[str, Callable[[str, Position | None, bool], LiveSource]] = {
-    "ami": lambda spec, saved, from_end: AmiFollower(spec, saved, from_end),
-    **{scheme: lambda spec, saved, from_end: CdrDbFollower(spec, saved, from_end)
-       for scheme in ("mysql", "mariadb", "postgresql", "postgres")},
-    "journal": lambda spec, saved, from_end: JournalFollower(spec, saved, from_end),
-    "journal-file": lambda spec, saved, from_end: JournalFollower(spec, saved, from_end),
+    "ami": _ami,
+    **{scheme: _cdr_db for scheme in ("mysql", "mariadb", "postgresql", "postgres")},
+    "journal": _journal,
+    "journal-file": _journal,
 }
 
 
