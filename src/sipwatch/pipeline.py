@@ -76,9 +76,11 @@ class Duplicates:
     def __init__(self, max_keys: int = 100_000) -> None:
         self.max_keys = max_keys
         self._seen: OrderedDict[tuple[object, ...], tuple[float, dict[str, int]]] = OrderedDict()
+        #: False while all events come from one source (a scan of one file): nothing can be read twice then
+        self.enabled = True
 
     def repeated(self, event: Event) -> bool:
-        if event.ip is None:
+        if event.ip is None or not self.enabled:
             return False
         # a security event's own EventTV, not the time its line was written: AMI and the log differ by a ms
         stamp = event.extra.get("event_tv") or event.time

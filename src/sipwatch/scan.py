@@ -163,6 +163,7 @@ def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyper
     reader = Reader(config, use_hyperscan)
     result.engine = reader.prefilter.engine + (", fast lane: C" if native.available() else ", fast lane: Python")
     pipeline = pipeline or Pipeline(config)
+    pipeline.duplicates.enabled = len(paths) > 1  # one file: no record comes through two sources
     pools = _Pools(processes and use_hyperscan)
     streams = [_file_events(reader, p, result, progress, pools, config, pipeline) for p in paths]
     merged = heapq.merge(*streams, key=lambda e: e.time) if len(streams) > 1 else streams[0]
