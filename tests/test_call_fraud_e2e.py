@@ -232,7 +232,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
              [f"{FRAUD}/28", f"{FRAUD2}/28"])
         devices["fraud"] = f"a{tag}"
         carrier = subprocess.Popen(["ip", "netns", "exec", namespaces["carrier"], "sipp", "-sn", "uas", "-i", CARRIER,
-                                    "-p", "5060", "-nostdin", "-bg"], stdout=subprocess.DEVNULL,
+                                    "-p", "5060", "-nostdin"], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, cwd=tmp)
         state, config, json_log = tmp / "state", tmp / "sipwatch.toml", tmp / "decisions.jsonl"
         config.write_text(f'[run]\nwatch = ["{AMI}", "{logs / "full.log"}"]\nstate_dir = "{state}"\n'

@@ -11,6 +11,7 @@ starts in, and the lines it swallowed are dropped from the next buffer's results
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 from collections import deque
@@ -35,7 +36,8 @@ try:  # pragma: no cover - which branch runs depends on the build
 except ImportError:  # pragma: no cover
     _drain = None
 
-MIN_PARALLEL_BYTES = 16 << 20  # below this, starting processes costs more than it saves
+MIN_PARALLEL_BYTES = 16 << 20
+WORKER_NICENESS = 10  # below this, starting processes costs more than it saves
 
 @dataclass(frozen=True)
 class Job:
@@ -48,6 +50,13 @@ class Job:
     numbers: Settings | None = None  # the pipeline classifier's: classify the dialled numbers here
     calls: bool = True  # read call activity (`Config.calls`)
     span: tuple[int, int] | None = None  # (offset, length) in the file named `name`: the worker reads it
+
+
+def worker_started() -> None:
+    """The main process runs the detectors, one event after the other: it is the scan's critical path, and
+    the parse workers, which keep ahead of it, yield the CPU to it when the cores are all busy."""
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
 
 
 def workers() -> int:

@@ -99,7 +99,8 @@ class _Pools:
         if not self.enabled or source.size < parallel.MIN_PARALLEL_BYTES:
             return None
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(parallel.workers(), mp_context=multiprocessing.get_context("fork"))
+            self.pool = ProcessPoolExecutor(parallel.workers(), mp_context=multiprocessing.get_context("fork"),
+                                            initializer=parallel.worker_started)
         return self.pool
 
     def close(self) -> None:
