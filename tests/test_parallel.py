@@ -125,3 +125,30 @@ def test_a_parallel_scan_reports_what_a_one_process_scan_reports(attack_log: Pat
         report.pop("seconds", None)
     assert many == one
     assert one["offenders"] and any(o["decision"] == "ban" for o in one["offenders"])
+
+
+def test_the_c_merge_loop_builds_the_events_event_of_builds() -> None:
+    """Every field, the defaults included (no extra: a fresh dict; no reason: ""; a call: a `Call`)."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.event import Call, Event
+    from sipwatch.formats.wire import EVIDENCE, IPS, KINDS, SERVICES, event_of, ip
+
+    wires = [
+        (1714557600.5, 0, 0, "198.51.100.7", 5060, "UDP", "100", None, "friendly-scanner", 1, 3, "chan_sip.x",
+         None, "Wrong password", None, None),
+        (1714557601.0, 12, 1, None, None, None, "6001", "0044207", None, 1, 9, "asterisk.dial", "abc", "",
+         {"contact": "sip:6001@x"}, (None, None, "PJSIP/6001-1", None, "from-internal", None, None, None)),
+        (0.0, 1, 2, "2001:db8::7", 0, None, None, None, None, 0, 12, "f", None, "r", {}, None),
+    ]
+    merge = parallel._drain.Drain(list(wires), 0, 100, 42.0, "x.log", IPS, ip, Tally(), {}, set(), 0, KINDS,
+                                  SERVICES, event_of, 1000, Event, Call, EVIDENCE)
+    built = list(merge)
+    expected, last_time = [], 42.0
+    for w in wires:
+        event = event_of(w, "x.log", ip(w[3]) if w[3] else None, 100)
+        event.time = last_time = w[0] or last_time  # a record without a time takes the one before
+        expected.append(event)
+    assert built == expected
+    assert [type(e.call) for e in built] == [type(None), Call, type(None)]
+    assert built[0].extra is not built[2].extra

@@ -8,8 +8,17 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #define MAX_KIND 256
+
+/* The fields of event.Event (a dataclass with slots), in the order of its __slots__: an Event is built here
+ * by filling its slots directly, as its __init__ would. If Event's slots differ, `event_of` builds them. */
+static const char *EVENT_FIELDS[] = {"time", "kind", "service", "ip", "port", "transport", "account", "target",
+                                     "user_agent", "evidence", "file", "line", "raw", "form", "session", "reason",
+                                     "extra", "repeat", "blocked", "call", NULL};
+enum { F_TIME, F_KIND, F_SERVICE, F_IP, F_PORT, F_TRANSPORT, F_ACCOUNT, F_TARGET, F_UA, F_EVIDENCE, F_FILE, F_LINE,
+       F_RAW, F_FORM, F_SESSION, F_REASON, F_EXTRA, F_REPEAT, F_BLOCKED, F_CALL, N_FIELDS };
 
 typedef struct {
     PyObject_HEAD
@@ -20,6 +29,9 @@ typedef struct {
     long skipped;
     PyObject *file, *ips, *ip_func, *tally, *kinds_counter, *offenders, *dirty, *banned, *kinds, *services;
     PyObject *event_of, *offender_func, *flush;
+    PyTypeObject *event_type, *call_type;  /* NULL: build events through event_of */
+    PyObject *evidences, *empty;
+    Py_ssize_t offsets[N_FIELDS];
     long max_queued;
     unsigned char counted[MAX_KIND];
     long strong;
@@ -31,21 +43,50 @@ static void drain_dealloc(Drain *d) {
     Py_XDECREF(d->wires); Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
     Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->dirty); Py_XDECREF(d->banned);
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
-    Py_XDECREF(d->flush);
+    Py_XDECREF(d->flush); Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
+    Py_XDECREF(d->empty);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 
+/* Where each of Event's fields lives in its instances; 0 when `type` is not the Event this file knows. */
+static int event_slots(PyTypeObject *type, Py_ssize_t *offsets) {
+    PyObject *slots = PyObject_GetAttrString((PyObject *)type, "__slots__");
+    if (slots == NULL) { PyErr_Clear(); return 0; }
+    int ok = PyTuple_Check(slots) && PyTuple_GET_SIZE(slots) == N_FIELDS;
+    for (int i = 0; ok && i < N_FIELDS; i++) {
+        ok = PyUnicode_Check(PyTuple_GET_ITEM(slots, i))
+             && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(slots, i), EVENT_FIELDS[i]) == 0;
+        PyObject *descr = ok ? PyObject_GetAttrString((PyObject *)type, EVENT_FIELDS[i]) : NULL;
+        if (descr == NULL) { PyErr_Clear(); ok = 0; break; }
+        ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (ok) offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+    }
+    Py_DECREF(slots);
+    return ok && (type->tp_flags & Py_TPFLAGS_HAVE_GC);
+}
+
 /* Drain(wires, skip, base, last_time, file, ips, ip, tally, banned, counted, strong, kinds, services,
- *       event_of, max_queued) */
+ *       event_of, max_queued[, event_type, call_type, evidences]) */
 static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     PyObject *wires, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services, *event_of;
+    PyObject *event_type = NULL, *call_type = NULL, *evidences = NULL;
     long skip, base, strong, max_queued;
     double last_time;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!Ol", &PyList_Type, &wires, &skip, &base, &last_time, &file,
+    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!Ol|O!O!O!", &PyList_Type, &wires, &skip, &base, &last_time, &file,
                           &PyDict_Type, &ips, &ip_func, &tally, &PyDict_Type, &banned, &counted, &strong,
-                          &PyList_Type, &kinds, &PyList_Type, &services, &event_of, &max_queued))
+                          &PyList_Type, &kinds, &PyList_Type, &services, &event_of, &max_queued,
+                          &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences))
         return -1;
+    if (event_type != NULL && call_type != NULL && evidences != NULL
+        && PyType_IsSubtype((PyTypeObject *)call_type, &PyTuple_Type)
+        && event_slots((PyTypeObject *)event_type, d->offsets)) {
+        d->event_type = (PyTypeObject *)event_type; Py_INCREF(event_type);
+        d->call_type = (PyTypeObject *)call_type; Py_INCREF(call_type);
+        d->evidences = evidences; Py_INCREF(evidences);
+        if ((d->empty = PyUnicode_FromString("")) == NULL) return -1;
+    }
     memset(d->counted, 0, sizeof(d->counted));
     PyObject *it = PyObject_GetIter(counted);
     if (it == NULL) return -1;
@@ -132,6 +173,66 @@ static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long 
     return 0;
 }
 
+static void put(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    if (value == NULL) value = Py_None;
+    Py_INCREF(value);
+    *(PyObject **)((char *)obj + offset) = value;
+}
+
+/* event_of(w, file, address, base) with `when` as its time, slot by slot (see EVENT_FIELDS). */
+static PyObject *build_event(Drain *d, PyObject *w, PyObject *when, PyObject *address, long kind) {
+    long service = PyLong_AsLong(PyTuple_GET_ITEM(w, 2)), evidence = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
+    long line = PyLong_AsLong(PyTuple_GET_ITEM(w, 10));
+    if (PyErr_Occurred()) return NULL;
+    if (service < 0 || service >= PyList_GET_SIZE(d->services) || evidence < 0
+        || evidence >= PyList_GET_SIZE(d->evidences)) {
+        PyErr_SetString(PyExc_ValueError, "an index out of range in a wire tuple");
+        return NULL;
+    }
+    PyObject *line_obj = PyLong_FromLong(line + d->base);
+    if (line_obj == NULL) return NULL;
+    PyObject *extra = PyTuple_GET_ITEM(w, 14);
+    if (extra == Py_None || (PyDict_Check(extra) && PyDict_GET_SIZE(extra) == 0)) extra = PyDict_New();
+    else Py_INCREF(extra);
+    PyObject *call = PyTuple_GET_ITEM(w, 15), *call_obj = NULL;
+    if (call != Py_None) {
+        PyObject *args = PyTuple_Pack(1, call);
+        call_obj = args ? PyTuple_Type.tp_new(d->call_type, args, NULL) : NULL;
+        Py_XDECREF(args);
+    }
+    PyObject *reason = PyTuple_GET_ITEM(w, 13);
+    if (reason == Py_None || PyObject_Not(reason)) reason = d->empty;
+    PyObject *event = extra == NULL || (call != Py_None && call_obj == NULL) ? NULL
+                      : d->event_type->tp_alloc(d->event_type, 0);
+    if (event != NULL) {
+        Py_ssize_t *o = d->offsets;
+        put(event, o[F_TIME], when);
+        put(event, o[F_KIND], PyList_GET_ITEM(d->kinds, kind));
+        put(event, o[F_SERVICE], PyList_GET_ITEM(d->services, service));
+        put(event, o[F_IP], address);
+        put(event, o[F_PORT], PyTuple_GET_ITEM(w, 4));
+        put(event, o[F_TRANSPORT], PyTuple_GET_ITEM(w, 5));
+        put(event, o[F_ACCOUNT], PyTuple_GET_ITEM(w, 6));
+        put(event, o[F_TARGET], PyTuple_GET_ITEM(w, 7));
+        put(event, o[F_UA], PyTuple_GET_ITEM(w, 8));
+        put(event, o[F_EVIDENCE], PyList_GET_ITEM(d->evidences, evidence));
+        put(event, o[F_FILE], d->file);
+        put(event, o[F_LINE], line_obj);
+        put(event, o[F_RAW], d->empty);
+        put(event, o[F_FORM], PyTuple_GET_ITEM(w, 11));
+        put(event, o[F_SESSION], PyTuple_GET_ITEM(w, 12));
+        put(event, o[F_REASON], reason);
+        put(event, o[F_EXTRA], extra);
+        put(event, o[F_REPEAT], Py_False);
+        put(event, o[F_BLOCKED], Py_False);
+        put(event, o[F_CALL], call_obj);
+    }
+    Py_DECREF(line_obj);
+    Py_XDECREF(extra);
+    Py_XDECREF(call_obj);
+    return event;
+}
+
 static PyObject *drain_next(Drain *d) {
     Py_ssize_t n = PyList_GET_SIZE(d->wires);
     while (d->pos < n) {
@@ -167,11 +268,18 @@ static PyObject *drain_next(Drain *d) {
                 if (blocked) { Py_DECREF(when); Py_DECREF(address); continue; }
             }
         }
-        PyObject *base = PyLong_FromLong(d->base);
-        PyObject *event = base ? PyObject_CallFunctionObjArgs(d->event_of, w, d->file, address, base, NULL) : NULL;
-        Py_XDECREF(base);
-        Py_DECREF(address);
-        if (event == NULL || PyObject_SetAttr(event, s_time, when) < 0) { Py_XDECREF(event); Py_DECREF(when); return NULL; }
+        PyObject *event;
+        if (d->event_type != NULL) {
+            event = build_event(d, w, when, address, kind);
+            Py_DECREF(address);
+            if (event == NULL) { Py_DECREF(when); return NULL; }
+        } else {
+            PyObject *base = PyLong_FromLong(d->base);
+            event = base ? PyObject_CallFunctionObjArgs(d->event_of, w, d->file, address, base, NULL) : NULL;
+            Py_XDECREF(base);
+            Py_DECREF(address);
+            if (event == NULL || PyObject_SetAttr(event, s_time, when) < 0) { Py_XDECREF(event); Py_DECREF(when); return NULL; }
+        }
         Py_DECREF(when);
         d->last_time = when_d;
         return event;

@@ -20,12 +20,23 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from sipwatch.config import Config, zones
-from sipwatch.event import Event, Evidence, IPAddress
+from sipwatch.event import Call, Event, Evidence, IPAddress
 from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import LOOKAHEAD, RecordScanner, ScanStats, chunks
-from sipwatch.formats.wire import EVIDENCE_INDEX, IPS, KIND_INDEX, KINDS, SERVICES, Wire, event_of, ip, to_wire
+from sipwatch.formats.wire import (
+    EVIDENCE,
+    EVIDENCE_INDEX,
+    IPS,
+    KIND_INDEX,
+    KINDS,
+    SERVICES,
+    Wire,
+    event_of,
+    ip,
+    to_wire,
+)
 from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource, read_span
 from sipwatch.tally import COUNTED, MAX_QUEUED, Tally
@@ -174,7 +185,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
             skip = skip_through - base  # in this buffer's numbering
             if drain_in_c:
                 merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
-                                     strong, KINDS, SERVICES, event_of, MAX_QUEUED)
+                                     strong, KINDS, SERVICES, event_of, MAX_QUEUED, Event, Call, EVIDENCE)
                 yield from merge
                 last_time = merge.last_time
                 stats.events -= merge.skipped
