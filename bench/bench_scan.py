@@ -132,7 +132,7 @@ def run_measured(cmd: list[str]) -> Run:
             tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         full = [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd] if GNU_TIME else cmd
         started = time.perf_counter()
-        proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=CHILD_ENV)
         sampler = TreeSampler(proc.pid, include_root=GNU_TIME is None)
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -188,7 +188,16 @@ class Timing:
         }
 
 
+#: The tools run as installed: with their bytecode cached (`pip install` compiles it; a development shell
+#: may set PYTHONDONTWRITEBYTECODE, which would make every run compile every module again)
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def repeat(cmd: list[str], runs: int, label: str) -> Timing:
+    """`runs` timed runs of `cmd`, after one untimed run (which also leaves the bytecode cached)."""
+    warm = run_measured(cmd)
+    if warm.returncode != 0:
+        raise SystemExit(f"{label} failed (exit {warm.returncode}):\n{warm.stderr[-2000:]}")
     timing = Timing()
     for i in range(runs):
         run = run_measured(cmd)
