@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sipwatch import __version__, control
 from sipwatch.config import Config, ConfigError, duration, load
@@ -25,10 +25,12 @@ from sipwatch.report import to_json, write_text
 from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope
 from sipwatch.responders.firewall import create as create_backend
-from sipwatch.responders.pbx import PbxActions
 from sipwatch.scan import Reader, scan
 from sipwatch.sources.files import FileSource
 from sipwatch.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from sipwatch.responders.pbx import PbxActions
 
 
 class _Progress:
@@ -324,6 +326,8 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
 
 def _pbx(config: Config) -> PbxActions:
+    from sipwatch.responders.pbx import PbxActions  # asyncio: only the commands that reach the PBX need it
+
     if not config.pbx.ami:
         raise SourceError("no daemon runs and pbx.ami is not set: nothing can reach the PBX")
     actions = PbxActions(config.pbx.ami)
