@@ -256,8 +256,8 @@ static int channel_account(Engine *E, PyObject *channel, int *service, PyObject 
     if (!found || rest_len == 0) return 0;
     *service = svc;
     const char *dash = NULL;
-    for (const char *p = rest + rest_len - 1; p >= rest; p--)
-        if (*p == '-') { dash = p; break; }
+    for (Py_ssize_t i = rest_len; i > 0; i--)
+        if (rest[i - 1] == '-') { dash = rest + i - 1; break; }
     if (dash != NULL && dash > rest) *account = ascii(rest, dash - rest);
     else *account = ascii(rest, rest_len);
     return *account == NULL ? -1 : 0;
@@ -450,7 +450,7 @@ static PyObject *scanner_name(Engine *E, PyObject *text) {
     if (s == NULL || n == 0) return NULL;
     char small[512];
     char *low = n <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)n);
-    if (low == NULL) return NULL;
+    if (low == NULL) { PyErr_NoMemory(); return NULL; }
     for (Py_ssize_t i = 0; i < n; i++) low[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
     PyObject *tool = NULL;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(E->scanners) && tool == NULL; i++) {
