@@ -184,3 +184,20 @@ def test_mutated_real_lines_read_the_same_with_and_without_c() -> None:
     lines = [*(ROOT / "examples" / "asterisk-full.log").read_text().splitlines(), *TRICKY.values()]
     data = "\n".join(_mutations(lines, 2000, seed=11)).encode("utf-8", "surrogateescape") + b"\n"
     assert native_parity(data) is None
+
+
+@needs_native
+def test_times_read_the_same_with_and_without_c() -> None:
+    """Syslog-style stamps with a fraction, a year, impossible clocks, and the same year-less text before and
+    after an ISO stamp of another year moved the parser's default year: the C side keeps TimeParser's caches
+    exactly as TimeParser does."""
+    msg = (" NOTICE[2817] chan_sip.c: Registration from '<sip:7@192.0.2.1>' failed for '198.51.100.{}:5060' "
+           "- Wrong password")
+    stamps = ["Mar  4 01:40:09", "Mar  4 01:40:09.123", "Mar  4 01:40:09 2023", "Mar  4 25:40:09", "Mar 144 01:40:09",
+              "Foo  4 01:40:09", "Mar  4 01:40:60", "2023-12-31 23:59:59", "Mar  4 01:40:09", "Feb 29 10:00:00",
+              "2024-05-01 10:00:00.5", "2024-05-01 10:00:00", "2024-05-01 10:00:00,25", "Mar  4 01:40:09.123 2022"]
+    lines = [f"[{stamp}]{msg.format(i + 1)}" for i, stamp in enumerate(stamps)]
+    syslog = [f"{stamp} pbx asterisk[1]: NOTICE[2]: chan_sip.c:28390 in handle_request_register: "
+              f"Registration from '<sip:7@192.0.2.1>' failed for '198.51.100.{i + 50}:5060' - Wrong password"
+              for i, stamp in enumerate(stamps[:3])]
+    assert native_parity("\n".join([*lines, *syslog, *lines]).encode() + b"\n") is None

@@ -641,8 +641,9 @@ static int build_security(Engine *E, Lane *L, Match *m, const char *message, Py_
  * previous call is remembered too: an unchanged text gives an unchanged result. */
 
 typedef struct {
-    PyObject *parse;       /* parser.time_parser.parse */
-    PyObject *days, *cache; /* its `_days` and `_cache` dicts */
+    PyObject *parser;      /* parser.time_parser */
+    PyObject *parse;       /* its parse method */
+    PyObject *days, *cache, *midnights; /* its `_days`, `_cache` and `_midnights` dicts */
     char last[64];
     Py_ssize_t last_len;   /* -1: nothing remembered */
     PyObject *last_value;  /* float or None */
@@ -656,6 +657,71 @@ static int digits(const char *s, Py_ssize_t n) {
 }
 
 static int two(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
+
+static const char *MONTHS[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/* TimeParser._parse for a syslog stamp (`Feb  3 21:04:11[.frac][ 2024]`, its `_SYSLOG`) whose date's
+ * midnight TimeParser already knows, filed in its `_cache` as TimeParser.parse files it. NULL without an
+ * exception: not such a stamp, or not known yet (Python does it). */
+static PyObject *syslog_time(Clock *c, PyObject *key, const char *s, Py_ssize_t n) {
+    while (n > 0 && is_space(s[0])) { s++; n--; }
+    while (n > 0 && is_space(s[n - 1])) n--;
+    if (n < 14 || !(s[0] >= 'A' && s[0] <= 'Z') || !(s[1] >= 'a' && s[1] <= 'z') || !(s[2] >= 'a' && s[2] <= 'z'))
+        return NULL;
+    int month = 0;
+    for (int i = 0; i < 12; i++)
+        if (memcmp(s, MONTHS[i], 3) == 0) month = i + 1;
+    if (month == 0) return NULL;
+    Py_ssize_t i = 3;
+    if (s[i] != ' ') return NULL;
+    while (i < n && s[i] == ' ') i++;
+    Py_ssize_t d0 = i;
+    while (i < n && i - d0 < 3 && s[i] >= '0' && s[i] <= '9') i++;
+    if (i - d0 < 1 || i - d0 > 2 || n - i < 9 || s[i] != ' ') return NULL;
+    int day = (int)(s[d0] - '0');
+    if (i - d0 == 2) day = day * 10 + (s[d0 + 1] - '0');
+    const char *t = s + i + 1;
+    if (!digits(t, 2) || t[2] != ':' || !digits(t + 3, 2) || t[5] != ':' || !digits(t + 6, 2)) return NULL;
+    Py_ssize_t j = i + 9;
+    const char *frac = NULL;
+    Py_ssize_t frac_len = 0;
+    if (j < n && s[j] == '.') {
+        frac = s + j + 1;
+        while (j + 1 + frac_len < n && s[j + 1 + frac_len] >= '0' && s[j + 1 + frac_len] <= '9') frac_len++;
+        if (frac_len == 0 || frac_len > 58) return NULL;
+        j += 1 + frac_len;
+    }
+    PyObject *year = NULL;
+    if (j < n) {
+        if (n - j != 5 || s[j] != ' ' || !digits(s + j + 1, 4)) return NULL;
+        year = PyLong_FromLong((s[j + 1] - '0') * 1000 + (s[j + 2] - '0') * 100 + (s[j + 3] - '0') * 10 + (s[j + 4] - '0'));
+    } else {
+        year = PyObject_GetAttrString(c->parser, "default_year");
+    }
+    if (year == NULL) return NULL;
+    int h = two(t), mi = two(t + 3), sec = two(t + 6);
+    if (h > 23 || mi > 59 || sec > 60) { Py_DECREF(year); return NULL; }
+    PyObject *midnight_key = Py_BuildValue("(OiiO)", year, month, day, Py_None);
+    Py_DECREF(year);
+    if (midnight_key == NULL) return NULL;
+    PyObject *base = PyDict_GetItemWithError(c->midnights, midnight_key);
+    Py_DECREF(midnight_key);
+    if (base == NULL || !PyFloat_CheckExact(base)) return NULL;
+    double f = 0.0;
+    if (frac != NULL) {
+        char buf[64] = "0.";
+        memcpy(buf + 2, frac, (size_t)frac_len);
+        buf[frac_len + 2] = 0;
+        f = PyOS_string_to_double(buf, NULL, NULL);
+        if (f == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    PyObject *value = PyFloat_FromDouble((((PyFloat_AS_DOUBLE(base) + (double)(h * 3600)) + (double)(mi * 60))
+                                          + (double)sec) + f);
+    if (value == NULL) return NULL;
+    if (PyDict_GET_SIZE(c->cache) > 50000) PyDict_Clear(c->cache);
+    if (PyDict_SetItem(c->cache, key, value) < 0) { Py_DECREF(value); return NULL; }
+    return value;
+}
 
 static PyObject *clock_value(Clock *c, const char *s, Py_ssize_t n) {
     if (n == 19 && s[13] == ':' && s[16] == ':' && s[4] == '-') {
@@ -686,7 +752,8 @@ static PyObject *clock_value(Clock *c, const char *s, Py_ssize_t n) {
         Py_DECREF(second);
         return PyFloat_FromDouble(v);
     }
-    PyObject *value = PyObject_CallOneArg(c->parse, text);
+    PyObject *value = syslog_time(c, text, s, n);
+    if (value == NULL && !PyErr_Occurred()) value = PyObject_CallOneArg(c->parse, text);
     Py_DECREF(text);
     return value;
 }
@@ -892,11 +959,13 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     last = PyObject_GetAttrString(parser, "last_time");
     if (items == NULL || R.fast == NULL || time_parser == NULL || record == NULL || last == NULL) goto fail;
     if (!PyList_Check(R.fast)) { PyErr_SetString(PyExc_TypeError, "parser._fast must be a list"); goto fail; }
+    R.clock.parser = time_parser;
     R.clock.parse = PyObject_GetAttrString(time_parser, "parse");
     R.clock.days = PyObject_GetAttrString(time_parser, "_days");
     R.clock.cache = PyObject_GetAttrString(time_parser, "_cache");
-    if (R.clock.parse == NULL || R.clock.days == NULL || R.clock.cache == NULL) goto fail;
-    if (!PyDict_CheckExact(R.clock.days) || !PyDict_CheckExact(R.clock.cache)) {
+    R.clock.midnights = PyObject_GetAttrString(time_parser, "_midnights");
+    if (R.clock.parse == NULL || R.clock.days == NULL || R.clock.cache == NULL || R.clock.midnights == NULL) goto fail;
+    if (!PyDict_CheckExact(R.clock.days) || !PyDict_CheckExact(R.clock.cache) || !PyDict_CheckExact(R.clock.midnights)) {
         PyErr_SetString(PyExc_TypeError, "the time parser's caches must be dicts");
         goto fail;
     }
@@ -991,12 +1060,14 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         if (seen_prefix && !told_prefix && PyObject_SetAttrString(parser, "seen_prefix", Py_True) < 0) goto fail;
     }
     Py_DECREF(parser); Py_DECREF(R.fast); Py_DECREF(time_parser); Py_DECREF(record); Py_DECREF(last);
-    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.last_value);
+    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.midnights);
+    Py_XDECREF(R.clock.last_value);
     PyObject *out = Py_BuildValue("Nnn", items, spill_end, candidates);
     return out;
 fail:
     Py_XDECREF(parser); Py_XDECREF(R.fast); Py_XDECREF(time_parser); Py_XDECREF(record); Py_XDECREF(last);
-    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.last_value);
+    Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.midnights);
+    Py_XDECREF(R.clock.last_value);
     Py_XDECREF(items);
     return NULL;
 }
