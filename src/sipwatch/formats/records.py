@@ -122,7 +122,7 @@ class RecordScanner:
         """Events of the records that start in buf[:limit] (all of buf when limit is None). The
         lookahead is read like the rest, so that a record or an orphan tail crossing the limit is
         judged exactly as it will be by the next chunk; its events are then dropped. With the native
-        engine, the events of the fast lane come as wire tuples (see `sipwatch.parallel`), the others
+        engine, the events of the fast lane come as wire tuples (see `formats/wire.py`), the others
         as `Event`s, in file order."""
         if limit is None:
             limit = len(buf)
