@@ -3,6 +3,7 @@ also when a record split by an injected line break crosses a buffer boundary."""
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -152,3 +153,53 @@ def test_the_c_merge_loop_builds_the_events_event_of_builds() -> None:
     assert built == expected
     assert [type(e.call) for e in built] == [type(None), Call, type(None)]
     assert built[0].extra is not built[2].extra
+
+
+def test_spans_cover_a_plain_file_and_end_on_line_breaks(tmp_path: Path) -> None:
+    """A worker reads its own span; together they are the file, each ending after a line break except where
+    one absurd line runs past 16 buffers (cut there, as `buffers()` hands it over) or the file ends."""
+    from sipwatch.sources.files import read_span
+
+    path = tmp_path / "odd.log"
+    lines = [ATTACK.format(m=1, s=i % 60, u=100 + i, a=1 + i % 40) for i in range(300)]
+    lines.insert(120, "x" * 100_000)  # more than 16 buffers of 4 KiB
+    path.write_text("\n".join(lines) + "\nno newline at the end")
+    source = FileSource(str(path), chunk=4096)
+    spans = list(source.spans() or [])
+    data = path.read_bytes()
+    assert spans[0][0] == 0 and sum(n for _, n in spans) == len(data)
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(spans))
+    ends = [data[a + n - 1 : a + n] for a, n in spans[:-1]]
+    assert ends.count(b"\n") >= len(ends) - 2  # the absurd line is cut once, at 16 buffers
+    assert b"".join(read_span(str(path), a, n, 0)[0] for a, n in spans) == data
+
+
+def test_no_spans_for_compressed_input_or_standard_input(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "x.log.gz"
+    path.write_bytes(gzip.compress(b"line\n"))
+    assert FileSource(str(path)).spans() is None
+    assert FileSource("-").spans() is None
+    assert FileSource(str(tmp_path / "missing.log")).spans() is None  # the reader says why, not the spans
+
+
+@pytest.mark.parametrize("repeat", [5_000, 20_000])
+def test_a_parallel_scan_skips_a_huge_line_as_a_one_process_scan_does(tmp_path: Path, pool: ProcessPoolExecutor,
+                                                                      repeat: int) -> None:
+    """A line of 70 KB (within 16 buffers of 8 KiB) is one junk record either way. One of 280 KB is cut
+    into pieces where each reader's buffers fall (memory stays bounded): the same events, junk counted."""
+    path = tmp_path / "junk.log"
+    lines = [ATTACK.format(m=1, s=i % 60, u=100 + i, a=1 + i % 40) for i in range(200)]
+    lines.insert(80, "[2024-05-01 10:00:00] NOTICE[1] chan_sip.c: " + "' failed for '" * repeat)
+    path.write_text("\n".join(lines) + "\n")
+    seq_stats, par_stats = ScanStats(), ScanStats()
+    seq = [(e.line, e.kind, str(e.ip)) for e in Reader(Config()).events(FileSource(str(path), chunk=8192), seq_stats)]
+    par = [(e.line, e.kind, str(e.ip)) for e in parallel.parallel_events(
+        pool, FileSource(str(path), chunk=8192), 2024, ("", "UTC"), par_stats, Tally(), {})]
+    assert par == seq and len(par) == 200
+    assert par_stats.lines == seq_stats.lines
+    if len(lines[80]) < 16 * 8192:
+        assert par_stats.junk == seq_stats.junk == 1
+    else:
+        assert par_stats.junk >= 1 and seq_stats.junk >= 1
