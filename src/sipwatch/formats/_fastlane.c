@@ -36,7 +36,6 @@ typedef struct {
     int service_of;          /* Python code decides the service */
     int shape;               /* netaddr.Shape, numbered as native.SHAPES */
     PyObject *separator;     /* bytes, or NULL */
-    int trusted_none;
     int evidence;
     PyObject *strong;        /* frozenset of reasons */
     int address_trusted, port_zero_untrusted;
@@ -55,7 +54,8 @@ typedef struct {
     int e_strong, e_weak;
     int s_dialplan, s_sip, s_ami;
     PyObject *channel_services; /* dict: tech -> service index */
-    PyObject *tls_like;         /* frozenset of transports */
+    PyObject *tls_like;         /* form._TLS_LIKE: transports that prove a round trip */
+    PyObject *transports;       /* netaddr._TRANSPORTS: the transports a TRANSPORT-shaped address names */
     PyObject *uri_user, *host_text;  /* Python functions: form.uri_user, netaddr.host_text */
     PyObject *hosts;                 /* host as written -> canonical address text or None (host_text, cached) */
     PyObject *scanners;              /* fingerprints.SCANNER_USER_AGENTS: (lower-case needle, tool) */
@@ -82,10 +82,9 @@ static int attr_int(PyObject *o, const char *name, int *out) {
 
 static PyObject *attr_ref(PyObject *o, const char *name) { return PyObject_GetAttrString(o, name); }
 
-static int group_number(pcre2_code *code, PyObject *names, const char *name) {
+static int group_number(pcre2_code *code, const char *name) {
     if (code == NULL) return -1;
     int n = pcre2_substring_number_from_name(code, (PCRE2_SPTR)name);
-    (void)names;
     return n > 0 ? n : -1;
 }
 
@@ -100,7 +99,7 @@ static int group_list(pcre2_code *code, PyObject *desc, const char *attr, int *o
     for (Py_ssize_t i = 0; i < n && *count < MAX_GROUPS; i++) {
         const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
         if (name == NULL) { Py_DECREF(fast); return -1; }
-        int g = group_number(code, NULL, name);
+        int g = group_number(code, name);
         if (g > 0) out[(*count)++] = g;
     }
     Py_DECREF(fast);
@@ -133,26 +132,26 @@ static int lane_init(Lane *L, PyObject *spec) {
         if (L->md == NULL) { pcre2_code_free(L->code); L->code = NULL; }
     }
     if (attr_int(spec, "type", &L->type) < 0) return -1;
-    L->g_ts = group_number(L->code, NULL, "ts");
-    L->g_sts = group_number(L->code, NULL, "sts");
-    L->g_msg = group_number(L->code, NULL, "msg");
+    L->g_ts = group_number(L->code, "ts");
+    L->g_sts = group_number(L->code, "sts");
+    L->g_msg = group_number(L->code, "msg");
     if (L->g_msg < 0 && L->code != NULL) L->type = D_PYTHON;
     L->form_id = attr_ref(spec, "form");
     if (L->form_id == NULL) return -1;
     if (L->type == D_FORM) {
-        L->g_reason = group_number(L->code, NULL, "reason");
-        L->g_channel = group_number(L->code, NULL, "channel");
-        L->g_context = group_number(L->code, NULL, "context");
-        L->g_target = group_number(L->code, NULL, "target");
-        L->g_callid = group_number(L->code, NULL, "callid");
-        L->g_at = group_number(L->code, NULL, "at");
-        L->g_ua = group_number(L->code, NULL, "ua");
-        L->g_contact = group_number(L->code, NULL, "contact");
-        L->g_from = group_number(L->code, NULL, "from");
+        L->g_reason = group_number(L->code, "reason");
+        L->g_channel = group_number(L->code, "channel");
+        L->g_context = group_number(L->code, "context");
+        L->g_target = group_number(L->code, "target");
+        L->g_callid = group_number(L->code, "callid");
+        L->g_at = group_number(L->code, "at");
+        L->g_ua = group_number(L->code, "ua");
+        L->g_contact = group_number(L->code, "contact");
+        L->g_from = group_number(L->code, "from");
         if (group_list(L->code, spec, "account_groups", L->g_account, &L->n_account) < 0) return -1;
         if (group_list(L->code, spec, "address_groups", L->g_addr, &L->n_addr) < 0) return -1;
         if (attr_int(spec, "kind", &L->kind) < 0 || attr_int(spec, "service", &L->service) < 0
-            || attr_int(spec, "service_of", &L->service_of) < 0 || attr_int(spec, "trusted_none", &L->trusted_none) < 0
+            || attr_int(spec, "service_of", &L->service_of) < 0
             || attr_int(spec, "evidence", &L->evidence) < 0
             || attr_int(spec, "address_trusted", &L->address_trusted) < 0
             || attr_int(spec, "port_zero_untrusted", &L->port_zero_untrusted) < 0)
@@ -166,13 +165,13 @@ static int lane_init(Lane *L, PyObject *spec) {
         if (sep == Py_None) Py_DECREF(sep);
         else { L->separator = PyUnicode_AsASCIIString(sep); Py_DECREF(sep); if (!L->separator) return -1; }
     } else if (L->type == D_SECURITY) {
-        L->g_name = group_number(L->code, NULL, "name");
-        L->g_tv = group_number(L->code, NULL, "tv");
-        L->g_service = group_number(L->code, NULL, "service");
-        L->g_account[0] = group_number(L->code, NULL, "account");
-        L->g_session = group_number(L->code, NULL, "session");
-        L->g_remote = group_number(L->code, NULL, "remote");
-        L->g_tail = group_number(L->code, NULL, "tail");
+        L->g_name = group_number(L->code, "name");
+        L->g_tv = group_number(L->code, "tv");
+        L->g_service = group_number(L->code, "service");
+        L->g_account[0] = group_number(L->code, "account");
+        L->g_session = group_number(L->code, "session");
+        L->g_remote = group_number(L->code, "remote");
+        L->g_tail = group_number(L->code, "tail");
         if (L->g_name < 0 || L->g_tv < 0 || L->g_service < 0 || L->g_account[0] < 0 || L->g_session < 0
             || L->g_remote < 0 || L->g_tail < 0)
             L->type = D_PYTHON;
@@ -373,21 +372,6 @@ static PyObject *upper(const char *s, Py_ssize_t n) {
     return u;
 }
 
-static const char *TRANSPORTS[] = {"UDP", "TCP", "TLS", "WS", "WSS", "SCTP", NULL};
-
-static int known_transport(const char *s, Py_ssize_t n) {
-    for (int i = 0; TRANSPORTS[i]; i++) {
-        Py_ssize_t k = (Py_ssize_t)strlen(TRANSPORTS[i]);
-        if (k != n) continue;
-        int same = 1;
-        for (Py_ssize_t j = 0; j < n && same; j++) {
-            char c = (s[j] >= 'a' && s[j] <= 'z') ? s[j] - 32 : s[j];
-            same = c == TRANSPORTS[i][j];
-        }
-        if (same) return 1;
-    }
-    return 0;
-}
 
 /* The address fields of `addr_text` written in `shape`: 1, 0 when it is no address of that shape, -1 error. */
 static int take_address(Engine *E, PyObject *addr_text, int shape, Built *b) {
@@ -431,11 +415,12 @@ static int take_address(Engine *E, PyObject *addr_text, int shape, Built *b) {
     }
     if (shape == SHAPE_TRANSPORT) {
         const char *colon = memchr(s, ':', (size_t)n);
-        if (colon == NULL || !known_transport(s, colon - s)) return 0;
-        int got = hostport(E, b, colon + 1, s + n - colon - 1, SHAPE_PORT);
-        if (got <= 0) return got;
+        if (colon == NULL) return 0;
         PyObject *transport = upper(s, colon - s);
         if (transport == NULL) return -1;
+        int known = PySet_Contains(E->transports, transport);
+        int got = known <= 0 ? known : hostport(E, b, colon + 1, s + n - colon - 1, SHAPE_PORT);
+        if (got <= 0) { Py_DECREF(transport); return got; }
         Py_SETREF(b->transport, transport);
         return 1;
     }
@@ -1078,7 +1063,7 @@ static void engine_dealloc(Engine *E) {
     for (Py_ssize_t i = 0; i < E->n; i++) lane_clear(&E->lanes[i]);
     PyMem_Free(E->lanes);
     Py_XDECREF(E->call_kinds); Py_XDECREF(E->kind_values); Py_XDECREF(E->channel_services);
-    Py_XDECREF(E->tls_like); Py_XDECREF(E->uri_user); Py_XDECREF(E->host_text); Py_XDECREF(E->hosts);
+    Py_XDECREF(E->tls_like); Py_XDECREF(E->transports); Py_XDECREF(E->uri_user); Py_XDECREF(E->host_text); Py_XDECREF(E->hosts);
     Py_XDECREF(E->scanners);
     Py_XDECREF(E->event_kinds); Py_XDECREF(E->services); Py_XDECREF(E->careful_names);
     Py_TYPE(E)->tp_free((PyObject *)E);
@@ -1106,7 +1091,7 @@ static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
         return -1;
     if ((E->call_kinds = attr_ref(c, "call_kinds")) == NULL || (E->kind_values = attr_ref(c, "kind_values")) == NULL
         || (E->channel_services = attr_ref(c, "channel_services")) == NULL
-        || (E->tls_like = attr_ref(c, "tls_like")) == NULL || (E->uri_user = attr_ref(c, "uri_user")) == NULL
+        || (E->tls_like = attr_ref(c, "tls_like")) == NULL || (E->transports = attr_ref(c, "transports")) == NULL || (E->uri_user = attr_ref(c, "uri_user")) == NULL
         || (E->host_text = attr_ref(c, "host_text")) == NULL || (E->scanners = attr_ref(c, "scanners")) == NULL
         || (E->event_kinds = attr_ref(c, "event_kinds")) == NULL || (E->services = attr_ref(c, "services")) == NULL
         || (E->careful_names = attr_ref(c, "careful_names")) == NULL
@@ -1117,7 +1102,7 @@ static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
         return -1;
     }
     if (!PyTuple_Check(E->kind_values) || !PyDict_Check(E->channel_services) || !PyDict_Check(E->event_kinds)
-        || !PyDict_Check(E->services) || !PyAnySet_Check(E->call_kinds) || !PyAnySet_Check(E->tls_like)
+        || !PyDict_Check(E->services) || !PyAnySet_Check(E->call_kinds) || !PyAnySet_Check(E->tls_like) || !PyAnySet_Check(E->transports)
         || !PyAnySet_Check(E->careful_names)) {
         PyErr_SetString(PyExc_TypeError, "constants of the wrong type");
         return -1;

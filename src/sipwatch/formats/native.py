@@ -21,9 +21,9 @@ from typing import Any
 from sipwatch.event import CALL_KINDS, Evidence, Kind, Service
 from sipwatch.fingerprints import SCANNER_USER_AGENTS
 from sipwatch.formats import security
-from sipwatch.formats.form import CHANNEL_SERVICES, Form, uri_user
+from sipwatch.formats.form import _TLS_LIKE, CHANNEL_SERVICES, Form, uri_user
 from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, SERVICE_INDEX
-from sipwatch.netaddr import Shape, host_text
+from sipwatch.netaddr import _TRANSPORTS, Shape, host_text
 
 try:  # pragma: no cover - which branch runs depends on the build
     from sipwatch.formats import _fastlane  # type: ignore[attr-defined]
@@ -52,7 +52,6 @@ class LaneSpec:
     address_groups: tuple[str, ...] = ()
     shape: int = 2  # SHAPES[Shape.OPTPORT]
     separator: str | None = None
-    trusted_none: int = 0
     evidence: int = 0
     strong_reasons: frozenset[str] = frozenset()
     address_trusted: int = 1
@@ -76,7 +75,8 @@ class Constants:
     s_ami: int = _SERVICE[Service.AMI]
     channel_services: dict[str, int] = field(
         default_factory=lambda: {tech: _SERVICE[s] for tech, s in CHANNEL_SERVICES.items()})
-    tls_like: frozenset[str] = frozenset({"TCP", "TLS", "WS", "WSS", "SCTP"})
+    tls_like: frozenset[str] = _TLS_LIKE
+    transports: frozenset[str] = _TRANSPORTS
     uri_user: Any = uri_user
     host_text: Any = host_text
     scanners: tuple[tuple[str, str], ...] = SCANNER_USER_AGENTS
@@ -92,18 +92,16 @@ def spec(pattern: str, reader: object) -> LaneSpec:
         return LaneSpec(pattern, reader.id, D_SECURITY)
     if not isinstance(reader, Form):
         return LaneSpec(pattern, str(getattr(reader, "id", "?")))
-    names = reader.regex.groupindex
     return LaneSpec(
         pattern, reader.id, D_FORM,
         kind=_KIND[reader.kind] if reader.kind is not None else -1,
         kinds={reason: _KIND[k] for reason, k in reader.kinds.items()},
         service=_SERVICE[reader.service],
         service_of=int(reader.service_of is not None),
-        account_groups=tuple(g for g in ("account", "account3", "account4", "from") if g in names),
-        address_groups=tuple(g for g in ("addr", "addr2", "addr3", "addr4") if g in names),
+        account_groups=reader._account_groups,
+        address_groups=reader._addr_groups,
         shape=SHAPES[reader.shape],
         separator=reader.separator,
-        trusted_none=int(reader.trusted == "none"),
         evidence=_EVIDENCE[reader.evidence],
         strong_reasons=reader.strong_reasons,
         address_trusted=int(reader.address_trusted),
