@@ -20,6 +20,14 @@ setup(
         Extension(  # the parallel scan's merge loop (see sipwatch/parallel.py)
             "sipwatch._drain",
             sources=["src/sipwatch/_drain.c"],
+            depends=["src/sipwatch/_event_slots.h"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+            optional=True,
+        ),
+        Extension(  # the security detectors' counting (see sipwatch/core.py)
+            "sipwatch._core",
+            sources=["src/sipwatch/_core.c"],
+            depends=["src/sipwatch/_event_slots.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
             optional=True,
         ),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from generated import genlog
 from sipwatch import parallel
 from sipwatch.config import Config
 from sipwatch.formats.records import ScanStats
@@ -98,13 +99,7 @@ def test_a_scan_restores_the_garbage_collectors_settings(tmp_path: Path) -> None
 @pytest.fixture(scope="module")
 def attack_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """bench/genlog.py's realistic mix: attacks banned early, whose later events only count."""
-    import subprocess
-    import sys
-
-    out = tmp_path_factory.mktemp("gen") / "attacks.log"
-    subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "bench" / "genlog.py"),
-                    "--lines", "30000", "--seed", "3", "-o", str(out)], check=True, timeout=120)
-    return out
+    return genlog(tmp_path_factory.mktemp("gen") / "attacks.log", 30000, seed=3)
 
 
 @pytest.mark.parametrize("merge", ["C", "Python"])

@@ -1,5 +1,3 @@
-import sys
+from sipwatch.cli import console
 
-from sipwatch.cli import main
-
-sys.exit(main())
+console()

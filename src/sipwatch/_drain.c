@@ -12,13 +12,7 @@
 
 #define MAX_KIND 256
 
-/* The fields of event.Event (a dataclass with slots), in the order of its __slots__: an Event is built here
- * by filling its slots directly, as its __init__ would. If Event's slots differ, `event_of` builds them. */
-static const char *EVENT_FIELDS[] = {"time", "kind", "service", "ip", "port", "transport", "account", "target",
-                                     "user_agent", "evidence", "file", "line", "raw", "form", "session", "reason",
-                                     "extra", "repeat", "blocked", "call", NULL};
-enum { F_TIME, F_KIND, F_SERVICE, F_IP, F_PORT, F_TRANSPORT, F_ACCOUNT, F_TARGET, F_UA, F_EVIDENCE, F_FILE, F_LINE,
-       F_RAW, F_FORM, F_SESSION, F_REASON, F_EXTRA, F_REPEAT, F_BLOCKED, F_CALL, N_FIELDS };
+#include "_event_slots.h"
 
 typedef struct {
     PyObject_HEAD
@@ -31,6 +25,7 @@ typedef struct {
     PyObject *event_of, *offender_func, *flush;
     PyTypeObject *event_type, *call_type;  /* NULL: build events through event_of */
     PyObject *evidences, *empty;
+    PyObject *take;       /* the C core's take(event) (core.py), or NULL: every event goes to the pipeline */
     Py_ssize_t offsets[N_FIELDS];
     long max_queued;
     unsigned char counted[MAX_KIND];
@@ -44,40 +39,22 @@ static void drain_dealloc(Drain *d) {
     Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->dirty); Py_XDECREF(d->banned);
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
     Py_XDECREF(d->flush); Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
-    Py_XDECREF(d->empty);
+    Py_XDECREF(d->empty); Py_XDECREF(d->take);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 
-/* Where each of Event's fields lives in its instances; 0 when `type` is not the Event this file knows. */
-static int event_slots(PyTypeObject *type, Py_ssize_t *offsets) {
-    PyObject *slots = PyObject_GetAttrString((PyObject *)type, "__slots__");
-    if (slots == NULL) { PyErr_Clear(); return 0; }
-    int ok = PyTuple_Check(slots) && PyTuple_GET_SIZE(slots) == N_FIELDS;
-    for (int i = 0; ok && i < N_FIELDS; i++) {
-        ok = PyUnicode_Check(PyTuple_GET_ITEM(slots, i))
-             && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(slots, i), EVENT_FIELDS[i]) == 0;
-        PyObject *descr = ok ? PyObject_GetAttrString((PyObject *)type, EVENT_FIELDS[i]) : NULL;
-        if (descr == NULL) { PyErr_Clear(); ok = 0; break; }
-        ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
-        if (ok) offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
-        Py_DECREF(descr);
-    }
-    Py_DECREF(slots);
-    return ok && (type->tp_flags & Py_TPFLAGS_HAVE_GC);
-}
-
 /* Drain(wires, skip, base, last_time, file, ips, ip, tally, banned, counted, strong, kinds, services,
- *       event_of, max_queued[, event_type, call_type, evidences]) */
+ *       event_of, max_queued[, event_type, call_type, evidences, take]) */
 static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     PyObject *wires, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services, *event_of;
-    PyObject *event_type = NULL, *call_type = NULL, *evidences = NULL;
+    PyObject *event_type = NULL, *call_type = NULL, *evidences = NULL, *take = Py_None;
     long skip, base, strong, max_queued;
     double last_time;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!Ol|O!O!O!", &PyList_Type, &wires, &skip, &base, &last_time, &file,
+    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!Ol|O!O!O!O", &PyList_Type, &wires, &skip, &base, &last_time, &file,
                           &PyDict_Type, &ips, &ip_func, &tally, &PyDict_Type, &banned, &counted, &strong,
                           &PyList_Type, &kinds, &PyList_Type, &services, &event_of, &max_queued,
-                          &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences))
+                          &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences, &take))
         return -1;
     if (event_type != NULL && call_type != NULL && evidences != NULL
         && PyType_IsSubtype((PyTypeObject *)call_type, &PyTuple_Type)
@@ -87,6 +64,7 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
         d->evidences = evidences; Py_INCREF(evidences);
         if ((d->empty = PyUnicode_FromString("")) == NULL) return -1;
     }
+    if (take != Py_None && d->event_type != NULL) { d->take = take; Py_INCREF(take); }
     memset(d->counted, 0, sizeof(d->counted));
     PyObject *it = PyObject_GetIter(counted);
     if (it == NULL) return -1;
@@ -282,6 +260,12 @@ static PyObject *drain_next(Drain *d) {
         }
         Py_DECREF(when);
         d->last_time = when_d;
+        if (d->take != NULL) {  /* the C core may see it through, all of it */
+            PyObject *taken = PyObject_CallOneArg(d->take, event);
+            if (taken == NULL) { Py_DECREF(event); return NULL; }
+            Py_DECREF(taken);
+            if (taken == Py_True) { Py_DECREF(event); continue; }
+        }
         return event;
     }
     return NULL;  /* StopIteration */

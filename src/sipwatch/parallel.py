@@ -15,12 +15,12 @@ import contextlib
 import marshal
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from sipwatch.config import Config, zones
-from sipwatch.event import Call, Event, Evidence, IPAddress
+from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress
 from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
@@ -93,15 +93,22 @@ def _parser(name: str, year: int, tz_names: tuple[str, str], calls: bool) -> tup
 _CLASSIFIERS: dict[Settings, NumberClassifier] = {}
 
 
+_CALLS = frozenset(KIND_INDEX[k] for k in CALL_KINDS)
+
+
 def _classified(wires: list[Wire], settings: Settings) -> list[ClassifiedTuple]:
-    """The dialled numbers of these records that leave the PBX, classified (once per worker)."""
+    """The numbers that these records' calls dialled out of the PBX, classified (once per worker): the call
+    book classifies every call's number. The security detectors need no classification per event (the
+    toll-fraud detector asks `is_probe`, which reads the dialled text, and classifies a few numbers for a
+    ban's reason), so an attacker's thousands of distinct probe numbers are not worked out here."""
     classifier = _CLASSIFIERS.get(settings)
     if classifier is None:
         classifier = _CLASSIFIERS[settings] = NumberClassifier(*settings)
     seen: dict[str, ClassifiedTuple | None] = {}
+    calls = _CALLS
     for w in wires:
         target = w[7]
-        if target is not None and target not in seen:
+        if target is not None and w[1] in calls and target not in seen:
             number = classifier.classify(target)
             seen[target] = None if number.internal else number.to_tuple()  # internal: no phonenumbers
     return [t for t in seen.values() if t is not None]
@@ -137,11 +144,13 @@ def _jobs(source: FileSource, year: int, tz: tuple[str, str], numbers: Settings 
 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
                     tally: Tally, banned_until: dict[IPAddress, float],
-                    classifier: NumberClassifier | None = None, calls: bool = True) -> Iterator[Event]:
+                    classifier: NumberClassifier | None = None, calls: bool = True,
+                    take: Callable[[Event], bool] | None = None) -> Iterator[Event]:
     """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
     from addresses banned at their time (`banned_until`, the pipeline's: what the firewall would have
     dropped) are counted but not even built. With `classifier`, the workers classify the dialled numbers
-    and the results are filed in it before the events come. Workers number lines from their buffer's
+    and the results are filed in it before the events come. With `take` (the C core's, see core.py),
+    the events it sees all the way through are not returned. Workers number lines from their buffer's
     start; the results come back in order, so each buffer's first line is known by then."""
     pending: deque[Future[tuple[bytes, ScanStats, int, list[ClassifiedTuple]]]] = deque()
     numbers = classifier.settings if classifier is not None else None
@@ -167,7 +176,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
                 continue  # the firewall would have dropped it
             event = event_of(w, source.name, address, base)
             event.time = last_time = when
-            yield event
+            if take is None or not take(event):
+                yield event
 
     def drain(block: bool) -> Iterator[Event]:
         nonlocal skip_through, last_time, line_base
@@ -185,7 +195,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
             skip = skip_through - base  # in this buffer's numbering
             if drain_in_c:
                 merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
-                                     strong, KINDS, SERVICES, event_of, MAX_QUEUED, Event, Call, EVIDENCE)
+                                     strong, KINDS, SERVICES, event_of, MAX_QUEUED, Event, Call, EVIDENCE, take)
                 yield from merge
                 last_time = merge.last_time
                 stats.events -= merge.skipped

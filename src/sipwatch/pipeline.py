@@ -282,20 +282,29 @@ class Pipeline:
             self.calls.observe(event)
         decisions: list[Decision] = []
         for detector in self.by_kind[event.kind]:
-            for decision in detector.observe(event):
-                final = self.policy.apply(decision)
-                if final is not None:
-                    decisions.append(final)
-                    if final.level == "critical" and not self.learning.holds(final):
-                        for hook in self.on_critical:
-                            hook(final)
-                        ban = self._fraud_ban(final)
-                        if ban is not None:
-                            decisions.append(ban)
-            if ip is not None and self.is_blocked(ip, event.time):
-                self.forget(ip)  # banned by this very event: the other detectors need not see it
+            decided = detector.observe(event)
+            if decided and self.settle(event, decided, decisions):
                 break
         return decisions
+
+    def settle(self, event: Event, found: list[Decision], decisions: list[Decision]) -> bool:
+        """Apply the policy to what one detector decided on `event`, into `decisions`; True when the event's
+        address is banned now (the C core calls this too: see `core.py`)."""
+        for decision in found:
+            final = self.policy.apply(decision)
+            if final is not None:
+                decisions.append(final)
+                if final.level == "critical" and not self.learning.holds(final):
+                    for hook in self.on_critical:
+                        hook(final)
+                    ban = self._fraud_ban(final)
+                    if ban is not None:
+                        decisions.append(ban)
+        ip = event.ip
+        if ip is not None and self.is_blocked(ip, event.time):
+            self.forget(ip)  # banned by this very event: the other detectors need not see it
+            return True
+        return False
 
     def _fraud_ban(self, decision: Decision) -> Decision | None:
         """A critical account decision bans the address its calls came from (`pbx.actions` "ban"), unless

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sipwatch import parallel
+from sipwatch import core, parallel
 from sipwatch.calls import AccountTally
 from sipwatch.config import Config, zones
 from sipwatch.detectors import Decision
@@ -109,7 +109,10 @@ class _Pools:
 
 
 def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progress | None,
-                 pools: _Pools, config: Config, pipeline: Pipeline) -> Iterator[Event]:
+                 pools: _Pools, config: Config, pipeline: Pipeline,
+                 take: Callable[[Event], bool] | None = None) -> Iterator[Event]:
+    """The events of one file for the pipeline; in a parallel scan, `take` (the C core's) sees through
+    those it can, and they are not returned."""
     stats = ScanStats()
     source = FileSource(path)
     try:
@@ -123,7 +126,8 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
             mtime = source.mtime
             year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
             events = parallel.parallel_events(pool, source, year, (config.timezone, config.cdr_timezone), stats,
-                                              result.tally, pipeline.banned_until, pipeline.classifier, config.calls)
+                                              result.tally, pipeline.banned_until, pipeline.classifier, config.calls,
+                                              take)
             for i, event in enumerate(events):
                 yield event
                 if progress is not None and not i % 4096:
@@ -132,6 +136,35 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
         result.errors.append(str(exc))
     finally:
         result.stats.add(stats)
+
+
+def _recorder(result: ScanResult, pipeline: Pipeline) -> Callable[[Decision], None]:
+    """Files a decision in the scan's result: with its address's offender, its account, or the alerts."""
+    tally = result.tally
+
+    def record(decision: Decision) -> None:
+        result.actions[decision.action] += 1
+        if decision.rule is not None and decision.account is not None:
+            kept = result.account_decisions.setdefault(decision.account, [])
+            if len(kept) < MAX_ACCOUNT_DECISIONS:
+                kept.append(decision)
+        if decision.ip is not None and not (decision.rule is not None and decision.account is not None
+                                            and pipeline.known_network(decision.account, decision.ip)):
+            # an account decision on calls from the account's own learned network names the
+            # account, not its office as a hostile address (the daemon bans none there either)
+            tally.offender(decision.ip).decide(decision)
+        elif decision.rule is None and len(result.decisions) < MAX_ALERTS:
+            result.decisions.append(decision)
+
+    return record
+
+
+def _each(record: Callable[[Decision], None]) -> Callable[[list[Decision]], None]:
+    def sink(decisions: list[Decision]) -> None:
+        for decision in decisions:
+            record(decision)
+
+    return sink
 
 
 @contextmanager
@@ -146,6 +179,7 @@ def _few_collections() -> Iterator[None]:
     try:
         yield
     finally:
+        gc.freeze()  # what the scan built ages into the oldest generation at once, without a walk over it
         gc.set_threshold(*old)
         gc.unfreeze()
 
@@ -166,28 +200,18 @@ def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyper
     pipeline = pipeline or Pipeline(config)
     pipeline.duplicates.enabled = len(paths) > 1  # one file: no record comes through two sources
     pools = _Pools(processes and use_hyperscan)
-    streams = [_file_events(reader, p, result, progress, pools, config, pipeline) for p in paths]
+    record = _recorder(result, pipeline)
+    take = core.core(pipeline, _each(record)) if len(paths) == 1 else None
+    streams = [_file_events(reader, p, result, progress, pools, config, pipeline, take) for p in paths]
     merged = heapq.merge(*streams, key=lambda e: e.time) if len(streams) > 1 else streams[0]
     process = pipeline.process
-    tally = result.tally
     try:
         for event in merged:
             for decision in process(event):
-                result.actions[decision.action] += 1
-                if decision.rule is not None and decision.account is not None:
-                    kept = result.account_decisions.setdefault(decision.account, [])
-                    if len(kept) < MAX_ACCOUNT_DECISIONS:
-                        kept.append(decision)
-                if decision.ip is not None and not (decision.rule is not None and decision.account is not None
-                                                    and pipeline.known_network(decision.account, decision.ip)):
-                    # an account decision on calls from the account's own learned network names the
-                    # account, not its office as a hostile address (the daemon bans none there either)
-                    tally.offender(decision.ip).decide(decision)
-                elif decision.rule is None and len(result.decisions) < MAX_ALERTS:
-                    result.decisions.append(decision)
+                record(decision)
     finally:
         pools.close()
-    tally.flush()
+    result.tally.flush()
     result.accounts = pipeline.calls.accounts
     result.seconds = _time.perf_counter() - started
     return result

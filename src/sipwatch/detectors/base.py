@@ -119,12 +119,7 @@ class DistinctWindows(Generic[K]):
         entry = self._data.get(key)
         if entry is None:
             if len(self._data) >= self.max_keys:
-                horizon = event.time - self.window
-                for k in [k for k, (q, _) in self._data.items() if not q or q[-1][0].time < horizon]:
-                    del self._data[k]
-                if len(self._data) >= self.max_keys:
-                    for k in list(self._data)[: self.max_keys // 2]:
-                        del self._data[k]
+                self._evict(event.time)
             entry = self._data[key] = (deque(), {})
         q, counts = entry
         q.append((event, value))
@@ -141,3 +136,11 @@ class DistinctWindows(Generic[K]):
 
     def clear(self, key: K) -> None:
         self._data.pop(key, None)
+
+    def _evict(self, now: float) -> None:
+        horizon = now - self.window
+        for k in [k for k, (q, _) in self._data.items() if not q or q[-1][0].time < horizon]:
+            del self._data[k]
+        if len(self._data) >= self.max_keys:  # still full: drop the oldest half
+            for k in list(self._data)[: self.max_keys // 2]:
+                del self._data[k]

@@ -7,6 +7,8 @@ stale-password detector: it is a phone with an old password, not an attacker.
 
 from __future__ import annotations
 
+from collections import deque
+
 from sipwatch.config import BruteForce
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
 from sipwatch.detectors.knowledge import Knowledge
@@ -32,6 +34,11 @@ class BruteForceDetector:
         q = self.windows.add(event.ip, event)
         if len(q) < self.settings.attempts:
             return []
+        return self.decide(event, q)
+
+    def decide(self, event: Event, q: deque[Event]) -> list[Decision]:
+        """The window of `event`'s address is full (the C core counts and calls this too)."""
+        assert event.ip is not None
         events = list(q)
         self.windows.clear(event.ip)
         accounts = sorted({e.account for e in events if e.account})

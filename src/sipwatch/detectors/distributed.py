@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Hashable
+
 from sipwatch.config import Distributed
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows
 from sipwatch.event import Event, IPAddress, Kind
@@ -21,6 +24,11 @@ class DistributedDetector:
         q, addresses = self.windows.add(event.account, event, event.ip)
         if len(addresses) < self.settings.addresses:
             return []
+        return self.decide(event, q, addresses)
+
+    def decide(self, event: Event, q: deque[tuple[Event, Hashable]], addresses: dict[Hashable, int]) -> list[Decision]:
+        """Enough distinct addresses on `event`'s account (the C core counts and calls this too)."""
+        assert event.account is not None
         events = [e for e, _ in q]
         self.windows.clear(event.account)
         return [Decision(Action.ALERT, self.name,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Hashable
+
 from sipwatch.config import Enumeration
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, strongest
 from sipwatch.event import Event, IPAddress, Kind
@@ -23,6 +26,11 @@ class EnumerationDetector:
         q, accounts = self.windows.add(event.ip, event, event.account)
         if len(accounts) < self.settings.accounts:
             return []
+        return self.decide(event, q, accounts)
+
+    def decide(self, event: Event, q: deque[tuple[Event, Hashable]], accounts: dict[Hashable, int]) -> list[Decision]:
+        """Enough distinct accounts from `event`'s address (the C core counts and calls this too)."""
+        assert event.ip is not None
         events = [e for e, _ in q]
         self.windows.clear(event.ip)
         names = sorted(str(a) for a in accounts)

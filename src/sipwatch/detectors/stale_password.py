@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from sipwatch.config import StalePassword
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows
 from sipwatch.detectors.knowledge import Knowledge
@@ -26,6 +28,12 @@ class StalePasswordDetector:
         q = self.windows.add(key, event)
         if len(q) < self.settings.failures:
             return []
+        return self.decide(event, q)
+
+    def decide(self, event: Event, q: deque[Event]) -> list[Decision]:
+        """The address failed often enough on an account it owns (the C core counts and calls this too)."""
+        assert event.ip is not None and event.account is not None
+        key = (event.ip, event.account)
         events = list(q)
         self.windows.clear(key)
         return [Decision(Action.ALERT, self.name,

@@ -6,6 +6,8 @@ event ChallengeSent; a real phone answers its challenges with SuccessfulAuth.
 
 from __future__ import annotations
 
+from collections import deque
+
 from sipwatch.config import UnansweredChallenges
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
 from sipwatch.event import Event, IPAddress, Kind
@@ -30,6 +32,11 @@ class UnansweredChallengesDetector:
         q = self.windows.add(event.ip, event)
         if len(q) < self.settings.challenges:
             return []
+        return self.decide(event, q)
+
+    def decide(self, event: Event, q: deque[Event]) -> list[Decision]:
+        """Enough challenges to `event`'s address and no login (the C core counts and calls this too)."""
+        assert event.ip is not None
         events = list(q)
         self.windows.clear(event.ip)
         return [Decision(Action.BAN, self.name,

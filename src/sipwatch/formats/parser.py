@@ -77,9 +77,10 @@ class LineParser:
         self.hints_complete = False  # True when the prefilter reports every marker occurrence
         self.seen_prefix = False  # a prefixed line was read: unprefixed lines are continuations
 
-    def _fast_lane(self) -> list[tuple[tuple[re.Pattern[str], Reader, int], ...]]:
-        """Per marker index: (prefix + message regex, reader, lane number) for the common prefixes."""
-        compiled: dict[str, list[tuple[re.Pattern[str], Reader, int]]] = {}
+    def _fast_lane(self) -> list[tuple[tuple[re.Pattern[str] | str, Reader, int], ...]]:
+        """Per marker index: (prefix + message regex, reader, lane number) for the common prefixes. Each regex
+        is compiled when a line first needs it (`_compiled`): with the native engine most never are."""
+        compiled: dict[str, list[tuple[re.Pattern[str] | str, Reader, int]]] = {}
         for reader in self.readers:
             pattern = reader.fast_pattern
             if pattern is None:
@@ -90,10 +91,18 @@ class LineParser:
             for _, server, template in FAST_PREFIXES:
                 if server != reader.server or not files:
                     continue
-                regex = re.compile(template.replace("{file}", files) + "(?:" + pattern + r")\s*$", re.DOTALL)
+                regex = template.replace("{file}", files) + "(?:" + pattern + r")\s*$"
                 compiled.setdefault(reader.id, []).append((regex, reader, len(self.lanes)))
-                self.lanes.append((regex.pattern, reader))
+                self.lanes.append((regex, reader))
         return [tuple(pair for r in readers for pair in compiled.get(r.id, ())) for readers in self.by_index]
+
+    def _compiled(self, index: int, k: int) -> re.Pattern[str]:
+        """Lane `k` of marker `index`, compiled now and kept compiled."""
+        lane = self._fast[index]
+        pattern, reader, number = lane[k]
+        regex = re.compile(pattern, re.DOTALL)
+        self._fast[index] = (*lane[:k], (regex, reader, number), *lane[k + 1 :])
+        return regex
 
     # -- header --------------------------------------------------------------------------------
     def header(self, text: str) -> Header | None:
@@ -135,6 +144,9 @@ class LineParser:
             for index in hints:
                 lane = fast[index] if index < len(fast) else ()
                 for k, (regex, reader, _) in enumerate(lane):
+                    if isinstance(regex, str):
+                        regex = self._compiled(index, k)
+                        lane = fast[index]
                     m = regex.match(text)
                     if m is not None:
                         parsed = reader.build(m, text[m.start("msg") :])

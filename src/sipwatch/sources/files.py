@@ -162,10 +162,10 @@ def read_span(path: str, offset: int, length: int, lookahead: int) -> tuple[byte
         data = os.pread(fd, length + lookahead, offset)
     finally:
         os.close(fd)
-    head, rest = data[:length], data[length:]
-    if len(rest) == lookahead:
-        rest = rest[: rest.rfind(b"\n") + 1]
-    return head + rest, len(head)
+    limit = min(length, len(data))
+    if len(data) == length + lookahead:  # the lookahead is full: end after its last whole line
+        data = data[: data.rfind(b"\n", length) + 1 or length]
+    return data, limit
 
 
 class _GzipStream:

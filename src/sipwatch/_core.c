@@ -1,0 +1,469 @@
+/*
+ * The security detectors' counting in C (see sipwatch/core.py): for an event of a kind whose every consumer
+ * this file knows, do what `Pipeline.process` does (pipeline.py): mark the further lines of one request
+ * (`Attempts.mark`), pair challenges with the failures that answer them (`Nonces.mark`), learn who logged in
+ * as what (`Knowledge.observe`), and add the event to each detector's sliding window, on the very Python
+ * dicts and deques that the Python code keeps. Only when a window fills does Python run: the detector's own
+ * `decide` and the pipeline's `settle` (policy, bans), and the decisions go to `sink`. Rare branches (a table
+ * at its size limit) are left to the Python method itself. The Python code is the specification; the tests
+ * compare whole scans with and without this file.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+#include "_event_slots.h"
+
+#define MAX_KINDS 64
+#define MAX_DETECTORS 8
+
+/* The detectors counted here; core.py's FAST_DETECTORS gives their codes. */
+enum { BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5 };
+
+typedef struct {
+    int code;
+    PyObject *decide;   /* detector.decide */
+    PyObject *data;     /* its windows' `_data` dict */
+    PyObject *evict;    /* its windows' `_evict` */
+    double window;
+    Py_ssize_t keep, max_keys, threshold;
+} Det;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t off[N_FIELDS];
+    PyTypeObject *event_type;
+    PyObject *kinds[MAX_KINDS];
+    int nkinds;
+    int fast[MAX_KINDS];  /* taken here */
+    char hostile[MAX_KINDS];
+    Det dets[MAX_KINDS][MAX_DETECTORS];
+    int ndets[MAX_KINDS];
+    int k_success, k_challenge, k_failure;
+    PyObject *open;       /* Attempts._open */
+    Py_ssize_t open_max;
+    double same_request;
+    PyObject *sent;       /* Nonces._sent (an OrderedDict) */
+    Py_ssize_t sent_max;
+    PyObject *owned, *last_auth, *observe;  /* Knowledge._owned, ._last_auth, .observe */
+    Py_ssize_t max_addresses;
+    PyObject *settle, *sink, *strong, *deque_type;
+    PyObject *keep_alive;  /* everything above, owned once */
+} Core;
+
+static PyObject *s_append, *s_popleft, *s_challenge, *empty_tuple, *one;
+
+static void core_dealloc(Core *c) {
+    Py_XDECREF(c->keep_alive);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static int keep(Core *c, PyObject *obj) { return PyList_Append(c->keep_alive, obj); }
+
+static int det_init(Core *c, Det *det, PyObject *spec) {
+    /* (code, decide, data, window, keep, max_keys, evict, threshold) */
+    PyObject *decide, *data, *evict;
+    if (!PyArg_ParseTuple(spec, "iOO!dnnOn", &det->code, &decide, &PyDict_Type, &data, &det->window, &det->keep,
+                          &det->max_keys, &evict, &det->threshold))
+        return -1;
+    if (det->code < BRUTE_FORCE || det->code > UNANSWERED) { PyErr_SetString(PyExc_ValueError, "unknown detector"); return -1; }
+    det->decide = decide; det->data = data; det->evict = evict;
+    return keep(c, decide) || keep(c, data) || keep(c, evict) ? -1 : 0;
+}
+
+/* Core(event_type, kinds, fast, hostile, (success, challenge, failure), (open, max_keys, same_request),
+ *      (sent, max_keys), (owned, last_auth, max_addresses, observe), settle, sink, strong, deque) */
+static int core_init(Core *c, PyObject *args, PyObject *kw) {
+    PyObject *event_type, *kinds, *fast, *hostile, *attempts, *nonces, *knowledge, *settle, *sink, *strong, *deque;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!(iii)O!O!O!OOOO", &PyType_Type, &event_type, &PyList_Type, &kinds,
+                          &PyList_Type, &fast, &PyList_Type, &hostile, &c->k_success, &c->k_challenge, &c->k_failure,
+                          &PyTuple_Type, &attempts, &PyTuple_Type, &nonces, &PyTuple_Type, &knowledge, &settle, &sink,
+                          &strong, &deque))
+        return -1;
+    if (!event_slots((PyTypeObject *)event_type, c->off)) { PyErr_SetString(PyExc_TypeError, "not the Event this core knows"); return -1; }
+    c->nkinds = (int)PyList_GET_SIZE(kinds);
+    if (c->nkinds > MAX_KINDS || PyList_GET_SIZE(fast) != c->nkinds || PyList_GET_SIZE(hostile) != c->nkinds) {
+        PyErr_SetString(PyExc_ValueError, "kinds, fast and hostile differ in length");
+        return -1;
+    }
+    if ((c->keep_alive = PyList_New(0)) == NULL) return -1;
+    c->event_type = (PyTypeObject *)event_type;
+    if (keep(c, event_type) || keep(c, kinds) || keep(c, settle) || keep(c, sink) || keep(c, strong) || keep(c, deque)) return -1;
+    for (int k = 0; k < c->nkinds; k++) {
+        c->kinds[k] = PyList_GET_ITEM(kinds, k);
+        c->hostile[k] = (char)PyObject_IsTrue(PyList_GET_ITEM(hostile, k));
+        PyObject *dets = PyList_GET_ITEM(fast, k);
+        c->fast[k] = dets != Py_None;
+        c->ndets[k] = 0;
+        if (dets == Py_None) continue;
+        if (!PyTuple_Check(dets) || PyTuple_GET_SIZE(dets) > MAX_DETECTORS) { PyErr_SetString(PyExc_TypeError, "fast"); return -1; }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(dets); i++)
+            if (det_init(c, &c->dets[k][i], PyTuple_GET_ITEM(dets, i)) < 0) return -1;
+        c->ndets[k] = (int)PyTuple_GET_SIZE(dets);
+    }
+    if (!PyArg_ParseTuple(attempts, "O!nd", &PyDict_Type, &c->open, &c->open_max, &c->same_request)
+        || !PyArg_ParseTuple(nonces, "O!n", &PyDict_Type, &c->sent, &c->sent_max)
+        || !PyArg_ParseTuple(knowledge, "O!O!nO", &PyDict_Type, &c->owned, &PyDict_Type, &c->last_auth,
+                             &c->max_addresses, &c->observe))
+        return -1;
+    if (keep(c, c->open) || keep(c, c->sent) || keep(c, c->owned) || keep(c, c->last_auth) || keep(c, c->observe)) return -1;
+    c->settle = settle; c->sink = sink; c->strong = strong; c->deque_type = deque;
+    return 0;
+}
+
+/* Replace a slot's value (an Event field). */
+static void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    PyObject *old = SLOT(obj, offset);
+    Py_INCREF(value);
+    SLOT(obj, offset) = value;
+    Py_XDECREF(old);
+}
+
+static int event_time(Core *c, PyObject *event, double *t) {
+    *t = PyFloat_AsDouble(SLOT(event, c->off[F_TIME]));
+    return *t == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int truthy(PyObject *obj) { return obj != NULL && obj != Py_None && PyObject_IsTrue(obj) == 1; }
+
+/* Attempts.mark (the caller checked that the address is set and the kind hostile). */
+static int attempts_mark(Core *c, PyObject *event, PyObject *ip, double t) {
+    PyObject *key = PyTuple_Pack(2, ip, SLOT(event, c->off[F_PORT]));
+    PyObject *form = PyTuple_Pack(2, SLOT(event, c->off[F_FORM]), SLOT(event, c->off[F_REASON]));
+    int rc = -1;
+    if (key == NULL || form == NULL) goto done;
+    PyObject *current = PyDict_GetItemWithError(c->open, key);
+    if (current == NULL && PyErr_Occurred()) goto done;
+    if (current != NULL) {
+        double opened = PyFloat_AsDouble(PyTuple_GET_ITEM(current, 0));
+        if (opened == -1.0 && PyErr_Occurred()) goto done;
+        if (fabs(t - opened) <= c->same_request) {
+            PyObject *forms = PyTuple_GET_ITEM(current, 1);
+            int seen = PySet_Contains(forms, form);
+            if (seen < 0) goto done;
+            if (!seen) {
+                if (PySet_Add(forms, form) < 0) goto done;
+                set_slot(event, c->off[F_REPEAT], Py_True);
+                rc = 0;
+                goto done;
+            }
+        }
+        if (PyDict_DelItem(c->open, key) < 0) goto done;
+    }
+    PyObject *forms = PySet_New(NULL);
+    if (forms == NULL || PySet_Add(forms, form) < 0) { Py_XDECREF(forms); goto done; }
+    PyObject *entry = PyTuple_Pack(2, SLOT(event, c->off[F_TIME]), forms);
+    Py_DECREF(forms);
+    if (entry == NULL) goto done;
+    int set = PyDict_SetItem(c->open, key, entry);
+    Py_DECREF(entry);
+    if (set < 0) goto done;
+    for (int i = 0; i < 4; i++) {  /* Attempts._prune */
+        Py_ssize_t pos = 0;
+        PyObject *first, *value;
+        if (!PyDict_Next(c->open, &pos, &first, &value)) break;
+        double began = PyFloat_AsDouble(PyTuple_GET_ITEM(value, 0));
+        if (began == -1.0 && PyErr_Occurred()) goto done;
+        if (t - began <= 2 * c->same_request && PyDict_GET_SIZE(c->open) < c->open_max) break;
+        Py_INCREF(first);
+        int del = PyDict_DelItem(c->open, first);
+        Py_DECREF(first);
+        if (del < 0) goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(form);
+    return rc;
+}
+
+/* Nonces.mark for a challenge or a failure. */
+static int nonces_mark(Core *c, PyObject *event, PyObject *ip, int k) {
+    PyObject *extra = SLOT(event, c->off[F_EXTRA]);
+    if (ip == Py_None || !PyDict_Check(extra)) return 0;
+    PyObject *nonce = PyDict_GetItemWithError(extra, s_challenge);
+    if (nonce == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!truthy(nonce)) return 0;
+    PyObject *key = PyTuple_Pack(2, ip, nonce);
+    if (key == NULL) return -1;
+    int rc = 0;
+    if (k == c->k_challenge) {
+        rc = PyObject_SetItem(c->sent, key, Py_None);
+        if (rc == 0 && PyObject_Length(c->sent) > c->sent_max) {
+            PyObject *r = PyObject_CallMethod(c->sent, "popitem", "O", Py_False);
+            if (r == NULL) rc = -1;
+            Py_XDECREF(r);
+        }
+    } else {
+        int known = PyDict_Contains(c->sent, key);
+        if (known < 0) rc = -1;
+        else if (known) set_slot(event, c->off[F_EVIDENCE], c->strong);
+    }
+    Py_DECREF(key);
+    return rc;
+}
+
+/* Knowledge.observe for a successful login; at a table's size limit, Python's own method does it all. */
+static int knowledge_observe(Core *c, PyObject *event, PyObject *ip) {
+    PyObject *account = SLOT(event, c->off[F_ACCOUNT]);
+    if (ip == Py_None || !truthy(account)) return 0;
+    if (PyDict_GET_SIZE(c->owned) >= c->max_addresses || PyDict_GET_SIZE(c->last_auth) >= c->max_addresses) {
+        PyObject *r = PyObject_CallOneArg(c->observe, event);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    PyObject *accounts = PyDict_GetItemWithError(c->owned, ip);
+    if (accounts == NULL) {
+        if (PyErr_Occurred() || (accounts = PySet_New(NULL)) == NULL) return -1;
+        int set = PyDict_SetItem(c->owned, ip, accounts);
+        Py_DECREF(accounts);
+        if (set < 0) return -1;
+    }
+    if (PySet_Add(accounts, account) < 0) return -1;
+    int known = PyDict_Contains(c->last_auth, account);
+    if (known < 0 || (known && PyDict_DelItem(c->last_auth, account) < 0)) return -1;
+    PyObject *entry = PyTuple_Pack(3, SLOT(event, c->off[F_TIME]), ip, SLOT(event, c->off[F_PORT]));
+    if (entry == NULL) return -1;
+    int set = PyDict_SetItem(c->last_auth, account, entry);
+    Py_DECREF(entry);
+    return set;
+}
+
+/* Knowledge.owns */
+static int owns(Core *c, PyObject *ip, PyObject *account) {
+    if (ip == Py_None || account == Py_None) return 0;
+    PyObject *accounts = PyDict_GetItemWithError(c->owned, ip);
+    if (accounts == NULL) return PyErr_Occurred() ? -1 : 0;
+    return PySet_Contains(accounts, account);
+}
+
+/* A key's window in `det`, made when missing (Windows.add and DistinctWindows.add, first lines): a deque of
+ * events with `maxlen`, or (deque of (event, value), counts of values). New reference. */
+static PyObject *window_of(Core *c, Det *det, PyObject *key, double t, int distinct) {
+    PyObject *entry = PyDict_GetItemWithError(det->data, key);
+    if (entry != NULL) { Py_INCREF(entry); return entry; }
+    if (PyErr_Occurred()) return NULL;
+    if (PyDict_GET_SIZE(det->data) >= det->max_keys) {
+        PyObject *r = PyObject_CallFunction(det->evict, "d", t);
+        if (r == NULL) return NULL;
+        Py_DECREF(r);
+    }
+    if (distinct) {
+        PyObject *q = PyObject_CallNoArgs(c->deque_type), *counts = PyDict_New();
+        entry = q && counts ? PyTuple_Pack(2, q, counts) : NULL;
+        Py_XDECREF(q); Py_XDECREF(counts);
+    } else {
+        entry = PyObject_CallFunction(c->deque_type, "On", empty_tuple, det->keep);
+    }
+    if (entry == NULL || PyDict_SetItem(det->data, key, entry) < 0) { Py_XDECREF(entry); return NULL; }
+    return entry;
+}
+
+static int call_method(PyObject *name, PyObject *self, PyObject *arg, PyObject **result) {
+    PyObject *argv[2] = {self, arg};
+    PyObject *r = PyObject_VectorcallMethod(name, argv, (size_t)(1 + (arg != NULL)), NULL);
+    if (r == NULL) return -1;
+    if (result != NULL) *result = r; else Py_DECREF(r);
+    return 0;
+}
+
+/* The time of the event first in `q`, or of the event in its first (event, value) pair. */
+static int first_time(Core *c, PyObject *q, int distinct, double *t) {
+    PyObject *first = PySequence_GetItem(q, 0);
+    if (first == NULL) return -1;
+    PyObject *event = distinct ? PyTuple_GET_ITEM(first, 0) : first;
+    int rc = event_time(c, event, t);
+    Py_DECREF(first);
+    return rc;
+}
+
+/* Windows.add: the window of `key` after adding `event`. New reference. */
+static PyObject *windows_add(Core *c, Det *det, PyObject *key, PyObject *event, double t) {
+    PyObject *q = window_of(c, det, key, t, 0);
+    if (q == NULL || call_method(s_append, q, event, NULL) < 0) { Py_XDECREF(q); return NULL; }
+    double horizon = t - det->window, oldest;
+    while (PyObject_Length(q) > 0) {
+        if (first_time(c, q, 0, &oldest) < 0) { Py_DECREF(q); return NULL; }
+        if (oldest >= horizon) break;
+        if (call_method(s_popleft, q, NULL, NULL) < 0) { Py_DECREF(q); return NULL; }
+    }
+    return q;
+}
+
+/* DistinctWindows.add: (deque, counts) of `key` after adding (event, value). New reference. */
+static PyObject *distinct_add(Core *c, Det *det, PyObject *key, PyObject *event, PyObject *value, double t) {
+    PyObject *entry = window_of(c, det, key, t, 1);
+    if (entry == NULL) return NULL;
+    PyObject *q = PyTuple_GET_ITEM(entry, 0), *counts = PyTuple_GET_ITEM(entry, 1);
+    PyObject *pair = PyTuple_Pack(2, event, value);
+    if (pair == NULL || call_method(s_append, q, pair, NULL) < 0) goto error;
+    Py_CLEAR(pair);
+    PyObject *n = PyDict_GetItemWithError(counts, value);
+    if (n == NULL && PyErr_Occurred()) goto error;
+    PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
+    if (more == NULL) goto error;
+    int set = PyDict_SetItem(counts, value, more);
+    Py_DECREF(more);
+    if (set < 0) goto error;
+    double horizon = t - det->window, oldest;
+    Py_ssize_t len;
+    while ((len = PyObject_Length(q)) > 0) {
+        if (first_time(c, q, 1, &oldest) < 0) goto error;
+        if (oldest >= horizon && len <= det->keep) break;
+        PyObject *gone;
+        if (call_method(s_popleft, q, NULL, &gone) < 0) goto error;
+        PyObject *old = PyTuple_GET_ITEM(gone, 1);
+        PyObject *left = PyDict_GetItemWithError(counts, old);
+        PyObject *fewer = left ? PyNumber_Subtract(left, one) : NULL;
+        int rc = fewer == NULL ? -1 : PyObject_IsTrue(fewer) ? PyDict_SetItem(counts, old, fewer) : PyDict_DelItem(counts, old);
+        Py_XDECREF(fewer);
+        Py_DECREF(gone);
+        if (rc < 0) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "count"); goto error; }
+    }
+    return entry;
+error:
+    Py_XDECREF(pair);
+    Py_DECREF(entry);
+    return NULL;
+}
+
+/* One detector's observe() on `event`, counting here: *found is set to decide()'s decisions when a window
+ * fills, else left NULL. */
+static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double t, PyObject **found) {
+    PyObject *account = SLOT(event, c->off[F_ACCOUNT]);
+    int repeat = SLOT(event, c->off[F_REPEAT]) == Py_True;
+    PyObject *q = NULL, *entry = NULL;
+    int rc = 0;
+    if (ip == Py_None) return 0;
+    switch (det->code) {
+    case BRUTE_FORCE:
+        if (repeat || (rc = owns(c, ip, account)) != 0) return rc < 0 ? -1 : 0;
+        q = windows_add(c, det, ip, event, t);
+        break;
+    case STALE_PASSWORD: {
+        if (repeat || !truthy(account) || (rc = owns(c, ip, account)) <= 0) return rc < 0 ? -1 : 0;
+        PyObject *key = PyTuple_Pack(2, ip, account);
+        if (key == NULL) return -1;
+        q = windows_add(c, det, key, event, t);
+        Py_DECREF(key);
+        break;
+    }
+    case UNANSWERED:
+        if (k == c->k_success) {
+            if (PyDict_Contains(det->data, ip) == 1 && PyDict_DelItem(det->data, ip) < 0) return -1;
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        if (k != c->k_challenge) return 0;
+        q = windows_add(c, det, ip, event, t);
+        break;
+    case ENUMERATION:
+        if (!truthy(account)) return 0;
+        entry = distinct_add(c, det, ip, event, account, t);
+        break;
+    case DISTRIBUTED:
+        if (repeat || !truthy(account)) return 0;
+        entry = distinct_add(c, det, account, event, ip, t);
+        break;
+    }
+    if (q == NULL && entry == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (q != NULL) {
+        if (PyObject_Length(q) >= det->threshold) *found = PyObject_CallFunctionObjArgs(det->decide, event, q, NULL);
+        Py_DECREF(q);
+    } else {
+        PyObject *counts = PyTuple_GET_ITEM(entry, 1);
+        if (PyDict_GET_SIZE(counts) >= det->threshold)
+            *found = PyObject_CallFunctionObjArgs(det->decide, event, PyTuple_GET_ITEM(entry, 0), counts, NULL);
+        Py_DECREF(entry);
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int kind_of(Core *c, PyObject *kind) {
+    for (int k = 0; k < c->nkinds; k++)
+        if (c->kinds[k] == kind) return k;
+    return -1;
+}
+
+/* take(event) -> bool: True when the event went all the way through here (its decisions, if any, to sink). */
+static PyObject *core_take(Core *c, PyObject *event) {
+    if (Py_TYPE(event) != c->event_type) Py_RETURN_FALSE;  /* not the Event this core knows: Python's turn */
+    int k = kind_of(c, SLOT(event, c->off[F_KIND]));
+    if (k < 0 || !c->fast[k]) Py_RETURN_FALSE;
+    PyObject *ip = SLOT(event, c->off[F_IP]);
+    double t;
+    if (event_time(c, event, &t) < 0) return NULL;
+    Py_INCREF(ip);
+    PyObject *decisions = NULL;
+    if (ip != Py_None && c->hostile[k] && attempts_mark(c, event, ip, t) < 0) goto error;
+    if ((k == c->k_challenge || k == c->k_failure) && nonces_mark(c, event, ip, k) < 0) goto error;
+    if (k == c->k_success && knowledge_observe(c, event, ip) < 0) goto error;
+    for (int i = 0; i < c->ndets[k]; i++) {
+        PyObject *found = NULL;
+        if (count(c, &c->dets[k][i], event, ip, k, t, &found) < 0) goto error;
+        if (found == NULL) continue;
+        int empty = PyObject_Not(found);
+        if (empty) { Py_DECREF(found); if (empty < 0) goto error; continue; }
+        if (decisions == NULL && (decisions = PyList_New(0)) == NULL) { Py_DECREF(found); goto error; }
+        PyObject *stop = PyObject_CallFunctionObjArgs(c->settle, event, found, decisions, NULL);
+        Py_DECREF(found);
+        if (stop == NULL) goto error;
+        int banned = PyObject_IsTrue(stop);
+        Py_DECREF(stop);
+        if (banned < 0) goto error;
+        if (banned) break;
+    }
+    if (decisions != NULL && PyList_GET_SIZE(decisions) > 0) {
+        PyObject *r = PyObject_CallOneArg(c->sink, decisions);
+        if (r == NULL) goto error;
+        Py_DECREF(r);
+    }
+    Py_XDECREF(decisions);
+    Py_DECREF(ip);
+    Py_RETURN_TRUE;
+error:
+    Py_XDECREF(decisions);
+    Py_DECREF(ip);
+    return NULL;
+}
+
+static PyMethodDef core_methods[] = {
+    {"take", (PyCFunction)core_take, METH_O,
+     "take(event) -> bool: True when the event went all the way through the core (see core.py)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch._core.Core",
+    .tp_basicsize = sizeof(Core),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)core_init,
+    .tp_dealloc = (destructor)core_dealloc,
+    .tp_methods = core_methods,
+    .tp_doc = "The security detectors' counting for one pipeline (see sipwatch/core.py).",
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_core", "The security detectors' counting in C (see sipwatch/core.py).", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    s_append = PyUnicode_InternFromString("append");
+    s_popleft = PyUnicode_InternFromString("popleft");
+    s_challenge = PyUnicode_InternFromString("Challenge");
+    empty_tuple = PyTuple_New(0);
+    one = PyLong_FromLong(1);
+    if (!s_append || !s_popleft || !s_challenge || !empty_tuple || !one || PyType_Ready(&CoreType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    Py_INCREF(&CoreType);
+    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) {
+        Py_DECREF(&CoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

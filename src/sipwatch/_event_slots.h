@@ -1,0 +1,40 @@
+/*
+ * Where the fields of event.Event (a dataclass with slots) live in its instances, for the C parts that
+ * build events (_drain.c) or read them (_core.c) slot by slot. If Event's slots differ from this list,
+ * `event_slots` says so and the callers fall back to Python.
+ */
+#ifndef SIPWATCH_EVENT_SLOTS_H
+#define SIPWATCH_EVENT_SLOTS_H
+#include <Python.h>
+#include <structmember.h>
+
+/* The fields of event.Event (a dataclass with slots), in the order of its __slots__: an Event is built here
+ * by filling its slots directly, as its __init__ would. If Event's slots differ, `event_of` builds them. */
+static const char *const EVENT_FIELDS[] = {"time", "kind", "service", "ip", "port", "transport", "account", "target",
+                                     "user_agent", "evidence", "file", "line", "raw", "form", "session", "reason",
+                                     "extra", "repeat", "blocked", "call", NULL};
+enum { F_TIME, F_KIND, F_SERVICE, F_IP, F_PORT, F_TRANSPORT, F_ACCOUNT, F_TARGET, F_UA, F_EVIDENCE, F_FILE, F_LINE,
+       F_RAW, F_FORM, F_SESSION, F_REASON, F_EXTRA, F_REPEAT, F_BLOCKED, F_CALL, N_FIELDS };
+
+/* Where each of Event's fields lives in its instances; 0 when `type` is not the Event this file knows. */
+static inline int event_slots(PyTypeObject *type, Py_ssize_t *offsets) {
+    PyObject *slots = PyObject_GetAttrString((PyObject *)type, "__slots__");
+    if (slots == NULL) { PyErr_Clear(); return 0; }
+    int ok = PyTuple_Check(slots) && PyTuple_GET_SIZE(slots) == N_FIELDS;
+    for (int i = 0; ok && i < N_FIELDS; i++) {
+        ok = PyUnicode_Check(PyTuple_GET_ITEM(slots, i))
+             && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(slots, i), EVENT_FIELDS[i]) == 0;
+        PyObject *descr = ok ? PyObject_GetAttrString((PyObject *)type, EVENT_FIELDS[i]) : NULL;
+        if (descr == NULL) { PyErr_Clear(); ok = 0; break; }
+        ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (ok) offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+    }
+    Py_DECREF(slots);
+    return ok && (type->tp_flags & Py_TPFLAGS_HAVE_GC);
+}
+
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+#endif

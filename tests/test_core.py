@@ -1,0 +1,187 @@
+"""The C core (core.py, _core.c) counts what the Python pipeline counts: whole scans with and without it
+report alike, under the default, security-only and hair-trigger thresholds; an event stream through both
+leaves the same decisions and the same state, also with every table at a tiny size limit; and it stands
+aside where it cannot stand in for the pipeline."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generated import genlog
+from sipwatch import core, parallel
+from sipwatch.config import Config, from_dict
+from sipwatch.detectors import Decision
+from sipwatch.detectors.base import DistinctWindows, Windows
+from sipwatch.detectors.brute_force import BruteForceDetector
+from sipwatch.event import Event, Kind, Service
+from sipwatch.formats.records import ScanStats
+from sipwatch.pipeline import Pipeline
+from sipwatch.report import to_json
+from sipwatch.scan import Reader, scan
+from sipwatch.sources.files import FileSource
+
+pytestmark = pytest.mark.skipif(not core.available(), reason="the C core is not built (needs gcc and python3-dev "
+                                "at install time), or SIPWATCH_NATIVE=0")
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "security events only": {"accounts": {"enabled": False}, "behaviour": {"enabled": False}},
+    "hair trigger": {
+        "detectors": {
+            "brute_force": {"attempts": 2, "window": 20},
+            "enumeration": {"accounts": 2, "window": 30},
+            "distributed": {"addresses": 2, "window": 600},
+            "stale_password": {"failures": 2},
+            "unanswered_challenges": {"challenges": 3, "window": 30},
+        },
+        "policy": {"ban_weak": 5, "ban_strong": 10, "storm_bans": 5, "storm_window": 2},
+    },
+    "short bans, some detectors off": {
+        "detectors": {"scanner": {"enabled": False}, "rejected_calls": {"enabled": False},
+                      "brute_force": {"attempts": 3, "window": 5},
+                      "unanswered_challenges": {"challenges": 2, "window": 5}},
+        "policy": {"ban_weak": 1, "ban_strong": 2},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def attack_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return genlog(tmp_path_factory.mktemp("gen") / "attacks.log", 40000, seed=11)
+
+
+def _report(path: Path, config: Config, monkeypatch: pytest.MonkeyPatch, with_core: bool) -> dict[str, Any]:
+    with monkeypatch.context() as m:
+        if not with_core:
+            m.setattr(core, "core", lambda pipeline, sink: None)
+        report = to_json(scan([str(path)], config, processes=True))
+    report.pop("seconds", None)
+    return report
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_a_scan_with_the_core_reports_what_one_without_it_reports(name: str, attack_log: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(FileSource.__init__, "__defaults__", (256 << 10,))  # many buffers
+    config = from_dict(CONFIGS[name])
+    taken: list[bool] = []
+    real = core.core
+
+    def counting(pipeline: Pipeline, sink: core.Sink) -> Any:
+        take = real(pipeline, sink)
+        assert take is not None
+
+        def spy(event: Event) -> bool:
+            taken.append(take(event))
+            return taken[-1]
+        return spy
+
+    monkeypatch.setattr(core, "core", counting)
+    with_core = _report(attack_log, config, monkeypatch, with_core=True)
+    monkeypatch.setattr(core, "core", real)
+    without = _report(attack_log, config, monkeypatch, with_core=False)
+    assert with_core == without
+    assert sum(taken) > 1000 and not all(taken)  # it saw most events through, and left some to Python
+    assert any(o["decision"] == "ban" for o in without["offenders"])
+
+
+def _events(path: Path) -> list[Event]:
+    reader = Reader(Config())
+    return list(reader.events(FileSource(str(path)), ScanStats()))
+
+
+def _tiny(pipeline: Pipeline, limit: int) -> Pipeline:
+    """Every table of the pipeline at a tiny size limit: the rare branches run all the time."""
+    pipeline.duplicates.enabled = False
+    pipeline.attempts.max_keys = limit
+    pipeline.nonces.max_keys = limit
+    pipeline.knowledge.max_addresses = limit
+    for detector in pipeline.detectors:
+        for value in vars(detector).values() if hasattr(detector, "__dict__") else ():
+            if isinstance(value, (Windows, DistinctWindows)):
+                value.max_keys = limit
+    return pipeline
+
+
+def _state(pipeline: Pipeline) -> list[object]:
+    windows = [v for d in pipeline.detectors for v in getattr(d, "__dict__", {}).values()
+               if isinstance(v, (Windows, DistinctWindows))]
+    return [repr(pipeline.attempts._open), list(pipeline.nonces._sent), repr(pipeline.knowledge._owned),
+            repr(pipeline.knowledge._last_auth), dict(pipeline.banned_until),
+            *[{k: repr(v) for k, v in w._data.items()} for w in windows]]
+
+
+def _decisions(decisions: list[Decision]) -> list[dict[str, object]]:
+    return [d.to_json() for d in decisions]
+
+
+@pytest.mark.parametrize("limit", [3, 50, 200_000])
+@pytest.mark.parametrize("name", ["default", "hair trigger"])
+def test_an_event_stream_leaves_the_same_decisions_and_state(name: str, limit: int, attack_log: Path) -> None:
+    events = _events(attack_log)[:25_000]
+    python = _tiny(Pipeline(from_dict(CONFIGS[name])), limit)
+    native = _tiny(Pipeline(from_dict(CONFIGS[name])), limit)
+    by_python: list[Decision] = []
+    by_core: list[Decision] = []
+    take = core.core(native, by_core.extend)
+    assert take is not None
+    for event in events:
+        by_python.extend(python.process(copy.copy(event)))
+        twin = copy.copy(event)
+        if not native.is_blocked(twin.ip, twin.time) and take(twin):  # what the merge loop does before it
+            continue
+        by_core.extend(native.process(twin))
+    assert _decisions(by_core) == _decisions(by_python)
+    assert _state(native) == _state(python)
+    assert len(by_python) > 10
+
+
+def test_it_stands_aside_where_it_cannot_stand_in() -> None:
+    several_sources = Pipeline(Config())
+    assert several_sources.duplicates.enabled and core.core(several_sources, print) is None
+
+    class Careful(BruteForceDetector):
+        pass
+
+    pipeline = Pipeline(Config())
+    pipeline.duplicates.enabled = False
+    pipeline.by_kind[Kind.ACL_DENIED] = (Careful(Config().detectors.brute_force, pipeline.knowledge),)
+    fast = dict(zip(core.KINDS, core.fast_kinds(pipeline), strict=True))
+    assert fast[Kind.ACL_DENIED] is None  # a detector it does not know: that kind stays in Python
+    assert fast[Kind.UNKNOWN_ACCOUNT] is not None
+    assert fast[Kind.CALL_START] is None and fast[Kind.REJECTED_CALL] is None
+
+
+def test_sipwatch_native_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sipwatch.formats import native
+
+    monkeypatch.setattr(native, "available", lambda: False)
+    pipeline = Pipeline(Config())
+    pipeline.duplicates.enabled = False
+    assert core.core(pipeline, print) is None
+
+
+def test_an_event_of_another_type_is_left_to_python() -> None:
+    pipeline = Pipeline(Config())
+    pipeline.duplicates.enabled = False
+    take = core.core(pipeline, print)
+    assert take is not None
+
+    class Other(Event):
+        __slots__ = ()
+
+    event = _events_of_kind(Kind.AUTH_FAILURE)
+    assert take(event) is True
+    assert take(Other(**{f: getattr(event, f) for f in Event.__slots__})) is False  # type: ignore[attr-defined]
+
+
+def _events_of_kind(kind: Kind) -> Event:
+    from ipaddress import ip_address
+
+    return Event(1714557600.0, kind, Service.SIP, ip=ip_address("198.51.100.7"), account="100", form="test",
+                 reason="x")
