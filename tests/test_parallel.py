@@ -138,7 +138,7 @@ def test_the_c_merge_loop_builds_the_events_event_of_builds() -> None:
         (0.0, 1, 2, "2001:db8::7", 0, None, None, None, None, 0, 12, "f", None, "r", {}, None),
     ]
     merge = parallel._drain.Drain(list(wires), 0, 100, 42.0, "x.log", IPS, ip, Tally(), {}, set(), 0, KINDS,
-                                  SERVICES, event_of, 1000, Event, Call, EVIDENCE)
+                                  SERVICES, event_of, Event, Call, EVIDENCE)
     built = list(merge)
     expected, last_time = [], 42.0
     for w in wires:
@@ -148,6 +148,43 @@ def test_the_c_merge_loop_builds_the_events_event_of_builds() -> None:
     assert built == expected
     assert [type(e.call) for e in built] == [type(None), Call, type(None)]
     assert built[0].extra is not built[2].extra
+
+
+def test_the_c_merge_loop_counts_offenders_as_the_tally_does() -> None:
+    """Each event counted at once in C gives the counts, first and last times, names (at most MAX_DISTINCT
+    of them, the first ones seen) and evidence that the tally's queue gives; a queue that another file's
+    one-process scan filled is counted first."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.event import Call, Event, Evidence, Kind, Service
+    from sipwatch.formats.wire import EVIDENCE, EVIDENCE_INDEX, IPS, KIND_INDEX, KINDS, SERVICES, event_of, ip
+    from sipwatch.tally import COUNTED, MAX_DISTINCT
+
+    kinds = [Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.AUTH_CHALLENGE, Kind.REJECTED_CALL]
+    wires = [(1714557600.0 + (i * 7919) % 500, KIND_INDEX[kinds[i % 4]], i % 2, f"198.51.100.{i % 3}", 5060, "UDP",
+              f"u{i % 1500}" if i % 5 else "", f"00{i % 250}" if i % 4 == 3 else None, None,
+              EVIDENCE_INDEX[Evidence.STRONG if i == 700 else Evidence.WEAK], i + 1, "f", None, "r", None, None)
+             for i in range(2000)]
+    counted = {KIND_INDEX[k] for k in COUNTED}
+    in_c, in_python = Tally(), Tally()
+    early = Event(1714557000.0, Kind.AUTH_FAILURE, Service.SIP, ip=ip("198.51.100.1"), account="first")
+    for tally in (in_c, in_python):
+        tally.add(early)  # queued by a one-process scan of another file
+    list(parallel._drain.Drain(wires, 0, 0, 0.0, "x.log", IPS, ip, in_c, {}, counted,
+                               EVIDENCE_INDEX[Evidence.STRONG], KINDS, SERVICES, event_of, Event, Call, EVIDENCE))
+    for w in wires:
+        in_python.count(ip(w[3]), w[0], KINDS[w[1]], SERVICES[w[2]], w[6], w[7],
+                        w[9] == EVIDENCE_INDEX[Evidence.STRONG], w[1] in counted)
+    in_c.flush(), in_python.flush()
+    assert in_c.kinds == in_python.kinds and list(in_c.offenders) == list(in_python.offenders)
+    for address, mine in in_c.offenders.items():
+        theirs = in_python.offenders[address]
+        assert (mine.events, mine.kinds, mine.services, mine.first, mine.last, mine.strong) == (
+            theirs.events, theirs.kinds, theirs.services, theirs.first, theirs.last, theirs.strong)
+        assert list(mine.accounts.items()) == list(theirs.accounts.items())
+        assert list(mine.targets.items()) == list(theirs.targets.items())
+    assert len(in_c.offenders[ip("198.51.100.1")].accounts) == MAX_DISTINCT
+    assert in_c.offenders[ip("198.51.100.1")].strong
 
 
 def test_spans_cover_a_plain_file_and_end_on_line_breaks(tmp_path: Path) -> None:

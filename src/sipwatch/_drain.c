@@ -21,39 +21,40 @@ typedef struct {
     long skip, base;      /* lines up to `skip` were swallowed by the previous buffer's last record */
     double last_time;
     long skipped;
-    PyObject *file, *ips, *ip_func, *tally, *kinds_counter, *offenders, *dirty, *banned, *kinds, *services;
-    PyObject *event_of, *offender_func, *flush;
+    PyObject *file, *ips, *ip_func, *tally, *kinds_counter, *offenders, *banned, *kinds, *services;
+    PyObject *event_of, *offender_func;
     PyTypeObject *event_type, *call_type;  /* NULL: build events through event_of */
     PyObject *evidences, *empty;
     PyObject *take;       /* the C core's take(event) (core.py), or NULL: every event goes to the pipeline */
     Py_ssize_t offsets[N_FIELDS];
-    long max_queued;
     unsigned char counted[MAX_KIND];
     long strong;
 } Drain;
 
-static PyObject *s_queue, *s_queued, *s_time, *one;
+static PyObject *s_queue, *s_time, *one;
+static PyObject *s_events, *s_first, *s_last, *s_kinds, *s_services, *s_accounts, *s_targets, *s_strong;
+static Py_ssize_t max_distinct;  /* tally.MAX_DISTINCT */
 
 static void drain_dealloc(Drain *d) {
     Py_XDECREF(d->wires); Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
-    Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->dirty); Py_XDECREF(d->banned);
+    Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->banned);
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
-    Py_XDECREF(d->flush); Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
+    Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
     Py_XDECREF(d->empty); Py_XDECREF(d->take);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 
 /* Drain(wires, skip, base, last_time, file, ips, ip, tally, banned, counted, strong, kinds, services,
- *       event_of, max_queued[, event_type, call_type, evidences, take]) */
+ *       event_of[, event_type, call_type, evidences, take]) */
 static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     PyObject *wires, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services, *event_of;
     PyObject *event_type = NULL, *call_type = NULL, *evidences = NULL, *take = Py_None;
-    long skip, base, strong, max_queued;
+    long skip, base, strong;
     double last_time;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!Ol|O!O!O!O", &PyList_Type, &wires, &skip, &base, &last_time, &file,
+    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!O|O!O!O!O", &PyList_Type, &wires, &skip, &base, &last_time, &file,
                           &PyDict_Type, &ips, &ip_func, &tally, &PyDict_Type, &banned, &counted, &strong,
-                          &PyList_Type, &kinds, &PyList_Type, &services, &event_of, &max_queued,
+                          &PyList_Type, &kinds, &PyList_Type, &services, &event_of,
                           &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences, &take))
         return -1;
     if (event_type != NULL && call_type != NULL && evidences != NULL
@@ -79,11 +80,9 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     if (PyErr_Occurred()) return -1;
     d->kinds_counter = PyObject_GetAttrString(tally, "kinds");
     d->offenders = PyObject_GetAttrString(tally, "offenders");
-    d->dirty = PyObject_GetAttrString(tally, "dirty");
     d->offender_func = PyObject_GetAttrString(tally, "offender");
-    d->flush = PyObject_GetAttrString(tally, "flush");
-    if (!d->kinds_counter || !d->offenders || !d->dirty || !d->offender_func || !d->flush) return -1;
-    if (!PyDict_Check(d->kinds_counter) || !PyDict_Check(d->offenders) || !PyList_Check(d->dirty)) {
+    if (!d->kinds_counter || !d->offenders || !d->offender_func) return -1;
+    if (!PyDict_Check(d->kinds_counter) || !PyDict_Check(d->offenders)) {
         PyErr_SetString(PyExc_TypeError, "a tally of the wrong shape");
         return -1;
     }
@@ -96,12 +95,14 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     d->kinds = kinds; Py_INCREF(kinds);
     d->services = services; Py_INCREF(services);
     d->event_of = event_of; Py_INCREF(event_of);
-    d->skip = skip; d->base = base; d->last_time = last_time; d->strong = strong; d->max_queued = max_queued;
+    d->skip = skip; d->base = base; d->last_time = last_time; d->strong = strong;
     d->pos = 0; d->skipped = 0;
     return 0;
 }
 
-/* Tally.count, step for step. */
+static int add_to_offender(Drain *d, PyObject *offender, PyObject *dict, PyObject *when, PyObject *kind_obj, PyObject *w);
+
+/* Tally.count, step for step, but an offender counts each event at once (no queue to flush). */
 static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long kind) {
     PyObject *kind_obj = PyList_GET_ITEM(d->kinds, kind);
     PyObject *n = PyDict_GetItemWithError(d->kinds_counter, kind_obj);
@@ -121,34 +122,77 @@ static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long 
         offender = PyDict_GetItemWithError(d->offenders, address);
         if (offender == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "offender"); return -1; }
     }
-    PyObject *queue = PyObject_GetAttr(offender, s_queue);
-    if (queue == NULL) return -1;
-    if (!PyList_Check(queue)) { Py_DECREF(queue); PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
-    if (PyList_GET_SIZE(queue) == 0 && PyList_Append(d->dirty, offender) < 0) { Py_DECREF(queue); return -1; }
-    long wstrong = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
-    PyObject *entry = PyTuple_Pack(6, when, kind_obj, PyList_GET_ITEM(d->services, PyLong_AsLong(PyTuple_GET_ITEM(w, 2))),
-                                   PyTuple_GET_ITEM(w, 6), PyTuple_GET_ITEM(w, 7), wstrong == d->strong ? Py_True : Py_False);
-    if (entry == NULL) { Py_DECREF(queue); return -1; }
-    rc = PyList_Append(queue, entry);
-    Py_DECREF(entry);
-    Py_DECREF(queue);
-    if (rc < 0) return -1;
-    PyObject *queued = PyObject_GetAttr(d->tally, s_queued);
-    if (queued == NULL) return -1;
-    long q = PyLong_AsLong(queued) + 1;
-    Py_DECREF(queued);
-    if (q == 0 && PyErr_Occurred()) return -1;
-    PyObject *qobj = PyLong_FromLong(q);
-    if (qobj == NULL) return -1;
-    rc = PyObject_SetAttr(d->tally, s_queued, qobj);
-    Py_DECREF(qobj);
-    if (rc < 0) return -1;
-    if (q >= d->max_queued) {
-        PyObject *r = PyObject_CallNoArgs(d->flush);
+    PyObject *dict = PyObject_GenericGetDict(offender, NULL);
+    if (dict == NULL) return -1;
+    rc = add_to_offender(d, offender, dict, when, kind_obj, w);
+    Py_DECREF(dict);
+    return rc;
+}
+
+/* dict[key] += 1 (a Counter's item). */
+static int increment(PyObject *dict, PyObject *key) {
+    PyObject *n = PyDict_GetItemWithError(dict, key);
+    if (n == NULL && PyErr_Occurred()) return -1;
+    PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
+    if (more == NULL) return -1;
+    int rc = PyDict_SetItem(dict, key, more);
+    Py_DECREF(more);
+    return rc;
+}
+
+/* Count one more name (account, number) of an offender's, unless it is empty or MAX_DISTINCT others are named
+ * already (tally.py, `_merge_capped`). */
+static int name(PyObject *dict, PyObject *field, PyObject *value) {
+    if (value == Py_None || PyObject_Not(value)) return 0;
+    PyObject *names = PyDict_GetItemWithError(dict, field);
+    if (names == NULL || !PyDict_Check(names)) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "names"); return -1; }
+    int known = PyDict_Contains(names, value);
+    if (known < 0) return -1;
+    return known || PyDict_GET_SIZE(names) < max_distinct ? increment(names, value) : 0;
+}
+
+/* Offender.flush for a queue of this one event, field by field on the offender's own __dict__ (what is
+ * queued in Python, by a one-process scan of another file, is flushed first: the order stays the events'). */
+static int add_to_offender(Drain *d, PyObject *offender, PyObject *dict, PyObject *when, PyObject *kind_obj, PyObject *w) {
+    PyObject *queue = PyDict_GetItemWithError(dict, s_queue);
+    if (queue == NULL || !PyList_Check(queue)) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
+    if (PyList_GET_SIZE(queue) > 0) {
+        PyObject *r = PyObject_CallMethod(offender, "flush", NULL);
         if (r == NULL) return -1;
         Py_DECREF(r);
     }
-    return 0;
+    PyObject *events = PyDict_GetItemWithError(dict, s_events);
+    long n = events ? PyLong_AsLong(events) : -1;
+    if (n < 0) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "events"); return -1; }
+    double t = PyFloat_AsDouble(when);
+    if (t == -1.0 && PyErr_Occurred()) return -1;
+    for (int i = 0; i < 2; i++) {  /* first, last */
+        PyObject *key = i ? s_last : s_first;
+        PyObject *seen = n ? PyDict_GetItemWithError(dict, key) : NULL;
+        double was = seen ? PyFloat_AsDouble(seen) : 0.0;
+        if (was == -1.0 && PyErr_Occurred()) return -1;
+        if ((!n || (i ? t > was : t < was)) && PyDict_SetItem(dict, key, when) < 0) return -1;
+    }
+    PyObject *more = PyLong_FromLong(n + 1);
+    int rc = more ? PyDict_SetItem(dict, s_events, more) : -1;
+    Py_XDECREF(more);
+    if (rc < 0) return -1;
+    PyObject *kinds = PyDict_GetItemWithError(dict, s_kinds), *services = PyDict_GetItemWithError(dict, s_services);
+    if (kinds == NULL || services == NULL || !PyDict_Check(kinds) || !PySet_Check(services)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "kinds or services");
+        return -1;
+    }
+    long service = PyLong_AsLong(PyTuple_GET_ITEM(w, 2));
+    if (service < 0 || service >= PyList_GET_SIZE(d->services)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "service index out of range");
+        return -1;
+    }
+    if (increment(kinds, kind_obj) < 0 || PySet_Add(services, PyList_GET_ITEM(d->services, service)) < 0
+        || name(dict, s_accounts, PyTuple_GET_ITEM(w, 6)) < 0 || name(dict, s_targets, PyTuple_GET_ITEM(w, 7)) < 0)
+        return -1;
+    long wstrong = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
+    if (wstrong == -1 && PyErr_Occurred()) return -1;
+    return wstrong == d->strong ? PyDict_SetItem(dict, s_strong, Py_True) : 0;
 }
 
 static void put(PyObject *obj, Py_ssize_t offset, PyObject *value) {
@@ -301,10 +345,25 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__drain(void) {
     s_queue = PyUnicode_InternFromString("queue");
-    s_queued = PyUnicode_InternFromString("queued");
     s_time = PyUnicode_InternFromString("time");
     one = PyLong_FromLong(1);
-    if (!s_queue || !s_queued || !s_time || !one || PyType_Ready(&DrainType) < 0) return NULL;
+    s_events = PyUnicode_InternFromString("events");
+    s_first = PyUnicode_InternFromString("first");
+    s_last = PyUnicode_InternFromString("last");
+    s_kinds = PyUnicode_InternFromString("kinds");
+    s_services = PyUnicode_InternFromString("services");
+    s_accounts = PyUnicode_InternFromString("accounts");
+    s_targets = PyUnicode_InternFromString("targets");
+    s_strong = PyUnicode_InternFromString("strong");
+    if (!s_queue || !s_time || !one || !s_events || !s_first || !s_last || !s_kinds || !s_services
+        || !s_accounts || !s_targets || !s_strong || PyType_Ready(&DrainType) < 0)
+        return NULL;
+    PyObject *tally = PyImport_ImportModule("sipwatch.tally");
+    PyObject *cap = tally ? PyObject_GetAttrString(tally, "MAX_DISTINCT") : NULL;
+    max_distinct = cap ? PyLong_AsSsize_t(cap) : -1;
+    Py_XDECREF(tally);
+    Py_XDECREF(cap);
+    if (max_distinct < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&DrainType);

@@ -39,7 +39,7 @@ from sipwatch.formats.wire import (
 )
 from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource, read_span
-from sipwatch.tally import COUNTED, MAX_QUEUED, Tally
+from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
 
 try:  # pragma: no cover - which branch runs depends on the build
@@ -195,7 +195,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
             skip = skip_through - base  # in this buffer's numbering
             if drain_in_c:
                 merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
-                                     strong, KINDS, SERVICES, event_of, MAX_QUEUED, Event, Call, EVIDENCE, take)
+                                     strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take)
                 yield from merge
                 last_time = merge.last_time
                 stats.events -= merge.skipped
