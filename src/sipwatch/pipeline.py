@@ -104,6 +104,9 @@ class Duplicates:
             del seen[first]
 
 
+NONCE_KINDS = frozenset({Kind.AUTH_CHALLENGE, Kind.AUTH_FAILURE})
+
+
 class Nonces:
     """A failed digest answer to a nonce we really sent to that address proves a round trip."""
 
@@ -266,12 +269,15 @@ class Pipeline:
             if until is not None and event.time < until:
                 event.blocked = True  # the firewall would have dropped it: the daemon never sees it
                 return []
-        if self.duplicates.repeated(event):
+        if self.duplicates.enabled and self.duplicates.repeated(event):
             event.repeat = True  # the same record through another source: the detectors saw it already
             return []
-        self.attempts.mark(event)
-        self.nonces.mark(event)
-        if event.kind is Kind.AUTH_SUCCESS:
+        kind = event.kind
+        if kind in HOSTILE_KINDS:  # (the only kinds that these two stages look at: calls skip them)
+            self.attempts.mark(event)
+        if kind in NONCE_KINDS:
+            self.nonces.mark(event)
+        if kind is Kind.AUTH_SUCCESS:
             self.knowledge.observe(event)
         elif event.kind in CALL_KINDS:
             if event.ip is None and event.kind is Kind.CALL_START:
