@@ -24,6 +24,13 @@ setup(
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
             optional=True,
         ),
+        Extension(  # CallBook.observe (see sipwatch/core.py)
+            "sipwatch._calls",
+            sources=["src/sipwatch/_calls.c"],
+            depends=["src/sipwatch/_event_slots.h"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+            optional=True,
+        ),
         Extension(  # the security detectors' counting (see sipwatch/core.py)
             "sipwatch._core",
             sources=["src/sipwatch/_core.c"],

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from generated import genlog
+from generated import gencdr, genlog
 from sipwatch import core, parallel
 from sipwatch.config import Config, from_dict
 from sipwatch.detectors import Decision
@@ -227,3 +227,94 @@ def test_odd_event_streams_leave_the_same_decisions_and_state(seed: int) -> None
     assert _decisions(by_core) == _decisions(by_python)
     assert _state(native) == _state(python)
     assert len(by_python) > 20
+
+
+# --- call correlation (`_calls.c`) ------------------------------------------------------------------
+
+needs_calls = pytest.mark.skipif(core._calls is None, reason="the C call book is not built")
+
+
+@needs_calls
+@pytest.mark.parametrize("source", ["full log", "Master.csv", "both"])
+def test_a_scan_with_the_c_call_book_reports_what_one_without_it_reports(
+        source: str, attack_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    cdr = gencdr(tmp_path / "Master.csv", 30_000, seed=5)
+    paths = {"full log": [attack_log], "Master.csv": [cdr], "both": [attack_log, cdr]}[source]
+    installed: list[bool] = []
+    real = core.native_calls
+
+    def spy(book: Any) -> bool:
+        installed.append(real(book))
+        return installed[-1]
+
+    monkeypatch.setattr(core, "native_calls", spy)
+    with_c = to_json(scan([str(p) for p in paths], Config(), processes=True))
+    monkeypatch.setattr(core, "native_calls", lambda book: False)
+    without = to_json(scan([str(p) for p in paths], Config(), processes=True))
+    for report in (with_c, without):
+        report.pop("seconds", None)
+    assert installed == [True]
+    assert with_c == without
+    assert with_c["accounts"]
+    if source != "full log":  # the generated office has compromised accounts
+        assert any(a["decision"] != "none" for a in with_c["accounts"])
+
+
+def _odd_calls(seed: int, n: int) -> list[Event]:
+    """Call records the logs rarely give: ids missing or shared, a channel name reused after its call
+    ended, ends before answers, durations and billsecs as ints or floats or zero, dispositions in any order."""
+    import random
+    from ipaddress import ip_address
+
+    from sipwatch.event import Call
+
+    rng = random.Random(seed)
+    events, now = [], 1714557600.0
+    for _ in range(n):
+        now += rng.choice([0.0, 0.5, 1.0, 2.5, 60.0, 4000.0, -1.0])
+        call = Call(
+            uniqueid=rng.choice([None, "", "u1", "u2", "u3"]), linkedid=rng.choice([None, "u1", "l2"]),
+            channel=rng.choice([None, "PJSIP/6001-1", "PJSIP/6002-1"]), duration=rng.choice([None, 0, 30, 12.5]),
+            billsec=rng.choice([None, 0, 20, 7.5]), disposition=rng.choice([None, "", "ANSWERED", "NO ANSWER"]))
+        events.append(Event(
+            now, rng.choice([Kind.CALL_START, Kind.CALL_ANSWER, Kind.CALL_END]), Service.PJSIP,
+            ip=rng.choice([None, ip_address("192.0.2.50"), ip_address("198.51.100.9")]),
+            account=rng.choice([None, "", "6001", "6002"]), target=rng.choice([None, "", "6003", "00442079460000"]),
+            call=call))
+    return events
+
+
+@needs_calls
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("limits", [(3, 2), (200_000, 100_000)])
+def test_odd_call_records_leave_the_same_calls_and_tallies(seed: int, limits: tuple[int, int]) -> None:
+    from sipwatch.calls import CallBook
+    from sipwatch.numbers import NumberClassifier
+
+    python = CallBook(NumberClassifier(), keep=600.0, max_calls=limits[0], max_accounts=limits[1])
+    native = CallBook(NumberClassifier(), keep=600.0, max_calls=limits[0], max_accounts=limits[1])
+    assert core.native_calls(native)
+
+    def seen(found: Any) -> object:
+        return None if found is None else (repr(found[0]), found[1])
+
+    for event in _odd_calls(seed, 3000):
+        assert seen(native.observe(copy.copy(event))) == seen(python.observe(copy.copy(event)))
+        assert seen(native.current) == seen(python.current)
+    assert repr(list(native._calls.values())) == repr(list(python._calls.values()))
+    assert {k: repr(v) for k, v in native._by_key.items()} == {k: repr(v) for k, v in python._by_key.items()}
+    assert repr(native.accounts) == repr(python.accounts)
+
+
+def test_the_c_call_book_stands_aside_for_another_book(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sipwatch.calls import CallBook
+    from sipwatch.formats import native
+    from sipwatch.numbers import NumberClassifier
+
+    class Careful(CallBook):
+        pass
+
+    assert not core.native_calls(Careful(NumberClassifier()))
+    monkeypatch.setattr(native, "available", lambda: False)
+    assert not core.native_calls(CallBook(NumberClassifier()))

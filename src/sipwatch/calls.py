@@ -8,6 +8,9 @@ Each call is counted once, when first seen; later records only add what they kno
 billed seconds, disposition, the source address of the CDR userfield).
 
 The per-account tallies for the scan report (`AccountTally`) are kept here too.
+
+A scan's book observes in C (`_calls.c`, put in place by `core.native_calls`), step for step on the same
+objects: this file is its specification, and a change to `observe` or what it calls is a change there.
 """
 
 from __future__ import annotations

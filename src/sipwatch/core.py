@@ -1,4 +1,5 @@
-"""The security detectors' counting in C (`_core.c`), for a scan of one file in parallel.
+"""The scan's per-event hot path in C: the security detectors' counting (`_core.c`, for a scan of one file in
+parallel) and call correlation (`_calls.c`, `native_calls`).
 
 Most events of an attack, and every challenge and login of the operator's own phones, change nothing but
 a counter: an attempt marked, a nonce remembered, one more event in a detector's window. For the kinds
@@ -11,6 +12,9 @@ keeps its kinds in Python. The tests compare whole scans with and without the co
 
 To let the core count a new detector: give it a `decide` method called with what its window holds, add
 its counting to `_core.c` (`count()`), and its code here.
+
+`_calls.c` is `CallBook.observe` (calls.py), step for step on the book's own dicts, CallStates and
+AccountTallies; `native_calls` puts it in place of the Python method for a scan's book.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+from sipwatch import calls
 from sipwatch.detectors import Decision
 from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.brute_force import BruteForceDetector
@@ -32,9 +37,9 @@ from sipwatch.formats.wire import KINDS
 from sipwatch.pipeline import SAME_REQUEST_SECONDS, Attempts, Nonces, Pipeline
 
 try:  # pragma: no cover - which branch runs depends on the build
-    from sipwatch import _core  # type: ignore[attr-defined]
+    from sipwatch import _calls, _core  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
-    _core = None
+    _core = _calls = None
 
 #: detector class -> (its code in _core.c, its windows' attribute, its threshold's name in its settings)
 FAST_DETECTORS: dict[type, tuple[int, str, str]] = {
@@ -100,3 +105,16 @@ def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
         (k._owned, k._last_auth, k.max_addresses, k.observe), pipeline.settle, sink, Evidence.STRONG, deque)
     take: Callable[[Event], bool] = engine.take
     return take
+
+
+def native_calls(book: calls.CallBook) -> bool:
+    """Put `_calls.c`'s `observe` in place of the Python method of `book` (a scan's: the daemon keeps
+    Python); False when it is not built, turned off, or `book` is not the CallBook it knows."""
+    if _calls is None or not native.available() or type(book) is not calls.CallBook:
+        return False
+    observer = _calls.Observer(
+        book, book.observe, Event, calls.CallState, calls.AccountTally, calls._text,
+        (Kind.CALL_START, Kind.CALL_ANSWER, Kind.CALL_END),
+        (book.keep, calls.MAX_OPEN, calls.END_SLACK, book.max_calls, book.max_accounts, calls.MAX_CALL_EVENTS))
+    setattr(book, "observe", observer.observe)  # noqa: B010 - an instance's method, replaced on purpose
+    return True

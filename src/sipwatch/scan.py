@@ -204,6 +204,7 @@ def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyper
     pools = _Pools(processes and use_hyperscan)
     record = _recorder(result, pipeline)
     take = core.core(pipeline, _each(record)) if len(paths) == 1 else None
+    core.native_calls(pipeline.calls)
     streams = [_file_events(reader, p, result, progress, pools, config, pipeline, take) for p in paths]
     merged = heapq.merge(*streams, key=lambda e: e.time) if len(streams) > 1 else streams[0]
     process = pipeline.process

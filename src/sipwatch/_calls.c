@@ -1,0 +1,496 @@
+/*
+ * `CallBook.observe` in C (see sipwatch/calls.py, the specification, and sipwatch/core.py, which installs
+ * it): one call, whichever records told of it, correlated by the ids the records carry, on the book's own
+ * dicts and the same CallState and AccountTally objects. Number classification, new CallStates and new
+ * AccountTallies are made by the Python code they belong to; a record of an unexpected shape (ids that are
+ * not text) goes whole to the Python method. The tests compare whole scans with and without this file.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "_event_slots.h"
+
+enum { C_UNIQUEID, C_LINKEDID, C_CHANNEL, C_PEER, C_CONTEXT, C_DURATION, C_BILLSEC, C_DISPOSITION, N_CALL };
+static const char *const STATE_FIELDS[] = {"account", "start", "number", "classified", "answer", "end", "billsec",
+                                           "disposition", "ip", "events", "keys", NULL};
+enum { S_ACCOUNT, S_START, S_NUMBER, S_CLASSIFIED, S_ANSWER, S_END, S_BILLSEC, S_DISPOSITION, S_IP, S_EVENTS, S_KEYS,
+       N_STATE };
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t ev[N_FIELDS];   /* Event's slots */
+    Py_ssize_t st[N_STATE];    /* CallState's slots */
+    PyTypeObject *event_type, *state_type;
+    PyObject *book, *python_observe;      /* the book, and its Python observe (the fallback) */
+    PyObject *calls, *by_key, *accounts;  /* book._calls (OrderedDict), ._by_key, .accounts */
+    PyObject *classify, *outside, *text, *tally_type;
+    PyObject *k_start, *k_answer, *k_end;
+    double keep, max_open, end_slack;
+    Py_ssize_t max_calls, max_accounts, max_events;
+    PyObject *keep_alive;
+} Observer;
+
+static PyObject *s_current, *s_calls, *s_answered, *s_outside, *s_seconds, *s_first, *s_last, *s_countries, *s_sources,
+    *s_country, *s_answered_text, *one, *zero_float;
+
+static void observer_dealloc(Observer *o) {
+    Py_XDECREF(o->keep_alive);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+/* Where `name` lives in instances of `type` (a slot of a class with __slots__), or -1. */
+static Py_ssize_t member_offset(PyTypeObject *type, const char *name) {
+    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
+    if (descr == NULL) { PyErr_Clear(); return -1; }
+    Py_ssize_t offset = -1;
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX)
+        offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    Py_DECREF(descr);
+    return offset;
+}
+
+/* Observer(book, python_observe, event_type, state_type, tally_type, text, (start, answer, end),
+ *          (keep, max_open, end_slack, max_calls, max_accounts, max_events)) */
+static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
+    PyObject *book, *python_observe, *event_type, *state_type, *tally_type, *text;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "OOO!O!O!O(OOO)(dddnnn)", &book, &python_observe, &PyType_Type, &event_type,
+                          &PyType_Type, &state_type, &PyType_Type, &tally_type, &text, &o->k_start, &o->k_answer,
+                          &o->k_end, &o->keep, &o->max_open, &o->end_slack, &o->max_calls, &o->max_accounts,
+                          &o->max_events))
+        return -1;
+    if (!event_slots((PyTypeObject *)event_type, o->ev)) { PyErr_SetString(PyExc_TypeError, "not the Event this file knows"); return -1; }
+    for (int i = 0; i < N_STATE; i++)
+        if ((o->st[i] = member_offset((PyTypeObject *)state_type, STATE_FIELDS[i])) < 0) {
+            PyErr_Format(PyExc_TypeError, "CallState has no slot %s", STATE_FIELDS[i]);
+            return -1;
+        }
+    PyObject *classifier = PyObject_GetAttrString(book, "classifier");
+    if (classifier == NULL) return -1;
+    o->classify = PyObject_GetAttrString(classifier, "classify");
+    o->outside = PyObject_GetAttrString(classifier, "outside");
+    Py_DECREF(classifier);
+    o->calls = PyObject_GetAttrString(book, "_calls");
+    o->by_key = PyObject_GetAttrString(book, "_by_key");
+    o->accounts = PyObject_GetAttrString(book, "accounts");
+    if (!o->classify || !o->outside || !o->calls || !o->by_key || !o->accounts) return -1;
+    if (!PyDict_Check(o->calls) || !PyDict_Check(o->by_key) || !PyDict_Check(o->accounts)) {
+        PyErr_SetString(PyExc_TypeError, "a call book of the wrong shape");
+        return -1;
+    }
+    o->event_type = (PyTypeObject *)event_type; o->state_type = (PyTypeObject *)state_type;
+    o->book = book; o->python_observe = python_observe; o->text = text; o->tally_type = tally_type;
+    o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOO)", book, python_observe, event_type, state_type, tally_type, text,
+                                  o->k_start, o->k_answer, o->k_end, o->classify, o->outside, o->calls, o->by_key,
+                                  o->accounts, Py_None);
+    /* the Build above took its own references; drop the ones GetAttr gave */
+    Py_DECREF(o->classify); Py_DECREF(o->outside); Py_DECREF(o->calls); Py_DECREF(o->by_key); Py_DECREF(o->accounts);
+    return o->keep_alive == NULL ? -1 : 0;
+}
+
+#define ST(state, field) SLOT(state, o->st[field])
+#define EV(event, field) SLOT(event, o->ev[field])
+
+static void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    PyObject *old = SLOT(obj, offset);
+    Py_INCREF(value);
+    SLOT(obj, offset) = value;
+    Py_XDECREF(old);
+}
+
+static int as_double(PyObject *value, double *out) {
+    *out = PyFloat_AsDouble(value);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* _began(event): when the call of this record began, as far as the record tells. */
+static int began(Observer *o, PyObject *event, PyObject *call, double *out) {
+    if (as_double(EV(event, F_TIME), out) < 0) return -1;
+    PyObject *duration = PyTuple_GET_ITEM(call, C_DURATION);
+    if (EV(event, F_KIND) == o->k_end && duration != Py_None) {
+        double d;
+        if (as_double(duration, &d) < 0) return -1;
+        *out -= d;
+    }
+    return 0;
+}
+
+/* CallState.talk(now) as a new reference: the CDR's billsec once known, else since the answer. */
+static PyObject *talk(Observer *o, PyObject *state, PyObject *now) {
+    PyObject *billsec = ST(state, S_BILLSEC), *answer = ST(state, S_ANSWER), *end = ST(state, S_END);
+    if (billsec != Py_None) { Py_INCREF(billsec); return billsec; }
+    if (answer == Py_None) { Py_INCREF(zero_float); return zero_float; }
+    PyObject *spent = PyNumber_Subtract(end != Py_None ? end : now, answer);
+    if (spent == NULL) return NULL;
+    int more = PyObject_RichCompareBool(spent, zero_float, Py_GT);  /* max(0.0, spent) */
+    if (more < 0) { Py_DECREF(spent); return NULL; }
+    if (more) return spent;
+    Py_DECREF(spent);
+    Py_INCREF(zero_float);
+    return zero_float;
+}
+
+static int answered(Observer *o, PyObject *state) {
+    PyObject *billsec = ST(state, S_BILLSEC);
+    if (ST(state, S_ANSWER) != Py_None) return 1;
+    return billsec == Py_None ? 0 : PyObject_IsTrue(billsec);
+}
+
+/* CallBook._prune */
+static int prune(Observer *o, double now) {
+    for (int i = 0; i < 4; i++) {
+        PyObject *it = PyObject_GetIter(o->calls);  /* an OrderedDict: its own order */
+        if (it == NULL) return -1;
+        PyObject *key = PyIter_Next(it);
+        Py_DECREF(it);
+        if (key == NULL) return PyErr_Occurred() ? -1 : 0;
+        PyObject *first = PyObject_GetItem(o->calls, key);
+        if (first == NULL) { Py_DECREF(key); return -1; }
+        double start, end = 0.0;
+        int rc = as_double(ST(first, S_START), &start);
+        int has_end = ST(first, S_END) != Py_None;
+        if (rc == 0 && has_end) rc = as_double(ST(first, S_END), &end);
+        if (rc < 0) { Py_DECREF(first); Py_DECREF(key); return -1; }
+        int done = has_end && now - end > o->keep;
+        if (!(done || now - start > o->max_open || PyObject_Length(o->calls) > o->max_calls)) {
+            Py_DECREF(first); Py_DECREF(key);
+            return 0;
+        }
+        rc = PyObject_DelItem(o->calls, key);
+        Py_DECREF(key);
+        PyObject *keys = ST(first, S_KEYS);
+        for (Py_ssize_t k = 0; rc == 0 && k < PyList_GET_SIZE(keys); k++) {
+            PyObject *name = PyList_GET_ITEM(keys, k);
+            PyObject *holder = PyDict_GetItemWithError(o->by_key, name);
+            if (holder == first) rc = PyDict_DelItem(o->by_key, name);
+            else if (holder == NULL && PyErr_Occurred()) rc = -1;
+        }
+        Py_DECREF(first);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+/* CallBook._find (borrowed reference, or NULL with no error: none) */
+static PyObject *find(Observer *o, PyObject *keys, int channel_key, PyObject *event, PyObject *call, int *err) {
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(keys); k++) {
+        PyObject *state = PyDict_GetItemWithError(o->by_key, PyList_GET_ITEM(keys, k));
+        if (state == NULL) { if (PyErr_Occurred()) { *err = 1; return NULL; } continue; }
+        if (k == channel_key && ST(state, S_END) != Py_None) {
+            double b, end, t;
+            if (began(o, event, call, &b) < 0 || as_double(ST(state, S_END), &end) < 0
+                || as_double(EV(event, F_TIME), &t) < 0) { *err = 1; return NULL; }
+            double slack = EV(event, F_KIND) == o->k_start ? 0.0 : o->end_slack;
+            if (b >= end + slack || t - end > o->keep) continue;  /* a channel name reused after a restart */
+        }
+        return state;
+    }
+    return NULL;
+}
+
+/* The call's keys (calls._keys); *channel_key: the index of its channel key or -1. NULL with no error: a record
+ * of an unexpected shape (Python's turn). */
+static PyObject *keys_of(PyObject *call, int *channel_key) {
+    PyObject *linkedid = PyTuple_GET_ITEM(call, C_LINKEDID), *uniqueid = PyTuple_GET_ITEM(call, C_UNIQUEID);
+    PyObject *channel = PyTuple_GET_ITEM(call, C_CHANNEL);
+    PyObject *ids[3] = {linkedid, uniqueid, channel};
+    for (int i = 0; i < 3; i++)
+        if (ids[i] != Py_None && !PyUnicode_CheckExact(ids[i])) return NULL;
+    PyObject *keys = PyList_New(0);
+    if (keys == NULL) return NULL;
+    *channel_key = -1;
+    int rc = 0;
+    if (linkedid != Py_None && PyUnicode_GET_LENGTH(linkedid)) {
+        PyObject *key = PyUnicode_FromFormat("id:%U", linkedid);
+        rc = key ? PyList_Append(keys, key) : -1;
+        Py_XDECREF(key);
+    }
+    if (rc == 0 && uniqueid != Py_None && PyUnicode_GET_LENGTH(uniqueid)) {
+        int same = linkedid != Py_None && PyUnicode_Compare(uniqueid, linkedid) == 0;
+        if (!same) {
+            PyObject *key = PyUnicode_FromFormat("id:%U", uniqueid);
+            rc = key ? PyList_Append(keys, key) : -1;
+            Py_XDECREF(key);
+        }
+    }
+    if (rc == 0 && channel != Py_None && PyUnicode_GET_LENGTH(channel)) {
+        PyObject *key = PyUnicode_FromFormat("ch:%U", channel);
+        rc = key ? PyList_Append(keys, key) : -1;
+        Py_XDECREF(key);
+        *channel_key = (int)PyList_GET_SIZE(keys) - 1;
+    }
+    if (rc < 0) { Py_DECREF(keys); return NULL; }
+    return keys;
+}
+
+/* max(a, b) and min(a, b) as Python's builtins pick (the first of equals), new references */
+static PyObject *pick(PyObject *a, PyObject *b, int op) {
+    int other = PyObject_RichCompareBool(b, a, op);
+    if (other < 0) return NULL;
+    PyObject *r = other ? b : a;
+    Py_INCREF(r);
+    return r;
+}
+
+/* CallBook._update */
+static int update(Observer *o, PyObject *state, PyObject *event, PyObject *call) {
+    PyObject *account = EV(event, F_ACCOUNT), *target = EV(event, F_TARGET), *ip = EV(event, F_IP);
+    PyObject *time = EV(event, F_TIME), *kind = EV(event, F_KIND);
+    int truthy;
+    if (ST(state, S_ACCOUNT) == Py_None && account != Py_None) {
+        if ((truthy = PyObject_IsTrue(account)) < 0) return -1;
+        if (truthy) set_slot(state, o->st[S_ACCOUNT], account);
+    }
+    if (ST(state, S_NUMBER) == Py_None && target != Py_None) {
+        if ((truthy = PyObject_IsTrue(target)) < 0) return -1;
+        if (truthy) {
+            set_slot(state, o->st[S_NUMBER], target);
+            PyObject *classified = PyObject_CallOneArg(o->classify, target);
+            if (classified == NULL) return -1;
+            set_slot(state, o->st[S_CLASSIFIED], classified);
+            Py_DECREF(classified);
+        }
+    }
+    if (ST(state, S_IP) == Py_None && ip != Py_None) set_slot(state, o->st[S_IP], ip);
+    PyObject *billsec = PyTuple_GET_ITEM(call, C_BILLSEC), *duration = PyTuple_GET_ITEM(call, C_DURATION);
+    if (kind == o->k_answer && ST(state, S_ANSWER) == Py_None) {
+        set_slot(state, o->st[S_ANSWER], time);
+    } else if (kind == o->k_end) {
+        if (ST(state, S_END) == Py_None) set_slot(state, o->st[S_END], time);
+        if (billsec != Py_None) {
+            PyObject *had = ST(state, S_BILLSEC);
+            int had_some = had == Py_None ? 0 : PyObject_IsTrue(had);
+            if (had_some < 0) return -1;
+            PyObject *most = pick(had_some ? had : zero_float, billsec, Py_GT);
+            if (most == NULL) return -1;
+            set_slot(state, o->st[S_BILLSEC], most);
+            Py_DECREF(most);
+            if ((truthy = PyObject_IsTrue(billsec)) < 0) return -1;
+            if (truthy && ST(state, S_ANSWER) == Py_None) {
+                PyObject *answer = PyNumber_Subtract(time, billsec);
+                if (answer == NULL) return -1;
+                set_slot(state, o->st[S_ANSWER], answer);
+                Py_DECREF(answer);
+            }
+        }
+        if (duration != Py_None) {
+            PyObject *began_at = PyNumber_Subtract(time, duration);
+            PyObject *start = began_at ? pick(ST(state, S_START), began_at, Py_LT) : NULL;
+            Py_XDECREF(began_at);
+            if (start == NULL) return -1;
+            set_slot(state, o->st[S_START], start);
+            Py_DECREF(start);
+        }
+    }
+    PyObject *disposition = PyTuple_GET_ITEM(call, C_DISPOSITION), *was = ST(state, S_DISPOSITION);
+    if (disposition != Py_None) {
+        if ((truthy = PyObject_IsTrue(disposition)) < 0) return -1;
+        int final = was == Py_None ? 0 : PyObject_RichCompareBool(was, s_answered_text, Py_EQ);
+        if (final < 0) return -1;
+        if (truthy && !final && (was == Py_None || billsec != Py_None))
+            set_slot(state, o->st[S_DISPOSITION], disposition);  /* the CDR's word is final */
+    }
+    return 0;
+}
+
+/* obj.name += 1 (or += amount) on a plain object's __dict__ */
+static int add_to(PyObject *dict, PyObject *name, PyObject *amount) {
+    PyObject *value = PyDict_GetItemWithError(dict, name);
+    if (value == NULL) { if (!PyErr_Occurred()) PyErr_SetObject(PyExc_AttributeError, name); return -1; }
+    PyObject *more = PyNumber_Add(value, amount);
+    if (more == NULL) return -1;
+    int rc = PyDict_SetItem(dict, name, more);
+    Py_DECREF(more);
+    return rc;
+}
+
+static int count_in(PyObject *dict, PyObject *field, PyObject *key) {
+    PyObject *counter = PyDict_GetItemWithError(dict, field);
+    if (counter == NULL || !PyDict_Check(counter)) { if (!PyErr_Occurred()) PyErr_SetObject(PyExc_TypeError, field); return -1; }
+    PyObject *n = PyDict_GetItemWithError(counter, key);
+    if (n == NULL && PyErr_Occurred()) return -1;
+    PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
+    if (more == NULL) return -1;
+    int rc = PyDict_SetItem(counter, key, more);
+    Py_DECREF(more);
+    return rc;
+}
+
+/* CallBook._tally */
+static int tally(Observer *o, PyObject *state, int new, int had_number, int had_ip, int was_answered, PyObject *talked) {
+    PyObject *account = ST(state, S_ACCOUNT);
+    if (account == Py_None) return 0;
+    PyObject *t = PyDict_GetItemWithError(o->accounts, account);
+    if (t == NULL) {
+        if (PyErr_Occurred()) return -1;
+        if (PyDict_GET_SIZE(o->accounts) >= o->max_accounts) return 0;
+        PyObject *args = PyTuple_Pack(1, account), *kwargs = Py_BuildValue("{sO}", "first", ST(state, S_START));
+        t = args && kwargs ? PyObject_Call(o->tally_type, args, kwargs) : NULL;
+        Py_XDECREF(args); Py_XDECREF(kwargs);
+        if (t == NULL) return -1;
+        int rc = PyDict_SetItem(o->accounts, account, t);
+        Py_DECREF(t);
+        if (rc < 0) return -1;
+    }
+    PyObject *d = PyObject_GenericGetDict(t, NULL);
+    if (d == NULL) return -1;
+    int rc = 0;
+    if (new) rc = add_to(d, s_calls, one);
+    PyObject *number = ST(state, S_CLASSIFIED);
+    if (rc == 0 && number != Py_None && !had_number) {
+        PyObject *out = PyObject_CallOneArg(o->outside, number);
+        int outside = out ? PyObject_IsTrue(out) : -1;
+        Py_XDECREF(out);
+        if (outside < 0) rc = -1;
+        else if (outside) {
+            rc = add_to(d, s_outside, one);
+            PyObject *country = rc == 0 ? PyObject_GetAttr(number, s_country) : NULL;
+            if (country == NULL) rc = -1;
+            else {
+                int some = PyObject_IsTrue(country);
+                rc = some < 0 ? -1 : some ? count_in(d, s_countries, country) : 0;
+                Py_DECREF(country);
+            }
+        }
+    }
+    if (rc == 0 && ST(state, S_IP) != Py_None && !had_ip) {
+        PyObject *text = PyObject_CallOneArg(o->text, ST(state, S_IP));
+        rc = text ? count_in(d, s_sources, text) : -1;
+        Py_XDECREF(text);
+    }
+    if (rc == 0) {
+        int now = answered(o, state);
+        if (now < 0) rc = -1;
+        else if (now && !was_answered) rc = add_to(d, s_answered, one);
+    }
+    if (rc == 0 && ST(state, S_END) != Py_None) {
+        PyObject *spent = talk(o, state, ST(state, S_END));
+        PyObject *more = spent ? PyNumber_Subtract(spent, talked) : NULL;
+        Py_XDECREF(spent);
+        rc = more ? add_to(d, s_seconds, more) : -1;
+        Py_XDECREF(more);
+    }
+    if (rc == 0) {  /* first = min(first, start); last = max(last, end or start) */
+        PyObject *first = PyDict_GetItemWithError(d, s_first), *last = PyDict_GetItemWithError(d, s_last);
+        PyObject *end = ST(state, S_END);
+        int end_true = end == Py_None ? 0 : PyObject_IsTrue(end);
+        PyObject *lo = first ? pick(first, ST(state, S_START), Py_LT) : NULL;
+        PyObject *hi = last && end_true >= 0 ? pick(last, end_true ? end : ST(state, S_START), Py_GT) : NULL;
+        if (lo == NULL || hi == NULL || PyDict_SetItem(d, s_first, lo) < 0 || PyDict_SetItem(d, s_last, hi) < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "first/last");
+            rc = -1;
+        }
+        Py_XDECREF(lo); Py_XDECREF(hi);
+    }
+    Py_DECREF(d);
+    return rc;
+}
+
+/* observe(event): CallBook.observe(event) */
+static PyObject *observer_observe(Observer *o, PyObject *event) {
+    if (Py_TYPE(event) != o->event_type) return PyObject_CallOneArg(o->python_observe, event);
+    if (PyObject_SetAttr(o->book, s_current, Py_None) < 0) return NULL;
+    PyObject *kind = EV(event, F_KIND), *call = EV(event, F_CALL);
+    if ((kind != o->k_start && kind != o->k_answer && kind != o->k_end) || call == Py_None) Py_RETURN_NONE;
+    if (!PyTuple_Check(call) || PyTuple_GET_SIZE(call) != N_CALL) return PyObject_CallOneArg(o->python_observe, event);
+    int channel_key;
+    PyObject *keys = keys_of(call, &channel_key);
+    if (keys == NULL) return PyErr_Occurred() ? NULL : PyObject_CallOneArg(o->python_observe, event);
+    PyObject *state = NULL, *talked = NULL, *result = NULL;
+    double now;
+    if (PyList_GET_SIZE(keys) == 0) { Py_DECREF(keys); Py_RETURN_NONE; }
+    if (as_double(EV(event, F_TIME), &now) < 0 || prune(o, now) < 0) goto done;
+    int err = 0;
+    state = find(o, keys, channel_key, event, call, &err);
+    if (err) { state = NULL; goto done; }
+    int new = state == NULL;
+    if (new) {
+        double b;
+        if (began(o, event, call, &b) < 0) goto done;
+        PyObject *start = PyFloat_FromDouble(b);
+        state = start ? PyObject_CallFunctionObjArgs((PyObject *)o->state_type, EV(event, F_ACCOUNT), start, NULL) : NULL;
+        Py_XDECREF(start);
+        if (state == NULL) goto done;
+        if (Py_TYPE(state) != o->state_type) { PyErr_SetString(PyExc_TypeError, "CallState"); goto done; }
+        PyObject *id = PyLong_FromVoidPtr(state);
+        int rc = id ? PyObject_SetItem(o->calls, id, state) : -1;
+        Py_XDECREF(id);
+        if (rc < 0) goto done;
+    } else {
+        Py_INCREF(state);
+    }
+    PyObject *state_keys = ST(state, S_KEYS), *events = ST(state, S_EVENTS);
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(keys); k++) {
+        PyObject *key = PyList_GET_ITEM(keys, k);
+        int known = PySequence_Contains(state_keys, key);
+        if (known < 0 || (!known && PyList_Append(state_keys, key) < 0) || PyDict_SetItem(o->by_key, key, state) < 0)
+            goto done;
+    }
+    if (PyList_GET_SIZE(events) < o->max_events && PyList_Append(events, event) < 0) goto done;
+    if (ST(state, S_END) != Py_None) talked = talk(o, state, ST(state, S_END));
+    else { talked = zero_float; Py_INCREF(talked); }
+    if (talked == NULL) goto done;
+    int had_number = ST(state, S_NUMBER) != Py_None, had_ip = ST(state, S_IP) != Py_None;
+    int was_answered = answered(o, state);
+    if (was_answered < 0 || update(o, state, event, call) < 0
+        || tally(o, state, new, had_number, had_ip, was_answered, talked) < 0)
+        goto done;
+    result = PyTuple_Pack(2, state, new ? Py_True : Py_False);
+    if (result != NULL && PyObject_SetAttr(o->book, s_current, result) < 0) Py_CLEAR(result);
+done:
+    Py_DECREF(keys);
+    Py_XDECREF(state);
+    Py_XDECREF(talked);
+    return result;
+}
+
+static PyMethodDef observer_methods[] = {
+    {"observe", (PyCFunction)observer_observe, METH_O, "CallBook.observe(event), in C (see sipwatch/core.py)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ObserverType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch._calls.Observer",
+    .tp_basicsize = sizeof(Observer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)observer_init,
+    .tp_dealloc = (destructor)observer_dealloc,
+    .tp_methods = observer_methods,
+    .tp_doc = "CallBook.observe for one book (see sipwatch/core.py).",
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_calls", "CallBook.observe in C (see sipwatch/calls.py and sipwatch/core.py).", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__calls(void) {
+    s_current = PyUnicode_InternFromString("current");
+    s_calls = PyUnicode_InternFromString("calls");
+    s_answered = PyUnicode_InternFromString("answered");
+    s_outside = PyUnicode_InternFromString("outside");
+    s_seconds = PyUnicode_InternFromString("seconds");
+    s_first = PyUnicode_InternFromString("first");
+    s_last = PyUnicode_InternFromString("last");
+    s_countries = PyUnicode_InternFromString("countries");
+    s_sources = PyUnicode_InternFromString("sources");
+    s_country = PyUnicode_InternFromString("country");
+    s_answered_text = PyUnicode_FromString("ANSWERED");
+    one = PyLong_FromLong(1);
+    zero_float = PyFloat_FromDouble(0.0);
+    if (!s_current || !s_calls || !s_answered || !s_outside || !s_seconds || !s_first || !s_last || !s_countries
+        || !s_sources || !s_country || !s_answered_text || !one || !zero_float
+        || PyType_Ready(&ObserverType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    Py_INCREF(&ObserverType);
+    if (PyModule_AddObject(m, "Observer", (PyObject *)&ObserverType) < 0) {
+        Py_DECREF(&ObserverType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
