@@ -91,13 +91,6 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
 #define ST(state, field) SLOT(state, o->st[field])
 #define EV(event, field) SLOT(event, o->ev[field])
 
-static void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
-    PyObject *old = SLOT(obj, offset);
-    Py_INCREF(value);
-    SLOT(obj, offset) = value;
-    Py_XDECREF(old);
-}
-
 static int as_double(PyObject *value, double *out) {
     *out = PyFloat_AsDouble(value);
     return *out == -1.0 && PyErr_Occurred() ? -1 : 0;

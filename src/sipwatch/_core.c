@@ -112,14 +112,6 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-/* Replace a slot's value (an Event field). */
-static void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
-    PyObject *old = SLOT(obj, offset);
-    Py_INCREF(value);
-    SLOT(obj, offset) = value;
-    Py_XDECREF(old);
-}
-
 static int event_time(Core *c, PyObject *event, double *t) {
     *t = PyFloat_AsDouble(SLOT(event, c->off[F_TIME]));
     return *t == -1.0 && PyErr_Occurred() ? -1 : 0;

@@ -37,4 +37,12 @@ static inline int event_slots(PyTypeObject *type, Py_ssize_t *offsets) {
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
+/* Replace the value of a slot (an Event or CallState field). */
+static inline void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    PyObject *old = SLOT(obj, offset);
+    Py_INCREF(value);
+    SLOT(obj, offset) = value;
+    Py_XDECREF(old);
+}
+
 #endif
