@@ -17,12 +17,13 @@
 #define MAX_KINDS 64
 #define MAX_DETECTORS 8
 
-/* The detectors counted here; core.py's FAST_DETECTORS gives their codes. */
-enum { BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5 };
+/* The detectors counted here; core.py's FAST_DETECTORS gives their codes. Any other detector is called as it
+ * is (PYTHON: its own observe). */
+enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5 };
 
 typedef struct {
     int code;
-    PyObject *decide;   /* detector.decide */
+    PyObject *decide;   /* detector.decide (PYTHON: detector.observe) */
     PyObject *data;     /* its windows' `_data` dict */
     PyObject *evict;    /* its windows' `_evict` */
     double window;
@@ -39,7 +40,9 @@ typedef struct {
     char hostile[MAX_KINDS];
     Det dets[MAX_KINDS][MAX_DETECTORS];
     int ndets[MAX_KINDS];
-    int k_success, k_challenge, k_failure;
+    int k_success, k_challenge, k_failure, k_call_start;
+    char call_kind[MAX_KINDS];  /* call activity: the call book's stage */
+    PyObject *book, *caller;    /* the pipeline's CallBook, Knowledge.caller */
     PyObject *open;       /* Attempts._open */
     Py_ssize_t open_max;
     double same_request;
@@ -51,7 +54,7 @@ typedef struct {
     PyObject *keep_alive;  /* everything above, owned once */
 } Core;
 
-static PyObject *s_append, *s_popleft, *s_challenge, *empty_tuple, *one;
+static PyObject *s_append, *s_popleft, *s_challenge, *s_observe, *empty_tuple, *one;
 
 static void core_dealloc(Core *c) {
     Py_XDECREF(c->keep_alive);
@@ -61,8 +64,14 @@ static void core_dealloc(Core *c) {
 static int keep(Core *c, PyObject *obj) { return PyList_Append(c->keep_alive, obj); }
 
 static int det_init(Core *c, Det *det, PyObject *spec) {
-    /* (code, decide, data, window, keep, max_keys, evict, threshold) */
+    /* (code, decide, data, window, keep, max_keys, evict, threshold), or a detector's observe */
     PyObject *decide, *data, *evict;
+    if (PyCallable_Check(spec)) {
+        memset(det, 0, sizeof(*det));
+        det->code = PYTHON;
+        det->decide = spec;
+        return keep(c, spec);
+    }
     if (!PyArg_ParseTuple(spec, "iOO!dnnOn", &det->code, &decide, &PyDict_Type, &data, &det->window, &det->keep,
                           &det->max_keys, &evict, &det->threshold))
         return -1;
@@ -71,19 +80,22 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
     return keep(c, decide) || keep(c, data) || keep(c, evict) ? -1 : 0;
 }
 
-/* Core(event_type, kinds, fast, hostile, (success, challenge, failure), (open, max_keys, same_request),
- *      (sent, max_keys), (owned, last_auth, max_addresses, observe), settle, sink, strong, deque) */
+/* Core(event_type, kinds, fast, hostile, calls, (success, challenge, failure, call_start),
+ *      (open, max_keys, same_request), (sent, max_keys), (owned, last_auth, max_addresses, observe, caller),
+ *      book, settle, sink, strong, deque) */
 static int core_init(Core *c, PyObject *args, PyObject *kw) {
-    PyObject *event_type, *kinds, *fast, *hostile, *attempts, *nonces, *knowledge, *settle, *sink, *strong, *deque;
+    PyObject *event_type, *kinds, *fast, *hostile, *call_kinds, *attempts, *nonces, *knowledge, *book, *settle, *sink,
+        *strong, *deque;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!(iii)O!O!O!OOOO", &PyType_Type, &event_type, &PyList_Type, &kinds,
-                          &PyList_Type, &fast, &PyList_Type, &hostile, &c->k_success, &c->k_challenge, &c->k_failure,
-                          &PyTuple_Type, &attempts, &PyTuple_Type, &nonces, &PyTuple_Type, &knowledge, &settle, &sink,
-                          &strong, &deque))
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!(iiii)O!O!O!OOOOO", &PyType_Type, &event_type, &PyList_Type, &kinds,
+                          &PyList_Type, &fast, &PyList_Type, &hostile, &PyList_Type, &call_kinds, &c->k_success,
+                          &c->k_challenge, &c->k_failure, &c->k_call_start, &PyTuple_Type, &attempts, &PyTuple_Type,
+                          &nonces, &PyTuple_Type, &knowledge, &book, &settle, &sink, &strong, &deque))
         return -1;
     if (!event_slots((PyTypeObject *)event_type, c->off)) { PyErr_SetString(PyExc_TypeError, "not the Event this core knows"); return -1; }
     c->nkinds = (int)PyList_GET_SIZE(kinds);
-    if (c->nkinds > MAX_KINDS || PyList_GET_SIZE(fast) != c->nkinds || PyList_GET_SIZE(hostile) != c->nkinds) {
+    if (c->nkinds > MAX_KINDS || PyList_GET_SIZE(fast) != c->nkinds || PyList_GET_SIZE(hostile) != c->nkinds
+        || PyList_GET_SIZE(call_kinds) != c->nkinds) {
         PyErr_SetString(PyExc_ValueError, "kinds, fast and hostile differ in length");
         return -1;
     }
@@ -93,6 +105,7 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
     for (int k = 0; k < c->nkinds; k++) {
         c->kinds[k] = PyList_GET_ITEM(kinds, k);
         c->hostile[k] = (char)PyObject_IsTrue(PyList_GET_ITEM(hostile, k));
+        c->call_kind[k] = (char)PyObject_IsTrue(PyList_GET_ITEM(call_kinds, k));
         PyObject *dets = PyList_GET_ITEM(fast, k);
         c->fast[k] = dets != Py_None;
         c->ndets[k] = 0;
@@ -104,10 +117,13 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
     }
     if (!PyArg_ParseTuple(attempts, "O!nd", &PyDict_Type, &c->open, &c->open_max, &c->same_request)
         || !PyArg_ParseTuple(nonces, "O!n", &PyDict_Type, &c->sent, &c->sent_max)
-        || !PyArg_ParseTuple(knowledge, "O!O!nO", &PyDict_Type, &c->owned, &PyDict_Type, &c->last_auth,
-                             &c->max_addresses, &c->observe))
+        || !PyArg_ParseTuple(knowledge, "O!O!nOO", &PyDict_Type, &c->owned, &PyDict_Type, &c->last_auth,
+                             &c->max_addresses, &c->observe, &c->caller))
         return -1;
-    if (keep(c, c->open) || keep(c, c->sent) || keep(c, c->owned) || keep(c, c->last_auth) || keep(c, c->observe)) return -1;
+    if (keep(c, c->open) || keep(c, c->sent) || keep(c, c->owned) || keep(c, c->last_auth) || keep(c, c->observe)
+        || keep(c, c->caller) || keep(c, book))
+        return -1;
+    c->book = book;
     c->settle = settle; c->sink = sink; c->strong = strong; c->deque_type = deque;
     return 0;
 }
@@ -327,6 +343,10 @@ static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double
     int repeat = SLOT(event, c->off[F_REPEAT]) == Py_True;
     PyObject *q = NULL, *entry = NULL;
     int rc = 0;
+    if (det->code == PYTHON) {  /* a detector the core does not count: its own observe */
+        *found = PyObject_CallOneArg(det->decide, event);
+        return *found == NULL ? -1 : 0;
+    }
     if (ip == Py_None) return 0;
     switch (det->code) {
     case BRUTE_FORCE:
@@ -371,6 +391,29 @@ static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* The call stage of Pipeline.process: a call start with no address takes the address that authenticated as its
+ * account a moment ago (Knowledge.caller), then the call book correlates the record. */
+static int calls_stage(Core *c, PyObject *event, int k) {
+    if (k == c->k_call_start && SLOT(event, c->off[F_IP]) == Py_None) {
+        PyObject *found = PyObject_CallOneArg(c->caller, event);
+        if (found == NULL) return -1;
+        if (found != Py_None) {
+            if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2) {
+                Py_DECREF(found);
+                PyErr_SetString(PyExc_TypeError, "Knowledge.caller gives (address, port)");
+                return -1;
+            }
+            set_slot(event, c->off[F_IP], PyTuple_GET_ITEM(found, 0));
+            set_slot(event, c->off[F_PORT], PyTuple_GET_ITEM(found, 1));
+            set_slot(event, c->off[F_EVIDENCE], c->strong);
+        }
+        Py_DECREF(found);
+    }
+    PyObject *r = PyObject_CallMethodOneArg(c->book, s_observe, event);  /* whichever observe the book has */
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
 static int kind_of(Core *c, PyObject *kind) {
     for (int k = 0; k < c->nkinds; k++)
         if (c->kinds[k] == kind) return k;
@@ -390,6 +433,7 @@ static PyObject *core_take(Core *c, PyObject *event) {
     if (ip != Py_None && c->hostile[k] && attempts_mark(c, event, ip, t) < 0) goto error;
     if ((k == c->k_challenge || k == c->k_failure) && nonces_mark(c, event, ip, k) < 0) goto error;
     if (k == c->k_success && knowledge_observe(c, event, ip) < 0) goto error;
+    if (c->call_kind[k] && calls_stage(c, event, k) < 0) goto error;
     for (int i = 0; i < c->ndets[k]; i++) {
         PyObject *found = NULL;
         if (count(c, &c->dets[k][i], event, ip, k, t, &found) < 0) goto error;
@@ -446,9 +490,10 @@ PyMODINIT_FUNC PyInit__core(void) {
     s_append = PyUnicode_InternFromString("append");
     s_popleft = PyUnicode_InternFromString("popleft");
     s_challenge = PyUnicode_InternFromString("Challenge");
+    s_observe = PyUnicode_InternFromString("observe");
     empty_tuple = PyTuple_New(0);
     one = PyLong_FromLong(1);
-    if (!s_append || !s_popleft || !s_challenge || !empty_tuple || !one || PyType_Ready(&CoreType) < 0) return NULL;
+    if (!s_append || !s_popleft || !s_challenge || !s_observe || !empty_tuple || !one || PyType_Ready(&CoreType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);

@@ -2,13 +2,14 @@
 parallel) and call correlation (`_calls.c`, `native_calls`).
 
 Most events of an attack, and every challenge and login of the operator's own phones, change nothing but
-a counter: an attempt marked, a nonce remembered, one more event in a detector's window. For the kinds
-whose every consumer is listed here (the pipeline's stages and the detectors in `FAST_DETECTORS`), the C
-core does what `Pipeline.process` does, on the very dicts and deques that the Python code keeps; only
-when a window fills does Python run, the detector's own `decide` and the pipeline's `settle`. So the
-Python code stays the one specification, the state stays one state (the Python path takes over for
-every other kind, and the live daemon never uses the core), and a detector that is not listed simply
-keeps its kinds in Python. The tests compare whole scans with and without the core.
+a counter: an attempt marked, a nonce remembered, one more event in a detector's window. The C core does
+what `Pipeline.process` does, for every event of a one-file parallel scan, on the very dicts and deques
+that the Python code keeps: the pipeline's stages (attempts, nonces, logins, and for call activity the
+caller's address and the call book), then each detector of the event's kind in order. The detectors in
+`FAST_DETECTORS` are counted in C, and only when a window fills does Python run, the detector's own
+`decide`; any other detector is called as it is (its `observe`); decisions go through the pipeline's own
+`settle`. So the Python code stays the one specification and the state stays one state (a multi-file scan
+and the live daemon run `Pipeline.process`). The tests compare whole scans with and without the core.
 
 To let the core count a new detector: give it a `decide` method called with what its window holds, add
 its counting to `_core.c` (`count()`), and its code here.
@@ -31,7 +32,7 @@ from sipwatch.detectors.enumeration import EnumerationDetector
 from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.detectors.stale_password import StalePasswordDetector
 from sipwatch.detectors.unanswered import UnansweredChallengesDetector
-from sipwatch.event import HOSTILE_KINDS, Event, Evidence, Kind
+from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, Kind
 from sipwatch.formats import native
 from sipwatch.formats.wire import KINDS
 from sipwatch.pipeline import SAME_REQUEST_SECONDS, Attempts, Nonces, Pipeline
@@ -49,9 +50,9 @@ FAST_DETECTORS: dict[type, tuple[int, str, str]] = {
     StalePasswordDetector: (4, "windows", "failures"),
     UnansweredChallengesDetector: (5, "windows", "challenges"),
 }
-#: kinds whose pipeline stages (attempts, nonces, knowledge) the core runs; call kinds are never among them
-STAGED = frozenset({Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, Kind.AUTH_CHALLENGE, Kind.AUTH_SUCCESS})
 
+#: the kinds that _core.c's stages single out: a login, a challenge, a failure, a call's start
+STAGE_KINDS = (Kind.AUTH_SUCCESS, Kind.AUTH_CHALLENGE, Kind.AUTH_FAILURE, Kind.CALL_START)
 Sink = Callable[[list[Decision]], None]
 #: (code, decide, windows' _data, window, keep, max_keys, windows' _evict, threshold)
 DetectorSpec = tuple[int, Callable[..., list[Decision]], dict[object, object], float, int, int, Callable[[float], None],
@@ -76,13 +77,10 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | None:
             windows.max_keys, windows._evict, int(getattr(detector.settings, threshold)))  # type: ignore[attr-defined]
 
 
-def fast_kinds(pipeline: Pipeline) -> list[tuple[DetectorSpec, ...] | None]:
-    """Per kind (in `KINDS` order): the specs of its detectors when the core can take all of it, else None."""
-    fast: list[tuple[DetectorSpec, ...] | None] = []
-    for kind in KINDS:
-        specs = [_spec(d, pipeline) for d in pipeline.by_kind[kind]]
-        fast.append(tuple(s for s in specs if s is not None) if kind in STAGED and None not in specs else None)
-    return fast
+def fast_kinds(pipeline: Pipeline) -> list[tuple[DetectorSpec | Callable[[Event], list[Decision]], ...]]:
+    """Per kind (in `KINDS` order), its detectors in order: the spec of one the core counts, else the
+    detector's own `observe`."""
+    return [tuple(_spec(d, pipeline) or d.observe for d in pipeline.by_kind[kind]) for kind in KINDS]
 
 
 def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
@@ -94,15 +92,16 @@ def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
         return None
     if (type(pipeline.attempts), type(pipeline.nonces), type(pipeline.knowledge)) != (Attempts, Nonces, Knowledge):
         return None
-    fast = fast_kinds(pipeline)
-    if not any(f is not None for f in fast):
+    if pipeline.knowledge.calls is not pipeline.calls:
         return None
     a, n, k = pipeline.attempts, pipeline.nonces, pipeline.knowledge
     engine = _core.Core(
-        Event, KINDS, fast, [kind in HOSTILE_KINDS for kind in KINDS],
-        (KINDS.index(Kind.AUTH_SUCCESS), KINDS.index(Kind.AUTH_CHALLENGE), KINDS.index(Kind.AUTH_FAILURE)),
+        Event, KINDS, fast_kinds(pipeline), [kind in HOSTILE_KINDS for kind in KINDS],
+        [kind in CALL_KINDS for kind in KINDS],
+        tuple(KINDS.index(kind) for kind in STAGE_KINDS),
         (a._open, a.max_keys, SAME_REQUEST_SECONDS), (n._sent, n.max_keys),
-        (k._owned, k._last_auth, k.max_addresses, k.observe), pipeline.settle, sink, Evidence.STRONG, deque)
+        (k._owned, k._last_auth, k.max_addresses, k.observe, k.caller), pipeline.calls, pipeline.settle, sink,
+        Evidence.STRONG, deque)
     take: Callable[[Event], bool] = engine.take
     return take
 
