@@ -235,3 +235,22 @@ def test_a_parallel_scan_skips_a_huge_line_as_a_one_process_scan_does(tmp_path: 
         assert par_stats.junk == seq_stats.junk == 1
     else:
         assert par_stats.junk >= 1 and seq_stats.junk >= 1
+
+
+def test_a_finished_merge_loop_lets_go_of_its_buffer() -> None:
+    """The detectors run inside the merge loop: a traceback cycle from down there may keep the loop alive until
+    the collector runs, so it must not keep a whole buffer's results with it."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    import sys
+
+    from sipwatch.event import Call, Event
+    from sipwatch.formats.wire import EVIDENCE, IPS, KINDS, SERVICES, event_of, ip
+
+    wires = [(1714557600.0, 0, 0, "198.51.100.7", 5060, "UDP", "100", None, None, 0, 1, "f", None, "r", None, None)]
+    merge = parallel._drain.Drain(wires, 0, 0, 0.0, "x.log", IPS, ip, Tally(), {}, set(), 0, KINDS, SERVICES,
+                                  event_of, Event, Call, EVIDENCE)
+    held = sys.getrefcount(wires)
+    assert len(list(merge)) == 1
+    assert sys.getrefcount(wires) == held - 1
+    assert list(merge) == []

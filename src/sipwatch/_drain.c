@@ -256,6 +256,7 @@ static PyObject *build_event(Drain *d, PyObject *w, PyObject *when, PyObject *ad
 }
 
 static PyObject *drain_next(Drain *d) {
+    if (d->wires == NULL) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(d->wires);
     while (d->pos < n) {
         PyObject *w = PyList_GET_ITEM(d->wires, d->pos++);
@@ -312,6 +313,7 @@ static PyObject *drain_next(Drain *d) {
         }
         return event;
     }
+    Py_CLEAR(d->wires);  /* done: the buffer's results go now, whoever still holds the Drain */
     return NULL;  /* StopIteration */
 }
 

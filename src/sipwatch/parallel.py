@@ -184,6 +184,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
         while pending and (block or pending[0].done()):
             blob, part, spill, classified = pending.popleft().result()
             wire: list[Wire] = marshal.loads(blob)
+            del blob  # (see below)
             base = line_base
             line_base += part.lines
             part.unmatched_samples = [(f, n + base, t) for f, n, t in part.unmatched_samples]
@@ -196,6 +197,11 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
             if drain_in_c:
                 merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
                                      strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take)
+                # The detectors run inside `merge` (the C core), so this frame is on the stack when they do: an
+                # exception caught down there (phonenumbers raises some) can keep it in a traceback cycle
+                # until the collector runs. Then it must not hold the buffer's results: the Drain lets go of
+                # them when it is done.
+                del wire
                 yield from merge
                 last_time = merge.last_time
                 stats.events -= merge.skipped
