@@ -322,3 +322,16 @@ def test_the_c_call_book_stands_aside_for_another_book(monkeypatch: pytest.Monke
     assert not core.native_calls(Careful(NumberClassifier()))
     monkeypatch.setattr(native, "available", lambda: False)
     assert not core.native_calls(CallBook(NumberClassifier()))
+
+
+def test_a_parallel_scan_reports_progress_to_the_end(attack_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core sees nearly every event through, so progress comes per parsed buffer, not per event returned."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(FileSource.__init__, "__defaults__", (256 << 10,))  # many buffers
+    seen: list[tuple[str, int, int]] = []
+    scan([str(attack_log)], Config(), progress=lambda name, done, total: seen.append((name, done, total)),
+         processes=True)
+    size = attack_log.stat().st_size
+    assert len(seen) > 5
+    assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
+    assert seen[-1] == (str(attack_log), size, size)

@@ -145,14 +145,16 @@ def _jobs(source: FileSource, year: int, tz: tuple[str, str], numbers: Settings 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
                     tally: Tally, banned_until: dict[IPAddress, float],
                     classifier: NumberClassifier | None = None, calls: bool = True,
-                    take: Callable[[Event], bool] | None = None) -> Iterator[Event]:
+                    take: Callable[[Event], bool] | None = None,
+                    progress: Callable[[int], None] | None = None) -> Iterator[Event]:
     """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
     from addresses banned at their time (`banned_until`, the pipeline's: what the firewall would have
     dropped) are counted but not even built. With `classifier`, the workers classify the dialled numbers
     and the results are filed in it before the events come. With `take` (the C core's, see core.py),
-    the events it sees all the way through are not returned. Workers number lines from their buffer's
-    start; the results come back in order, so each buffer's first line is known by then."""
-    pending: deque[Future[tuple[bytes, ScanStats, int, list[ClassifiedTuple]]]] = deque()
+    the events it sees all the way through are not returned. `progress` is told the bytes done after each
+    buffer. Workers number lines from their buffer's start; the results come back in order, so each
+    buffer's first line is known by then."""
+    pending: deque[tuple[Future[tuple[bytes, ScanStats, int, list[ClassifiedTuple]]], int]] = deque()
     numbers = classifier.settings if classifier is not None else None
     counted = {KIND_INDEX[k] for k in COUNTED}
     strong = EVIDENCE_INDEX[Evidence.STRONG]
@@ -181,8 +183,9 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
 
     def drain(block: bool) -> Iterator[Event]:
         nonlocal skip_through, last_time, line_base
-        while pending and (block or pending[0].done()):
-            blob, part, spill, classified = pending.popleft().result()
+        while pending and (block or pending[0][0].done()):
+            future, done = pending.popleft()
+            blob, part, spill, classified = future.result()
             wire: list[Wire] = marshal.loads(blob)
             del blob  # (see below)
             base = line_base
@@ -209,8 +212,11 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
                 yield from events(wire, skip, base)
             if spill:
                 skip_through = max(skip_through, spill + base)
+            if progress is not None:
+                progress(done)
 
     for job in _jobs(source, year, tz, numbers, calls):
-        pending.append(pool.submit(parse_job, job))
+        end = sum(job.span) if job.span is not None else source.bytes_read
+        pending.append((pool.submit(parse_job, job), end))
         yield from drain(block=len(pending) >= 4)
     yield from drain(block=True)

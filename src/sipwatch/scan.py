@@ -127,15 +127,20 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
             year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
             events = parallel.parallel_events(pool, source, year, (config.timezone, config.cdr_timezone), stats,
                                               result.tally, pipeline.banned_until, pipeline.classifier, config.calls,
-                                              take)
-            for i, event in enumerate(events):
-                yield event
-                if progress is not None and not i % 4096:
-                    progress(source.name, source.bytes_read, source.size)
+                                              take, _per_file(progress, source))
+            yield from events
     except SourceError as exc:
         result.errors.append(str(exc))
     finally:
         result.stats.add(stats)
+
+
+def _per_file(progress: Progress | None, source: FileSource) -> Callable[[int], None] | None:
+    """`progress` for one file: bytes done, reported after each buffer the workers parsed (the C core sees
+    most events through, so the loop over those it returns cannot be the clock)."""
+    if progress is None:
+        return None
+    return lambda done: progress(source.name, done, source.size)
 
 
 def _recorder(result: ScanResult, pipeline: Pipeline) -> Callable[[Decision], None]:
