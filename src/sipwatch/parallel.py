@@ -48,6 +48,7 @@ except ImportError:  # pragma: no cover
     _drain = None
 
 MIN_PARALLEL_BYTES = 16 << 20
+AHEAD = 4  # buffers with the parse workers at a time (4 MiB each)
 WORKER_NICENESS = 10  # below this, starting processes costs more than it saves
 
 @dataclass(frozen=True)
@@ -181,42 +182,50 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz
             if take is None or not take(event):
                 yield event
 
-    def drain(block: bool) -> Iterator[Event]:
-        nonlocal skip_through, last_time, line_base
-        while pending and (block or pending[0][0].done()):
-            future, done = pending.popleft()
-            blob, part, spill, classified = future.result()
-            wire: list[Wire] = marshal.loads(blob)
-            del blob  # (see below)
-            base = line_base
-            line_base += part.lines
-            part.unmatched_samples = [(f, n + base, t) for f, n, t in part.unmatched_samples]
-            part.bad_samples = [(f, n + base, t) for f, n, t in part.bad_samples]
-            stats.add(part)
-            if classifier is not None:
-                for number in classified:
-                    classifier.remember(Classified(*number))
-            skip = skip_through - base  # in this buffer's numbering
-            if drain_in_c:
-                merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
-                                     strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take)
-                # The detectors run inside `merge` (the C core), so this frame is on the stack when they do: an
-                # exception caught down there (phonenumbers raises some) can keep it in a traceback cycle
-                # until the collector runs. Then it must not hold the buffer's results: the Drain lets go of
-                # them when it is done.
-                del wire
-                yield from merge
-                last_time = merge.last_time
-                stats.events -= merge.skipped
-            else:
-                yield from events(wire, skip, base)
-            if spill:
-                skip_through = max(skip_through, spill + base)
-            if progress is not None:
-                progress(done)
+    jobs = _jobs(source, year, tz, numbers, calls)
 
-    for job in _jobs(source, year, tz, numbers, calls):
-        end = sum(job.span) if job.span is not None else source.bytes_read
-        pending.append((pool.submit(parse_job, job), end))
-        yield from drain(block=len(pending) >= 4)
-    yield from drain(block=True)
+    def submit() -> None:
+        """Keep `AHEAD` buffers with the workers: they parse the next ones while this process runs the
+        detectors on the current one (refilled one by one, so they never stand idle waiting for a batch)."""
+        while len(pending) < AHEAD:
+            job = next(jobs, None)
+            if job is None:
+                return
+            end = sum(job.span) if job.span is not None else source.bytes_read
+            pending.append((pool.submit(parse_job, job), end))
+
+    submit()
+    while pending:
+        future, done = pending.popleft()
+        blob, part, spill, classified = future.result()
+        del future
+        submit()  # before this buffer's detectors run: the workers go on meanwhile
+        wire: list[Wire] = marshal.loads(blob)
+        del blob  # (see below)
+        base = line_base
+        line_base += part.lines
+        part.unmatched_samples = [(f, n + base, t) for f, n, t in part.unmatched_samples]
+        part.bad_samples = [(f, n + base, t) for f, n, t in part.bad_samples]
+        stats.add(part)
+        if classifier is not None:
+            for number in classified:
+                classifier.remember(Classified(*number))
+        skip = skip_through - base  # in this buffer's numbering
+        if drain_in_c:
+            merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
+                                 strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take)
+            # The detectors run inside `merge` (the C core), so this frame is on the stack when they do: an
+            # exception caught down there (phonenumbers raises some) can keep it in a traceback cycle
+            # until the collector runs. Then it must not hold the buffer's results: the Drain lets go of
+            # them when it is done.
+            del wire
+            yield from merge
+            last_time = merge.last_time
+            stats.events -= merge.skipped
+            del merge
+        else:
+            yield from events(wire, skip, base)
+        if spill:
+            skip_through = max(skip_through, spill + base)
+        if progress is not None:
+            progress(done)
