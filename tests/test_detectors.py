@@ -235,6 +235,30 @@ def test_domestic_premium_rate_number_is_premium() -> None:
     assert (number.e164, number.number_type) == ("+499001234567", "premium_rate")
 
 
+@pytest.mark.parametrize(
+    ("dialled", "region"),
+    [
+        pytest.param("00252612345678", "SO", id="one-country-code"),
+        pytest.param("002526123456789012", "SO", id="impossible-length-still-somalia"),
+        pytest.param("00882123456789", "001", id="international-network"),
+        pytest.param("0018765551234", "JM", id="nanp-needs-the-full-number"),
+        pytest.param("00442071838750", "GB", id="shared-code-44"),
+        pytest.param("030123456", "DE", id="national"),
+    ],
+)
+def test_region_of_a_dialled_number(dialled: str, region: str) -> None:
+    """A ban's reason names the countries dialled: read from the calling code when it is one country's
+    (no phonenumbers parse per attacker's number), else from the full classification."""
+    assert NumberClassifier("DE").region_of(dialled) == region
+
+
+def test_toll_fraud_reason_names_the_countries_dialled() -> None:
+    cfg = config(numbers={"country": "DE"}, detectors={"rejected_calls": {"enabled": False}})
+    events = [call(0, "0025261234567"), call(60, "0018765551234")]
+    (ban,) = by(run(events, cfg), "toll_fraud", Action.BAN)
+    assert "(JM, SO)" in ban.reason
+
+
 def test_prefix_walking_bans_at_ten_prefixes_in_ten_seconds() -> None:
     """Ten distinct number prefixes in 10 s: a dial-plan walk looking for a way out."""
     events = [call(i, f"55{i}0100") for i in range(10)]

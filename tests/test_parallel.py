@@ -206,6 +206,15 @@ def test_spans_cover_a_plain_file_and_end_on_line_breaks(tmp_path: Path) -> None
     assert b"".join(read_span(str(path), a, n, 0)[0] for a, n in spans) == data
 
 
+def test_spans_are_smaller_at_both_ends(tmp_path: Path) -> None:
+    """The detectors wait for the first buffer and work alone on the last: both are short."""
+    path = tmp_path / "big.log"
+    path.write_bytes(b"".join(b"%07d %s\n" % (i, b"x" * 56) for i in range(20_000)))  # 1.28 MB
+    sizes = [n for _, n in FileSource(str(path), chunk=128 << 10).spans() or []]
+    assert sizes[0] <= 17 << 10 and sizes[-1] <= 17 << 10
+    assert max(sizes) <= (128 << 10) + 64 and sizes.count(max(sizes)) >= len(sizes) // 2
+
+
 def test_no_spans_for_compressed_input_or_standard_input(tmp_path: Path) -> None:
     import gzip
 

@@ -53,7 +53,7 @@ class TollFraudDetector:
         self.probes.clear(event.ip)
         number = classifier.classify(event.target)  # only now: phonenumbers costs ~90 us a number
         sample = list(dict.fromkeys(e.target or "" for e in reversed(events)))[:8]  # the reason names a few
-        kinds = sorted({classifier.classify(target).country or "?" for target in sample})
+        kinds = sorted({classifier.region_of(target) or "?" for target in sample})
         return [self._ban(event, events, f"{len(events)} calls to international/premium numbers "
                                          f"({', '.join(kinds[:6])}), e.g. {number.e164 or event.target}"
                                          f"{' (' + number.risk + ')' if number.risk else ''}")]

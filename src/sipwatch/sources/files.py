@@ -112,10 +112,15 @@ class FileSource:
         return self._spans(size)
 
     def _spans(self, size: int) -> Iterator[tuple[int, int]]:
-        start = 0
+        """Buffers of `chunk` bytes, smaller at both ends: the detectors wait for the first buffer to be
+        parsed, and the last one is theirs alone after the workers are done (a shorter wait each time)."""
+        start, step = 0, max(1, self.chunk // 8)
         with open(self.path, "rb") as fh:
             while start < size:
-                end = min(size, start + self.chunk)
+                left = size - start
+                end = start + (min(step, max(self.chunk // 8, left // 2)) if left <= 2 * self.chunk else step)
+                end = min(size, max(end, start + 1))
+                step = min(self.chunk, 2 * step)
                 if end < size:
                     end = _line_end(fh, start, end, min(size, start + 16 * self.chunk))
                 self.bytes_read = end
