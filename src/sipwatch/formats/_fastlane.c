@@ -62,6 +62,7 @@ typedef struct {
     PyObject *uri_user, *host_text;  /* Python functions: form.uri_user, netaddr.host_text */
     PyObject *hosts;                 /* host as written -> canonical address text or None (host_text, cached) */
     PyObject *scanners;              /* fingerprints.SCANNER_USER_AGENTS: (lower-case needle, tool) */
+    PyObject *named;                 /* text -> tool or None: what scanner_name found (the same texts recur) */
     PyObject *event_kinds;      /* security: dict name -> kind index */
     PyObject *services;         /* security: dict service -> service index */
     PyObject *careful_names;    /* security: frozenset of names the Python reader must read */
@@ -430,9 +431,23 @@ static int take_address(Engine *E, PyObject *addr_text, int shape, Built *b) {
     return hostport(E, b, s, n, shape);
 }
 
-/* fingerprints.scanner_name: the tool a text names (needles matched case-insensitively), or NULL. */
+static PyObject *scanner_search(Engine *E, PyObject *text);
+
+/* fingerprints.scanner_name: the tool a text names (needles matched case-insensitively), or NULL
+ * (borrowed); remembered per text, as a few texts (phones' and scanners' names) make up most records. */
 static PyObject *scanner_name(Engine *E, PyObject *text) {
     if (text == Py_None) return NULL;
+    PyObject *known = PyDict_GetItemWithError(E->named, text);
+    if (known != NULL) return known == Py_None ? NULL : known;
+    if (PyErr_Occurred()) return NULL;
+    PyObject *tool = scanner_search(E, text);
+    if (tool == NULL && PyErr_Occurred()) return NULL;
+    if (PyDict_GET_SIZE(E->named) >= 4096) PyDict_Clear(E->named);
+    if (PyDict_SetItem(E->named, text, tool != NULL ? tool : Py_None) < 0) return NULL;
+    return tool;
+}
+
+static PyObject *scanner_search(Engine *E, PyObject *text) {
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(text, &n);
     if (s == NULL || n == 0) return NULL;
@@ -1086,7 +1101,7 @@ static void engine_dealloc(Engine *E) {
     PyMem_Free(E->lanes);
     Py_XDECREF(E->call_kinds); Py_XDECREF(E->kind_values); Py_XDECREF(E->channel_services);
     Py_XDECREF(E->tls_like); Py_XDECREF(E->transports); Py_XDECREF(E->uri_user); Py_XDECREF(E->host_text); Py_XDECREF(E->hosts);
-    Py_XDECREF(E->scanners);
+    Py_XDECREF(E->scanners); Py_XDECREF(E->named);
     Py_XDECREF(E->event_kinds); Py_XDECREF(E->services); Py_XDECREF(E->careful_names);
     Py_TYPE(E)->tp_free((PyObject *)E);
 }
@@ -1117,7 +1132,7 @@ static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
         || (E->host_text = attr_ref(c, "host_text")) == NULL || (E->scanners = attr_ref(c, "scanners")) == NULL
         || (E->event_kinds = attr_ref(c, "event_kinds")) == NULL || (E->services = attr_ref(c, "services")) == NULL
         || (E->careful_names = attr_ref(c, "careful_names")) == NULL
-        || (E->hosts = PyDict_New()) == NULL)
+        || (E->hosts = PyDict_New()) == NULL || (E->named = PyDict_New()) == NULL)
         return -1;
     if (!PyTuple_Check(E->scanners)) {
         PyErr_SetString(PyExc_TypeError, "scanners must be a tuple of (needle, tool)");
