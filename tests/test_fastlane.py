@@ -209,3 +209,31 @@ def test_lines_are_counted_as_bytes_count_counts_them(data: bytes) -> None:
     for start in range(0, len(data) + 1, 7):
         for end in (start, start + 1, start + 16, start + 17, len(data), len(data) + 5):
             assert native.count_lines(data, start, end) == data.count(b"\n", start, end)
+
+
+needs_markers = pytest.mark.skipif(
+    native.markers(["x"]) is None,
+    reason="the fast lane was built without libhs (Debian libhyperscan-dev): the hyperscan wheel finds markers",
+)
+
+
+@needs_markers
+@pytest.mark.parametrize("path", [ROOT / "examples" / "asterisk-full.log", "generated"])
+def test_markers_are_found_in_c_as_the_prefilter_finds_them(path: Path | str, tmp_path: Path) -> None:
+    """libhs in the fast lane reports the same (end, marker) hits, in the same order, as the wheel."""
+    from sipwatch.parallel import _parser
+
+    data = (genlog(tmp_path / "gen.log", 5000, seed=3) if path == "generated" else Path(path)).read_bytes()
+    for calls in (True, False):
+        _, prefilter = _parser("x.log", 2024, ("UTC", "UTC"), calls)
+        assert prefilter.engine == "hyperscan"
+        assert native.markers(prefilter.markers).hits(data) == prefilter.hits(data)
+
+
+@needs_native
+@pytest.mark.parametrize("use_markers", [True, False], ids=["markers in C", "markers from the wheel"])
+def test_a_generated_log_reads_the_same_whoever_finds_the_markers(use_markers: bool, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "USE_MARKERS", use_markers)
+    out = genlog(tmp_path / "gen.log", 20000, seed=11)
+    assert native_parity(out.read_bytes(), chunk=1 << 15) is None

@@ -18,6 +18,9 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#ifdef HAVE_HS
+#include <hs/hs.h>
+#endif
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -958,18 +961,169 @@ static int flag(const unsigned char *flags, int id) { return id >= 0 && id < MAX
  *   -> (items, spill_end, candidates)
  * The loop of RecordScanner.feed; `scanner._record(buf, start, stop, ids, line_no, limit, items, tried)`
  * is the Python path for one record and returns (skip_until, spill_end), 0 meaning unchanged. */
+/* ---------------------------------------------------------------------------------------------- */
+/* The prefilter's hits, (end offset, marker id) in the order found: from Prefilter.hits()'s list, or found
+ * here by libhs when the module was built with it (`Markers`), with no Python call and no tuple per hit. */
+
+typedef struct {
+    Py_ssize_t *end;
+    int *id;
+    Py_ssize_t n, cap;
+} Hits;
+
+static int hits_add(Hits *h, Py_ssize_t end, int id) {
+    if (h->n == h->cap) {
+        Py_ssize_t cap = h->cap ? 2 * h->cap : 4096;
+        Py_ssize_t *e = PyMem_Realloc(h->end, (size_t)cap * sizeof(Py_ssize_t));
+        if (e == NULL) return -1;
+        h->end = e;
+        int *i = PyMem_Realloc(h->id, (size_t)cap * sizeof(int));
+        if (i == NULL) return -1;
+        h->id = i;
+        h->cap = cap;
+    }
+    h->end[h->n] = end;
+    h->id[h->n++] = id;
+    return 0;
+}
+
+static void hits_clear(Hits *h) {
+    PyMem_Free(h->end);
+    PyMem_Free(h->id);
+    memset(h, 0, sizeof(*h));
+}
+
+static int hits_from_list(Hits *h, PyObject *list) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        PyObject *hit = PyList_GET_ITEM(list, i);
+        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a hit is (end, marker id)");
+            return -1;
+        }
+        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0));
+        long ident = PyLong_AsLong(PyTuple_GET_ITEM(hit, 1));
+        if (PyErr_Occurred()) return -1;
+        if (ident < 0 || ident >= MAX_MARKER) { PyErr_SetString(PyExc_ValueError, "marker id out of range"); return -1; }
+        if (hits_add(h, end, (int)ident) < 0) { PyErr_NoMemory(); return -1; }
+    }
+    return 0;
+}
+
+#ifdef HAVE_HS
+/* Markers(markers: list[bytes]): the literal markers compiled by libhs, as Prefilter compiles them. */
+typedef struct {
+    PyObject_HEAD
+    hs_database_t *db;
+    hs_scratch_t *scratch;
+} Markers;
+
+static int markers_init(Markers *M, PyObject *args, PyObject *kw) {
+    (void)kw;
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &list)) return -1;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n == 0 || n > MAX_MARKER) { PyErr_SetString(PyExc_ValueError, "between 1 and 1024 markers"); return -1; }
+    const char **exprs = PyMem_Calloc((size_t)n, sizeof(char *));
+    size_t *lens = PyMem_Calloc((size_t)n, sizeof(size_t));
+    unsigned *flags = PyMem_Calloc((size_t)n, sizeof(unsigned)), *ids = PyMem_Calloc((size_t)n, sizeof(unsigned));
+    int rc = -1;
+    if (exprs == NULL || lens == NULL || flags == NULL || ids == NULL) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(list, i);
+        if (!PyBytes_Check(m) || PyBytes_GET_SIZE(m) == 0) { PyErr_SetString(PyExc_TypeError, "markers are non-empty bytes"); goto done; }
+        exprs[i] = PyBytes_AS_STRING(m);
+        lens[i] = (size_t)PyBytes_GET_SIZE(m);
+        ids[i] = (unsigned)i;
+    }
+    hs_compile_error_t *error = NULL;
+    if (hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned)n, HS_MODE_BLOCK, NULL, &M->db, &error) != HS_SUCCESS) {
+        PyErr_Format(PyExc_ValueError, "hyperscan: %s", error != NULL ? error->message : "cannot compile");
+        hs_free_compile_error(error);
+        goto done;
+    }
+    if (hs_alloc_scratch(M->db, &M->scratch) != HS_SUCCESS) { PyErr_SetString(PyExc_MemoryError, "hyperscan scratch"); goto done; }
+    rc = 0;
+done:
+    PyMem_Free(exprs); PyMem_Free(lens); PyMem_Free(flags); PyMem_Free(ids);
+    return rc;
+}
+
+static void markers_dealloc(Markers *M) {
+    if (M->scratch != NULL) hs_free_scratch(M->scratch);
+    if (M->db != NULL) hs_free_database(M->db);
+    Py_TYPE(M)->tp_free((PyObject *)M);
+}
+
+static int on_hit(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx) {
+    (void)from; (void)flags;
+    return hits_add((Hits *)ctx, (Py_ssize_t)to, (int)id) < 0;  /* non-zero stops the scan */
+}
+
+static int hits_scan(Hits *h, Markers *M, const char *buf, Py_ssize_t size) {
+    if (M->db == NULL) { PyErr_SetString(PyExc_ValueError, "Markers not compiled"); return -1; }
+    if ((unsigned long long)size > 0xffffffffULL) { PyErr_SetString(PyExc_ValueError, "buffer too large"); return -1; }
+    hs_error_t rc = hs_scan(M->db, buf, (unsigned)size, 0, M->scratch, on_hit, h);
+    if (rc == HS_SCAN_TERMINATED) { PyErr_NoMemory(); return -1; }
+    if (rc != HS_SUCCESS) { PyErr_Format(PyExc_RuntimeError, "hyperscan scan failed (%d)", (int)rc); return -1; }
+    return 0;
+}
+
+/* hits(buffer) -> [(end, id), ...]: what Prefilter.hits() gives (for tests). */
+static PyObject *markers_hits(Markers *M, PyObject *arg) {
+    if (!PyBytes_Check(arg)) { PyErr_SetString(PyExc_TypeError, "bytes expected"); return NULL; }
+    Hits h = {0};
+    if (hits_scan(&h, M, PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)) < 0) { hits_clear(&h); return NULL; }
+    PyObject *out = PyList_New(h.n);
+    for (Py_ssize_t i = 0; out != NULL && i < h.n; i++) {
+        PyObject *t = Py_BuildValue("(ni)", h.end[i], h.id[i]);
+        if (t == NULL) Py_CLEAR(out);
+        else PyList_SET_ITEM(out, i, t);
+    }
+    hits_clear(&h);
+    return out;
+}
+
+static PyMethodDef markers_methods[] = {
+    {"hits", (PyCFunction)markers_hits, METH_O, "The (end offset, marker id) of every marker in a buffer."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MarkersType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch.formats._fastlane.Markers",
+    .tp_basicsize = sizeof(Markers),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)markers_init,
+    .tp_dealloc = (destructor)markers_dealloc,
+    .tp_methods = markers_methods,
+    .tp_doc = "The prefilter's literal markers, compiled by libhs (hyperscan) for engine_feed.",
+};
+#endif
+
+static int hits_of(Hits *h, PyObject *source, const char *buf, Py_ssize_t size) {
+    if (PyList_Check(source)) return hits_from_list(h, source);
+#ifdef HAVE_HS
+    if (Py_TYPE(source) == &MarkersType) return hits_scan(h, (Markers *)source, buf, size);
+#endif
+    PyErr_SetString(PyExc_TypeError, "hits must be a list of (end, id) or a Markers");
+    return -1;
+}
+
 static PyObject *engine_feed(Engine *E, PyObject *args) {
     PyObject *scanner, *bufobj, *hits, *orphans, *special;
     Py_ssize_t limit, line_base, max_record;
-    if (!PyArg_ParseTuple(args, "OO!nO!nOOn", &scanner, &PyBytes_Type, &bufobj, &limit, &PyList_Type, &hits,
+    if (!PyArg_ParseTuple(args, "OO!nOnOOn", &scanner, &PyBytes_Type, &bufobj, &limit, &hits,
                           &line_base, &orphans, &special, &max_record))
         return NULL;
     const char *buf = PyBytes_AS_STRING(bufobj);
     Py_ssize_t size = PyBytes_GET_SIZE(bufobj);
     unsigned char orphan_flags[MAX_MARKER], special_flags[MAX_MARKER];
     if (flags_of(orphans, orphan_flags) < 0 || flags_of(special, special_flags) < 0) return NULL;
+    Hits H = {0};
+    if (hits_of(&H, hits, buf, size) < 0) { hits_clear(&H); return NULL; }
     PyObject *parser = PyObject_GetAttrString(scanner, "parser");
-    if (parser == NULL) return NULL;
+    if (parser == NULL) { hits_clear(&H); return NULL; }
     Run R;
     memset(&R, 0, sizeof(R));
     R.E = E;
@@ -994,15 +1148,13 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     R.last_time = PyFloat_AsDouble(last);
     if (R.last_time == -1.0 && PyErr_Occurred()) goto fail;
     Py_ssize_t skip_until = 0, spill_end = 0, counted_pos = 0, counted_lines = 0, candidates = 0;
-    Py_ssize_t i = 0, n = PyList_GET_SIZE(hits);
+    Py_ssize_t i = 0, n = H.n;
     int seen_prefix = 0, told_prefix = 0;
     int ids[MAX_IDS];
     while (i < n) {
         Py_ssize_t gstart = i;
-        PyObject *hit = PyList_GET_ITEM(hits, i);
-        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0));
-        int ident = (int)PyLong_AsLong(PyTuple_GET_ITEM(hit, 1));
-        if (PyErr_Occurred()) goto fail;
+        Py_ssize_t end = H.end[i];
+        int ident = H.id[i];
         int orphan = flag(orphan_flags, ident);
         Py_ssize_t upto = orphan ? end - 1 : end, start = 0;
         if (upto > size) upto = size;
@@ -1016,14 +1168,11 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         ids[nids++] = ident;
         i++;
         while (i < n) {
-            PyObject *next = PyList_GET_ITEM(hits, i);
-            Py_ssize_t e2 = PyLong_AsSsize_t(PyTuple_GET_ITEM(next, 0));
-            if (e2 > stop) break;
-            if (nids < MAX_IDS) ids[nids++] = (int)PyLong_AsLong(PyTuple_GET_ITEM(next, 1));
+            if (H.end[i] > stop) break;
+            if (nids < MAX_IDS) ids[nids++] = H.id[i];
             else overflow = 1;
             i++;
         }
-        if (PyErr_Occurred()) goto fail;
         if (start < skip_until) continue;
         counted_lines += count_newlines(buf, counted_pos, start);
         counted_pos = start;
@@ -1057,8 +1206,12 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         }
         PyObject *idlist = PyList_New(0);
         if (idlist == NULL) goto fail;
-        for (Py_ssize_t q = gstart; q < i; q++) /* the group's marker ids in hit order, as Python has them */
-            if (PyList_Append(idlist, PyTuple_GET_ITEM(PyList_GET_ITEM(hits, q), 1)) < 0) { Py_DECREF(idlist); goto fail; }
+        for (Py_ssize_t q = gstart; q < i; q++) { /* the group's marker ids in hit order, as Python has them */
+            PyObject *id = PyLong_FromLong(H.id[q]);
+            int rc = id == NULL ? -1 : PyList_Append(idlist, id);
+            Py_XDECREF(id);
+            if (rc < 0) { Py_DECREF(idlist); goto fail; }
+        }
         PyObject *res = PyObject_CallFunction(record, "OnnOnnOO", bufobj, start, stop, idlist, line_no, limit, items,
                                               tried ? Py_True : Py_False);
         Py_DECREF(idlist);
@@ -1084,9 +1237,11 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     Py_DECREF(parser); Py_DECREF(R.fast); Py_DECREF(time_parser); Py_DECREF(record); Py_DECREF(last);
     Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.midnights);
     Py_XDECREF(R.clock.last_value);
+    hits_clear(&H);
     PyObject *out = Py_BuildValue("Nnn", items, spill_end, candidates);
     return out;
 fail:
+    hits_clear(&H);
     Py_XDECREF(parser); Py_XDECREF(R.fast); Py_XDECREF(time_parser); Py_XDECREF(record); Py_XDECREF(last);
     Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.midnights);
     Py_XDECREF(R.clock.last_value);
@@ -1220,5 +1375,14 @@ PyMODINIT_FUNC PyInit__fastlane(void) {
         Py_DECREF(m);
         return NULL;
     }
+#ifdef HAVE_HS
+    if (PyType_Ready(&MarkersType) < 0) { Py_DECREF(m); return NULL; }
+    Py_INCREF(&MarkersType);
+    if (PyModule_AddObject(m, "Markers", (PyObject *)&MarkersType) < 0) {
+        Py_DECREF(&MarkersType);
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     return m;
 }

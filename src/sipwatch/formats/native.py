@@ -117,6 +117,26 @@ def count_lines(buf: bytes, start: int, end: int) -> int:
     return int(_fastlane.count_lines(buf, start, end))
 
 
+#: find the prefilter's markers in C when the module was built with libhs (tests turn it off to compare)
+USE_MARKERS = True
+_MARKERS: dict[tuple[str, ...], Any] = {}
+
+
+def markers(texts: Sequence[str]) -> Any | None:
+    """The markers compiled by libhs for `Engine.feed` (which then finds them itself, with no Python call
+    per marker found), or None: without libhs in the build, `Prefilter.hits()` finds them."""
+    if not USE_MARKERS or _fastlane is None or not hasattr(_fastlane, "Markers"):
+        return None
+    key = tuple(texts)
+    found = _MARKERS.get(key)
+    if found is None:
+        try:
+            found = _MARKERS[key] = _fastlane.Markers([t.encode() for t in texts])
+        except (ValueError, MemoryError):
+            return None
+    return found
+
+
 def available() -> bool:
     return _fastlane is not None and os.environ.get("SIPWATCH_NATIVE", "1") != "0"
 

@@ -117,6 +117,8 @@ class RecordScanner:
         self._special = self._dump_ids | self._proxy_dump_ids | self._orphan_ids
         parser.hints_complete = prefilter.engine == "hyperscan"
         self.native = native.engine(parser.lanes) if native_lane else None
+        #: with the native engine, the prefilter's markers found in C too (None: Prefilter.hits() finds them)
+        self._markers = native.markers(markers) if self.native is not None and prefilter.engine == "hyperscan" else None
 
     def feed(self, buf: bytes, limit: int | None = None) -> list[Item]:
         """Events of the records that start in buf[:limit] (all of buf when limit is None). The
@@ -126,14 +128,14 @@ class RecordScanner:
         as `Event`s, in file order."""
         if limit is None:
             limit = len(buf)
-        hits = self.prefilter.hits(buf)
         items: list[Item]
         if self.native is not None:
+            hits = self._markers if self._markers is not None else self.prefilter.hits(buf)
             items, spill_end, candidates = self.native.feed(
                 self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD)
             self.stats.candidates += candidates
         else:
-            items, spill_end = self._feed(buf, limit, hits)
+            items, spill_end = self._feed(buf, limit, self.prefilter.hits(buf))
         lines_to_limit = native.count_lines(buf, 0, limit)
         if limit and buf[limit - 1 : limit] != b"\n":
             lines_to_limit += 1  # the file's last line has no newline
