@@ -906,11 +906,13 @@ static Py_ssize_t count_newlines(const char *s, Py_ssize_t from, Py_ssize_t to) 
     Py_ssize_t c = 0;
     const char *p = s + from, *end = s + to;
 #ifdef __SSE2__
-    const __m128i nl = _mm_set1_epi8('\n');
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)p);
-        c += __builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)));
-        p += 16;
+    const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+    while (end - p >= 16) {  /* per-byte counters (a match is -1), summed before any can pass 255 */
+        __m128i acc = zero;
+        for (int k = 0; k < 255 && end - p >= 16; k++, p += 16)
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nl));
+        __m128i sums = _mm_sad_epu8(acc, zero);
+        c += _mm_cvtsi128_si32(sums) + _mm_extract_epi16(sums, 4);
     }
 #endif
     for (; p < end; p++)
