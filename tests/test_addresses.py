@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sipwatch.netaddr import Shape, parse_address
+from sipwatch.netaddr import Shape, ip_of, parse_address
 
 
 def _parsed(text: str, shape: Shape) -> tuple[str, int | None, str | None] | None:
@@ -141,3 +141,20 @@ def test_invalid_input_is_none(text: str, shape: Shape) -> None:
 def test_port_above_65535_is_none(text: str, shape: Shape) -> None:
     """A port that cannot exist means the text is not what the format wrote."""
     assert parse_address(text, shape) is None
+
+
+@pytest.mark.parametrize("text", ["198.51.100.7", "0.0.0.0", "2001:db8::7", "::1", "fe80::1"])
+def test_an_address_is_the_same_dict_key_as_the_standard_class(text: str) -> None:
+    """Addresses cache their hash; they stay equal, as dict keys, to `ipaddress` objects and to copies of
+    themselves."""
+    import copy
+    import ipaddress
+    import pickle
+
+    ip = ip_of(text)
+    assert ip is not None
+    standard = ipaddress.ip_address(text)
+    assert hash(ip) == hash(standard) == ip.__hash__()
+    assert {standard: "found"}[ip] == "found" and {ip: "found"}[standard] == "found"
+    assert hash(copy.copy(ip)) == hash(pickle.loads(pickle.dumps(ip))) == hash(ip)
+
