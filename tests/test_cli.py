@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -107,6 +108,23 @@ def test_scan_reads_gzip(run_cli: Cli, tmp_path: Path) -> None:
     path.write_bytes(gzip.compress("".join(line + "\n" for line in MIXED_LOG).encode()))
     report = json.loads(run_cli("scan", "--json", str(path)).stdout)
     assert (report["lines"], report["events"]) == (len(MIXED_LOG), 11)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("command", [["scan", "--json"], ["explain", "--jsonl"]])
+def test_a_path_that_is_a_pipe_is_read(command: list[str], compress: bool, tmp_path: Path) -> None:
+    """A FIFO or a shell's `<(zcat …)` cannot seek: it is read like a file, gzip or not."""
+    data = "".join(line + "\n" for line in MIXED_LOG).encode()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with subprocess.Popen([sys.executable, "-m", "sipwatch", *command, str(fifo)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as child:
+        with open(fifo, "wb") as writer:
+            writer.write(gzip.compress(data) if compress else data)
+        out, err = child.communicate(timeout=120)
+    assert child.returncode == 0 and "Traceback" not in err
+    events = json.loads(out)["events"] if command[0] == "scan" else len(out.splitlines())
+    assert events == 11
 
 
 def test_scan_several_files_are_merged(run_cli: Cli, log_path: LogPath) -> None:

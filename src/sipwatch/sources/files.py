@@ -59,9 +59,7 @@ class FileSource:
             raise SourceError(f"{self.path}: permission denied (run as root or in the log's group)") from None
         except OSError as exc:
             raise SourceError(f"{self.path}: {exc.strerror}") from None
-        magic = raw.read(2)
-        raw.seek(0)
-        if magic == b"\x1f\x8b":
+        if raw.peek(2)[:2] == b"\x1f\x8b":  # peek, not seek: the path may be a pipe (`<(journalctl …)`, a FIFO)
             return _GzipStream(raw)  # type: ignore[return-value]
         return raw
 
