@@ -6,8 +6,10 @@ clear message and an exit status (never a traceback), and `explain --jsonl` cite
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
+import lzma
 import os
 import subprocess
 import sys
@@ -125,6 +127,44 @@ def test_a_path_that_is_a_pipe_is_read(command: list[str], compress: bool, tmp_p
     assert child.returncode == 0 and "Traceback" not in err
     events = json.loads(out)["events"] if command[0] == "scan" else len(out.splitlines())
     assert events == 11
+
+
+COMPRESSORS = {"gzip": gzip.compress, "xz": lzma.compress, "bzip2": bz2.compress}
+
+
+@pytest.mark.parametrize("name", COMPRESSORS)
+def test_scan_reads_logs_compressed_as_logrotate_may(run_cli: Cli, tmp_path: Path, name: str) -> None:
+    """gzip by default, xz or bzip2 with `compresscmd`; streams concatenated are one log."""
+    compress = COMPRESSORS[name]
+    data = "".join(line + "\n" for line in MIXED_LOG).encode()
+    path = tmp_path / "messages.2.compressed"
+    path.write_bytes(compress(data[:1000]) + compress(data[1000:]))
+    report = json.loads(run_cli("scan", "--json", str(path)).stdout)
+    assert (report["lines"], report["events"], report["errors"]) == (len(MIXED_LOG), 11, [])
+
+
+@pytest.mark.parametrize("name", COMPRESSORS)
+def test_a_truncated_archive_is_reported_and_keeps_what_came_before(run_cli: Cli, tmp_path: Path,
+                                                                    name: str) -> None:
+    data = "".join(line + "\n" for line in brute_force_lines(60) * 200).encode()  # more than a bzip2 block
+    packed = COMPRESSORS[name](data)
+    path = tmp_path / "messages.1.cut"
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    proc = run_cli("scan", "--json", str(path))
+    assert proc.returncode != 0 and str(path) in proc.stderr and "truncated" in proc.stderr
+    assert no_traceback(proc)
+    assert json.loads(proc.stdout)["events"] > 0
+
+
+@pytest.mark.parametrize(("magic", "tool"), [(b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4")])
+def test_an_archive_python_cannot_read_says_how_to_read_it(run_cli: Cli, tmp_path: Path, magic: bytes,
+                                                         tool: str) -> None:
+    """Not scanned as junk lines (an empty report would look like a quiet log)."""
+    path = tmp_path / "messages.1.zst"
+    path.write_bytes(magic + b"\x00" * 64)
+    proc = run_cli("scan", str(path))
+    assert proc.returncode != 0 and no_traceback(proc)
+    assert f"{tool}-compressed" in proc.stderr and f"{tool}cat" in proc.stderr
 
 
 def test_scan_several_files_are_merged(run_cli: Cli, log_path: LogPath) -> None:

@@ -2,7 +2,7 @@
 
 Two shapes, one registry each, so that adding a source is adding a module and a line here:
 
-* `Source` (the offline `scan`): whole buffers of lines from a file, plain or gzip (`files.py`);
+* `Source` (the offline `scan`): whole buffers of lines from a file, plain or compressed (`files.py`);
 * `LiveSource` (the daemon): a follower that hands over the whole lines written since the last call and
   knows its resumable `Position`; registered in `FOLLOWERS` by the scheme users write in `run.watch`
   (`journal:asterisk.service`); a plain path is a file (`tail.py`).

@@ -1,12 +1,14 @@
-"""Log files, plain or gzip-compressed (rotated `messages.1.gz`), read in large buffers."""
+"""Log files, plain or compressed (rotated `messages.1.gz`; xz and bzip2 too), read in large buffers."""
 
 from __future__ import annotations
 
+import bz2
+import lzma
 import os
 import sys
 import zlib
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Protocol
 
 from sipwatch.errors import SourceError
 
@@ -43,12 +45,9 @@ class FileSource:
             return None
 
     def _open(self) -> BinaryIO:
-        if self.path == "-":  # standard input, plain or gzip
+        if self.path == "-":  # standard input, plain or compressed
             stream = sys.stdin.buffer
-            head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
-            if head == b"\x1f\x8b":
-                return _GzipStream(stream)  # type: ignore[return-value]
-            return stream
+            return self._decompressed(stream, stream.peek(MAGIC_BYTES) if hasattr(stream, "peek") else b"")
         try:
             raw = open(self.path, "rb")  # noqa: SIM115 - closed by the caller's with-block
         except FileNotFoundError:
@@ -59,8 +58,18 @@ class FileSource:
             raise SourceError(f"{self.path}: permission denied (run as root or in the log's group)") from None
         except OSError as exc:
             raise SourceError(f"{self.path}: {exc.strerror}") from None
-        if raw.peek(2)[:2] == b"\x1f\x8b":  # peek, not seek: the path may be a pipe (`<(journalctl …)`, a FIFO)
-            return _GzipStream(raw)  # type: ignore[return-value]
+        return self._decompressed(raw, raw.peek(MAGIC_BYTES))  # peek, not seek: the path may be a pipe or FIFO
+
+    def _decompressed(self, raw: BinaryIO, head: bytes) -> BinaryIO:
+        """`raw`, or a stream that decompresses it when `head` starts with a compressed format's magic."""
+        for magic, (name, new) in COMPRESSED.items():
+            if head.startswith(magic):
+                return _Decompressing(raw, name, new)  # type: ignore[return-value]
+        for magic, name in UNREADABLE.items():
+            if head.startswith(magic):
+                raw.close()
+                raise SourceError(f"{self.path}: {name}-compressed, which this Python cannot read; pipe it in: "
+                                  f"{name}cat {self.path} | sipwatch scan -")
         return raw
 
     def buffers(self) -> Iterator[bytes]:
@@ -102,7 +111,7 @@ class FileSource:
             return None
         try:
             with self._open() as fh:
-                if isinstance(fh, _GzipStream) or not os.path.isfile(self.path):
+                if isinstance(fh, _Decompressing) or not os.path.isfile(self.path):
                     return None
                 size = os.fstat(fh.fileno()).st_size
         except SourceError:
@@ -127,7 +136,7 @@ class FileSource:
 
     def _read(self, fh: BinaryIO) -> bytes:
         """Up to about `chunk` bytes of content."""
-        if isinstance(fh, _GzipStream):
+        if isinstance(fh, _Decompressing):
             return fh.read_some(self.chunk)
         return fh.read(self.chunk)
 
@@ -171,19 +180,68 @@ def read_span(path: str, offset: int, length: int, lookahead: int) -> tuple[byte
     return data, limit
 
 
-class _GzipStream:
-    """Incremental gzip decompression (members concatenated as `gzip` and logrotate write them)
-    that keeps everything decompressed before a truncated or corrupt spot."""
+class Decompressor(Protocol):
+    """What `zlib`, `lzma` and `bz2` decompressors have in common (zlib's through `_Zlib`)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def needs_input(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+class _Zlib:
+    """A gzip member's decompressor that keeps the input it has not used yet, as lzma's and bz2's do."""
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(wbits=31)
+
+    @property
+    def eof(self) -> bool:
+        return self._inflate.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._inflate.unconsumed_tail
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._inflate.unused_data
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        tail = self._inflate.unconsumed_tail
+        return self._inflate.decompress(tail + data if tail else data, max(max_length, 0))
+
+
+#: compressed formats by their magic bytes: logrotate compresses with gzip unless `compresscmd` says otherwise
+COMPRESSED: dict[bytes, tuple[str, Callable[[], Decompressor]]] = {
+    b"\x1f\x8b": ("gzip", _Zlib),
+    b"\xfd7zXZ\x00": ("xz", lzma.LZMADecompressor),
+    b"BZh": ("bzip2", bz2.BZ2Decompressor),
+}
+#: compressed formats that the standard library of Python 3.11 cannot read
+UNREADABLE = {b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4"}
+MAGIC_BYTES = max(len(m) for m in [*COMPRESSED, *UNREADABLE])
+_ERRORS = (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError)
+
+
+class _Decompressing:
+    """Incremental decompression (streams concatenated, as `gzip` and logrotate write members) that keeps
+    everything decompressed before a truncated or corrupt spot."""
+
+    def __init__(self, raw: BinaryIO, name: str, new: Callable[[], Decompressor]) -> None:
         self.raw = raw
         self.fileobj = raw
-        self._inflate = zlib.decompressobj(wbits=31)
+        self.name = name
+        self._new = new
+        self._stream = new()
         self._pending = b""
-        self._started = False  # inside a member: running out of input now means truncation
+        self._started = False  # inside a stream: running out of input now means truncation
         self._done = False
 
-    def __enter__(self) -> _GzipStream:
+    def __enter__(self) -> _Decompressing:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -195,24 +253,26 @@ class _GzipStream:
         while produced < size and not self._done:
             if self._pending:
                 data, self._pending = self._pending, b""
+            elif not self._stream.needs_input:
+                data = b""  # the decompressor still holds input: let it go on
             else:
-                data = self._inflate.unconsumed_tail or self.raw.read(256 << 10)
-            if not data:
-                self._done = True
-                if self._started:
-                    raise _Truncated(b"".join(out), "the archive ends before its end-of-stream marker")
-                break
+                data = self.raw.read(256 << 10)
+                if not data:
+                    self._done = True
+                    if self._started:
+                        raise _Truncated(b"".join(out), "the archive ends before its end-of-stream marker")
+                    break
             self._started = True
             try:
-                piece = self._inflate.decompress(data, size - produced)
-            except zlib.error as exc:
+                piece = self._stream.decompress(data, size - produced)
+            except _ERRORS as exc:
                 self._done = True
-                raise _Truncated(b"".join(out), str(exc)) from None
+                raise _Truncated(b"".join(out), f"{self.name}: {exc}") from None
             out.append(piece)
             produced += len(piece)
-            if self._inflate.eof:  # next member, if any (padding zeros between members are allowed)
-                self._pending = self._inflate.unused_data.lstrip(b"\0")
-                self._inflate = zlib.decompressobj(wbits=31)
+            if self._stream.eof:  # the next stream, if any (zero padding between streams is allowed)
+                self._pending = self._stream.unused_data.lstrip(b"\0")
+                self._stream = self._new()
                 self._started = False
         return b"".join(out)
 
