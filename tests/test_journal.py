@@ -75,3 +75,34 @@ def test_a_restart_resumes_after_the_saved_cursor(tmp_path: Path) -> None:
     assert _step_until(second, 5, seconds=3) == 2  # only the two new entries
     for followed in second.followed.values():
         followed.follower.close()
+
+
+def _append_raw(journal: Path, messages: list[bytes], first: int = 0) -> None:
+    """Entries in journald's binary-safe export format (a field's length before its bytes)."""
+    entries = b"".join(
+        b"__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n"
+        b"_SYSTEMD_UNIT=asterisk.service\nSYSLOG_IDENTIFIER=asterisk\nMESSAGE\n%s%s\n\n"
+        % (1714557600000000 + (first + i) * 1000000, 1000 + first + i, len(m).to_bytes(8, "little"), m)
+        for i, m in enumerate(messages))
+    subprocess.run([REMOTE, f"--output={journal}", "-"], input=entries, check=True, capture_output=True)
+
+
+@pytest.mark.parametrize(
+    ("user", "why"),
+    [
+        pytest.param(b"\xff100", "journalctl writes a MESSAGE that is not UTF-8 as an array of byte values",
+                     id="invalid-utf8"),
+        pytest.param(b"\x1b[1m100", "and one with a control character", id="control-character"),
+        pytest.param(b"1" * 5000, "a field over 4096 bytes is null unless journalctl runs with --all", id="long"),
+    ],
+)
+def test_a_caller_cannot_hide_a_line_from_the_journal_source(tmp_path: Path, user: bytes, why: str) -> None:
+    journal = tmp_path / "asterisk.journal"
+    line = (b"NOTICE[566]: chan_sip.c:28926 handle_request_register: Registration from '<sip:%s@203.0.113.1>' "
+            b"failed for '198.51.100.9:5060' - Wrong password" % user)
+    _append_raw(journal, [line] * 6)
+    daemon = _daemon(tmp_path, journal)
+    assert _step_until(daemon, 6) == 6
+    assert [b.ip.compressed for b in daemon.store.bans()] == ["198.51.100.9"], why
+    for followed in daemon.followed.values():
+        followed.follower.close()

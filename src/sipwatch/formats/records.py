@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from sipwatch.event import Event, Evidence, Kind, Service
 from sipwatch.fingerprints import scanner_name
 from sipwatch.formats import DUMP_MARKERS, ORPHAN_MARKERS, PROXY_DUMP_MARKERS, native
+from sipwatch.formats.journal import text_messages
 from sipwatch.formats.parser import LineParser, Status
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.wire import Item, item_event, item_form, item_line
@@ -128,6 +129,9 @@ class RecordScanner:
         as `Event`s, in file order."""
         if limit is None:
             limit = len(buf)
+        if b'"MESSAGE"' in buf:  # a journald export: arrays of bytes become text first (see journal.py)
+            head, tail = text_messages(buf[:limit]), text_messages(buf[limit:])
+            buf, limit = head + tail, len(head)
         items: list[Item]
         if self.native is not None:
             hits = self._markers if self._markers is not None else self.prefilter.hits(buf)

@@ -1,7 +1,8 @@
 """The systemd journal as a source: `journal:asterisk.service` (a unit) or `journal-file:/path` (a file).
 
-`journalctl -o json -f` does the reading (no binding to compile); each entry is one JSON line whose
-MESSAGE the parsers read like any log line. Its `__CURSOR` is the read position: saved in the store with
+`journalctl -o json --all -f` does the reading (no binding to compile); each entry is one JSON line whose
+MESSAGE the parsers read like any log line (a MESSAGE journald wrote as an array of bytes is made text
+first: `formats/journal.py`). Its `__CURSOR` is the read position: saved in the store with
 the events, and handed back as `--after-cursor` after a restart, so no entry is lost or read twice.
 """
 
@@ -29,7 +30,8 @@ class JournalFollower:
         binary = shutil.which("journalctl")
         if binary is None:
             raise JournalError("journalctl is missing: the journal source needs systemd's journalctl")
-        args = [binary, "-o", "json", "--no-pager", "-f"]
+        # --all: without it a field over 4096 bytes comes as null, and a padded user name would hide a line
+        args = [binary, "-o", "json", "--all", "--no-pager", "-f"]
         args += ["--file", target] if kind == "journal-file" else ["-u", target]
         self.cursor = position.fingerprint if position is not None else ""
         self.lines = position.lines if position is not None else 0

@@ -1,0 +1,39 @@
+"""journald's JSON export (`journalctl -o json`) writes a MESSAGE that holds non-printable bytes or is not
+valid UTF-8 as an array of byte values, not as a string. A caller's text with one such byte (a user name,
+a From header) would turn the server's whole line into numbers that no marker or regex can see: an attacker
+could hide from the prefilter that way. `text_messages()` turns those arrays back into text before anything
+else reads the buffer; the line breaks stay where they were, so line numbers do not change."""
+
+from __future__ import annotations
+
+import json
+import re
+
+_ARRAY = re.compile(rb'"MESSAGE"\s*:\s*\[')
+
+
+def text_messages(buf: bytes) -> bytes:
+    """`buf` with every array-encoded MESSAGE written as a string (undecodable bytes as U+FFFD)."""
+    if _ARRAY.search(buf) is None:
+        return buf
+    out: list[bytes] = []
+    done = 0
+    for match in _ARRAY.finditer(buf):
+        start = buf.rfind(b"\n", 0, match.start()) + 1
+        if start < done:
+            continue  # a second match on a line already rewritten
+        end = buf.find(b"\n", match.end())
+        end = len(buf) if end < 0 else end
+        out += [buf[done:start], _as_text(buf[start:end])]
+        done = end
+    out.append(buf[done:])
+    return b"".join(out)
+
+
+def _as_text(line: bytes) -> bytes:
+    try:
+        record = json.loads(line)
+        record["MESSAGE"] = bytes(record["MESSAGE"]).decode("utf-8", "replace")
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return line  # not a journal entry after all: left as it is
+    return json.dumps(record, ensure_ascii=False).encode()
