@@ -17,14 +17,14 @@ FORMS: tuple[Form, ...] = (
     Form(
         "freeswitch.sip_auth", "freeswitch", FS, "on sofia profile '",
         r"SIP auth (?P<reason>failure|challenge) \((?P<method>[A-Z]+)\) on sofia profile '(?P<profile>[^'\n]*)' "
-        r"for \[(?P<account>.*?)(?:@(?P<domain>.*))?\] from ip (?P<addr>" + ADDR + r")",
+        r"for \[(?P<account>[^@\n]*?)(?:@(?P<domain>.*))?\] from ip (?P<addr>" + ADDR + r")",
         kinds=AUTH_OUTCOMES, shape=Shape.BARE, separator=" from ip ", trusted="tail",
         strong_reasons=frozenset({"failure"}), files=SOFIA_REG,
     ),
     # `Can't find user [1001@example.com] from 198.51.100.7` (first of three physical lines)
     Form(
         "freeswitch.cant_find_user", "freeswitch", FS, "Can't find user [",
-        r"Can't find user \[(?P<account>.*?)(?:@(?P<domain>.*))?\] from (?P<addr>" + ADDR + r")",
+        r"Can't find user \[(?P<account>[^@\n]*?)(?:@(?P<domain>.*))?\] from (?P<addr>" + ADDR + r")",
         kind=K.UNKNOWN_ACCOUNT, shape=Shape.BARE, separator="] from ", trusted="tail", files=SOFIA_REG,
     ),
     # `IP 198.51.100.7 Rejected by acl "domains"` (WARNING); the DEBUG `... Falling back to Digest auth.`

@@ -139,6 +139,8 @@ class LineParser:
         `fast_lane=False`: the caller has tried the fast lanes already (the native engine)."""
         if text[:1] == '"' and "\x1b" not in text:  # a CSV row (CDR, CEL): no prefix starts with a quote
             return self._prefixless_record(text.rstrip("\r\n"), file, line)
+        if hints:  # one per marker found: a forged record may repeat a marker thousands of times
+            hints = dict.fromkeys(hints)
         if hints and fast_lane:
             fast = self._fast
             for index in hints:

@@ -32,7 +32,8 @@ from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.wire import Item, item_event, item_form, item_line
 from sipwatch.netaddr import Shape, parse_address
 
-MAX_RECORD = 8192  # bytes; longer "lines" are junk (and would make regexes slow)
+MAX_RECORD = 65536  # bytes; longer "lines" are junk. A record as long as a SIP packet is still read: a caller
+#                    must not hide a failure by padding its user name (the regexes stay linear: ~1 ms for 60 KB)
 MAX_JOIN_LINES = 64  # physical lines a split record or a proxy dump may span
 MAX_DUMP = 65536  # bytes of one SIP packet dump
 LOOKAHEAD = MAX_DUMP + 2 * MAX_RECORD  # bytes of the following buffers handed along with each one
