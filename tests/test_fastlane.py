@@ -226,7 +226,7 @@ def test_markers_are_found_in_c_as_the_prefilter_finds_them(path: Path | str, tm
 
     data = (genlog(tmp_path / "gen.log", 5000, seed=3) if path == "generated" else Path(path)).read_bytes()
     for calls in (True, False):
-        _, prefilter = _parser("x.log", 2024, ("UTC", "UTC"), calls)
+        _, prefilter = _parser("x.log", (2024, None), ("UTC", "UTC"), calls)
         assert prefilter.engine == "hyperscan"
         assert native.markers(prefilter.markers).hits(data) == prefilter.hits(data)
 

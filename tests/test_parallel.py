@@ -61,7 +61,7 @@ def _sequential(path: Path) -> list[tuple[object, ...]]:
 
 def _parallel(pool: ProcessPoolExecutor, path: Path) -> list[tuple[object, ...]]:
     source = FileSource(str(path), chunk=8192)
-    events = parallel.parallel_events(pool, source, 2024, ("", "UTC"), ScanStats(), Tally(), {})
+    events = parallel.parallel_events(pool, source, (2024, None), ("", "UTC"), ScanStats(), Tally(), {})
     return [(e.line, e.kind, str(e.ip), e.port, e.account, e.time) for e in events]
 
 
@@ -237,7 +237,7 @@ def test_a_parallel_scan_skips_a_huge_line_as_a_one_process_scan_does(tmp_path: 
     seq_stats, par_stats = ScanStats(), ScanStats()
     seq = [(e.line, e.kind, str(e.ip)) for e in Reader(Config()).events(FileSource(str(path), chunk=8192), seq_stats)]
     par = [(e.line, e.kind, str(e.ip)) for e in parallel.parallel_events(
-        pool, FileSource(str(path), chunk=8192), 2024, ("", "UTC"), par_stats, Tally(), {})]
+        pool, FileSource(str(path), chunk=8192), (2024, None), ("", "UTC"), par_stats, Tally(), {})]
     assert par == seq and len(par) == 200
     assert par_stats.lines == seq_stats.lines
     if len(lines[80]) < 16 * 8192:

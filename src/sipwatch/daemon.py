@@ -36,7 +36,7 @@ from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Backend, Ban
 from sipwatch.sources import LiveSource, follower, is_special, redact
 from sipwatch.store import Store
-from sipwatch.timeparse import TimeParser
+from sipwatch.timeparse import TimeParser, horizon_after
 
 log = logging.getLogger("sipwatch")
 
@@ -137,7 +137,10 @@ class Daemon:
     def _bite(self, result: StepResult) -> bool:
         events: list[Event] = []
         lines = 0
+        now = time.time()
         for followed in self.followed.values():
+            clock = followed.scanner.parser.time_parser  # year-less stamps: this year, none in the future
+            clock.default_year, clock.horizon = time.localtime(now).tm_year, horizon_after(now)
             for chunk in followed.follower.read(BITE):
                 followed.scanner.line_base = chunk.first_line
                 events.extend(followed.scanner.events(chunk.data))

@@ -48,6 +48,8 @@ except ImportError:  # pragma: no cover
     _drain = None
 
 MIN_PARALLEL_BYTES = 16 << 20
+#: (the year of year-less stamps, the latest time a stamp can have): see timeparse.py
+Year = tuple[int, float | None]
 AHEAD = 4  # buffers with the parse workers at a time (4 MiB each)
 WORKER_NICENESS = 10  # below this, starting processes costs more than it saves
 
@@ -57,7 +59,7 @@ class Job:
     data: bytes
     limit: int
     line_base: int
-    year: int
+    year: Year
     tz: tuple[str, str]  # the zones of log times and of CDR/CEL times (`timezone`, `cdr_timezone`)
     numbers: Settings | None = None  # the pipeline classifier's: classify the dialled numbers here
     calls: bool = True  # read call activity (`Config.calls`)
@@ -75,17 +77,17 @@ def workers() -> int:
     return min(2, os.cpu_count() or 1)
 
 
-_PARSERS: dict[tuple[str, int, tuple[str, str], bool], tuple[LineParser, Prefilter]] = {}
+_PARSERS: dict[tuple[str, Year, tuple[str, str], bool], tuple[LineParser, Prefilter]] = {}
 _PREFILTERS: dict[bool, Prefilter] = {}
 
 
-def _parser(name: str, year: int, tz_names: tuple[str, str], calls: bool) -> tuple[LineParser, Prefilter]:
+def _parser(name: str, year: Year, tz_names: tuple[str, str], calls: bool) -> tuple[LineParser, Prefilter]:
     """One parser per file and worker, kept across buffers (its caches are warm)."""
     key = (name, year, tz_names, calls)
     found = _PARSERS.get(key)
     if found is None:
-        parser = LineParser(TimeParser(year, *zones(Config(timezone=tz_names[0], cdr_timezone=tz_names[1]))),
-                            readers(calls))
+        tz, record_tz = zones(Config(timezone=tz_names[0], cdr_timezone=tz_names[1]))
+        parser = LineParser(TimeParser(year[0], tz, record_tz, horizon=year[1]), readers(calls))
         prefilter = _PREFILTERS.get(calls) or _PREFILTERS.setdefault(calls, Prefilter(parser.markers))
         found = _PARSERS[key] = (parser, prefilter)
     return found
@@ -131,7 +133,7 @@ def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
     return marshal.dumps(wires), stats, scanner.spill_line, numbers
 
 
-def _jobs(source: FileSource, year: int, tz: tuple[str, str], numbers: Settings | None, calls: bool) -> Iterator[Job]:
+def _jobs(source: FileSource, year: Year, tz: tuple[str, str], numbers: Settings | None, calls: bool) -> Iterator[Job]:
     """One job per buffer. A plain file's workers read their own buffers: the main process, which runs
     the detectors, neither reads the file through nor copies it to them."""
     spans = source.spans()
@@ -143,7 +145,7 @@ def _jobs(source: FileSource, year: int, tz: tuple[str, str], numbers: Settings 
         yield Job(source.name, data, limit, 0, year, tz, numbers, calls)
 
 
-def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: int, tz: tuple[str, str], stats: ScanStats,
+def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, tz: tuple[str, str], stats: ScanStats,
                     tally: Tally, banned_until: dict[IPAddress, float],
                     classifier: NumberClassifier | None = None, calls: bool = True,
                     take: Callable[[Event], bool] | None = None,

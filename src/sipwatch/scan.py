@@ -25,7 +25,7 @@ from sipwatch.formats.records import RecordScanner, ScanStats, chunks
 from sipwatch.pipeline import Pipeline
 from sipwatch.sources.files import FileSource, SourceError
 from sipwatch.tally import Offender, Tally
-from sipwatch.timeparse import TimeParser
+from sipwatch.timeparse import TimeParser, horizon_after
 
 SCAN_GC_THRESHOLDS = (500_000, 50, 1000)  # see _few_collections()
 MAX_ALERTS = 1000  # address-less alerts kept for the report (memory stays flat on huge inputs)
@@ -70,7 +70,7 @@ class Reader:
     def events(self, source: FileSource, stats: ScanStats, progress: Progress | None = None) -> Iterator[Event]:
         mtime = source.mtime
         year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-        parser = LineParser(TimeParser(year, self.tz, self.record_tz), self.readers)
+        parser = LineParser(TimeParser(year, self.tz, self.record_tz, horizon_after(mtime)), self.readers)
         scanner = RecordScanner(parser, self.prefilter, source.name, stats, self.native_lane)
         total = source.size
         skip_through = 0
@@ -125,9 +125,10 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
         else:
             mtime = source.mtime
             year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-            events = parallel.parallel_events(pool, source, year, (config.timezone, config.cdr_timezone), stats,
-                                              result.tally, pipeline.banned_until, pipeline.classifier, config.calls,
-                                              take, _per_file(progress, source))
+            events = parallel.parallel_events(pool, source, (year, horizon_after(mtime)),
+                                              (config.timezone, config.cdr_timezone), stats, result.tally,
+                                              pipeline.banned_until, pipeline.classifier, config.calls, take,
+                                              _per_file(progress, source))
             yield from events
     except SourceError as exc:
         result.errors.append(str(exc))

@@ -4,7 +4,9 @@ Servers write local wall-clock time in several shapes (`Feb  3 21:04:11`, `2024-
 `2016-09-25T18:57:58.150982+0200`, FreeSWITCH's `08-03 07:56:53.026292`). A scan meets hundreds of
 thousands of them, so the date part is converted once and cached; the clock part is sliced by hand.
 Times without a zone are read in `tz` (the machine's zone unless configured); times without a year get
-the year of the last stamp that had one, else `default_year` (the year the file was last written).
+the year of the last stamp that had one, else `default_year` (the year the file was last written), or the
+year before when that would put them after `horizon` (no stamp can be later than the file's last write, or
+than now in the daemon): a log that spans New Year has December's lines in the year before January's.
 CDR and CEL records have a zone setting of their own (`cdr.conf` `usegmtime`), hence `record_tz`.
 """
 
@@ -21,11 +23,23 @@ _ISO = re.compile(
 _SYSLOG = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?: (\d{4}))?$")
 
 
+#: how far after the file's last write (or now) a year-less stamp may seem to be before it is taken for the
+#: year before: a day's worth of time zones either way
+FUTURE_SLACK = 2 * 86400.0
+
+
+def horizon_after(when: float | None) -> float | None:
+    """The latest time a stamp can have in a file last written at `when` (or read live at `when`)."""
+    return None if when is None else when + FUTURE_SLACK
+
+
 class TimeParser:
     """Parses timestamps with a per-date cache; one instance per input stream."""
 
-    def __init__(self, default_year: int, tz: tzinfo | None = None, record_tz: tzinfo | None = UTC) -> None:
+    def __init__(self, default_year: int, tz: tzinfo | None = None, record_tz: tzinfo | None = UTC,
+                 horizon: float | None = None) -> None:
         self.default_year = default_year
+        self.horizon = horizon  # see the module's docs (the C fast lane reads it too)
         self.tz = tz
         self.record_tz = record_tz
         self._records: TimeParser | None = None
@@ -92,23 +106,29 @@ class TimeParser:
                 return None
         m = _ISO.match(text)
         if m:
+            frac = float("0." + m[7]) if m[7] else 0.0
             if m[1]:
                 year = self.default_year = int(m[1])  # later year-less stamps follow this one
-            else:
-                year = self.default_year
-            month, day = int(m[2]), int(m[3])
-            frac = float("0." + m[7]) if m[7] else 0.0
-            return self._combine(year, month, day, m[4], m[5], m[6], frac, m[8])
+                return self._combine(year, int(m[2]), int(m[3]), m[4], m[5], m[6], frac, m[8])
+            return self._yearless(int(m[2]), int(m[3]), m[4], m[5], m[6], frac, m[8])
         m = _SYSLOG.match(text)
         if m:
             found = _MONTHS.get(m[1])
             if found is None:
                 return None
             month = found
-            year = int(m[7]) if m[7] else self.default_year
             frac = float("0." + m[6]) if m[6] else 0.0
-            return self._combine(year, month, int(m[2]), m[3], m[4], m[5], frac, None)
+            if m[7]:
+                return self._combine(int(m[7]), month, int(m[2]), m[3], m[4], m[5], frac, None)
+            return self._yearless(month, int(m[2]), m[3], m[4], m[5], frac, None)
         return None
+
+    def _yearless(self, month: int, day: int, hh: str, mm: str, ss: str, frac: float, zone: str | None) -> float | None:
+        """A stamp without a year: in `default_year`, unless that puts it after `horizon`."""
+        value = self._combine(self.default_year, month, day, hh, mm, ss, frac, zone)
+        if value is not None and self.horizon is not None and value > self.horizon:
+            return self._combine(self.default_year - 1, month, day, hh, mm, ss, frac, zone)
+        return value
 
     def _combine(
         self, year: int, month: int, day: int, hh: str, mm: str, ss: str, frac: float, zone: str | None

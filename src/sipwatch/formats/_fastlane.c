@@ -698,7 +698,8 @@ static PyObject *syslog_time(Clock *c, PyObject *key, const char *s, Py_ssize_t 
         j += 1 + frac_len;
     }
     PyObject *year = NULL;
-    if (j < n) {
+    int yearless = j >= n;
+    if (!yearless) {
         if (n - j != 5 || s[j] != ' ' || !digits(s + j + 1, 4)) return NULL;
         year = PyLong_FromLong((s[j + 1] - '0') * 1000 + (s[j + 2] - '0') * 100 + (s[j + 3] - '0') * 10 + (s[j + 4] - '0'));
     } else {
@@ -721,8 +722,17 @@ static PyObject *syslog_time(Clock *c, PyObject *key, const char *s, Py_ssize_t 
         f = PyOS_string_to_double(buf, NULL, NULL);
         if (f == -1.0 && PyErr_Occurred()) return NULL;
     }
-    PyObject *value = PyFloat_FromDouble((((PyFloat_AS_DOUBLE(base) + (double)(h * 3600)) + (double)(mi * 60))
-                                          + (double)sec) + f);
+    double seconds = (((PyFloat_AS_DOUBLE(base) + (double)(h * 3600)) + (double)(mi * 60)) + (double)sec) + f;
+    if (yearless) {  /* after the horizon: the year before (TimeParser._yearless does it) */
+        PyObject *horizon = PyObject_GetAttrString(c->parser, "horizon");
+        if (horizon == NULL) return NULL;
+        double limit = horizon == Py_None ? 0.0 : PyFloat_AsDouble(horizon);
+        int none = horizon == Py_None;
+        Py_DECREF(horizon);
+        if (!none && limit == -1.0 && PyErr_Occurred()) return NULL;
+        if (!none && seconds > limit) return NULL;
+    }
+    PyObject *value = PyFloat_FromDouble(seconds);
     if (value == NULL) return NULL;
     if (PyDict_GET_SIZE(c->cache) > 50000) PyDict_Clear(c->cache);
     if (PyDict_SetItem(c->cache, key, value) < 0) { Py_DECREF(value); return NULL; }
