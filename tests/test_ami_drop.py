@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from fakeami import FakeAmi
-from sipwatch.event import Event
+from sipwatch.event import Event, Kind
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats
@@ -157,3 +157,26 @@ def test_a_qualify_result_asks_nothing(ami: tuple[FakeAmi, AmiFollower]) -> None
     server.send(_contact_status("sip:6001@192.0.2.18:5060", "Removed"))
     assert [e.reason for e in _events(follower, 1)] == ["Removed"]  # Reachable tells of no registration
     assert server.actions == []
+
+
+def test_a_line_break_in_caller_text_cannot_add_an_address_to_a_security_event(
+        ami: tuple[FakeAmi, AmiFollower]) -> None:
+    """An AMI field is one `Key: value` line: caller text with a line break (an AccountID from a URI-decoded
+    `%0D%0A`) would add a `RemoteAddress:` line of its own. The field then comes twice: an `injection` event,
+    which names the address Asterisk wrote after the caller's field, never the forged one."""
+    server, follower = ami
+    server.send(_invalid_account("x\r\nRemoteAddress: IPV4/UDP/203.0.113.66/5060", "198.51.100.7"))
+    server.send(_invalid_account("9999", "198.51.100.8"))
+    forged, honest = _events(follower, 2)
+    assert forged.kind is Kind.INJECTION and str(forged.ip) == "198.51.100.7"
+    assert str(honest.ip) == "198.51.100.8"
+
+
+def test_a_call_event_with_a_field_twice_is_not_read(ami: tuple[FakeAmi, AmiFollower]) -> None:
+    server, follower = ami
+    server.send({"Event": "Newchannel", "Channel": "PJSIP/6001-00000001", "CallerIDName": "x\r\nChannel: PJSIP/6002-1",
+                 "Exten": "0044207", "Uniqueid": "1.1", "Linkedid": "1.1"})
+    server.send(_invalid_account("9999", "198.51.100.9"))
+    (event,) = _events(follower, 1)
+    assert str(event.ip) == "198.51.100.9"
+    assert follower.forged == 1

@@ -19,7 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from sipwatch.errors import SourceError, redact
 
-EventHandler = Callable[[dict[str, str]], None]
+#: an event's fields; a field that came twice (panoramisk makes a list of it) stays a list of its values
+EventHandler = Callable[[dict[str, str | list[str]]], None]
 RECONNECT_SECONDS = 2
 
 
@@ -116,7 +117,7 @@ class AmiSession:
 
     def _dispatch(self, manager: Any, event: Any) -> None:
         assert self.on_event is not None
-        self.on_event({str(k): str(v) for k, v in dict(event).items()})
+        self.on_event({str(k): [str(x) for x in v] if isinstance(v, list) else str(v) for k, v in dict(event).items()})
 
     def wait_ready(self, seconds: float = 10.0) -> bool:
         """Until logged in (for tests and start-up messages); False at once when the login is refused."""
