@@ -260,3 +260,31 @@ def test_scan_takes_a_master_csv_like_a_log(scan_log: Callable[..., object]) -> 
     result = scan_log([HEAD + DIAL + TIMES + ',"1714764002.1",""'] * 3)
     assert isinstance(result, ScanResult)
     assert (result.stats.events, result.kinds[Kind.CALL_END]) == (3, 3)
+
+
+OTHER = HEAD.replace("6001", "6002") + DIAL + TIMES + ',"1714763999.8",""'
+FORGED_LOG = ("[2024-05-03 19:20:00] NOTICE[1] chan_sip.c: Registration from '<sip:1@x>' failed for "
+              "'203.0.113.66:5060' - Wrong password")
+
+
+@pytest.mark.parametrize(
+    ("caller_text", "why"),
+    [
+        pytest.param(f"6001\n{FORGED_LOG}\n", "a log line of its own", id="forged-log-line"),
+        pytest.param('6001\n","6009","0088213","x","y","PJSIP/6009-1","PJSIP/t-1","Dial","x","2024-05-03 19:20:02",'
+                     '"2024-05-03 19:20:05","2024-05-03 19:21:05",63,60,"ANSWERED","DOCUMENTATION","9.9","src=6.6.6.6',
+                     "a row of its own (its quotes come doubled)", id="forged-row"),
+    ],
+)
+def test_a_line_break_in_a_cdr_field_keeps_the_row_whole(caller_text: str, why: str,
+                                                         read_log: Callable[..., ReadResult]) -> None:
+    """cdr_csv writes a field as it is, line breaks included (a caller number from a URI-decoded `%0A`):
+    the row is one record, its call is counted for its own account and address, the text after the line
+    break is not read as {why}, and the rows after it are read as before."""
+    src = caller_text.replace('"', '""')
+    row = f'"","{src}","0088213","from-internal",{CLID},"PJSIP/6001-00000001","PJSIP/trunk-00000002",' + DIAL \
+        + TIMES + ',"1714763999.1","src=198.51.100.20:5060"'
+    result = read_log([OTHER, row, OTHER.replace("6002", "6003")])
+    assert [(e.account, str(e.ip) if e.ip else None) for e in result.events] == [
+        ("6002", None), ("6001", "198.51.100.20"), ("6003", None)]
+    assert all(e.kind is Kind.CALL_END for e in result.events)

@@ -238,3 +238,19 @@ def test_a_generated_log_reads_the_same_whoever_finds_the_markers(use_markers: b
     monkeypatch.setattr(native, "USE_MARKERS", use_markers)
     out = genlog(tmp_path / "gen.log", 20000, seed=11)
     assert native_parity(out.read_bytes(), chunk=1 << 15) is None
+
+
+@needs_native
+def test_csv_rows_over_several_lines_are_found_alike_in_c_and_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from sipwatch.formats import records
+
+    rng = random.Random(5)
+    pieces = [b'"a","b"', b'"x', b'y"', b'""', b'"', b"plain", b'"q""q"', b""]
+    for _ in range(300):
+        buf = b'"' + b"\n".join(rng.choice(pieces) + rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        in_c = records.open_rows(buf)
+        with monkeypatch.context() as m:
+            m.setattr(native, "open_rows", lambda buf, max_lines: None)
+            assert records.open_rows(buf) == in_c, buf

@@ -930,6 +930,48 @@ static Py_ssize_t count_newlines(const char *s, Py_ssize_t from, Py_ssize_t to) 
     return c;
 }
 
+static Py_ssize_t count_quotes(const char *s, Py_ssize_t n) {
+    Py_ssize_t c = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        c += s[i] == '"';
+    return c;
+}
+
+/* open_rows(buffer, max_lines) -> [(start, end)]: CSV rows that a quoted field holding line breaks spreads
+ * over several physical lines (see records.open_rows, which this is). */
+static PyObject *fastlane_open_rows(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t max_lines;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &max_lines)) return NULL;
+    const char *b = (const char *)view.buf;
+    Py_ssize_t n = view.len, pos = 0;
+    PyObject *out = PyList_New(0);
+    while (out != NULL && pos < n) {
+        const char *nl = memchr(b + pos, '\n', (size_t)(n - pos));
+        Py_ssize_t end = nl ? nl - b : n;
+        if (b[pos] == '"' && (count_quotes(b + pos, end - pos) & 1)) {
+            Py_ssize_t j = end, close = -1;
+            for (Py_ssize_t lines = 0; j < n && lines < max_lines; lines++) {
+                Py_ssize_t s2 = j + 1;
+                const char *nl2 = s2 < n ? memchr(b + s2, '\n', (size_t)(n - s2)) : NULL;
+                Py_ssize_t e2 = nl2 ? nl2 - b : n;
+                if (count_quotes(b + s2, e2 - s2) & 1) { close = e2; break; }
+                j = e2;
+            }
+            if (close >= 0) {
+                PyObject *span = Py_BuildValue("(nn)", pos, close);
+                if (span == NULL || PyList_Append(out, span) < 0) Py_CLEAR(out);
+                Py_XDECREF(span);
+                end = close;
+            }
+        }
+        pos = end + 1;
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 /* count_lines(buffer, start, end) -> the line breaks in buffer[start:end] (bytes.count(b"\n", ...)) */
 static PyObject *fastlane_count_lines(PyObject *self, PyObject *args) {
     (void)self;
@@ -1368,6 +1410,7 @@ static PyTypeObject EngineType = {
 };
 
 static PyMethodDef module_methods[] = {
+    {"open_rows", fastlane_open_rows, METH_VARARGS, "open_rows(buffer, max_lines): CSV rows over several lines."},
     {"count_lines", fastlane_count_lines, METH_VARARGS, "count_lines(buffer, start, end): bytes.count(b'\\n', start, end), faster."},
     {NULL, NULL, 0, NULL},
 };

@@ -117,6 +117,13 @@ def count_lines(buf: bytes, start: int, end: int) -> int:
     return int(_fastlane.count_lines(buf, start, end))
 
 
+def open_rows(buf: bytes, max_lines: int) -> list[tuple[int, int]] | None:
+    """`records.open_rows` in C, or None without the fast lane."""
+    if _fastlane is None:
+        return None
+    return list(_fastlane.open_rows(buf, max_lines))
+
+
 #: find the prefilter's markers in C when the module was built with libhs (tests turn it off to compare)
 USE_MARKERS = True
 _MARKERS: dict[tuple[str, ...], Any] = {}

@@ -19,8 +19,9 @@ Caller text that spans physical lines is handled three ways:
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sipwatch.event import Event, Evidence, Kind, Service
@@ -37,6 +38,38 @@ MAX_RECORD = 65536  # bytes; longer "lines" are junk. A record as long as a SIP 
 MAX_JOIN_LINES = 64  # physical lines a split record or a proxy dump may span
 MAX_DUMP = 65536  # bytes of one SIP packet dump
 LOOKAHEAD = MAX_DUMP + 2 * MAX_RECORD  # bytes of the following buffers handed along with each one
+
+def open_rows(buf: bytes) -> list[tuple[int, int]]:
+    """(start, end) of the CSV rows in `buf` that run over several physical lines: cdr_csv writes a field
+    as it is, line breaks included, and a caller's number or dialled text can hold one (`%0A`). A row whose
+    first line does not balance its quotes goes on to the next line that does not either (the lines between,
+    caller text, hold only doubled quotes). Read as one record, its lines cannot pass for rows or log lines
+    of their own. Only a buffer that starts with a CSV row is looked at."""
+    if buf[:1] != b'"':
+        return []
+    found = native.open_rows(buf, MAX_JOIN_LINES)
+    if found is not None:
+        return found
+    spans: list[tuple[int, int]] = []
+    pos, size = 0, len(buf)
+    while pos < size:
+        end = buf.find(b"\n", pos)
+        end = size if end < 0 else end
+        if buf[pos : pos + 1] == b'"' and buf.count(b'"', pos, end) % 2:
+            line_end = end
+            for _ in range(MAX_JOIN_LINES):
+                if line_end >= size:
+                    break
+                following = buf.find(b"\n", line_end + 1)
+                following = size if following < 0 else following
+                if buf.count(b'"', line_end + 1, following) % 2:
+                    spans.append((pos, following))
+                    end = following
+                    break
+                line_end = following
+        pos = end + 1
+    return spans
+
 
 _DUMP_HEAD = re.compile(
     r"<--- (?:SIP read from (?P<t1>\w+):(?P<a1>\S+) --->"
@@ -134,7 +167,10 @@ class RecordScanner:
             head, tail = text_messages(buf[:limit]), text_messages(buf[limit:])
             buf, limit = head + tail, len(head)
         items: list[Item]
-        if self.native is not None:
+        spans = open_rows(buf)
+        if spans:  # rare (a line break in a CSV field): the Python loop reads them as one record each
+            items, spill_end = self._feed(buf, limit, self.prefilter.hits(buf), spans)
+        elif self.native is not None:
             hits = self._markers if self._markers is not None else self.prefilter.hits(buf)
             items, spill_end, candidates = self.native.feed(
                 self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD)
@@ -157,9 +193,11 @@ class RecordScanner:
         file = self.file
         return [item_event(item, file) for item in self.feed(buf, limit)]
 
-    def _feed(self, buf: bytes, limit: int, hits: list[tuple[int, int]]) -> tuple[list[Item], int]:
+    def _feed(self, buf: bytes, limit: int, hits: list[tuple[int, int]],
+              spans: Sequence[tuple[int, int]] = ()) -> tuple[list[Item], int]:
         """The record loop in Python (what `_fastlane.c` does in C): group the marker hits by physical
-        line, number the lines, and read each record that is not swallowed by an earlier one."""
+        line, number the lines, and read each record that is not swallowed by an earlier one. A hit
+        inside one of `spans` (`open_rows`) reads the whole span, once."""
         items: list[Item] = []
         count = buf.count
         size = len(buf)
@@ -175,6 +213,9 @@ class RecordScanner:
             stop = buf.find(b"\n", end)
             if stop < 0:
                 stop = size
+            span = _within(spans, start) if spans else None
+            if span is not None:
+                start, stop = span
             ids = [ident]
             i += 1
             while i < n and hits[i][0] <= stop:
@@ -185,7 +226,7 @@ class RecordScanner:
             counted_lines += count(b"\n", counted_pos, start)
             counted_pos = start
             skip, spill = record(buf, start, stop, ids, self.line_base + counted_lines + 1, limit, items, False)
-            skip_until = skip or skip_until
+            skip_until = stop if span is not None else skip or skip_until
             spill_end = spill or spill_end
         return items, spill_end
 
@@ -351,3 +392,14 @@ class RecordScanner:
                 break
             pos = nl
         return end
+
+
+def _within(spans: Sequence[tuple[int, int]], offset: int) -> tuple[int, int] | None:
+    """The span that holds `offset`, if any (spans are sorted and do not overlap)."""
+    at = bisect.bisect_right(spans, (offset, _MAX_OFFSET)) - 1
+    if at >= 0 and spans[at][0] <= offset <= spans[at][1]:
+        return spans[at]
+    return None
+
+
+_MAX_OFFSET = 1 << 62
