@@ -167,6 +167,14 @@ def test_an_archive_python_cannot_read_says_how_to_read_it(run_cli: Cli, tmp_pat
     assert f"{tool}-compressed" in proc.stderr and f"{tool}cat" in proc.stderr
 
 
+def test_a_byte_order_mark_does_not_hide_the_first_line(run_cli: Cli, tmp_path: Path) -> None:
+    """A log saved by a Windows editor starts with U+FEFF: its first line is read like the others."""
+    path = tmp_path / "messages"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(line + "\n" for line in brute_force_lines(6)).encode())
+    (offender,) = json.loads(run_cli("scan", "--json", str(path)).stdout)["offenders"]
+    assert offender["events"] == 6
+
+
 def test_scan_several_files_are_merged(run_cli: Cli, log_path: LogPath) -> None:
     """Events from two files (e.g. `messages` and `security`) are merged into one report."""
     first = log_path(brute_force_lines(3))

@@ -137,6 +137,8 @@ class LineParser:
         """Parse one record into an event, or say why not. `hints` are the indexes in `markers` of
         the markers the prefilter saw in it (optional: without them every reader is considered).
         `fast_lane=False`: the caller has tried the fast lanes already (the native engine)."""
+        if text[:1] == "\ufeff":  # a byte-order mark (a file saved by a Windows editor) before the first line
+            text = text[1:]
         if text[:1] == '"' and "\x1b" not in text:  # a CSV row (CDR, CEL): no prefix starts with a quote
             return self._prefixless_record(text.rstrip("\r\n"), file, line)
         if hints:  # one per marker found: a forged record may repeat a marker thousands of times
