@@ -304,9 +304,25 @@ def test_stale_password_alerts_and_never_bans() -> None:
 
 
 def test_known_address_failing_on_another_account_is_banned() -> None:
-    """Owning 6001 is no licence to guess 6002's password."""
-    events = [_logged_in(), *(ev(60 + 30 * i, account="6002") for i in range(6))]
+    """Owning 6001 is no licence to guess 6002's password: wrong answers to challenges (a round trip)."""
+    events = [_logged_in(), *(ev(60 + 30 * i, account="6002", evidence=Evidence.STRONG) for i in range(6))]
     assert len(by(run(events), "brute_force", Action.BAN)) == 1
+
+
+@pytest.mark.parametrize("kind", [Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT])
+def test_one_packet_failures_in_a_phone_s_name_do_not_lock_it_out(kind: Kind) -> None:
+    """A phone logged in as 6001 from its address; then single UDP packets that anyone can send with that
+    source address fail on other accounts: an alert that says so, never a ban of the phone."""
+    events = [_logged_in(), *(ev(60 + 5 * i, kind, account=f"70{i:02d}") for i in range(12))]
+    decisions = run(events)
+    assert bans(decisions) == []
+    alerts = [d for d in decisions if d.action is Action.ALERT and d.ip is not None]
+    assert alerts and all("logged in as 6001" in a.reason for a in alerts)
+
+
+def test_one_packet_failures_ban_without_the_setting() -> None:
+    events = [_logged_in(), *(ev(60 + 5 * i, account=f"70{i:02d}") for i in range(12))]
+    assert bans(run(events, config(policy={"spare_logged_in": False})))
 
 
 # --- unanswered challenges ------------------------------------------------------------------------------

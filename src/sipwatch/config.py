@@ -133,6 +133,9 @@ class Policy:
     ban_weak: Duration = 600.0  # a single UDP packet could have been spoofed
     allowlist: list[str] = field(default_factory=list)  # networks and host names never banned (trunks, offices)
     allow_loopback: bool = False  # tests only: let loopback addresses be banned
+    #: an address that logged in (a digest round trip) is not banned on one-packet UDP evidence, which anyone
+    #: can send in its name to lock a phone out: an alert instead (strong evidence still bans)
+    spare_logged_in: bool = True
     storm_bans: int = 200  # this many bans within storm_window: hold further bans and alert (a forged flood?)
     storm_window: Duration = 10.0
 

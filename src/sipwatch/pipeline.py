@@ -242,6 +242,7 @@ class Pipeline:
         #: outside calls, block it); none during the learning mode
         self.on_critical: list[Callable[[Decision], None]] = []
         self.fraud_actions = frozenset(config.pbx.actions)
+        self.spare_logged_in = config.policy.spare_logged_in
         #: the learned profiles (None when the behaviour detector is off) and the learning mode, which the
         #: daemon and `sipwatch learn` start from the store: a plain scan has none
         self.profiles: ProfileBook | None = next(
@@ -297,6 +298,7 @@ class Pipeline:
         """Apply the policy to what one detector decided on `event`, into `decisions`; True when the event's
         address is banned now (the C core calls this too: see `core.py`)."""
         for decision in found:
+            self._spare_logged_in(decision)
             final = self.policy.apply(decision)
             if final is not None:
                 decisions.append(final)
@@ -311,6 +313,18 @@ class Pipeline:
             self.forget(ip)  # banned by this very event: the other detectors need not see it
             return True
         return False
+
+    def _spare_logged_in(self, decision: Decision) -> None:
+        """A ban on weak evidence (one UDP packet, which anyone can send with a forged source) of an address
+        that logged in successfully (a digest round trip: a phone is there) becomes an alert: a forger
+        cannot lock the operator's phones out. Strong evidence still bans."""
+        if (decision.action is Action.BAN and decision.evidence is Evidence.WEAK and decision.ip is not None
+                and self.spare_logged_in):
+            accounts = self.knowledge.accounts_of(decision.ip)
+            if accounts:
+                decision.action = Action.ALERT
+                decision.reason += (f"; not banned: it logged in as {', '.join(sorted(accounts)[:3])}, and this "
+                                    "evidence is UDP that anyone can send in its name")
 
     def _fraud_ban(self, decision: Decision) -> Decision | None:
         """A critical account decision bans the address its calls came from (`pbx.actions` "ban"), unless

@@ -40,5 +40,9 @@ class Knowledge:
             return None
         return last[1], last[2]
 
+    def accounts_of(self, ip: IPAddress) -> set[str]:
+        """The accounts `ip` has logged in as (empty when none)."""
+        return self._owned.get(ip, set())
+
     def owns(self, ip: IPAddress | None, account: str | None) -> bool:
         return ip is not None and account is not None and account in self._owned.get(ip, ())
