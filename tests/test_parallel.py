@@ -263,3 +263,26 @@ def test_a_finished_merge_loop_lets_go_of_its_buffer() -> None:
     assert len(list(merge)) == 1
     assert sys.getrefcount(wires) == held - 1
     assert list(merge) == []
+
+
+CDR_ROW = ('"","{a}","0441234567","from-internal","""Phone {a}"" <{a}>","PJSIP/{a}-1","PJSIP/carrier-2","Dial",'
+           '"PJSIP/x@carrier,60","2026-03-02 01:40:{s:02d}","2026-03-02 01:41:12","2026-03-02 01:45:07",251,235,'
+           '"ANSWERED","DOCUMENTATION","1772415656.{a}","src=198.51.100.{h}:5060"')
+FORGED = ("[2026-03-02 01:30:00] NOTICE[1] chan_sip.c: Registration from '<sip:1@x>' failed for "
+          "'203.0.113.66:5060' - Wrong password")
+
+
+@pytest.mark.parametrize("chunk", [2048, 4096, 8192])
+def test_a_cdr_row_over_several_lines_is_one_record_wherever_the_buffers_fall(
+        tmp_path: Path, pool: ProcessPoolExecutor, chunk: int) -> None:
+    """A line break in a caller's number spreads its row over three lines, one of them a forged log line;
+    whichever buffer the row starts in, the row is one call and the forged line nothing."""
+    rows = [CDR_ROW.format(a=6000 + i, s=i % 60, h=1 + i % 200) for i in range(120)]
+    for at in range(3, 120, 4):  # every fourth row: some buffer boundary falls inside one of them
+        rows[at] = rows[at].replace(f'"{6000 + at}","0441234567"', f'"{6000 + at}\n{FORGED}\n","0441234567"', 1)
+    path = tmp_path / "Master.csv"
+    path.write_text("\n".join(rows) + "\n")
+    source = FileSource(str(path), chunk=chunk)
+    events = list(parallel.parallel_events(pool, source, (2026, None), ("", "UTC"), ScanStats(), Tally(), {}))
+    assert len(events) == 120 and {str(e.ip) for e in events}.isdisjoint({"203.0.113.66"})
+    assert [e.account for e in events] == [str(6000 + i) for i in range(120)]

@@ -35,6 +35,7 @@ from sipwatch.responders.accounts import AccountGuard
 from sipwatch.responders.alerts import Alerter
 from sipwatch.responders.firewall import Backend, Ban
 from sipwatch.sources import LiveSource, follower, is_special, redact
+from sipwatch.sources.files import FileSource
 from sipwatch.store import Store
 from sipwatch.timeparse import TimeParser, horizon_after
 
@@ -115,6 +116,7 @@ class Daemon:
                 fresh = saved is None and not self.config.run.read_existing
                 live = follower(path, saved, fresh)
                 parser = LineParser(TimeParser(time.localtime().tm_year, *self.zones), self.readers)
+                parser.rows_only = not is_special(path) and FileSource(path).rows_only
                 self.followed[path] = Followed(live, RecordScanner(parser, self.prefilter, path, self.stats))
             if is_special(path):
                 continue

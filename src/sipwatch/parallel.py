@@ -64,6 +64,7 @@ class Job:
     numbers: Settings | None = None  # the pipeline classifier's: classify the dialled numbers here
     calls: bool = True  # read call activity (`Config.calls`)
     span: tuple[int, int] | None = None  # (offset, length) in the file named `name`: the worker reads it
+    rows_only: bool = False  # the file is CSV rows (`LineParser.rows_only`)
 
 
 def worker_started() -> None:
@@ -123,6 +124,7 @@ def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
     dialled, classified. Line numbers count from `job.line_base`."""
     parser, prefilter = _parser(job.name, job.year, job.tz, job.calls)
     parser.last_time = 0.0
+    parser.rows_only = job.rows_only
     stats = ScanStats()
     scanner = RecordScanner(parser, prefilter, job.name, stats, native_lane=True)
     scanner.line_base = job.line_base
@@ -137,12 +139,13 @@ def _jobs(source: FileSource, year: Year, tz: tuple[str, str], numbers: Settings
     """One job per buffer. A plain file's workers read their own buffers: the main process, which runs
     the detectors, neither reads the file through nor copies it to them."""
     spans = source.spans()
+    rows_only = source.rows_only
     if spans is not None:
         for span in spans:
-            yield Job(source.name, b"", 0, 0, year, tz, numbers, calls, span)
+            yield Job(source.name, b"", 0, 0, year, tz, numbers, calls, span, rows_only)
         return
     for data, limit in chunks(source.buffers()):
-        yield Job(source.name, data, limit, 0, year, tz, numbers, calls)
+        yield Job(source.name, data, limit, 0, year, tz, numbers, calls, rows_only=rows_only)
 
 
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, tz: tuple[str, str], stats: ScanStats,

@@ -71,6 +71,7 @@ class Reader:
         mtime = source.mtime
         year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
         parser = LineParser(TimeParser(year, self.tz, self.record_tz, horizon_after(mtime)), self.readers)
+        parser.rows_only = source.rows_only
         scanner = RecordScanner(parser, self.prefilter, source.name, stats, self.native_lane)
         total = source.size
         skip_through = 0

@@ -76,6 +76,9 @@ class LineParser:
         self.pending_tail: str | None = None  # set when parse() returns Status.OPENER
         self.hints_complete = False  # True when the prefilter reports every marker occurrence
         self.seen_prefix = False  # a prefixed line was read: unprefixed lines are continuations
+        #: the file is CSV rows (CDR, CEL: it starts with a quoted field): any other line is caller text that a
+        #: line break in a field carried out of its row, never a log line of its own (see records.open_rows)
+        self.rows_only = False
 
     def _fast_lane(self) -> list[tuple[tuple[re.Pattern[str] | str, Reader, int], ...]]:
         """Per marker index: (prefix + message regex, reader, lane number) for the common prefixes. Each regex
@@ -139,6 +142,8 @@ class LineParser:
         `fast_lane=False`: the caller has tried the fast lanes already (the native engine)."""
         if text[:1] == "\ufeff":  # a byte-order mark (a file saved by a Windows editor) before the first line
             text = text[1:]
+        if self.rows_only and text[:1] != '"':
+            return Status.IGNORED
         if text[:1] == '"' and "\x1b" not in text:  # a CSV row (CDR, CEL): no prefix starts with a quote
             return self._prefixless_record(text.rstrip("\r\n"), file, line)
         if hints:  # one per marker found: a forged record may repeat a marker thousands of times

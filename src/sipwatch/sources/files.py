@@ -36,6 +36,18 @@ class FileSource:
             return 0
 
     @property
+    def rows_only(self) -> bool:
+        """A plain file that starts with a quoted CSV field (cdr_csv's Master.csv, cel_custom): see
+        `LineParser.rows_only`. False when unknown (standard input, a pipe, compressed, unreadable)."""
+        if self.path == "-" or not os.path.isfile(self.path):
+            return False
+        try:
+            with open(self.path, "rb") as fh:
+                return fh.read(1) == b'"'
+        except OSError:
+            return False
+
+    @property
     def mtime(self) -> float | None:
         if self.path == "-":
             return None
@@ -122,6 +134,7 @@ class FileSource:
         """Buffers of `chunk` bytes, smaller at both ends: the detectors wait for the first buffer to be
         parsed, and the last one is theirs alone after the workers are done (a shorter wait each time)."""
         start, step = 0, max(1, self.chunk // 8)
+        rows = self.rows_only
         with open(self.path, "rb") as fh:
             while start < size:
                 left = size - start
@@ -130,6 +143,8 @@ class FileSource:
                 step = min(self.chunk, 2 * step)
                 if end < size:
                     end = _line_end(fh, start, end, min(size, start + 16 * self.chunk))
+                if rows and end < size:
+                    end = _row_end(fh, start, end, size)
                 self.bytes_read = end
                 yield start, end - start
                 start = end
@@ -139,6 +154,20 @@ class FileSource:
         if isinstance(fh, _Decompressing):
             return fh.read_some(self.chunk)
         return fh.read(self.chunk)
+
+
+def _row_end(fh: BinaryIO, start: int, end: int, size: int) -> int:
+    """`end`, or just after the CSV row that a line break in a field spreads over it: a file of rows is cut
+    only between rows, so that each buffer starts with one (`records.open_rows` reads from a row's start;
+    the main process reads such a file through once, a small price beside its rows' parsing)."""
+    from sipwatch.formats.records import MAX_RECORD, open_rows  # (formats knowledge; imported late)
+
+    fh.seek(start)
+    data = fh.read(min(size, end + MAX_RECORD) - start)
+    for row_start, row_end in open_rows(data):
+        if row_start < end - start <= row_end:
+            return min(size, start + row_end + 1)
+    return end
 
 
 def _line_end(fh: BinaryIO, start: int, end: int, limit: int) -> int:
