@@ -151,9 +151,9 @@ class RecordScanner:
         self._orphan_ids = {i for i, m in enumerate(markers) if m in ORPHAN_MARKERS}
         self._special = self._dump_ids | self._proxy_dump_ids | self._orphan_ids
         parser.hints_complete = prefilter.engine == "hyperscan"
-        # a file of CSV rows is read in Python: its rows are (the fast lane hands them over), and no line of
-        # it may be read as a log line (parser.rows_only)
-        self.native = native.engine(parser.lanes) if native_lane and not parser.rows_only else None
+        # a file of CSV rows keeps the C record loop without its lanes: the rows are read in Python anyway (the
+        # fast lane hands them over), and no line of it may be read as a log line (parser.rows_only)
+        self.native = native.engine([] if parser.rows_only else parser.lanes) if native_lane else None
         #: with the native engine, the prefilter's markers found in C too (None: Prefilter.hits() finds them)
         self._markers = native.markers(markers) if self.native is not None and prefilter.engine == "hyperscan" else None
 
