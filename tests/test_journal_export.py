@@ -54,3 +54,13 @@ def test_a_scan_reads_the_line_that_journald_wrote_as_bytes(tmp_path: Path) -> N
     result = scan([str(path)], Config())
     (offender,) = result.tally.offenders.values()
     assert (str(offender.ip), offender.events) == ("198.51.100.9", 6)
+
+
+def test_a_buffer_with_nothing_to_rewrite_is_handed_back_as_it_is() -> None:
+    from sipwatch.formats.journal import text_buffer
+
+    plain = entry("one") + b"\n" + entry("two") + b"\n"
+    assert text_buffer(plain, 10) == (plain, 10) and text_buffer(plain, 10)[0] is plain
+    mixed = entry("one") + b"\n" + entry(b"two \xff") + b"\n"
+    out, limit = text_buffer(mixed, len(entry("one")) + 1)
+    assert out[:limit] == entry("one") + b"\n" and json.loads(out[limit:])["MESSAGE"] == "two \ufffd"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from sipwatch.event import Event, Evidence, Kind, Service
 from sipwatch.fingerprints import scanner_name
 from sipwatch.formats import DUMP_MARKERS, ORPHAN_MARKERS, PROXY_DUMP_MARKERS, native
-from sipwatch.formats.journal import text_messages
+from sipwatch.formats.journal import text_buffer
 from sipwatch.formats.parser import LineParser, Status
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.wire import Item, item_event, item_form, item_line
@@ -166,8 +166,7 @@ class RecordScanner:
         if limit is None:
             limit = len(buf)
         if b'"MESSAGE"' in buf:  # a journald export: arrays of bytes become text first (see journal.py)
-            head, tail = text_messages(buf[:limit]), text_messages(buf[limit:])
-            buf, limit = head + tail, len(head)
+            buf, limit = text_buffer(buf, limit)
         items: list[Item]
         spans = open_rows(buf)
         if spans:  # rare (a line break in a CSV field): the Python loop reads them as one record each
