@@ -243,13 +243,37 @@ def test_domestic_premium_rate_number_is_premium() -> None:
         pytest.param("00882123456789", "001", id="international-network"),
         pytest.param("0018765551234", "JM", id="nanp-needs-the-full-number"),
         pytest.param("00442071838750", "GB", id="shared-code-44"),
+        pytest.param("00447911123456", "GG", id="shared-code-44-guernsey-mobile"),
+        pytest.param("0014165551234", "CA", id="nanp-canada"),
+        pytest.param("0077012345678", "KZ", id="shared-code-7"),
+        pytest.param("00390669812345", "VA", id="shared-code-39-leading-zero"),
+        pytest.param("0044207946", "GB", id="shared-code-unplaceable-main-country"),
         pytest.param("030123456", "DE", id="national"),
     ],
 )
 def test_region_of_a_dialled_number(dialled: str, region: str) -> None:
-    """A ban's reason names the countries dialled: read from the calling code when it is one country's
-    (no phonenumbers parse per attacker's number), else from the full classification."""
+    """A ban's reason names the countries dialled: read from the calling code when it is one country's,
+    from the digits as they are when several share it (no phonenumbers parse per attacker's number)."""
     assert NumberClassifier("DE").region_of(dialled) == region
+
+
+@pytest.mark.parametrize(
+    ("dialled", "described"),
+    [
+        pytest.param("0018765551234", ("+18765551234", "Jamaica"), id="risk-table"),
+        pytest.param("00882123456789", ("+882123456789", "international networks"), id="network"),
+        pytest.param("0046812345678", ("+46812345678", None), id="no-risk"),
+        pytest.param("5551", ("5551", None), id="not-international"),
+    ],
+)
+def test_describe_a_number_for_a_reason_without_classifying_it(dialled: str, described: tuple[str, str | None]
+                                                                ) -> None:
+    """A toll-fraud ban names one number and its risk from the table alone: an attacker's thousands of
+    distinct numbers are never parsed by phonenumbers for a reason's text."""
+    classifier = NumberClassifier()
+    number, risk = classifier.describe(dialled)
+    assert (number, risk and risk.split(",")[0].split(" (")[0]) == described
+    assert dialled not in classifier._cache
 
 
 def test_toll_fraud_reason_names_the_countries_dialled() -> None:

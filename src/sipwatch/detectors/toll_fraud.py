@@ -51,12 +51,11 @@ class TollFraudDetector:
             return []
         events = list(q)
         self.probes.clear(event.ip)
-        number = classifier.classify(event.target)  # only now: phonenumbers costs ~90 us a number
+        e164, risk = classifier.describe(event.target)  # no phonenumbers parse: ~30 us a number
         sample = list(dict.fromkeys(e.target or "" for e in reversed(events)))[:8]  # the reason names a few
         kinds = sorted({classifier.region_of(target) or "?" for target in sample})
         return [self._ban(event, events, f"{len(events)} calls to international/premium numbers "
-                                         f"({', '.join(kinds[:6])}), e.g. {number.e164 or event.target}"
-                                         f"{' (' + number.risk + ')' if number.risk else ''}")]
+                                         f"({', '.join(kinds[:6])}), e.g. {e164}{' (' + risk + ')' if risk else ''}")]
 
     def _ban(self, event: Event, events: list[Event], reason: str) -> Decision:
         return Decision(Action.BAN, self.name, reason, event.time, ip=event.ip,
