@@ -113,9 +113,10 @@ def run_in(ns: str, script: str, *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, text=True)
 
 
-def assert_ban_stops_the_flow(lab: Lab, backend: Backend, version: int) -> None:
+def assert_ban_stops_the_flow(lab: Lab, backend: Backend, version: int, network: bool = False) -> None:
     """After the ban the listener hears nothing more from the attacker's already established flow,
-    the phone still gets through, and when the kernel timeout ends the attacker is let in again."""
+    the phone still gets through, and when the kernel timeout ends the attacker is let in again. With
+    `network`, the ban is of the attacker's whole IPv6 /64 (`ipv6_rotation`), not of its address."""
     attacker, phone = (ATTACKER4, PHONE4) if version == 4 else (ATTACKER6, PHONE6)
     pbx_a, pbx_p = (PBX4_A, PBX4_P) if version == 4 else (PBX6_A, PBX6_P)
     backend.setup()
@@ -124,7 +125,8 @@ def assert_ban_stops_the_flow(lab: Lab, backend: Backend, version: int) -> None:
     senders = [run_in(lab.atk, SENDER, pbx_a, "4.0", attacker), run_in(lab.phone, SENDER, pbx_p, "4.0", phone)]
     time.sleep(0.8)
     banned_at = time.monotonic()
-    backend.ban([Ban(ipaddress.ip_address(attacker), 1.5)])
+    target = ipaddress.ip_network(f"{attacker}/64", strict=False) if network else ipaddress.ip_address(attacker)
+    backend.ban([Ban(target, 1.5)])
     applied = time.monotonic()
     out, _ = listener.communicate(timeout=15)
     for sender in senders:

@@ -155,7 +155,7 @@ def test_it_counts_only_the_detectors_it_knows_and_stands_aside_for_several_sour
     pipeline.by_kind[Kind.ACL_DENIED] = (careful,)
     fast = dict(zip(core.KINDS, core.fast_kinds(pipeline), strict=True))
     assert fast[Kind.ACL_DENIED] == (careful.observe,)  # a detector it does not count: its own observe
-    assert [spec[0] for spec in fast[Kind.UNKNOWN_ACCOUNT]] == [1, 2]  # type: ignore[index]
+    assert [spec[0] for spec in fast[Kind.UNKNOWN_ACCOUNT] if not callable(spec)] == [1, 2]  # type: ignore[index]
     assert all(callable(spec) for spec in fast[Kind.CALL_START] + fast[Kind.REJECTED_CALL])
 
 
@@ -335,3 +335,26 @@ def test_a_parallel_scan_reports_progress_to_the_end(attack_log: Path, monkeypat
     assert len(seen) > 5
     assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
     assert seen[-1] == (str(attack_log), size, size)
+
+
+def test_a_banned_ipv6_network_is_dropped_alike_with_and_without_the_core(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rotating attacker's /64 is banned, and its fresh addresses after that are dropped (not counted by the
+    detectors), whether the drain and core run in C or the pipeline in Python, across many buffers."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(FileSource.__init__, "__defaults__", (4 << 10,))
+    lines = []
+    for i in range(3000):
+        second = 1_772_445_600 + i // 4
+        stamp = f"[{__import__('time').strftime('%Y-%m-%d %H:%M:%S', __import__('time').gmtime(second))}]"
+        host = f"[2001:db8:aa:{i // 400:x}::{i % 400 + 1:x}]" if i % 3 else f"198.51.100.{i % 7 + 1}"
+        lines.append(f"{stamp} NOTICE[1234] chan_sip.c: Registration from '<sip:{100 + i % 50}@example.com>' "
+                     f"failed for '{host}:5060' - Wrong password")
+    path = tmp_path / "messages"
+    path.write_text("\n".join(lines) + "\n")
+    config = Config()
+    with_core = _report(path, config, monkeypatch, with_core=True)
+    without = _report(path, config, monkeypatch, with_core=False)
+    assert with_core == without
+    networks = {d.get("network") for o in without["offenders"] for d in o["decisions"]} - {None}
+    assert len(networks) >= 5

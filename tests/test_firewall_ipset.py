@@ -27,6 +27,23 @@ def test_ban_stops_an_established_flow_and_expires(lab: Lab, version: int) -> No
     assert_ban_stops_the_flow(lab, create("ipset", Options(Scope(), netns=lab.pbx)), version)
 
 
+def test_a_network_ban_stops_every_address_of_the_64_and_expires(lab: Lab) -> None:
+    assert_ban_stops_the_flow(lab, create("ipset", Options(Scope(), netns=lab.pbx)), 6, network=True)
+
+
+def test_network_bans_are_listed_and_removed(lab: Lab) -> None:
+    backend = create("ipset", Options(Scope(), netns=lab.pbx))
+    backend.setup()
+    net = ipaddress.ip_network("2001:db8:a::/64")
+    backend.ban([Ban(net, 3600)])
+    assert backend.banned()[net] > 3000
+    backend.unban([net])
+    assert net not in backend.banned()
+    backend.remove()
+    assert subprocess.run(["ip", "netns", "exec", lab.pbx, "ipset", "list", "sipwatch6net"],
+                          capture_output=True).returncode != 0
+
+
 def test_setup_twice_a_repeat_ban_refreshes_and_remove_leaves_the_rest(lab: Lab) -> None:
     backend = create("ipset", Options(Scope(), netns=lab.pbx))
     backend.setup()

@@ -40,6 +40,26 @@ def test_ban_stops_an_established_flow_and_expires(lab: Lab, version: int) -> No
     assert_ban_stops_the_flow(lab, create("nftables", Options(Scope(), netns=lab.pbx)), version)
 
 
+def test_a_network_ban_stops_every_address_of_the_64_and_expires(lab: Lab) -> None:
+    """`ipv6_rotation` bans the attacker's /64: its flow stops, the phone (another /64) gets through."""
+    assert_ban_stops_the_flow(lab, create("nftables", Options(Scope(), netns=lab.pbx)), 6, network=True)
+
+
+def test_network_bans_are_listed_renewed_and_removed(lab: Lab) -> None:
+    backend = NftablesBackend(Scope(), netns=lab.pbx)
+    backend.setup()
+    net = ipaddress.ip_network("2001:db8:a::/64")
+    backend.ban([Ban(net, 30), Ban(ipaddress.ip_address(ATTACKER4), 30)])
+    backend.ban([Ban(net, 3600)])  # again: the new timeout replaces the old one
+    held = backend.banned()
+    assert held[net] > 3000 and ipaddress.ip_address(ATTACKER4) in held
+    backend.setup()  # a restart keeps it
+    assert net in backend.banned()
+    backend.unban([net])
+    assert net not in backend.banned() and ipaddress.ip_address(ATTACKER4) in backend.banned()
+    backend.remove()
+
+
 def test_setup_is_idempotent_and_remove_leaves_the_admins_tables(lab: Lab) -> None:
     backend = NftablesBackend(Scope(), netns=lab.pbx)
     backend.setup()

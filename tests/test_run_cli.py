@@ -129,3 +129,30 @@ def test_the_control_socket_serves_status_and_manual_bans(tmp_path: Path) -> Non
         daemon.wait(timeout=15)
     assert not sock.exists()
     assert _cli("status", "--state-dir", str(state)).returncode == 3
+
+
+def test_the_daemon_bans_a_rotating_ipv6_network_and_the_cli_handles_networks(tmp_path: Path) -> None:
+    """Twelve failures from twelve addresses of one /64: the daemon bans the /64 (one ban, stored under the
+    network); `bans del` takes the network; `bans add` and `why` take one too."""
+    log, state = tmp_path / "messages", tmp_path / "state"
+    log.touch()
+    daemon = _start(log, state)
+    try:
+        assert _wait((state / "sipwatch.sock").exists)
+        with log.open("a") as fh:
+            for i in range(12):
+                fh.write(f"[2024-05-01 10:00:{i:02d}] NOTICE[2817] chan_sip.c: Registration from "
+                         f"'<sip:{100 + i}@203.0.113.10>' failed for '[2001:db8:aa:bb::{i + 1:x}]:5060' - "
+                         "Wrong password\n")
+        assert _wait(lambda: "2001:db8:aa:bb::/64" in _cli("bans", "list", "--state-dir", str(state)).stdout)
+        bans = json.loads(_cli("bans", "list", "--json", "--state-dir", str(state)).stdout)
+        assert [b["ip"] for b in bans] == ["2001:db8:aa:bb::/64"] and "rotating" in bans[0]["reason"]
+        assert "ipv6_rotation" in _cli("why", "2001:db8:aa:bb::/64", "--state-dir", str(state)).stdout
+        assert _cli("bans", "del", "2001:db8:aa:bb::/64", "--state-dir", str(state)).returncode == 0
+        assert _cli("bans", "add", "2001:db8:cc::/48", "--state-dir", str(state)).returncode == 0
+        listed = json.loads(_cli("bans", "list", "--json", "--state-dir", str(state)).stdout)
+        assert [b["ip"] for b in listed] == ["2001:db8:cc::/48"]
+        assert "not an IP address" in _cli("bans", "add", "10.0.0.0/8", "--state-dir", str(state)).stderr
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)

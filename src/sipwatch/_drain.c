@@ -26,6 +26,7 @@ typedef struct {
     PyTypeObject *event_type, *call_type;  /* NULL: build events through event_of */
     PyObject *evidences, *empty;
     PyObject *take;       /* the C core's take(event) (core.py), or NULL: every event goes to the pipeline */
+    PyObject *nets, *net_blocked;  /* Policy.banned_nets and .banned_network(ip, time), or NULL */
     Py_ssize_t offsets[N_FIELDS];
     unsigned char counted[MAX_KIND];
     long strong;
@@ -40,23 +41,28 @@ static void drain_dealloc(Drain *d) {
     Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->banned);
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
     Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
-    Py_XDECREF(d->empty); Py_XDECREF(d->take);
+    Py_XDECREF(d->empty); Py_XDECREF(d->take); Py_XDECREF(d->nets); Py_XDECREF(d->net_blocked);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 
 /* Drain(wires, skip, base, last_time, file, ips, ip, tally, banned, counted, strong, kinds, services,
- *       event_of[, event_type, call_type, evidences, take]) */
+ *       event_of[, event_type, call_type, evidences, take, nets, net_blocked]) */
 static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     PyObject *wires, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services, *event_of;
-    PyObject *event_type = NULL, *call_type = NULL, *evidences = NULL, *take = Py_None;
+    PyObject *event_type = NULL, *call_type = NULL, *evidences = NULL, *take = Py_None, *nets = NULL, *net_blocked = NULL;
     long skip, base, strong;
     double last_time;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!O|O!O!O!O", &PyList_Type, &wires, &skip, &base, &last_time, &file,
+    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!O|O!O!O!OO!O", &PyList_Type, &wires, &skip, &base, &last_time, &file,
                           &PyDict_Type, &ips, &ip_func, &tally, &PyDict_Type, &banned, &counted, &strong,
                           &PyList_Type, &kinds, &PyList_Type, &services, &event_of,
-                          &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences, &take))
+                          &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences, &take,
+                          &PyDict_Type, &nets, &net_blocked))
         return -1;
+    if (nets != NULL && net_blocked != NULL) {
+        d->nets = nets; Py_INCREF(nets);
+        d->net_blocked = net_blocked; Py_INCREF(net_blocked);
+    }
     if (event_type != NULL && call_type != NULL && evidences != NULL
         && PyType_IsSubtype((PyTypeObject *)call_type, &PyTuple_Type)
         && event_slots((PyTypeObject *)event_type, d->offsets)) {
@@ -289,6 +295,12 @@ static PyObject *drain_next(Drain *d) {
                 int blocked = PyObject_RichCompareBool(when, until, Py_LT);
                 if (blocked < 0) { Py_DECREF(when); Py_DECREF(address); return NULL; }
                 if (blocked) { Py_DECREF(when); Py_DECREF(address); continue; }
+            }
+            if (d->nets != NULL && PyDict_GET_SIZE(d->nets) > 0) {  /* an IPv6 network is banned */
+                PyObject *r = PyObject_CallFunctionObjArgs(d->net_blocked, address, when, NULL);
+                if (r == NULL) { Py_DECREF(when); Py_DECREF(address); return NULL; }
+                Py_DECREF(r);
+                if (r == Py_True) { Py_DECREF(when); Py_DECREF(address); continue; }
             }
         }
         PyObject *event;

@@ -11,19 +11,18 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from ipaddress import IPv6Network
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from sipwatch import __version__, control
 from sipwatch.config import Config, ConfigError, duration, load
-from sipwatch.detectors import Action, Decision
+from sipwatch.detectors.base import manual_ban
 from sipwatch.errors import SourceError, redact
-from sipwatch.event import IPAddress
 from sipwatch.formats.records import ScanStats
-from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
 from sipwatch.report import to_json, write_text
 from sipwatch.responders.alerts import Alerter
-from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope
+from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope, Target, target_of
 from sipwatch.responders.firewall import create as create_backend
 from sipwatch.scan import Reader, scan
 from sipwatch.sources.files import FileSource
@@ -243,9 +242,9 @@ def cmd_bans(args: argparse.Namespace) -> int:
         bans = answer["bans"] if answer is not None else [b.to_json() for b in _store(config).bans()]
         _print_bans(bans, args.json)
         return 0
-    ip = ip_of(args.ip) if args.ip else None
+    ip = target_of(args.ip) if args.ip else None
     if ip is None:
-        print(f"sipwatch: {args.ip!r} is not an IP address", file=sys.stderr)
+        print(f"sipwatch: {args.ip!r} is not an IP address (nor an IPv6 network of /32 to /127)", file=sys.stderr)
         return 2
     seconds = duration(args.duration, "--for")
     command = {"add": "bans-add", "del": "bans-del"}[args.action]
@@ -255,7 +254,7 @@ def cmd_bans(args: argparse.Namespace) -> int:
     return 0
 
 
-def _offline_ban(config: Config, action: str, ip: IPAddress, seconds: float) -> None:
+def _offline_ban(config: Config, action: str, ip: Target, seconds: float) -> None:
     """No daemon running: change the kernel and the store directly (the daemon reconciles on start)."""
     scope = Scope(tuple(int(p) for p in config.run.ports), config.run.all_ports)
     backend = create_backend(config.run.backend, Options(scope))
@@ -263,7 +262,7 @@ def _offline_ban(config: Config, action: str, ip: IPAddress, seconds: float) -> 
     if action == "add":
         backend.setup()
         backend.ban([Ban(ip, seconds)])
-        decision = Decision(Action.BAN, "manual", "banned by hand", time.time(), ip=ip, duration=seconds)
+        decision = manual_ban(ip, seconds, time.time())
         with store.transaction() as db:
             store.save_ban(db, decision, time.time(), time.time() + seconds)
     else:
@@ -273,15 +272,15 @@ def _offline_ban(config: Config, action: str, ip: IPAddress, seconds: float) -> 
 
 def cmd_why(args: argparse.Namespace) -> int:
     config = _run_config(args)
-    ip = ip_of(args.ip)
+    ip = target_of(args.ip)
     if ip is None:
-        print(f"sipwatch: {args.ip!r} is not an IP address", file=sys.stderr)
+        print(f"sipwatch: {args.ip!r} is not an IP address (nor an IPv6 network of /32 to /127)", file=sys.stderr)
         return 2
     answer = _ask(config, {"command": "why", "ip": str(ip)})
     if answer is None:
         store = _store(config)
         found = next((b.to_json() for b in store.bans() if b.ip == ip), None)
-        answer = {"ban": found, "events": store.events_of(ip, 20)}
+        answer = {"ban": found, "events": [] if isinstance(ip, IPv6Network) else store.events_of(ip, 20)}
     ban = answer.get("ban")
     if not isinstance(ban, dict):
         print(f"{ip} is not banned")

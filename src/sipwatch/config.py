@@ -116,6 +116,15 @@ class UnansweredChallenges:
 
 
 @dataclass
+class Ipv6Rotation:
+    enabled: bool = True
+    prefix: int = 64  # the network a subscriber holds (RFC 6177: a /64 at the least)
+    attempts: int = 10  # hostile requests from the network in `window` ...
+    addresses: int = 3  # ... from at least this many of its addresses
+    window: Duration = 300.0
+
+
+@dataclass
 class Detectors:
     brute_force: BruteForce = field(default_factory=BruteForce)
     enumeration: Enumeration = field(default_factory=Enumeration)
@@ -125,6 +134,7 @@ class Detectors:
     distributed: Distributed = field(default_factory=Distributed)
     stale_password: StalePassword = field(default_factory=StalePassword)
     unanswered_challenges: UnansweredChallenges = field(default_factory=UnansweredChallenges)
+    ipv6_rotation: Ipv6Rotation = field(default_factory=Ipv6Rotation)
 
 
 @dataclass
@@ -339,6 +349,9 @@ def from_dict(data: dict[str, Any]) -> Config:
     _check_numbers(config.numbers)
     _check_accounts(config.accounts)
     _check_behaviour(config.behaviour)
+    if not 32 <= config.detectors.ipv6_rotation.prefix <= 127:
+        raise ConfigError("detectors.ipv6_rotation.prefix: expected a network length from 32 to 127 bits, got "
+                          f"{config.detectors.ipv6_rotation.prefix!r}")
     for net in config.policy.allowlist:
         try:
             ipaddress.ip_network(net, strict=False)

@@ -9,6 +9,7 @@ firewall batch, then save events, bans and read positions in one store transacti
 from __future__ import annotations
 
 import glob
+import ipaddress
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from sipwatch.config import Config, zones
 from sipwatch.control import SOCKET_NAME, ControlServer
 from sipwatch.detectors import Action, Decision
+from sipwatch.detectors.base import manual_ban
 from sipwatch.event import Event
 from sipwatch.formats import readers
 from sipwatch.formats.parser import LineParser
@@ -29,11 +31,10 @@ from sipwatch.formats.records import RecordScanner, ScanStats
 from sipwatch.hostaddrs import own_addresses
 from sipwatch.learn import attach as attach_profiles
 from sipwatch.learn import save as save_profiles
-from sipwatch.netaddr import ip_of
 from sipwatch.pipeline import Pipeline
 from sipwatch.responders.accounts import AccountGuard
 from sipwatch.responders.alerts import Alerter
-from sipwatch.responders.firewall import Backend, Ban
+from sipwatch.responders.firewall import Backend, Ban, Target, target_of
 from sipwatch.sources import LiveSource, follower, is_special, redact
 from sipwatch.sources.files import FileSource
 from sipwatch.store import Store
@@ -201,11 +202,14 @@ class Daemon:
         for decision in decisions:
             if decision.action is not Action.BAN or decision.ip is None or not decision.duration:
                 continue
-            repeat = self.store.offences(decision.ip)
+            target: Target = decision.network or decision.ip
+            repeat = self.store.offences(target)
             seconds = min(run.max_ban, decision.duration * run.escalation ** repeat)
             decision.duration = seconds
             self.pipeline.banned_until[decision.ip] = decision.time + seconds
-            bans.append((Ban(decision.ip, seconds), decision))
+            if isinstance(target, ipaddress.IPv6Network):
+                self.pipeline.policy.banned_nets[target] = decision.time + seconds
+            bans.append((Ban(target, seconds), decision))
         return bans
 
     # -- the loop ------------------------------------------------------------------------------
@@ -239,14 +243,13 @@ class Daemon:
                 return {"ok": result.startswith("ok"), "account": account, "result": result}
             if command == "bans-list":
                 return {"ok": True, "bans": [b.to_json() for b in self.store.bans()]}
-            ip = ip_of(str(request.get("ip", "")))
+            ip = target_of(str(request.get("ip", "")))
             if ip is None:
-                return {"ok": False, "error": f"{request.get('ip')!r} is not an IP address"}
+                return {"ok": False, "error": f"{request.get('ip')!r} is not an IP address (nor an IPv6 network)"}
             if command == "bans-add":
                 seconds = float(request.get("seconds", 3600))
                 now = time.time()
-                decision = Decision(Action.BAN, "manual", str(request.get("reason") or "banned by hand"), now,
-                                    ip=ip, duration=seconds)
+                decision = manual_ban(ip, seconds, now, str(request.get("reason") or "banned by hand"))
                 self.backend.ban([Ban(ip, seconds)])
                 with self.store.transaction() as db:
                     self.store.save_ban(db, decision, now, now + seconds)
@@ -254,11 +257,15 @@ class Daemon:
             if command == "bans-del":
                 self.backend.unban([ip])
                 self.store.delete_ban(ip)
-                self.pipeline.banned_until.pop(ip, None)
+                if isinstance(ip, ipaddress.IPv6Network):
+                    self.pipeline.policy.banned_nets.pop(ip, None)
+                else:
+                    self.pipeline.banned_until.pop(ip, None)
                 return {"ok": True, "ip": str(ip)}
             if command == "why":
                 ban = next((b.to_json() for b in self.store.bans() if b.ip == ip), None)
-                return {"ok": True, "ban": ban, "events": self.store.events_of(ip, 20)}
+                events = [] if isinstance(ip, ipaddress.IPv6Network) else self.store.events_of(ip, 20)
+                return {"ok": True, "ban": ban, "events": events}
         return {"ok": False, "error": f"unknown command {command!r}"}
 
     def run(self, stop: threading.Event) -> None:

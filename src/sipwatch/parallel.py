@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from ipaddress import IPv6Network
 
 from sipwatch.config import Config, zones
 from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress
@@ -152,14 +153,16 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
                     tally: Tally, banned_until: dict[IPAddress, float],
                     classifier: NumberClassifier | None = None, calls: bool = True,
                     take: Callable[[Event], bool] | None = None,
-                    progress: Callable[[int], None] | None = None) -> Iterator[Event]:
-    """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events
-    from addresses banned at their time (`banned_until`, the pipeline's: what the firewall would have
-    dropped) are counted but not even built. With `classifier`, the workers classify the dialled numbers
-    and the results are filed in it before the events come. With `take` (the C core's, see core.py),
-    the events it sees all the way through are not returned. `progress` is told the bytes done after each
-    buffer. Workers number lines from their buffer's start; the results come back in order, so each
-    buffer's first line is known by then."""
+                    progress: Callable[[int], None] | None = None,
+                    nets: tuple[dict[IPv6Network, float], Callable[[IPAddress, float], bool]] | None = None
+                    ) -> Iterator[Event]:
+    """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events from addresses
+    banned at their time (`banned_until`, the pipeline's, and `nets`: the policy's banned IPv6 networks and its
+    test; what the firewall would have dropped) are counted but not even built. With `classifier`, the workers
+    classify the dialled numbers and the results are filed in it before the events come. With `take` (the C core's,
+    see core.py), the events it sees all the way through are not returned. `progress` is told the bytes done after
+    each buffer. Workers number lines from their buffer's start; the results come back in order, so each buffer's
+    first line is known by then."""
     pending: deque[tuple[Future[tuple[bytes, ScanStats, int, list[ClassifiedTuple]]], int]] = deque()
     numbers = classifier.settings if classifier is not None else None
     counted = {KIND_INDEX[k] for k in COUNTED}
@@ -182,6 +185,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
             until = banned_until.get(address) if address is not None else None
             if until is not None and when < until:
                 continue  # the firewall would have dropped it
+            if nets is not None and nets[0] and address is not None and nets[1](address, when):
+                continue  # ... as part of a banned IPv6 network
             event = event_of(w, source.name, address, base)
             event.time = last_time = when
             if take is None or not take(event):
@@ -218,7 +223,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
         skip = skip_through - base  # in this buffer's numbering
         if drain_in_c:
             merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
-                                 strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take)
+                                 strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take,
+                                 *(nets or ()))
             # The detectors run inside `merge` (the C core), so this frame is on the stack when they do: an
             # exception caught down there (phonenumbers raises some) can keep it in a traceback cycle
             # until the collector runs. Then it must not hold the buffer's results: the Drain lets go of

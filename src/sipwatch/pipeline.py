@@ -19,7 +19,7 @@ from sipwatch.behaviour import LearningMode, ProfileBook, network_of
 from sipwatch.calls import CallBook
 from sipwatch.config import Config
 from sipwatch.detectors import Action, BehaviourDetector, Decision, Detector, Knowledge, build
-from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
+from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, IPNetwork, Kind
 from sipwatch.netaddr import ip_of
 from sipwatch.numbers import NumberClassifier
 
@@ -127,6 +127,10 @@ class Nonces:
             event.evidence = Evidence.STRONG
 
 
+#: what `allow_loopback` (tests only) lets be banned
+LOOPBACK = (ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1"))
+
+
 class Policy:
     """Never ban loopback or allowlisted networks; ban length by evidence; one ban at a time."""
 
@@ -137,6 +141,9 @@ class Policy:
         self.host_addresses: dict[IPAddress, str] = {}  # resolved allowlisted host names (see resolve())
         self.own = own or set()
         self.banned_until: dict[IPAddress, float] = {}
+        #: IPv6 networks banned as a whole (`ipv6_rotation`), and their lengths
+        self.banned_nets: dict[ipaddress.IPv6Network, float] = {}
+        self.net_prefixes: set[int] = set()
         self.recent_bans: deque[float] = deque()
         self.resolved_at = -1e9
 
@@ -172,6 +179,32 @@ class Policy:
                 return f"allowlisted ({net})"
         return None
 
+    def protected_network(self, network: IPNetwork) -> str | None:
+        """Why a network must not be banned as a whole: it holds loopback, one of this host's addresses or
+        an allowlisted address, or overlaps an allowlisted network."""
+        if not self.policy.allow_loopback and any(ip in network for ip in LOOPBACK if ip.version == network.version):
+            return "it holds the loopback address"
+        for ip in self.own:
+            if ip.version == network.version and ip in network:
+                return f"it holds this host's own address {ip}"
+        for ip, name in self.host_addresses.items():
+            if ip.version == network.version and ip in network:
+                return f"it holds allowlisted {name} ({ip})"
+        for net in self.allow:
+            if net.version == network.version and net.overlaps(network):
+                return f"it overlaps allowlisted {net}"
+        return None
+
+    def banned_network(self, ip: IPAddress, time: float) -> bool:
+        """Whether `ip` is in a network banned at `time`."""
+        if ip.version != 6:
+            return False
+        for prefix in self.net_prefixes:
+            until = self.banned_nets.get(ipaddress.IPv6Network((int(ip) >> (128 - prefix) << (128 - prefix), prefix)))
+            if until is not None and time < until:
+                return True
+        return False
+
     def apply(self, decision: Decision) -> Decision | None:
         if decision.action is not Action.BAN or decision.ip is None:
             return decision
@@ -181,8 +214,15 @@ class Policy:
             decision.action = Action.ALERT
             decision.reason += f"; not banned: {why}"
             return decision
+        network = decision.network
+        if network is not None:
+            why = self.protected_network(network)
+            if why is not None:  # the address that tipped it, at least
+                decision.prefix = network = None
+                decision.reason += f"; only {ip} banned, not its network: {why}"
         until = self.banned_until.get(ip)
-        if until is not None and decision.time < until:
+        if (until is not None and decision.time < until and network is None) or (
+                self.banned_nets and self.banned_network(ip, decision.time)):
             return None
         if self._storm(decision.time):
             decision.action = Action.ALERT
@@ -191,6 +231,10 @@ class Policy:
             return decision
         strong = decision.evidence is Evidence.STRONG
         decision.duration = self.policy.ban_strong if strong else self.policy.ban_weak
+        if network is not None:
+            assert isinstance(network, ipaddress.IPv6Network)
+            self.banned_nets[network] = decision.time + decision.duration
+            self.net_prefixes.add(network.prefixlen)
         self.banned_until.pop(ip, None)
         self.banned_until[ip] = decision.time + decision.duration  # at the end: roughly in expiry order
         self._expire(decision.time)
@@ -211,8 +255,11 @@ class Policy:
         for _ in range(4):
             first = next(iter(self.banned_until), None)
             if first is None or self.banned_until[first] > now:
-                return
+                break
             del self.banned_until[first]
+        if self.banned_nets:
+            for network in [n for n, until in self.banned_nets.items() if until <= now]:
+                del self.banned_nets[network]
 
 
 def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
@@ -261,13 +308,16 @@ class Pipeline:
         if ip is None:
             return False
         until = self.banned_until.get(ip)
-        return until is not None and time < until
+        if until is not None and time < until:
+            return True
+        return bool(self.policy.banned_nets) and self.policy.banned_network(ip, time)
 
     def process(self, event: Event) -> list[Decision]:
         ip = event.ip
         if ip is not None:
             until = self.banned_until.get(ip)
-            if until is not None and event.time < until:
+            if (until is not None and event.time < until) or (
+                    self.policy.banned_nets and self.policy.banned_network(ip, event.time)):
                 event.blocked = True  # the firewall would have dropped it: the daemon never sees it
                 return []
         if self.duplicates.enabled and self.duplicates.repeated(event):
@@ -320,10 +370,13 @@ class Pipeline:
         cannot lock the operator's phones out. Strong evidence still bans."""
         if (decision.action is Action.BAN and decision.evidence is Evidence.WEAK and decision.ip is not None
                 and self.spare_logged_in):
-            accounts = self.knowledge.accounts_of(decision.ip)
+            network = decision.network
+            k = self.knowledge
+            accounts = k.accounts_of(decision.ip) if network is None else k.accounts_in(network)
             if accounts:
                 decision.action = Action.ALERT
-                decision.reason += (f"; not banned: it logged in as {', '.join(sorted(accounts)[:3])}, and this "
+                who = "it" if network is None else f"an address of {network}"
+                decision.reason += (f"; not banned: {who} logged in as {', '.join(sorted(accounts)[:3])}, and this "
                                     "evidence is UDP that anyone can send in its name")
 
     def _fraud_ban(self, decision: Decision) -> Decision | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import ipaddress
 import multiprocessing
 import time as _time
 from collections import Counter
@@ -16,8 +17,8 @@ from datetime import datetime
 from sipwatch import core, parallel
 from sipwatch.calls import AccountTally
 from sipwatch.config import Config, zones
-from sipwatch.detectors import Decision
-from sipwatch.event import Event, IPAddress
+from sipwatch.detectors import Action, Decision
+from sipwatch.event import Event, IPAddress, IPNetwork
 from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
@@ -47,6 +48,7 @@ class ScanResult:
     engine: str = ""
     seconds: float = 0.0
     blocks: bool = True  # a critical account decision blocks the account (`pbx.actions` has "block")
+    network_bans: list[Decision] = field(default_factory=list)  # bans of whole IPv6 networks
 
     @property
     def offenders(self) -> dict[IPAddress, Offender]:
@@ -129,7 +131,8 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
             events = parallel.parallel_events(pool, source, (year, horizon_after(mtime)),
                                               (config.timezone, config.cdr_timezone), stats, result.tally,
                                               pipeline.banned_until, pipeline.classifier, config.calls, take,
-                                              _per_file(progress, source))
+                                              _per_file(progress, source),
+                                              (pipeline.policy.banned_nets, pipeline.policy.banned_network))
             yield from events
     except SourceError as exc:
         result.errors.append(str(exc))
@@ -151,6 +154,8 @@ def _recorder(result: ScanResult, pipeline: Pipeline) -> Callable[[Decision], No
 
     def record(decision: Decision) -> None:
         result.actions[decision.action] += 1
+        if decision.prefix is not None and decision.action is Action.BAN:
+            result.network_bans.append(decision)
         if decision.rule is not None and decision.account is not None:
             kept = result.account_decisions.setdefault(decision.account, [])
             if len(kept) < MAX_ACCOUNT_DECISIONS:
@@ -164,6 +169,24 @@ def _recorder(result: ScanResult, pipeline: Pipeline) -> Callable[[Decision], No
             result.decisions.append(decision)
 
     return record
+
+
+def _cover_networks(result: ScanResult) -> None:
+    """An IPv6 network ban is the ban of each of its addresses that took part (or would have, but the
+    firewall dropped them): file it with each such offender, which would otherwise show no decision."""
+    if not result.network_bans:
+        return
+    members: dict[IPNetwork, list[Offender]] = {}
+    prefixes = {d.prefix for d in result.network_bans if d.prefix is not None}
+    for offender in result.tally.offenders.values():
+        if offender.ip.version == 6:
+            for prefix in prefixes:
+                members.setdefault(ipaddress.ip_network((offender.ip, prefix), strict=False), []).append(offender)
+    for ban in result.network_bans:
+        end = ban.time + (ban.duration or 0.0)
+        for offender in members.get(ban.network, []) if ban.network is not None else []:
+            if offender.ip != ban.ip and offender.first <= end and ban not in offender.decisions:
+                offender.decide(ban)
 
 
 def _each(record: Callable[[Decision], None]) -> Callable[[list[Decision]], None]:
@@ -222,6 +245,7 @@ def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyper
     finally:
         pools.close()
     result.tally.flush()
+    _cover_networks(result)
     result.accounts = pipeline.calls.accounts
     result.seconds = _time.perf_counter() - started
     return result

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sipwatch.detectors import Decision
 from sipwatch.event import Event, IPAddress
-from sipwatch.netaddr import ip_of
+from sipwatch.responders.firewall.base import Target, target_of
 from sipwatch.sources.tail import Position
 
 SCHEMA = """
@@ -52,7 +52,7 @@ class StoreError(Exception):
 
 @dataclass(frozen=True)
 class StoredBan:
-    ip: IPAddress
+    ip: Target  # an address, or an IPv6 network (`ipv6_rotation`)
     since: float
     until: float
     detector: str
@@ -125,9 +125,10 @@ class Store:
 
     # -- bans ----------------------------------------------------------------------------------
     def save_ban(self, db: sqlite3.Connection, decision: Decision, since: float, until: float) -> int:
-        """Record a ban and return how many times this address has been banned (for escalation)."""
+        """Record a ban and return how many times this address (or network) has been banned (for
+        escalation)."""
         assert decision.ip is not None
-        ip = str(decision.ip)
+        ip = str(decision.network or decision.ip)
         row = db.execute("SELECT count FROM offences WHERE ip = ?", (ip,)).fetchone()
         count = (row[0] if row else 0) + 1
         db.execute("INSERT OR REPLACE INTO offences VALUES (?, ?, ?)", (ip, count, since))
@@ -137,11 +138,11 @@ class Store:
                    (ip, since, until, decision.detector, decision.reason, str(decision.evidence), count, evidence))
         return count
 
-    def offences(self, ip: IPAddress) -> int:
+    def offences(self, ip: Target) -> int:
         row = self.db.execute("SELECT count FROM offences WHERE ip = ?", (str(ip),)).fetchone()
         return int(row[0]) if row else 0
 
-    def delete_ban(self, ip: IPAddress) -> bool:
+    def delete_ban(self, ip: Target) -> bool:
         return self.db.execute("DELETE FROM bans WHERE ip = ?", (str(ip),)).rowcount > 0
 
     def bans(self, now: float | None = None) -> list[StoredBan]:
@@ -151,7 +152,7 @@ class Store:
             "ORDER BY until", (now,))
         found = []
         for ip, since, until, detector, reason, evidence, count, events in rows:
-            address = ip_of(ip)
+            address = target_of(ip)
             if address is not None:
                 found.append(StoredBan(address, since, until, detector, reason, evidence, count,
                                        json.loads(events or "[]")))

@@ -16,6 +16,7 @@ from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.detectors.distributed import DistributedDetector
 from sipwatch.detectors.enumeration import EnumerationDetector
 from sipwatch.detectors.injection import InjectionDetector
+from sipwatch.detectors.ipv6_rotation import Ipv6RotationDetector
 from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.detectors.rejected_calls import RejectedCallsDetector
 from sipwatch.detectors.scanner import ScannerDetector
@@ -45,6 +46,8 @@ REGISTRY: dict[str, tuple[Callable[[Config], bool], Factory]] = {
                        lambda c, k, n: StalePasswordDetector(c.detectors.stale_password, k)),
     "unanswered_challenges": (lambda c: c.detectors.unanswered_challenges.enabled,
                               lambda c, k, n: UnansweredChallengesDetector(c.detectors.unanswered_challenges)),
+    "ipv6_rotation": (lambda c: c.detectors.ipv6_rotation.enabled,
+                      lambda c, k, n: Ipv6RotationDetector(c.detectors.ipv6_rotation)),
     "injection": (lambda c: True, lambda c, k, n: InjectionDetector()),
     "account_rules": (lambda c: c.accounts.enabled,
                       lambda c, k, n: AccountRulesDetector(c.accounts, k, zones(c)[0])),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Decision:
     ip: IPAddress | None = None
     account: str | None = None
     duration: float | None = None  # seconds, for bans
+    prefix: int | None = None  # the ban covers the network of `ip` of this many bits (IPv6 rotation)
     evidence: Evidence = Evidence.WEAK
     events: list[Event] = field(default_factory=list)
     # account rules: which rule at which level (warning, critical), the calls behind it, their cost
@@ -35,6 +37,13 @@ class Decision:
     level: str | None = None
     calls: list[str] = field(default_factory=list)
     cost: float | None = None
+
+    @property
+    def network(self) -> ipaddress.IPv6Network | None:
+        """What a network ban covers (`2001:db8:1:2::/64`), None for any other decision."""
+        if self.ip is None or self.prefix is None or self.ip.version != 6:
+            return None
+        return ipaddress.IPv6Network((self.ip, self.prefix), strict=False)
 
     def to_json(self) -> dict[str, object]:
         extra: dict[str, object] = {}
@@ -48,10 +57,20 @@ class Decision:
             "ip": str(self.ip) if self.ip is not None else None,
             "account": self.account,
             "duration": self.duration,
+            **({"network": str(self.network)} if self.prefix is not None else {}),
             "evidence": str(self.evidence),
             "events": [{"file": e.file, "line": e.line, "kind": str(e.kind)} for e in self.events],
             **extra,
         }
+
+
+def manual_ban(target: IPAddress | ipaddress.IPv6Network, seconds: float, when: float,
+               reason: str = "banned by hand") -> Decision:
+    """The decision behind `sipwatch bans add` of an address or an IPv6 network."""
+    if isinstance(target, ipaddress.IPv6Network):
+        return Decision(Action.BAN, "manual", reason, when, ip=target.network_address, duration=seconds,
+                        prefix=target.prefixlen)
+    return Decision(Action.BAN, "manual", reason, when, ip=target, duration=seconds)
 
 
 class Detector(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sipwatch.calls import CallBook
-from sipwatch.event import Event, IPAddress, Kind
+from sipwatch.event import Event, IPAddress, IPNetwork, Kind
 from sipwatch.numbers import NumberClassifier
 
 CALLER_WINDOW = 5.0  # seconds from a successful authentication to the call it let in
@@ -43,6 +43,15 @@ class Knowledge:
     def accounts_of(self, ip: IPAddress) -> set[str]:
         """The accounts `ip` has logged in as (empty when none)."""
         return self._owned.get(ip, set())
+
+    def accounts_in(self, network: IPNetwork) -> set[str]:
+        """The accounts that any address of `network` has logged in as (a scan over the known addresses:
+        for the rare network ban only)."""
+        found: set[str] = set()
+        for ip, accounts in self._owned.items():
+            if ip.version == network.version and ip in network:
+                found |= accounts
+        return found
 
     def owns(self, ip: IPAddress | None, account: str | None) -> bool:
         return ip is not None and account is not None and account in self._owned.get(ip, ())

@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sipwatch.event import IPAddress
-from sipwatch.responders.firewall.base import Ban, FirewallError, Scope
+from sipwatch.responders.firewall.base import Ban, FirewallError, Scope, Target, target_of
 from sipwatch.responders.firewall.dryrun import DryRunBackend
 from sipwatch.responders.firewall.ipset import IpsetBackend
 from sipwatch.responders.firewall.nftables import NftablesBackend
 
-__all__ = ["BACKENDS", "Backend", "Ban", "FirewallError", "Scope", "create"]
+__all__ = ["BACKENDS", "Backend", "Ban", "FirewallError", "Scope", "Target", "create", "target_of"]
 
 
 class Backend(Protocol):
@@ -28,10 +27,10 @@ class Backend(Protocol):
     def ban(self, bans: Iterable[Ban]) -> None:
         """Add bans in one batch; each expires in the kernel on its own."""
 
-    def unban(self, ips: Iterable[IPAddress]) -> None: ...
+    def unban(self, ips: Iterable[Target]) -> None: ...
 
-    def banned(self) -> dict[IPAddress, float]:
-        """What the kernel holds now: address -> seconds left."""
+    def banned(self) -> dict[Target, float]:
+        """What the kernel holds now: address (or IPv6 network) -> seconds left."""
 
     def remove(self) -> None:
         """Delete everything the backend created, and nothing else."""

@@ -5,15 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from sipwatch.event import IPAddress
-from sipwatch.responders.firewall.base import Ban
+from sipwatch.responders.firewall.base import Ban, Target
 
 
 class DryRunBackend:
     name = "dry-run"
 
     def __init__(self) -> None:
-        self._until: dict[IPAddress, float] = {}
+        self._until: dict[Target, float] = {}
 
     def setup(self) -> None:
         return None
@@ -23,11 +22,11 @@ class DryRunBackend:
         for ban in bans:
             self._until[ban.ip] = now + ban.seconds
 
-    def unban(self, ips: Iterable[IPAddress]) -> None:
+    def unban(self, ips: Iterable[Target]) -> None:
         for ip in ips:
             self._until.pop(ip, None)
 
-    def banned(self) -> dict[IPAddress, float]:
+    def banned(self) -> dict[Target, float]:
         now = time.monotonic()
         return {ip: until - now for ip, until in self._until.items() if until > now}
 

@@ -1,6 +1,7 @@
 """ipset + iptables backend, for hosts that manage their firewall with iptables.
 
 Two ipsets (`sipwatch4`, `sipwatch6`, `hash:ip` with per-element timeouts: bans expire in the kernel),
+and `sipwatch6net` (`hash:net`) for whole IPv6 networks (an attacker rotating through its /64),
 our own chain `sipwatch` in the `raw` table (before connection tracking, so established UDP flows
 stop too), one jump to it from `PREROUTING`. A batch of bans is one `ipset restore`; `-exist` makes a
 repeated ban refresh the timeout. Only our chain, our jump and our sets are ever touched.
@@ -8,17 +9,17 @@ repeated ban refresh the timeout. Only our chain, our jump and our sets are ever
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 
-from sipwatch.event import IPAddress
-from sipwatch.netaddr import ip_of
-from sipwatch.responders.firewall.base import Ban, FirewallError, Scope
+from sipwatch.responders.firewall.base import Ban, FirewallError, Scope, Target, target_of
 
 SETS = {4: "sipwatch4", 6: "sipwatch6"}
+NET_SET = "sipwatch6net"  # IPv6 networks
 TOOLS = {4: "iptables", 6: "ip6tables"}
 CHAIN = "sipwatch"
 _MEMBER = re.compile(r"^(\S+) timeout (\d+)", re.MULTILINE)
@@ -49,17 +50,24 @@ class IpsetBackend:
         return done
 
     def _rules(self, version: int) -> list[list[str]]:
-        source = ["-m", "set", "--match-set", SETS[version], "src"]
-        if self.scope.all_ports:
-            return [[*source, "-j", "DROP"]]
-        ports = ["-m", "multiport", "--dports", ",".join(map(str, self.scope.ports))]
-        return [[*source, "-p", proto, *ports, "-j", "DROP"] for proto in ("udp", "tcp")]
+        rules = []
+        for name in (SETS[version], NET_SET) if version == 6 else (SETS[version],):
+            source = ["-m", "set", "--match-set", name, "src"]
+            if self.scope.all_ports:
+                rules.append([*source, "-j", "DROP"])
+                continue
+            ports = ["-m", "multiport", "--dports", ",".join(map(str, self.scope.ports))]
+            rules += [[*source, "-p", proto, *ports, "-j", "DROP"] for proto in ("udp", "tcp")]
+        return rules
 
     def setup(self) -> None:
         for version, name in SETS.items():
             family = "inet" if version == 4 else "inet6"
             self._run(["ipset", "create", name, "hash:ip", "family", family, "timeout", "0", "maxelem", "1000000",
                        "-exist"])
+            if version == 6:
+                self._run(["ipset", "create", NET_SET, "hash:net", "family", "inet6", "timeout", "0", "maxelem",
+                           "100000", "-exist"])
             tool = TOOLS[version]
             if self._run([tool, "-t", "raw", "-n", "-L", CHAIN], check=False).returncode != 0:
                 self._run([tool, "-t", "raw", "-N", CHAIN])
@@ -71,24 +79,24 @@ class IpsetBackend:
 
     def ban(self, bans: Iterable[Ban]) -> None:
         # ipset counts whole seconds: round up, a ban never ends early
-        lines = [f"add {SETS[b.ip.version]} {b.ip} timeout {max(1, math.ceil(b.seconds))} -exist" for b in bans]
+        lines = [f"add {_set_of(b.ip)} {b.ip} timeout {max(1, math.ceil(b.seconds))} -exist" for b in bans]
         if lines:
             self._run(["ipset", "restore", "-exist"], "\n".join(lines) + "\n")
 
-    def unban(self, ips: Iterable[IPAddress]) -> None:
-        lines = [f"del {SETS[ip.version]} {ip} -exist" for ip in ips]
+    def unban(self, ips: Iterable[Target]) -> None:
+        lines = [f"del {_set_of(ip)} {ip} -exist" for ip in ips]
         if lines:
             self._run(["ipset", "restore", "-exist"], "\n".join(lines) + "\n")
 
-    def banned(self) -> dict[IPAddress, float]:
-        found: dict[IPAddress, float] = {}
-        for name in SETS.values():
+    def banned(self) -> dict[Target, float]:
+        found: dict[Target, float] = {}
+        for name in (*SETS.values(), NET_SET):
             done = self._run(["ipset", "list", name], check=False)
             if done.returncode != 0:
                 continue
             members = done.stdout.split("Members:", 1)[-1]
             for text, left in _MEMBER.findall(members):
-                ip = ip_of(text)
+                ip = target_of(text)
                 if ip is not None:
                     found[ip] = float(left)
         return found
@@ -100,3 +108,8 @@ class IpsetBackend:
             self._run([tool, "-t", "raw", "-F", CHAIN], check=False)
             self._run([tool, "-t", "raw", "-X", CHAIN], check=False)
             self._run(["ipset", "destroy", SETS[version]], check=False)
+        self._run(["ipset", "destroy", NET_SET], check=False)
+
+
+def _set_of(target: Target) -> str:
+    return NET_SET if isinstance(target, ipaddress.IPv6Network) else SETS[target.version]

@@ -1,0 +1,51 @@
+"""IPv6 rotation: hostile requests from many addresses of one IPv6 network (a /64 by default).
+
+A subscriber gets a whole /64 (often a /56 or /48): 2^64 addresses, so an attacker can send every request
+from a fresh one and never reach a per-address threshold, nor ever meet its own ban. The network, not the
+address, is what the attacker holds: this detector counts hostile requests per network and bans the network
+when they come from several of its addresses (a single address is the other detectors' business).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from sipwatch.config import Ipv6Rotation
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, strongest
+from sipwatch.event import Event, IPAddress, Kind
+
+COUNTED = frozenset({Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, Kind.REJECTED_CALL, Kind.SCANNER})
+
+
+def network_of(ip: IPAddress, prefix: int) -> ipaddress.IPv6Network:
+    """The IPv6 network of `prefix` bits that holds `ip` (an IPv6 address)."""
+    return ipaddress.IPv6Network((int(ip) >> (128 - prefix) << (128 - prefix), prefix))
+
+
+class Ipv6RotationDetector:
+    name = "ipv6_rotation"
+    kinds = COUNTED
+
+    def __init__(self, settings: Ipv6Rotation) -> None:
+        self.settings = settings
+        self.windows: DistinctWindows[ipaddress.IPv6Network] = DistinctWindows(settings.window,
+                                                                              keep=max(settings.attempts, 50))
+
+    def observe(self, event: Event) -> list[Decision]:
+        ip = event.ip
+        if ip is None or ip.version != 6 or event.repeat or event.kind not in COUNTED:
+            return []
+        s = self.settings
+        network = network_of(ip, s.prefix)
+        q, addresses = self.windows.add(network, event, ip)
+        if len(q) < s.attempts or len(addresses) < s.addresses:
+            return []
+        events = [e for e, _ in q]
+        self.windows.clear(network)
+        return [Decision(Action.BAN, self.name,
+                         f"{len(events)} hostile requests from {len(addresses)} addresses of {network} within "
+                         f"{s.window:.0f}s: one source rotating its IPv6 addresses", event.time, ip=ip,
+                         prefix=s.prefix, evidence=strongest(events), events=events[-MAX_EVIDENCE:])]
+
+    def forget(self, ip: IPAddress) -> None:
+        return None  # one address banned: the rest of its network is still to be watched
