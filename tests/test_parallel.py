@@ -3,6 +3,7 @@ also when a record split by an injected line break crosses a buffer boundary."""
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -272,17 +273,36 @@ FORGED = ("[2026-03-02 01:30:00] NOTICE[1] chan_sip.c: Registration from '<sip:1
           "'203.0.113.66:5060' - Wrong password")
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("chunk", [2048, 4096, 8192])
 def test_a_cdr_row_over_several_lines_is_one_record_wherever_the_buffers_fall(
-        tmp_path: Path, pool: ProcessPoolExecutor, chunk: int) -> None:
+        tmp_path: Path, pool: ProcessPoolExecutor, chunk: int, compressed: bool) -> None:
     """A line break in a caller's number spreads its row over three lines, one of them a forged log line;
-    whichever buffer the row starts in, the row is one call and the forged line nothing."""
+    whichever buffer the row starts in, the row is one call and the forged line nothing; in a rotated,
+    gzip-compressed Master.csv too (its buffers are cut while it is read, not by offsets)."""
     rows = [CDR_ROW.format(a=6000 + i, s=i % 60, h=1 + i % 200) for i in range(120)]
     for at in range(3, 120, 4):  # every fourth row: some buffer boundary falls inside one of them
         rows[at] = rows[at].replace(f'"{6000 + at}","0441234567"', f'"{6000 + at}\n{FORGED}\n","0441234567"', 1)
-    path = tmp_path / "Master.csv"
-    path.write_text("\n".join(rows) + "\n")
+    text = ("\n".join(rows) + "\n").encode()
+    path = tmp_path / ("Master.csv.1.gz" if compressed else "Master.csv")
+    path.write_bytes(gzip.compress(text) if compressed else text)
     source = FileSource(str(path), chunk=chunk)
+    assert source.rows_only and (source.spans() is None) == compressed
     events = list(parallel.parallel_events(pool, source, (2026, None), ("", "UTC"), ScanStats(), Tally(), {}))
     assert len(events) == 120 and {str(e.ip) for e in events}.isdisjoint({"203.0.113.66"})
     assert [e.account for e in events] == [str(6000 + i) for i in range(120)]
+
+
+def test_a_row_with_an_unbalanced_quote_holds_no_compressed_buffer_back(tmp_path: Path,
+                                                                        pool: ProcessPoolExecutor) -> None:
+    """A row with one quote too many (the csv module still reads it) leaves the quote count of the rest of
+    the file odd: the buffers are still cut (a row open over more than 64 KiB is no row), and every row
+    after it is read."""
+    rows = [CDR_ROW.format(a=6000 + i, s=i % 60, h=1 + i % 200) for i in range(2000)]
+    rows[10] = rows[10].replace('"from-internal"', '"from-"internal"', 1)
+    path = tmp_path / "Master.csv.2.gz"
+    path.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
+    stats = ScanStats()
+    events = list(parallel.parallel_events(pool, FileSource(str(path), chunk=4096), (2026, None), ("", "UTC"),
+                                           stats, Tally(), {}))
+    assert [e.account for e in events] == [str(6000 + i) for i in range(2000)]

@@ -37,15 +37,17 @@ class FileSource:
 
     @property
     def rows_only(self) -> bool:
-        """A plain file that starts with a quoted CSV field (cdr_csv's Master.csv, cel_custom): see
-        `LineParser.rows_only`. False when unknown (standard input, a pipe, compressed, unreadable)."""
+        """A file that starts with a quoted CSV field (cdr_csv's Master.csv, cel_custom; plain or rotated
+        and compressed): see `LineParser.rows_only`. False when unknown (standard input, a pipe, unreadable):
+        what is peeked there would be lost."""
         if self.path == "-" or not os.path.isfile(self.path):
             return False
         try:
-            with open(self.path, "rb") as fh:
-                return fh.read(1) == b'"'
-        except OSError:
+            with self._open() as fh:
+                first = fh.read_some(1) if isinstance(fh, _Decompressing) else fh.read(1)
+        except (SourceError, _Truncated, OSError):
             return False
+        return first[:1] == b'"'
 
     @property
     def mtime(self) -> float | None:
@@ -85,7 +87,9 @@ class FileSource:
         return raw
 
     def buffers(self) -> Iterator[bytes]:
-        """Buffers that end on a newline, except possibly the last one."""
+        """Buffers that end on a newline, except possibly the last one; in a file of CSV rows, on a newline
+        between rows (a row that a line break in a field spreads over lines stays whole)."""
+        rows = self.rows_only
         with self._open() as fh:
             carry = b""
             while True:
@@ -106,6 +110,8 @@ class FileSource:
                     return
                 data = carry + data if carry else data
                 cut = data.rfind(b"\n") + 1
+                if rows and cut:
+                    cut = _open_row_start(data, cut)
                 if cut == 0:
                     carry = data
                     if len(carry) > 16 * self.chunk:  # one absurd line: hand it over as is
@@ -168,6 +174,27 @@ def _row_end(fh: BinaryIO, start: int, end: int, size: int) -> int:
         if row_start < end - start <= row_end:
             return min(size, start + row_end + 1)
     return end
+
+
+def _open_row_start(data: bytes, cut: int) -> int:
+    """`cut` (just after a newline in `data`, which starts with a row), or the start of the row still open
+    there: its quotes do not balance yet, its last line is in the next read. Rows have even quote counts
+    (cdr_csv doubles quotes inside fields), so the text before a boundary between rows has too. A row open
+    over more than `MAX_RECORD` bytes is no row: then `cut` stands."""
+    from sipwatch.formats.records import MAX_RECORD  # (formats knowledge; imported late)
+
+    if data.count(b'"', 0, cut) % 2 == 0:
+        return cut
+    floor = max(0, cut - MAX_RECORD)
+    line = cut - 1  # the newline that ends the last line
+    while line > floor:
+        start = data.rfind(b"\n", floor, line) + 1  # the start of the line that ends at `line`
+        if start == 0 and floor > 0:
+            break
+        if data[start:start + 1] == b'"' and data.count(b'"', start, cut) % 2:
+            return start
+        line = start - 1
+    return cut
 
 
 def _line_end(fh: BinaryIO, start: int, end: int, limit: int) -> int:
