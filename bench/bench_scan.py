@@ -5,11 +5,13 @@
     .venv/bin/python bench/bench_scan.py --lines 100000 --runs 5
     .venv/bin/python bench/bench_scan.py --flat           # also: peak RSS of sipwatch on 1x and 3x the lines
 
-The log is made by bench/genlog.py and cached in bench/out/ (keyed by size, seed and the generator's
-source, so editing the generator makes a new file). Each tool runs as a child process; wall time is
-measured around it, the largest process's peak RSS comes from GNU time (or os.wait4()), and the summed
-RSS/PSS of all its processes (sipwatch's parse workers included) is sampled from /proc. The medians are
-printed, with what each tool found, compared with the generator's ground truth (the attacker addresses).
+The log is made by bench/genlog.py and cached in bench/out/ (keyed by size, seed and the generator's source,
+so editing the generator makes a new file). Each tool runs as a child process; wall time is measured around
+it, the largest process's peak RSS comes from GNU time (or os.wait4()), and the summed RSS/PSS of all its
+processes (sipwatch's parse workers included) is sampled from /proc in an untimed first run of each tool (the
+sampler's own CPU, ~6% of a one-second run, would be charged to a tool that keeps both cores busy and not to a
+one-core tool). The medians are printed, with what each tool found, compared with the generator's ground truth
+(the attacker addresses).
 """
 
 from __future__ import annotations
@@ -121,8 +123,11 @@ class TreeSampler(threading.Thread):
             self.peak_pss = max(self.peak_pss, sum(p for _, p in sizes))
 
 
-def run_measured(cmd: list[str]) -> Run:
-    """Run `cmd` with its output in temporary files; wall time and peak memory.
+def run_measured(cmd: list[str], sample: bool = True) -> Run:
+    """Run `cmd` with its output in temporary files; wall time and peak memory (with `sample`, the summed
+    memory of its processes too: the sampler reads all of /proc every 50 ms, ~60 ms of CPU in a one-second
+    run, which on two cores a tool that keeps both busy pays for and a one-core tool does not; so timed
+    runs go without it).
 
     With GNU time the largest-process RSS is the command's own. Without it, os.wait4() is used, whose
     figure cannot be lower than this script's own RSS (Linux carries the forking process's high-water
@@ -134,11 +139,13 @@ def run_measured(cmd: list[str]) -> Run:
         started = time.perf_counter()
         proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=CHILD_ENV)
         sampler = TreeSampler(proc.pid, include_root=GNU_TIME is None)
-        sampler.start()
+        if sample:
+            sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
-        sampler.done.set()
-        sampler.join()
+        if sample:
+            sampler.done.set()
+            sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
         max_rss = int(usage.ru_maxrss)
         if GNU_TIME:
@@ -152,7 +159,8 @@ def run_measured(cmd: list[str]) -> Run:
 
 @dataclass
 class Timing:
-    runs: list[Run] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)  # timed (no memory sampler)
+    memory: list[Run] = field(default_factory=list)  # untimed, sampled
 
     @property
     def median_seconds(self) -> float:
@@ -168,11 +176,11 @@ class Timing:
 
     @property
     def tree_rss_mib(self) -> float:
-        return max(r.tree_rss_kib for r in self.runs) / 1024
+        return max(r.tree_rss_kib for r in self.runs + self.memory) / 1024
 
     @property
     def tree_pss_mib(self) -> float:
-        return max(r.tree_pss_kib for r in self.runs) / 1024
+        return max(r.tree_pss_kib for r in self.runs + self.memory) / 1024
 
     def lines_per_second(self, lines: int) -> float:
         return lines / self.median_seconds
@@ -194,17 +202,19 @@ CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECOD
 
 
 def repeat(cmd: list[str], runs: int, label: str) -> Timing:
-    """`runs` timed runs of `cmd`, after one untimed run (which also leaves the bytecode cached)."""
+    """`runs` timed runs of `cmd`, after one untimed run that samples the memory of all its processes (and
+    leaves the bytecode cached)."""
     warm = run_measured(cmd)
     if warm.returncode != 0:
         raise SystemExit(f"{label} failed (exit {warm.returncode}):\n{warm.stderr[-2000:]}")
-    timing = Timing()
+    print(f"  {label} (untimed, memory): peak RSS {warm.max_rss_kib / 1024:.1f} MiB (all processes: RSS "
+          f"{warm.tree_rss_kib / 1024:.1f}, PSS {warm.tree_pss_kib / 1024:.1f} MiB)", file=sys.stderr)
+    timing = Timing(memory=[warm])
     for i in range(runs):
-        run = run_measured(cmd)
+        run = run_measured(cmd, sample=False)
         if run.returncode != 0:
             raise SystemExit(f"{label} failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
-        print(f"  {label} run {i + 1}/{runs}: {run.seconds:.2f} s, peak RSS {run.max_rss_kib / 1024:.1f} MiB "
-              f"(all processes: RSS {run.tree_rss_kib / 1024:.1f}, PSS {run.tree_pss_kib / 1024:.1f} MiB)",
+        print(f"  {label} run {i + 1}/{runs}: {run.seconds:.2f} s, peak RSS {run.max_rss_kib / 1024:.1f} MiB",
               file=sys.stderr)
         timing.runs.append(run)
     return timing

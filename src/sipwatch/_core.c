@@ -18,12 +18,14 @@
 #define MAX_DETECTORS 8
 
 /* The detectors counted here; core.py's FAST_DETECTORS gives their codes. Any other detector is called as it
- * is (PYTHON: its own observe). */
-enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5 };
+ * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only). */
+enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5,
+       PYTHON_V6 = 6 };
 
 typedef struct {
     int code;
-    PyObject *decide;   /* detector.decide (PYTHON: detector.observe) */
+    PyObject *decide;   /* detector.decide (PYTHON, PYTHON_V6: detector.observe) */
+    PyTypeObject *v6;   /* PYTHON_V6: the IPv6 address class */
     PyObject *data;     /* its windows' `_data` dict */
     PyObject *evict;    /* its windows' `_evict` */
     double window;
@@ -64,13 +66,24 @@ static void core_dealloc(Core *c) {
 static int keep(Core *c, PyObject *obj) { return PyList_Append(c->keep_alive, obj); }
 
 static int det_init(Core *c, Det *det, PyObject *spec) {
-    /* (code, decide, data, window, keep, max_keys, evict, threshold), or a detector's observe */
+    /* (code, decide, data, window, keep, max_keys, evict, threshold), (PYTHON_V6, observe, IPv6Address), or a
+     * detector's observe */
     PyObject *decide, *data, *evict;
     if (PyCallable_Check(spec)) {
         memset(det, 0, sizeof(*det));
         det->code = PYTHON;
         det->decide = spec;
         return keep(c, spec);
+    }
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 3) {
+        memset(det, 0, sizeof(*det));
+        if (!PyArg_ParseTuple(spec, "iOO!", &det->code, &decide, &PyType_Type, &det->v6)) return -1;
+        if (det->code != PYTHON_V6 || !PyCallable_Check(decide)) {
+            PyErr_SetString(PyExc_ValueError, "unknown detector");
+            return -1;
+        }
+        det->decide = decide;
+        return keep(c, decide) || keep(c, (PyObject *)det->v6) ? -1 : 0;
     }
     if (!PyArg_ParseTuple(spec, "iOO!dnnOn", &det->code, &decide, &PyDict_Type, &data, &det->window, &det->keep,
                           &det->max_keys, &evict, &det->threshold))
@@ -343,7 +356,8 @@ static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double
     int repeat = SLOT(event, c->off[F_REPEAT]) == Py_True;
     PyObject *q = NULL, *entry = NULL;
     int rc = 0;
-    if (det->code == PYTHON) {  /* a detector the core does not count: its own observe */
+    if (det->code == PYTHON || det->code == PYTHON_V6) {  /* a detector the core does not count: its own observe */
+        if (det->code == PYTHON_V6 && !PyObject_TypeCheck(ip, det->v6)) return 0;
         *found = PyObject_CallOneArg(det->decide, event);
         return *found == NULL ? -1 : 0;
     }

@@ -20,6 +20,7 @@ AccountTallies; `native_calls` puts it in place of the Python method for a scan'
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from collections.abc import Callable
 
@@ -63,9 +64,17 @@ def available() -> bool:
     return _core is not None and native.available()  # SIPWATCH_NATIVE=0 turns every C part off
 
 
-def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | None:
+#: (PYTHON_V6, observe, IPv6Address): a detector that looks at IPv6 sources only (`ipv6_only`), called by the
+#: core for those alone (the other 88% of an attack's events need no Python call)
+V6Spec = tuple[int, Callable[[Event], list[Decision]], type]
+PYTHON_V6 = 6
+
+
+def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | None:
     found = FAST_DETECTORS.get(type(detector))
     if found is None:
+        if getattr(detector, "ipv6_only", False):
+            return (PYTHON_V6, detector.observe, ipaddress.IPv6Address)  # type: ignore[attr-defined]
         return None
     code, attribute, threshold = found
     windows = getattr(detector, attribute)
@@ -77,7 +86,7 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | None:
             windows.max_keys, windows._evict, int(getattr(detector.settings, threshold)))  # type: ignore[attr-defined]
 
 
-def fast_kinds(pipeline: Pipeline) -> list[tuple[DetectorSpec | Callable[[Event], list[Decision]], ...]]:
+def fast_kinds(pipeline: Pipeline) -> list[tuple[DetectorSpec | V6Spec | Callable[[Event], list[Decision]], ...]]:
     """Per kind (in `KINDS` order), its detectors in order: the spec of one the core counts, else the
     detector's own `observe`."""
     return [tuple(_spec(d, pipeline) or d.observe for d in pipeline.by_kind[kind]) for kind in KINDS]

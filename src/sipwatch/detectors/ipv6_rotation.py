@@ -25,23 +25,26 @@ def network_of(ip: IPAddress, prefix: int) -> ipaddress.IPv6Network:
 class Ipv6RotationDetector:
     name = "ipv6_rotation"
     kinds = COUNTED
+    ipv6_only = True  # the C core calls it for events from IPv6 addresses only
 
     def __init__(self, settings: Ipv6Rotation) -> None:
         self.settings = settings
-        self.windows: DistinctWindows[ipaddress.IPv6Network] = DistinctWindows(settings.window,
-                                                                              keep=max(settings.attempts, 50))
+        self.shift = 128 - settings.prefix
+        #: keyed by the network's bits as an int (an IPv6Network object costs ~3 us to make)
+        self.windows: DistinctWindows[int] = DistinctWindows(settings.window, keep=max(settings.attempts, 50))
 
     def observe(self, event: Event) -> list[Decision]:
         ip = event.ip
-        if ip is None or ip.version != 6 or event.repeat or event.kind not in COUNTED:
+        if not isinstance(ip, ipaddress.IPv6Address) or event.repeat or event.kind not in COUNTED:
             return []
         s = self.settings
-        network = network_of(ip, s.prefix)
-        q, addresses = self.windows.add(network, event, ip)
+        key = int(ip) >> self.shift
+        q, addresses = self.windows.add(key, event, ip)
         if len(q) < s.attempts or len(addresses) < s.addresses:
             return []
         events = [e for e, _ in q]
-        self.windows.clear(network)
+        self.windows.clear(key)
+        network = network_of(ip, s.prefix)
         return [Decision(Action.BAN, self.name,
                          f"{len(events)} hostile requests from {len(addresses)} addresses of {network} within "
                          f"{s.window:.0f}s: one source rotating its IPv6 addresses", event.time, ip=ip,
