@@ -66,7 +66,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     result = scan(args.files, config, progress, pipeline=pipeline)
     progress.close()
     if args.json:
-        sys.stdout.write(json.dumps(to_json(result), ensure_ascii=False))  # one line: the C encoder
+        sys.stdout.write(json.dumps(to_json(result), ensure_ascii=False, check_circular=False))  # one line (a tree)
         sys.stdout.write("\n")
     else:
         write_text(result, sys.stdout, args.top)

@@ -29,24 +29,32 @@ _TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "WS", "WSS", "SCTP"})
 
 class _CachedHash:
     """Addresses whose hash is computed once: detectors key many dicts by address, and the standard
-    classes hash by formatting the address as hex text every time."""
+    classes hash by formatting the address as hex text every time. Their text is kept once made too (a
+    report names each address several times; the standard classes format it anew each time)."""
 
     __slots__ = ()
 
     def __init__(self, address: object) -> None:
         super().__init__(address)  # type: ignore[call-arg]
         self._hash: int = super().__hash__()  # type: ignore[misc]
+        self._text: str | None = None  # type: ignore[misc]
 
     def __hash__(self) -> int:
         return self._hash
 
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            text = self._text = super().__str__()  # type: ignore[misc]
+        return text
+
 
 class _IPv4(_CachedHash, ipaddress.IPv4Address):
-    __slots__ = ("_hash",)
+    __slots__ = ("_hash", "_text")
 
 
 class _IPv6(_CachedHash, ipaddress.IPv6Address):
-    __slots__ = ("_hash",)
+    __slots__ = ("_hash", "_text")
 
 
 @lru_cache(maxsize=16384)

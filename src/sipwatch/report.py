@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -75,6 +76,18 @@ def account_json(result: ScanResult, tally: AccountTally) -> dict[str, Any]:
     }
 
 
+def _top_counts(counter: Counter[str], n: int = 20) -> dict[str, int]:
+    """`dict(counter.most_common(n))`, in the same order (most first, ties as first seen) without a heap for
+    the usual few names."""
+    if len(counter) > n:
+        return dict(counter.most_common(n))
+    return dict(sorted(counter.items(), key=_count, reverse=True))
+
+
+def _count(item: tuple[str, int]) -> int:
+    return item[1]
+
+
 def to_json(result: ScanResult) -> dict[str, Any]:
     s = result.stats
     return {
@@ -94,8 +107,8 @@ def to_json(result: ScanResult) -> dict[str, Any]:
                 "events": o.events,
                 "kinds": dict(o.kinds),
                 "services": sorted(o.services),
-                "accounts": dict(o.accounts.most_common(20)),
-                "targets": dict(o.targets.most_common(20)),
+                "accounts": _top_counts(o.accounts),
+                "targets": _top_counts(o.targets),
                 "first_seen": o.first,
                 "last_seen": o.last,
                 "evidence": "strong" if o.strong else "weak",
