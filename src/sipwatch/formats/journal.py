@@ -12,6 +12,18 @@ import re
 _ARRAY = re.compile(rb'"MESSAGE"\s*:\s*\[')
 
 
+#: how far into either end of a buffer a journald export shows itself: every line of one holds a MESSAGE
+EXPORT_WINDOW = 1 << 16
+
+
+def is_export(buf: bytes) -> bool:
+    """Whether `buf` holds journald JSON (`journalctl -o json`): a MESSAGE field near its start or its end
+    (a file that turns from text into an export part-way through shows it at the end of that buffer).
+    Looking through the whole buffer costs ~1 ms per 4 MiB of every plain log."""
+    window = EXPORT_WINDOW
+    return buf.find(b'"MESSAGE"', 0, window) >= 0 or buf.find(b'"MESSAGE"', max(0, len(buf) - window)) >= 0
+
+
 def text_buffer(buf: bytes, limit: int) -> tuple[bytes, int]:
     """`text_messages` for a buffer read up to `limit` (its lookahead after): the same objects when there is
     nothing to rewrite, as in nearly every buffer of an export (no copy of megabytes for nothing)."""

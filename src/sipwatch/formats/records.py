@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from sipwatch.event import Event, Evidence, Kind, Service
 from sipwatch.fingerprints import scanner_name
 from sipwatch.formats import DUMP_MARKERS, ORPHAN_MARKERS, PROXY_DUMP_MARKERS, native
-from sipwatch.formats.journal import text_buffer
+from sipwatch.formats.journal import is_export, text_buffer
 from sipwatch.formats.parser import LineParser, Status
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.wire import Item, item_event, item_form, item_line
@@ -165,7 +165,7 @@ class RecordScanner:
         as `Event`s, in file order."""
         if limit is None:
             limit = len(buf)
-        if b'"MESSAGE"' in buf:  # a journald export: arrays of bytes become text first (see journal.py)
+        if is_export(buf):  # a journald export: arrays of bytes become text first (see journal.py)
             buf, limit = text_buffer(buf, limit)
         items: list[Item]
         spans = open_rows(buf)
