@@ -249,9 +249,10 @@ def test_domestic_premium_rate_number_is_premium() -> None:
         pytest.param("00390669812345", "VA", id="shared-code-39-leading-zero"),
         pytest.param("0044207946", "GB", id="shared-code-unplaceable-main-country"),
         pytest.param("030123456", "DE", id="national"),
+        pytest.param("0001234567", None, id="no-calling-code-starts-with-0"),
     ],
 )
-def test_region_of_a_dialled_number(dialled: str, region: str) -> None:
+def test_region_of_a_dialled_number(dialled: str, region: str | None) -> None:
     """A ban's reason names the countries dialled: read from the calling code when it is one country's,
     from the digits as they are when several share it (no phonenumbers parse per attacker's number)."""
     assert NumberClassifier("DE").region_of(dialled) == region

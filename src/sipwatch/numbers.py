@@ -124,6 +124,7 @@ class NumberClassifier:
         self._prefixes = sorted(self.high_risk, key=len, reverse=True)
         self._cache: OrderedDict[str, Classified] = OrderedDict()  # (a dict's oldest key is slow to find)
         self._intl: dict[str, str | None] = {}
+        self._areas: dict[str, str] = {}  # `code/six national digits` -> region, for shared calling codes
         self._own_code = f"+{phonenumbers.country_code_for_region(self.country)}" if self.country else None
 
     def classify(self, dialled: str) -> Classified:
@@ -153,11 +154,24 @@ class NumberClassifier:
         if intl is None:
             return self.classify(dialled).country
         digits = intl[1:]
+        if digits[:1] == "0":
+            return None  # no calling code starts with 0
         for size in (1, 2, 3):  # calling codes are prefix-free: the first known one is the code
             regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
             if regions:
-                return regions[0] if len(regions) == 1 else self._shared_region(digits[:size], digits[size:])
+                return regions[0] if len(regions) == 1 else self._shared_region_of(digits[:size], digits[size:])
         return None
+
+    def _shared_region_of(self, code: str, national: str) -> str:
+        """`_shared_region`, remembered per code and six national digits (enough to tell GG, JE and IM
+        from GB, or an area code from another: attackers dial the same ranges again and again)."""
+        key = f"{code}/{national[:6]}"
+        found = self._areas.get(key)
+        if found is None:
+            if len(self._areas) >= MAX_CACHED:
+                self._areas.clear()
+            found = self._areas[key] = self._shared_region(code, national)
+        return found
 
     @staticmethod
     def _shared_region(code: str, national: str) -> str:
