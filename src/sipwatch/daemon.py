@@ -169,8 +169,8 @@ class Daemon:
             self.store.save_positions(db, [p for p in positions if p is not None])
             save_profiles(self.pipeline, self.store, db)
         for decision in decisions:
-            log.info("%s %s %s: %s", decision.action, decision.ip or decision.account or "-", decision.detector,
-                     decision.reason)
+            who = decision.network or decision.ip or decision.account or "-"
+            log.info("%s %s %s: %s", decision.action, who, decision.detector, decision.reason)
             self.alerter.decision(decision)
             if self.json_log is not None:
                 self.json_log.write(json.dumps({"at": now, **decision.to_json()}) + "\n")

@@ -22,7 +22,7 @@ log = logging.getLogger("sipwatch")
 
 def describe(decision: Decision) -> tuple[str, str]:
     """Title and body of a decision's alert."""
-    who = str(decision.ip) if decision.ip is not None else f"account {decision.account or '?'}"
+    who = str(decision.network or decision.ip) if decision.ip is not None else f"account {decision.account or '?'}"
     length = f" for {decision.duration / 60:.0f} min" if decision.duration else ""
     title = f"sipwatch: {decision.action} {who}{length}"
     lines = [f"{decision.detector}: {decision.reason}", f"evidence: {decision.evidence}"]
@@ -56,7 +56,7 @@ class Alerter:
         if not self.enabled or str(decision.action) not in self.settings.on:
             return False
         now = time.time() if now is None else now
-        key = (str(decision.action), decision.detector, str(decision.ip or decision.account))
+        key = (str(decision.action), decision.detector, str(decision.network or decision.ip or decision.account))
         if now - self._seen.get(key, -1e18) < self.settings.dedupe:
             return False
         self._seen[key] = now
