@@ -208,6 +208,7 @@ class Daemon:
             decision.duration = seconds
             self.pipeline.banned_until[decision.ip] = decision.time + seconds
             if isinstance(target, ipaddress.IPv6Network):
+                self.pipeline.policy.banned_nets.pop(target, None)
                 self.pipeline.policy.banned_nets[target] = decision.time + seconds
             bans.append((Ban(target, seconds), decision))
         return bans
@@ -217,7 +218,8 @@ class Daemon:
         """On start: make the kernel hold every ban the store says is still running."""
         self.backend.setup()
         now = time.time()
-        missing = [Ban(b.ip, b.until - now) for b in self.store.bans(now) if b.ip not in self.backend.banned()]
+        held = self.backend.banned()
+        missing = [Ban(b.ip, b.until - now) for b in self.store.bans(now) if b.ip not in held]
         if missing:
             self.backend.ban(missing)
 

@@ -233,7 +233,8 @@ class Policy:
         decision.duration = self.policy.ban_strong if strong else self.policy.ban_weak
         if network is not None:
             assert isinstance(network, ipaddress.IPv6Network)
-            self.banned_nets[network] = decision.time + decision.duration
+            self.banned_nets.pop(network, None)
+            self.banned_nets[network] = decision.time + decision.duration  # at the end, as below
             self.net_prefixes.add(network.prefixlen)
         self.banned_until.pop(ip, None)
         self.banned_until[ip] = decision.time + decision.duration  # at the end: roughly in expiry order
@@ -257,9 +258,12 @@ class Policy:
             if first is None or self.banned_until[first] > now:
                 break
             del self.banned_until[first]
-        if self.banned_nets:
-            for network in [n for n, until in self.banned_nets.items() if until <= now]:
-                del self.banned_nets[network]
+        nets = self.banned_nets
+        for _ in range(4 if nets else 0):
+            network = next(iter(nets), None)
+            if network is None or nets[network] > now:
+                break
+            del nets[network]
 
 
 def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
