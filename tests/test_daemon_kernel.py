@@ -80,6 +80,45 @@ def test_daemon_stops_the_attacker_within_milliseconds(tmp_path: Path, lab: Lab,
     daemon.backend.remove()
 
 
+def test_a_rotating_ipv6_attacker_loses_its_whole_64(tmp_path: Path, lab: Lab) -> None:
+    """Ten failures, each from another address of the attacker's /64 (none of them the address its flow
+    comes from): the daemon bans the /64 in the kernel, which stops the attacker's flow and not the phone's
+    (another /64); a second daemon, after the kernel lost everything, puts the network ban back."""
+    log = tmp_path / "messages"
+    log.touch()
+    config = from_dict({"run": {"watch": [str(log)], "backend": "nftables", "read_existing": True},
+                        "policy": {"ban_strong": "2s", "ban_weak": "2s"}})
+    daemon = Daemon(config, NftablesBackend(netns=lab.pbx), Store(str(tmp_path / "state" / "sipwatch.db")))
+    daemon.reconcile()
+    daemon.refresh()
+    listener = run_in(lab.pbx, LISTENER, "6", "5")
+    assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+    senders = [run_in(lab.atk, SENDER, PBX6_A, "4.5", ATTACKER6), run_in(lab.phone, SENDER, PBX6_P, "4.5", PHONE6)]
+    time.sleep(0.5)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    network = ipaddress.ip_network(f"{ATTACKER6}/64", strict=False)
+    with log.open("a") as fh:
+        fh.write("".join(LINE.format(ts=stamp, addr=f"[{network[0x100 + i]}]:5060", n=i) + "\n" for i in range(9)))
+    assert daemon.step().banned == []
+    with log.open("a") as fh:
+        fh.write(LINE.format(ts=stamp, addr=f"[{network[0x200]}]:5060", n=9) + "\n")
+    written = time.monotonic()
+    (ban,) = daemon.step().banned
+    applied = time.monotonic()
+    assert ban.ip == network
+    out, _ = listener.communicate(timeout=15)
+    for sender in senders:
+        sender.wait(timeout=10)
+    assert_flows(out, ATTACKER6, PHONE6, written, applied, quiet_until=written + 1.9, back_after=written + 2.1)
+    daemon.backend.remove()  # the kernel loses everything
+    second = Daemon(config, NftablesBackend(netns=lab.pbx), Store(str(tmp_path / "state" / "sipwatch.db")))
+    # the 2 s ban is over by now: make the stored one run on, as a real one (an hour) would
+    second.store.db.execute("UPDATE bans SET until = ? WHERE ip = ?", (time.time() + 600, str(network)))
+    second.reconcile()
+    assert network in second.backend.banned()
+    second.backend.remove()
+
+
 def test_bans_stay_in_the_kernel_when_the_daemon_dies_and_are_reconciled(tmp_path: Path, lab: Lab) -> None:
     """A daemon that dies without cleaning up (kill -9) leaves its bans in the kernel; the next one
     finds them, and puts back any that the kernel lost (a firewall reload, say)."""
