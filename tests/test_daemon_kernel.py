@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 
@@ -45,8 +46,9 @@ LINE = ("[{ts}] NOTICE[2817] res_pjsip/pjsip_distributor.c: Request 'REGISTER' f
         "failed for '{addr}' (callid: {n}) - Failed to authenticate")
 
 
-@pytest.mark.parametrize("version", [4, 6])
-def test_daemon_stops_the_attacker_within_milliseconds(tmp_path: Path, lab: Lab, version: int) -> None:
+def _running(tmp_path: Path, lab: Lab, version: int) -> tuple[Path, Daemon, Popen[str], list[Popen[str]]]:
+    """A daemon with 2 s bans following an empty log, a listener in the PBX namespace, and the attacker's
+    and the phone's UDP flows to it, established."""
     attacker, phone = (ATTACKER4, PHONE4) if version == 4 else (ATTACKER6, PHONE6)
     pbx_a, pbx_p = (PBX4_A, PBX4_P) if version == 4 else (PBX6_A, PBX6_P)
     log = tmp_path / "messages"
@@ -60,6 +62,13 @@ def test_daemon_stops_the_attacker_within_milliseconds(tmp_path: Path, lab: Lab,
     assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
     senders = [run_in(lab.atk, SENDER, pbx_a, "4.5", attacker), run_in(lab.phone, SENDER, pbx_p, "4.5", phone)]
     time.sleep(0.5)
+    return log, daemon, listener, senders
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_daemon_stops_the_attacker_within_milliseconds(tmp_path: Path, lab: Lab, version: int) -> None:
+    attacker, phone = (ATTACKER4, PHONE4) if version == 4 else (ATTACKER6, PHONE6)
+    log, daemon, listener, senders = _running(tmp_path, lab, version)
     addr = f"{attacker}:40000" if version == 4 else f"[{attacker}]:40000"
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     with log.open("a") as fh:
@@ -84,17 +93,7 @@ def test_a_rotating_ipv6_attacker_loses_its_whole_64(tmp_path: Path, lab: Lab) -
     """Ten failures, each from another address of the attacker's /64 (none of them the address its flow
     comes from): the daemon bans the /64 in the kernel, which stops the attacker's flow and not the phone's
     (another /64); a second daemon, after the kernel lost everything, puts the network ban back."""
-    log = tmp_path / "messages"
-    log.touch()
-    config = from_dict({"run": {"watch": [str(log)], "backend": "nftables", "read_existing": True},
-                        "policy": {"ban_strong": "2s", "ban_weak": "2s"}})
-    daemon = Daemon(config, NftablesBackend(netns=lab.pbx), Store(str(tmp_path / "state" / "sipwatch.db")))
-    daemon.reconcile()
-    daemon.refresh()
-    listener = run_in(lab.pbx, LISTENER, "6", "5")
-    assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-    senders = [run_in(lab.atk, SENDER, PBX6_A, "4.5", ATTACKER6), run_in(lab.phone, SENDER, PBX6_P, "4.5", PHONE6)]
-    time.sleep(0.5)
+    log, daemon, listener, senders = _running(tmp_path, lab, 6)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     network = ipaddress.ip_network(f"{ATTACKER6}/64", strict=False)
     with log.open("a") as fh:
@@ -111,7 +110,7 @@ def test_a_rotating_ipv6_attacker_loses_its_whole_64(tmp_path: Path, lab: Lab) -
         sender.wait(timeout=10)
     assert_flows(out, ATTACKER6, PHONE6, written, applied, quiet_until=written + 1.9, back_after=written + 2.1)
     daemon.backend.remove()  # the kernel loses everything
-    second = Daemon(config, NftablesBackend(netns=lab.pbx), Store(str(tmp_path / "state" / "sipwatch.db")))
+    second = Daemon(daemon.config, NftablesBackend(netns=lab.pbx), Store(str(tmp_path / "state" / "sipwatch.db")))
     # the 2 s ban is over by now: make the stored one run on, as a real one (an hour) would
     second.store.db.execute("UPDATE bans SET until = ? WHERE ip = ?", (time.time() + 600, str(network)))
     second.reconcile()
