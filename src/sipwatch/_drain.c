@@ -29,14 +29,34 @@ typedef struct {
     PyObject *nets, *net_blocked;  /* Policy.banned_nets and .banned_network(ip, time), or NULL */
     Py_ssize_t offsets[N_FIELDS];
     unsigned char counted[MAX_KIND];
+    long kind_counts[MAX_KIND];  /* this buffer's events by kind, added to tally.kinds at its end ... */
+    unsigned char kind_order[MAX_KIND];  /* ... in the order they first came (a Counter keeps that order) */
+    int nkinds_seen, kinds_flushed;
     long strong;
 } Drain;
+
+/* tally.Offender's fields, in the order of its __slots__: an offender's counts are read and written slot by
+ * slot (its dict when the class differs: `add_to_offender`). */
+static const char *const OFFENDER_FIELDS[] = {"ip", "events", "kinds", "accounts", "targets", "services", "first",
+                                              "last", "strong", "decisions", "more_decisions", "queue", NULL};
+enum { O_IP, O_EVENTS, O_KINDS, O_ACCOUNTS, O_TARGETS, O_SERVICES, O_FIRST, O_LAST, O_STRONG, O_DECISIONS,
+       O_MORE, O_QUEUE, N_OFFENDER };
+static Py_ssize_t offender_offsets[N_OFFENDER];
+static PyTypeObject *offender_type;  /* NULL: its slots are not these */
 
 static PyObject *s_queue, *s_time, *one;
 static PyObject *s_events, *s_first, *s_last, *s_kinds, *s_services, *s_accounts, *s_targets, *s_strong;
 static Py_ssize_t max_distinct;  /* tally.MAX_DISTINCT */
 
+static int flush_kinds(Drain *d);
+
 static void drain_dealloc(Drain *d) {
+    if (d->kinds_counter != NULL && d->kinds != NULL) {  /* a Drain left before its end keeps its counts */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (flush_kinds(d) < 0) PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+    }
     Py_XDECREF(d->wires); Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
     Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->banned);
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
@@ -73,6 +93,8 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     }
     if (take != Py_None && d->event_type != NULL) { d->take = take; Py_INCREF(take); }
     memset(d->counted, 0, sizeof(d->counted));
+    memset(d->kind_counts, 0, sizeof(d->kind_counts));
+    d->nkinds_seen = d->kinds_flushed = 0;
     PyObject *it = PyObject_GetIter(counted);
     if (it == NULL) return -1;
     PyObject *item;
@@ -109,15 +131,12 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
 static int add_to_offender(Drain *d, PyObject *offender, PyObject *dict, PyObject *when, PyObject *kind_obj, PyObject *w);
 
 /* Tally.count, step for step, but an offender counts each event at once (no queue to flush). */
+static int add_to_slots(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, PyObject *w);
+
+/* Tally.count, step for step, but an offender counts each event at once (no queue to flush). */
 static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long kind) {
     PyObject *kind_obj = PyList_GET_ITEM(d->kinds, kind);
-    PyObject *n = PyDict_GetItemWithError(d->kinds_counter, kind_obj);
-    if (n == NULL && PyErr_Occurred()) return -1;
-    PyObject *more = n ? PyNumber_Add(n, one) : PyLong_FromLong(1);
-    if (more == NULL) return -1;
-    int rc = PyDict_SetItem(d->kinds_counter, kind_obj, more);
-    Py_DECREF(more);
-    if (rc < 0) return -1;
+    if (d->kind_counts[kind]++ == 0) d->kind_order[d->nkinds_seen++] = (unsigned char)kind;
     if (address == Py_None || !d->counted[kind]) return 0;
     PyObject *offender = PyDict_GetItemWithError(d->offenders, address);
     if (offender == NULL) {
@@ -128,11 +147,34 @@ static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long 
         offender = PyDict_GetItemWithError(d->offenders, address);
         if (offender == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "offender"); return -1; }
     }
+    if (Py_TYPE(offender) == offender_type) return add_to_slots(d, offender, when, kind_obj, w);
     PyObject *dict = PyObject_GenericGetDict(offender, NULL);
     if (dict == NULL) return -1;
-    rc = add_to_offender(d, offender, dict, when, kind_obj, w);
+    int rc = add_to_offender(d, offender, dict, when, kind_obj, w);
     Py_DECREF(dict);
     return rc;
+}
+
+/* Add this buffer's counts by kind to tally.kinds (once, when the buffer is done). */
+static int flush_kinds(Drain *d) {
+    if (d->kinds_flushed) return 0;
+    d->kinds_flushed = 1;
+    for (int i = 0; i < d->nkinds_seen; i++) {
+        int k = d->kind_order[i];
+        if (!d->kind_counts[k]) continue;
+        PyObject *kind_obj = PyList_GET_ITEM(d->kinds, k);
+        PyObject *n = PyDict_GetItemWithError(d->kinds_counter, kind_obj);
+        if (n == NULL && PyErr_Occurred()) return -1;
+        PyObject *add = PyLong_FromLong(d->kind_counts[k]);
+        PyObject *more = add == NULL ? NULL : n ? PyNumber_Add(n, add) : (Py_INCREF(add), add);
+        Py_XDECREF(add);
+        if (more == NULL) return -1;
+        int rc = PyDict_SetItem(d->kinds_counter, kind_obj, more);
+        Py_DECREF(more);
+        if (rc < 0) return -1;
+        d->kind_counts[k] = 0;
+    }
+    return 0;
 }
 
 /* dict[key] += 1 (a Counter's item). */
@@ -148,13 +190,17 @@ static int increment(PyObject *dict, PyObject *key) {
 
 /* Count one more name (account, number) of an offender's, unless it is empty or MAX_DISTINCT others are named
  * already (tally.py, `_merge_capped`). */
-static int name(PyObject *dict, PyObject *field, PyObject *value) {
+static int named(PyObject *names, PyObject *value) {
     if (value == Py_None || PyObject_Not(value)) return 0;
-    PyObject *names = PyDict_GetItemWithError(dict, field);
-    if (names == NULL || !PyDict_Check(names)) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "names"); return -1; }
     int known = PyDict_Contains(names, value);
     if (known < 0) return -1;
     return known || PyDict_GET_SIZE(names) < max_distinct ? increment(names, value) : 0;
+}
+
+static int name(PyObject *dict, PyObject *field, PyObject *value) {
+    PyObject *names = PyDict_GetItemWithError(dict, field);
+    if (names == NULL || !PyDict_Check(names)) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "names"); return -1; }
+    return named(names, value);
 }
 
 /* Offender.flush for a queue of this one event, field by field on the offender's own __dict__ (what is
@@ -199,6 +245,52 @@ static int add_to_offender(Drain *d, PyObject *offender, PyObject *dict, PyObjec
     long wstrong = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
     if (wstrong == -1 && PyErr_Occurred()) return -1;
     return wstrong == d->strong ? PyDict_SetItem(dict, s_strong, Py_True) : 0;
+}
+
+/* add_to_offender on an Offender's slots (no dict lookups). */
+static int add_to_slots(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, PyObject *w) {
+    Py_ssize_t *o = offender_offsets;
+    PyObject *queue = SLOT(offender, o[O_QUEUE]);
+    if (queue == NULL || !PyList_Check(queue)) { PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
+    if (PyList_GET_SIZE(queue) > 0) {
+        PyObject *r = PyObject_CallMethod(offender, "flush", NULL);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    PyObject *events = SLOT(offender, o[O_EVENTS]);
+    long n = events ? PyLong_AsLong(events) : -1;
+    if (n < 0) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "events"); return -1; }
+    double t = PyFloat_AsDouble(when);
+    if (t == -1.0 && PyErr_Occurred()) return -1;
+    for (int i = 0; i < 2; i++) {  /* first, last */
+        Py_ssize_t at = o[i ? O_LAST : O_FIRST];
+        double was = n ? PyFloat_AsDouble(SLOT(offender, at)) : 0.0;
+        if (was == -1.0 && PyErr_Occurred()) return -1;
+        if (!n || (i ? t > was : t < was)) set_slot(offender, at, when);
+    }
+    PyObject *more = PyLong_FromLong(n + 1);
+    if (more == NULL) return -1;
+    set_slot(offender, o[O_EVENTS], more);
+    Py_DECREF(more);
+    PyObject *kinds = SLOT(offender, o[O_KINDS]), *services = SLOT(offender, o[O_SERVICES]);
+    PyObject *accounts = SLOT(offender, o[O_ACCOUNTS]), *targets = SLOT(offender, o[O_TARGETS]);
+    if (kinds == NULL || !PyDict_Check(kinds) || services == NULL || !PySet_Check(services) || accounts == NULL
+        || !PyDict_Check(accounts) || targets == NULL || !PyDict_Check(targets)) {
+        PyErr_SetString(PyExc_TypeError, "an offender of the wrong shape");
+        return -1;
+    }
+    long service = PyLong_AsLong(PyTuple_GET_ITEM(w, 2));
+    if (service < 0 || service >= PyList_GET_SIZE(d->services)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "service index out of range");
+        return -1;
+    }
+    if (increment(kinds, kind_obj) < 0 || PySet_Add(services, PyList_GET_ITEM(d->services, service)) < 0
+        || named(accounts, PyTuple_GET_ITEM(w, 6)) < 0 || named(targets, PyTuple_GET_ITEM(w, 7)) < 0)
+        return -1;
+    long wstrong = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
+    if (wstrong == -1 && PyErr_Occurred()) return -1;
+    if (wstrong == d->strong) set_slot(offender, o[O_STRONG], Py_True);
+    return 0;
 }
 
 static void put(PyObject *obj, Py_ssize_t offset, PyObject *value) {
@@ -326,7 +418,8 @@ static PyObject *drain_next(Drain *d) {
         return event;
     }
     Py_CLEAR(d->wires);  /* done: the buffer's results go now, whoever still holds the Drain */
-    return NULL;  /* StopIteration */
+    flush_kinds(d);
+    return NULL;  /* StopIteration (or the error flush_kinds set) */
 }
 
 static PyObject *drain_get_last_time(Drain *d, void *unused) { (void)unused; return PyFloat_FromDouble(d->last_time); }
@@ -375,9 +468,14 @@ PyMODINIT_FUNC PyInit__drain(void) {
     PyObject *tally = PyImport_ImportModule("sipwatch.tally");
     PyObject *cap = tally ? PyObject_GetAttrString(tally, "MAX_DISTINCT") : NULL;
     max_distinct = cap ? PyLong_AsSsize_t(cap) : -1;
+    PyObject *type = tally ? PyObject_GetAttrString(tally, "Offender") : NULL;
     Py_XDECREF(tally);
     Py_XDECREF(cap);
-    if (max_distinct < 0) return NULL;
+    if (max_distinct < 0 || type == NULL) { Py_XDECREF(type); return NULL; }
+    if (PyType_Check(type) && named_slots((PyTypeObject *)type, OFFENDER_FIELDS, N_OFFENDER, offender_offsets))
+        offender_type = (PyTypeObject *)type;  /* kept for the module's life */
+    else
+        Py_DECREF(type);
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&DrainType);

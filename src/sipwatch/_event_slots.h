@@ -16,15 +16,16 @@ static const char *const EVENT_FIELDS[] = {"time", "kind", "service", "ip", "por
 enum { F_TIME, F_KIND, F_SERVICE, F_IP, F_PORT, F_TRANSPORT, F_ACCOUNT, F_TARGET, F_UA, F_EVIDENCE, F_FILE, F_LINE,
        F_RAW, F_FORM, F_SESSION, F_REASON, F_EXTRA, F_REPEAT, F_BLOCKED, F_CALL, N_FIELDS };
 
-/* Where each of Event's fields lives in its instances; 0 when `type` is not the Event this file knows. */
-static inline int event_slots(PyTypeObject *type, Py_ssize_t *offsets) {
+/* Where each of `n` named fields lives in instances of `type` (a dataclass with slots, in this order);
+ * 0 when its slots are not these. */
+static inline int named_slots(PyTypeObject *type, const char *const *fields, int n, Py_ssize_t *offsets) {
     PyObject *slots = PyObject_GetAttrString((PyObject *)type, "__slots__");
     if (slots == NULL) { PyErr_Clear(); return 0; }
-    int ok = PyTuple_Check(slots) && PyTuple_GET_SIZE(slots) == N_FIELDS;
-    for (int i = 0; ok && i < N_FIELDS; i++) {
+    int ok = PyTuple_Check(slots) && PyTuple_GET_SIZE(slots) == n;
+    for (int i = 0; ok && i < n; i++) {
         ok = PyUnicode_Check(PyTuple_GET_ITEM(slots, i))
-             && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(slots, i), EVENT_FIELDS[i]) == 0;
-        PyObject *descr = ok ? PyObject_GetAttrString((PyObject *)type, EVENT_FIELDS[i]) : NULL;
+             && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(slots, i), fields[i]) == 0;
+        PyObject *descr = ok ? PyObject_GetAttrString((PyObject *)type, fields[i]) : NULL;
         if (descr == NULL) { PyErr_Clear(); ok = 0; break; }
         ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
         if (ok) offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
@@ -32,6 +33,11 @@ static inline int event_slots(PyTypeObject *type, Py_ssize_t *offsets) {
     }
     Py_DECREF(slots);
     return ok && (type->tp_flags & Py_TPFLAGS_HAVE_GC);
+}
+
+/* Where each of Event's fields lives in its instances; 0 when `type` is not the Event this file knows. */
+static inline int event_slots(PyTypeObject *type, Py_ssize_t *offsets) {
+    return named_slots(type, EVENT_FIELDS, N_FIELDS, offsets);
 }
 
 

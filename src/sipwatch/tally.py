@@ -19,10 +19,11 @@ MAX_DECISIONS = 20  # decisions kept per address (a repeat offender is banned ag
 MAX_DISTINCT = 200  # accounts and numbers remembered per address (the rest are counted, not named)
 
 
-@dataclass
+@dataclass(slots=True)
 class Offender:
     """Everything a report says about one hostile address. Events are queued as small tuples and
-    counted in bulk (C-speed `Counter.update`), which keeps the per-event cost of a scan low."""
+    counted in bulk (C-speed `Counter.update`), which keeps the per-event cost of a scan low. Slots: the
+    C merge loop (`_drain.c`) counts a parallel scan's events into them directly."""
 
     ip: IPAddress
     events: int = 0
