@@ -36,16 +36,15 @@ typedef struct {
 } Drain;
 
 /* tally.Offender's fields, in the order of its __slots__: an offender's counts are read and written slot by
- * slot (its dict when the class differs: `add_to_offender`). */
+ * slot. If its slots differ, this module does not load and the scan merges in Python. */
 static const char *const OFFENDER_FIELDS[] = {"ip", "events", "kinds", "accounts", "targets", "services", "first",
                                               "last", "strong", "decisions", "more_decisions", "queue", NULL};
 enum { O_IP, O_EVENTS, O_KINDS, O_ACCOUNTS, O_TARGETS, O_SERVICES, O_FIRST, O_LAST, O_STRONG, O_DECISIONS,
        O_MORE, O_QUEUE, N_OFFENDER };
 static Py_ssize_t offender_offsets[N_OFFENDER];
-static PyTypeObject *offender_type;  /* NULL: its slots are not these */
+static PyTypeObject *offender_type;
 
-static PyObject *s_queue, *s_time, *one;
-static PyObject *s_events, *s_first, *s_last, *s_kinds, *s_services, *s_accounts, *s_targets, *s_strong;
+static PyObject *s_time, *one;
 static Py_ssize_t max_distinct;  /* tally.MAX_DISTINCT */
 
 static int flush_kinds(Drain *d);
@@ -128,10 +127,7 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-static int add_to_offender(Drain *d, PyObject *offender, PyObject *dict, PyObject *when, PyObject *kind_obj, PyObject *w);
-
-/* Tally.count, step for step, but an offender counts each event at once (no queue to flush). */
-static int add_to_slots(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, PyObject *w);
+static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, PyObject *w);
 
 /* Tally.count, step for step, but an offender counts each event at once (no queue to flush). */
 static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long kind) {
@@ -147,12 +143,8 @@ static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long 
         offender = PyDict_GetItemWithError(d->offenders, address);
         if (offender == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "offender"); return -1; }
     }
-    if (Py_TYPE(offender) == offender_type) return add_to_slots(d, offender, when, kind_obj, w);
-    PyObject *dict = PyObject_GenericGetDict(offender, NULL);
-    if (dict == NULL) return -1;
-    int rc = add_to_offender(d, offender, dict, when, kind_obj, w);
-    Py_DECREF(dict);
-    return rc;
+    if (Py_TYPE(offender) != offender_type) { PyErr_SetString(PyExc_TypeError, "not a tally.Offender"); return -1; }
+    return add_to_offender(d, offender, when, kind_obj, w);
 }
 
 /* Add this buffer's counts by kind to tally.kinds (once, when the buffer is done). */
@@ -197,58 +189,10 @@ static int named(PyObject *names, PyObject *value) {
     return known || PyDict_GET_SIZE(names) < max_distinct ? increment(names, value) : 0;
 }
 
-static int name(PyObject *dict, PyObject *field, PyObject *value) {
-    PyObject *names = PyDict_GetItemWithError(dict, field);
-    if (names == NULL || !PyDict_Check(names)) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "names"); return -1; }
-    return named(names, value);
-}
 
-/* Offender.flush for a queue of this one event, field by field on the offender's own __dict__ (what is
- * queued in Python, by a one-process scan of another file, is flushed first: the order stays the events'). */
-static int add_to_offender(Drain *d, PyObject *offender, PyObject *dict, PyObject *when, PyObject *kind_obj, PyObject *w) {
-    PyObject *queue = PyDict_GetItemWithError(dict, s_queue);
-    if (queue == NULL || !PyList_Check(queue)) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
-    if (PyList_GET_SIZE(queue) > 0) {
-        PyObject *r = PyObject_CallMethod(offender, "flush", NULL);
-        if (r == NULL) return -1;
-        Py_DECREF(r);
-    }
-    PyObject *events = PyDict_GetItemWithError(dict, s_events);
-    long n = events ? PyLong_AsLong(events) : -1;
-    if (n < 0) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "events"); return -1; }
-    double t = PyFloat_AsDouble(when);
-    if (t == -1.0 && PyErr_Occurred()) return -1;
-    for (int i = 0; i < 2; i++) {  /* first, last */
-        PyObject *key = i ? s_last : s_first;
-        PyObject *seen = n ? PyDict_GetItemWithError(dict, key) : NULL;
-        double was = seen ? PyFloat_AsDouble(seen) : 0.0;
-        if (was == -1.0 && PyErr_Occurred()) return -1;
-        if ((!n || (i ? t > was : t < was)) && PyDict_SetItem(dict, key, when) < 0) return -1;
-    }
-    PyObject *more = PyLong_FromLong(n + 1);
-    int rc = more ? PyDict_SetItem(dict, s_events, more) : -1;
-    Py_XDECREF(more);
-    if (rc < 0) return -1;
-    PyObject *kinds = PyDict_GetItemWithError(dict, s_kinds), *services = PyDict_GetItemWithError(dict, s_services);
-    if (kinds == NULL || services == NULL || !PyDict_Check(kinds) || !PySet_Check(services)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "kinds or services");
-        return -1;
-    }
-    long service = PyLong_AsLong(PyTuple_GET_ITEM(w, 2));
-    if (service < 0 || service >= PyList_GET_SIZE(d->services)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "service index out of range");
-        return -1;
-    }
-    if (increment(kinds, kind_obj) < 0 || PySet_Add(services, PyList_GET_ITEM(d->services, service)) < 0
-        || name(dict, s_accounts, PyTuple_GET_ITEM(w, 6)) < 0 || name(dict, s_targets, PyTuple_GET_ITEM(w, 7)) < 0)
-        return -1;
-    long wstrong = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
-    if (wstrong == -1 && PyErr_Occurred()) return -1;
-    return wstrong == d->strong ? PyDict_SetItem(dict, s_strong, Py_True) : 0;
-}
-
-/* add_to_offender on an Offender's slots (no dict lookups). */
-static int add_to_slots(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, PyObject *w) {
+/* Offender.flush for a queue of this one event, slot by slot (what is queued in Python, by a one-process scan
+ * of another file, is flushed first: the order stays the events'). */
+static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, PyObject *w) {
     Py_ssize_t *o = offender_offsets;
     PyObject *queue = SLOT(offender, o[O_QUEUE]);
     if (queue == NULL || !PyList_Check(queue)) { PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
@@ -451,19 +395,9 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__drain(void) {
-    s_queue = PyUnicode_InternFromString("queue");
     s_time = PyUnicode_InternFromString("time");
     one = PyLong_FromLong(1);
-    s_events = PyUnicode_InternFromString("events");
-    s_first = PyUnicode_InternFromString("first");
-    s_last = PyUnicode_InternFromString("last");
-    s_kinds = PyUnicode_InternFromString("kinds");
-    s_services = PyUnicode_InternFromString("services");
-    s_accounts = PyUnicode_InternFromString("accounts");
-    s_targets = PyUnicode_InternFromString("targets");
-    s_strong = PyUnicode_InternFromString("strong");
-    if (!s_queue || !s_time || !one || !s_events || !s_first || !s_last || !s_kinds || !s_services
-        || !s_accounts || !s_targets || !s_strong || PyType_Ready(&DrainType) < 0)
+    if (!s_time || !one || PyType_Ready(&DrainType) < 0)
         return NULL;
     PyObject *tally = PyImport_ImportModule("sipwatch.tally");
     PyObject *cap = tally ? PyObject_GetAttrString(tally, "MAX_DISTINCT") : NULL;
@@ -472,10 +406,12 @@ PyMODINIT_FUNC PyInit__drain(void) {
     Py_XDECREF(tally);
     Py_XDECREF(cap);
     if (max_distinct < 0 || type == NULL) { Py_XDECREF(type); return NULL; }
-    if (PyType_Check(type) && named_slots((PyTypeObject *)type, OFFENDER_FIELDS, N_OFFENDER, offender_offsets))
-        offender_type = (PyTypeObject *)type;  /* kept for the module's life */
-    else
+    if (!PyType_Check(type) || !named_slots((PyTypeObject *)type, OFFENDER_FIELDS, N_OFFENDER, offender_offsets)) {
         Py_DECREF(type);
+        PyErr_SetString(PyExc_ImportError, "tally.Offender's slots are not those _drain.c knows");
+        return NULL;
+    }
+    offender_type = (PyTypeObject *)type;  /* kept for the module's life */
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&DrainType);
