@@ -142,3 +142,17 @@ def test_scan_reports_every_address_of_the_banned_network_as_banned(tmp_path: Pa
     assert result.actions[Action.BAN] == 1
     assert {o.decision for o in result.offenders.values()} == {"ban"} and len(result.offenders) == 14
     assert all("ipv6_rotation" in o.reason for o in result.offenders.values())
+
+
+def test_the_report_names_the_network_banned_whole(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from sipwatch.report import to_json, write_text
+
+    result = scan([str(_log(tmp_path))], Config())
+    out = io.StringIO()
+    write_text(result, out)
+    assert "1 IPv6 network(s) banned whole: 2001:db8:aa:bb::/64" in out.getvalue()
+    report = json.loads(json.dumps(to_json(result)))
+    assert [d["network"] for d in report["network_bans"]] == ["2001:db8:aa:bb::/64"]

@@ -122,6 +122,7 @@ def to_json(result: ScanResult) -> dict[str, Any]:
         "accounts": [account_json(result, a) for a in ranked_accounts(result)],
         "decision_counts": dict(result.actions),
         "alerts": [d.to_json() for d in result.decisions if d.ip is None],
+        "network_bans": [d.to_json() for d in result.network_bans],
         "unmatched_samples": [{"file": f, "line": n, "text": t} for f, n, t in s.unmatched_samples],
     }
 
@@ -156,7 +157,9 @@ def write_text(result: ScanResult, out: TextIO, limit: int = 20) -> None:
       f"in {result.seconds:.2f}s ({rate:,.0f} lines/s, prefilter: {result.engine})\n")
     if result.kinds:
         w("events by kind: " + ", ".join(f"{k} {v:,}" for k, v in result.kinds.most_common()) + "\n")
-    w(f"{len(offenders)} hostile address(es); {bans} to ban\n")
+    networks = {str(d.network) for d in result.network_bans}
+    whole = f", {len(networks)} IPv6 network(s) banned whole: {', '.join(sorted(networks)[:5])}" if networks else ""
+    w(f"{len(offenders)} hostile address(es); {bans} to ban{whole}\n")
     for o in offenders[:limit]:
         w(f"\n  {o.ip}  {o.decision.upper()}  {o.events} events ({'strong' if o.strong else 'weak'} evidence) "
           f"{_when(o.first)} .. {_when(o.last)}\n")
