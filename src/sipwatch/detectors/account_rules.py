@@ -276,8 +276,14 @@ class AccountRulesDetector:
         """Drop calls that can no longer be in a window that holds the call at hand (`now` is its start,
         or the record's time if earlier)."""
         horizon = now - max(self.settings.window, 60.0)
-        for key in [k for k, t in state.calls.items() if (t.billed and (t.call.end or t.call.start) < horizon)
-                    or (not t.call.open_at(now) and t.call.end is None and t.call.start < horizon)]:
+        stale = []
+        for key, tracked in state.calls.items():
+            call = tracked.call
+            end = call.end
+            if (tracked.billed and (end or call.start) < horizon) or (
+                    end is None and call.start < horizon and not call.open_at(now)):
+                stale.append(key)
+        for key in stale:
             del state.calls[key]
         if len(state.spent) > 3:
             for day in sorted(state.spent)[:-3]:
