@@ -148,6 +148,8 @@ def test_the_daemon_bans_a_rotating_ipv6_network_and_the_cli_handles_networks(tm
         bans = json.loads(_cli("bans", "list", "--json", "--state-dir", str(state)).stdout)
         assert [b["ip"] for b in bans] == ["2001:db8:aa:bb::/64"] and "rotating" in bans[0]["reason"]
         assert "ipv6_rotation" in _cli("why", "2001:db8:aa:bb::/64", "--state-dir", str(state)).stdout
+        member = _cli("why", "2001:db8:aa:bb::beef", "--state-dir", str(state)).stdout  # never seen itself
+        assert "(within 2001:db8:aa:bb::/64) banned until" in member
         assert _cli("bans", "del", "2001:db8:aa:bb::/64", "--state-dir", str(state)).returncode == 0
         assert _cli("bans", "add", "2001:db8:cc::/48", "--state-dir", str(state)).returncode == 0
         listed = json.loads(_cli("bans", "list", "--json", "--state-dir", str(state)).stdout)

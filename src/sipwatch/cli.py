@@ -279,14 +279,16 @@ def cmd_why(args: argparse.Namespace) -> int:
     answer = _ask(config, {"command": "why", "ip": str(ip)})
     if answer is None:
         store = _store(config)
-        found = next((b.to_json() for b in store.bans() if b.ip == ip), None)
-        answer = {"ban": found, "events": [] if isinstance(ip, IPv6Network) else store.events_of(ip, 20)}
+        stored = store.ban_of(ip)
+        events = [] if isinstance(ip, IPv6Network) else store.events_of(ip, 20)
+        answer = {"ban": stored.to_json() if stored is not None else None, "events": events}
     ban = answer.get("ban")
     if not isinstance(ban, dict):
         print(f"{ip} is not banned")
     else:
         until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ban["until"])))
-        print(f"{ip} banned until {until} (ban #{ban['count']}) by {ban['detector']}: {ban['reason']}")
+        within = f" (within {ban['ip']})" if ban["ip"] != str(ip) else ""
+        print(f"{ip}{within} banned until {until} (ban #{ban['count']}) by {ban['detector']}: {ban['reason']}")
         for e in ban.get("events", []):
             print(f"  {e.get('file')}:{e.get('line')}: {str(e.get('raw', ''))[:200]}")
     for row in answer.get("events", []):

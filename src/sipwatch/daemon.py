@@ -265,7 +265,8 @@ class Daemon:
                     self.pipeline.banned_until.pop(ip, None)
                 return {"ok": True, "ip": str(ip)}
             if command == "why":
-                ban = next((b.to_json() for b in self.store.bans() if b.ip == ip), None)
+                stored = self.store.ban_of(ip)
+                ban = stored.to_json() if stored is not None else None
                 events = [] if isinstance(ip, ipaddress.IPv6Network) else self.store.events_of(ip, 20)
                 return {"ok": True, "ban": ban, "events": events}
         return {"ok": False, "error": f"unknown command {command!r}"}

@@ -7,6 +7,7 @@ daemon resumes at the saved positions and nothing is counted twice or lost.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sqlite3
@@ -156,6 +157,15 @@ class Store:
             if address is not None:
                 found.append(StoredBan(address, since, until, detector, reason, evidence, count,
                                        json.loads(events or "[]")))
+        return found
+
+    def ban_of(self, target: Target) -> StoredBan | None:
+        """The running ban of an address (its own, else that of a banned IPv6 network holding it) or of a
+        network."""
+        bans = self.bans()
+        found = next((b for b in bans if b.ip == target), None)
+        if found is None and not isinstance(target, ipaddress.IPv6Network) and target.version == 6:
+            found = next((b for b in bans if isinstance(b.ip, ipaddress.IPv6Network) and target in b.ip), None)
         return found
 
     # -- accounts ------------------------------------------------------------------------------
