@@ -258,6 +258,27 @@ def test_region_of_a_dialled_number(dialled: str, region: str | None) -> None:
     assert NumberClassifier("DE").region_of(dialled) == region
 
 
+@pytest.mark.parametrize("code", [1, 7, 39, 44, 47, 61, 212, 262, 290, 358, 590, 599])
+def test_a_shared_calling_code_is_placed_as_phonenumbers_places_it(code: int) -> None:
+    """Every region's example numbers of a code that several regions share, and made-up digits of every
+    length: the region the reason names is phonenumbers' own (or the code's main country when it names
+    none), without its parse."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(code)
+    numbers = [phonenumbers.example_number_for_type(region, kind)
+               for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
+               for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE)]
+    numbers += [phonenumbers.PhoneNumber(country_code=code, national_number=rng.randrange(10 ** n, 10 ** (n + 1)))
+                for n in range(5, 13) for _ in range(20)]
+    for number in filter(None, numbers):
+        national = phonenumbers.national_significant_number(number)
+        expected = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(code)
+        assert NumberClassifier._shared_region(str(code), national) == expected, national
+
+
 @pytest.mark.parametrize(
     ("dialled", "described"),
     [
