@@ -306,3 +306,18 @@ def test_a_row_with_an_unbalanced_quote_holds_no_compressed_buffer_back(tmp_path
     events = list(parallel.parallel_events(pool, FileSource(str(path), chunk=4096), (2026, None), ("", "UTC"),
                                            stats, Tally(), {}))
     assert [e.account for e in events] == [str(6000 + i) for i in range(2000)]
+
+
+def test_a_truncated_compressed_master_csv_keeps_the_rows_before_the_cut(tmp_path: Path) -> None:
+    """A rotated Master.csv cut short (a full disk while logrotate compressed it): a clear error, and the
+    rows before the cut are read, whole."""
+    from sipwatch.scan import scan
+
+    rows = [CDR_ROW.format(a=6000 + i, s=i % 60, h=1 + i % 200) for i in range(400)]
+    packed = gzip.compress(("\n".join(rows) + "\n").encode())
+    path = tmp_path / "Master.csv.1.gz"
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    result = scan([str(path)], Config())
+    assert any("truncated" in e for e in result.errors)
+    accounts = set(result.accounts)
+    assert 100 < len(accounts) < 400 and accounts == {str(6000 + i) for i in range(len(accounts))}

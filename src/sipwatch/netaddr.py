@@ -57,6 +57,12 @@ class _IPv6(_CachedHash, ipaddress.IPv6Address):
     __slots__ = ("_hash", "_text")
 
 
+def ipv6_network(ip: IPAddress, prefix: int) -> ipaddress.IPv6Network:
+    """The IPv6 network of `prefix` bits that holds `ip` (an IPv6 address): what a network ban covers."""
+    shift = 128 - prefix
+    return ipaddress.IPv6Network((int(ip) >> shift << shift, prefix))
+
+
 @lru_cache(maxsize=16384)
 def ip_of(text: str) -> IPAddress | None:
     """A validated address, or None. IPv4-mapped IPv6 addresses are returned as IPv4."""

@@ -20,7 +20,7 @@ from sipwatch.calls import CallBook
 from sipwatch.config import Config
 from sipwatch.detectors import Action, BehaviourDetector, Decision, Detector, Knowledge, build
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, IPNetwork, Kind
-from sipwatch.netaddr import ip_of
+from sipwatch.netaddr import ip_of, ipv6_network
 from sipwatch.numbers import NumberClassifier
 
 SAME_REQUEST_SECONDS = 1.0
@@ -200,7 +200,7 @@ class Policy:
         if ip.version != 6:
             return False
         for prefix in self.net_prefixes:
-            until = self.banned_nets.get(ipaddress.IPv6Network((int(ip) >> (128 - prefix) << (128 - prefix), prefix)))
+            until = self.banned_nets.get(ipv6_network(ip, prefix))
             if until is not None and time < until:
                 return True
         return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import ipaddress
 import multiprocessing
 import time as _time
 from collections import Counter
@@ -23,6 +22,7 @@ from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
+from sipwatch.netaddr import ipv6_network
 from sipwatch.pipeline import Pipeline
 from sipwatch.sources.files import FileSource, SourceError
 from sipwatch.tally import Offender, Tally
@@ -181,11 +181,11 @@ def _cover_networks(result: ScanResult) -> None:
     for offender in result.tally.offenders.values():
         if offender.ip.version == 6:
             for prefix in prefixes:
-                members.setdefault(ipaddress.ip_network((offender.ip, prefix), strict=False), []).append(offender)
+                members.setdefault(ipv6_network(offender.ip, prefix), []).append(offender)
     for ban in result.network_bans:
         end = ban.time + (ban.duration or 0.0)
         for offender in members.get(ban.network, []) if ban.network is not None else []:
-            if offender.ip != ban.ip and offender.first <= end and ban not in offender.decisions:
+            if offender.ip != ban.ip and offender.first <= end and all(d is not ban for d in offender.decisions):
                 offender.decide(ban)
 
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from sipwatch.event import Event, Evidence, IPAddress, Kind
+from sipwatch.netaddr import ipv6_network
 
 MAX_EVIDENCE = 10  # events kept with a decision
 
@@ -43,7 +44,7 @@ class Decision:
         """What a network ban covers (`2001:db8:1:2::/64`), None for any other decision."""
         if self.ip is None or self.prefix is None or self.ip.version != 6:
             return None
-        return ipaddress.IPv6Network((self.ip, self.prefix), strict=False)
+        return ipv6_network(self.ip, self.prefix)
 
     def to_json(self) -> dict[str, object]:
         extra: dict[str, object] = {}

@@ -13,13 +13,9 @@ import ipaddress
 from sipwatch.config import Ipv6Rotation
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, strongest
 from sipwatch.event import Event, IPAddress, Kind
+from sipwatch.netaddr import ipv6_network
 
 COUNTED = frozenset({Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, Kind.REJECTED_CALL, Kind.SCANNER})
-
-
-def network_of(ip: IPAddress, prefix: int) -> ipaddress.IPv6Network:
-    """The IPv6 network of `prefix` bits that holds `ip` (an IPv6 address)."""
-    return ipaddress.IPv6Network((int(ip) >> (128 - prefix) << (128 - prefix), prefix))
 
 
 class Ipv6RotationDetector:
@@ -44,7 +40,7 @@ class Ipv6RotationDetector:
             return []
         events = [e for e, _ in q]
         self.windows.clear(key)
-        network = network_of(ip, s.prefix)
+        network = ipv6_network(ip, s.prefix)
         return [Decision(Action.BAN, self.name,
                          f"{len(events)} hostile requests from {len(addresses)} addresses of {network} within "
                          f"{s.window:.0f}s: one source rotating its IPv6 addresses", event.time, ip=ip,

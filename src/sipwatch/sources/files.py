@@ -187,11 +187,13 @@ def _open_row_start(data: bytes, cut: int) -> int:
         return cut
     floor = max(0, cut - MAX_RECORD)
     line = cut - 1  # the newline that ends the last line
+    quotes = 0  # in data[start:cut], counted line by line going back
     while line > floor:
         start = data.rfind(b"\n", floor, line) + 1  # the start of the line that ends at `line`
         if start == 0 and floor > 0:
             break
-        if data[start:start + 1] == b'"' and data.count(b'"', start, cut) % 2:
+        quotes += data.count(b'"', start, line)
+        if data[start:start + 1] == b'"' and quotes % 2:
             return start
         line = start - 1
     return cut
