@@ -229,13 +229,13 @@ def read_span(path: str, offset: int, length: int, lookahead: int) -> tuple[byte
     whole line when the lookahead is full (what `records.chunks()` gives for the same buffer): (data, limit)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        data = os.pread(fd, length + lookahead, offset)
+        ahead = os.pread(fd, lookahead, offset + length)
+        if len(ahead) == lookahead:  # the lookahead is full: end after its last whole line
+            ahead = ahead[: ahead.rfind(b"\n") + 1]
+        data = os.pread(fd, length + len(ahead), offset)  # read once at its final size: no 4 MiB copy
     finally:
         os.close(fd)
-    limit = min(length, len(data))
-    if len(data) == length + lookahead:  # the lookahead is full: end after its last whole line
-        data = data[: data.rfind(b"\n", length) + 1 or length]
-    return data, limit
+    return data, min(length, len(data))
 
 
 class Decompressor(Protocol):
