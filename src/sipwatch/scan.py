@@ -217,14 +217,17 @@ def _few_collections() -> Iterator[None]:
 
 
 def scan(paths: list[str], config: Config, progress: Progress | None = None,
-         use_hyperscan: bool = True, processes: bool = True, pipeline: Pipeline | None = None) -> ScanResult:
-    """`pipeline`: one prepared by the caller (`sipwatch learn` gives one holding the stored profiles)."""
+         use_hyperscan: bool = True, processes: bool = True, pipeline: Pipeline | None = None,
+         keep: list[object] | None = None) -> ScanResult:
+    """`pipeline`: one prepared by the caller (`sipwatch learn` gives one holding the stored profiles).
+    `keep`: where to leave the pipeline when the scan is done, for a caller whose process ends without
+    freeing it (see `cli.console`)."""
     with _few_collections():
-        return _scan(paths, config, progress, use_hyperscan, processes, pipeline)
+        return _scan(paths, config, progress, use_hyperscan, processes, pipeline, keep)
 
 
 def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyperscan: bool, processes: bool,
-          pipeline: Pipeline | None) -> ScanResult:
+          pipeline: Pipeline | None, keep: list[object] | None) -> ScanResult:
     started = _time.perf_counter()
     result = ScanResult(files=list(paths), blocks="block" in config.pbx.actions)
     reader = Reader(config, use_hyperscan)
@@ -248,4 +251,6 @@ def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyper
     _cover_networks(result)
     result.accounts = pipeline.calls.accounts
     result.seconds = _time.perf_counter() - started
+    if keep is not None:
+        keep.append(pipeline)
     return result
