@@ -15,6 +15,7 @@ from generated import genlog
 from sipwatch import parallel
 from sipwatch.config import Config
 from sipwatch.formats.records import ScanStats
+from sipwatch.formats.wire import Wire
 from sipwatch.scan import Reader
 from sipwatch.sources.files import FileSource
 from sipwatch.tally import Tally
@@ -138,8 +139,8 @@ def test_the_c_merge_loop_builds_the_events_event_of_builds() -> None:
          {"contact": "sip:6001@x"}, (None, None, "PJSIP/6001-1", None, "from-internal", None, None, None)),
         (0.0, 1, 2, "2001:db8::7", 0, None, None, None, None, 0, 12, "f", None, "r", {}, None),
     ]
-    merge = parallel._drain.Drain(list(wires), 0, 100, 42.0, "x.log", IPS, ip, Tally(), {}, set(), 0, KINDS,
-                                  SERVICES, event_of, Event, Call, EVIDENCE)
+    merge = parallel._drain.Drain(parallel._drain.pack(wires), 0, 100, 42.0, "x.log", IPS, ip, Tally(), {}, set(),
+                                  0, KINDS, SERVICES, event_of, Event, Call, EVIDENCE)
     built = list(merge)
     expected, last_time = [], 42.0
     for w in wires:
@@ -171,7 +172,7 @@ def test_the_c_merge_loop_counts_offenders_as_the_tally_does() -> None:
     early = Event(1714557000.0, Kind.AUTH_FAILURE, Service.SIP, ip=ip("198.51.100.1"), account="first")
     for tally in (in_c, in_python):
         tally.add(early)  # queued by a one-process scan of another file
-    list(parallel._drain.Drain(wires, 0, 0, 0.0, "x.log", IPS, ip, in_c, {}, counted,
+    list(parallel._drain.Drain(parallel._drain.pack(wires), 0, 0, 0.0, "x.log", IPS, ip, in_c, {}, counted,
                                EVIDENCE_INDEX[Evidence.STRONG], KINDS, SERVICES, event_of, Event, Call, EVIDENCE))
     for w in wires:
         in_python.count(ip(w[3]), w[0], KINDS[w[1]], SERVICES[w[2]], w[6], w[7],
@@ -186,6 +187,77 @@ def test_the_c_merge_loop_counts_offenders_as_the_tally_does() -> None:
         assert list(mine.targets.items()) == list(theirs.targets.items())
     assert len(in_c.offenders[ip("198.51.100.1")].accounts) == MAX_DISTINCT
     assert in_c.offenders[ip("198.51.100.1")].strong
+
+
+PACKING = [
+    (1714557600.5, 0, 0, "198.51.100.7", 5060, "UDP", "100", None, "friendly-scanner", 1, 3, "chan_sip.x", None,
+     "Wrong password", None, None),
+    (1714557601.0, 12, 1, None, None, None, "6001", "0044207", None, 1, 9, "asterisk.dial", "abc", "",
+     {"contact": "sip:6001@x"}, (None, None, "PJSIP/6001-1", None, "from-internal", None, None, None)),
+    (0.0, 1, 2, "2001:db8::7", 0, None, None, None, None, 0, 12, "f", None, "r", None, None),
+    (1714557602.0, 0, 0, "198.51.100.7", 65535, "UDP", "100", "100", "friendly-scanner", 1, 2**40, "chan_sip.x",
+     None, "Wrong password", None, None),
+]
+
+
+def test_packing_keeps_every_field_and_each_text_once() -> None:
+    """What a worker sends: the same tuples come back; a text repeated in one buffer is sent once."""
+    from sipwatch.formats.wire import pack, unpack
+
+    packed = pack(PACKING)
+    assert unpack(packed) == PACKING
+    texts = packed[0]
+    assert texts[0] is None and len(texts) == len(set(texts))
+    assert texts.count("198.51.100.7") == 1 and texts.count("100") == 1
+
+
+def test_the_c_packer_packs_as_the_python_one_does() -> None:
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.formats.wire import pack
+
+    assert parallel._drain.pack(PACKING) == pack(PACKING)
+    assert parallel._drain.pack([]) == pack([]) == ([None], b"", [None])
+
+
+@pytest.mark.parametrize("bad", [
+    [(0.0,) * 3],  # not a wire tuple
+    [(*PACKING[0][:1], 300, *PACKING[0][2:])],  # a kind beyond any enum
+    [(*PACKING[0][:4], -5, *PACKING[0][5:])],  # a negative port
+    [(*PACKING[0][:6], b"100", *PACKING[0][7:])],  # a text that is not a str
+])
+def test_the_c_packer_refuses_what_is_no_wire_tuple(bad: list[Wire]) -> None:
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    with pytest.raises((TypeError, ValueError)):
+        parallel._drain.pack(bad)
+
+
+def test_the_c_merge_loop_builds_through_event_of_when_it_does_not_know_the_event_type() -> None:
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.event import Call, Event
+    from sipwatch.formats.wire import EVIDENCE, IPS, KINDS, SERVICES, event_of, ip
+
+    def merged(*known: object) -> list[Event]:
+        return list(parallel._drain.Drain(parallel._drain.pack(PACKING), 0, 7, 42.0, "x.log", IPS, ip, Tally(), {},
+                                          set(), 0, KINDS, SERVICES, event_of, *known))
+
+    assert merged() == merged(Event, Call, EVIDENCE) and len(merged()) == len(PACKING)
+
+
+def test_the_c_merge_loop_refuses_indexes_beyond_its_buffer() -> None:
+    """A record naming a text the buffer does not hold is an error, not a read out of bounds."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.event import Call, Event
+    from sipwatch.formats.wire import EVIDENCE, IPS, KINDS, SERVICES, event_of, ip, pack
+
+    texts, records, objects = pack(PACKING[:1])
+    merge = parallel._drain.Drain((texts[:2], records, objects), 0, 0, 0.0, "x.log", IPS, ip, Tally(), {}, set(),
+                                  0, KINDS, SERVICES, event_of, Event, Call, EVIDENCE)
+    with pytest.raises(ValueError, match="out of range"):
+        list(merge)
 
 
 def test_spans_cover_a_plain_file_and_end_on_line_breaks(tmp_path: Path) -> None:
@@ -257,12 +329,13 @@ def test_a_finished_merge_loop_lets_go_of_its_buffer() -> None:
     from sipwatch.event import Call, Event
     from sipwatch.formats.wire import EVIDENCE, IPS, KINDS, SERVICES, event_of, ip
 
-    wires = [(1714557600.0, 0, 0, "198.51.100.7", 5060, "UDP", "100", None, None, 0, 1, "f", None, "r", None, None)]
-    merge = parallel._drain.Drain(wires, 0, 0, 0.0, "x.log", IPS, ip, Tally(), {}, set(), 0, KINDS, SERVICES,
+    packed = parallel._drain.pack(
+        [(1714557600.0, 0, 0, "198.51.100.7", 5060, "UDP", "100", None, None, 0, 1, "f", None, "r", None, None)])
+    merge = parallel._drain.Drain(packed, 0, 0, 0.0, "x.log", IPS, ip, Tally(), {}, set(), 0, KINDS, SERVICES,
                                   event_of, Event, Call, EVIDENCE)
-    held = sys.getrefcount(wires)
+    held = [sys.getrefcount(part) for part in packed]
     assert len(list(merge)) == 1
-    assert sys.getrefcount(wires) == held - 1
+    assert [sys.getrefcount(part) for part in packed] == [n - 1 for n in held]
     assert list(merge) == []
 
 

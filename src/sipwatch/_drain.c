@@ -1,22 +1,43 @@
 /*
- * The parallel scan's merge loop in C (sipwatch/parallel.py, `drain`): for each wire tuple a parse worker
+ * The parallel scan's merge loop in C (sipwatch/parallel.py, `drain`): for each wire record a parse worker
  * sent, in file order, count it in the scan's tally (tally.py, `Tally.count`), skip it when the firewall
  * would have dropped it (pipeline.py, `Pipeline.is_blocked`), and otherwise build its Event
  * (formats/wire.py, `event_of`) for the pipeline. Most events of an attack come from addresses banned
  * already: they never reach Python code. The Python loop in parallel.py is the specification; the tests
  * compare both on whole scans.
+ *
+ * The records come packed (formats/wire.py, `pack`; `pack` here does the same in the workers): each text
+ * of a buffer once, each record a fixed-size struct of numbers and indexes into the texts. So no tuple and
+ * no string is built per event, and each address is looked up once per buffer.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 
+#include <stdint.h>
+
 #define MAX_KIND 256
 
 #include "_event_slots.h"
 
+/* One wire tuple, packed: formats/wire.py's RECORD ("=dqqBBBxxxxx10I"). */
+enum { T_IP, T_TRANSPORT, T_ACCOUNT, T_TARGET, T_UA, T_FORM, T_SESSION, T_REASON, N_TEXTS };
+static const int TEXT_FIELDS[N_TEXTS] = {3, 5, 6, 7, 8, 11, 12, 13};  /* their places in a wire tuple */
+typedef struct {
+    double time;
+    int64_t port;  /* -1: None */
+    int64_t line;
+    uint8_t kind, service, evidence, pad[5];
+    uint32_t text[N_TEXTS];  /* indexes into the texts (0: None) */
+    uint32_t extra, call;    /* indexes into the objects (0: None) */
+} Record;
+_Static_assert(sizeof(Record) == 72, "Record must match wire.RECORD");
+
 typedef struct {
     PyObject_HEAD
-    PyObject *wires;      /* list of wire tuples */
+    PyObject *texts, *records, *objects;  /* a Packed buffer (NULL when done) */
+    PyObject **addresses;  /* per text: its address once looked up (NULL: not yet) */
+    Py_ssize_t ntexts, nobjects, n;
     Py_ssize_t pos;
     long skip, base;      /* lines up to `skip` were swallowed by the previous buffer's last record */
     double last_time;
@@ -49,6 +70,13 @@ static Py_ssize_t max_distinct;  /* tally.MAX_DISTINCT */
 
 static int flush_kinds(Drain *d);
 
+static void forget_addresses(Drain *d) {
+    if (d->addresses == NULL) return;
+    for (Py_ssize_t i = 0; i < d->ntexts; i++) Py_XDECREF(d->addresses[i]);
+    PyMem_Free(d->addresses);
+    d->addresses = NULL;
+}
+
 static void drain_dealloc(Drain *d) {
     if (d->kinds_counter != NULL && d->kinds != NULL) {  /* a Drain left before its end keeps its counts */
         PyObject *type, *value, *tb;
@@ -56,28 +84,43 @@ static void drain_dealloc(Drain *d) {
         if (flush_kinds(d) < 0) PyErr_Clear();
         PyErr_Restore(type, value, tb);
     }
-    Py_XDECREF(d->wires); Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
+    Py_XDECREF(d->texts); Py_XDECREF(d->records); Py_XDECREF(d->objects); Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
     Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->banned);
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
     Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
     Py_XDECREF(d->empty); Py_XDECREF(d->take); Py_XDECREF(d->nets); Py_XDECREF(d->net_blocked);
+    forget_addresses(d);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 
-/* Drain(wires, skip, base, last_time, file, ips, ip, tally, banned, counted, strong, kinds, services,
+/* Drain(packed, skip, base, last_time, file, ips, ip, tally, banned, counted, strong, kinds, services,
  *       event_of[, event_type, call_type, evidences, take, nets, net_blocked]) */
 static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
-    PyObject *wires, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services, *event_of;
+    PyObject *packed, *texts, *records, *objects, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services, *event_of;
     PyObject *event_type = NULL, *call_type = NULL, *evidences = NULL, *take = Py_None, *nets = NULL, *net_blocked = NULL;
     long skip, base, strong;
     double last_time;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!O|O!O!O!OO!O", &PyList_Type, &wires, &skip, &base, &last_time, &file,
+    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!O|O!O!O!OO!O", &PyTuple_Type, &packed, &skip, &base, &last_time, &file,
                           &PyDict_Type, &ips, &ip_func, &tally, &PyDict_Type, &banned, &counted, &strong,
                           &PyList_Type, &kinds, &PyList_Type, &services, &event_of,
                           &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences, &take,
                           &PyDict_Type, &nets, &net_blocked))
         return -1;
+    if (!PyArg_ParseTuple(packed, "O!O!O!", &PyList_Type, &texts, &PyBytes_Type, &records, &PyList_Type, &objects))
+        return -1;
+    if (PyBytes_GET_SIZE(records) % sizeof(Record) != 0) {
+        PyErr_SetString(PyExc_ValueError, "packed records of the wrong size");
+        return -1;
+    }
+    if (d->texts != NULL) { PyErr_SetString(PyExc_TypeError, "a Drain is set up once"); return -1; }
+    d->ntexts = PyList_GET_SIZE(texts);
+    d->nobjects = PyList_GET_SIZE(objects);
+    d->n = PyBytes_GET_SIZE(records) / (Py_ssize_t)sizeof(Record);
+    if ((d->addresses = PyMem_Calloc(d->ntexts ? d->ntexts : 1, sizeof(PyObject *))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     if (nets != NULL && net_blocked != NULL) {
         d->nets = nets; Py_INCREF(nets);
         d->net_blocked = net_blocked; Py_INCREF(net_blocked);
@@ -88,8 +131,8 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
         d->event_type = (PyTypeObject *)event_type; Py_INCREF(event_type);
         d->call_type = (PyTypeObject *)call_type; Py_INCREF(call_type);
         d->evidences = evidences; Py_INCREF(evidences);
-        if ((d->empty = PyUnicode_FromString("")) == NULL) return -1;
     }
+    if ((d->empty = PyUnicode_FromString("")) == NULL) return -1;
     if (take != Py_None && d->event_type != NULL) { d->take = take; Py_INCREF(take); }
     memset(d->counted, 0, sizeof(d->counted));
     memset(d->kind_counts, 0, sizeof(d->kind_counts));
@@ -113,7 +156,9 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "a tally of the wrong shape");
         return -1;
     }
-    d->wires = wires; Py_INCREF(wires);
+    d->texts = texts; Py_INCREF(texts);
+    d->records = records; Py_INCREF(records);
+    d->objects = objects; Py_INCREF(objects);
     d->file = file; Py_INCREF(file);
     d->ips = ips; Py_INCREF(ips);
     d->ip_func = ip_func; Py_INCREF(ip_func);
@@ -127,10 +172,30 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, PyObject *w);
+static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, const Record *r);
+
+/* A record's text (borrowed; its indexes were checked by `check`). */
+static inline PyObject *text(Drain *d, const Record *r, int field) {
+    return PyList_GET_ITEM(d->texts, r->text[field]);
+}
+
+static inline PyObject *object(Drain *d, uint32_t at) { return PyList_GET_ITEM(d->objects, at); }
+
+/* A record's indexes are within its buffer's tables and enums. */
+static int check(Drain *d, const Record *r) {
+    for (int i = 0; i < N_TEXTS; i++)
+        if (r->text[i] >= d->ntexts) goto bad;
+    if (r->extra >= d->nobjects || r->call >= d->nobjects || r->kind >= PyList_GET_SIZE(d->kinds) || r->service >= PyList_GET_SIZE(d->services)
+        || (d->evidences != NULL && r->evidence >= PyList_GET_SIZE(d->evidences)))
+        goto bad;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "an index out of range in a packed record");
+    return -1;
+}
 
 /* Tally.count, step for step, but an offender counts each event at once (no queue to flush). */
-static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long kind) {
+static int count(Drain *d, PyObject *address, PyObject *when, const Record *r, long kind) {
     PyObject *kind_obj = PyList_GET_ITEM(d->kinds, kind);
     if (d->kind_counts[kind]++ == 0) d->kind_order[d->nkinds_seen++] = (unsigned char)kind;
     if (address == Py_None || !d->counted[kind]) return 0;
@@ -144,7 +209,7 @@ static int count(Drain *d, PyObject *address, PyObject *when, PyObject *w, long 
         if (offender == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "offender"); return -1; }
     }
     if (Py_TYPE(offender) != offender_type) { PyErr_SetString(PyExc_TypeError, "not a tally.Offender"); return -1; }
-    return add_to_offender(d, offender, when, kind_obj, w);
+    return add_to_offender(d, offender, when, kind_obj, r);
 }
 
 /* Add this buffer's counts by kind to tally.kinds (once, when the buffer is done). */
@@ -192,7 +257,7 @@ static int named(PyObject *names, PyObject *value) {
 
 /* Offender.flush for a queue of this one event, slot by slot (what is queued in Python, by a one-process scan
  * of another file, is flushed first: the order stays the events'). */
-static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, PyObject *w) {
+static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, const Record *r) {
     Py_ssize_t *o = offender_offsets;
     PyObject *queue = SLOT(offender, o[O_QUEUE]);
     if (queue == NULL || !PyList_Check(queue)) { PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
@@ -223,17 +288,10 @@ static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObjec
         PyErr_SetString(PyExc_TypeError, "an offender of the wrong shape");
         return -1;
     }
-    long service = PyLong_AsLong(PyTuple_GET_ITEM(w, 2));
-    if (service < 0 || service >= PyList_GET_SIZE(d->services)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "service index out of range");
+    if (increment(kinds, kind_obj) < 0 || PySet_Add(services, PyList_GET_ITEM(d->services, r->service)) < 0
+        || named(accounts, text(d, r, T_ACCOUNT)) < 0 || named(targets, text(d, r, T_TARGET)) < 0)
         return -1;
-    }
-    if (increment(kinds, kind_obj) < 0 || PySet_Add(services, PyList_GET_ITEM(d->services, service)) < 0
-        || named(accounts, PyTuple_GET_ITEM(w, 6)) < 0 || named(targets, PyTuple_GET_ITEM(w, 7)) < 0)
-        return -1;
-    long wstrong = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
-    if (wstrong == -1 && PyErr_Occurred()) return -1;
-    if (wstrong == d->strong) set_slot(offender, o[O_STRONG], Py_True);
+    if (r->evidence == d->strong) set_slot(offender, o[O_STRONG], Py_True);
     return 0;
 }
 
@@ -243,48 +301,76 @@ static void put(PyObject *obj, Py_ssize_t offset, PyObject *value) {
     *(PyObject **)((char *)obj + offset) = value;
 }
 
-/* event_of(w, file, address, base) with `when` as its time, slot by slot (see EVENT_FIELDS). */
-static PyObject *build_event(Drain *d, PyObject *w, PyObject *when, PyObject *address, long kind) {
-    long service = PyLong_AsLong(PyTuple_GET_ITEM(w, 2)), evidence = PyLong_AsLong(PyTuple_GET_ITEM(w, 9));
-    long line = PyLong_AsLong(PyTuple_GET_ITEM(w, 10));
-    if (PyErr_Occurred()) return NULL;
-    if (service < 0 || service >= PyList_GET_SIZE(d->services) || evidence < 0
-        || evidence >= PyList_GET_SIZE(d->evidences)) {
-        PyErr_SetString(PyExc_ValueError, "an index out of range in a wire tuple");
-        return NULL;
+/* A record's port: None or an int (new reference). */
+static PyObject *port_of(const Record *r) {
+    if (r->port < 0) Py_RETURN_NONE;
+    return PyLong_FromLongLong(r->port);
+}
+
+/* The wire tuple of a record (wire.py, `unpack`), for `event_of` when the Event's slots are not known here. */
+static PyObject *wire_of(Drain *d, const Record *r) {
+    PyObject *w = PyTuple_New(16);
+    if (w == NULL) return NULL;
+    PyObject *values[16] = {
+        PyFloat_FromDouble(r->time), PyLong_FromLong(r->kind), PyLong_FromLong(r->service), NULL, port_of(r),
+        NULL, NULL, NULL, NULL, PyLong_FromLong(r->evidence), PyLong_FromLongLong(r->line), NULL, NULL, NULL,
+        object(d, r->extra), object(d, r->call)};
+    Py_INCREF(values[14]);
+    Py_INCREF(values[15]);
+    for (int i = 0; i < N_TEXTS; i++) {
+        values[TEXT_FIELDS[i]] = text(d, r, i);
+        Py_INCREF(values[TEXT_FIELDS[i]]);
     }
-    PyObject *line_obj = PyLong_FromLong(line + d->base);
+    for (int i = 11; i <= 13; i += 2)  /* form and reason: "" for None (wire.py, `unpack`) */
+        if (values[i] == Py_None) { Py_DECREF(values[i]); values[i] = d->empty; Py_INCREF(d->empty); }
+    for (int i = 0; i < 16; i++) {
+        if (values[i] == NULL) {
+            for (int j = i; j < 16; j++) Py_XDECREF(values[j]);
+            Py_DECREF(w);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(w, i, values[i]);
+    }
+    return w;
+}
+
+/* event_of(w, file, address, base) with `when` as its time, slot by slot (see EVENT_FIELDS). */
+static PyObject *build_event(Drain *d, const Record *r, PyObject *when, PyObject *address, long kind) {
+    PyObject *line_obj = PyLong_FromLongLong(r->line + d->base);
     if (line_obj == NULL) return NULL;
-    PyObject *extra = PyTuple_GET_ITEM(w, 14);
+    PyObject *port = port_of(r);
+    if (port == NULL) { Py_DECREF(line_obj); return NULL; }
+    PyObject *extra = object(d, r->extra);
     if (extra == Py_None || (PyDict_Check(extra) && PyDict_GET_SIZE(extra) == 0)) extra = PyDict_New();
     else Py_INCREF(extra);
-    PyObject *call = PyTuple_GET_ITEM(w, 15), *call_obj = NULL;
+    PyObject *call = object(d, r->call), *call_obj = NULL;
     if (call != Py_None) {
         PyObject *args = PyTuple_Pack(1, call);
         call_obj = args ? PyTuple_Type.tp_new(d->call_type, args, NULL) : NULL;
         Py_XDECREF(args);
     }
-    PyObject *reason = PyTuple_GET_ITEM(w, 13);
-    if (reason == Py_None || PyObject_Not(reason)) reason = d->empty;
+    PyObject *reason = text(d, r, T_REASON), *form = text(d, r, T_FORM);
+    if (reason == Py_None || PyUnicode_GET_LENGTH(reason) == 0) reason = d->empty;
+    if (form == Py_None) form = d->empty;
     PyObject *event = extra == NULL || (call != Py_None && call_obj == NULL) ? NULL
                       : d->event_type->tp_alloc(d->event_type, 0);
     if (event != NULL) {
         Py_ssize_t *o = d->offsets;
         put(event, o[F_TIME], when);
         put(event, o[F_KIND], PyList_GET_ITEM(d->kinds, kind));
-        put(event, o[F_SERVICE], PyList_GET_ITEM(d->services, service));
+        put(event, o[F_SERVICE], PyList_GET_ITEM(d->services, r->service));
         put(event, o[F_IP], address);
-        put(event, o[F_PORT], PyTuple_GET_ITEM(w, 4));
-        put(event, o[F_TRANSPORT], PyTuple_GET_ITEM(w, 5));
-        put(event, o[F_ACCOUNT], PyTuple_GET_ITEM(w, 6));
-        put(event, o[F_TARGET], PyTuple_GET_ITEM(w, 7));
-        put(event, o[F_UA], PyTuple_GET_ITEM(w, 8));
-        put(event, o[F_EVIDENCE], PyList_GET_ITEM(d->evidences, evidence));
+        put(event, o[F_PORT], port);
+        put(event, o[F_TRANSPORT], text(d, r, T_TRANSPORT));
+        put(event, o[F_ACCOUNT], text(d, r, T_ACCOUNT));
+        put(event, o[F_TARGET], text(d, r, T_TARGET));
+        put(event, o[F_UA], text(d, r, T_UA));
+        put(event, o[F_EVIDENCE], PyList_GET_ITEM(d->evidences, r->evidence));
         put(event, o[F_FILE], d->file);
         put(event, o[F_LINE], line_obj);
         put(event, o[F_RAW], d->empty);
-        put(event, o[F_FORM], PyTuple_GET_ITEM(w, 11));
-        put(event, o[F_SESSION], PyTuple_GET_ITEM(w, 12));
+        put(event, o[F_FORM], form);
+        put(event, o[F_SESSION], text(d, r, T_SESSION));
         put(event, o[F_REASON], reason);
         put(event, o[F_EXTRA], extra);
         put(event, o[F_REPEAT], Py_False);
@@ -292,38 +378,44 @@ static PyObject *build_event(Drain *d, PyObject *w, PyObject *when, PyObject *ad
         put(event, o[F_CALL], call_obj);
     }
     Py_DECREF(line_obj);
+    Py_DECREF(port);
     Py_XDECREF(extra);
     Py_XDECREF(call_obj);
     return event;
 }
 
+/* The address of a record (new reference; None when it has none): ip(text), once per text of the buffer. */
+static PyObject *address_of(Drain *d, const Record *r) {
+    uint32_t at = r->text[T_IP];
+    if (at == 0) Py_RETURN_NONE;
+    PyObject *address = d->addresses[at];
+    if (address == NULL) {
+        PyObject *text = PyList_GET_ITEM(d->texts, at);
+        address = PyDict_GetItemWithError(d->ips, text);
+        if (address != NULL) Py_INCREF(address);
+        else if (PyErr_Occurred() || (address = PyObject_CallOneArg(d->ip_func, text)) == NULL) return NULL;
+        d->addresses[at] = address;
+    }
+    Py_INCREF(address);
+    return address;
+}
+
 static PyObject *drain_next(Drain *d) {
-    if (d->wires == NULL) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(d->wires);
-    while (d->pos < n) {
-        PyObject *w = PyList_GET_ITEM(d->wires, d->pos++);
-        if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) { PyErr_SetString(PyExc_TypeError, "not a wire tuple"); return NULL; }
-        long line = PyLong_AsLong(PyTuple_GET_ITEM(w, 10));
-        if (line == -1 && PyErr_Occurred()) return NULL;
-        if (line <= d->skip) { d->skipped++; continue; }  /* swallowed by a record of the previous chunk */
-        double t = PyFloat_AsDouble(PyTuple_GET_ITEM(w, 0));
-        if (t == -1.0 && PyErr_Occurred()) return NULL;
-        PyObject *when = t != 0.0 ? (Py_INCREF(PyTuple_GET_ITEM(w, 0)), PyTuple_GET_ITEM(w, 0)) : PyFloat_FromDouble(d->last_time);
+    if (d->records == NULL) return NULL;
+    const Record *records = (const Record *)PyBytes_AS_STRING(d->records);
+    while (d->pos < d->n) {
+        Record rec;
+        memcpy(&rec, &records[d->pos++], sizeof(Record));
+        const Record *r = &rec;
+        if (check(d, r) < 0) return NULL;
+        if (r->line <= d->skip) { d->skipped++; continue; }  /* swallowed by a record of the previous chunk */
+        double when_d = r->time != 0.0 ? r->time : d->last_time;
+        PyObject *when = PyFloat_FromDouble(when_d);
         if (when == NULL) return NULL;
-        double when_d = t != 0.0 ? t : d->last_time;
-        PyObject *text = PyTuple_GET_ITEM(w, 3), *address;
-        if (text == Py_None) { address = Py_None; Py_INCREF(address); }
-        else {
-            address = PyDict_GetItemWithError(d->ips, text);
-            if (address != NULL) Py_INCREF(address);
-            else if (PyErr_Occurred() || (address = PyObject_CallOneArg(d->ip_func, text)) == NULL) { Py_DECREF(when); return NULL; }
-        }
-        long kind = PyLong_AsLong(PyTuple_GET_ITEM(w, 1));
-        if (kind < 0 || kind >= MAX_KIND || kind >= PyList_GET_SIZE(d->kinds)) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "kind index out of range");
-            Py_DECREF(when); Py_DECREF(address); return NULL;
-        }
-        if (count(d, address, when, w, kind) < 0) { Py_DECREF(when); Py_DECREF(address); return NULL; }
+        PyObject *address = address_of(d, r);
+        if (address == NULL) { Py_DECREF(when); return NULL; }
+        long kind = r->kind;
+        if (count(d, address, when, r, kind) < 0) { Py_DECREF(when); Py_DECREF(address); return NULL; }
         if (address != Py_None) {
             PyObject *until = PyDict_GetItemWithError(d->banned, address);
             if (until == NULL && PyErr_Occurred()) { Py_DECREF(when); Py_DECREF(address); return NULL; }
@@ -333,21 +425,22 @@ static PyObject *drain_next(Drain *d) {
                 if (blocked) { Py_DECREF(when); Py_DECREF(address); continue; }
             }
             if (d->nets != NULL && PyDict_GET_SIZE(d->nets) > 0) {  /* an IPv6 network is banned */
-                PyObject *r = PyObject_CallFunctionObjArgs(d->net_blocked, address, when, NULL);
-                if (r == NULL) { Py_DECREF(when); Py_DECREF(address); return NULL; }
-                Py_DECREF(r);
-                if (r == Py_True) { Py_DECREF(when); Py_DECREF(address); continue; }
+                PyObject *res = PyObject_CallFunctionObjArgs(d->net_blocked, address, when, NULL);
+                if (res == NULL) { Py_DECREF(when); Py_DECREF(address); return NULL; }
+                Py_DECREF(res);
+                if (res == Py_True) { Py_DECREF(when); Py_DECREF(address); continue; }
             }
         }
         PyObject *event;
         if (d->event_type != NULL) {
-            event = build_event(d, w, when, address, kind);
+            event = build_event(d, r, when, address, kind);
             Py_DECREF(address);
             if (event == NULL) { Py_DECREF(when); return NULL; }
         } else {
-            PyObject *base = PyLong_FromLong(d->base);
-            event = base ? PyObject_CallFunctionObjArgs(d->event_of, w, d->file, address, base, NULL) : NULL;
+            PyObject *base = PyLong_FromLong(d->base), *w = wire_of(d, r);
+            event = base && w ? PyObject_CallFunctionObjArgs(d->event_of, w, d->file, address, base, NULL) : NULL;
             Py_XDECREF(base);
+            Py_XDECREF(w);
             Py_DECREF(address);
             if (event == NULL || PyObject_SetAttr(event, s_time, when) < 0) { Py_XDECREF(event); Py_DECREF(when); return NULL; }
         }
@@ -361,9 +454,84 @@ static PyObject *drain_next(Drain *d) {
         }
         return event;
     }
-    Py_CLEAR(d->wires);  /* done: the buffer's results go now, whoever still holds the Drain */
+    /* done: the buffer's results go now, whoever still holds the Drain */
+    forget_addresses(d);
+    Py_CLEAR(d->texts); Py_CLEAR(d->records); Py_CLEAR(d->objects);
     flush_kinds(d);
     return NULL;  /* StopIteration (or the error flush_kinds set) */
+}
+
+/* The index of a text in the buffer's texts, added on first sight (pack). */
+static int text_index(PyObject *index, PyObject *texts, PyObject *value, uint32_t *at) {
+    if (value == Py_None) { *at = 0; return 0; }
+    if (!PyUnicode_Check(value)) { PyErr_SetString(PyExc_TypeError, "a wire tuple's text is not a str"); return -1; }
+    PyObject *found = PyDict_GetItemWithError(index, value);
+    if (found != NULL) { *at = (uint32_t)PyLong_AsUnsignedLong(found); return 0; }
+    if (PyErr_Occurred()) return -1;
+    Py_ssize_t n = PyList_GET_SIZE(texts);
+    if (n >= UINT32_MAX) { PyErr_SetString(PyExc_OverflowError, "too many texts in a buffer"); return -1; }
+    PyObject *number = PyLong_FromSsize_t(n);
+    int rc = number == NULL || PyDict_SetItem(index, value, number) < 0 || PyList_Append(texts, value) < 0 ? -1 : 0;
+    Py_XDECREF(number);
+    *at = (uint32_t)n;
+    return rc;
+}
+
+/* The index of an extra or call in the objects (0: None or an empty extra). */
+static int object_index(PyObject *objects, PyObject *value, uint32_t *at) {
+    if (value == Py_None || (PyDict_Check(value) && PyDict_GET_SIZE(value) == 0)) { *at = 0; return 0; }
+    *at = (uint32_t)PyList_GET_SIZE(objects);
+    return PyList_Append(objects, value);
+}
+
+static int small(PyObject *value, long max, uint8_t *out) {
+    long v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0 || v > max) { PyErr_SetString(PyExc_ValueError, "an index out of range in a wire tuple"); return -1; }
+    *out = (uint8_t)v;
+    return 0;
+}
+
+/* pack(wires) -> (texts, records, objects): formats/wire.py's `pack`, in C (the parse workers' side). */
+static PyObject *pack(PyObject *self, PyObject *wires) {
+    (void)self;
+    if (!PyList_Check(wires)) { PyErr_SetString(PyExc_TypeError, "pack() takes a list of wire tuples"); return NULL; }
+    Py_ssize_t n = PyList_GET_SIZE(wires);
+    PyObject *index = PyDict_New(), *texts = PyList_New(1), *objects = PyList_New(1);
+    PyObject *records = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(Record));
+    if (index == NULL || texts == NULL || objects == NULL || records == NULL) goto fail;
+    Py_INCREF(Py_None); PyList_SET_ITEM(texts, 0, Py_None);
+    Py_INCREF(Py_None); PyList_SET_ITEM(objects, 0, Py_None);
+    Record *out = (Record *)PyBytes_AS_STRING(records);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyList_GET_ITEM(wires, i);
+        if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) { PyErr_SetString(PyExc_TypeError, "not a wire tuple"); goto fail; }
+        Record r;
+        memset(&r, 0, sizeof(r));
+        r.time = PyFloat_AsDouble(PyTuple_GET_ITEM(w, 0));
+        if (r.time == -1.0 && PyErr_Occurred()) goto fail;
+        PyObject *port = PyTuple_GET_ITEM(w, 4);
+        r.port = port == Py_None ? -1 : PyLong_AsLongLong(port);
+        r.line = PyLong_AsLongLong(PyTuple_GET_ITEM(w, 10));
+        if (PyErr_Occurred()) goto fail;
+        if (r.port < -1 || (port != Py_None && r.port < 0)) { PyErr_SetString(PyExc_ValueError, "a negative port"); goto fail; }
+        if (small(PyTuple_GET_ITEM(w, 1), MAX_KIND - 1, &r.kind) < 0 || small(PyTuple_GET_ITEM(w, 2), 255, &r.service) < 0
+            || small(PyTuple_GET_ITEM(w, 9), 255, &r.evidence) < 0)
+            goto fail;
+        for (int f = 0; f < N_TEXTS; f++)
+            if (text_index(index, texts, PyTuple_GET_ITEM(w, TEXT_FIELDS[f]), &r.text[f]) < 0) goto fail;
+        if (object_index(objects, PyTuple_GET_ITEM(w, 14), &r.extra) < 0
+            || object_index(objects, PyTuple_GET_ITEM(w, 15), &r.call) < 0)
+            goto fail;
+        memcpy(&out[i], &r, sizeof(r));
+    }
+    Py_DECREF(index);
+    PyObject *result = PyTuple_Pack(3, texts, records, objects);
+    Py_DECREF(texts); Py_DECREF(records); Py_DECREF(objects);
+    return result;
+fail:
+    Py_XDECREF(index); Py_XDECREF(texts); Py_XDECREF(objects); Py_XDECREF(records);
+    return NULL;
 }
 
 static PyObject *drain_get_last_time(Drain *d, void *unused) { (void)unused; return PyFloat_FromDouble(d->last_time); }
@@ -371,7 +539,7 @@ static PyObject *drain_get_skipped(Drain *d, void *unused) { (void)unused; retur
 
 static PyGetSetDef drain_getset[] = {
     {"last_time", (getter)drain_get_last_time, NULL, "the time of the last event returned", NULL},
-    {"skipped", (getter)drain_get_skipped, NULL, "wire tuples swallowed by the previous buffer", NULL},
+    {"skipped", (getter)drain_get_skipped, NULL, "records swallowed by the previous buffer", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -386,12 +554,17 @@ static PyTypeObject DrainType = {
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)drain_next,
     .tp_getset = drain_getset,
-    .tp_doc = "The events of one buffer's wire tuples that reach the pipeline (see the module's docs).",
+    .tp_doc = "The events of one packed buffer that reach the pipeline (see the module's docs).",
+};
+
+static PyMethodDef module_methods[] = {
+    {"pack", pack, METH_O, "pack(wires) -> (texts, records, objects): formats/wire.py's pack, in C."},
+    {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "_drain", "The parallel scan's merge loop in C (see sipwatch/parallel.py).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__drain(void) {

@@ -33,10 +33,13 @@ from sipwatch.formats.wire import (
     KIND_INDEX,
     KINDS,
     SERVICES,
+    Packed,
     Wire,
     event_of,
     ip,
+    pack,
     to_wire,
+    unpack,
 )
 from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource, read_span
@@ -120,7 +123,7 @@ def _classified(wires: list[Wire], settings: Settings) -> list[ClassifiedTuple]:
 
 
 def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
-    """Worker side: parse one buffer; return the events as tuples of plain values (marshalled: they load
+    """Worker side: parse one buffer; return the events packed (see `wire.Packed`) and marshalled (they load
     faster than they unpickle, in the main process that runs the detectors), and the numbers they
     dialled, classified. Line numbers count from `job.line_base`."""
     parser, prefilter = _parser(job.name, job.year, job.tz, job.calls)
@@ -133,7 +136,8 @@ def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
     wires = [item if item.__class__ is tuple else to_wire(item) for item in scanner.feed(data, limit)]  # type: ignore[arg-type]
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(wires, job.numbers) if job.numbers is not None else []
-    return marshal.dumps(wires), stats, scanner.spill_line, numbers
+    packed = _drain.pack(wires) if _drain is not None else pack(wires)
+    return marshal.dumps(packed), stats, scanner.spill_line, numbers
 
 
 def _jobs(source: FileSource, year: Year, tz: tuple[str, str], numbers: Settings | None, calls: bool) -> Iterator[Job]:
@@ -210,7 +214,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
         blob, part, spill, classified = future.result()
         del future
         submit()  # before this buffer's detectors run: the workers go on meanwhile
-        wire: list[Wire] = marshal.loads(blob)
+        packed: Packed = marshal.loads(blob)
         del blob  # (see below)
         base = line_base
         line_base += part.lines
@@ -222,20 +226,20 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
                 classifier.remember(Classified(*number))
         skip = skip_through - base  # in this buffer's numbering
         if drain_in_c:
-            merge = _drain.Drain(wire, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
+            merge = _drain.Drain(packed, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
                                  strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take,
                                  *(nets or ()))
             # The detectors run inside `merge` (the C core), so this frame is on the stack when they do: an
             # exception caught down there (phonenumbers raises some) can keep it in a traceback cycle
             # until the collector runs. Then it must not hold the buffer's results: the Drain lets go of
             # them when it is done.
-            del wire
+            del packed
             yield from merge
             last_time = merge.last_time
             stats.events -= merge.skipped
             del merge
         else:
-            yield from events(wire, skip, base)
+            yield from events(unpack(packed), skip, base)
         if spill:
             skip_through = max(skip_through, spill + base)
         if progress is not None:

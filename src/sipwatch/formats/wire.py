@@ -7,6 +7,8 @@ record scanner's results (`Item`) may hold both kinds, in file order.
 
 from __future__ import annotations
 
+import struct
+
 from sipwatch.event import Call, CallTuple, Event, Evidence, IPAddress, Kind, Service
 from sipwatch.netaddr import ip_of
 
@@ -15,6 +17,15 @@ from sipwatch.netaddr import ip_of
 Wire = tuple[float, int, int, str | None, int | None, str | None, str | None, str | None, str | None, int, int,
              str, str | None, str, dict[str, str] | None, CallTuple | None]
 Item = Event | Wire
+#: a buffer's wire tuples as a parse worker sends them (`pack`): each distinct text once (index 0 is None),
+#: each tuple a fixed-size record of its numbers and of indexes into the texts, and the few dicts and
+#: call tuples beside them (index 0: None). The main process builds no tuple and no string per event from
+#: it, and looks each address up once per buffer (`_drain.c` reads it in C; `unpack` is its specification).
+Packed = tuple[list[str | None], bytes, list[object]]
+#: time, port (-1: None), line, kind, service, evidence, then the indexes of ip, transport, account,
+#: target, user agent, form, session and reason in the texts, and of extra and call in the objects
+RECORD = struct.Struct("=dqqBBBxxxxx10I")
+_TEXT_FIELDS = (3, 5, 6, 7, 8, 11, 12, 13)
 
 KINDS = list(Kind)
 SERVICES = list(Service)
@@ -81,3 +92,42 @@ def event_of(w: Wire, file: str, address: IPAddress | None = None, line_base: in
 
 def item_event(item: Item, file: str) -> Event:
     return event_of(item, file) if isinstance(item, tuple) else item
+
+
+def pack(wires: list[Wire]) -> Packed:
+    """The wire tuples of one buffer as `Packed` (what `_drain.pack` does in C)."""
+    texts: list[str | None] = [None]
+    index: dict[str, int] = {}
+    objects: list[object] = [None]
+    records = bytearray()
+    for w in wires:
+        refs = []
+        for field in _TEXT_FIELDS:
+            text = w[field]
+            if text is None:
+                refs.append(0)
+                continue
+            at = index.get(text)  # type: ignore[arg-type]
+            if at is None:
+                at = index[text] = len(texts)  # type: ignore[index]
+                texts.append(text)  # type: ignore[arg-type]
+            refs.append(at)
+        for obj in (w[14] or None, w[15]):
+            refs.append(0 if obj is None else len(objects))
+            if obj is not None:
+                objects.append(obj)
+        port = w[4]
+        records += RECORD.pack(w[0], -1 if port is None else port, w[10], w[1], w[2], w[9], *refs)
+    return texts, bytes(records), objects
+
+
+def unpack(packed: Packed) -> list[Wire]:
+    """The wire tuples of `pack`'s result (an empty extra comes back as None, which reads the same)."""
+    texts, records, objects = packed
+    return [
+        (time, kind, service, texts[ip_at], None if port < 0 else port, texts[transport], texts[account],
+         texts[target], texts[ua], evidence, line, texts[form] or "", texts[session], texts[reason] or "",
+         objects[extra], objects[call])
+        for (time, port, line, kind, service, evidence, ip_at, transport, account, target, ua, form, session,
+             reason, extra, call) in RECORD.iter_unpack(records)
+    ]
