@@ -280,6 +280,42 @@ def test_a_shared_calling_code_is_placed_as_phonenumbers_places_it(code: int) ->
 
 
 @pytest.mark.parametrize(
+    ("dialled", "international"),
+    [
+        ("0097235551234", "+97235551234"),
+        ("9011972 3555-1234", "+97235551234"),  # outside line, NANP prefix, spaces and dashes
+        ("0000972355512345", "+972355512345"),  # `0` + `00` + a zero too many
+        ("+4420794600", "+4420794600"),
+        ("00123456", None),  # fewer than 7 digits after the prefix
+        ("0049x1234567", None),
+        ("030123456", None),  # national
+        ("00٤٤٢٠٧٩٤٦٠٠", "+٤٤٢٠٧٩٤٦٠٠"),  # Arabic-Indic digits: the step-by-step reading, as before
+    ],
+)
+def test_the_international_form_of_a_dialled_number(dialled: str, international: str | None) -> None:
+    assert NumberClassifier("DE").international_form(dialled) == international
+
+
+@pytest.mark.parametrize(("intl", "access"), [(("00", "011", "810", "+"), ("9", "0")), (("00",), ()),
+                                              (("+", "0011", "00"), ("9", "99", "")), ((), ("9",))])
+def test_the_international_form_in_one_regex_reads_as_the_steps_do(intl: tuple[str, ...], access: tuple[str, ...]
+                                                                  ) -> None:
+    """Made-up dialled strings, half of them behind outside-line codes and prefixes: the regex and the
+    step-by-step reading agree on every one."""
+    import random
+
+    rng = random.Random(5)
+    classifier = NumberClassifier("", intl, access)
+    for _ in range(20_000):
+        text = "".join(rng.choice("0123456789+ -#a" if rng.random() < 0.3 else "0123456789")
+                       for _ in range(rng.randint(0, 20)))
+        if rng.random() < 0.5:
+            text = rng.choice(["", *access]) + rng.choice([*intl, "0", ""]) + text
+        digits = text.strip().replace(" ", "").replace("-", "")
+        assert classifier._international_form(text) == classifier._international_form_of(digits), text
+
+
+@pytest.mark.parametrize(
     ("dialled", "described"),
     [
         pytest.param("0018765551234", ("+18765551234", "Jamaica"), id="risk-table"),

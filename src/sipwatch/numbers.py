@@ -103,6 +103,22 @@ MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs
 _UNSEEN = object()
 
 
+def _international_regex(access: tuple[str, ...], intl: tuple[str, ...]) -> re.Pattern[str] | None:
+    """`_international_form_of` as one regex, for ASCII text: no outside-line code first (lazy `??`), then
+    each in order, each international prefix in order, 7 characters or more after it, `+`s, then digits."""
+    if not intl:
+        return None
+    outside = f"(?:{'|'.join(map(re.escape, access))})??" if access else ""
+    return re.compile(rf"{outside}(?:{'|'.join(map(re.escape, intl))})(?=.{{7}})\+*([0-9]+)", re.ASCII | re.DOTALL)
+
+
+def _without_extra_zeros(digits: str) -> str:
+    """`+` and the digits after an international prefix, without the zeros of a prefix dialled twice
+    (`000972…` as `00` + `0972…`) while more than 8 digits remain."""
+    extra = min(len(digits) - len(digits.lstrip("0")), len(digits) - 8)
+    return "+" + digits[extra:] if extra > 0 else "+" + digits
+
+
 class NumberClassifier:
     def __init__(
         self,
@@ -119,6 +135,7 @@ class NumberClassifier:
         self.country = country.upper() or None
         self.intl = tuple(sorted(international_prefixes, key=len, reverse=True))
         self.access = tuple(sorted(access_codes, key=len, reverse=True))
+        self._intl_re = _international_regex(self.access, self.intl)
         self.internal_digits = internal_digits
         self.national = national_prefix or (_national_prefix(self.country) if self.country else "")
         self.high_risk = dict(RISK_TABLE)
@@ -234,6 +251,15 @@ class NumberClassifier:
         """`+<digits>` when the dialled string carries an international access prefix, directly or
         after one outside-line digit (`9011…`, `000…` = `0` + `00…`); None for national numbers."""
         digits = dialled.strip().replace(" ", "").replace("-", "")
+        if not digits.isascii():
+            return self._international_form_of(digits)
+        found = self._intl_re.fullmatch(digits) if self._intl_re is not None else None
+        return _without_extra_zeros(found[1]) if found is not None else None
+
+    def _international_form_of(self, digits: str) -> str | None:
+        """`_international_form` step by step (what its regex does in one call, on ASCII text): the digits
+        as dialled, then without each outside-line code they start with; each international prefix in
+        turn, longest first; at least 7 characters after it, all digits after any `+`."""
         candidates = [digits, *(digits[len(a):] for a in self.access if digits.startswith(a))]
         for candidate in candidates:
             for prefix in self.intl:
@@ -241,9 +267,7 @@ class NumberClassifier:
                     continue
                 rest = candidate[len(prefix):].lstrip("+")
                 if rest.isdigit():
-                    while rest.startswith("0") and len(rest) > 8:  # `000972…` dialled as `00` + `0972…`
-                        rest = rest[1:]
-                    return "+" + rest
+                    return _without_extra_zeros(rest)
         return None
 
     def outside(self, number: Classified) -> bool:
