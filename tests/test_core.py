@@ -15,7 +15,9 @@ from generated import gencdr, genlog
 from sipwatch import core, parallel
 from sipwatch.config import Config, from_dict
 from sipwatch.detectors import Decision
+from sipwatch.detectors import behaviour as behaviour_detector
 from sipwatch.detectors.base import DistinctWindows, Windows
+from sipwatch.detectors.behaviour import BehaviourDetector
 from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.event import Event, Kind, Service
 from sipwatch.formats.records import ScanStats
@@ -111,9 +113,11 @@ def _tiny(pipeline: Pipeline, limit: int) -> Pipeline:
 def _state(pipeline: Pipeline) -> list[object]:
     windows = [v for d in pipeline.detectors for v in getattr(d, "__dict__", {}).values()
                if isinstance(v, (Windows, DistinctWindows))]
+    learned = [(list(d._seen.items()), repr(d.book.profiles), repr(d._recent)) for d in pipeline.detectors
+               if isinstance(d, BehaviourDetector)]
     return [repr(pipeline.attempts._open), list(pipeline.nonces._sent), repr(pipeline.knowledge._owned),
             repr(pipeline.knowledge._last_auth), dict(pipeline.banned_until), repr(pipeline.calls.accounts),
-            repr(list(pipeline.calls._calls.values())),
+            repr(list(pipeline.calls._calls.values())), learned,
             *[{k: repr(v) for k, v in w._data.items()} for w in windows]]
 
 
@@ -123,7 +127,11 @@ def _decisions(decisions: list[Decision]) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("limit", [3, 50, 200_000])
 @pytest.mark.parametrize("name", ["default", "hair trigger"])
-def test_an_event_stream_leaves_the_same_decisions_and_state(name: str, limit: int, attack_log: Path) -> None:
+def test_an_event_stream_leaves_the_same_decisions_and_state(name: str, limit: int, attack_log: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every table at a tiny size too (the learned behaviour's memory of each call's records included: the
+    core asks it whether a record tells it anything new)."""
+    monkeypatch.setattr(behaviour_detector, "MAX_SEEN", min(limit, behaviour_detector.MAX_SEEN))
     events = _events(attack_log)[:25_000]
     python = _tiny(Pipeline(from_dict(CONFIGS[name])), limit)
     native = _tiny(Pipeline(from_dict(CONFIGS[name])), limit)
@@ -140,6 +148,7 @@ def test_an_event_stream_leaves_the_same_decisions_and_state(name: str, limit: i
     assert _decisions(by_core) == _decisions(by_python)
     assert _state(native) == _state(python)
     assert len(by_python) > 10
+    assert name != "default" or any(d._seen for d in python.detectors if isinstance(d, BehaviourDetector))
 
 
 def test_it_counts_only_the_detectors_it_knows_and_stands_aside_for_several_sources() -> None:
@@ -156,7 +165,8 @@ def test_it_counts_only_the_detectors_it_knows_and_stands_aside_for_several_sour
     fast = dict(zip(core.KINDS, core.fast_kinds(pipeline), strict=True))
     assert fast[Kind.ACL_DENIED] == (careful.observe,)  # a detector it does not count: its own observe
     assert [spec[0] for spec in fast[Kind.UNKNOWN_ACCOUNT]] == [1, 2, core.PYTHON_V6]  # type: ignore[index]
-    assert all(callable(spec) for spec in fast[Kind.CALL_START])
+    learned = [spec for spec in fast[Kind.CALL_START] if not callable(spec)]  # the behaviour: asked first
+    assert [spec[0] for spec in learned] == [core.BEHAVIOUR]
     assert [spec if callable(spec) else spec[0] for spec in fast[Kind.REJECTED_CALL]][-1] == core.PYTHON_V6
 
 

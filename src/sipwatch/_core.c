@@ -5,7 +5,8 @@
  * as what (`Knowledge.observe`), and add the event to each detector's sliding window, on the very Python
  * dicts and deques that the Python code keeps. Only when a window fills does Python run: the detector's own
  * `decide` and the pipeline's `settle` (policy, bans), and the decisions go to `sink`. Rare branches (a table
- * at its size limit) are left to the Python method itself. The Python code is the specification; the tests
+ * at its size limit) are left to the Python method itself. The learned behaviour (BEHAVIOUR) is called only
+ * for the records of a call that tell it something new (`tells_nothing_new`: the first lines of its `_call`). The Python code is the specification; the tests
  * compare whole scans with and without this file.
  */
 #define PY_SSIZE_T_CLEAN
@@ -20,7 +21,7 @@
 /* The detectors counted here; core.py's FAST_DETECTORS gives their codes. Any other detector is called as it
  * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only). */
 enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5,
-       PYTHON_V6 = 6 };
+       PYTHON_V6 = 6, BEHAVIOUR = 7 };
 
 typedef struct {
     int code;
@@ -30,6 +31,8 @@ typedef struct {
     PyObject *evict;    /* its windows' `_evict` */
     double window;
     Py_ssize_t keep, max_keys, threshold;
+    PyObject *seen, *exclude, *book;  /* BEHAVIOUR: its _seen, its exclude, the call book */
+    long source, destination;        /* BEHAVIOUR: its SOURCE and DESTINATION flags */
 } Det;
 
 typedef struct {
@@ -57,6 +60,7 @@ typedef struct {
 } Core;
 
 static PyObject *s_append, *s_popleft, *s_challenge, *s_observe, *empty_tuple, *one;
+static PyObject *s_current, *s_account, *s_keys, *s_classified, *s_ip, *s_end, *s_internal;
 
 static void core_dealloc(Core *c) {
     Py_XDECREF(c->keep_alive);
@@ -74,6 +78,18 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
         det->code = PYTHON;
         det->decide = spec;
         return keep(c, spec);
+    }
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 6) {  /* (BEHAVIOUR, observe, _seen, exclude, book, flags) */
+        memset(det, 0, sizeof(*det));
+        if (!PyArg_ParseTuple(spec, "iOO!O!O(ll)", &det->code, &decide, &PyDict_Type, &det->seen, &PyFrozenSet_Type,
+                              &det->exclude, &det->book, &det->source, &det->destination))
+            return -1;
+        if (det->code != BEHAVIOUR || !PyCallable_Check(decide)) {
+            PyErr_SetString(PyExc_ValueError, "unknown detector");
+            return -1;
+        }
+        det->decide = decide;
+        return keep(c, decide) || keep(c, det->seen) || keep(c, det->exclude) || keep(c, det->book) ? -1 : 0;
     }
     if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 3) {
         memset(det, 0, sizeof(*det));
@@ -351,13 +367,69 @@ error:
 
 /* One detector's observe() on `event`, counting here: *found is set to decide()'s decisions when a window
  * fills, else left NULL. */
+/* The first lines of BehaviourDetector._call (detectors/behaviour.py), on the book's current call: 1 when this
+ * record tells the detector nothing new about its call (its observe would return [] at once), 0 when it must
+ * see it, -1 on error. */
+static int tells_nothing_new(Det *det) {
+    PyObject *current = PyObject_GetAttr(det->book, s_current);
+    if (current == NULL) return -1;
+    PyObject *account = NULL, *keys = NULL, *number = NULL, *ip = NULL, *end = NULL;
+    int result = 1;
+    if (current == Py_None) goto done;
+    result = 0;  /* an unexpected shape: the detector's own code decides */
+    if (!PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1) goto done;
+    PyObject *state = PyTuple_GET_ITEM(current, 0);
+    if ((account = PyObject_GetAttr(state, s_account)) == NULL) goto error;
+    result = 1;
+    if (account == Py_None) goto done;
+    int excluded = PySet_GET_SIZE(det->exclude) > 0 ? PySet_Contains(det->exclude, account) : 0;
+    if (excluded != 0) { if (excluded < 0) goto error; goto done; }
+    if ((keys = PyObject_GetAttr(state, s_keys)) == NULL) goto error;
+    result = 0;
+    if (!PyList_Check(keys)) goto done;
+    result = 1;
+    if (PyList_GET_SIZE(keys) == 0) goto done;
+    PyObject *seen = PyDict_GetItemWithError(det->seen, PyList_GET_ITEM(keys, 0));
+    long flags = 0;
+    if (seen == NULL && PyErr_Occurred()) goto error;
+    if (seen != NULL) {
+        result = 0;
+        if (!PyTuple_Check(seen) || PyTuple_GET_SIZE(seen) < 1) goto done;
+        flags = PyLong_AsLong(PyTuple_GET_ITEM(seen, 0));
+        if (flags == -1 && PyErr_Occurred()) goto error;
+    }
+    if ((number = PyObject_GetAttr(state, s_classified)) == NULL || (ip = PyObject_GetAttr(state, s_ip)) == NULL
+        || (end = PyObject_GetAttr(state, s_end)) == NULL)
+        goto error;
+    int outside = 0;
+    if (number != Py_None) {
+        PyObject *internal = PyObject_GetAttr(number, s_internal);
+        int yes = internal == NULL ? -1 : PyObject_IsTrue(internal);
+        Py_XDECREF(internal);
+        if (yes < 0) goto error;
+        outside = !yes;
+    }
+    result = (ip == Py_None || (flags & det->source)) && (number == Py_None || (flags & det->destination))
+             && (!outside || end == Py_None);
+done:
+    Py_DECREF(current); Py_XDECREF(account); Py_XDECREF(keys); Py_XDECREF(number); Py_XDECREF(ip); Py_XDECREF(end);
+    return result;
+error:
+    result = -1;
+    goto done;
+}
+
 static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double t, PyObject **found) {
     PyObject *account = SLOT(event, c->off[F_ACCOUNT]);
     int repeat = SLOT(event, c->off[F_REPEAT]) == Py_True;
     PyObject *q = NULL, *entry = NULL;
     int rc = 0;
-    if (det->code == PYTHON || det->code == PYTHON_V6) {  /* a detector the core does not count: its own observe */
+    if (det->code == PYTHON || det->code == PYTHON_V6 || det->code == BEHAVIOUR) {  /* its own observe */
         if (det->code == PYTHON_V6 && !PyObject_TypeCheck(ip, det->v6)) return 0;
+        if (det->code == BEHAVIOUR && c->call_kind[k]) {  /* most records of a call tell it nothing new */
+            int quiet = tells_nothing_new(det);
+            if (quiet != 0) return quiet < 0 ? -1 : 0;
+        }
         *found = PyObject_CallOneArg(det->decide, event);
         return *found == NULL ? -1 : 0;
     }
@@ -507,7 +579,16 @@ PyMODINIT_FUNC PyInit__core(void) {
     s_observe = PyUnicode_InternFromString("observe");
     empty_tuple = PyTuple_New(0);
     one = PyLong_FromLong(1);
-    if (!s_append || !s_popleft || !s_challenge || !s_observe || !empty_tuple || !one || PyType_Ready(&CoreType) < 0) return NULL;
+    s_current = PyUnicode_InternFromString("current");
+    s_account = PyUnicode_InternFromString("account");
+    s_keys = PyUnicode_InternFromString("keys");
+    s_classified = PyUnicode_InternFromString("classified");
+    s_ip = PyUnicode_InternFromString("ip");
+    s_end = PyUnicode_InternFromString("end");
+    s_internal = PyUnicode_InternFromString("internal");
+    if (!s_append || !s_popleft || !s_challenge || !s_observe || !empty_tuple || !one || !s_current || !s_account
+        || !s_keys || !s_classified || !s_ip || !s_end || !s_internal || PyType_Ready(&CoreType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);

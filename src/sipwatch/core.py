@@ -25,8 +25,9 @@ from collections import deque
 from collections.abc import Callable
 
 from sipwatch import calls
-from sipwatch.detectors import Decision
+from sipwatch.detectors import Decision, behaviour
 from sipwatch.detectors.base import DistinctWindows, Windows
+from sipwatch.detectors.behaviour import BehaviourDetector
 from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.detectors.distributed import DistributedDetector
 from sipwatch.detectors.enumeration import EnumerationDetector
@@ -68,13 +69,21 @@ def available() -> bool:
 #: core for those alone (the other 88% of an attack's events need no Python call)
 V6Spec = tuple[int, Callable[[Event], list[Decision]], type]
 PYTHON_V6 = 6
+#: (BEHAVIOUR, observe, _seen, exclude, the call book, (SOURCE, DESTINATION)): the learned behaviour, called for
+#: the records of a call that tell it something new (two in three of a `full` log's call records tell nothing)
+BehaviourSpec = tuple[int, Callable[[Event], list[Decision]], dict[str, tuple[int, float]], frozenset[str],
+                      calls.CallBook, tuple[int, int]]
+BEHAVIOUR = 7
 
 
-def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | None:
+def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | BehaviourSpec | None:
     found = FAST_DETECTORS.get(type(detector))
     if found is None:
         if getattr(detector, "ipv6_only", False):
             return (PYTHON_V6, detector.observe, ipaddress.IPv6Address)  # type: ignore[attr-defined]
+        if type(detector) is BehaviourDetector and detector.calls is pipeline.calls:
+            return (BEHAVIOUR, detector.observe, detector._seen, detector.exclude, pipeline.calls,
+                    (behaviour.SOURCE, behaviour.DESTINATION))
         return None
     code, attribute, threshold = found
     windows = getattr(detector, attribute)
@@ -86,7 +95,10 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | None:
             windows.max_keys, windows._evict, int(getattr(detector.settings, threshold)))  # type: ignore[attr-defined]
 
 
-def fast_kinds(pipeline: Pipeline) -> list[tuple[DetectorSpec | V6Spec | Callable[[Event], list[Decision]], ...]]:
+AnySpec = DetectorSpec | V6Spec | BehaviourSpec | Callable[[Event], list[Decision]]
+
+
+def fast_kinds(pipeline: Pipeline) -> list[tuple[AnySpec, ...]]:
     """Per kind (in `KINDS` order), its detectors in order: the spec of one the core counts, else the
     detector's own `observe`."""
     return [tuple(_spec(d, pipeline) or d.observe for d in pipeline.by_kind[kind]) for kind in KINDS]
