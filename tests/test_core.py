@@ -16,6 +16,7 @@ from sipwatch import core, parallel
 from sipwatch.config import Config, from_dict
 from sipwatch.detectors import Decision
 from sipwatch.detectors import behaviour as behaviour_detector
+from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.behaviour import BehaviourDetector
 from sipwatch.detectors.brute_force import BruteForceDetector
@@ -115,6 +116,8 @@ def _state(pipeline: Pipeline) -> list[object]:
                if isinstance(v, (Windows, DistinctWindows))]
     learned = [(list(d._seen.items()), repr(d.book.profiles), repr(d._recent)) for d in pipeline.detectors
                if isinstance(d, BehaviourDetector)]
+    learned += [repr([(name, list(a.calls.values()), a.spent, a.fired) for name, a in d.accounts.items()])
+                for d in pipeline.detectors if isinstance(d, AccountRulesDetector)]  # (calls by id(): not those)
     return [repr(pipeline.attempts._open), list(pipeline.nonces._sent), repr(pipeline.knowledge._owned),
             repr(pipeline.knowledge._last_auth), dict(pipeline.banned_until), repr(pipeline.calls.accounts),
             repr(list(pipeline.calls._calls.values())), learned,
@@ -165,8 +168,8 @@ def test_it_counts_only_the_detectors_it_knows_and_stands_aside_for_several_sour
     fast = dict(zip(core.KINDS, core.fast_kinds(pipeline), strict=True))
     assert fast[Kind.ACL_DENIED] == (careful.observe,)  # a detector it does not count: its own observe
     assert [spec[0] for spec in fast[Kind.UNKNOWN_ACCOUNT]] == [1, 2, core.PYTHON_V6]  # type: ignore[index]
-    learned = [spec for spec in fast[Kind.CALL_START] if not callable(spec)]  # the behaviour: asked first
-    assert [spec[0] for spec in learned] == [core.BEHAVIOUR]
+    asked = {spec[0] for spec in fast[Kind.CALL_START] if not callable(spec)}  # asked whether it concerns them
+    assert asked == {core.BEHAVIOUR, core.ACCOUNT_RULES}
     assert [spec if callable(spec) else spec[0] for spec in fast[Kind.REJECTED_CALL]][-1] == core.PYTHON_V6
 
 

@@ -6,7 +6,8 @@
  * dicts and deques that the Python code keeps. Only when a window fills does Python run: the detector's own
  * `decide` and the pipeline's `settle` (policy, bans), and the decisions go to `sink`. Rare branches (a table
  * at its size limit) are left to the Python method itself. The learned behaviour (BEHAVIOUR) is called only
- * for the records of a call that tell it something new (`tells_nothing_new`: the first lines of its `_call`). The Python code is the specification; the tests
+ * for the records of a call that tell it something new (`tells_nothing_new`: the first lines of its `_call`),
+ * the account rules (ACCOUNT_RULES) only for outside calls of the accounts they watch (`not_watched`). The Python code is the specification; the tests
  * compare whole scans with and without this file.
  */
 #define PY_SSIZE_T_CLEAN
@@ -21,7 +22,7 @@
 /* The detectors counted here; core.py's FAST_DETECTORS gives their codes. Any other detector is called as it
  * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only). */
 enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5,
-       PYTHON_V6 = 6, BEHAVIOUR = 7 };
+       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8 };
 
 typedef struct {
     int code;
@@ -31,7 +32,7 @@ typedef struct {
     PyObject *evict;    /* its windows' `_evict` */
     double window;
     Py_ssize_t keep, max_keys, threshold;
-    PyObject *seen, *exclude, *book;  /* BEHAVIOUR: its _seen, its exclude, the call book */
+    PyObject *seen, *exclude, *book;  /* BEHAVIOUR: its _seen, its exclude, the call book (ACCOUNT_RULES: no _seen) */
     long source, destination;        /* BEHAVIOUR: its SOURCE and DESTINATION flags */
 } Det;
 
@@ -90,6 +91,17 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
         }
         det->decide = decide;
         return keep(c, decide) || keep(c, det->seen) || keep(c, det->exclude) || keep(c, det->book) ? -1 : 0;
+    }
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4) {  /* (ACCOUNT_RULES, observe, exclude, book) */
+        memset(det, 0, sizeof(*det));
+        if (!PyArg_ParseTuple(spec, "iOO!O", &det->code, &decide, &PyFrozenSet_Type, &det->exclude, &det->book))
+            return -1;
+        if (det->code != ACCOUNT_RULES || !PyCallable_Check(decide)) {
+            PyErr_SetString(PyExc_ValueError, "unknown detector");
+            return -1;
+        }
+        det->decide = decide;
+        return keep(c, decide) || keep(c, det->exclude) || keep(c, det->book) ? -1 : 0;
     }
     if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 3) {
         memset(det, 0, sizeof(*det));
@@ -419,13 +431,46 @@ error:
     goto done;
 }
 
+/* The first lines of AccountRulesDetector.observe (detectors/account_rules.py): 1 when the book's current call is
+ * no outside call of an account it watches (its observe would return [] at once), 0 when it must see it, -1 on
+ * error. */
+static int not_watched(Det *det) {
+    PyObject *current = PyObject_GetAttr(det->book, s_current);
+    if (current == NULL) return -1;
+    PyObject *account = NULL, *number = NULL, *internal = NULL;
+    int result = 1;
+    if (current == Py_None) goto done;
+    result = 0;  /* an unexpected shape: the detector's own code decides */
+    if (!PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1) goto done;
+    PyObject *state = PyTuple_GET_ITEM(current, 0);
+    if ((account = PyObject_GetAttr(state, s_account)) == NULL || (number = PyObject_GetAttr(state, s_classified)) == NULL)
+        goto error;
+    result = 1;
+    if (account == Py_None) goto done;
+    int excluded = PySet_GET_SIZE(det->exclude) > 0 ? PySet_Contains(det->exclude, account) : 0;
+    if (excluded != 0) { if (excluded < 0) goto error; goto done; }
+    if (number == Py_None) goto done;
+    if ((internal = PyObject_GetAttr(number, s_internal)) == NULL || (result = PyObject_IsTrue(internal)) < 0) goto error;
+done:
+    Py_DECREF(current); Py_XDECREF(account); Py_XDECREF(number); Py_XDECREF(internal);
+    return result;
+error:
+    result = -1;
+    goto done;
+}
+
 static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double t, PyObject **found) {
     PyObject *account = SLOT(event, c->off[F_ACCOUNT]);
     int repeat = SLOT(event, c->off[F_REPEAT]) == Py_True;
     PyObject *q = NULL, *entry = NULL;
     int rc = 0;
-    if (det->code == PYTHON || det->code == PYTHON_V6 || det->code == BEHAVIOUR) {  /* its own observe */
+    if (det->code == PYTHON || det->code == PYTHON_V6 || det->code == BEHAVIOUR || det->code == ACCOUNT_RULES) {
+        /* a detector the core does not count: its own observe (when the record can concern it) */
         if (det->code == PYTHON_V6 && !PyObject_TypeCheck(ip, det->v6)) return 0;
+        if (det->code == ACCOUNT_RULES) {  /* an internal call's records: nothing for the rules */
+            int quiet = not_watched(det);
+            if (quiet != 0) return quiet < 0 ? -1 : 0;
+        }
         if (det->code == BEHAVIOUR && c->call_kind[k]) {  /* most records of a call tell it nothing new */
             int quiet = tells_nothing_new(det);
             if (quiet != 0) return quiet < 0 ? -1 : 0;
@@ -572,23 +617,18 @@ static struct PyModuleDef moduledef = {
     NULL, NULL, NULL, NULL, NULL,
 };
 
+/* The attribute names the core reads, interned once. */
+static PyObject **const NAMES[] = {&s_append, &s_popleft, &s_challenge, &s_observe, &s_current, &s_account, &s_keys,
+                                   &s_classified, &s_ip, &s_end, &s_internal};
+static const char *const NAME_TEXTS[] = {"append", "popleft", "Challenge", "observe", "current", "account", "keys",
+                                         "classified", "ip", "end", "internal"};
+
 PyMODINIT_FUNC PyInit__core(void) {
-    s_append = PyUnicode_InternFromString("append");
-    s_popleft = PyUnicode_InternFromString("popleft");
-    s_challenge = PyUnicode_InternFromString("Challenge");
-    s_observe = PyUnicode_InternFromString("observe");
+    for (size_t i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]); i++)
+        if ((*NAMES[i] = PyUnicode_InternFromString(NAME_TEXTS[i])) == NULL) return NULL;
     empty_tuple = PyTuple_New(0);
     one = PyLong_FromLong(1);
-    s_current = PyUnicode_InternFromString("current");
-    s_account = PyUnicode_InternFromString("account");
-    s_keys = PyUnicode_InternFromString("keys");
-    s_classified = PyUnicode_InternFromString("classified");
-    s_ip = PyUnicode_InternFromString("ip");
-    s_end = PyUnicode_InternFromString("end");
-    s_internal = PyUnicode_InternFromString("internal");
-    if (!s_append || !s_popleft || !s_challenge || !s_observe || !empty_tuple || !one || !s_current || !s_account
-        || !s_keys || !s_classified || !s_ip || !s_end || !s_internal || PyType_Ready(&CoreType) < 0)
-        return NULL;
+    if (!empty_tuple || !one || PyType_Ready(&CoreType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from sipwatch import calls
 from sipwatch.detectors import Decision, behaviour
+from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.behaviour import BehaviourDetector
 from sipwatch.detectors.brute_force import BruteForceDetector
@@ -74,9 +75,12 @@ PYTHON_V6 = 6
 BehaviourSpec = tuple[int, Callable[[Event], list[Decision]], dict[str, tuple[int, float]], frozenset[str],
                       calls.CallBook, tuple[int, int]]
 BEHAVIOUR = 7
+#: (ACCOUNT_RULES, observe, exclude, the call book): the account rules, called for outside calls only
+RulesSpec = tuple[int, Callable[[Event], list[Decision]], frozenset[str], calls.CallBook]
+ACCOUNT_RULES = 8
 
 
-def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | BehaviourSpec | None:
+def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | None:
     found = FAST_DETECTORS.get(type(detector))
     if found is None:
         if getattr(detector, "ipv6_only", False):
@@ -84,6 +88,8 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | Behav
         if type(detector) is BehaviourDetector and detector.calls is pipeline.calls:
             return (BEHAVIOUR, detector.observe, detector._seen, detector.exclude, pipeline.calls,
                     (behaviour.SOURCE, behaviour.DESTINATION))
+        if type(detector) is AccountRulesDetector and detector.book is pipeline.calls:
+            return (ACCOUNT_RULES, detector.observe, detector.exclude, pipeline.calls)
         return None
     code, attribute, threshold = found
     windows = getattr(detector, attribute)
@@ -95,7 +101,7 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | Behav
             windows.max_keys, windows._evict, int(getattr(detector.settings, threshold)))  # type: ignore[attr-defined]
 
 
-AnySpec = DetectorSpec | V6Spec | BehaviourSpec | Callable[[Event], list[Decision]]
+AnySpec = DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | Callable[[Event], list[Decision]]
 
 
 def fast_kinds(pipeline: Pipeline) -> list[tuple[AnySpec, ...]]:
