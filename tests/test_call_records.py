@@ -253,6 +253,14 @@ def test_call_lines_of_other_shapes_are_not_reported_as_unknown_security_lines(
     assert (result.events, result.stats.unmatched) == ([], 0)
 
 
+def test_a_contact_qualified_is_not_even_a_candidate(read_log: Callable[..., ReadResult]) -> None:
+    """PJSIP's DEBUG `Qualifying contact` lines (one per contact a minute) carry no registration's fixed tail:
+    the prefilter passes them over."""
+    lines = [V22 + "res_pjsip/pjsip_options.c: Qualifying contact 'sip:6025@192.0.2.34:5060;ob' on AOR '6025'"]
+    result = read_log(lines)
+    assert (result.events, result.stats.candidates, result.stats.unmatched) == ([], 0, 0)
+
+
 def test_scan_takes_a_master_csv_like_a_log(scan_log: Callable[..., object]) -> None:
     """`sipwatch scan Master.csv`: detected per line, through the same reading path as logs."""
     from sipwatch.scan import ScanResult

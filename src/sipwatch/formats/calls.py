@@ -338,14 +338,15 @@ FORMS: tuple[Form, ...] = (
         r"(?:== )?Auto fallthrough, channel '(?P<channel>[^'\n]+)' status is '(?P<reason>\w+)'",
         kind=K.CALL_END,
     ),
-    Form(  # res_pjsip_registrar.c: the contact URI is the phone's own text; the AOR is configuration
-        "pjsip.contact_added", "asterisk", Service.PJSIP, "' to AOR '",
+    Form(  # res_pjsip_registrar.c: the contact URI is the phone's own text; the AOR is configuration. The marker is
+        # the fixed tail (DEBUG `Qualifying contact '…' on AOR '…'` lines, thousands an hour, have none)
+        "pjsip.contact_added", "asterisk", Service.PJSIP, "expiration of ",
         r"(?:-- )?(?P<reason>Added) contact '(?P<contact>[^\n]*)' to AOR '(?P<account>[^'\n]*)' "
         r"with (?:path '[^'\n]*' and )?expiration of \d+ seconds",
         kind=K.REGISTRATION,
     ),
     Form(
-        "pjsip.contact_updated", "asterisk", Service.PJSIP, ("' on AOR '", "' to AOR '"),
+        "pjsip.contact_updated", "asterisk", Service.PJSIP, "expiration of ",
         r"(?:-- )?(?P<reason>Updated|Refreshed) contact '(?P<contact>[^\n]*)' (?:to|on) AOR '(?P<account>[^'\n]*)' "
         r"with new expiration of \d+ seconds",
         kind=K.REGISTRATION,
