@@ -1,5 +1,7 @@
 """The optional C parts: the record scanner's fast lane (src/sipwatch/formats/_fastlane.c; see
-formats/native.py) and the parallel scan's merge loop (src/sipwatch/_drain.c; see parallel.py).
+formats/native.py), the parallel scan's merge loop (src/sipwatch/_drain.c; see parallel.py), the call
+book and the detectors' counting (_calls.c, _core.c; see core.py), and address hashes (_addr.c; see
+netaddr.py).
 
 It needs a C compiler, the Python headers and PCRE2 (Debian: gcc python3-dev libpcre2-dev). Without
 them the build goes on without it, and sipwatch reads every record in Python: the same events, slower.
@@ -44,6 +46,12 @@ setup(
             "sipwatch._calls",
             sources=["src/sipwatch/_calls.c"],
             depends=["src/sipwatch/_event_slots.h"],
+            extra_compile_args=["-O2", *WARNINGS],
+            optional=True,
+        ),
+        Extension(  # address hashes read in C (see sipwatch/netaddr.py)
+            "sipwatch._addr",
+            sources=["src/sipwatch/_addr.c"],
             extra_compile_args=["-O2", *WARNINGS],
             optional=True,
         ),

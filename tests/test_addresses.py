@@ -158,3 +158,34 @@ def test_an_address_is_the_same_dict_key_as_the_standard_class(text: str) -> Non
     assert {standard: "found"}[ip] == "found" and {ip: "found"}[standard] == "found"
     assert hash(copy.copy(ip)) == hash(pickle.loads(pickle.dumps(ip))) == hash(ip)
 
+
+
+def test_the_hash_read_in_c_refuses_a_class_without_its_slot() -> None:
+    """Only a class that keeps its hash in a `_hash` slot can have it read in C."""
+    from sipwatch import netaddr
+
+    if netaddr._addr is None:
+        pytest.skip("the C address hash is not built (needs gcc and python3-dev at install time)")
+
+    class Plain:
+        pass
+
+    class Slotted:
+        __slots__ = ("_text",)
+
+    for cls in (Plain, Slotted, int):
+        with pytest.raises(TypeError):
+            netaddr._addr.read_hash_in_c(cls)
+
+
+def test_addresses_hash_alike_with_every_c_part_off() -> None:
+    """SIPWATCH_NATIVE=0: the Python hash, the same values."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import ipaddress; from sipwatch.netaddr import ip_of; "
+            "print(all(hash(ip_of(t)) == hash(ipaddress.ip_address(t)) for t in ('198.51.100.7', '2001:db8::7')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "SIPWATCH_NATIVE": "0"})
+    assert done.stdout.strip() == "True"

@@ -8,6 +8,7 @@ group is a port (Asterisk PJSIP `'%s:%d'`, Kamailio `$si:$sp`) or part of the ad
 from __future__ import annotations
 
 import ipaddress
+import os
 from enum import Enum
 from functools import lru_cache
 
@@ -29,7 +30,8 @@ _TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "WS", "WSS", "SCTP"})
 
 class _CachedHash:
     """Addresses whose hash is computed once: detectors key many dicts by address, and the standard
-    classes hash by formatting the address as hex text every time. Their text is kept once made too (a
+    classes hash by formatting the address as hex text every time (where `_addr.c` is built, the hash is
+    read from `_hash` in C: no Python call per dict lookup). Their text is kept once made too (a
     report names each address several times; the standard classes format it anew each time)."""
 
     __slots__ = ()
@@ -55,6 +57,15 @@ class _IPv4(_CachedHash, ipaddress.IPv4Address):
 
 class _IPv6(_CachedHash, ipaddress.IPv6Address):
     __slots__ = ("_hash", "_text")
+
+
+try:  # pragma: no cover - which branch runs depends on the build
+    from sipwatch import _addr  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    _addr = None
+if _addr is not None and os.environ.get("SIPWATCH_NATIVE", "1") != "0":  # (as formats/native.py's `available`)
+    for _class in (_IPv4, _IPv6):
+        _addr.read_hash_in_c(_class)  # the same hash, read from `_hash` in C: no Python call per dict lookup
 
 
 def ipv6_network(ip: IPAddress, prefix: int) -> ipaddress.IPv6Network:
