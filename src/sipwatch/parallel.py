@@ -136,7 +136,7 @@ def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
     wires = [item if item.__class__ is tuple else to_wire(item) for item in scanner.feed(data, limit)]  # type: ignore[arg-type]
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(wires, job.numbers) if job.numbers is not None else []
-    packed = _drain.pack(wires) if _drain is not None else pack(wires)
+    packed = _drain.pack(wires) if _drain is not None and native.available() else pack(wires)
     return marshal.dumps(packed), stats, scanner.spill_line, numbers
 
 
