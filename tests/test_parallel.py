@@ -225,11 +225,12 @@ def test_the_c_packer_packs_as_the_python_one_does() -> None:
     [(*PACKING[0][:1], 300, *PACKING[0][2:])],  # a kind beyond any enum
     [(*PACKING[0][:4], -5, *PACKING[0][5:])],  # a negative port
     [(*PACKING[0][:6], b"100", *PACKING[0][7:])],  # a text that is not a str
+    [(*PACKING[0][:4], 2**70, *PACKING[0][5:])],  # a port beyond any integer of the record
 ])
 def test_the_c_packer_refuses_what_is_no_wire_tuple(bad: list[Wire]) -> None:
     if parallel._drain is None:
         pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises((TypeError, ValueError, OverflowError)):
         parallel._drain.pack(bad)
 
 
@@ -258,6 +259,9 @@ def test_the_c_merge_loop_refuses_indexes_beyond_its_buffer() -> None:
                                   0, KINDS, SERVICES, event_of, Event, Call, EVIDENCE)
     with pytest.raises(ValueError, match="out of range"):
         list(merge)
+    with pytest.raises(ValueError, match="wrong size"):  # a record cut short
+        parallel._drain.Drain((texts, records[:-1], objects), 0, 0, 0.0, "x.log", IPS, ip, Tally(), {}, set(), 0,
+                              KINDS, SERVICES, event_of, Event, Call, EVIDENCE)
 
 
 def test_spans_cover_a_plain_file_and_end_on_line_breaks(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@
  * `decide` and the pipeline's `settle` (policy, bans), and the decisions go to `sink`. Rare branches (a table
  * at its size limit) are left to the Python method itself. The learned behaviour (BEHAVIOUR) is called only
  * for the records of a call that tell it something new (`tells_nothing_new`: the first lines of its `_call`),
- * the account rules (ACCOUNT_RULES) only for outside calls of the accounts they watch (`not_watched`). The Python code is the specification; the tests
- * compare whole scans with and without this file.
+ * the account rules (ACCOUNT_RULES) only for outside calls of the accounts they watch (`not_watched`). The
+ * Python code is the specification; the tests compare whole scans with and without this file.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -20,7 +20,8 @@
 #define MAX_DETECTORS 8
 
 /* The detectors counted here; core.py's FAST_DETECTORS gives their codes. Any other detector is called as it
- * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only). */
+ * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only; BEHAVIOUR and
+ * ACCOUNT_RULES: the same, for the call records that can concern them). */
 enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5,
        PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8 };
 
@@ -377,25 +378,33 @@ error:
     return NULL;
 }
 
-/* One detector's observe() on `event`, counting here: *found is set to decide()'s decisions when a window
- * fills, else left NULL. */
+/* The call book's current call (CallBook.current, a new reference in *current): 1 with its CallState in *state
+ * (borrowed), 0 when there is none, 2 for a shape not known here (the detector's own code decides), -1 on
+ * error. */
+static int current_call(Det *det, PyObject **current, PyObject **state) {
+    if ((*current = PyObject_GetAttr(det->book, s_current)) == NULL) return -1;
+    if (*current == Py_None) return 0;
+    if (!PyTuple_Check(*current) || PyTuple_GET_SIZE(*current) < 1) return 2;
+    *state = PyTuple_GET_ITEM(*current, 0);
+    return 1;
+}
+
+/* 1 when `account` is None or one of `exclude`, 0 when not, -1 on error. */
+static int unwatched_account(Det *det, PyObject *account) {
+    if (account == Py_None) return 1;
+    return PySet_GET_SIZE(det->exclude) > 0 ? PySet_Contains(det->exclude, account) : 0;
+}
+
 /* The first lines of BehaviourDetector._call (detectors/behaviour.py), on the book's current call: 1 when this
  * record tells the detector nothing new about its call (its observe would return [] at once), 0 when it must
  * see it, -1 on error. */
 static int tells_nothing_new(Det *det) {
-    PyObject *current = PyObject_GetAttr(det->book, s_current);
-    if (current == NULL) return -1;
-    PyObject *account = NULL, *keys = NULL, *number = NULL, *ip = NULL, *end = NULL;
-    int result = 1;
-    if (current == Py_None) goto done;
-    result = 0;  /* an unexpected shape: the detector's own code decides */
-    if (!PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1) goto done;
-    PyObject *state = PyTuple_GET_ITEM(current, 0);
+    PyObject *current, *state = NULL, *account = NULL, *keys = NULL, *number = NULL, *ip = NULL, *end = NULL;
+    int found = current_call(det, &current, &state);
+    if (found != 1) { Py_XDECREF(current); return found < 0 ? -1 : found == 0 ? 1 : 0; }
+    int result;
     if ((account = PyObject_GetAttr(state, s_account)) == NULL) goto error;
-    result = 1;
-    if (account == Py_None) goto done;
-    int excluded = PySet_GET_SIZE(det->exclude) > 0 ? PySet_Contains(det->exclude, account) : 0;
-    if (excluded != 0) { if (excluded < 0) goto error; goto done; }
+    if ((result = unwatched_account(det, account)) != 0) goto done;
     if ((keys = PyObject_GetAttr(state, s_keys)) == NULL) goto error;
     result = 0;
     if (!PyList_Check(keys)) goto done;
@@ -425,7 +434,7 @@ static int tells_nothing_new(Det *det) {
              && (!outside || end == Py_None);
 done:
     Py_DECREF(current); Py_XDECREF(account); Py_XDECREF(keys); Py_XDECREF(number); Py_XDECREF(ip); Py_XDECREF(end);
-    return result;
+    return result < 0 ? -1 : result;
 error:
     result = -1;
     goto done;
@@ -435,30 +444,24 @@ error:
  * no outside call of an account it watches (its observe would return [] at once), 0 when it must see it, -1 on
  * error. */
 static int not_watched(Det *det) {
-    PyObject *current = PyObject_GetAttr(det->book, s_current);
-    if (current == NULL) return -1;
-    PyObject *account = NULL, *number = NULL, *internal = NULL;
-    int result = 1;
-    if (current == Py_None) goto done;
-    result = 0;  /* an unexpected shape: the detector's own code decides */
-    if (!PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1) goto done;
-    PyObject *state = PyTuple_GET_ITEM(current, 0);
-    if ((account = PyObject_GetAttr(state, s_account)) == NULL || (number = PyObject_GetAttr(state, s_classified)) == NULL)
-        goto error;
+    PyObject *current, *state = NULL, *account = NULL, *number = NULL, *internal = NULL;
+    int found = current_call(det, &current, &state);
+    if (found != 1) { Py_XDECREF(current); return found < 0 ? -1 : found == 0 ? 1 : 0; }
+    int result = -1;
+    if ((account = PyObject_GetAttr(state, s_account)) == NULL
+        || (number = PyObject_GetAttr(state, s_classified)) == NULL || (result = unwatched_account(det, account)) != 0)
+        goto done;
     result = 1;
-    if (account == Py_None) goto done;
-    int excluded = PySet_GET_SIZE(det->exclude) > 0 ? PySet_Contains(det->exclude, account) : 0;
-    if (excluded != 0) { if (excluded < 0) goto error; goto done; }
     if (number == Py_None) goto done;
-    if ((internal = PyObject_GetAttr(number, s_internal)) == NULL || (result = PyObject_IsTrue(internal)) < 0) goto error;
+    if ((internal = PyObject_GetAttr(number, s_internal)) != NULL) result = PyObject_IsTrue(internal);
+    else result = -1;
 done:
     Py_DECREF(current); Py_XDECREF(account); Py_XDECREF(number); Py_XDECREF(internal);
-    return result;
-error:
-    result = -1;
-    goto done;
+    return result < 0 ? -1 : result;
 }
 
+/* One detector's observe() on `event`, counting here: *found is set to decide()'s decisions when a window
+ * fills, else left NULL. */
 static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double t, PyObject **found) {
     PyObject *account = SLOT(event, c->off[F_ACCOUNT]);
     int repeat = SLOT(event, c->off[F_REPEAT]) == Py_True;

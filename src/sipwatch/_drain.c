@@ -84,7 +84,8 @@ static void drain_dealloc(Drain *d) {
         if (flush_kinds(d) < 0) PyErr_Clear();
         PyErr_Restore(type, value, tb);
     }
-    Py_XDECREF(d->texts); Py_XDECREF(d->records); Py_XDECREF(d->objects); Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
+    Py_XDECREF(d->texts); Py_XDECREF(d->records); Py_XDECREF(d->objects);
+    Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
     Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->banned);
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
     Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
@@ -96,12 +97,14 @@ static void drain_dealloc(Drain *d) {
 /* Drain(packed, skip, base, last_time, file, ips, ip, tally, banned, counted, strong, kinds, services,
  *       event_of[, event_type, call_type, evidences, take, nets, net_blocked]) */
 static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
-    PyObject *packed, *texts, *records, *objects, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services, *event_of;
+    PyObject *packed, *texts, *records, *objects, *file, *ips, *ip_func, *tally, *banned, *counted, *kinds, *services;
+    PyObject *event_of;
     PyObject *event_type = NULL, *call_type = NULL, *evidences = NULL, *take = Py_None, *nets = NULL, *net_blocked = NULL;
     long skip, base, strong;
     double last_time;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!O|O!O!O!OO!O", &PyTuple_Type, &packed, &skip, &base, &last_time, &file,
+    if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!O|O!O!O!OO!O", &PyTuple_Type, &packed, &skip, &base, &last_time,
+                          &file,
                           &PyDict_Type, &ips, &ip_func, &tally, &PyDict_Type, &banned, &counted, &strong,
                           &PyList_Type, &kinds, &PyList_Type, &services, &event_of,
                           &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences, &take,
@@ -185,7 +188,8 @@ static inline PyObject *object(Drain *d, uint32_t at) { return PyList_GET_ITEM(d
 static int check(Drain *d, const Record *r) {
     for (int i = 0; i < N_TEXTS; i++)
         if (r->text[i] >= d->ntexts) goto bad;
-    if (r->extra >= d->nobjects || r->call >= d->nobjects || r->kind >= PyList_GET_SIZE(d->kinds) || r->service >= PyList_GET_SIZE(d->services)
+    if (r->extra >= d->nobjects || r->call >= d->nobjects || r->kind >= PyList_GET_SIZE(d->kinds)
+        || r->service >= PyList_GET_SIZE(d->services)
         || (d->evidences != NULL && r->evidence >= PyList_GET_SIZE(d->evidences)))
         goto bad;
     return 0;
@@ -505,7 +509,10 @@ static PyObject *pack(PyObject *self, PyObject *wires) {
     Record *out = (Record *)PyBytes_AS_STRING(records);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *w = PyList_GET_ITEM(wires, i);
-        if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) { PyErr_SetString(PyExc_TypeError, "not a wire tuple"); goto fail; }
+        if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) {
+            PyErr_SetString(PyExc_TypeError, "not a wire tuple");
+            goto fail;
+        }
         Record r;
         memset(&r, 0, sizeof(r));
         r.time = PyFloat_AsDouble(PyTuple_GET_ITEM(w, 0));
@@ -514,8 +521,9 @@ static PyObject *pack(PyObject *self, PyObject *wires) {
         r.port = port == Py_None ? -1 : PyLong_AsLongLong(port);
         r.line = PyLong_AsLongLong(PyTuple_GET_ITEM(w, 10));
         if (PyErr_Occurred()) goto fail;
-        if (r.port < -1 || (port != Py_None && r.port < 0)) { PyErr_SetString(PyExc_ValueError, "a negative port"); goto fail; }
-        if (small(PyTuple_GET_ITEM(w, 1), MAX_KIND - 1, &r.kind) < 0 || small(PyTuple_GET_ITEM(w, 2), 255, &r.service) < 0
+        if (port != Py_None && r.port < 0) { PyErr_SetString(PyExc_ValueError, "a negative port"); goto fail; }
+        if (small(PyTuple_GET_ITEM(w, 1), MAX_KIND - 1, &r.kind) < 0
+            || small(PyTuple_GET_ITEM(w, 2), 255, &r.service) < 0
             || small(PyTuple_GET_ITEM(w, 9), 255, &r.evidence) < 0)
             goto fail;
         for (int f = 0; f < N_TEXTS; f++)

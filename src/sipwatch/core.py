@@ -28,7 +28,6 @@ from sipwatch import calls
 from sipwatch.detectors import Decision, behaviour
 from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import DistinctWindows, Windows
-from sipwatch.detectors.behaviour import BehaviourDetector
 from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.detectors.distributed import DistributedDetector
 from sipwatch.detectors.enumeration import EnumerationDetector
@@ -85,7 +84,7 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | Behav
     if found is None:
         if getattr(detector, "ipv6_only", False):
             return (PYTHON_V6, detector.observe, ipaddress.IPv6Address)  # type: ignore[attr-defined]
-        if type(detector) is BehaviourDetector and detector.calls is pipeline.calls:
+        if type(detector) is behaviour.BehaviourDetector and detector.calls is pipeline.calls:
             return (BEHAVIOUR, detector.observe, detector._seen, detector.exclude, pipeline.calls,
                     (behaviour.SOURCE, behaviour.DESTINATION))
         if type(detector) is AccountRulesDetector and detector.book is pipeline.calls:
