@@ -49,6 +49,13 @@ setup(
             extra_compile_args=["-O2", *WARNINGS],
             optional=True,
         ),
+        Extension(  # the account rules' window measures (see sipwatch/detectors/account_rules.py)
+            "sipwatch._rules",
+            sources=["src/sipwatch/_rules.c"],
+            depends=["src/sipwatch/_event_slots.h"],
+            extra_compile_args=["-O2", *WARNINGS],
+            optional=True,
+        ),
         Extension(  # address hashes read in C (see sipwatch/netaddr.py)
             "sipwatch._addr",
             sources=["src/sipwatch/_addr.c"],

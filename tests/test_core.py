@@ -372,3 +372,36 @@ def test_a_banned_ipv6_network_is_dropped_alike_with_and_without_the_core(tmp_pa
     assert with_core == without
     networks = {d.get("network") for o in without["offenders"] for d in o["decisions"]} - {None}
     assert len(networks) >= 5
+
+
+@needs_calls
+def test_the_c_call_book_asks_a_classifier_that_classifies_its_own_way() -> None:
+    """The C book reads the classifier's cache and `internal` itself only for the NumberClassifier it knows."""
+    from sipwatch.calls import CallBook
+    from sipwatch.numbers import Classified, NumberClassifier
+
+    class EverythingInside(NumberClassifier):
+        def classify(self, dialled: str) -> Classified:
+            return Classified(dialled, None, None, "extension", False, None, internal=True)
+
+        def outside(self, number: Classified) -> bool:
+            return False
+
+    python = CallBook(EverythingInside())
+    native = CallBook(EverythingInside())
+    assert core.native_calls(native)
+    for book in (python, native):
+        NumberClassifier.classify(book.classifier, "00442079460000")  # cached, but not what this one says
+    for event in _odd_calls(7, 500):
+        native.observe(copy.copy(event))
+        python.observe(copy.copy(event))
+    assert repr(native.accounts) == repr(python.accounts)
+    assert all(t.outside == 0 for t in native.accounts.values())
+
+
+def test_the_c_call_book_stands_aside_when_a_call_state_has_other_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sipwatch.calls import CallBook
+    from sipwatch.numbers import NumberClassifier
+
+    monkeypatch.setattr(core, "_STATE_FIELDS", (*core._STATE_FIELDS, ("rate", None)))
+    assert not core.native_calls(CallBook(NumberClassifier()))

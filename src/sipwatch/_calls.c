@@ -24,41 +24,40 @@ typedef struct {
     PyObject *book, *python_observe;      /* the book, and its Python observe (the fallback) */
     PyObject *calls, *by_key, *accounts;  /* book._calls (OrderedDict), ._by_key, .accounts */
     PyObject *classify, *outside, *text, *tally_type;
+    PyObject *cache, *texts;  /* the classifier's cache and calls._TEXTS, read here first (NULL: ask Python) */
+    int plain_outside;        /* the classifier's outside() is `not number.internal` */
     PyObject *k_start, *k_answer, *k_end;
     double keep, max_open, end_slack;
     Py_ssize_t max_calls, max_accounts, max_events;
     PyObject *keep_alive;
 } Observer;
 
-static PyObject *s_current, *s_calls, *s_answered, *s_outside, *s_seconds, *s_first, *s_last, *s_countries, *s_sources,
-    *s_country, *s_answered_text, *one, *zero_float;
+static PyObject *s_id_prefix, *s_ch_prefix, *s_internal, *s_current, *s_calls, *s_answered, *s_outside, *s_seconds,
+    *s_first, *s_last, *s_countries, *s_sources, *s_country, *s_answered_text, *one, *zero_float;
 
 static void observer_dealloc(Observer *o) {
     Py_XDECREF(o->keep_alive);
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
 
-/* Where `name` lives in instances of `type` (a slot of a class with __slots__), or -1. */
-static Py_ssize_t member_offset(PyTypeObject *type, const char *name) {
-    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
-    if (descr == NULL) { PyErr_Clear(); return -1; }
-    Py_ssize_t offset = -1;
-    if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX)
-        offset = ((PyMemberDescrObject *)descr)->d_member->offset;
-    Py_DECREF(descr);
-    return offset;
-}
-
 /* Observer(book, python_observe, event_type, state_type, tally_type, text, (start, answer, end),
- *          (keep, max_open, end_slack, max_calls, max_accounts, max_events)) */
+ *          (keep, max_open, end_slack, max_calls, max_accounts, max_events), (cache, plain_outside, texts)):
+ * `cache` (the classifier's, or None) and `texts` (calls._TEXTS, or None) are dicts looked up here before the
+ * Python method is asked; `plain_outside`: the classifier's outside() is `not number.internal`. */
 static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
-    PyObject *book, *python_observe, *event_type, *state_type, *tally_type, *text;
+    PyObject *book, *python_observe, *event_type, *state_type, *tally_type, *text, *cache, *texts;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "OOO!O!O!O(OOO)(dddnnn)", &book, &python_observe, &PyType_Type, &event_type,
+    if (!PyArg_ParseTuple(args, "OOO!O!O!O(OOO)(dddnnn)(OpO)", &book, &python_observe, &PyType_Type, &event_type,
                           &PyType_Type, &state_type, &PyType_Type, &tally_type, &text, &o->k_start, &o->k_answer,
                           &o->k_end, &o->keep, &o->max_open, &o->end_slack, &o->max_calls, &o->max_accounts,
-                          &o->max_events))
+                          &o->max_events, &cache, &o->plain_outside, &texts))
         return -1;
+    if ((cache != Py_None && !PyDict_Check(cache)) || (texts != Py_None && !PyDict_Check(texts))) {
+        PyErr_SetString(PyExc_TypeError, "the classifier's cache and the address texts are dicts");
+        return -1;
+    }
+    o->cache = cache == Py_None ? NULL : cache;
+    o->texts = texts == Py_None ? NULL : texts;
     if (!event_slots((PyTypeObject *)event_type, o->ev)) { PyErr_SetString(PyExc_TypeError, "not the Event this file knows"); return -1; }
     for (int i = 0; i < N_STATE; i++)
         if ((o->st[i] = member_offset((PyTypeObject *)state_type, STATE_FIELDS[i])) < 0) {
@@ -80,9 +79,9 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
     }
     o->event_type = (PyTypeObject *)event_type; o->state_type = (PyTypeObject *)state_type;
     o->book = book; o->python_observe = python_observe; o->text = text; o->tally_type = tally_type;
-    o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOO)", book, python_observe, event_type, state_type, tally_type, text,
-                                  o->k_start, o->k_answer, o->k_end, o->classify, o->outside, o->calls, o->by_key,
-                                  o->accounts, Py_None);
+    o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOO)", book, python_observe, event_type, state_type, tally_type,
+                                  text, o->k_start, o->k_answer, o->k_end, o->classify, o->outside, o->calls,
+                                  o->by_key, o->accounts, cache, texts);
     /* the Build above took its own references; drop the ones GetAttr gave */
     Py_DECREF(o->classify); Py_DECREF(o->outside); Py_DECREF(o->calls); Py_DECREF(o->by_key); Py_DECREF(o->accounts);
     return o->keep_alive == NULL ? -1 : 0;
@@ -194,20 +193,20 @@ static PyObject *keys_of(PyObject *call, int *channel_key) {
     *channel_key = -1;
     int rc = 0;
     if (linkedid != Py_None && PyUnicode_GET_LENGTH(linkedid)) {
-        PyObject *key = PyUnicode_FromFormat("id:%U", linkedid);
+        PyObject *key = PyUnicode_Concat(s_id_prefix, linkedid);
         rc = key ? PyList_Append(keys, key) : -1;
         Py_XDECREF(key);
     }
     if (rc == 0 && uniqueid != Py_None && PyUnicode_GET_LENGTH(uniqueid)) {
         int same = linkedid != Py_None && PyUnicode_Compare(uniqueid, linkedid) == 0;
         if (!same) {
-            PyObject *key = PyUnicode_FromFormat("id:%U", uniqueid);
+            PyObject *key = PyUnicode_Concat(s_id_prefix, uniqueid);
             rc = key ? PyList_Append(keys, key) : -1;
             Py_XDECREF(key);
         }
     }
     if (rc == 0 && channel != Py_None && PyUnicode_GET_LENGTH(channel)) {
-        PyObject *key = PyUnicode_FromFormat("ch:%U", channel);
+        PyObject *key = PyUnicode_Concat(s_ch_prefix, channel);
         rc = key ? PyList_Append(keys, key) : -1;
         Py_XDECREF(key);
         *channel_key = (int)PyList_GET_SIZE(keys) - 1;
@@ -225,6 +224,58 @@ static PyObject *pick(PyObject *a, PyObject *b, int op) {
     return r;
 }
 
+/* classifier.classify(target), its cache read here first (a new reference) */
+static PyObject *classify(Observer *o, PyObject *target) {
+    if (o->cache != NULL) {
+        PyObject *found = PyDict_GetItemWithError(o->cache, target);
+        if (found != NULL) { Py_INCREF(found); return found; }
+        if (PyErr_Occurred()) return NULL;
+    }
+    return PyObject_CallOneArg(o->classify, target);
+}
+
+/* classifier.outside(number): 1, 0, or -1 with an error */
+static int is_outside(Observer *o, PyObject *number) {
+    if (o->plain_outside) {
+        PyObject *internal = PyObject_GetAttr(number, s_internal);
+        int inside = internal ? PyObject_IsTrue(internal) : -1;
+        Py_XDECREF(internal);
+        return inside < 0 ? -1 : !inside;
+    }
+    PyObject *out = PyObject_CallOneArg(o->outside, number);
+    int outside = out ? PyObject_IsTrue(out) : -1;
+    Py_XDECREF(out);
+    return outside;
+}
+
+/* calls._text(ip), its dict read here first (a new reference) */
+static PyObject *text_of(Observer *o, PyObject *ip) {
+    if (o->texts != NULL) {
+        PyObject *found = PyDict_GetItemWithError(o->texts, ip);
+        if (found != NULL) { Py_INCREF(found); return found; }
+        if (PyErr_Occurred()) return NULL;
+    }
+    return PyObject_CallOneArg(o->text, ip);
+}
+
+/* CallState(account, start): the dataclass's fields set here (core.native_calls checks that they are these, with
+ * these defaults: None, and a new list for `events` and `keys`) */
+static PyObject *new_state(Observer *o, PyObject *account, PyObject *start) {
+    PyObject *state = o->state_type->tp_alloc(o->state_type, 0);
+    if (state == NULL) return NULL;
+    for (int i = 0; i < N_STATE; i++) {
+        PyObject *value;
+        if (i == S_EVENTS || i == S_KEYS) {
+            if ((value = PyList_New(0)) == NULL) { Py_DECREF(state); return NULL; }
+        } else {
+            value = i == S_ACCOUNT ? account : i == S_START ? start : Py_None;
+            Py_INCREF(value);
+        }
+        *(PyObject **)((char *)state + o->st[i]) = value;
+    }
+    return state;
+}
+
 /* CallBook._update */
 static int update(Observer *o, PyObject *state, PyObject *event, PyObject *call) {
     PyObject *account = EV(event, F_ACCOUNT), *target = EV(event, F_TARGET), *ip = EV(event, F_IP);
@@ -238,7 +289,7 @@ static int update(Observer *o, PyObject *state, PyObject *event, PyObject *call)
         if ((truthy = PyObject_IsTrue(target)) < 0) return -1;
         if (truthy) {
             set_slot(state, o->st[S_NUMBER], target);
-            PyObject *classified = PyObject_CallOneArg(o->classify, target);
+            PyObject *classified = classify(o, target);
             if (classified == NULL) return -1;
             set_slot(state, o->st[S_CLASSIFIED], classified);
             Py_DECREF(classified);
@@ -331,9 +382,7 @@ static int tally(Observer *o, PyObject *state, int new, int had_number, int had_
     if (new) rc = add_to(d, s_calls, one);
     PyObject *number = ST(state, S_CLASSIFIED);
     if (rc == 0 && number != Py_None && !had_number) {
-        PyObject *out = PyObject_CallOneArg(o->outside, number);
-        int outside = out ? PyObject_IsTrue(out) : -1;
-        Py_XDECREF(out);
+        int outside = is_outside(o, number);
         if (outside < 0) rc = -1;
         else if (outside) {
             rc = add_to(d, s_outside, one);
@@ -347,7 +396,7 @@ static int tally(Observer *o, PyObject *state, int new, int had_number, int had_
         }
     }
     if (rc == 0 && ST(state, S_IP) != Py_None && !had_ip) {
-        PyObject *text = PyObject_CallOneArg(o->text, ST(state, S_IP));
+        PyObject *text = text_of(o, ST(state, S_IP));
         rc = text ? count_in(d, s_sources, text) : -1;
         Py_XDECREF(text);
     }
@@ -401,10 +450,9 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
         double b;
         if (began(o, event, call, &b) < 0) goto done;
         PyObject *start = PyFloat_FromDouble(b);
-        state = start ? PyObject_CallFunctionObjArgs((PyObject *)o->state_type, EV(event, F_ACCOUNT), start, NULL) : NULL;
+        state = start ? new_state(o, EV(event, F_ACCOUNT), start) : NULL;
         Py_XDECREF(start);
         if (state == NULL) goto done;
-        if (Py_TYPE(state) != o->state_type) { PyErr_SetString(PyExc_TypeError, "CallState"); goto done; }
         PyObject *id = PyLong_FromVoidPtr(state);
         int rc = id ? PyObject_SetItem(o->calls, id, state) : -1;
         Py_XDECREF(id);
@@ -460,6 +508,9 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__calls(void) {
+    s_id_prefix = PyUnicode_InternFromString("id:");
+    s_ch_prefix = PyUnicode_InternFromString("ch:");
+    s_internal = PyUnicode_InternFromString("internal");
     s_current = PyUnicode_InternFromString("current");
     s_calls = PyUnicode_InternFromString("calls");
     s_answered = PyUnicode_InternFromString("answered");
@@ -473,7 +524,7 @@ PyMODINIT_FUNC PyInit__calls(void) {
     s_answered_text = PyUnicode_FromString("ANSWERED");
     one = PyLong_FromLong(1);
     zero_float = PyFloat_FromDouble(0.0);
-    if (!s_current || !s_calls || !s_answered || !s_outside || !s_seconds || !s_first || !s_last || !s_countries
+    if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_calls || !s_answered || !s_outside || !s_seconds || !s_first || !s_last || !s_countries
         || !s_sources || !s_country || !s_answered_text || !one || !zero_float
         || PyType_Ready(&ObserverType) < 0)
         return NULL;

@@ -1,6 +1,7 @@
 /*
  * Where the fields of event.Event (a dataclass with slots) live in its instances, for the C parts that
- * build events (_drain.c) or read them (_core.c) slot by slot. If Event's slots differ from this list,
+ * build events (_drain.c) or read them (_core.c) slot by slot; and the fields of other slotted classes
+ * (CallState, _Tracked: _calls.c, _rules.c). If Event's slots differ from this list,
  * `event_slots` says so and the callers fall back to Python.
  */
 #ifndef SIPWATCH_EVENT_SLOTS_H
@@ -33,6 +34,17 @@ static inline int named_slots(PyTypeObject *type, const char *const *fields, int
     }
     Py_DECREF(slots);
     return ok && (type->tp_flags & Py_TPFLAGS_HAVE_GC);
+}
+
+/* Where the field `name` lives in instances of `type` (a class with __slots__), or -1. */
+static inline Py_ssize_t member_offset(PyTypeObject *type, const char *name) {
+    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
+    if (descr == NULL) { PyErr_Clear(); return -1; }
+    Py_ssize_t offset = -1;
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX)
+        offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    Py_DECREF(descr);
+    return offset;
 }
 
 /* Where each of Event's fields lives in its instances; 0 when `type` is not the Event this file knows. */

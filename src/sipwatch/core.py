@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 from collections import deque
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 
 from sipwatch import calls
 from sipwatch.detectors import Decision, behaviour
@@ -37,6 +38,7 @@ from sipwatch.detectors.unanswered import UnansweredChallengesDetector
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, Kind
 from sipwatch.formats import native
 from sipwatch.formats.wire import KINDS
+from sipwatch.numbers import NumberClassifier
 from sipwatch.pipeline import SAME_REQUEST_SECONDS, Attempts, Nonces, Pipeline
 
 try:  # pragma: no cover - which branch runs depends on the build
@@ -132,14 +134,31 @@ def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
     return take
 
 
+#: CallState's fields as `_calls.c` makes a new one: (name, default), MISSING for the two given
+_STATE_FIELDS = (("account", MISSING), ("start", MISSING), ("number", None), ("classified", None), ("answer", None),
+                 ("end", None), ("billsec", None), ("disposition", None), ("ip", None), ("events", list),
+                 ("keys", list))
+
+
+def _plain_state() -> bool:
+    """CallState is still the dataclass that `_calls.c` builds without calling it."""
+    found = tuple((f.name, f.default_factory if f.default_factory is not MISSING else f.default)
+                  for f in fields(calls.CallState))
+    return found == _STATE_FIELDS and not hasattr(calls.CallState, "__post_init__")
+
+
 def native_calls(book: calls.CallBook) -> bool:
     """Put `_calls.c`'s `observe` in place of the Python method of `book` (a scan's: the daemon keeps
     Python); False when it is not built, turned off, or `book` is not the CallBook it knows."""
-    if _calls is None or not native.available() or type(book) is not calls.CallBook:
+    if _calls is None or not native.available() or type(book) is not calls.CallBook or not _plain_state():
         return False
+    classifier = type(book.classifier)
+    cache = book.classifier._cache if classifier.classify is NumberClassifier.classify else None
+    plain_outside = classifier.outside is NumberClassifier.outside
     observer = _calls.Observer(
         book, book.observe, Event, calls.CallState, calls.AccountTally, calls._text,
         (Kind.CALL_START, Kind.CALL_ANSWER, Kind.CALL_END),
-        (book.keep, calls.MAX_OPEN, calls.END_SLACK, book.max_calls, book.max_accounts, calls.MAX_CALL_EVENTS))
+        (book.keep, calls.MAX_OPEN, calls.END_SLACK, book.max_calls, book.max_accounts, calls.MAX_CALL_EVENTS),
+        (cache, plain_outside, calls._TEXTS))
     setattr(book, "observe", observer.observe)  # noqa: B010 - an instance's method, replaced on purpose
     return True

@@ -20,14 +20,20 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from datetime import datetime, tzinfo
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sipwatch.calls import CallState
+from sipwatch.calls import MAX_OPEN, CallState
 from sipwatch.config import Accounts, Limits, Overrides, Threshold, load_rates, parse_dates, parse_days, parse_hours
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, strongest
 from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.event import CALL_KINDS, Event, IPAddress
+from sipwatch.formats import native
 from sipwatch.numbers import Classified
+
+try:  # pragma: no cover - which branch runs depends on the build
+    from sipwatch import _rules  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    _rules = None
 
 _START = attrgetter("start")
 MAX_CALLS = 2000  # outside calls kept per account (the window's)
@@ -66,6 +72,17 @@ class Finding(NamedTuple):
     level: int  # 1 warning, 2 critical
     text: str
     calls: list[CallState]
+
+
+class _Lowest(NamedTuple):
+    """Per rule, the smallest value that gives a level (see `_lowest`)."""
+
+    calls_per_minute: float
+    concurrent: float
+    calls_per_window: float
+    minutes_per_window: float
+    sequential: float
+    long_call_minutes: float
 
 
 @dataclass(slots=True)
@@ -116,6 +133,8 @@ class AccountRulesDetector:
         ]
         self.accounts: dict[str, _Account] = {}
         self._merged: dict[tuple[str | None, str | None], Limits] = {}  # (own account, profile) -> limits
+        self._lowest_of: dict[int, tuple[Limits, _Lowest]] = {}  # id(limits) -> (limits, their lowest levels)
+        self._measures = measures()
 
     # -- events ---------------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
@@ -177,44 +196,52 @@ class AccountRulesDetector:
         calls = [t.call for t in state.calls.values()]
         window = self.settings.window
         found: list[Finding] = []
-
-        def check(rule: str, value: float, threshold: Threshold, behind: list[CallState], unit: str,
-                  digits: int = 0) -> None:
-            level, limit = _level(value, threshold)
-            if level:
-                found.append(Finding(rule, level, f"{rule} {value:.{digits}f} {unit} ≥ {limit:g}", behind))
-
+        lowest = self._lowest(limits)
         count = len(calls)  # no count rule can reach a level above the calls it sees: skip those
-        if count >= _lowest(limits.calls_per_minute):
-            burst = _busiest(calls, 60.0)
-            check("calls_per_minute", len(burst), limits.calls_per_minute, burst, "calls in 60s")
-        if count >= _lowest(limits.concurrent):
-            peak = _peak_concurrency(calls, now)
-            check("concurrent", len(peak), limits.concurrent, peak, "calls at once")
+        if count >= lowest.calls_per_minute:
+            burst = _busiest(calls, 60.0) if self._measures is None else self._measures.busiest(calls, 60.0)
+            _check(found, "calls_per_minute", len(burst), limits.calls_per_minute, burst, "calls in 60s")
+        if count >= lowest.concurrent:
+            peak = _peak_concurrency(calls, now) if self._measures is None else self._measures.peak(calls, now)
+            _check(found, "concurrent", len(peak), limits.concurrent, peak, "calls at once")
         newest = max(c.start for c in calls)  # windows end at the newest call: records may come at its end
-        recent = [c for c in calls if c.start > newest - window]
-        check("calls_per_window", len(recent), limits.calls_per_window, recent, f"calls in {window / 60:.0f} min")
+        horizon = newest - window
+        recent = [c for c in calls if c.start > horizon]
+        if len(recent) >= lowest.calls_per_window:
+            _check(found, "calls_per_window", len(recent), limits.calls_per_window, recent,
+                   f"calls in {window / 60:.0f} min")
         talks = [c.talk(now) for c in recent]
-        if sum(talks) / 60 >= _lowest(limits.minutes_per_window):
+        if sum(talks) / 60 >= lowest.minutes_per_window:
             talked = [c for c, t in zip(recent, talks, strict=True) if t]
-            check("minutes_per_window", sum(t for t in talks if t) / 60, limits.minutes_per_window, talked,
-                  f"minutes in {window / 60:.0f} min", 1)
-        if count >= _lowest(limits.sequential):
+            _check(found, "minutes_per_window", sum(t for t in talks if t) / 60, limits.minutes_per_window, talked,
+                   f"minutes in {window / 60:.0f} min", 1)
+        if count >= lowest.sequential:
             run = self._sequential(calls)
-            check("sequential", len(run), limits.sequential, run,
-                  f"calls in a row to {self._same(run[-1]) if run else ''}")
-        if number.risk_class is not None:
-            check("long_call_minutes", call.talk(now) / 60, limits.long_call_minutes, [call],
-                  f"minutes to {number.e164 or call.number} ({number.risk})", 1)
+            _check(found, "sequential", len(run), limits.sequential, run,
+                   f"calls in a row to {self._same(run[-1]) if run else ''}")
+        if number.risk_class is not None and call.talk(now) / 60 >= lowest.long_call_minutes:
+            _check(found, "long_call_minutes", call.talk(now) / 60, limits.long_call_minutes, [call],
+                   f"minutes to {number.e164 or call.number} ({number.risk})", 1)
         if self.rates:
             today = self._day(now)
             spent = state.spent.get(today, 0.0) + sum(
                 self.cost(t.call, now) or 0.0 for t in state.calls.values()
                 if not t.billed and self._day(t.call.start) == today)
             billed = [c for c in calls if self._day(c.start) == today and self.cost(c, now)]
-            check("spend_per_day", spent, limits.spend_per_day, billed, f"{self.settings.currency} today".strip(), 2)
-        found.extend(self._destinations(account, call, number))
+            _check(found, "spend_per_day", spent, limits.spend_per_day, billed,
+                   f"{self.settings.currency} today".strip(), 2)
+        if self.settings.account:
+            found.extend(self._destinations(account, call, number))
         return found
+
+    def _lowest(self, limits: Limits) -> _Lowest:
+        """The smallest value at which each rule of `limits` gives a level, worked out once per set of limits:
+        below it, a rule is not even measured."""
+        found = self._lowest_of.get(id(limits))
+        if found is None or found[0] is not limits:
+            lowest = _Lowest(*(_lowest(getattr(limits, name)) for name in _Lowest._fields))
+            found = self._lowest_of[id(limits)] = (limits, lowest)
+        return found[1]
 
     def _destinations(self, account: str, call: CallState, number: Classified) -> list[Finding]:
         own = self.settings.account.get(account)
@@ -263,6 +290,9 @@ class AccountRulesDetector:
     def _bill(self, state: _Account) -> None:
         """Add the cost of calls that ended to their day's spend."""
         rates = self.rates
+        if not rates and self._measures is not None:
+            self._measures.bill(state.calls)  # only marks them: no cost without a rate table
+            return
         for tracked in state.calls.values():
             call = tracked.call
             if not tracked.billed and call.end is not None:
@@ -276,13 +306,8 @@ class AccountRulesDetector:
         """Drop calls that can no longer be in a window that holds the call at hand (`now` is its start,
         or the record's time if earlier)."""
         horizon = now - max(self.settings.window, 60.0)
-        stale = []
-        for key, tracked in state.calls.items():
-            call = tracked.call
-            end = call.end
-            if (tracked.billed and (end or call.start) < horizon) or (
-                    end is None and call.start < horizon and not call.open_at(now)):
-                stale.append(key)
+        measures = self._measures
+        stale = _stale(state.calls, horizon, now) if measures is None else measures.stale(state.calls, horizon, now)
         for key in stale:
             del state.calls[key]
         if len(state.spent) > 3:
@@ -320,12 +345,27 @@ class AccountRulesDetector:
         return decision
 
 
+def measures() -> Any:
+    """The window measures in C (`_rules.c`: `busiest`, `peak`, `bill`, `stale`), or None when not built or
+    turned off (then the Python functions here, their specification, run)."""
+    if _rules is None or not native.available():
+        return None
+    return _rules.Measures(CallState, _Tracked, MAX_OPEN)
+
+
 def _lowest(threshold: Threshold) -> float:
     """The smallest value at which a rule gives a level (infinite when the rule is off)."""
     warning, critical = threshold
     if warning and critical:
         return min(warning, critical)
     return warning or critical or math.inf
+
+
+def _check(found: list[Finding], rule: str, value: float, threshold: Threshold, behind: list[CallState], unit: str,
+           digits: int = 0) -> None:
+    level, limit = _level(value, threshold)
+    if level:
+        found.append(Finding(rule, level, f"{rule} {value:.{digits}f} {unit} ≥ {limit:g}", behind))
 
 
 def _override(limits: Limits, layer: Overrides) -> None:
@@ -338,6 +378,19 @@ def _override(limits: Limits, layer: Overrides) -> None:
 def _call_id(call: CallState) -> str:
     ids = [k.split(":", 1)[1] for k in call.keys]
     return ids[0] if ids else "?"
+
+
+def _stale(tracked: OrderedDict[int, _Tracked], horizon: float, now: float) -> list[int]:
+    """The keys of the calls that `_prune` drops: billed and over before `horizon`, or never ended and no
+    longer open (their end record was lost)."""
+    stale = []
+    for key, t in tracked.items():
+        call = t.call
+        end = call.end
+        if (t.billed and (end or call.start) < horizon) or (
+                end is None and call.start < horizon and not call.open_at(now)):
+            stale.append(key)
+    return stale
 
 
 def _busiest(calls: list[CallState], seconds: float) -> list[CallState]:

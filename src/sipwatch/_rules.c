@@ -1,0 +1,293 @@
+/*
+ * The account rules' measures over an account's window of calls, in C (see sipwatch/detectors/account_rules.py,
+ * the specification: `_busiest`, `_peak_concurrency`, `_Account` pruning and billing). Each is a loop over the
+ * calls of one account, run for every outside call: in Python ~0.15 us per call and pass, here a few ns. They
+ * read the CallState and _Tracked slots directly; the tests compare each with its Python twin on random calls.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+#include "_event_slots.h"
+
+static const char *const STATE_FIELDS[] = {"start", "answer", "end", "billsec", NULL};
+enum { S_START, S_ANSWER, S_END, S_BILLSEC, N_STATE };
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t st[N_STATE];  /* CallState's slots */
+    Py_ssize_t t_call, t_billed;  /* _Tracked's */
+    PyTypeObject *state_type, *tracked_type;
+    double max_open;
+} Measures;
+
+/* One call as the measures see it: its times, and where it came from. */
+typedef struct {
+    double start, end;
+    int has_end;
+    Py_ssize_t index;
+} Span;
+
+/* Measures(CallState, _Tracked, max_open) */
+static int measures_init(Measures *m, PyObject *args, PyObject *kw) {
+    PyObject *state_type, *tracked_type;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "O!O!d", &PyType_Type, &state_type, &PyType_Type, &tracked_type, &m->max_open))
+        return -1;
+    for (int i = 0; i < N_STATE; i++)
+        if ((m->st[i] = member_offset((PyTypeObject *)state_type, STATE_FIELDS[i])) < 0) {
+            PyErr_Format(PyExc_TypeError, "CallState has no slot %s", STATE_FIELDS[i]);
+            return -1;
+        }
+    m->t_call = member_offset((PyTypeObject *)tracked_type, "call");
+    m->t_billed = member_offset((PyTypeObject *)tracked_type, "billed");
+    if (m->t_call < 0 || m->t_billed < 0) {
+        PyErr_SetString(PyExc_TypeError, "_Tracked has no slots call and billed");
+        return -1;
+    }
+    m->state_type = (PyTypeObject *)state_type;
+    m->tracked_type = (PyTypeObject *)tracked_type;
+    Py_INCREF(state_type);
+    Py_INCREF(tracked_type);
+    return 0;
+}
+
+static void measures_dealloc(Measures *m) {
+    Py_XDECREF(m->state_type);
+    Py_XDECREF(m->tracked_type);
+    Py_TYPE(m)->tp_free((PyObject *)m);
+}
+
+/* A slot's value as a double: 1, or 0 for None (*out = 0.0), or -1 with an error (not a number). */
+static int value_of(PyObject *obj, Py_ssize_t offset, double *out) {
+    PyObject *value = SLOT(obj, offset);
+    if (value == NULL) { PyErr_SetString(PyExc_AttributeError, "a CallState slot is unset"); return -1; }
+    if (value == Py_None) { *out = 0.0; return 0; }
+    *out = PyFloat_AsDouble(value);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
+}
+
+static PyObject *state_at(Measures *m, PyObject *calls, Py_ssize_t i) {
+    PyObject *call = PyList_GET_ITEM(calls, i);
+    if (Py_TYPE(call) != m->state_type) { PyErr_SetString(PyExc_TypeError, "not a CallState"); return NULL; }
+    return call;
+}
+
+/* The calls' spans (a new array, or NULL with an error). */
+static Span *spans_of(Measures *m, PyObject *calls, Py_ssize_t n) {
+    Span *spans = PyMem_New(Span, n ? n : 1);
+    if (spans == NULL) { PyErr_NoMemory(); return NULL; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *call = state_at(m, calls, i);
+        int has_start = call ? value_of(call, m->st[S_START], &spans[i].start) : -1;
+        spans[i].has_end = has_start > 0 ? value_of(call, m->st[S_END], &spans[i].end) : -1;
+        if (has_start <= 0 || spans[i].has_end < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
+            PyMem_Free(spans);
+            return NULL;
+        }
+        spans[i].index = i;
+    }
+    return spans;
+}
+
+static int by_start(const void *a, const void *b) {  /* stable: sorted(calls, key=start) */
+    const Span *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static PyObject *list_of(PyObject *calls, const Span *spans, Py_ssize_t from, Py_ssize_t to) {
+    PyObject *out = PyList_New(to - from);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = from; i < to; i++) {
+        PyObject *call = PyList_GET_ITEM(calls, spans[i].index);
+        Py_INCREF(call);
+        PyList_SET_ITEM(out, i - from, call);
+    }
+    return out;
+}
+
+/* busiest(calls, seconds): account_rules._busiest */
+static PyObject *measures_busiest(Measures *m, PyObject *args) {
+    PyObject *calls;
+    double seconds;
+    if (!PyArg_ParseTuple(args, "O!d", &PyList_Type, &calls, &seconds)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(calls);
+    Span *spans = spans_of(m, calls, n);
+    if (spans == NULL) return NULL;
+    qsort(spans, (size_t)n, sizeof(Span), by_start);
+    Py_ssize_t first = 0, best_from = 0, best_to = 0;
+    for (Py_ssize_t last = 0; last < n; last++) {
+        while (spans[last].start - spans[first].start >= seconds) first++;
+        if (last - first + 1 > best_to - best_from) { best_from = first; best_to = last + 1; }
+    }
+    PyObject *out = list_of(calls, spans, best_from, best_to);
+    PyMem_Free(spans);
+    return out;
+}
+
+/* One start or end of a call in the sweep. */
+typedef struct {
+    double time;
+    int starts;  /* ends (0) before starts (1) at the same moment */
+    Py_ssize_t index;
+} Point;
+
+static int by_point(const void *a, const void *b) {  /* as Python sorts (time, starts, index) tuples */
+    const Point *x = a, *y = b;
+    if (x->time != y->time) return x->time < y->time ? -1 : 1;
+    if (x->starts != y->starts) return x->starts < y->starts ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* peak(calls, now): account_rules._peak_concurrency (a call with no end runs on while CallState.open_at(now)) */
+static PyObject *measures_peak(Measures *m, PyObject *args) {
+    PyObject *calls;
+    double now;
+    if (!PyArg_ParseTuple(args, "O!d", &PyList_Type, &calls, &now)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(calls), npoints = 0;
+    Span *spans = spans_of(m, calls, n);
+    Point *points = spans ? PyMem_New(Point, 2 * n + 1) : NULL;
+    Py_ssize_t *ended_at = points ? PyMem_New(Py_ssize_t, n + 1) : NULL;  /* the place of a call's end point */
+    if (ended_at == NULL) {
+        PyMem_Free(spans); PyMem_Free(points);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double start = spans[i].start, end = spans[i].end;
+        if (!spans[i].has_end) {
+            int open = start <= now && now - start < m->max_open;  /* open_at(now), with no end */
+            if (!open) continue;
+            end = INFINITY;
+        }
+        if (end > start) {
+            points[npoints++] = (Point){start, 1, i};
+            points[npoints++] = (Point){end, 0, i};
+        }
+    }
+    qsort(points, (size_t)npoints, sizeof(Point), by_point);
+    Py_ssize_t open_now = 0, best = 0, best_at = -1;
+    for (Py_ssize_t p = 0; p < npoints; p++) {
+        if (points[p].starts) {
+            if (++open_now > best) { best = open_now; best_at = p; }
+        } else {
+            open_now--;
+            ended_at[points[p].index] = p;
+        }
+    }
+    /* the calls open just after point best_at, in the order they opened (the Python dict's order) */
+    Span *open = PyMem_New(Span, best ? best : 1);
+    PyObject *out = NULL;
+    if (open == NULL) PyErr_NoMemory();
+    else {
+        Py_ssize_t k = 0;
+        for (Py_ssize_t p = 0; p <= best_at; p++) {
+            if (!points[p].starts) continue;
+            Py_ssize_t i = points[p].index;
+            if (ended_at[i] > best_at) open[k++] = (Span){0.0, 0.0, 0, i};  /* still open there */
+        }
+        out = list_of(calls, open, 0, k);
+        PyMem_Free(open);
+    }
+    PyMem_Free(spans); PyMem_Free(points); PyMem_Free(ended_at);
+    return out;
+}
+
+static int tracked_call(Measures *m, PyObject *tracked, PyObject **call) {
+    if (Py_TYPE(tracked) != m->tracked_type) { PyErr_SetString(PyExc_TypeError, "not a _Tracked"); return -1; }
+    *call = SLOT(tracked, m->t_call);
+    if (*call == NULL || Py_TYPE(*call) != m->state_type) {
+        PyErr_SetString(PyExc_TypeError, "a _Tracked without its CallState");
+        return -1;
+    }
+    return 0;
+}
+
+/* bill(tracked): AccountRulesDetector._bill with no rate table: the calls that ended are billed (at no cost) */
+static PyObject *measures_bill(Measures *m, PyObject *tracked) {
+    if (!PyDict_Check(tracked)) { PyErr_SetString(PyExc_TypeError, "the tracked calls are a dict"); return NULL; }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(tracked, &pos, &key, &value)) {
+        PyObject *call;
+        if (tracked_call(m, value, &call) < 0) return NULL;
+        PyObject *billed = SLOT(value, m->t_billed);
+        if (billed == Py_False && SLOT(call, m->st[S_END]) != Py_None) {
+            Py_INCREF(Py_True);
+            SLOT(value, m->t_billed) = Py_True;
+            Py_DECREF(billed);
+        } else if (billed != Py_True && billed != Py_False) {
+            PyErr_SetString(PyExc_TypeError, "_Tracked.billed is a bool");
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* stale(tracked, horizon, now): the keys that AccountRulesDetector._prune drops, in order */
+static PyObject *measures_stale(Measures *m, PyObject *args) {
+    PyObject *tracked;
+    double horizon, now;
+    if (!PyArg_ParseTuple(args, "O!dd", &PyDict_Type, &tracked, &horizon, &now)) return NULL;
+    PyObject *out = PyList_New(0);
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (out != NULL && PyDict_Next(tracked, &pos, &key, &value)) {
+        PyObject *call;
+        double start, end;
+        int has_start = tracked_call(m, value, &call) < 0 ? -1 : value_of(call, m->st[S_START], &start);
+        int has_end = has_start > 0 ? value_of(call, m->st[S_END], &end) : -1;
+        if (has_start <= 0 || has_end < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
+            Py_CLEAR(out);
+            break;
+        }
+        int billed = PyObject_IsTrue(SLOT(value, m->t_billed));
+        if (billed < 0) { Py_CLEAR(out); break; }
+        /* (billed and (end or start) < horizon) or (end is None and start < horizon and not open_at(now)) */
+        int stale = billed && (end != 0.0 ? end : start) < horizon;
+        if (!has_end && !stale)
+            stale = start < horizon && !(start <= now && now - start < m->max_open);
+        if (stale && PyList_Append(out, key) < 0) Py_CLEAR(out);
+    }
+    return out;
+}
+
+static PyMethodDef measures_methods[] = {
+    {"busiest", (PyCFunction)measures_busiest, METH_VARARGS, "_busiest(calls, seconds), in C."},
+    {"peak", (PyCFunction)measures_peak, METH_VARARGS, "_peak_concurrency(calls, now), in C."},
+    {"bill", (PyCFunction)measures_bill, METH_O, "_bill(state) with no rate table, on state.calls, in C."},
+    {"stale", (PyCFunction)measures_stale, METH_VARARGS, "The keys _prune drops from state.calls, in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MeasuresType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch._rules.Measures",
+    .tp_basicsize = sizeof(Measures),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)measures_init,
+    .tp_dealloc = (destructor)measures_dealloc,
+    .tp_methods = measures_methods,
+    .tp_doc = "The account rules' window measures (see sipwatch/detectors/account_rules.py).",
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_rules", "The account rules' window measures in C (see detectors/account_rules.py).", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__rules(void) {
+    if (PyType_Ready(&MeasuresType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    Py_INCREF(&MeasuresType);
+    if (PyModule_AddObject(m, "Measures", (PyObject *)&MeasuresType) < 0) {
+        Py_DECREF(&MeasuresType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
