@@ -58,7 +58,10 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
     }
     o->cache = cache == Py_None ? NULL : cache;
     o->texts = texts == Py_None ? NULL : texts;
-    if (!event_slots((PyTypeObject *)event_type, o->ev)) { PyErr_SetString(PyExc_TypeError, "not the Event this file knows"); return -1; }
+    if (!event_slots((PyTypeObject *)event_type, o->ev)) {
+        PyErr_SetString(PyExc_TypeError, "not the Event this file knows");
+        return -1;
+    }
     for (int i = 0; i < N_STATE; i++)
         if ((o->st[i] = member_offset((PyTypeObject *)state_type, STATE_FIELDS[i])) < 0) {
             PyErr_Format(PyExc_TypeError, "CallState has no slot %s", STATE_FIELDS[i]);
@@ -350,7 +353,10 @@ static int add_to(PyObject *dict, PyObject *name, PyObject *amount) {
 
 static int count_in(PyObject *dict, PyObject *field, PyObject *key) {
     PyObject *counter = PyDict_GetItemWithError(dict, field);
-    if (counter == NULL || !PyDict_Check(counter)) { if (!PyErr_Occurred()) PyErr_SetObject(PyExc_TypeError, field); return -1; }
+    if (counter == NULL || !PyDict_Check(counter)) {
+        if (!PyErr_Occurred()) PyErr_SetObject(PyExc_TypeError, field);
+        return -1;
+    }
     PyObject *n = PyDict_GetItemWithError(counter, key);
     if (n == NULL && PyErr_Occurred()) return -1;
     PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
@@ -361,7 +367,8 @@ static int count_in(PyObject *dict, PyObject *field, PyObject *key) {
 }
 
 /* CallBook._tally */
-static int tally(Observer *o, PyObject *state, int new, int had_number, int had_ip, int was_answered, PyObject *talked) {
+static int tally(Observer *o, PyObject *state, int new, int had_number, int had_ip, int was_answered,
+                 PyObject *talked) {
     PyObject *account = ST(state, S_ACCOUNT);
     if (account == Py_None) return 0;
     PyObject *t = PyDict_GetItemWithError(o->accounts, account);
@@ -524,8 +531,8 @@ PyMODINIT_FUNC PyInit__calls(void) {
     s_answered_text = PyUnicode_FromString("ANSWERED");
     one = PyLong_FromLong(1);
     zero_float = PyFloat_FromDouble(0.0);
-    if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_calls || !s_answered || !s_outside || !s_seconds || !s_first || !s_last || !s_countries
-        || !s_sources || !s_country || !s_answered_text || !one || !zero_float
+    if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_calls || !s_answered || !s_outside
+        || !s_seconds || !s_first || !s_last || !s_countries || !s_sources || !s_country || !s_answered_text || !one || !zero_float
         || PyType_Ready(&ObserverType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
