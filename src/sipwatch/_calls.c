@@ -532,7 +532,8 @@ PyMODINIT_FUNC PyInit__calls(void) {
     one = PyLong_FromLong(1);
     zero_float = PyFloat_FromDouble(0.0);
     if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_calls || !s_answered || !s_outside
-        || !s_seconds || !s_first || !s_last || !s_countries || !s_sources || !s_country || !s_answered_text || !one || !zero_float
+        || !s_seconds || !s_first || !s_last || !s_countries || !s_sources || !s_country || !s_answered_text || !one
+        || !zero_float
         || PyType_Ready(&ObserverType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
