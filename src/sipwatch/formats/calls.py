@@ -23,7 +23,7 @@ import csv
 import json
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sipwatch.event import Call, Evidence, Kind, Service
 from sipwatch.formats.form import Form, Parsed, PrefixlessReader, channel_account
@@ -71,14 +71,14 @@ _SRC = re.compile(r"(?:^|[;,| ])src=(\S+?)(?=$|[;,| ])")
 
 
 class _Layout:
-    """One column layout, with the places of its fixed vocabulary worked out once."""
+    """One column layout, with the places of its columns worked out once (`place`)."""
 
-    __slots__ = ("amaflags", "columns", "disposition", "name", "sequence", "uniqueid")
+    __slots__ = ("amaflags", "columns", "disposition", "name", "place", "sequence", "uniqueid")
 
     def __init__(self, name: str, columns: tuple[str, ...]) -> None:
         self.name = name
         self.columns = columns
-        place = {c: i for i, c in enumerate(columns)}
+        self.place = place = {c: i for i, c in enumerate(columns)}
         self.disposition = place.get("disposition")
         self.amaflags = place.get("amaflags")
         self.uniqueid = place.get("uniqueid")
@@ -99,11 +99,16 @@ class _Layout:
         return i is None or not row[i] or row[i].isdigit()
 
 
-def _layout(layouts: Mapping[int, tuple[_Layout, ...]], row: list[str]) -> tuple[str, dict[str, str]] | None:
+def _fitting(layouts: Mapping[int, tuple[_Layout, ...]], row: list[str]) -> _Layout | None:
     for layout in layouts.get(len(row), ()):
         if layout.fits(row):
-            return layout.name, dict(zip(layout.columns, row, strict=True))
+            return layout
     return None
+
+
+def _layout(layouts: Mapping[int, tuple[_Layout, ...]], row: list[str]) -> tuple[str, dict[str, str]] | None:
+    layout = _fitting(layouts, row)
+    return None if layout is None else (layout.name, dict(zip(layout.columns, row, strict=True)))
 
 
 def _by_length(layouts: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[int, tuple[_Layout, ...]]:
@@ -111,6 +116,32 @@ def _by_length(layouts: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[int, tu
     for name, columns in layouts:
         found.setdefault(len(columns), []).append(_Layout(name, columns))
     return {n: tuple(v) for n, v in found.items()}
+
+
+class _CdrColumns(NamedTuple):
+    """Where a CDR layout keeps the columns a record is made of (None: the layout has no such column)."""
+
+    form: str
+    start: int
+    answer: int
+    end: int
+    duration: int
+    billsec: int
+    channel: int
+    disposition: int
+    dst: int
+    dstchannel: int
+    dcontext: int
+    uniqueid: int | None
+    linkedid: int | None
+    userfield: int | None
+
+    @classmethod
+    def of(cls, layout: _Layout, reader_id: str) -> _CdrColumns:
+        p = layout.place
+        return cls(f"{reader_id}.{layout.name}", p["start"], p["answer"], p["end"], p["duration"], p["billsec"],
+                   p["channel"], p["disposition"], p["dst"], p["dstchannel"], p["dcontext"], p.get("uniqueid"),
+                   p.get("linkedid"), p.get("userfield"))
 
 
 _CDR_BY_LENGTH = _by_length(CDR_LAYOUTS)
@@ -177,33 +208,41 @@ class CdrReader(CsvReader):
     id = "asterisk.cdr"
     markers = tuple(f'"{d}","' for d in sorted(DISPOSITIONS))
 
+    def __init__(self) -> None:
+        self._columns: dict[_Layout, _CdrColumns] = {}
+
     def record(self, message: str) -> Parsed | _Bad | None:
         row = _row(message)
-        found = _layout(_CDR_BY_LENGTH, row) if row else None
-        if found is None:
+        layout = _fitting(_CDR_BY_LENGTH, row) if row else None
+        if layout is None or row is None:
             return BAD
-        layout, f = found
-        start, answer, end = f["start"], f["answer"], f["end"]
+        c = self._columns.get(layout)
+        if c is None:
+            c = self._columns[layout] = _CdrColumns.of(layout, self.id)
+        start, answer, end = row[c.start], row[c.answer], row[c.end]
         start_time = _time(start) if start else None
         if (start and start_time is None) or (answer and _time(answer) is None):
             return BAD
         ended = _time(end) if end else start_time
-        duration, billsec = _seconds(f["duration"]), _seconds(f["billsec"])
+        duration, billsec = _seconds(row[c.duration]), _seconds(row[c.billsec])
         if ended is None or duration is None or billsec is None or billsec > duration + 1:
             return BAD
-        source = _source(f["userfield"]) if "userfield" in f else None
+        source = _source(row[c.userfield]) if c.userfield is not None else None
         if source is False:
             return BAD
-        service, account = channel_account(f["channel"])
-        parsed = Parsed(f"{self.id}.{layout}", K.CALL_END, service, account=account, target=f["dst"] or None,
-                        reason=f["disposition"], time_text=ended, record_time=True)
+        channel, disposition = row[c.channel], row[c.disposition]
+        service, account = channel_account(channel)
+        parsed = Parsed(c.form, K.CALL_END, service, account=account, target=row[c.dst] or None,
+                        reason=disposition, time_text=ended, record_time=True)
         if source is not None:
             parsed.ip, parsed.port = source[0], source[1]
-            parsed.evidence = Evidence.STRONG if f["disposition"] == "ANSWERED" else Evidence.WEAK
+            parsed.evidence = Evidence.STRONG if disposition == "ANSWERED" else Evidence.WEAK
+        uniqueid = row[c.uniqueid] if c.uniqueid is not None else None
+        linkedid = row[c.linkedid] if c.linkedid is not None else None
         parsed.call = Call(
-            uniqueid=f.get("uniqueid") or None, linkedid=f.get("linkedid") or None, channel=f["channel"] or None,
-            peer=f["dstchannel"] or None, context=f["dcontext"] or None, duration=duration, billsec=billsec,
-            disposition=f["disposition"],
+            uniqueid=uniqueid or None, linkedid=linkedid or None, channel=channel or None,
+            peer=row[c.dstchannel] or None, context=row[c.dcontext] or None, duration=duration,
+            billsec=billsec, disposition=disposition,
         )
         return parsed
 

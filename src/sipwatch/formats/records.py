@@ -172,6 +172,8 @@ class RecordScanner:
         if spans:  # rare (a line break in a CSV field): the Python loop reads them as one record each
             items, spill_end = self._feed(buf, limit, self.prefilter.hits(buf), spans)
         elif self.native is not None:
+            if self.parser.rows_only and limit < len(buf):
+                buf = buf[:limit]  # its rows are one line each (no open_rows): none runs on past the limit
             hits = self._markers if self._markers is not None else self.prefilter.hits(buf)
             items, spill_end, candidates = self.native.feed(
                 self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD)
