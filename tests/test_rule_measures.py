@@ -1,5 +1,5 @@
 """The account rules' window measures in C (`_rules.c`) give what their Python specification gives
-(`detectors/account_rules.py`: `_busiest`, `_peak_concurrency`, `_stale`, `_bill`), on random windows of
+(`detectors/account_rules.py`: `_busiest`, `_peak_concurrency`, `_recent`, `_stale`, `_bill`), on random windows of
 calls with the shapes the call book makes: ends missing or zero, equal times, calls still open or long lost."""
 
 from __future__ import annotations
@@ -56,6 +56,20 @@ def test_the_peak_of_concurrent_calls_is_the_same_calls_in_the_same_order(seed: 
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_the_recent_calls_and_their_minutes_are_the_same(seed: int) -> None:
+    rng = random.Random(seed)
+    calls = _calls(rng, rng.randint(1, 40))
+    for call in calls:
+        call.answer = rng.choice([None, call.start, call.start + 3.5, NOW + 100.0])
+        call.billsec = rng.choice([None, None, 0, 20, 7.5])
+    window, now = rng.choice([60.0, 3600.0]), NOW + rng.choice([0.0, 30.0])
+    recent, minutes = measures().recent(calls, window, now)
+    expected, expected_minutes = account_rules._recent(calls, window, now)
+    assert [id(c) for c in recent] == [id(c) for c in expected]
+    assert minutes == expected_minutes
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_the_stale_calls_are_the_same(seed: int) -> None:
     rng = random.Random(seed)
     tracked = _tracked(rng, _calls(rng, rng.randint(0, 40)))
@@ -86,6 +100,8 @@ def test_calls_of_another_kind_are_refused() -> None:
         measures().busiest([object()], 60.0)
     with pytest.raises(TypeError):
         measures().stale(OrderedDict({1: object()}), NOW, NOW)
+    with pytest.raises(ValueError):
+        measures().recent([], 60.0, NOW)
 
 
 def test_sipwatch_native_0_leaves_the_python_measures(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -194,6 +194,45 @@ static PyObject *measures_peak(Measures *m, PyObject *args) {
     return out;
 }
 
+/* CallState.talk(now): -1 with an error */
+static int talk_of(Measures *m, PyObject *call, double now, double *out) {
+    double billsec, answer, end;
+    int has = value_of(call, m->st[S_BILLSEC], &billsec);
+    if (has != 0) { *out = billsec; return has < 0 ? -1 : 0; }
+    if ((has = value_of(call, m->st[S_ANSWER], &answer)) <= 0) { *out = 0.0; return has; }
+    if ((has = value_of(call, m->st[S_END], &end)) < 0) return -1;
+    double spent = (has ? end : now) - answer;
+    *out = spent > 0.0 ? spent : 0.0;  /* max(0.0, spent) */
+    return 0;
+}
+
+/* recent(calls, window, now) -> (recent, minutes): the calls that started within `window` before the newest
+ * start, and their talk minutes by `now` (AccountRulesDetector._findings) */
+static PyObject *measures_recent(Measures *m, PyObject *args) {
+    PyObject *calls;
+    double window, now;
+    if (!PyArg_ParseTuple(args, "O!dd", &PyList_Type, &calls, &window, &now)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(calls);
+    if (n == 0) { PyErr_SetString(PyExc_ValueError, "no calls"); return NULL; }
+    Span *spans = spans_of(m, calls, n);
+    if (spans == NULL) return NULL;
+    double newest = spans[0].start, seconds = 0.0;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (spans[i].start > newest) newest = spans[i].start;
+    double horizon = newest - window;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double talked;
+        if (!(spans[i].start > horizon)) continue;
+        if (talk_of(m, PyList_GET_ITEM(calls, i), now, &talked) < 0) { PyMem_Free(spans); return NULL; }
+        seconds += talked;
+        spans[k++] = spans[i];
+    }
+    PyObject *recent = list_of(calls, spans, 0, k);
+    PyMem_Free(spans);
+    return recent ? Py_BuildValue("(Nd)", recent, seconds / 60) : NULL;
+}
+
 static int tracked_call(Measures *m, PyObject *tracked, PyObject **call) {
     if (Py_TYPE(tracked) != m->tracked_type) { PyErr_SetString(PyExc_TypeError, "not a _Tracked"); return -1; }
     *call = SLOT(tracked, m->t_call);
@@ -257,6 +296,7 @@ static PyObject *measures_stale(Measures *m, PyObject *args) {
 static PyMethodDef measures_methods[] = {
     {"busiest", (PyCFunction)measures_busiest, METH_VARARGS, "_busiest(calls, seconds), in C."},
     {"peak", (PyCFunction)measures_peak, METH_VARARGS, "_peak_concurrency(calls, now), in C."},
+    {"recent", (PyCFunction)measures_recent, METH_VARARGS, "The window's recent calls and their talk minutes, in C."},
     {"bill", (PyCFunction)measures_bill, METH_O, "_bill(state) with no rate table, on state.calls, in C."},
     {"stale", (PyCFunction)measures_stale, METH_VARARGS, "The keys _prune drops from state.calls, in C."},
     {NULL, NULL, 0, NULL},

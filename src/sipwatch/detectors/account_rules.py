@@ -204,16 +204,14 @@ class AccountRulesDetector:
         if count >= lowest.concurrent:
             peak = _peak_concurrency(calls, now) if self._measures is None else self._measures.peak(calls, now)
             _check(found, "concurrent", len(peak), limits.concurrent, peak, "calls at once")
-        newest = max(c.start for c in calls)  # windows end at the newest call: records may come at its end
-        horizon = newest - window
-        recent = [c for c in calls if c.start > horizon]
+        recent, minutes = _recent(calls, window, now) if self._measures is None else self._measures.recent(
+            calls, window, now)
         if len(recent) >= lowest.calls_per_window:
             _check(found, "calls_per_window", len(recent), limits.calls_per_window, recent,
                    f"calls in {window / 60:.0f} min")
-        talks = [c.talk(now) for c in recent]
-        if sum(talks) / 60 >= lowest.minutes_per_window:
-            talked = [c for c, t in zip(recent, talks, strict=True) if t]
-            _check(found, "minutes_per_window", sum(t for t in talks if t) / 60, limits.minutes_per_window, talked,
+        if minutes >= lowest.minutes_per_window:
+            talked = [c for c in recent if c.talk(now)]
+            _check(found, "minutes_per_window", minutes, limits.minutes_per_window, talked,
                    f"minutes in {window / 60:.0f} min", 1)
         if count >= lowest.sequential:
             run = self._sequential(calls)
@@ -391,6 +389,14 @@ def _stale(tracked: OrderedDict[int, _Tracked], horizon: float, now: float) -> l
                 end is None and call.start < horizon and not call.open_at(now)):
             stale.append(key)
     return stale
+
+
+def _recent(calls: list[CallState], window: float, now: float) -> tuple[list[CallState], float]:
+    """The calls that started within `window` before the newest start (windows end at the newest call:
+    records may come at its end), and their talk minutes by `now`."""
+    horizon = max(c.start for c in calls) - window
+    recent = [c for c in calls if c.start > horizon]
+    return recent, sum(c.talk(now) for c in recent) / 60
 
 
 def _busiest(calls: list[CallState], seconds: float) -> list[CallState]:
