@@ -25,6 +25,12 @@ def libhs() -> dict[str, list]:
     return {"define_macros": [], "libraries": []}
 
 
+def _slots(name: str) -> Extension:
+    """A module of the scan's hot path that reads and fills slotted objects (`_event_slots.h`)."""
+    return Extension(f"sipwatch.{name}", sources=[f"src/sipwatch/{name}.c"], depends=["src/sipwatch/_event_slots.h"],
+                     extra_compile_args=["-O2", *WARNINGS], optional=True)
+
+
 setup(
     ext_modules=[
         Extension(
@@ -35,37 +41,14 @@ setup(
             extra_compile_args=["-O2", *WARNINGS],
             optional=True,
         ),
-        Extension(  # the parallel scan's merge loop (see sipwatch/parallel.py)
-            "sipwatch._drain",
-            sources=["src/sipwatch/_drain.c"],
-            depends=["src/sipwatch/_event_slots.h"],
-            extra_compile_args=["-O2", *WARNINGS],
-            optional=True,
-        ),
-        Extension(  # CallBook.observe (see sipwatch/core.py)
-            "sipwatch._calls",
-            sources=["src/sipwatch/_calls.c"],
-            depends=["src/sipwatch/_event_slots.h"],
-            extra_compile_args=["-O2", *WARNINGS],
-            optional=True,
-        ),
-        Extension(  # the account rules' window measures (see sipwatch/detectors/account_rules.py)
-            "sipwatch._rules",
-            sources=["src/sipwatch/_rules.c"],
-            depends=["src/sipwatch/_event_slots.h"],
-            extra_compile_args=["-O2", *WARNINGS],
-            optional=True,
-        ),
+        _slots("_drain"),  # the parallel scan's merge loop (see sipwatch/parallel.py)
+        _slots("_calls"),  # CallBook.observe (see sipwatch/core.py)
+        _slots("_rules"),  # the account rules' window measures (see sipwatch/detectors/account_rules.py)
+        _slots("_learned"),  # the learned behaviour's quiet path (see sipwatch/core.py)
+        _slots("_core"),  # the security detectors' counting (see sipwatch/core.py)
         Extension(  # address hashes read in C (see sipwatch/netaddr.py)
             "sipwatch._addr",
             sources=["src/sipwatch/_addr.c"],
-            extra_compile_args=["-O2", *WARNINGS],
-            optional=True,
-        ),
-        Extension(  # the security detectors' counting (see sipwatch/core.py)
-            "sipwatch._core",
-            sources=["src/sipwatch/_core.c"],
-            depends=["src/sipwatch/_event_slots.h"],
             extra_compile_args=["-O2", *WARNINGS],
             optional=True,
         ),

@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 
 from conftest import one
+from sipwatch import core
 from sipwatch.behaviour import Profile, ProfileBook
 from sipwatch.config import ConfigError, from_dict
 from sipwatch.detectors import Decision
+from sipwatch.detectors.behaviour import BehaviourDetector
 from sipwatch.event import Event, Kind, Service
 from sipwatch.learn import attach, learn, save
 from sipwatch.pipeline import Pipeline
@@ -62,11 +64,31 @@ def history(days: int = 10, account: str = "6001", start: float = DAY0) -> list[
     return events
 
 
+@pytest.fixture(autouse=True, params=["python", "c"])
+def observe_in(request: pytest.FixtureRequest) -> str:
+    """Each specification twice: with the detector's Python observe, and with `_learned.c`'s, which a scan
+    uses (it learns a call record in C when the record finds nothing, and leaves the rest to Python)."""
+    if request.param == "c" and core._learned is None:
+        pytest.skip("the C learned behaviour is not built (needs gcc and python3-dev)")
+    _OBSERVE_IN[0] = request.param
+    return str(request.param)
+
+
+_OBSERVE_IN = ["python"]
+
+
 def pipeline(behaviour: dict[str, Any] | None = None, **more: Any) -> Pipeline:
     """(Without the ban that follows a critical decision: these specs follow one account's every call.)"""
-    return Pipeline(from_dict({"timezone": "UTC", "numbers": {"country": "DE", "international_prefixes": ["00"],
-                                                               "access_codes": []},
-                               "behaviour": behaviour or {}, "pbx": {"actions": ["hangup", "block"]}, **more}))
+    p = Pipeline(from_dict({"timezone": "UTC", "numbers": {"country": "DE", "international_prefixes": ["00"],
+                                                            "access_codes": []},
+                            "behaviour": behaviour or {}, "pbx": {"actions": ["hangup", "block"]}, **more}))
+    if _OBSERVE_IN[0] == "c":
+        for detector in p.detectors:
+            if isinstance(detector, BehaviourDetector):
+                observe = core.learned_observe(detector)
+                assert observe is not None
+                detector.observe = observe  # type: ignore[method-assign]
+    return p
 
 
 def feed(p: Pipeline, events: list[Event], detector: str = "behaviour") -> list[Decision]:

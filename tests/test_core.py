@@ -6,6 +6,7 @@ aside where it cannot stand in for the pipeline."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,18 @@ def _state(pipeline: Pipeline) -> list[object]:
             *[{k: repr(v) for k, v in w._data.items()} for w in windows]]
 
 
+def _replay(events: list[Event], python: Pipeline, native: Pipeline, take: Callable[[Event], bool],
+            by_python: list[Decision], by_core: list[Decision]) -> None:
+    """Each event through `python` as `Pipeline.process` runs it, and through the core of `native` as the
+    merge loop hands it over (the core's decisions go to `by_core` through its sink)."""
+    for event in events:
+        by_python.extend(python.process(copy.copy(event)))
+        twin = copy.copy(event)
+        if not native.is_blocked(twin.ip, twin.time) and take(twin):  # what the merge loop does before it
+            continue
+        by_core.extend(native.process(twin))
+
+
 def _decisions(decisions: list[Decision]) -> list[dict[str, object]]:
     return [d.to_json() for d in decisions]
 
@@ -142,12 +155,7 @@ def test_an_event_stream_leaves_the_same_decisions_and_state(name: str, limit: i
     by_core: list[Decision] = []
     take = core.core(native, by_core.extend)
     assert take is not None
-    for event in events:
-        by_python.extend(python.process(copy.copy(event)))
-        twin = copy.copy(event)
-        if not native.is_blocked(twin.ip, twin.time) and take(twin):  # what the merge loop does before it
-            continue
-        by_core.extend(native.process(twin))
+    _replay(events, python, native, take, by_python, by_core)
     assert _decisions(by_core) == _decisions(by_python)
     assert _state(native) == _state(python)
     assert len(by_python) > 10
@@ -236,12 +244,7 @@ def test_odd_event_streams_leave_the_same_decisions_and_state(seed: int) -> None
     assert take is not None
     core.native_calls(native.calls)  # as a scan has it (where it is built)
     security, calls = _random_events(seed, 4000), _odd_calls(seed, 4000)
-    for event in [e for pair in zip(security, calls, strict=True) for e in pair]:
-        by_python.extend(python.process(copy.copy(event)))
-        twin = copy.copy(event)
-        if not native.is_blocked(twin.ip, twin.time) and take(twin):
-            continue
-        by_core.extend(native.process(twin))
+    _replay([e for pair in zip(security, calls, strict=True) for e in pair], python, native, take, by_python, by_core)
     assert _decisions(by_core) == _decisions(by_python)
     assert _state(native) == _state(python)
     assert len(by_python) > 20
@@ -405,3 +408,50 @@ def test_the_c_call_book_stands_aside_when_a_call_state_has_other_fields(monkeyp
 
     monkeypatch.setattr(core, "_STATE_FIELDS", (*core._STATE_FIELDS, ("rate", None)))
     assert not core.native_calls(CallBook(NumberClassifier()))
+
+
+# --- the learned behaviour's quiet path (`_learned.c`) ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def month_of_calls(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
+    """A month of an office's CDRs with compromised accounts in it: profiles get judged, account rules fire."""
+    return _events(gencdr(tmp_path_factory.mktemp("cdr") / "Master.csv", 20_000, seed=3, accounts=40))
+
+
+@pytest.mark.skipif(core._learned is None, reason="the C learned behaviour is not built")
+@pytest.mark.parametrize("max_seen", [5, 50_000])
+def test_a_month_of_calls_learns_and_decides_alike_in_c(max_seen: int, month_of_calls: list[Event],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The profiles, what of each call was learned, and every decision, with and without `_learned.c` (and
+    most records taught in C: the Python `_call` sees only those that find something or start a day). Every
+    behaviour rule is held to it in tests/test_behaviour.py, which runs each specification both ways."""
+    monkeypatch.setattr(behaviour_detector, "MAX_SEEN", max_seen)
+    python, native = Pipeline(Config()), Pipeline(Config())
+    python.duplicates.enabled = native.duplicates.enabled = False
+    by_python: list[Decision] = []
+    by_core: list[Decision] = []
+    take = core.core(native, by_core.extend)
+    assert take is not None
+    core.native_calls(native.calls)
+    in_python = 0
+    real_call = BehaviourDetector._call
+
+    def counted(self: BehaviourDetector, event: Event) -> list[Decision]:
+        nonlocal in_python
+        in_python += self is not next(d for d in python.detectors if isinstance(d, BehaviourDetector))
+        return real_call(self, event)
+
+    monkeypatch.setattr(BehaviourDetector, "_call", counted)
+    _replay(month_of_calls, python, native, take, by_python, by_core)
+    assert _decisions(by_core) == _decisions(by_python)
+    assert _state(native) == _state(python)
+    assert by_python
+    assert in_python < len(month_of_calls) // 4
+
+
+def test_the_learned_behaviour_stays_python_when_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sipwatch.formats import native
+
+    detector = next(d for d in Pipeline(Config()).detectors if isinstance(d, BehaviourDetector))
+    monkeypatch.setattr(native, "available", lambda: False)
+    assert core.learned_observe(detector) is None

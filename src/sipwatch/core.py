@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields
 
 from sipwatch import calls
+from sipwatch.behaviour import Profile, ProfileBook, Today
 from sipwatch.detectors import Decision, behaviour
 from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import DistinctWindows, Windows
@@ -38,13 +39,13 @@ from sipwatch.detectors.unanswered import UnansweredChallengesDetector
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, Kind
 from sipwatch.formats import native
 from sipwatch.formats.wire import KINDS
-from sipwatch.numbers import NumberClassifier
+from sipwatch.numbers import Classified, NumberClassifier
 from sipwatch.pipeline import SAME_REQUEST_SECONDS, Attempts, Nonces, Pipeline
 
 try:  # pragma: no cover - which branch runs depends on the build
-    from sipwatch import _calls, _core  # type: ignore[attr-defined]
+    from sipwatch import _calls, _core, _learned  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
-    _core = _calls = None
+    _core = _calls = _learned = None
 
 #: detector class -> (its code in _core.c, its windows' attribute, its threshold's name in its settings)
 FAST_DETECTORS: dict[type, tuple[int, str, str]] = {
@@ -81,14 +82,29 @@ RulesSpec = tuple[int, Callable[[Event], list[Decision]], frozenset[str], calls.
 ACCOUNT_RULES = 8
 
 
+def learned_observe(detector: behaviour.BehaviourDetector) -> Callable[[Event], list[Decision]] | None:
+    """`_learned.c`'s observe for `detector` (a call record that teaches its profile and finds nothing is
+    learned in C; anything else goes to the detector's own observe), or None when it is not built or turned
+    off, or the detector's parts are not the ones it knows."""
+    if _learned is None or not native.available() or type(detector.book) is not ProfileBook:
+        return None
+    s = detector.settings
+    learned = _learned.Learned(
+        detector, detector.observe, behaviour, tuple(CALL_KINDS), (Event, Profile, Today, calls.CallState, Classified),
+        (s.min_days, s.min_calls, s.unusual_hour_percent, s.volume_min_calls, s.volume_min_minutes, s.ipv4_prefix,
+         s.ipv6_prefix), (behaviour.SOURCE, behaviour.DESTINATION, behaviour.UNUSUAL))
+    observe: Callable[[Event], list[Decision]] = learned.observe
+    return observe
+
+
 def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | None:
     found = FAST_DETECTORS.get(type(detector))
     if found is None:
         if getattr(detector, "ipv6_only", False):
             return (PYTHON_V6, detector.observe, ipaddress.IPv6Address)  # type: ignore[attr-defined]
         if type(detector) is behaviour.BehaviourDetector and detector.calls is pipeline.calls:
-            return (BEHAVIOUR, detector.observe, detector._seen, detector.exclude, pipeline.calls,
-                    (behaviour.SOURCE, behaviour.DESTINATION))
+            return (BEHAVIOUR, learned_observe(detector) or detector.observe, detector._seen, detector.exclude,
+                    pipeline.calls, (behaviour.SOURCE, behaviour.DESTINATION))
         if type(detector) is AccountRulesDetector and detector.book is pipeline.calls:
             return (ACCOUNT_RULES, detector.observe, detector.exclude, pipeline.calls)
         return None

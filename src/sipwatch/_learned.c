@@ -1,0 +1,461 @@
+/*
+ * `BehaviourDetector.observe` for call records, in C, where nothing is found (see sipwatch/detectors/behaviour.py,
+ * the specification, and sipwatch/core.py, which hands this observe to the C core in a scan).
+ *
+ * Most records of a call only teach the account's profile: one more call in an hour, a country, a number type,
+ * a source network, some talk minutes. This file first works out, without changing anything, whether the Python
+ * `_call` could find anything or would take a step it does not take (a new local day to roll over, a profile or
+ * a `Today` not made yet, a user agent, a clock quarter not cached, a full `_seen`). If so, the Python observe
+ * runs, whole. Otherwise it makes exactly the changes `_call` makes, in the same order, and returns [].
+ * tests/test_core.py compares the profiles, `_seen` and decisions of whole scans with and without it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+#include "_event_slots.h"
+
+static const char *const PROFILE_FIELDS[] = {"first_seen", "last_seen", "day", "days", "calls", "countries",
+                                             "types", "networks", "hours", "today", NULL};
+enum { P_FIRST, P_LAST, P_DAY, P_DAYS, P_CALLS, P_COUNTRIES, P_TYPES, P_NETWORKS, P_HOURS, P_TODAY, N_PROFILE };
+static const char *const TODAY_FIELDS[] = {"calls", "minutes", "unusual_calls", "unusual_minutes", "countries",
+                                           "types", "networks", "hours", NULL};
+enum { T_CALLS, T_MINUTES, T_UNUSUAL_CALLS, T_UNUSUAL_MINUTES, T_COUNTRIES, T_TYPES, T_NETWORKS, T_HOURS, N_TODAY };
+static const char *const CALL_FIELDS[] = {"account", "start", "classified", "answer", "end", "billsec", "ip", "keys",
+                                          NULL};
+enum { C_ACCOUNT, C_START, C_CLASSIFIED, C_ANSWER, C_END, C_BILLSEC, C_IP, C_KEYS, N_CALL };
+static const char *const NUMBER_FIELDS[] = {"country", "number_type", "risk_class", "internal", NULL};
+enum { N_COUNTRY, N_TYPE, N_RISK, N_INTERNAL, N_NUMBER };
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t ev[N_FIELDS], pr[N_PROFILE], td[N_TODAY], cl[N_CALL], nu[N_NUMBER];
+    PyTypeObject *event_type, *profile_type, *today_type, *call_type, *number_type;
+    PyObject *python_observe, *book, *profiles, *dirty, *seen, *exclude, *clock, *local, *network_of, *module,
+        *call_kinds;
+    PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
+    long min_days, min_calls, unusual_percent, volume_calls, volume_minutes, source, destination, unusual;
+    PyObject *keep_alive;
+} Learned;
+
+static PyObject *s_current, *s_max_seen, *one;
+
+#define SL(obj, offsets, f) SLOT(obj, (offsets)[f])
+
+static void learned_dealloc(Learned *o) {
+    Py_XDECREF(o->keep_alive);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static int offsets_of(PyObject *type, const char *const *names, Py_ssize_t *out) {
+    for (int i = 0; names[i] != NULL; i++)
+        if ((out[i] = member_offset((PyTypeObject *)type, names[i])) < 0) {
+            PyErr_Format(PyExc_TypeError, "%s has no slot %s", ((PyTypeObject *)type)->tp_name, names[i]);
+            return -1;
+        }
+    return 0;
+}
+
+/* Learned(detector, python_observe, module, call_kinds, (Event, Profile, Today, CallState, Classified),
+ *         (min_days, min_calls, unusual_hour_percent, volume_min_calls, volume_min_minutes, v4, v6),
+ *         (SOURCE, DESTINATION, UNUSUAL)) */
+static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
+    PyObject *detector, *types[5];
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "OOOO!(O!O!O!O!O!)(lllllOO)(lll)", &detector, &o->python_observe, &o->module,
+                          &PyTuple_Type, &o->call_kinds, &PyType_Type, &types[0], &PyType_Type, &types[1],
+                          &PyType_Type, &types[2], &PyType_Type, &types[3], &PyType_Type, &types[4], &o->min_days,
+                          &o->min_calls, &o->unusual_percent, &o->volume_calls, &o->volume_minutes, &o->v4, &o->v6,
+                          &o->source, &o->destination, &o->unusual))
+        return -1;
+    if (!event_slots((PyTypeObject *)types[0], o->ev)) {
+        PyErr_SetString(PyExc_TypeError, "not the Event this file knows");
+        return -1;
+    }
+    if (offsets_of(types[1], PROFILE_FIELDS, o->pr) < 0 || offsets_of(types[2], TODAY_FIELDS, o->td) < 0
+        || offsets_of(types[3], CALL_FIELDS, o->cl) < 0 || offsets_of(types[4], NUMBER_FIELDS, o->nu) < 0)
+        return -1;
+    o->event_type = (PyTypeObject *)types[0]; o->profile_type = (PyTypeObject *)types[1];
+    o->today_type = (PyTypeObject *)types[2]; o->call_type = (PyTypeObject *)types[3];
+    o->number_type = (PyTypeObject *)types[4];
+    PyObject *book = PyObject_GetAttrString(detector, "book");
+    PyObject *calls = book ? PyObject_GetAttrString(detector, "calls") : NULL;
+    PyObject *profiles = calls ? PyObject_GetAttrString(book, "profiles") : NULL;
+    PyObject *dirty = profiles ? PyObject_GetAttrString(book, "dirty") : NULL;
+    PyObject *seen = dirty ? PyObject_GetAttrString(detector, "_seen") : NULL;
+    PyObject *exclude = seen ? PyObject_GetAttrString(detector, "exclude") : NULL;
+    PyObject *clock = exclude ? PyObject_GetAttrString(detector, "_clock") : NULL;
+    PyObject *local = clock ? PyObject_GetAttrString(detector, "_local") : NULL;
+    PyObject *network_of = local ? PyObject_GetAttrString(o->module, "network_of") : NULL;
+    int ok = network_of != NULL && PyDict_Check(profiles) && PySet_Check(dirty) && PyDict_Check(seen)
+             && PyFrozenSet_Check(exclude) && PyDict_Check(clock);
+    if (network_of != NULL && !ok) PyErr_SetString(PyExc_TypeError, "a behaviour detector of the wrong shape");
+    if (ok) {
+        o->book = calls; o->profiles = profiles; o->dirty = dirty; o->seen = seen; o->exclude = exclude;
+        o->clock = clock; o->local = local; o->network_of = network_of;
+        o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds, types[0],
+                                      types[1], types[2], types[3], types[4], o->v4, o->v6, book, calls, profiles,
+                                      dirty, seen, exclude, clock, local, network_of);
+        ok = o->keep_alive != NULL;
+    }
+    Py_XDECREF(book); Py_XDECREF(calls); Py_XDECREF(profiles); Py_XDECREF(dirty); Py_XDECREF(seen);
+    Py_XDECREF(exclude); Py_XDECREF(clock); Py_XDECREF(local); Py_XDECREF(network_of);
+    return ok ? 0 : -1;
+}
+
+/* A number as a double: 1, or 0 for None, or -1 with an error. */
+static int number_of(PyObject *value, double *out) {
+    if (value == Py_None) { *out = 0.0; return 0; }
+    *out = PyFloat_AsDouble(value);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
+}
+
+static int long_of(PyObject *value, long *out) {
+    *out = PyLong_AsLong(value);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* Python's float floor division `x // 900`, as int(): float_floor_div in CPython's floatobject.c */
+static double floor_div(double vx, double wx) {
+    double mod = fmod(vx, wx), div = (vx - mod) / wx, floordiv;
+    if (mod) { if ((wx < 0) != (mod < 0)) div -= 1.0; }
+    if (div) { floordiv = floor(div); if (div - floordiv > 0.5) floordiv += 1.0; }
+    else floordiv = copysign(0.0, vx / wx);
+    return floordiv;
+}
+
+/* BehaviourDetector._local(when): (local day, local hour), from its cache (a quarter not cached yet: the method
+ * itself works it out and caches it; nothing else changes). 1, or 0 for an odd value (Python's turn), or -1. */
+static int local_of(Learned *o, PyObject *when_object, double when, long *day, long *hour) {
+    double quarter = floor_div(when, 900.0);
+    if (!(fabs(quarter) < 9e15)) return 0;
+    PyObject *key = PyLong_FromDouble(quarter);
+    if (key == NULL) return -1;
+    PyObject *found = PyDict_GetItemWithError(o->clock, key);
+    Py_DECREF(key);
+    if (found == NULL && PyErr_Occurred()) return -1;
+    if (found != NULL) Py_INCREF(found);
+    else if ((found = PyObject_CallOneArg(o->local, when_object)) == NULL) return -1;
+    int rc = PyTuple_Check(found) && PyTuple_GET_SIZE(found) == 2;
+    if (rc && (long_of(PyTuple_GET_ITEM(found, 0), day) < 0 || long_of(PyTuple_GET_ITEM(found, 1), hour) < 0)) rc = -1;
+    Py_DECREF(found);
+    return rc;
+}
+
+static int in_dict(PyObject *dict, PyObject *key) {
+    if (!PyDict_Check(dict)) { PyErr_SetString(PyExc_TypeError, "a profile's counts are a dict"); return -1; }
+    return PyDict_Contains(dict, key);
+}
+
+/* counts[key] = counts.get(key, 0) + 1 */
+static int bump(PyObject *counts, PyObject *key) {
+    PyObject *n = PyDict_GetItemWithError(counts, key);
+    if (n == NULL && PyErr_Occurred()) return -1;
+    PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
+    if (more == NULL) return -1;
+    int rc = PyDict_SetItem(counts, key, more);
+    Py_DECREF(more);
+    return rc;
+}
+
+/* obj.slot += amount (a number) */
+static int add_slot(PyObject *obj, Py_ssize_t offset, PyObject *amount) {
+    PyObject *more = PyNumber_Add(SLOT(obj, offset), amount);
+    if (more == NULL) return -1;
+    set_slot(obj, offset, more);
+    Py_DECREF(more);
+    return 0;
+}
+
+/* ISO country: behaviour._country() (a str of letters only; None for phonenumbers' "001" and the like) */
+static int is_country(PyObject *country) {
+    if (!PyUnicode_Check(country) || PyUnicode_GET_LENGTH(country) == 0) return 0;
+    int kind = PyUnicode_KIND(country);
+    const void *data = PyUnicode_DATA(country);
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(country); i++)
+        if (!Py_UNICODE_ISALPHA(PyUnicode_READ(kind, data, i))) return 0;
+    return 1;
+}
+
+/* Profile.hour_share(slot) * 100 < percent; -1 with an error */
+static int unusual_hour(Learned *o, PyObject *profile, long slot) {
+    PyObject *hours = SL(profile, o->pr, P_HOURS);
+    if (!PyList_Check(hours) || PyList_GET_SIZE(hours) != 48) {
+        PyErr_SetString(PyExc_TypeError, "a profile's hours are a list of 48 counts");
+        return -1;
+    }
+    long total = 0, h[48];
+    for (int i = 0; i < 48; i++) {
+        if (long_of(PyList_GET_ITEM(hours, i), &h[i]) < 0) return -1;
+        total += h[i];
+    }
+    double share = 0.0;
+    if (total) {
+        long base = slot - slot % 24, hour = slot % 24;
+        share = (double)(h[base + (hour + 23) % 24] + h[slot] + h[base + (hour + 1) % 24]) / (double)total;
+    }
+    return share * 100 < (double)o->unusual_percent;
+}
+
+typedef struct {  /* what the fast path will change, worked out before anything is */
+    PyObject *network;          /* a new reference, or NULL: no source to learn */
+    long slot;                  /* -1: no destination to learn */
+    PyObject *where, *type;     /* borrowed from the number: an outside call's destination */
+    int usual;
+    double minutes;             /* > 0: talk minutes to learn */
+    long flags;
+    double learned;
+} Plan;
+
+/* 1: the plan is made (nothing to find), 0: Python's turn, -1: error */
+static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, long flags, double learned,
+                Plan *p) {
+    PyObject *today = SL(profile, o->pr, P_TODAY), *number = SL(call, o->cl, C_CLASSIFIED);
+    PyObject *ip = SL(call, o->cl, C_IP), *end = SL(call, o->cl, C_END);
+    long days, calls;
+    if (today == Py_None || Py_TYPE(today) != o->today_type) return 0;
+    if (SL(event, o->ev, F_UA) != Py_None) return 0;  /* a user agent: its checks are Python's */
+    if (long_of(SL(profile, o->pr, P_DAYS), &days) < 0 || long_of(SL(profile, o->pr, P_CALLS), &calls) < 0) return -1;
+    int judged = days >= o->min_days, judged_calls = judged && calls >= o->min_calls;
+    int outside = 0;
+    if (number != Py_None) {
+        if (Py_TYPE(number) != o->number_type) return 0;
+        int internal = PyObject_IsTrue(SL(number, o->nu, N_INTERNAL));
+        if (internal < 0) return -1;
+        outside = !internal;
+    }
+    p->network = NULL; p->slot = -1; p->where = p->type = NULL; p->usual = 1; p->minutes = 0.0;
+    if (ip != Py_None && !(flags & o->source)) {  /* _source(), with no user agent */
+        flags |= o->source;
+        p->network = PyObject_CallFunctionObjArgs(o->network_of, ip, o->v4, o->v6, NULL);
+        if (p->network == NULL) return -1;
+        PyObject *networks = SL(profile, o->pr, P_NETWORKS);
+        int known = in_dict(networks, p->network);
+        if (known < 0) return -1;
+        if (!known && PyDict_GET_SIZE(networks) && judged) return 0;  /* a network it never used */
+    }
+    long unusual_calls;
+    if (long_of(SL(today, o->td, T_UNUSUAL_CALLS), &unusual_calls) < 0) return -1;
+    if (number != Py_None && !(flags & o->destination)) {
+        flags |= o->destination;
+        double start;
+        long day, hour;
+        int found = number_of(SL(call, o->cl, C_START), &start);
+        if (found <= 0) return found < 0 ? -1 : 0;
+        if ((found = local_of(o, SL(call, o->cl, C_START), start, &day, &hour)) <= 0) return found;
+        p->slot = ((day - 1) % 7 + 7) % 7 >= 5 ? hour + 24 : hour;
+        if (p->slot < 0 || p->slot >= 48) return 0;
+        if (outside) {
+            PyObject *country = SL(number, o->nu, N_COUNTRY);
+            p->type = SL(number, o->nu, N_TYPE);
+            int geographic = is_country(country);
+            p->where = geographic ? country : p->type;
+            int a = in_dict(SL(profile, o->pr, P_COUNTRIES), p->where);
+            int b = in_dict(SL(profile, o->pr, P_TYPES), p->type);
+            if (a < 0 || b < 0) return -1;
+            p->usual = a && b;
+            flags |= p->usual ? 0 : o->unusual;
+            if (judged_calls) {  /* _destination() */
+                int known = a || in_dict(SL(today, o->td, T_COUNTRIES), p->where);
+                int known_type = b || in_dict(SL(today, o->td, T_TYPES), p->type);
+                if (known < 0 || known_type < 0) return -1;
+                if (SL(number, o->nu, N_RISK) != Py_None && (!known || !known_type)) return 0;
+                if (!known && geographic) return 0;  /* a new country: noted, and counted */
+                if (o->unusual_percent && !p->usual) {
+                    int odd = unusual_hour(o, profile, p->slot);
+                    if (odd != 0) return odd < 0 ? -1 : 0;
+                }
+            }
+            if (judged_calls && unusual_calls + !p->usual >= (o->volume_calls > 1 ? o->volume_calls : 1))
+                return 0;  /* _volume(): today's unusual calls may be too many */
+        }
+    }
+    if (outside && end != Py_None) {  /* the talk minutes: call.talk(call.end) / 60 */
+        double billsec, answer, end_at;
+        int has = number_of(SL(call, o->cl, C_BILLSEC), &billsec);
+        if (has < 0) return -1;
+        double talked = billsec;
+        if (!has) {
+            int answered = number_of(SL(call, o->cl, C_ANSWER), &answer);
+            if (answered < 0 || number_of(end, &end_at) < 0) return -1;
+            talked = answered ? (end_at - answer > 0.0 ? end_at - answer : 0.0) : 0.0;
+        }
+        talked /= 60;
+        if (talked > learned) {
+            p->minutes = talked - learned;
+            double unusual_minutes;
+            if (number_of(SL(today, o->td, T_UNUSUAL_MINUTES), &unusual_minutes) <= 0) return PyErr_Occurred() ? -1 : 0;
+            if (flags & o->unusual) unusual_minutes += p->minutes;  /* see_minutes(m, usual=not flags & UNUSUAL) */
+            if (judged_calls && unusual_minutes >= (o->volume_minutes > 1 ? (double)o->volume_minutes : 1.0))
+                return 0;  /* _volume(minutes=True) */
+            learned = talked;
+        }
+    }
+    p->flags = flags;
+    p->learned = learned;
+    return 1;
+}
+
+/* The changes of `_call` where it finds nothing, in its order: 1, or -1 with an error. */
+static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *profile, PyObject *account,
+                     PyObject *key, int full, const Plan *p) {
+    PyObject *today = SL(profile, o->pr, P_TODAY), *when = SL(event, o->ev, F_TIME);
+    int later = PyObject_RichCompareBool(when, SL(profile, o->pr, P_LAST), Py_GT);  /* ProfileBook.touch */
+    if (later < 0) return -1;
+    if (later) set_slot(profile, o->pr[P_LAST], when);
+    else {
+        int earlier = PyObject_RichCompareBool(when, SL(profile, o->pr, P_FIRST), Py_LT);
+        if (earlier < 0) return -1;
+        if (earlier) set_slot(profile, o->pr[P_FIRST], when);
+    }
+    if (PySet_Add(o->dirty, account) < 0) return -1;
+    if (p->network != NULL && bump(SL(today, o->td, T_NETWORKS), p->network) < 0) return -1;  /* see_source */
+    if (p->slot >= 0) {  /* see_call */
+        PyObject *slot = PyLong_FromLong(p->slot);
+        int rc = slot ? bump(SL(today, o->td, T_HOURS), slot) : -1;
+        Py_XDECREF(slot);
+        if (rc < 0) return -1;
+        if (p->where != NULL) {
+            if (add_slot(today, o->td[T_CALLS], one) < 0) return -1;
+            PyObject *more = PyLong_FromLong(!p->usual);
+            rc = more ? add_slot(today, o->td[T_UNUSUAL_CALLS], more) : -1;
+            Py_XDECREF(more);
+            if (rc < 0 || bump(SL(today, o->td, T_COUNTRIES), p->where) < 0
+                || bump(SL(today, o->td, T_TYPES), p->type) < 0)
+                return -1;
+        }
+    }
+    if (p->minutes > 0.0) {  /* see_minutes */
+        PyObject *minutes = PyFloat_FromDouble(p->minutes);
+        int rc = minutes ? add_slot(today, o->td[T_MINUTES], minutes) : -1;
+        if (rc == 0 && (p->flags & o->unusual)) rc = add_slot(today, o->td[T_UNUSUAL_MINUTES], minutes);
+        Py_XDECREF(minutes);
+        if (rc < 0) return -1;
+    }
+    if (full) {  /* seen.popitem(last=False) */
+        PyObject *oldest = PyObject_CallMethod(o->seen, "popitem", "O", Py_False);
+        if (oldest == NULL) return -1;
+        Py_DECREF(oldest);
+    }
+    PyObject *seen = Py_BuildValue("(ld)", p->flags, p->learned);
+    int rc = seen ? PyObject_SetItem(o->seen, key, seen) : -1;  /* an OrderedDict: its own order */
+    Py_XDECREF(seen);
+    return rc < 0 ? -1 : 1;
+}
+
+/* observe(event) */
+static PyObject *learned_observe(Learned *o, PyObject *event) {
+    if (Py_TYPE(event) != o->event_type) return PyObject_CallOneArg(o->python_observe, event);
+    PyObject *kind = SL(event, o->ev, F_KIND);
+    int is_call = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o->call_kinds); i++)
+        is_call |= PyTuple_GET_ITEM(o->call_kinds, i) == kind;
+    PyObject *current = is_call ? PyObject_GetAttr(o->book, s_current) : NULL;
+    if (current == NULL) return is_call ? NULL : PyObject_CallOneArg(o->python_observe, event);
+    PyObject *result = NULL, *call, *account, *keys;
+    Plan p = {.network = NULL};
+    if (!PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1
+        || Py_TYPE(call = PyTuple_GET_ITEM(current, 0)) != o->call_type)
+        goto python;
+    account = SL(call, o->cl, C_ACCOUNT); keys = SL(call, o->cl, C_KEYS);
+    if (account == Py_None || !PyUnicode_CheckExact(account) || !PyList_Check(keys) || PyList_GET_SIZE(keys) == 0)
+        goto python;
+    int excluded = PySet_Contains(o->exclude, account);
+    if (excluded != 0) { if (excluded < 0) goto done; goto python; }
+    PyObject *key = PyList_GET_ITEM(keys, 0);
+    PyObject *seen = PyDict_GetItemWithError(o->seen, key);
+    long flags = 0;
+    double learned = 0.0;
+    int full = 0;
+    if (seen == NULL) {
+        if (PyErr_Occurred()) goto done;
+        PyObject *max_seen = PyObject_GetAttr(o->module, s_max_seen);  /* read as the Python code reads it */
+        Py_ssize_t most = max_seen ? PyLong_AsSsize_t(max_seen) : -1;
+        Py_XDECREF(max_seen);
+        if (most == -1 && PyErr_Occurred()) goto done;
+        full = PyDict_GET_SIZE(o->seen) >= most;  /* the oldest makes room */
+    } else {
+        if (!PyTuple_Check(seen) || PyTuple_GET_SIZE(seen) != 2 || long_of(PyTuple_GET_ITEM(seen, 0), &flags) < 0
+            || number_of(PyTuple_GET_ITEM(seen, 1), &learned) < 0) {
+            PyErr_Clear();
+            goto python;
+        }
+    }
+    PyObject *number = SL(call, o->cl, C_CLASSIFIED);
+    int outside = 0;
+    if (number != Py_None) {
+        if (Py_TYPE(number) != o->number_type) goto python;
+        int internal = PyObject_IsTrue(SL(number, o->nu, N_INTERNAL));
+        if (internal < 0) goto done;
+        outside = !internal;
+    }
+    if ((SL(call, o->cl, C_IP) == Py_None || (flags & o->source)) && (number == Py_None || (flags & o->destination))
+        && (!outside || SL(call, o->cl, C_END) == Py_None)) {
+        result = PyList_New(0);  /* a record of a call that tells nothing new about it */
+        goto done;
+    }
+    PyObject *profile = PyDict_GetItemWithError(o->profiles, account);
+    if (profile == NULL) { if (PyErr_Occurred()) goto done; goto python; }
+    if (Py_TYPE(profile) != o->profile_type) goto python;
+    double when;
+    long day, hour, profile_day;
+    int found = number_of(SL(event, o->ev, F_TIME), &when);
+    if (found <= 0 || (found = local_of(o, SL(event, o->ev, F_TIME), when, &day, &hour)) <= 0) {
+        if (found < 0) goto done;
+        goto python;
+    }
+    if (long_of(SL(profile, o->pr, P_DAY), &profile_day) < 0) goto done;
+    if (day > profile_day) goto python;  /* a new local day: the profile learns the last one */
+    Py_INCREF(profile); Py_INCREF(call); Py_INCREF(account); Py_INCREF(key);
+    found = plan(o, event, call, profile, flags, learned, &p);
+    if (found == 1) found = carry_out(o, event, call, profile, account, key, full, &p);
+    Py_DECREF(profile); Py_DECREF(call); Py_DECREF(account); Py_DECREF(key);
+    if (found < 0) goto done;
+    if (found == 0) goto python;
+    result = PyList_New(0);
+    goto done;
+python:
+    result = PyObject_CallOneArg(o->python_observe, event);
+done:
+    Py_XDECREF(p.network);
+    Py_DECREF(current);
+    return result;
+}
+
+static PyMethodDef learned_methods[] = {
+    {"observe", (PyCFunction)learned_observe, METH_O, "BehaviourDetector.observe(event), its quiet path in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LearnedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch._learned.Learned",
+    .tp_basicsize = sizeof(Learned),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)learned_init,
+    .tp_dealloc = (destructor)learned_dealloc,
+    .tp_methods = learned_methods,
+    .tp_doc = "BehaviourDetector.observe for one detector, its quiet path in C (see sipwatch/core.py).",
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_learned", "The learned behaviour's quiet path in C (see detectors/behaviour.py).", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__learned(void) {
+    s_current = PyUnicode_InternFromString("current");
+    s_max_seen = PyUnicode_InternFromString("MAX_SEEN");
+    one = PyLong_FromLong(1);
+    if (!s_current || !s_max_seen || !one || PyType_Ready(&LearnedType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    Py_INCREF(&LearnedType);
+    if (PyModule_AddObject(m, "Learned", (PyObject *)&LearnedType) < 0) {
+        Py_DECREF(&LearnedType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
