@@ -256,8 +256,8 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
             p->usual = a && b;
             flags |= p->usual ? 0 : o->unusual;
             if (judged_calls) {  /* _destination() */
-                int known = a || in_dict(SL(today, o->td, T_COUNTRIES), p->where);
-                int known_type = b || in_dict(SL(today, o->td, T_TYPES), p->type);
+                int known = a ? 1 : in_dict(SL(today, o->td, T_COUNTRIES), p->where);  /* knows_destination */
+                int known_type = b ? 1 : in_dict(SL(today, o->td, T_TYPES), p->type);  /* knows_type */
                 if (known < 0 || known_type < 0) return -1;
                 if (SL(number, o->nu, N_RISK) != Py_None && (!known || !known_type)) return 0;
                 if (!known && geographic) return 0;  /* a new country: noted, and counted */

@@ -252,6 +252,7 @@ static PyObject *measures_bill(Measures *m, PyObject *tracked) {
         PyObject *call;
         if (tracked_call(m, value, &call) < 0) return NULL;
         PyObject *billed = SLOT(value, m->t_billed);
+        if (billed == NULL) { PyErr_SetString(PyExc_AttributeError, "_Tracked.billed is unset"); return NULL; }
         if (billed == Py_False && SLOT(call, m->st[S_END]) != Py_None) {
             Py_INCREF(Py_True);
             SLOT(value, m->t_billed) = Py_True;
@@ -282,7 +283,9 @@ static PyObject *measures_stale(Measures *m, PyObject *args) {
             Py_CLEAR(out);
             break;
         }
-        int billed = PyObject_IsTrue(SLOT(value, m->t_billed));
+        PyObject *flag = SLOT(value, m->t_billed);
+        int billed = flag == NULL ? -1 : PyObject_IsTrue(flag);
+        if (flag == NULL) PyErr_SetString(PyExc_AttributeError, "_Tracked.billed is unset");
         if (billed < 0) { Py_CLEAR(out); break; }
         /* (billed and (end or start) < horizon) or (end is None and start < horizon and not open_at(now)) */
         int stale = billed && (end != 0.0 ? end : start) < horizon;
