@@ -36,6 +36,7 @@ setup(
         Extension(
             "sipwatch.formats._fastlane",
             sources=["src/sipwatch/formats/_fastlane.c"],
+            depends=["src/sipwatch/formats/_rows.h"],
             libraries=["pcre2-8", *libhs()["libraries"]],
             define_macros=libhs()["define_macros"],
             extra_compile_args=["-O2", *WARNINGS],

@@ -30,6 +30,7 @@ def read(data: bytes, native_lane: bool, chunk: int = 1 << 22,
          calls: bool = True) -> tuple[list[Wire], tuple[int, ...]]:
     """The wire tuples and the counters of one pass of the record scanner over `data`."""
     parser = LineParser(TimeParser(YEAR, *zones(Config())), readers(calls))
+    parser.rows_only = data[:1] == b'"'  # as FileSource.rows_only says of a file of CSV rows
     prefilter = _PREFILTERS.get(calls) or _PREFILTERS.setdefault(calls, Prefilter(parser.markers))
     stats = ScanStats()
     scanner = RecordScanner(parser, prefilter, "test.log", stats, native_lane=native_lane)

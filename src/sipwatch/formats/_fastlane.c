@@ -1009,6 +1009,8 @@ static int flags_of(PyObject *set, unsigned char *flags) {
 
 static int flag(const unsigned char *flags, int id) { return id >= 0 && id < MAX_MARKER && flags[id]; }
 
+#include "_rows.h"
+
 #define MAX_IDS 64
 
 /* Engine.feed(scanner, buf, limit, hits, line_base, orphans, special, max_record)
@@ -1165,11 +1167,16 @@ static int hits_of(Hits *h, PyObject *source, const char *buf, Py_ssize_t size) 
 }
 
 static PyObject *engine_feed(Engine *E, PyObject *args) {
-    PyObject *scanner, *bufobj, *hits, *orphans, *special;
+    PyObject *scanner, *bufobj, *hits, *orphans, *special, *rows_arg = Py_None;
     Py_ssize_t limit, line_base, max_record;
-    if (!PyArg_ParseTuple(args, "OO!nOnOOn", &scanner, &PyBytes_Type, &bufobj, &limit, &hits,
-                          &line_base, &orphans, &special, &max_record))
+    if (!PyArg_ParseTuple(args, "OO!nOnOOn|O", &scanner, &PyBytes_Type, &bufobj, &limit, &hits,
+                          &line_base, &orphans, &special, &max_record, &rows_arg))
         return NULL;
+    if (rows_arg != Py_None && !Py_IS_TYPE(rows_arg, &RowsType)) {
+        PyErr_SetString(PyExc_TypeError, "rows: a Rows or None");
+        return NULL;
+    }
+    Rows *rows = rows_arg == Py_None ? NULL : (Rows *)rows_arg;
     const char *buf = PyBytes_AS_STRING(bufobj);
     Py_ssize_t size = PyBytes_GET_SIZE(bufobj);
     unsigned char orphan_flags[MAX_MARKER], special_flags[MAX_MARKER];
@@ -1182,7 +1189,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     memset(&R, 0, sizeof(R));
     R.E = E;
     R.clock.last_len = -1;
-    PyObject *items = PyList_New(0), *record = NULL, *time_parser = NULL, *last = NULL;
+    PyObject *items = PyList_New(0), *record = NULL, *time_parser = NULL, *last = NULL, *parse_record = NULL;
     R.fast = PyObject_GetAttrString(parser, "_fast");
     time_parser = PyObject_GetAttrString(parser, "time_parser");
     record = PyObject_GetAttrString(scanner, "_record");
@@ -1201,6 +1208,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     }
     R.last_time = PyFloat_AsDouble(last);
     if (R.last_time == -1.0 && PyErr_Occurred()) goto fail;
+    if (rows != NULL && (parse_record = PyObject_GetAttrString(time_parser, "parse_record")) == NULL) goto fail;
     Py_ssize_t skip_until = 0, spill_end = 0, counted_pos = 0, counted_lines = 0, candidates = 0;
     Py_ssize_t i = 0, n = H.n;
     int seen_prefix = 0, told_prefix = 0;
@@ -1232,6 +1240,19 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         counted_pos = start;
         Py_ssize_t line_no = line_base + counted_lines + 1;
         int inside = start < limit;
+        if (rows != NULL && !overflow && buf[start] == '"' && stop - start <= max_record) {
+            int cdr = 1;  /* only CdrReader's markers on the line: it is the reader Python would ask */
+            for (int q = 0; cdr && q < nids; q++) cdr = flag(rows->ids, ids[q]);
+            PyObject *result = cdr ? cdr_row(&R, rows, parse_record, buf + start, stop - start, (long)line_no) : FALLBACK;
+            if (result == NULL) goto fail;
+            if (result != FALLBACK) {
+                int rc = PyList_Append(items, result);
+                Py_DECREF(result);
+                if (rc < 0) goto fail;
+                candidates += inside;
+                continue;
+            }
+        }
         int fast_ok = !overflow && stop - start <= max_record && plain_line(buf + start, stop - start);
         for (int q = 0; fast_ok && q < nids; q++)
             if (flag(special_flags, ids[q])) fast_ok = 0;
@@ -1289,6 +1310,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         if (seen_prefix && !told_prefix && PyObject_SetAttrString(parser, "seen_prefix", Py_True) < 0) goto fail;
     }
     Py_DECREF(parser); Py_DECREF(R.fast); Py_DECREF(time_parser); Py_DECREF(record); Py_DECREF(last);
+    Py_XDECREF(parse_record);
     Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.midnights);
     Py_XDECREF(R.clock.last_value);
     hits_clear(&H);
@@ -1297,6 +1319,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
 fail:
     hits_clear(&H);
     Py_XDECREF(parser); Py_XDECREF(R.fast); Py_XDECREF(time_parser); Py_XDECREF(record); Py_XDECREF(last);
+    Py_XDECREF(parse_record);
     Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.midnights);
     Py_XDECREF(R.clock.last_value);
     Py_XDECREF(items);
@@ -1427,6 +1450,13 @@ PyMODINIT_FUNC PyInit__fastlane(void) {
     Py_INCREF(&EngineType);
     if (PyModule_AddObject(m, "Engine", (PyObject *)&EngineType) < 0) {
         Py_DECREF(&EngineType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyType_Ready(&RowsType) < 0) { Py_DECREF(m); return NULL; }
+    Py_INCREF(&RowsType);
+    if (PyModule_AddObject(m, "Rows", (PyObject *)&RowsType) < 0) {
+        Py_DECREF(&RowsType);
         Py_DECREF(m);
         return NULL;
     }

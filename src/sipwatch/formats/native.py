@@ -16,14 +16,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipwatch.event import CALL_KINDS, Evidence, Kind, Service
 from sipwatch.fingerprints import SCANNER_USER_AGENTS
-from sipwatch.formats import security
+from sipwatch.formats import calls, security
 from sipwatch.formats.form import _TLS_LIKE, CHANNEL_SERVICES, Form, uri_user
-from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, SERVICE_INDEX
+from sipwatch.formats.wire import EVIDENCE_INDEX, KIND_INDEX, SERVICE_INDEX, ip_text
 from sipwatch.netaddr import _TRANSPORTS, Shape, host_text
+
+if TYPE_CHECKING:
+    from sipwatch.formats.parser import LineParser
 
 try:  # pragma: no cover - which branch runs depends on the build
     from sipwatch.formats import _fastlane  # type: ignore[attr-defined]
@@ -146,6 +149,34 @@ def markers(texts: Sequence[str]) -> Any | None:
 
 def available() -> bool:
     return _fastlane is not None and os.environ.get("SIPWATCH_NATIVE", "1") != "0"
+
+
+_ROWS: dict[tuple[int, ...], Any] = {}
+#: the columns of a CDR layout that `_rows.h` reads, in its order
+ROW_COLUMNS = ("disposition", "amaflags", "uniqueid", "sequence", "start", "answer", "end", "duration", "billsec",
+               "channel", "dst", "dstchannel", "dcontext", "linkedid", "userfield")
+
+
+def rows(parser: LineParser, hits_complete: bool, file: str) -> Any | None:
+    """The fast lane of a file of CDR rows (`_rows.h`: `CdrReader.record` in C for the rows it can read exactly
+    so), or None: not built, turned off, the prefilter may not report every marker (then a row's other
+    markers could not be seen), or the file is one that a reader of lines from one source reads first."""
+    if not available() or not hits_complete or not hasattr(_fastlane, "Rows"):
+        return None
+    if any(file.startswith(origin) for origin, _ in parser._by_origin):
+        return None
+    cdr = next((r for r in parser.readers if isinstance(r, calls.CdrReader)), None)
+    if cdr is None:
+        return None
+    ids = tuple(i for i, readers in enumerate(parser.by_index) if readers == (cdr,))
+    found = _ROWS.get(ids)
+    if found is None:
+        layouts = [(len(columns), f"{cdr.id}.{name}", tuple(columns.index(c) if c in columns else -1
+                                                              for c in ROW_COLUMNS))
+                   for name, columns in calls.CDR_LAYOUTS]
+        found = _ROWS[ids] = _fastlane.Rows(layouts, frozenset(calls.DISPOSITIONS), frozenset(calls.AMA_FLAGS),
+                                            set(ids), calls._source, ip_text, KIND_INDEX[Kind.CALL_END])
+    return found
 
 
 _ENGINES: dict[tuple[tuple[str, int], ...], Any] = {}

@@ -156,6 +156,9 @@ class RecordScanner:
         self.native = native.engine([] if parser.rows_only else parser.lanes) if native_lane else None
         #: with the native engine, the prefilter's markers found in C too (None: Prefilter.hits() finds them)
         self._markers = native.markers(markers) if self.native is not None and prefilter.engine == "hyperscan" else None
+        #: CDR rows read in C (`_rows.h`) in a file of CSV rows
+        self._rows = native.rows(parser, prefilter.engine == "hyperscan", file) if (
+            self.native is not None and parser.rows_only) else None
 
     def feed(self, buf: bytes, limit: int | None = None) -> list[Item]:
         """Events of the records that start in buf[:limit] (all of buf when limit is None). The
@@ -175,8 +178,9 @@ class RecordScanner:
             if self.parser.rows_only and limit < len(buf):
                 buf = buf[:limit]  # its rows are one line each (no open_rows): none runs on past the limit
             hits = self._markers if self._markers is not None else self.prefilter.hits(buf)
+            rows = None if self.parser.seen_prefix else self._rows
             items, spill_end, candidates = self.native.feed(
-                self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD)
+                self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD, rows)
             self.stats.candidates += candidates
         else:
             items, spill_end = self._feed(buf, limit, self.prefilter.hits(buf))
