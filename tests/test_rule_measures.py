@@ -11,7 +11,7 @@ import pytest
 
 from sipwatch.calls import MAX_OPEN, CallState
 from sipwatch.detectors import account_rules
-from sipwatch.detectors.account_rules import AccountRulesDetector, _Tracked, measures
+from sipwatch.detectors.account_rules import AccountRulesDetector, PythonMeasures, _Tracked, measures
 
 pytestmark = pytest.mark.skipif(account_rules._rules is None, reason="the C measures are not built (needs gcc and "
                                 "python3-dev; `pip install -e .` builds them)")
@@ -82,17 +82,18 @@ def test_billing_without_a_rate_table_marks_the_same_calls(seed: int) -> None:
     rng = random.Random(seed)
     calls = _calls(rng, rng.randint(0, 40))
     python, native = _tracked(random.Random(seed), calls), _tracked(random.Random(seed), calls)
-    AccountRulesDetector._bill(_PythonOnly(), account_rules._Account(calls=python))  # type: ignore[arg-type]
+    PythonMeasures.bill(python)
     measures().bill(native)
     assert [t.billed for t in native.values()] == [t.billed for t in python.values()]
 
 
-class _PythonOnly:
-    """Just what `AccountRulesDetector._bill` reads: no rate table, no C measures."""
+def test_without_c_the_rules_measure_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sipwatch.config import Accounts
+    from sipwatch.detectors.knowledge import Knowledge
 
-    def __init__(self) -> None:
-        self.rates: dict[str, float] = {}
-        self._measures = None
+    monkeypatch.setenv("SIPWATCH_NATIVE", "0")
+    detector = AccountRulesDetector(Accounts(), Knowledge())
+    assert isinstance(detector._measures, PythonMeasures)
 
 
 def test_calls_of_another_kind_are_refused() -> None:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from datetime import datetime, tzinfo
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import NamedTuple, Protocol
 
 from sipwatch.calls import MAX_OPEN, CallState
 from sipwatch.config import Accounts, Limits, Overrides, Threshold, load_rates, parse_dates, parse_days, parse_hours
@@ -134,7 +134,7 @@ class AccountRulesDetector:
         self.accounts: dict[str, _Account] = {}
         self._merged: dict[tuple[str | None, str | None], Limits] = {}  # (own account, profile) -> limits
         self._lowest_of: dict[int, tuple[Limits, _Lowest]] = {}  # id(limits) -> (limits, their lowest levels)
-        self._measures = measures()
+        self._measures: Measures = measures() or PythonMeasures()
 
     # -- events ---------------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
@@ -199,13 +199,12 @@ class AccountRulesDetector:
         lowest = self._lowest(limits)
         count = len(calls)  # no count rule can reach a level above the calls it sees: skip those
         if count >= lowest.calls_per_minute:
-            burst = _busiest(calls, 60.0) if self._measures is None else self._measures.busiest(calls, 60.0)
+            burst = self._measures.busiest(calls, 60.0)
             _check(found, "calls_per_minute", len(burst), limits.calls_per_minute, burst, "calls in 60s")
         if count >= lowest.concurrent:
-            peak = _peak_concurrency(calls, now) if self._measures is None else self._measures.peak(calls, now)
+            peak = self._measures.peak(calls, now)
             _check(found, "concurrent", len(peak), limits.concurrent, peak, "calls at once")
-        recent, minutes = _recent(calls, window, now) if self._measures is None else self._measures.recent(
-            calls, window, now)
+        recent, minutes = self._measures.recent(calls, window, now)
         if len(recent) >= lowest.calls_per_window:
             _check(found, "calls_per_window", len(recent), limits.calls_per_window, recent,
                    f"calls in {window / 60:.0f} min")
@@ -288,7 +287,7 @@ class AccountRulesDetector:
     def _bill(self, state: _Account) -> None:
         """Add the cost of calls that ended to their day's spend."""
         rates = self.rates
-        if not rates and self._measures is not None:
+        if not rates:
             self._measures.bill(state.calls)  # only marks them: no cost without a rate table
             return
         for tracked in state.calls.values():
@@ -304,9 +303,7 @@ class AccountRulesDetector:
         """Drop calls that can no longer be in a window that holds the call at hand (`now` is its start,
         or the record's time if earlier)."""
         horizon = now - max(self.settings.window, 60.0)
-        measures = self._measures
-        stale = _stale(state.calls, horizon, now) if measures is None else measures.stale(state.calls, horizon, now)
-        for key in stale:
+        for key in self._measures.stale(state.calls, horizon, now):
             del state.calls[key]
         if len(state.spent) > 3:
             for day in sorted(state.spent)[:-3]:
@@ -343,12 +340,22 @@ class AccountRulesDetector:
         return decision
 
 
-def measures() -> Any:
-    """The window measures in C (`_rules.c`: `busiest`, `peak`, `bill`, `stale`), or None when not built or
-    turned off (then the Python functions here, their specification, run)."""
+class Measures(Protocol):
+    """What the rules measure over an account's window of calls (one loop each, for every outside call)."""
+
+    def busiest(self, calls: list[CallState], seconds: float) -> list[CallState]: ...
+    def peak(self, calls: list[CallState], now: float) -> list[CallState]: ...
+    def recent(self, calls: list[CallState], window: float, now: float) -> tuple[list[CallState], float]: ...
+    def stale(self, tracked: OrderedDict[int, _Tracked], horizon: float, now: float) -> list[int]: ...
+    def bill(self, tracked: OrderedDict[int, _Tracked]) -> None: ...
+
+
+def measures() -> Measures | None:
+    """The window measures in C (`_rules.c`), or None when not built or turned off."""
     if _rules is None or not native.available():
         return None
-    return _rules.Measures(CallState, _Tracked, MAX_OPEN)
+    found: Measures = _rules.Measures(CallState, _Tracked, MAX_OPEN)
+    return found
 
 
 def _lowest(threshold: Threshold) -> float:
@@ -376,6 +383,13 @@ def _override(limits: Limits, layer: Overrides) -> None:
 def _call_id(call: CallState) -> str:
     ids = [k.split(":", 1)[1] for k in call.keys]
     return ids[0] if ids else "?"
+
+
+def _mark_billed(tracked: OrderedDict[int, _Tracked]) -> None:
+    """`_bill` with no rate table: the calls that ended are billed, at no cost."""
+    for t in tracked.values():
+        if not t.billed and t.call.end is not None:
+            t.billed = True
 
 
 def _stale(tracked: OrderedDict[int, _Tracked], horizon: float, now: float) -> list[int]:
@@ -432,3 +446,13 @@ def _peak_concurrency(calls: list[CallState], now: float) -> list[CallState]:
         else:
             open_now.pop(i, None)
     return best
+
+
+class PythonMeasures:
+    """The measures in Python: the specification of `_rules.c` (the tests compare the two)."""
+
+    busiest = staticmethod(_busiest)
+    peak = staticmethod(_peak_concurrency)
+    recent = staticmethod(_recent)
+    stale = staticmethod(_stale)
+    bill = staticmethod(_mark_billed)
