@@ -533,16 +533,7 @@ PyMODINIT_FUNC PyInit__calls(void) {
     zero_float = PyFloat_FromDouble(0.0);
     if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_calls || !s_answered || !s_outside
         || !s_seconds || !s_first || !s_last || !s_countries || !s_sources || !s_country || !s_answered_text || !one
-        || !zero_float
-        || PyType_Ready(&ObserverType) < 0)
+        || !zero_float)
         return NULL;
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m == NULL) return NULL;
-    Py_INCREF(&ObserverType);
-    if (PyModule_AddObject(m, "Observer", (PyObject *)&ObserverType) < 0) {
-        Py_DECREF(&ObserverType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return module_with_type(&moduledef, "Observer", &ObserverType);
 }

@@ -631,14 +631,6 @@ PyMODINIT_FUNC PyInit__core(void) {
         if ((*NAMES[i] = PyUnicode_InternFromString(NAME_TEXTS[i])) == NULL) return NULL;
     empty_tuple = PyTuple_New(0);
     one = PyLong_FromLong(1);
-    if (!empty_tuple || !one || PyType_Ready(&CoreType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m == NULL) return NULL;
-    Py_INCREF(&CoreType);
-    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) {
-        Py_DECREF(&CoreType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    if (!empty_tuple || !one) return NULL;
+    return module_with_type(&moduledef, "Core", &CoreType);
 }

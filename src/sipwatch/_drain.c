@@ -578,8 +578,7 @@ static struct PyModuleDef moduledef = {
 PyMODINIT_FUNC PyInit__drain(void) {
     s_time = PyUnicode_InternFromString("time");
     one = PyLong_FromLong(1);
-    if (!s_time || !one || PyType_Ready(&DrainType) < 0)
-        return NULL;
+    if (!s_time || !one) return NULL;
     PyObject *tally = PyImport_ImportModule("sipwatch.tally");
     PyObject *cap = tally ? PyObject_GetAttrString(tally, "MAX_DISTINCT") : NULL;
     max_distinct = cap ? PyLong_AsSsize_t(cap) : -1;
@@ -593,13 +592,5 @@ PyMODINIT_FUNC PyInit__drain(void) {
         return NULL;
     }
     offender_type = (PyTypeObject *)type;  /* kept for the module's life */
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m == NULL) return NULL;
-    Py_INCREF(&DrainType);
-    if (PyModule_AddObject(m, "Drain", (PyObject *)&DrainType) < 0) {
-        Py_DECREF(&DrainType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return module_with_type(&moduledef, "Drain", &DrainType);
 }

@@ -1,8 +1,8 @@
 /*
  * Where the fields of event.Event (a dataclass with slots) live in its instances, for the C parts that
- * build events (_drain.c) or read them (_core.c) slot by slot; and the fields of other slotted classes
- * (CallState, _Tracked: _calls.c, _rules.c). If Event's slots differ from this list,
- * `event_slots` says so and the callers fall back to Python.
+ * build events (_drain.c) or read them (_core.c) slot by slot; the fields of other slotted classes
+ * (CallState, Profile, _Tracked: _calls.c, _learned.c, _rules.c); and the module setup these C parts share.
+ * If Event's slots differ from this list, `event_slots` says so and the callers fall back to Python.
  */
 #ifndef SIPWATCH_EVENT_SLOTS_H
 #define SIPWATCH_EVENT_SLOTS_H
@@ -61,6 +61,20 @@ static inline void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
     Py_INCREF(value);
     SLOT(obj, offset) = value;
     Py_XDECREF(old);
+}
+
+/* The module of `def` with `type` in it under `name` (the one type of a C part of the scan), or NULL. */
+static inline PyObject *module_with_type(PyModuleDef *def, const char *name, PyTypeObject *type) {
+    if (PyType_Ready(type) < 0) return NULL;
+    PyObject *m = PyModule_Create(def);
+    if (m == NULL) return NULL;
+    Py_INCREF(type);
+    if (PyModule_AddObject(m, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
 
 #endif

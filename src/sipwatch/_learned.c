@@ -448,14 +448,6 @@ PyMODINIT_FUNC PyInit__learned(void) {
     s_current = PyUnicode_InternFromString("current");
     s_max_seen = PyUnicode_InternFromString("MAX_SEEN");
     one = PyLong_FromLong(1);
-    if (!s_current || !s_max_seen || !one || PyType_Ready(&LearnedType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m == NULL) return NULL;
-    Py_INCREF(&LearnedType);
-    if (PyModule_AddObject(m, "Learned", (PyObject *)&LearnedType) < 0) {
-        Py_DECREF(&LearnedType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    if (!s_current || !s_max_seen || !one) return NULL;
+    return module_with_type(&moduledef, "Learned", &LearnedType);
 }

@@ -323,14 +323,5 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__rules(void) {
-    if (PyType_Ready(&MeasuresType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m == NULL) return NULL;
-    Py_INCREF(&MeasuresType);
-    if (PyModule_AddObject(m, "Measures", (PyObject *)&MeasuresType) < 0) {
-        Py_DECREF(&MeasuresType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return module_with_type(&moduledef, "Measures", &MeasuresType);
 }
