@@ -314,6 +314,9 @@ CDR_ROWS = {
     "newcdrcolumns": _cdr() + ',"","1714557600.10","7"',
     "a trailing comma": _cdr() + ",",
     "too few columns": ",".join(_cdr().split(",")[:-2]),
+    "a quote left open": _cdr().rsplit('"', 1)[0],
+    "a row beyond the longest record": _cdr(dst="0" * 70_000),
+    "too many columns": _cdr() + ',""' * 30,
 }
 
 
