@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from generated import genlog
+from generated import gencdr, genlog
 from sipwatch import parallel
 from sipwatch.config import Config
 from sipwatch.formats.records import ScanStats
@@ -218,6 +218,96 @@ def test_the_c_packer_packs_as_the_python_one_does() -> None:
 
     assert parallel._drain.pack(PACKING) == pack(PACKING)
     assert parallel._drain.pack([]) == pack([]) == ([None], b"", [None])
+
+
+def _c_packer() -> object:
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.formats.wire import to_wire
+
+    return parallel._drain.Packer(to_wire)
+
+
+def test_records_packed_one_by_one_are_the_buffer_packed_at_once() -> None:
+    from sipwatch.formats.wire import pack
+
+    packer = _c_packer()
+    for w in PACKING:
+        packer.add(w)  # type: ignore[attr-defined]
+    assert len(packer) == len(PACKING)  # type: ignore[arg-type]
+    assert packer.result() == pack(PACKING)  # type: ignore[attr-defined]
+
+
+def test_the_packer_takes_the_events_of_the_python_path_as_their_wire_tuples() -> None:
+    from sipwatch.formats.wire import event_of, pack
+
+    packer = _c_packer()
+    packer.add_all([event_of(w, "x.log") if i % 2 else w for i, w in enumerate(PACKING)])  # type: ignore[attr-defined]
+    assert packer.result() == pack(PACKING)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("last", [0, 2, 3, 9, 12, 2**40])
+def test_trimming_the_lookahead_leaves_what_packing_the_kept_records_gives(last: int) -> None:
+    """The records of lines past the buffer's end go, with the texts and objects that only they had."""
+    from sipwatch.formats.wire import pack
+
+    ordered = sorted(PACKING, key=lambda w: w[10])
+    packer = _c_packer()
+    packer.add_all(ordered)  # type: ignore[attr-defined]
+    kept = [w for w in ordered if w[10] <= last]
+    assert packer.trim(last) == len(kept)  # type: ignore[attr-defined]
+    assert packer.result() == pack(kept)  # type: ignore[attr-defined]
+
+
+def test_the_packer_names_each_number_its_calls_dialled_once() -> None:
+    packer = _c_packer()
+    packer.add_all(PACKING + PACKING)  # type: ignore[attr-defined]
+    assert packer.targets({12}) == ["0044207"]  # type: ignore[attr-defined]
+    assert packer.targets({0}) == ["100"]  # type: ignore[attr-defined]
+    assert packer.targets(set()) == []  # type: ignore[attr-defined]
+    assert parallel._targets(PACKING + PACKING) == ["0044207"]
+
+
+def test_a_done_packer_refuses_more() -> None:
+    packer = _c_packer()
+    packer.result()  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):
+        packer.add(PACKING[0])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["log", "cdr"])
+def test_a_worker_packs_each_buffer_as_the_python_packer_does(tmp_path: Path, name: str) -> None:
+    """parse_job packs each record as the engine reads it; what it sends is what packing the records that
+    `RecordScanner.feed` returns sends (and the numbers classified are the same)."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    import marshal
+
+    from sipwatch.formats.records import RecordScanner
+    from sipwatch.formats.wire import pack, to_wire
+    from sipwatch.pipeline import Pipeline
+
+    path = tmp_path / ("full" if name == "log" else "Master.csv")
+    if name == "log":
+        genlog(path, 4000, seed=3)
+    else:
+        gencdr(path, 2000, seed=3)
+    source = FileSource(str(path), chunk=32768)
+    settings = Pipeline(Config()).calls.classifier.settings
+    jobs = list(parallel._jobs(source, (2024, None), ("", "UTC"), settings, True))
+    assert len(jobs) > 3
+    for job in jobs:
+        blob, stats, spill, numbers = parallel.parse_job(job)
+        parser, prefilter = parallel._parser(job.name, job.year, job.tz, job.calls)
+        parser.last_time = 0.0
+        parser.rows_only = job.rows_only
+        scanner = RecordScanner(parser, prefilter, job.name, ScanStats(), native_lane=True)
+        scanner.line_base = job.line_base
+        data, limit = parallel.read_span(job.name, *job.span, parallel.LOOKAHEAD)  # type: ignore[misc]
+        wires = [i if i.__class__ is tuple else to_wire(i) for i in scanner.feed(data, limit)]  # type: ignore[arg-type]
+        assert marshal.loads(blob) == pack(wires)
+        assert (stats.events, spill) == (len(wires), scanner.spill_line)
+        assert numbers == parallel._classified(parallel._targets(wires), settings)
 
 
 @pytest.mark.parametrize("bad", [

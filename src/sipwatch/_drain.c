@@ -496,50 +496,225 @@ static int small(PyObject *value, long max, uint8_t *out) {
     return 0;
 }
 
+/* A buffer being packed (formats/wire.py's `pack`, record by record). The parse workers pack each record
+ * the moment the fast lane has made it (`Engine.feed`'s `put`): its texts are still in the cache then,
+ * where a pass over the whole buffer's tuples afterwards waits on memory for each of them. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *index, *texts, *objects;  /* text -> its number; the texts (0: None); the extras and calls */
+    Record *records;
+    Py_ssize_t n, cap;
+    PyObject *convert;  /* for an item that is no wire tuple (an Event of the Python path): to_wire, or NULL */
+} Packer;
+
+static int packer_setup(Packer *p, PyObject *convert) {
+    p->index = PyDict_New();
+    p->texts = PyList_New(1);
+    p->objects = PyList_New(1);
+    if (p->index == NULL || p->texts == NULL || p->objects == NULL) return -1;
+    Py_INCREF(Py_None); PyList_SET_ITEM(p->texts, 0, Py_None);
+    Py_INCREF(Py_None); PyList_SET_ITEM(p->objects, 0, Py_None);
+    if (convert != NULL && convert != Py_None) { Py_INCREF(convert); p->convert = convert; }
+    return 0;
+}
+
+static void packer_clear(Packer *p) {
+    Py_CLEAR(p->index); Py_CLEAR(p->texts); Py_CLEAR(p->objects); Py_CLEAR(p->convert);
+    PyMem_Free(p->records);
+    p->records = NULL;
+    p->n = p->cap = 0;
+}
+
+static void packer_dealloc(Packer *p) {
+    packer_clear(p);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+static int packer_init(Packer *p, PyObject *args, PyObject *kw) {
+    PyObject *convert = NULL;
+    static char *names[] = {"convert", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:Packer", names, &convert)) return -1;
+    packer_clear(p);
+    return packer_setup(p, convert);
+}
+
+/* Add one wire tuple. */
+static int packer_put(Packer *p, PyObject *w) {
+    if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) {
+        PyErr_SetString(PyExc_TypeError, "not a wire tuple");
+        return -1;
+    }
+    if (p->index == NULL) { PyErr_SetString(PyExc_ValueError, "a Packer that is done"); return -1; }
+    Record r;
+    memset(&r, 0, sizeof(r));
+    r.time = PyFloat_AsDouble(PyTuple_GET_ITEM(w, 0));
+    if (r.time == -1.0 && PyErr_Occurred()) return -1;
+    PyObject *port = PyTuple_GET_ITEM(w, 4);
+    r.port = port == Py_None ? -1 : PyLong_AsLongLong(port);
+    r.line = PyLong_AsLongLong(PyTuple_GET_ITEM(w, 10));
+    if (PyErr_Occurred()) return -1;
+    if (port != Py_None && r.port < 0) { PyErr_SetString(PyExc_ValueError, "a negative port"); return -1; }
+    if (small(PyTuple_GET_ITEM(w, 1), MAX_KIND - 1, &r.kind) < 0
+        || small(PyTuple_GET_ITEM(w, 2), 255, &r.service) < 0
+        || small(PyTuple_GET_ITEM(w, 9), 255, &r.evidence) < 0)
+        return -1;
+    for (int f = 0; f < N_TEXTS; f++)
+        if (text_index(p->index, p->texts, PyTuple_GET_ITEM(w, TEXT_FIELDS[f]), &r.text[f]) < 0) return -1;
+    Py_ssize_t objects = PyList_GET_SIZE(p->objects);
+    if (object_index(p->objects, PyTuple_GET_ITEM(w, 14), &r.extra) < 0
+        || object_index(p->objects, PyTuple_GET_ITEM(w, 15), &r.call) < 0) {
+        if (PyList_SetSlice(p->objects, objects, PyList_GET_SIZE(p->objects), NULL) < 0) PyErr_Clear();
+        return -1;
+    }
+    if (p->n == p->cap) {
+        Py_ssize_t cap = p->cap ? 2 * p->cap : 1024;
+        Record *more = PyMem_Realloc(p->records, (size_t)cap * sizeof(Record));
+        if (more == NULL) { PyErr_NoMemory(); return -1; }
+        p->records = more;
+        p->cap = cap;
+    }
+    p->records[p->n++] = r;
+    return 0;
+}
+
+/* put(item): a wire tuple, or (with `convert`) anything `convert` makes one of. */
+static PyObject *packer_add(Packer *p, PyObject *item) {
+    if (!PyTuple_CheckExact(item) && p->convert != NULL) {
+        PyObject *w = PyObject_CallOneArg(p->convert, item);
+        if (w == NULL) return NULL;
+        int rc = packer_put(p, w);
+        Py_DECREF(w);
+        if (rc < 0) return NULL;
+        Py_RETURN_NONE;
+    }
+    if (packer_put(p, item) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* add_all(items): add() for each. */
+static PyObject *packer_add_all(Packer *p, PyObject *items) {
+    PyObject *it = PyObject_GetIter(items);
+    if (it == NULL) return NULL;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *done = packer_add(p, item);
+        Py_DECREF(item);
+        if (done == NULL) { Py_DECREF(it); return NULL; }
+        Py_DECREF(done);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* trim(last_line) -> the records kept: those of lines beyond `last_line` (read in a buffer's lookahead, the last
+ * in file order) are dropped, as RecordScanner.feed drops their items. */
+static PyObject *packer_trim(Packer *p, PyObject *arg) {
+    long long last = PyLong_AsLongLong(arg);
+    if (last == -1 && PyErr_Occurred()) return NULL;
+    if (p->index == NULL) { PyErr_SetString(PyExc_ValueError, "a Packer that is done"); return NULL; }
+    Py_ssize_t n = p->n;
+    while (n > 0 && p->records[n - 1].line > last) n--;
+    if (n < p->n) {  /* the texts and objects first seen in the dropped records go too: they are the last ones */
+        uint32_t texts = 0, objects = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const Record *r = &p->records[i];
+            for (int f = 0; f < N_TEXTS; f++) if (r->text[f] > texts) texts = r->text[f];
+            if (r->extra > objects) objects = r->extra;
+            if (r->call > objects) objects = r->call;
+        }
+        for (Py_ssize_t t = texts + 1; t < PyList_GET_SIZE(p->texts); t++)
+            if (PyDict_DelItem(p->index, PyList_GET_ITEM(p->texts, t)) < 0) return NULL;
+        if (PyList_SetSlice(p->texts, texts + 1, PyList_GET_SIZE(p->texts), NULL) < 0
+            || PyList_SetSlice(p->objects, objects + 1, PyList_GET_SIZE(p->objects), NULL) < 0)
+            return NULL;
+        p->n = n;
+    }
+    return PyLong_FromSsize_t(p->n);
+}
+
+/* targets(kinds) -> the distinct texts dialled (`target`) by the records of these kinds, first seen first. */
+static PyObject *packer_targets(Packer *p, PyObject *kinds) {
+    unsigned char wanted[MAX_KIND] = {0};
+    PyObject *it = PyObject_GetIter(kinds), *kind;
+    if (it == NULL) return NULL;
+    while ((kind = PyIter_Next(it)) != NULL) {
+        long k = PyLong_AsLong(kind);
+        Py_DECREF(kind);
+        if (k == -1 && PyErr_Occurred()) { Py_DECREF(it); return NULL; }
+        if (k >= 0 && k < MAX_KIND) wanted[k] = 1;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred() || p->texts == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a Packer that is done");
+        return NULL;
+    }
+    Py_ssize_t ntexts = PyList_GET_SIZE(p->texts);
+    unsigned char *seen = PyMem_Calloc((size_t)ntexts, 1);
+    PyObject *out = PyList_New(0);
+    if (seen == NULL || out == NULL) { PyMem_Free(seen); Py_XDECREF(out); return PyErr_NoMemory(); }
+    for (Py_ssize_t i = 0; i < p->n; i++) {
+        const Record *r = &p->records[i];
+        uint32_t at = r->text[T_TARGET];
+        if (!wanted[r->kind] || at == 0 || at >= ntexts || seen[at]) continue;
+        seen[at] = 1;
+        if (PyList_Append(out, PyList_GET_ITEM(p->texts, at)) < 0) { PyMem_Free(seen); Py_DECREF(out); return NULL; }
+    }
+    PyMem_Free(seen);
+    return out;
+}
+
+/* result() -> (texts, records, objects): the Packed buffer (formats/wire.py). The Packer is done then. */
+static PyObject *packer_result(Packer *p, PyObject *unused) {
+    (void)unused;
+    if (p->index == NULL) { PyErr_SetString(PyExc_ValueError, "a Packer that is done"); return NULL; }
+    PyObject *records = PyBytes_FromStringAndSize((const char *)p->records, p->n * (Py_ssize_t)sizeof(Record));
+    PyObject *result = records ? PyTuple_Pack(3, p->texts, records, p->objects) : NULL;
+    Py_XDECREF(records);
+    if (result != NULL) packer_clear(p);
+    return result;
+}
+
+static Py_ssize_t packer_len(Packer *p) { return p->n; }
+
+static PyMethodDef packer_methods[] = {
+    {"add", (PyCFunction)packer_add, METH_O, "add(item): one more record (a wire tuple; see `convert`)."},
+    {"add_all", (PyCFunction)packer_add_all, METH_O, "add_all(items): add() each."},
+    {"trim", (PyCFunction)packer_trim, METH_O, "trim(last_line) -> records kept: drop those of later lines."},
+    {"targets", (PyCFunction)packer_targets, METH_O, "targets(kinds) -> distinct targets of those kinds' records."},
+    {"result", (PyCFunction)packer_result, METH_NOARGS, "result() -> (texts, records, objects)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods packer_sequence = {.sq_length = (lenfunc)packer_len};
+
+static PyTypeObject PackerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch._drain.Packer",
+    .tp_basicsize = sizeof(Packer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)packer_init,
+    .tp_dealloc = (destructor)packer_dealloc,
+    .tp_methods = packer_methods,
+    .tp_as_sequence = &packer_sequence,
+    .tp_doc = "Packer(convert=None): one buffer's records packed as they come (formats/wire.py's pack).",
+};
+
 /* pack(wires) -> (texts, records, objects): formats/wire.py's `pack`, in C (the parse workers' side). */
 static PyObject *pack(PyObject *self, PyObject *wires) {
     (void)self;
     if (!PyList_Check(wires)) { PyErr_SetString(PyExc_TypeError, "pack() takes a list of wire tuples"); return NULL; }
-    Py_ssize_t n = PyList_GET_SIZE(wires);
-    PyObject *index = PyDict_New(), *texts = PyList_New(1), *objects = PyList_New(1);
-    PyObject *records = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(Record));
-    if (index == NULL || texts == NULL || objects == NULL || records == NULL) goto fail;
-    Py_INCREF(Py_None); PyList_SET_ITEM(texts, 0, Py_None);
-    Py_INCREF(Py_None); PyList_SET_ITEM(objects, 0, Py_None);
-    Record *out = (Record *)PyBytes_AS_STRING(records);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *w = PyList_GET_ITEM(wires, i);
-        if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) {
-            PyErr_SetString(PyExc_TypeError, "not a wire tuple");
-            goto fail;
-        }
-        Record r;
-        memset(&r, 0, sizeof(r));
-        r.time = PyFloat_AsDouble(PyTuple_GET_ITEM(w, 0));
-        if (r.time == -1.0 && PyErr_Occurred()) goto fail;
-        PyObject *port = PyTuple_GET_ITEM(w, 4);
-        r.port = port == Py_None ? -1 : PyLong_AsLongLong(port);
-        r.line = PyLong_AsLongLong(PyTuple_GET_ITEM(w, 10));
-        if (PyErr_Occurred()) goto fail;
-        if (port != Py_None && r.port < 0) { PyErr_SetString(PyExc_ValueError, "a negative port"); goto fail; }
-        if (small(PyTuple_GET_ITEM(w, 1), MAX_KIND - 1, &r.kind) < 0
-            || small(PyTuple_GET_ITEM(w, 2), 255, &r.service) < 0
-            || small(PyTuple_GET_ITEM(w, 9), 255, &r.evidence) < 0)
-            goto fail;
-        for (int f = 0; f < N_TEXTS; f++)
-            if (text_index(index, texts, PyTuple_GET_ITEM(w, TEXT_FIELDS[f]), &r.text[f]) < 0) goto fail;
-        if (object_index(objects, PyTuple_GET_ITEM(w, 14), &r.extra) < 0
-            || object_index(objects, PyTuple_GET_ITEM(w, 15), &r.call) < 0)
-            goto fail;
-        memcpy(&out[i], &r, sizeof(r));
+    Packer p;
+    memset(&p, 0, sizeof(p));
+    PyObject *result = NULL;
+    if (packer_setup(&p, NULL) == 0) {
+        Py_ssize_t i = 0, n = PyList_GET_SIZE(wires);
+        while (i < n && packer_put(&p, PyList_GET_ITEM(wires, i)) == 0) i++;
+        if (i == n) result = packer_result(&p, NULL);
     }
-    Py_DECREF(index);
-    PyObject *result = PyTuple_Pack(3, texts, records, objects);
-    Py_DECREF(texts); Py_DECREF(records); Py_DECREF(objects);
+    packer_clear(&p);
     return result;
-fail:
-    Py_XDECREF(index); Py_XDECREF(texts); Py_XDECREF(objects); Py_XDECREF(records);
-    return NULL;
 }
 
 static PyObject *drain_get_last_time(Drain *d, void *unused) { (void)unused; return PyFloat_FromDouble(d->last_time); }
@@ -592,5 +767,7 @@ PyMODINIT_FUNC PyInit__drain(void) {
         return NULL;
     }
     offender_type = (PyTypeObject *)type;  /* kept for the module's life */
-    return module_with_type(&moduledef, "Drain", &DrainType);
+    PyObject *m = module_with_type(&moduledef, "Drain", &DrainType);
+    if (m != NULL && add_type(m, "Packer", &PackerType) < 0) Py_CLEAR(m);
+    return m;
 }

@@ -64,13 +64,22 @@ static inline void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
 }
 
 /* The module of `def` with `type` in it under `name` (the one type of a C part of the scan), or NULL. */
+/* Add a type to a module (0, or -1 with an error). */
+static inline int add_type(PyObject *m, const char *name, PyTypeObject *type) {
+    if (PyType_Ready(type) < 0) return -1;
+    Py_INCREF(type);
+    if (PyModule_AddObject(m, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
 static inline PyObject *module_with_type(PyModuleDef *def, const char *name, PyTypeObject *type) {
     if (PyType_Ready(type) < 0) return NULL;
     PyObject *m = PyModule_Create(def);
     if (m == NULL) return NULL;
-    Py_INCREF(type);
-    if (PyModule_AddObject(m, name, (PyObject *)type) < 0) {
-        Py_DECREF(type);
+    if (add_type(m, name, type) < 0) {
         Py_DECREF(m);
         return NULL;
     }

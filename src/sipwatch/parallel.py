@@ -15,7 +15,7 @@ import contextlib
 import marshal
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv6Network
@@ -104,22 +104,27 @@ _CLASSIFIERS: dict[Settings, NumberClassifier] = {}
 _CALLS = frozenset(KIND_INDEX[k] for k in CALL_KINDS)
 
 
-def _classified(wires: list[Wire], settings: Settings) -> list[ClassifiedTuple]:
-    """The numbers that these records' calls dialled out of the PBX, classified (once per worker): the call
-    book classifies every call's number. The security detectors need no classification per event (the
-    toll-fraud detector asks `is_probe`, which reads the dialled text, and classifies a few numbers for a
-    ban's reason), so an attacker's thousands of distinct probe numbers are not worked out here."""
+def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTuple]:
+    """The numbers that a buffer's calls dialled out of the PBX (`targets`: distinct, first seen first),
+    classified (once per worker): the call book classifies every call's number. The security detectors need
+    no classification per event (the toll-fraud detector asks `is_probe`, which reads the dialled text, and
+    classifies a few numbers for a ban's reason), so an attacker's thousands of distinct probe numbers are not
+    worked out here."""
     classifier = _CLASSIFIERS.get(settings)
     if classifier is None:
         classifier = _CLASSIFIERS[settings] = NumberClassifier(*settings)
-    seen: dict[str, ClassifiedTuple | None] = {}
+    found = []
+    for target in targets:
+        number = classifier.classify(target)
+        if not number.internal:  # internal: no phonenumbers
+            found.append(number.to_tuple())
+    return found
+
+
+def _targets(wires: list[Wire]) -> list[str]:
+    """The distinct numbers that these records' calls dialled, first seen first (`Packer.targets` in C)."""
     calls = _CALLS
-    for w in wires:
-        target = w[7]
-        if target is not None and w[1] in calls and target not in seen:
-            number = classifier.classify(target)
-            seen[target] = None if number.internal else number.to_tuple()  # internal: no phonenumbers
-    return [t for t in seen.values() if t is not None]
+    return list(dict.fromkeys(w[7] for w in wires if w[7] is not None and w[1] in calls))
 
 
 def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
@@ -133,10 +138,18 @@ def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
     scanner = RecordScanner(parser, prefilter, job.name, stats, native_lane=True)
     scanner.line_base = job.line_base
     data, limit = (job.data, job.limit) if job.span is None else read_span(job.name, *job.span, LOOKAHEAD)
-    wires = [item if item.__class__ is tuple else to_wire(item) for item in scanner.feed(data, limit)]  # type: ignore[arg-type]
+    packed: Packed
+    if _drain is not None and native.available():  # each record packed as it is read (see _drain.c)
+        packer = _drain.Packer(to_wire)
+        scanner.pack(data, limit, packer)
+        targets = packer.targets(_CALLS) if job.numbers is not None else []
+        packed = packer.result()
+    else:
+        wires = [item if item.__class__ is tuple else to_wire(item) for item in scanner.feed(data, limit)]  # type: ignore[arg-type]
+        targets = _targets(wires) if job.numbers is not None else []
+        packed = pack(wires)
     stats.lines = scanner.line_base - job.line_base
-    numbers = _classified(wires, job.numbers) if job.numbers is not None else []
-    packed = _drain.pack(wires) if _drain is not None and native.available() else pack(wires)
+    numbers = _classified(targets, job.numbers) if job.numbers is not None else []
     return marshal.dumps(packed), stats, scanner.spill_line, numbers
 
 

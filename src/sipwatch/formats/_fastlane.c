@@ -1166,12 +1166,21 @@ static int hits_of(Hits *h, PyObject *source, const char *buf, Py_ssize_t size) 
     return -1;
 }
 
+/* An item made: appended to the items, or handed to `put` (a Packer's add, see _drain.c). */
+static int emit(PyObject *items, PyObject *put, PyObject *item) {
+    if (put == NULL) return PyList_Append(items, item);
+    PyObject *done = PyObject_CallOneArg(put, item);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
 static PyObject *engine_feed(Engine *E, PyObject *args) {
-    PyObject *scanner, *bufobj, *hits, *orphans, *special, *rows_arg = Py_None;
+    PyObject *scanner, *bufobj, *hits, *orphans, *special, *rows_arg = Py_None, *put = Py_None;
     Py_ssize_t limit, line_base, max_record;
-    if (!PyArg_ParseTuple(args, "OO!nOnOOn|O", &scanner, &PyBytes_Type, &bufobj, &limit, &hits,
-                          &line_base, &orphans, &special, &max_record, &rows_arg))
+    if (!PyArg_ParseTuple(args, "OO!nOnOOn|OO", &scanner, &PyBytes_Type, &bufobj, &limit, &hits,
+                          &line_base, &orphans, &special, &max_record, &rows_arg, &put))
         return NULL;
+    if (put == Py_None) put = NULL;  /* else each item goes to put(item) as it is made, in file order */
     if (rows_arg != Py_None && !Py_IS_TYPE(rows_arg, &RowsType)) {
         PyErr_SetString(PyExc_TypeError, "rows: a Rows or None");
         return NULL;
@@ -1246,7 +1255,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
             PyObject *result = cdr ? cdr_row(&R, rows, parse_record, buf + start, stop - start, (long)line_no) : FALLBACK;
             if (result == NULL) goto fail;
             if (result != FALLBACK) {
-                int rc = PyList_Append(items, result);
+                int rc = emit(items, put, result);
                 Py_DECREF(result);
                 if (rc < 0) goto fail;
                 candidates += inside;
@@ -1262,7 +1271,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
             if (result == NULL) goto fail;
             if (result == NONE_MATCHED) tried = 1;
             else if (result != FALLBACK) {
-                int rc = PyList_Append(items, result);
+                int rc = emit(items, put, result);
                 Py_DECREF(result);
                 if (rc < 0) goto fail;
                 candidates += inside;
@@ -1296,6 +1305,11 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         Py_DECREF(res);
         if (skip) skip_until = skip;
         if (spill) spill_end = spill;
+        if (put != NULL && PyList_GET_SIZE(items) > 0) {  /* what the Python path made, in its place */
+            for (Py_ssize_t q = 0; q < PyList_GET_SIZE(items); q++)
+                if (emit(NULL, put, PyList_GET_ITEM(items, q)) < 0) goto fail;
+            if (PyList_SetSlice(items, 0, PyList_GET_SIZE(items), NULL) < 0) goto fail;
+        }
         PyObject *back = PyObject_GetAttrString(parser, "last_time");
         if (back == NULL) goto fail;
         R.last_time = PyFloat_AsDouble(back);

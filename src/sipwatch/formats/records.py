@@ -23,6 +23,7 @@ import bisect
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sipwatch.event import Event, Evidence, Kind, Service
 from sipwatch.fingerprints import scanner_name
@@ -166,34 +167,49 @@ class RecordScanner:
         judged exactly as it will be by the next chunk; its events are then dropped. With the native
         engine, the events of the fast lane come as wire tuples (see `formats/wire.py`), the others
         as `Event`s, in file order."""
+        items: list[Item] = []
+        self._read(buf, limit, items, None)
+        return items
+
+    def pack(self, buf: bytes, limit: int | None, packer: Any) -> int:
+        """`feed()` into a `_drain.Packer` (made with `to_wire` to convert): the native engine hands each
+        record over the moment it has made it (see `_drain.c`); returns the number of events."""
+        return self._read(buf, limit, [], packer)
+
+    def _read(self, buf: bytes, limit: int | None, items: list[Item], packer: Any) -> int:
         if limit is None:
             limit = len(buf)
         if is_export(buf):  # a journald export: arrays of bytes become text first (see journal.py)
             buf, limit = text_buffer(buf, limit)
-        items: list[Item]
         spans = open_rows(buf)
         if spans:  # rare (a line break in a CSV field): the Python loop reads them as one record each
-            items, spill_end = self._feed(buf, limit, self.prefilter.hits(buf), spans)
+            items[:], spill_end = self._feed(buf, limit, self.prefilter.hits(buf), spans)
         elif self.native is not None:
             if self.parser.rows_only and limit < len(buf):
                 buf = buf[:limit]  # its rows are one line each (no open_rows): none runs on past the limit
             hits = self._markers if self._markers is not None else self.prefilter.hits(buf)
             rows = None if self.parser.seen_prefix else self._rows
-            items, spill_end, candidates = self.native.feed(
-                self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD, rows)
+            items[:], spill_end, candidates = self.native.feed(
+                self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD, rows,
+                packer.add if packer is not None else None)
             self.stats.candidates += candidates
         else:
-            items, spill_end = self._feed(buf, limit, self.prefilter.hits(buf))
+            items[:], spill_end = self._feed(buf, limit, self.prefilter.hits(buf))
         lines_to_limit = native.count_lines(buf, 0, limit)
         if limit and buf[limit - 1 : limit] != b"\n":
             lines_to_limit += 1  # the file's last line has no newline
         self.spill_line = self.line_base + native.count_lines(buf, 0, spill_end - 1) + 1 if spill_end else 0
         self.line_base += lines_to_limit
         last = self.line_base
-        while items and item_line(items[-1]) > last:  # in file order: those read in the lookahead are last
-            items.pop()
-        self.stats.events += len(items)
-        return items
+        if packer is None:
+            while items and item_line(items[-1]) > last:  # in file order: those read in the lookahead are last
+                items.pop()
+            count = len(items)
+        else:
+            packer.add_all(items)  # (what a Python loop read; the native engine has handed its records over)
+            count = packer.trim(last)
+        self.stats.events += count
+        return count
 
     def events(self, buf: bytes, limit: int | None = None) -> list[Event]:
         """`feed()` as `Event`s (those built in C carry no raw text)."""
