@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -14,22 +13,23 @@ from collections.abc import Sequence
 from ipaddress import IPv6Network
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from sipwatch import __version__, control
+from sipwatch import __version__
 from sipwatch.config import Config, ConfigError, duration, load
 from sipwatch.detectors.base import manual_ban
-from sipwatch.errors import SourceError, redact
+from sipwatch.errors import ControlError, FirewallError, SourceError, StoreError, redact
 from sipwatch.formats.records import ScanStats
 from sipwatch.pipeline import Pipeline
 from sipwatch.report import to_json, write_text
-from sipwatch.responders.alerts import Alerter
-from sipwatch.responders.firewall import Ban, FirewallError, Options, Scope, Target, target_of
-from sipwatch.responders.firewall import create as create_backend
 from sipwatch.scan import Reader, scan
 from sipwatch.sources.files import FileSource
-from sipwatch.store import Store, StoreError
 
 if TYPE_CHECKING:
+    from sipwatch.responders.firewall import Backend, Target
     from sipwatch.responders.pbx import PbxActions
+    from sipwatch.store import Store
+
+# The daemon's side (store, firewall, alerts, control socket) is loaded by the commands that use it: a scan
+# starts without it.
 
 
 class _Progress:
@@ -89,6 +89,8 @@ def _learned_pipeline(config: Config, state_dir: str) -> Pipeline:
     if not os.path.isfile(path):
         raise StoreError(f"--state-dir {state_dir}: no store there (sipwatch.db); `sipwatch learn` or the daemon "
                          "makes one")
+    from sipwatch.store import Store
+
     pipeline = Pipeline(config)
     store = Store(path, max_events=config.run.keep_events)
     try:
@@ -169,7 +171,23 @@ def _run_config(args: argparse.Namespace) -> Config:
 
 
 def _store(config: Config) -> Store:
+    from sipwatch.store import Store
+
     return Store(os.path.join(config.run.state_dir, "sipwatch.db"), max_events=config.run.keep_events)
+
+
+def _backend(config: Config, scoped: bool = True) -> Backend:
+    """The configured firewall backend, for the ports of `run.ports` (all ports: `scoped` False)."""
+    from sipwatch.responders.firewall import Options, Scope, create
+
+    scope = Scope(tuple(int(p) for p in config.run.ports), config.run.all_ports) if scoped else Scope()
+    return create(config.run.backend, Options(scope))
+
+
+def _target(text: str) -> Target | None:
+    from sipwatch.responders.firewall import target_of
+
+    return target_of(text)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -180,14 +198,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
     from sipwatch.daemon import Daemon  # the daemon's imports are not needed by scan and explain
 
     config = _run_config(args)
     if not config.run.watch:
         raise ConfigError("run.watch: nothing to watch (give --watch PATH or set run.watch in the config)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sipwatch %(levelname)s %(message)s")
-    scope = Scope(tuple(int(p) for p in config.run.ports), config.run.all_ports)
-    backend = create_backend(config.run.backend, Options(scope))
+    backend = _backend(config)
     daemon = Daemon(config, backend, _store(config))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -200,9 +219,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _ask(config: Config, payload: dict[str, Any]) -> dict[str, Any] | None:
     """The running daemon's answer, or None when no daemon listens (the store is used instead)."""
+    from sipwatch import control
+
     try:
         return control.request(os.path.join(config.run.state_dir, control.SOCKET_NAME), payload)
-    except control.ControlError as exc:
+    except ControlError as exc:
         if "no daemon socket" in str(exc) or "does not answer" in str(exc):
             return None
         raise
@@ -247,7 +268,7 @@ def cmd_bans(args: argparse.Namespace) -> int:
         bans = answer["bans"] if answer is not None else [b.to_json() for b in _store(config).bans()]
         _print_bans(bans, args.json)
         return 0
-    ip = target_of(args.ip) if args.ip else None
+    ip = _target(args.ip) if args.ip else None
     if ip is None:
         print(f"sipwatch: {args.ip!r} is not an IP address (nor an IPv6 network of /32 to /127)", file=sys.stderr)
         return 2
@@ -261,8 +282,9 @@ def cmd_bans(args: argparse.Namespace) -> int:
 
 def _offline_ban(config: Config, action: str, ip: Target, seconds: float) -> None:
     """No daemon running: change the kernel and the store directly (the daemon reconciles on start)."""
-    scope = Scope(tuple(int(p) for p in config.run.ports), config.run.all_ports)
-    backend = create_backend(config.run.backend, Options(scope))
+    from sipwatch.responders.firewall import Ban
+
+    backend = _backend(config)
     store = _store(config)
     if action == "add":
         backend.setup()
@@ -277,7 +299,7 @@ def _offline_ban(config: Config, action: str, ip: Target, seconds: float) -> Non
 
 def cmd_why(args: argparse.Namespace) -> int:
     config = _run_config(args)
-    ip = target_of(args.ip)
+    ip = _target(args.ip)
     if ip is None:
         print(f"sipwatch: {args.ip!r} is not an IP address (nor an IPv6 network of /32 to /127)", file=sys.stderr)
         return 2
@@ -371,6 +393,8 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     if not config.alerts.urls:
         print("sipwatch: no alerts.urls in the configuration: nothing to test", file=sys.stderr)
         return 2
+    from sipwatch.responders.alerts import Alerter
+
     alerter = Alerter(config.alerts)
     if alerter.test():
         print(f"a test alert was sent to {len(config.alerts.urls)} destination(s)")
@@ -381,7 +405,7 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
 
 def cmd_firewall(args: argparse.Namespace) -> int:
     config = _run_config(args)
-    backend = create_backend(config.run.backend, Options(Scope()))
+    backend = _backend(config, scoped=False)
     backend.remove()
     print(f"the {config.run.backend} backend's rules are removed; nothing else was touched")
     return 0
@@ -498,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sipwatch: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (FirewallError, StoreError, SourceError, control.ControlError) as exc:
+    except (FirewallError, StoreError, SourceError, ControlError) as exc:
         print(f"sipwatch: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,12 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from sipwatch.errors import ControlError as ControlError
+
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 SOCKET_NAME = "sipwatch.sock"
-
-
-class ControlError(Exception):
-    """No daemon answers on the socket (or it answered with an error)."""
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sipwatch.detectors import Decision
+from sipwatch.errors import StoreError as StoreError
 from sipwatch.event import Event, IPAddress
 from sipwatch.responders.firewall.base import Target, target_of
 from sipwatch.sources.tail import Position
@@ -45,10 +46,6 @@ PROFILE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (account TEXT PRIMARY KEY, data TEXT, last_seen REAL);
 CREATE TABLE IF NOT EXISTS installation (key TEXT PRIMARY KEY, value REAL);
 """
-
-
-class StoreError(Exception):
-    """The state directory or database cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from sipwatch.errors import FirewallError as FirewallError
 from sipwatch.event import IPAddress
 from sipwatch.netaddr import ip_of
 
@@ -13,10 +14,6 @@ Target = IPAddress | ipaddress.IPv6Network
 
 #: SIP over UDP/TCP and TLS: what a ban covers unless the configuration says all ports
 SIP_PORTS = (5060, 5061)
-
-
-class FirewallError(Exception):
-    """A firewall operation failed; the message says which command and why."""
 
 
 @dataclass(frozen=True, slots=True)
