@@ -121,7 +121,7 @@ def _state(pipeline: Pipeline) -> list[object]:
                 for d in pipeline.detectors if isinstance(d, AccountRulesDetector)]  # (calls by id(): not those)
     return [repr(pipeline.attempts._open), list(pipeline.nonces._sent), repr(pipeline.knowledge._owned),
             repr(pipeline.knowledge._last_auth), dict(pipeline.banned_until), repr(pipeline.calls.accounts),
-            repr(list(pipeline.calls._calls.values())), learned,
+            repr(list(pipeline.calls._calls)), learned,
             *[{k: repr(v) for k, v in w._data.items()} for w in windows]]
 
 
@@ -323,7 +323,7 @@ def test_odd_call_records_leave_the_same_calls_and_tallies(seed: int, limits: tu
     for event in _odd_calls(seed, 3000):
         assert seen(native.observe(copy.copy(event))) == seen(python.observe(copy.copy(event)))
         assert seen(native.current) == seen(python.current)
-    assert repr(list(native._calls.values())) == repr(list(python._calls.values()))
+    assert repr(list(native._calls)) == repr(list(python._calls))
     assert {k: repr(v) for k, v in native._by_key.items()} == {k: repr(v) for k, v in python._by_key.items()}
     assert repr(native.accounts) == repr(python.accounts)
 

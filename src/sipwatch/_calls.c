@@ -22,7 +22,8 @@ typedef struct {
     Py_ssize_t st[N_STATE];    /* CallState's slots */
     PyTypeObject *event_type, *state_type;
     PyObject *book, *python_observe;      /* the book, and its Python observe (the fallback) */
-    PyObject *calls, *by_key, *accounts;  /* book._calls (OrderedDict), ._by_key, .accounts */
+    PyObject *calls, *by_key, *accounts;  /* book._calls (a deque, oldest first), ._by_key, .accounts */
+    PyObject *append, *popleft;           /* book._calls's own methods */
     PyObject *classify, *outside, *text, *tally_type;
     PyObject *cache, *texts;  /* the classifier's cache and calls._TEXTS, read here first (NULL: ask Python) */
     int plain_outside;        /* the classifier's outside() is `not number.internal` */
@@ -76,17 +77,21 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
     o->by_key = PyObject_GetAttrString(book, "_by_key");
     o->accounts = PyObject_GetAttrString(book, "accounts");
     if (!o->classify || !o->outside || !o->calls || !o->by_key || !o->accounts) return -1;
-    if (!PyDict_Check(o->calls) || !PyDict_Check(o->by_key) || !PyDict_Check(o->accounts)) {
+    if (!PyDict_Check(o->by_key) || !PyDict_Check(o->accounts) || !PySequence_Check(o->calls)) {
         PyErr_SetString(PyExc_TypeError, "a call book of the wrong shape");
         return -1;
     }
+    o->append = PyObject_GetAttrString(o->calls, "append");
+    o->popleft = PyObject_GetAttrString(o->calls, "popleft");
+    if (!o->append || !o->popleft) return -1;
     o->event_type = (PyTypeObject *)event_type; o->state_type = (PyTypeObject *)state_type;
     o->book = book; o->python_observe = python_observe; o->text = text; o->tally_type = tally_type;
-    o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOO)", book, python_observe, event_type, state_type, tally_type,
+    o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOO)", book, python_observe, event_type, state_type, tally_type,
                                   text, o->k_start, o->k_answer, o->k_end, o->classify, o->outside, o->calls,
-                                  o->by_key, o->accounts, cache, texts);
+                                  o->by_key, o->accounts, cache, texts, o->append, o->popleft);
     /* the Build above took its own references; drop the ones GetAttr gave */
     Py_DECREF(o->classify); Py_DECREF(o->outside); Py_DECREF(o->calls); Py_DECREF(o->by_key); Py_DECREF(o->accounts);
+    Py_DECREF(o->append); Py_DECREF(o->popleft);
     return o->keep_alive == NULL ? -1 : 0;
 }
 
@@ -134,25 +139,23 @@ static int answered(Observer *o, PyObject *state) {
 /* CallBook._prune */
 static int prune(Observer *o, double now) {
     for (int i = 0; i < 4; i++) {
-        PyObject *it = PyObject_GetIter(o->calls);  /* an OrderedDict: its own order */
-        if (it == NULL) return -1;
-        PyObject *key = PyIter_Next(it);
-        Py_DECREF(it);
-        if (key == NULL) return PyErr_Occurred() ? -1 : 0;
-        PyObject *first = PyObject_GetItem(o->calls, key);
-        if (first == NULL) { Py_DECREF(key); return -1; }
+        Py_ssize_t open = PyObject_Length(o->calls);
+        if (open <= 0) return (int)open;
+        PyObject *first = PySequence_GetItem(o->calls, 0);
+        if (first == NULL) return -1;
         double start, end = 0.0;
         int rc = as_double(ST(first, S_START), &start);
         int has_end = ST(first, S_END) != Py_None;
         if (rc == 0 && has_end) rc = as_double(ST(first, S_END), &end);
-        if (rc < 0) { Py_DECREF(first); Py_DECREF(key); return -1; }
+        if (rc < 0) { Py_DECREF(first); return -1; }
         int done = has_end && now - end > o->keep;
-        if (!(done || now - start > o->max_open || PyObject_Length(o->calls) > o->max_calls)) {
-            Py_DECREF(first); Py_DECREF(key);
+        if (!(done || now - start > o->max_open || open > o->max_calls)) {
+            Py_DECREF(first);
             return 0;
         }
-        rc = PyObject_DelItem(o->calls, key);
-        Py_DECREF(key);
+        PyObject *gone = PyObject_CallNoArgs(o->popleft);
+        rc = gone == NULL ? -1 : 0;
+        Py_XDECREF(gone);
         PyObject *keys = ST(first, S_KEYS);
         for (Py_ssize_t k = 0; rc == 0 && k < PyList_GET_SIZE(keys); k++) {
             PyObject *name = PyList_GET_ITEM(keys, k);
@@ -460,10 +463,9 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
         state = start ? new_state(o, EV(event, F_ACCOUNT), start) : NULL;
         Py_XDECREF(start);
         if (state == NULL) goto done;
-        PyObject *id = PyLong_FromVoidPtr(state);
-        int rc = id ? PyObject_SetItem(o->calls, id, state) : -1;
-        Py_XDECREF(id);
-        if (rc < 0) goto done;
+        PyObject *r = PyObject_CallOneArg(o->append, state);
+        if (r == NULL) goto done;
+        Py_DECREF(r);
     } else {
         Py_INCREF(state);
     }

@@ -49,7 +49,8 @@ typedef struct {
     int ndets[MAX_KINDS];
     int k_success, k_challenge, k_failure, k_call_start;
     char call_kind[MAX_KINDS];  /* call activity: the call book's stage */
-    PyObject *book, *caller;    /* the pipeline's CallBook, Knowledge.caller */
+    PyObject *book;             /* the pipeline's CallBook */
+    double caller_window;       /* Knowledge.caller's `within` */
     PyObject *open;       /* Attempts._open */
     Py_ssize_t open_max;
     double same_request;
@@ -123,7 +124,7 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
 }
 
 /* Core(event_type, kinds, fast, hostile, calls, (success, challenge, failure, call_start),
- *      (open, max_keys, same_request), (sent, max_keys), (owned, last_auth, max_addresses, observe, caller),
+ *      (open, max_keys, same_request), (sent, max_keys), (owned, last_auth, max_addresses, observe, caller_window),
  *      book, settle, sink, strong, deque) */
 static int core_init(Core *c, PyObject *args, PyObject *kw) {
     PyObject *event_type, *kinds, *fast, *hostile, *call_kinds, *attempts, *nonces, *knowledge, *book, *settle, *sink,
@@ -159,11 +160,11 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
     }
     if (!PyArg_ParseTuple(attempts, "O!nd", &PyDict_Type, &c->open, &c->open_max, &c->same_request)
         || !PyArg_ParseTuple(nonces, "O!n", &PyDict_Type, &c->sent, &c->sent_max)
-        || !PyArg_ParseTuple(knowledge, "O!O!nOO", &PyDict_Type, &c->owned, &PyDict_Type, &c->last_auth,
-                             &c->max_addresses, &c->observe, &c->caller))
+        || !PyArg_ParseTuple(knowledge, "O!O!nOd", &PyDict_Type, &c->owned, &PyDict_Type, &c->last_auth,
+                             &c->max_addresses, &c->observe, &c->caller_window))
         return -1;
     if (keep(c, c->open) || keep(c, c->sent) || keep(c, c->owned) || keep(c, c->last_auth) || keep(c, c->observe)
-        || keep(c, c->caller) || keep(c, book))
+        || keep(c, book))
         return -1;
     c->book = book;
     c->settle = settle; c->sink = sink; c->strong = strong; c->deque_type = deque;
@@ -525,23 +526,34 @@ static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* Knowledge.caller(event): the account's last successful authentication (time, address, port) when it was at
+ * most `caller_window` seconds before the event (a borrowed reference), else NULL (with an error or not). */
+static PyObject *caller_of(Core *c, PyObject *event, double t) {
+    PyObject *account = SLOT(event, c->off[F_ACCOUNT]);
+    int some = account == Py_None ? 0 : PyObject_IsTrue(account);
+    if (some <= 0) return NULL;
+    PyObject *last = PyDict_GetItemWithError(c->last_auth, account);
+    if (last == NULL) return NULL;
+    if (!PyTuple_Check(last) || PyTuple_GET_SIZE(last) != 3) {
+        PyErr_SetString(PyExc_TypeError, "Knowledge._last_auth holds (time, address, port)");
+        return NULL;
+    }
+    double then = PyFloat_AsDouble(PyTuple_GET_ITEM(last, 0));
+    if (then == -1.0 && PyErr_Occurred()) return NULL;
+    return 0 <= t - then && t - then <= c->caller_window ? last : NULL;
+}
+
 /* The call stage of Pipeline.process: a call start with no address takes the address that authenticated as its
  * account a moment ago (Knowledge.caller), then the call book correlates the record. */
-static int calls_stage(Core *c, PyObject *event, int k) {
+static int calls_stage(Core *c, PyObject *event, int k, double t) {
     if (k == c->k_call_start && SLOT(event, c->off[F_IP]) == Py_None) {
-        PyObject *found = PyObject_CallOneArg(c->caller, event);
-        if (found == NULL) return -1;
-        if (found != Py_None) {
-            if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2) {
-                Py_DECREF(found);
-                PyErr_SetString(PyExc_TypeError, "Knowledge.caller gives (address, port)");
-                return -1;
-            }
-            set_slot(event, c->off[F_IP], PyTuple_GET_ITEM(found, 0));
-            set_slot(event, c->off[F_PORT], PyTuple_GET_ITEM(found, 1));
+        PyObject *last = caller_of(c, event, t);
+        if (last == NULL && PyErr_Occurred()) return -1;
+        if (last != NULL) {
+            set_slot(event, c->off[F_IP], PyTuple_GET_ITEM(last, 1));
+            set_slot(event, c->off[F_PORT], PyTuple_GET_ITEM(last, 2));
             set_slot(event, c->off[F_EVIDENCE], c->strong);
         }
-        Py_DECREF(found);
     }
     PyObject *r = PyObject_CallMethodOneArg(c->book, s_observe, event);  /* whichever observe the book has */
     Py_XDECREF(r);
@@ -567,7 +579,7 @@ static PyObject *core_take(Core *c, PyObject *event) {
     if (ip != Py_None && c->hostile[k] && attempts_mark(c, event, ip, t) < 0) goto error;
     if ((k == c->k_challenge || k == c->k_failure) && nonces_mark(c, event, ip, k) < 0) goto error;
     if (k == c->k_success && knowledge_observe(c, event, ip) < 0) goto error;
-    if (c->call_kind[k] && calls_stage(c, event, k) < 0) goto error;
+    if (c->call_kind[k] && calls_stage(c, event, k, t) < 0) goto error;
     for (int i = 0; i < c->ndets[k]; i++) {
         PyObject *found = NULL;
         if (count(c, &c->dets[k][i], event, ip, k, t, &found) < 0) goto error;

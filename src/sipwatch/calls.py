@@ -15,7 +15,7 @@ objects: this file is its specification, and a change to `observe` or what it ca
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
@@ -117,7 +117,7 @@ class CallBook:
         self.keep = keep
         self.max_calls = max_calls
         self.max_accounts = max_accounts
-        self._calls: OrderedDict[int, CallState] = OrderedDict()  # by first sight
+        self._calls: deque[CallState] = deque()  # by first sight: the oldest is pruned first
         self._by_key: dict[str, CallState] = {}
         self.accounts: dict[str, AccountTally] = {}
         self.current: tuple[CallState, bool] | None = None  # the call of the event being processed
@@ -135,7 +135,7 @@ class CallBook:
         new = state is None
         if state is None:
             state = CallState(event.account, _began(event))
-            self._calls[id(state)] = state
+            self._calls.append(state)
         for key in keys:
             if key not in state.keys:
                 state.keys.append(key)
@@ -217,13 +217,13 @@ class CallBook:
         """Forget calls that ended long ago (or never ended), oldest first, a few per call."""
         calls = self._calls
         for _ in range(4):
-            first = next(iter(calls.values()), None)
-            if first is None:
+            if not calls:
                 return
+            first = calls[0]
             done = first.end is not None and now - first.end > self.keep
             if not (done or now - first.start > MAX_OPEN or len(calls) > self.max_calls):
                 return
-            del calls[id(first)]
+            calls.popleft()
             for key in first.keys:
                 if self._by_key.get(key) is first:
                     del self._by_key[key]

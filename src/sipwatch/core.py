@@ -33,7 +33,7 @@ from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.detectors.distributed import DistributedDetector
 from sipwatch.detectors.enumeration import EnumerationDetector
-from sipwatch.detectors.knowledge import Knowledge
+from sipwatch.detectors.knowledge import CALLER_WINDOW, Knowledge
 from sipwatch.detectors.stale_password import StalePasswordDetector
 from sipwatch.detectors.unanswered import UnansweredChallengesDetector
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, Kind
@@ -144,7 +144,7 @@ def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
         [kind in CALL_KINDS for kind in KINDS],
         tuple(KINDS.index(kind) for kind in STAGE_KINDS),
         (a._open, a.max_keys, SAME_REQUEST_SECONDS), (n._sent, n.max_keys),
-        (k._owned, k._last_auth, k.max_addresses, k.observe, k.caller), pipeline.calls, pipeline.settle, sink,
+        (k._owned, k._last_auth, k.max_addresses, k.observe, CALLER_WINDOW), pipeline.calls, pipeline.settle, sink,
         Evidence.STRONG, deque)
     take: Callable[[Event], bool] = engine.take
     return take
