@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
 from sipwatch.numbers import Classified, NumberClassifier
 
-MAX_CALL_EVENTS = 6  # records kept per call (they are the evidence of decisions)
+#: records kept per call: a decision on calls names each call by its first record. Only that one is kept: a
+#: call's later records are freed at once, while still in the cache, instead of an hour later with the call
+MAX_CALL_EVENTS = 1
 MAX_OPEN = 12 * 3600.0  # a call with no end after this long is forgotten (its end record was lost)
 
 
