@@ -140,13 +140,27 @@ def _random_texts(count: int) -> list[str]:
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(count)]
 
 
+def _dotted_numbers(count: int) -> list[str]:
+    """Texts that look like IPv4 addresses, near misses included: 1 to 5 numbers of 0 to 4 digits (some with
+    leading zeros, some over 255) between dots (C reads a canonical IPv4 address without asking Python)."""
+    import random
+
+    rng = random.Random(7)
+    return [".".join("".join(rng.choice("0123456789" if k else "0125") for k in range(rng.randint(0, 4)))
+                     for _ in range(rng.choice((1, 3, 4, 4, 4, 4, 5)))) for _ in range(count)]
+
+
+IPV4_TEXTS = ["1.2.3.4", "01.2.3.4", "1.2.3.04", "0.0.0.0", "255.255.255.255", "256.0.0.1", "1.2.3.4.5", "1..2.3",
+              "1.2.3.", ".1.2.3", "1.2.3.4 ", "1.2.3.0255", "100.200.250.249", "10.0.0.1:5060", "00.1.1.1"]
+
+
 @needs_native
 def test_addresses_are_read_as_netaddr_reads_them() -> None:
     """The C reading of every address shape agrees with `netaddr.parse_address` (table and random texts)."""
     from sipwatch.netaddr import parse_address
 
     engine = native.engine([])
-    for text in [*ADDRESS_TEXTS, *_random_texts(20_000)]:
+    for text in [*ADDRESS_TEXTS, *IPV4_TEXTS, *_random_texts(20_000), *_dotted_numbers(20_000)]:
         for shape, code in native.SHAPES.items():
             found = parse_address(text, shape)
             expected = None if found is None else (str(found[0]), found[1], found[2])

@@ -338,6 +338,25 @@ static PyObject *wire_of(Drain *d, const Record *r) {
     return w;
 }
 
+/* Call(*call): what tuple.__new__(Call, call) makes, without its two passing tuples (new reference). */
+static PyObject *call_of(Drain *d, PyObject *call) {
+    if (!PyTuple_CheckExact(call)) {
+        PyObject *args = PyTuple_Pack(1, call);
+        PyObject *made = args ? PyTuple_Type.tp_new(d->call_type, args, NULL) : NULL;
+        Py_XDECREF(args);
+        return made;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(call);
+    PyObject *made = d->call_type->tp_alloc(d->call_type, n);
+    if (made == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(call, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(made, i, item);
+    }
+    return made;
+}
+
 /* event_of(w, file, address, base) with `when` as its time, slot by slot (see EVENT_FIELDS). */
 static PyObject *build_event(Drain *d, const Record *r, PyObject *when, PyObject *address, long kind) {
     PyObject *line_obj = PyLong_FromLongLong(r->line + d->base);
@@ -348,11 +367,7 @@ static PyObject *build_event(Drain *d, const Record *r, PyObject *when, PyObject
     if (extra == Py_None || (PyDict_Check(extra) && PyDict_GET_SIZE(extra) == 0)) extra = PyDict_New();
     else Py_INCREF(extra);
     PyObject *call = object(d, r->call), *call_obj = NULL;
-    if (call != Py_None) {
-        PyObject *args = PyTuple_Pack(1, call);
-        call_obj = args ? PyTuple_Type.tp_new(d->call_type, args, NULL) : NULL;
-        Py_XDECREF(args);
-    }
+    if (call != Py_None) call_obj = call_of(d, call);
     PyObject *reason = text(d, r, T_REASON), *form = text(d, r, T_FORM);
     if (reason == Py_None || PyUnicode_GET_LENGTH(reason) == 0) reason = d->empty;
     if (form == Py_None) form = d->empty;

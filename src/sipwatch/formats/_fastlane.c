@@ -310,8 +310,30 @@ static long port_of(const char *s, Py_ssize_t n) {
 
 /* The canonical text of the address `host` (netaddr.ip_of, then str), or NULL for None; a new reference.
  * Hosts repeat (an attacker's, a phone's), so the answers are kept; the port never enters the key. */
+/* Whether s is an IPv4 address as ipaddress.IPv4Address reads one and writes it back: four decimal numbers of at
+ * most 255, with no leading zero, between dots (its own canonical text: no lookup, no Python call). */
+static int canonical_ipv4(const char *s, Py_ssize_t n) {
+    if (n < 7 || n > 15) return 0;
+    int parts = 0;
+    for (Py_ssize_t i = 0;;) {
+        Py_ssize_t start = i;
+        int value = 0;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3) value = value * 10 + (s[i++] - '0');
+        Py_ssize_t len = i - start;
+        if (len == 0 || value > 255 || (len > 1 && s[start] == '0')) return 0;
+        if (++parts == 4) return i == n;
+        if (i == n || s[i] != '.') return 0;
+        i++;
+    }
+}
+
 static PyObject *host_text(Engine *E, const char *s, Py_ssize_t n, int *error) {
     *error = 0;
+    if (canonical_ipv4(s, n)) {
+        PyObject *text = ascii(s, n);
+        if (text == NULL) *error = 1;
+        return text;
+    }
     PyObject *key = ascii(s, n);
     if (key == NULL) { *error = 1; return NULL; }
     PyObject *found = PyDict_GetItemWithError(E->hosts, key);
