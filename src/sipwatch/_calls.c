@@ -15,13 +15,18 @@ static const char *const STATE_FIELDS[] = {"account", "start", "number", "classi
                                            "disposition", "ip", "events", "keys", NULL};
 enum { S_ACCOUNT, S_START, S_NUMBER, S_CLASSIFIED, S_ANSWER, S_END, S_BILLSEC, S_DISPOSITION, S_IP, S_EVENTS, S_KEYS,
        N_STATE };
+static const char *const TALLY_FIELDS[] = {"calls", "answered", "outside", "seconds", "countries", "sources", "first",
+                                           "last", NULL};
+enum { T_CALLS, T_ANSWERED, T_OUTSIDE, T_SECONDS, T_COUNTRIES, T_SOURCES, T_FIRST, T_LAST, N_TALLY };
 
 typedef struct {
     PyObject_HEAD
     Py_ssize_t ev[N_FIELDS];   /* Event's slots */
     Py_ssize_t st[N_STATE];    /* CallState's slots */
+    Py_ssize_t ta[N_TALLY];    /* AccountTally's slots */
     PyTypeObject *event_type, *state_type;
     PyObject *book, *python_observe;      /* the book, and its Python observe (the fallback) */
+    PyObject *book_dict;                  /* the book's __dict__, where `current` is set */
     PyObject *calls, *by_key, *accounts;  /* book._calls (a deque, oldest first), ._by_key, .accounts */
     PyObject *append, *popleft;           /* book._calls's own methods */
     PyObject *classify, *outside, *text, *tally_type;
@@ -33,8 +38,7 @@ typedef struct {
     PyObject *keep_alive;
 } Observer;
 
-static PyObject *s_id_prefix, *s_ch_prefix, *s_internal, *s_current, *s_calls, *s_answered, *s_outside, *s_seconds,
-    *s_first, *s_last, *s_countries, *s_sources, *s_country, *s_answered_text, *one, *zero_float;
+static PyObject *s_id_prefix, *s_ch_prefix, *s_internal, *s_current, *s_country, *s_answered_text, *one, *zero_float;
 
 static void observer_dealloc(Observer *o) {
     Py_XDECREF(o->keep_alive);
@@ -68,6 +72,11 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
             PyErr_Format(PyExc_TypeError, "CallState has no slot %s", STATE_FIELDS[i]);
             return -1;
         }
+    for (int i = 0; i < N_TALLY; i++)
+        if ((o->ta[i] = member_offset((PyTypeObject *)tally_type, TALLY_FIELDS[i])) < 0) {
+            PyErr_Format(PyExc_TypeError, "AccountTally has no slot %s", TALLY_FIELDS[i]);
+            return -1;
+        }
     PyObject *classifier = PyObject_GetAttrString(book, "classifier");
     if (classifier == NULL) return -1;
     o->classify = PyObject_GetAttrString(classifier, "classify");
@@ -81,17 +90,22 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "a call book of the wrong shape");
         return -1;
     }
+    o->book_dict = PyObject_GenericGetDict(book, NULL);  /* a new reference, kept in keep_alive */
+    if (o->book_dict == NULL || !PyDict_Check(o->book_dict)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call book without a __dict__");
+        return -1;
+    }
     o->append = PyObject_GetAttrString(o->calls, "append");
     o->popleft = PyObject_GetAttrString(o->calls, "popleft");
     if (!o->append || !o->popleft) return -1;
     o->event_type = (PyTypeObject *)event_type; o->state_type = (PyTypeObject *)state_type;
     o->book = book; o->python_observe = python_observe; o->text = text; o->tally_type = tally_type;
-    o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOO)", book, python_observe, event_type, state_type, tally_type,
+    o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOOO)", book, python_observe, event_type, state_type, tally_type,
                                   text, o->k_start, o->k_answer, o->k_end, o->classify, o->outside, o->calls,
-                                  o->by_key, o->accounts, cache, texts, o->append, o->popleft);
+                                  o->by_key, o->accounts, cache, texts, o->append, o->popleft, o->book_dict);
     /* the Build above took its own references; drop the ones GetAttr gave */
     Py_DECREF(o->classify); Py_DECREF(o->outside); Py_DECREF(o->calls); Py_DECREF(o->by_key); Py_DECREF(o->accounts);
-    Py_DECREF(o->append); Py_DECREF(o->popleft);
+    Py_DECREF(o->append); Py_DECREF(o->popleft); Py_DECREF(o->book_dict);
     return o->keep_alive == NULL ? -1 : 0;
 }
 
@@ -343,21 +357,22 @@ static int update(Observer *o, PyObject *state, PyObject *event, PyObject *call)
     return 0;
 }
 
-/* obj.name += 1 (or += amount) on a plain object's __dict__ */
-static int add_to(PyObject *dict, PyObject *name, PyObject *amount) {
-    PyObject *value = PyDict_GetItemWithError(dict, name);
-    if (value == NULL) { if (!PyErr_Occurred()) PyErr_SetObject(PyExc_AttributeError, name); return -1; }
-    PyObject *more = PyNumber_Add(value, amount);
+#define TA(tally, field) SLOT(tally, o->ta[field])
+
+/* tally.field += amount */
+static int add_to(Observer *o, PyObject *t, int field, PyObject *amount) {
+    PyObject *more = PyNumber_Add(TA(t, field), amount);
     if (more == NULL) return -1;
-    int rc = PyDict_SetItem(dict, name, more);
+    set_slot(t, o->ta[field], more);
     Py_DECREF(more);
-    return rc;
+    return 0;
 }
 
-static int count_in(PyObject *dict, PyObject *field, PyObject *key) {
-    PyObject *counter = PyDict_GetItemWithError(dict, field);
-    if (counter == NULL || !PyDict_Check(counter)) {
-        if (!PyErr_Occurred()) PyErr_SetObject(PyExc_TypeError, field);
+/* tally.field[key] += 1 (a Counter: a dict) */
+static int count_in(Observer *o, PyObject *t, int field, PyObject *key) {
+    PyObject *counter = TA(t, field);
+    if (!PyDict_Check(counter)) {
+        PyErr_Format(PyExc_TypeError, "AccountTally.%s is not a Counter", TALLY_FIELDS[field]);
         return -1;
     }
     PyObject *n = PyDict_GetItemWithError(counter, key);
@@ -386,62 +401,63 @@ static int tally(Observer *o, PyObject *state, int new, int had_number, int had_
         Py_DECREF(t);
         if (rc < 0) return -1;
     }
-    PyObject *d = PyObject_GenericGetDict(t, NULL);
-    if (d == NULL) return -1;
+    if (Py_TYPE(t) != (PyTypeObject *)o->tally_type) {
+        PyErr_SetString(PyExc_TypeError, "the book's accounts hold AccountTallies");
+        return -1;
+    }
     int rc = 0;
-    if (new) rc = add_to(d, s_calls, one);
+    if (new) rc = add_to(o, t, T_CALLS, one);
     PyObject *number = ST(state, S_CLASSIFIED);
     if (rc == 0 && number != Py_None && !had_number) {
         int outside = is_outside(o, number);
         if (outside < 0) rc = -1;
         else if (outside) {
-            rc = add_to(d, s_outside, one);
+            rc = add_to(o, t, T_OUTSIDE, one);
             PyObject *country = rc == 0 ? PyObject_GetAttr(number, s_country) : NULL;
             if (country == NULL) rc = -1;
             else {
                 int some = PyObject_IsTrue(country);
-                rc = some < 0 ? -1 : some ? count_in(d, s_countries, country) : 0;
+                rc = some < 0 ? -1 : some ? count_in(o, t, T_COUNTRIES, country) : 0;
                 Py_DECREF(country);
             }
         }
     }
     if (rc == 0 && ST(state, S_IP) != Py_None && !had_ip) {
         PyObject *text = text_of(o, ST(state, S_IP));
-        rc = text ? count_in(d, s_sources, text) : -1;
+        rc = text ? count_in(o, t, T_SOURCES, text) : -1;
         Py_XDECREF(text);
     }
     if (rc == 0) {
         int now = answered(o, state);
         if (now < 0) rc = -1;
-        else if (now && !was_answered) rc = add_to(d, s_answered, one);
+        else if (now && !was_answered) rc = add_to(o, t, T_ANSWERED, one);
     }
     if (rc == 0 && ST(state, S_END) != Py_None) {
         PyObject *spent = talk(o, state, ST(state, S_END));
         PyObject *more = spent ? PyNumber_Subtract(spent, talked) : NULL;
         Py_XDECREF(spent);
-        rc = more ? add_to(d, s_seconds, more) : -1;
+        rc = more ? add_to(o, t, T_SECONDS, more) : -1;
         Py_XDECREF(more);
     }
     if (rc == 0) {  /* first = min(first, start); last = max(last, end or start) */
-        PyObject *first = PyDict_GetItemWithError(d, s_first), *last = PyDict_GetItemWithError(d, s_last);
         PyObject *end = ST(state, S_END);
         int end_true = end == Py_None ? 0 : PyObject_IsTrue(end);
-        PyObject *lo = first ? pick(first, ST(state, S_START), Py_LT) : NULL;
-        PyObject *hi = last && end_true >= 0 ? pick(last, end_true ? end : ST(state, S_START), Py_GT) : NULL;
-        if (lo == NULL || hi == NULL || PyDict_SetItem(d, s_first, lo) < 0 || PyDict_SetItem(d, s_last, hi) < 0) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "first/last");
-            rc = -1;
+        PyObject *lo = pick(TA(t, T_FIRST), ST(state, S_START), Py_LT);
+        PyObject *hi = lo && end_true >= 0 ? pick(TA(t, T_LAST), end_true ? end : ST(state, S_START), Py_GT) : NULL;
+        if (lo == NULL || hi == NULL) rc = -1;
+        else {
+            set_slot(t, o->ta[T_FIRST], lo);
+            set_slot(t, o->ta[T_LAST], hi);
         }
         Py_XDECREF(lo); Py_XDECREF(hi);
     }
-    Py_DECREF(d);
     return rc;
 }
 
 /* observe(event): CallBook.observe(event) */
 static PyObject *observer_observe(Observer *o, PyObject *event) {
     if (Py_TYPE(event) != o->event_type) return PyObject_CallOneArg(o->python_observe, event);
-    if (PyObject_SetAttr(o->book, s_current, Py_None) < 0) return NULL;
+    if (PyDict_SetItem(o->book_dict, s_current, Py_None) < 0) return NULL;
     PyObject *kind = EV(event, F_KIND), *call = EV(event, F_CALL);
     if ((kind != o->k_start && kind != o->k_answer && kind != o->k_end) || call == Py_None) Py_RETURN_NONE;
     if (!PyTuple_Check(call) || PyTuple_GET_SIZE(call) != N_CALL) return PyObject_CallOneArg(o->python_observe, event);
@@ -486,7 +502,7 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
         || tally(o, state, new, had_number, had_ip, was_answered, talked) < 0)
         goto done;
     result = PyTuple_Pack(2, state, new ? Py_True : Py_False);
-    if (result != NULL && PyObject_SetAttr(o->book, s_current, result) < 0) Py_CLEAR(result);
+    if (result != NULL && PyDict_SetItem(o->book_dict, s_current, result) < 0) Py_CLEAR(result);
 done:
     Py_DECREF(keys);
     Py_XDECREF(state);
@@ -521,20 +537,11 @@ PyMODINIT_FUNC PyInit__calls(void) {
     s_ch_prefix = PyUnicode_InternFromString("ch:");
     s_internal = PyUnicode_InternFromString("internal");
     s_current = PyUnicode_InternFromString("current");
-    s_calls = PyUnicode_InternFromString("calls");
-    s_answered = PyUnicode_InternFromString("answered");
-    s_outside = PyUnicode_InternFromString("outside");
-    s_seconds = PyUnicode_InternFromString("seconds");
-    s_first = PyUnicode_InternFromString("first");
-    s_last = PyUnicode_InternFromString("last");
-    s_countries = PyUnicode_InternFromString("countries");
-    s_sources = PyUnicode_InternFromString("sources");
     s_country = PyUnicode_InternFromString("country");
     s_answered_text = PyUnicode_FromString("ANSWERED");
     one = PyLong_FromLong(1);
     zero_float = PyFloat_FromDouble(0.0);
-    if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_calls || !s_answered || !s_outside
-        || !s_seconds || !s_first || !s_last || !s_countries || !s_sources || !s_country || !s_answered_text || !one
+    if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_country || !s_answered_text || !one
         || !zero_float)
         return NULL;
     return module_with_type(&moduledef, "Observer", &ObserverType);

@@ -57,9 +57,9 @@ class CallState:
         return self.start <= when and (self.end is None or when < self.end) and when - self.start < MAX_OPEN
 
 
-@dataclass
+@dataclass(slots=True)
 class AccountTally:
-    """What a scan reports about one account's calls."""
+    """What a scan reports about one account's calls (`_calls.c` counts in its slots)."""
 
     account: str
     calls: int = 0

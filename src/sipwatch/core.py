@@ -157,10 +157,12 @@ _STATE_FIELDS = (("account", MISSING), ("start", MISSING), ("number", None), ("c
 
 
 def _plain_state() -> bool:
-    """CallState is still the dataclass that `_calls.c` builds without calling it."""
+    """CallState is still the dataclass that `_calls.c` builds without calling it, and AccountTally keeps its
+    counts in slots (which `_calls.c` adds to)."""
     found = tuple((f.name, f.default_factory if f.default_factory is not MISSING else f.default)
                   for f in fields(calls.CallState))
-    return found == _STATE_FIELDS and not hasattr(calls.CallState, "__post_init__")
+    return (found == _STATE_FIELDS and not hasattr(calls.CallState, "__post_init__")
+            and "__slots__" in vars(calls.AccountTally))
 
 
 def native_calls(book: calls.CallBook) -> bool:
