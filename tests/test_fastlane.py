@@ -53,6 +53,9 @@ TRICKY = {
                     'Dial("SIP/6012-0000249f", "SIP/trunk/0044207,30") in new stack',
     "csv row": '"","6001","0044207","from-internal","","PJSIP/6001-1","","Dial","","2024-05-01 10:00:00",'
                '"","2024-05-01 10:00:09",9,0,"NO ANSWER","DOCUMENTATION","1714557600.1",""',
+    "sips URI": CHAN_SIP.format(s=1, u="100", a="198.51.100.17:5060").replace("<sip:", "<sips:"),
+    "URI without a user": CHAN_SIP.format(s=1, u="100", a="198.51.100.18:5060").replace("<sip:100@", "<sip:"),
+    "no URI": CHAN_SIP.format(s=1, u="100", a="198.51.100.19:5060").replace("<sip:100@192.0.2.1>", "100"),
     "junk": "\x00\x01\xff binary ' failed for ' junk",
     "long line": "[2024-05-01 10:00:09] NOTICE[1] chan_sip.c: " + "x" * 20000 + " failed for '198.51.100.16'",
 }

@@ -269,6 +269,31 @@ static int channel_account(Engine *E, PyObject *channel, int *service, PyObject 
     return *account == NULL ? -1 : 0;
 }
 
+/* form.uri_user(text): the user part of the first SIP URI in a header value, else the value itself (None when
+ * the URI has no user part). Exact str values here; anything else goes to the Python function. */
+static PyObject *uri_user(Engine *E, PyObject *text) {
+    static PyObject *sip, *sips, *at;
+    if (sip == NULL && ((sip = PyUnicode_InternFromString("sip:")) == NULL || (sips = PyUnicode_InternFromString("sips:")) == NULL
+                        || (at = PyUnicode_InternFromString("@")) == NULL))
+        return NULL;
+    if (!PyUnicode_CheckExact(text)) return PyObject_CallOneArg(E->uri_user, text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (n == 0) { Py_INCREF(text); return text; }
+    Py_ssize_t start = PyUnicode_Find(text, sip, 0, n, 1);
+    if (start == -2) return NULL;
+    if (start < 0) {
+        start = PyUnicode_Find(text, sips, 0, n, 1);
+        if (start == -2) return NULL;
+        if (start < 0) { Py_INCREF(text); return text; }
+        start += 1;
+    }
+    start += 4;
+    Py_ssize_t end = PyUnicode_Find(text, at, start, n, 1);
+    if (end == -2) return NULL;
+    if (end < 0) Py_RETURN_NONE;
+    return PyUnicode_Substring(text, start, end);
+}
+
 /* The parts of an event a build produces, before the time and the line are added. */
 typedef struct {
     int kind, service, evidence;
@@ -282,9 +307,23 @@ static void built_clear(Built *b) {
     memset(b, 0, sizeof(*b));
 }
 
+/* The extra's keys are a few string literals: each is made an interned str once (by its address), not decoded
+ * and interned again for every record. */
+#define MAX_EXTRA_KEYS 16
+static const char *extra_names[MAX_EXTRA_KEYS];
+static PyObject *extra_keys[MAX_EXTRA_KEYS];
+static int n_extra_keys;
+
 static int set_extra(Built *b, const char *key, PyObject *value) {
     if (b->extra == NULL && (b->extra = PyDict_New()) == NULL) return -1;
-    return PyDict_SetItemString(b->extra, key, value);
+    for (int i = 0; i < n_extra_keys; i++)
+        if (extra_names[i] == key) return PyDict_SetItem(b->extra, extra_keys[i], value);
+    if (n_extra_keys == MAX_EXTRA_KEYS) return PyDict_SetItemString(b->extra, key, value);
+    PyObject *name = PyUnicode_InternFromString(key);
+    if (name == NULL) return -1;
+    extra_names[n_extra_keys] = key;
+    extra_keys[n_extra_keys++] = name;  /* kept for the life of the process */
+    return PyDict_SetItem(b->extra, name, value);
 }
 
 static int in_set(PyObject *set, PyObject *key) {
@@ -533,7 +572,7 @@ static int build_form_with(Engine *E, Lane *L, Match *m, const char *message, Py
         if (!has(m, L->g_account[i])) continue;
         PyObject *value = group(m, L->g_account[i]);
         if (value == NULL) return -1;
-        PyObject *user = PyObject_CallOneArg(E->uri_user, value);
+        PyObject *user = uri_user(E, value);
         Py_DECREF(value);
         if (user == NULL) return -1;
         Py_XSETREF(b->account, user);
