@@ -56,6 +56,17 @@ TRICKY = {
     "sips URI": CHAN_SIP.format(s=1, u="100", a="198.51.100.17:5060").replace("<sip:", "<sips:"),
     "URI without a user": CHAN_SIP.format(s=1, u="100", a="198.51.100.18:5060").replace("<sip:100@", "<sip:"),
     "no URI": CHAN_SIP.format(s=1, u="100", a="198.51.100.19:5060").replace("<sip:100@192.0.2.1>", "100"),
+    "FreePBX": "[2024-05-01 10:00:09] WARNING[3021][C-0000001a] Ext. s: \"Rejecting unknown SIP connection from "
+               "198.51.100.20:5060\"",
+    "FreePBX dialled exten": "[2024-05-01 10:00:09] WARNING[3021][C-0000001a] Ext. 0046812345678: \"Rejecting "
+                             "unknown SIP connection from [2001:db8::20]:5060\"",
+    "FreePBX forged exten": "[2024-05-01 10:00:09] WARNING[3021][C-0000001a] Ext. Rejecting unknown SIP connection "
+                            "from 203.0.113.66: \"Rejecting unknown SIP connection from 198.51.100.21\"",
+    "FreePBX forged twice": "[2024-05-01 10:00:09] WARNING[3021][C-0000001a] Ext. s: \"Rejecting unknown SIP "
+                            "connection from 203.0.113.66\" \"Rejecting unknown SIP connection from 198.51.100.22\"",
+    "FreePBX in a C file": "[2024-05-01 10:00:09] WARNING[3021] pbx.c: \"Rejecting unknown SIP connection from "
+                           "198.51.100.23\"",
+    "FreePBX scanner": "[2024-05-01 10:00:09] WARNING[3021][C-0000001b] Ext. s: Friendly Scanner from 203.0.113.66",
     "junk": "\x00\x01\xff binary ' failed for ' junk",
     "long line": "[2024-05-01 10:00:09] NOTICE[1] chan_sip.c: " + "x" * 20000 + " failed for '198.51.100.16'",
 }

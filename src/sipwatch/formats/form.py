@@ -172,8 +172,12 @@ class Form:
 
     @property
     def fast_pattern(self) -> str | None:
-        """The message regex to combine with a line prefix into one match (None: no fast lane)."""
-        return None if self.search or self.prefixless else self.pattern
+        """The message regex to combine with a line prefix into one match (None: no fast lane). A form that
+        searches its message matches at the first place it can (a lazy `.*?` before it does what `search`
+        does)."""
+        if self.prefixless:
+            return None
+        return "(?:.*?)(?:" + self.pattern + ")" if self.search else self.pattern
 
     def build(self, m: re.Match[str], message: str) -> Parsed | None:
         """The `Parsed` for a match of this form's groups over `message` (alone or with a prefix)."""

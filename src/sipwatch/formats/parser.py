@@ -51,6 +51,18 @@ class Status(Enum):
 Header = tuple[str | None, str | None, str | None, str]
 
 
+def _file_pattern(files: tuple[str, ...]) -> str:
+    """The prefix's file field that `Form.allows_file` allows, as a regex: any file, or the named source files
+    (in any directory), or a dialplan `Ext. <exten>` (the exten is caller text up to the colon)."""
+    if not files:
+        return ANY_FILE
+    named = "|".join(re.escape(f) for f in files if f != "Ext.")
+    shapes = [r"(?:[\w.-]+/)?(?:" + named + ")"] if named else []
+    if "Ext." in files:
+        shapes.append(r"Ext\. [^:]*")
+    return "|".join(shapes)
+
+
 class LineParser:
     def __init__(self, time_parser: TimeParser, readers: Sequence[Reader] = READERS) -> None:
         self.time_parser = time_parser
@@ -88,9 +100,7 @@ class LineParser:
             pattern = reader.fast_pattern
             if pattern is None:
                 continue
-            files = "|".join(re.escape(f) for f in reader.files if f != "Ext.") if reader.files else ANY_FILE
-            if reader.files and files:
-                files = r"(?:[\w.-]+/)?(?:" + files + ")"
+            files = _file_pattern(reader.files)
             for _, server, template in FAST_PREFIXES:
                 if server != reader.server or not files:
                     continue
