@@ -16,7 +16,6 @@ same transaction as what was done with the lines.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ def fingerprint(fh: BinaryIO) -> str:
     fh.seek(0)
     head = fh.readline(FINGERPRINT_BYTES)
     fh.seek(here)
+    import hashlib  # here: loading OpenSSL's hashes costs ~3 ms of every command's start, and only the daemon hashes
+
     return hashlib.sha1(head).hexdigest() if head.endswith(b"\n") or len(head) >= FINGERPRINT_BYTES else ""
 
 
