@@ -714,6 +714,9 @@ typedef struct {
     char last[64];
     Py_ssize_t last_len;   /* -1: nothing remembered */
     PyObject *last_value;  /* float or None */
+    char day[10];          /* the date of the last ISO time read through `_days`... */
+    int has_day;
+    double day_base;       /* ...and its entry there (a log's lines keep one date for hours) */
 } Clock;
 
 static int digits(const char *s, Py_ssize_t n) {
@@ -802,13 +805,20 @@ static PyObject *syslog_time(Clock *c, PyObject *key, const char *s, Py_ssize_t 
 
 static PyObject *clock_value(Clock *c, const char *s, Py_ssize_t n) {
     if (n == 19 && s[13] == ':' && s[16] == ':' && s[4] == '-') {
-        PyObject *day = ascii(s, 10);
-        if (day == NULL) return NULL;
-        PyObject *base = PyDict_GetItemWithError(c->days, day);
-        Py_DECREF(day);
-        if (base == NULL && PyErr_Occurred()) return NULL;
-        if (base != NULL && PyFloat_CheckExact(base) && digits(s + 11, 2) && digits(s + 14, 2) && digits(s + 17, 2))
-            return PyFloat_FromDouble(((PyFloat_AS_DOUBLE(base) + (double)(two(s + 11) * 3600)) + (double)(two(s + 14) * 60))
+        if (!c->has_day || memcmp(c->day, s, 10) != 0) {
+            PyObject *day = ascii(s, 10);
+            if (day == NULL) return NULL;
+            PyObject *base = PyDict_GetItemWithError(c->days, day);
+            Py_DECREF(day);
+            if (base == NULL && PyErr_Occurred()) return NULL;
+            c->has_day = base != NULL && PyFloat_CheckExact(base);
+            if (c->has_day) {
+                memcpy(c->day, s, 10);
+                c->day_base = PyFloat_AS_DOUBLE(base);
+            }
+        }
+        if (c->has_day && digits(s + 11, 2) && digits(s + 14, 2) && digits(s + 17, 2))
+            return PyFloat_FromDouble(((c->day_base + (double)(two(s + 11) * 3600)) + (double)(two(s + 14) * 60))
                                       + (double)two(s + 17));
     }
     PyObject *text = ascii(s, n);
@@ -851,7 +861,7 @@ static PyObject *clock_parse(Clock *c, const char *s, Py_ssize_t n) {
     return value;
 }
 
-static void clock_forget(Clock *c) { c->last_len = -1; }
+static void clock_forget(Clock *c) { c->last_len = -1; c->has_day = 0; }
 
 /* ---------------------------------------------------------------------------------------------- */
 
