@@ -54,6 +54,7 @@ typedef struct {
     unsigned char kind_order[MAX_KIND];  /* ... in the order they first came (a Counter keeps that order) */
     int nkinds_seen, kinds_flushed;
     long strong;
+    PyObject *when, *port;  /* the last time and port made: the lines of one second, and of one phone, share them */
 } Drain;
 
 /* tally.Offender's fields, in the order of its __slots__: an offender's counts are read and written slot by
@@ -90,6 +91,7 @@ static void drain_dealloc(Drain *d) {
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
     Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
     Py_XDECREF(d->empty); Py_XDECREF(d->take); Py_XDECREF(d->nets); Py_XDECREF(d->net_blocked);
+    Py_XDECREF(d->when); Py_XDECREF(d->port);
     forget_addresses(d);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
@@ -361,8 +363,16 @@ static PyObject *call_of(Drain *d, PyObject *call) {
 static PyObject *build_event(Drain *d, const Record *r, PyObject *when, PyObject *address, long kind) {
     PyObject *line_obj = PyLong_FromLongLong(r->line + d->base);
     if (line_obj == NULL) return NULL;
-    PyObject *port = port_of(r);
-    if (port == NULL) { Py_DECREF(line_obj); return NULL; }
+    PyObject *port = Py_None;
+    if (r->port >= 0) {
+        if (d->port == NULL || PyLong_AsLongLong(d->port) != r->port) {
+            PyObject *made = PyLong_FromLongLong(r->port);
+            if (made == NULL) { Py_DECREF(line_obj); return NULL; }
+            Py_XSETREF(d->port, made);
+        }
+        port = d->port;
+    }
+    Py_INCREF(port);
     PyObject *extra = object(d, r->extra);
     if (extra == Py_None || (PyDict_Check(extra) && PyDict_GET_SIZE(extra) == 0)) extra = PyDict_New();
     else Py_INCREF(extra);
@@ -429,8 +439,12 @@ static PyObject *drain_next(Drain *d) {
         if (check(d, r) < 0) return NULL;
         if (r->line <= d->skip) { d->skipped++; continue; }  /* swallowed by a record of the previous chunk */
         double when_d = r->time != 0.0 ? r->time : d->last_time;
-        PyObject *when = PyFloat_FromDouble(when_d);
-        if (when == NULL) return NULL;
+        PyObject *when = d->when;
+        if (when == NULL || PyFloat_AS_DOUBLE(when) != when_d) {
+            if ((when = PyFloat_FromDouble(when_d)) == NULL) return NULL;
+            Py_XSETREF(d->when, when);
+        }
+        Py_INCREF(when);
         PyObject *address = address_of(d, r);
         if (address == NULL) { Py_DECREF(when); return NULL; }
         long kind = r->kind;
