@@ -35,7 +35,12 @@ typedef struct {
     Py_ssize_t keep, max_keys, threshold;
     PyObject *seen, *exclude, *book;  /* BEHAVIOUR: its _seen, its exclude, the call book (ACCOUNT_RULES: no _seen) */
     long source, destination;        /* BEHAVIOUR: its SOURCE and DESTINATION flags */
+    PyTypeObject *state_type;        /* the first CallState met, whose fields are read from their slots... */
+    Py_ssize_t state_off[5];         /* ...at these offsets (STATE_FIELDS; -1 for none: through getattr) */
 } Det;
+
+enum { CS_ACCOUNT, CS_KEYS, CS_CLASSIFIED, CS_IP, CS_END, N_CS };
+static const char *const STATE_FIELDS[N_CS] = {"account", "keys", "classified", "ip", "end"};
 
 typedef struct {
     PyObject_HEAD
@@ -390,6 +395,22 @@ static int current_call(Det *det, PyObject **current, PyObject **state) {
     return 1;
 }
 
+/* state.<field> (STATE_FIELDS) as a new reference: from its slot for the CallState class (found once), else through
+ * getattr (another class, or a slot not set). */
+static PyObject *state_field(Det *det, PyObject *state, int field) {
+    static PyObject **const names[N_CS] = {&s_account, &s_keys, &s_classified, &s_ip, &s_end};
+    if (det->state_type == NULL) {
+        det->state_type = Py_TYPE(state);
+        Py_INCREF(det->state_type);  /* (a class: it lives as long as its module) */
+        for (int i = 0; i < N_CS; i++) det->state_off[i] = member_offset(det->state_type, STATE_FIELDS[i]);
+    }
+    if (Py_TYPE(state) == det->state_type && det->state_off[field] >= 0) {
+        PyObject *value = SLOT(state, det->state_off[field]);
+        if (value != NULL) { Py_INCREF(value); return value; }
+    }
+    return PyObject_GetAttr(state, *names[field]);
+}
+
 /* 1 when `account` is None or one of `exclude`, 0 when not, -1 on error. */
 static int unwatched_account(Det *det, PyObject *account) {
     if (account == Py_None) return 1;
@@ -404,9 +425,9 @@ static int tells_nothing_new(Det *det) {
     int found = current_call(det, &current, &state);
     if (found != 1) { Py_XDECREF(current); return found < 0 ? -1 : found == 0 ? 1 : 0; }
     int result;
-    if ((account = PyObject_GetAttr(state, s_account)) == NULL) goto error;
+    if ((account = state_field(det, state, CS_ACCOUNT)) == NULL) goto error;
     if ((result = unwatched_account(det, account)) != 0) goto done;
-    if ((keys = PyObject_GetAttr(state, s_keys)) == NULL) goto error;
+    if ((keys = state_field(det, state, CS_KEYS)) == NULL) goto error;
     result = 0;
     if (!PyList_Check(keys)) goto done;
     result = 1;
@@ -420,8 +441,8 @@ static int tells_nothing_new(Det *det) {
         flags = PyLong_AsLong(PyTuple_GET_ITEM(seen, 0));
         if (flags == -1 && PyErr_Occurred()) goto error;
     }
-    if ((number = PyObject_GetAttr(state, s_classified)) == NULL || (ip = PyObject_GetAttr(state, s_ip)) == NULL
-        || (end = PyObject_GetAttr(state, s_end)) == NULL)
+    if ((number = state_field(det, state, CS_CLASSIFIED)) == NULL || (ip = state_field(det, state, CS_IP)) == NULL
+        || (end = state_field(det, state, CS_END)) == NULL)
         goto error;
     int outside = 0;
     if (number != Py_None) {
@@ -449,8 +470,8 @@ static int not_watched(Det *det) {
     int found = current_call(det, &current, &state);
     if (found != 1) { Py_XDECREF(current); return found < 0 ? -1 : found == 0 ? 1 : 0; }
     int result = -1;
-    if ((account = PyObject_GetAttr(state, s_account)) == NULL
-        || (number = PyObject_GetAttr(state, s_classified)) == NULL || (result = unwatched_account(det, account)) != 0)
+    if ((account = state_field(det, state, CS_ACCOUNT)) == NULL
+        || (number = state_field(det, state, CS_CLASSIFIED)) == NULL || (result = unwatched_account(det, account)) != 0)
         goto done;
     result = 1;
     if (number == Py_None) goto done;
