@@ -220,6 +220,24 @@ def test_the_c_packer_packs_as_the_python_one_does() -> None:
     assert parallel._drain.pack([]) == pack([]) == ([None], b"", [None])
 
 
+def test_the_calls_of_a_buffer_share_their_texts_and_keep_their_values() -> None:
+    """A call's records repeat its channel, and calls their context: the C packer keeps each such text once, so
+    marshal sends the repeats as references; the calls read as before."""
+    import marshal
+
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    calls = [(None, None, "".join(["PJSIP/6001-", "1"]), None, "".join(["from-", "internal"]), 9, None, None),
+             (None, None, "".join(["PJSIP/6001-", "1"]), None, "".join(["from-", "internal"]), None, 7, "ANSWERED"),
+             (None, None, "PJSIP/6002-2", None, "".join(["from-", "internal"]), None, None, None)]
+    wires = [(1714557601.0 + i, 12, 1, None, None, None, "6001", "0044207", None, 1, i + 1, "asterisk.dial", None, "",
+              None, call) for i, call in enumerate(calls)]
+    assert calls[0][2] is not calls[1][2]  # equal texts, made apart (as the fast lane makes them)
+    objects = marshal.loads(marshal.dumps(parallel._drain.pack(wires)))[2]
+    assert objects[1:] == calls
+    assert objects[1][2] is objects[2][2] and objects[1][4] is objects[2][4] is objects[3][4]
+
+
 def _c_packer() -> object:
     if parallel._drain is None:
         pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
