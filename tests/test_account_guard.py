@@ -60,6 +60,46 @@ def test_a_critical_decision_bans_the_address_the_calls_came_from() -> None:
     assert (ban.action, str(ban.ip), ban.account, ban.duration) == (Action.BAN, "203.0.113.66", "6001", 3600.0)
 
 
+def _late_login(config: dict[str, object], login_at: float, account: str = "6001",
+                pipeline: Pipeline | None = None) -> tuple[list[Decision], list[Decision]]:
+    """The call's first AMI event arrives before the SuccessfulAuth that let it in (Asterisk raises them on
+    separate queues; each keeps its own time, the login's `login_at` seconds from the call's): what the
+    call decided, then what the late login did."""
+    pipeline = pipeline or Pipeline(from_dict(config))
+    (auth,) = parse_line(AUTH.replace('"6001"', f'"{account}"'))
+    call = pipeline.process(_call_start(auth.time - login_at))
+    return call, pipeline.process(auth)
+
+
+def test_a_login_that_arrives_after_its_call_still_gets_the_caller_banned() -> None:
+    (alert,), (ban,) = _late_login(DENY, -0.02)
+    assert (alert.action, alert.level, alert.ip) == (Action.ALERT, "critical", None)  # blocked, nobody to ban yet
+    assert (ban.action, str(ban.ip), ban.account, ban.time) == (Action.BAN, "203.0.113.66", "6001", alert.time)
+
+
+@pytest.mark.parametrize(("account", "login_at"), [
+    ("6002", -0.02),  # another account's login
+    ("6001", 0.02),  # a login after the call (by the records' times): not its caller
+    ("6001", -30.0),  # a login long before the call
+])
+def test_a_late_login_of_another_account_or_moment_bans_nobody(account: str, login_at: float) -> None:
+    _, late = _late_login(DENY, login_at, account)
+    assert Action.BAN not in [d.action for d in late]
+
+
+def test_a_late_login_places_a_decision_once() -> None:
+    pipeline = Pipeline(from_dict(DENY))
+    _late_login(DENY, -0.02, pipeline=pipeline)
+    (again,) = parse_line(AUTH)
+    assert pipeline.process(again) == [] and pipeline.knowledge.unplaced == {}
+
+
+def test_without_the_ban_action_no_decision_waits_for_its_caller() -> None:
+    pipeline = Pipeline(from_dict({**DENY, "pbx": {"actions": ["hangup", "block"]}}))
+    _, late = _late_login({}, -0.02, pipeline=pipeline)
+    assert late == [] and pipeline.knowledge.unplaced == {}
+
+
 def test_an_address_of_the_account_s_own_networks_is_never_banned_for_it() -> None:
     pipeline = Pipeline(from_dict(DENY))
     pipeline.known_network = lambda account, ip: account == "6001" and str(ip).startswith("203.0.113.")

@@ -15,13 +15,13 @@ import pytest
 from generated import gencdr, genlog
 from sipwatch import core, parallel
 from sipwatch.config import Config, from_dict
-from sipwatch.detectors import Decision
+from sipwatch.detectors import Action, Decision
 from sipwatch.detectors import behaviour as behaviour_detector
 from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.behaviour import BehaviourDetector
 from sipwatch.detectors.brute_force import BruteForceDetector
-from sipwatch.event import Event, Kind, Service
+from sipwatch.event import Call, Event, Kind, Service
 from sipwatch.formats.records import ScanStats
 from sipwatch.pipeline import Pipeline
 from sipwatch.report import to_json
@@ -248,6 +248,29 @@ def test_odd_event_streams_leave_the_same_decisions_and_state(seed: int) -> None
     assert _decisions(by_core) == _decisions(by_python)
     assert _state(native) == _state(python)
     assert len(by_python) > 20
+
+
+def test_a_login_that_a_critical_decision_waits_for_is_left_to_python() -> None:
+    """A call denied before the login that let it in arrived (AMI's order): the core hands that login to
+    `Pipeline.process`, which bans the caller, and counts the other logins itself."""
+    from ipaddress import ip_address
+
+    config = from_dict({"numbers": {"country": "DE"}, "accounts": {"account": {"6001": {"deny": ["+882"]}}}})
+    python, native = Pipeline(config), Pipeline(config)
+    for pipeline in (python, native):
+        pipeline.duplicates.enabled = False
+    take = core.core(native, (by_core := []).extend)
+    assert take is not None
+    t = 1796222277.0
+    events = [Event(t + 0.02, Kind.CALL_START, Service.PJSIP, account="6001", target="00882123456789",
+                    form="ami.new_channel", call=Call(uniqueid="1.1", linkedid="1.1", channel="PJSIP/6001-01")),
+              *(Event(t, Kind.AUTH_SUCCESS, Service.PJSIP, ip=ip_address(ip), port=40000, account=account)
+                for account, ip in (("6002", "192.0.2.7"), ("6001", "203.0.113.66"), ("6001", "192.0.2.8")))]
+    by_python: list[Decision] = []
+    _replay(events, python, native, take, by_python, by_core)
+    assert _decisions(by_core) == _decisions(by_python)
+    assert [(d.action, str(d.ip)) for d in by_python if d.action is Action.BAN] == [(Action.BAN, "203.0.113.66")]
+    assert _state(native) == _state(python) and native.knowledge.unplaced == {}
 
 
 # --- call correlation (`_calls.c`) ------------------------------------------------------------------

@@ -62,6 +62,7 @@ typedef struct {
     PyObject *sent;       /* Nonces._sent (an OrderedDict) */
     Py_ssize_t sent_max;
     PyObject *owned, *last_auth, *observe;  /* Knowledge._owned, ._last_auth, .observe */
+    PyObject *unplaced;         /* Knowledge.unplaced: a login of one of its accounts is Python's (`placed`) */
     Py_ssize_t max_addresses;
     PyObject *settle, *sink, *strong, *deque_type;
     PyObject *keep_alive;  /* everything above, owned once */
@@ -129,7 +130,7 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
 }
 
 /* Core(event_type, kinds, fast, hostile, calls, (success, challenge, failure, call_start),
- *      (open, max_keys, same_request), (sent, max_keys), (owned, last_auth, max_addresses, observe, caller_window),
+ *      (open, max_keys, same_request), (sent, max_keys), (owned, last_auth, max_addresses, observe, caller_window, unplaced),
  *      book, settle, sink, strong, deque) */
 static int core_init(Core *c, PyObject *args, PyObject *kw) {
     PyObject *event_type, *kinds, *fast, *hostile, *call_kinds, *attempts, *nonces, *knowledge, *book, *settle, *sink,
@@ -165,11 +166,11 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
     }
     if (!PyArg_ParseTuple(attempts, "O!nd", &PyDict_Type, &c->open, &c->open_max, &c->same_request)
         || !PyArg_ParseTuple(nonces, "O!n", &PyDict_Type, &c->sent, &c->sent_max)
-        || !PyArg_ParseTuple(knowledge, "O!O!nOd", &PyDict_Type, &c->owned, &PyDict_Type, &c->last_auth,
-                             &c->max_addresses, &c->observe, &c->caller_window))
+        || !PyArg_ParseTuple(knowledge, "O!O!nOdO!", &PyDict_Type, &c->owned, &PyDict_Type, &c->last_auth,
+                             &c->max_addresses, &c->observe, &c->caller_window, &PyDict_Type, &c->unplaced))
         return -1;
     if (keep(c, c->open) || keep(c, c->sent) || keep(c, c->owned) || keep(c, c->last_auth) || keep(c, c->observe)
-        || keep(c, book))
+        || keep(c, c->unplaced) || keep(c, book))
         return -1;
     c->book = book;
     c->settle = settle; c->sink = sink; c->strong = strong; c->deque_type = deque;
@@ -592,6 +593,12 @@ static PyObject *core_take(Core *c, PyObject *event) {
     if (Py_TYPE(event) != c->event_type) Py_RETURN_FALSE;  /* not the Event this core knows: Python's turn */
     int k = kind_of(c, SLOT(event, c->off[F_KIND]));
     if (k < 0 || !c->fast[k]) Py_RETURN_FALSE;
+    if (k == c->k_success && PyDict_GET_SIZE(c->unplaced) > 0) {  /* a decision may wait for this login */
+        PyObject *account = SLOT(event, c->off[F_ACCOUNT]);
+        int waits = PyUnicode_Check(account) ? PyDict_Contains(c->unplaced, account) : 0;
+        if (waits < 0) return NULL;
+        if (waits) Py_RETURN_FALSE;
+    }
     PyObject *ip = SLOT(event, c->off[F_IP]);
     double t;
     if (event_time(c, event, &t) < 0) return NULL;

@@ -144,8 +144,8 @@ def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
         [kind in CALL_KINDS for kind in KINDS],
         tuple(KINDS.index(kind) for kind in STAGE_KINDS),
         (a._open, a.max_keys, SAME_REQUEST_SECONDS), (n._sent, n.max_keys),
-        (k._owned, k._last_auth, k.max_addresses, k.observe, CALLER_WINDOW), pipeline.calls, pipeline.settle, sink,
-        Evidence.STRONG, deque)
+        (k._owned, k._last_auth, k.max_addresses, k.observe, CALLER_WINDOW, k.unplaced), pipeline.calls,
+        pipeline.settle, sink, Evidence.STRONG, deque)
     take: Callable[[Event], bool] = engine.take
     return take
 

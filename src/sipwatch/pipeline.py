@@ -332,8 +332,11 @@ class Pipeline:
             self.attempts.mark(event)
         if kind in NONCE_KINDS:
             self.nonces.mark(event)
+        late: list[Decision] = []
         if kind is Kind.AUTH_SUCCESS:
             self.knowledge.observe(event)
+            if self.knowledge.unplaced:
+                late = self.knowledge.placed(event)
         elif event.kind in CALL_KINDS:
             if event.ip is None and event.kind is Kind.CALL_START:
                 found = self.knowledge.caller(event)
@@ -342,6 +345,10 @@ class Pipeline:
                     event.evidence = Evidence.STRONG
             self.calls.observe(event)
         decisions: list[Decision] = []
+        for decision in late:  # critical decisions whose caller this login turns out to be
+            ban = self._fraud_ban(decision, event.ip)
+            if ban is not None:
+                decisions.append(ban)
         for detector in self.by_kind[event.kind]:
             decided = detector.observe(event)
             if decided and self.settle(event, decided, decisions):
@@ -359,9 +366,11 @@ class Pipeline:
                 if final.level == "critical" and not self.learning.holds(final):
                     for hook in self.on_critical:
                         hook(final)
-                    ban = self._fraud_ban(final)
+                    ban = self._fraud_ban(final, final.ip)
                     if ban is not None:
                         decisions.append(ban)
+                    elif final.ip is None and final.account and "ban" in self.fraud_actions:
+                        self.knowledge.await_caller(final)  # its caller's login may still be on its way
         ip = event.ip
         if ip is not None and self.is_blocked(ip, event.time):
             self.forget(ip)  # banned by this very event: the other detectors need not see it
@@ -383,18 +392,18 @@ class Pipeline:
                 decision.reason += (f"; not banned: {who} logged in as {', '.join(sorted(accounts)[:3])}, and this "
                                     "evidence is UDP that anyone can send in its name")
 
-    def _fraud_ban(self, decision: Decision) -> Decision | None:
+    def _fraud_ban(self, decision: Decision, ip: IPAddress | None) -> Decision | None:
         """A critical account decision bans the address its calls came from (`pbx.actions` "ban"), unless
         it is one of the account's own networks (`known_network`: then it is the phone's office, and
         blocking the account is the answer) or the policy protects it. A successful login proves nothing
         here: stolen credentials log in successfully too."""
-        if "ban" not in self.fraud_actions or decision.ip is None or not decision.account:
+        if "ban" not in self.fraud_actions or ip is None or not decision.account:
             return None
-        if self.known_network(decision.account, decision.ip):
+        if self.known_network(decision.account, ip):
             return None
         return self.policy.apply(Decision(
             Action.BAN, decision.detector, f"account {decision.account}: {decision.reason}", decision.time,
-            ip=decision.ip, account=decision.account, evidence=Evidence.STRONG, events=decision.events))
+            ip=ip, account=decision.account, evidence=Evidence.STRONG, events=decision.events))
 
     def forget(self, ip: IPAddress) -> None:
         """A banned address's requests stop arriving: the detectors can let go of it (memory)."""
