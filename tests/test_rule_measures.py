@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,61 @@ def test_calls_of_another_kind_are_refused() -> None:
 def test_sipwatch_native_0_leaves_the_python_measures(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIPWATCH_NATIVE", "0")
     assert measures() is None
+
+
+# --- the quiet gate: bookkeeping and "no rule can fire" in one C call ------------------------------------------
+
+def _random_cdrs(seed: int, n: int) -> list[str]:
+    """Outside calls of three accounts in bursts, to few numbers (runs to one number), some long and dear."""
+    from test_account_rules import cdr
+
+    rng = random.Random(seed)
+    rows, now = [], NOW
+    for _ in range(n):
+        now += rng.choice([0.5, 2.0, 7.0, 30.0, 200.0, 1800.0])
+        number = rng.choice(["00442079460000", "00442079460001", "004930123456", "00881612345678", "09001234567"])
+        duration = rng.choice([5, 60, 600, 1500, 4000])
+        rows.append(cdr(now, number, duration=duration, billsec=rng.choice([None, 0, duration - 1]),
+                        account=rng.choice(["6001", "6002", "6003"])))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("config", [
+    {},
+    {"accounts": {"limits": {"sequential": [3, 5], "concurrent": [2, 0], "calls_per_minute": [0, 3]}}},
+    {"accounts": {"window": 600, "limits": {"minutes_per_window": [20, 60], "calls_per_window": [4, 8]},
+                  "account": {"6002": {"deny": ["+881"]}}}},
+], ids=["default", "low-limits", "short-window-and-one-account's-own"])
+def test_the_quiet_gate_decides_what_the_whole_rules_decide(seed: int, config: dict[str, object]) -> None:
+    """A call that the C gate passes (nothing can fire) would have given no finding in Python either, and the
+    calls each account keeps are the same: the rules decide alike with and without the gate."""
+    from conftest import one
+    from sipwatch.config import from_dict
+    from sipwatch.pipeline import Pipeline
+
+    numbers = {"numbers": {"country": "DE"}}
+    gated, plain = Pipeline(from_dict({**config, **numbers})), Pipeline(from_dict({**config, **numbers}))
+    rules = [next(d for d in p.detectors if isinstance(d, AccountRulesDetector)) for p in (gated, plain)]
+    assert rules[0]._quiet is not None
+    rules[1]._quiet = None
+    decided: tuple[list[object], list[object]] = ([], [])
+    for row in _random_cdrs(seed, 120):
+        for pipeline, out in zip((gated, plain), decided, strict=True):
+            out.extend(d.to_json() for d in pipeline.process(one(row)))
+    assert decided[0] == decided[1]
+    assert [[(t.call.start, t.billed) for t in a.calls.values()] for a in rules[0].accounts.values()] == \
+        [[(t.call.start, t.billed) for t in a.calls.values()] for a in rules[1].accounts.values()]
+    assert seed or decided[0]  # (the rules do fire on these calls)
+
+
+def test_no_quiet_gate_with_a_rate_table_or_time_profiles(tmp_path: Path) -> None:
+    from sipwatch.config import Accounts, from_dict
+    from sipwatch.detectors.knowledge import Knowledge
+
+    rates = tmp_path / "rates.csv"
+    rates.write_text("prefix,price\n+44,0.02\n")
+    assert AccountRulesDetector(Accounts(), Knowledge())._quiet is not None
+    assert AccountRulesDetector(from_dict({"accounts": {"rates": str(rates)}}).accounts, Knowledge())._quiet is None
+    profiles = from_dict({"accounts": {"profiles": {"night": {"hours": "22:00-06:00"}}}}).accounts
+    assert AccountRulesDetector(profiles, Knowledge())._quiet is None

@@ -3,6 +3,7 @@
  * the specification: `_busiest`, `_peak_concurrency`, `_Account` pruning and billing). Each is a loop over the
  * calls of one account, run for every outside call: in Python ~0.15 us per call and pass, here a few ns. They
  * read the CallState and _Tracked slots directly; the tests compare each with its Python twin on random calls.
+ * `quiet` puts the bookkeeping and the gates of one outside call together (see AccountRulesDetector.observe).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -74,20 +75,21 @@ static PyObject *state_at(Measures *m, PyObject *calls, Py_ssize_t i) {
 }
 
 /* The calls' spans (a new array, or NULL with an error). */
+/* One call's span (0), or -1 with an error (`call` NULL: an error is set already). */
+static int span_of(Measures *m, PyObject *call, Span *span, Py_ssize_t i) {
+    int has_start = call ? value_of(call, m->st[S_START], &span->start) : -1;
+    span->has_end = has_start > 0 ? value_of(call, m->st[S_END], &span->end) : -1;
+    span->index = i;
+    if (has_start > 0 && span->has_end >= 0) return 0;
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
+    return -1;
+}
+
 static Span *spans_of(Measures *m, PyObject *calls, Py_ssize_t n) {
     Span *spans = PyMem_New(Span, n ? n : 1);
     if (spans == NULL) { PyErr_NoMemory(); return NULL; }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *call = state_at(m, calls, i);
-        int has_start = call ? value_of(call, m->st[S_START], &spans[i].start) : -1;
-        spans[i].has_end = has_start > 0 ? value_of(call, m->st[S_END], &spans[i].end) : -1;
-        if (has_start <= 0 || spans[i].has_end < 0) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
-            PyMem_Free(spans);
-            return NULL;
-        }
-        spans[i].index = i;
-    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (span_of(m, state_at(m, calls, i), &spans[i], i) < 0) { PyMem_Free(spans); return NULL; }
     return spans;
 }
 
@@ -296,12 +298,139 @@ static PyObject *measures_stale(Measures *m, PyObject *args) {
     return out;
 }
 
+/* The calls of `tracked` (a _Tracked dict) as spans, in the dict's order, with their CallStates (borrowed: no
+ * Python code runs while they are read); NULL with an error. */
+static Span *tracked_spans(Measures *m, PyObject *tracked, Py_ssize_t n, PyObject **calls) {
+    Span *spans = PyMem_New(Span, n ? n : 1);
+    if (spans == NULL) { PyErr_NoMemory(); return NULL; }
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *value;
+    while (i < n && PyDict_Next(tracked, &pos, &key, &value)) {
+        PyObject *call = NULL;
+        if (tracked_call(m, value, &call) < 0) call = NULL;
+        if (span_of(m, call, &spans[i], i) < 0) { PyMem_Free(spans); return NULL; }
+        calls[i++] = call;
+    }
+    return spans;
+}
+
+/* The most calls that started within any `seconds` (the length of _busiest's answer); sorts `spans`. */
+static Py_ssize_t busiest_count(Span *spans, Py_ssize_t n, double seconds) {
+    qsort(spans, (size_t)n, sizeof(Span), by_start);
+    Py_ssize_t first = 0, best = 0;
+    for (Py_ssize_t last = 0; last < n; last++) {
+        while (spans[last].start - spans[first].start >= seconds) first++;
+        if (last - first + 1 > best) best = last - first + 1;
+    }
+    return best;
+}
+
+/* The most calls open at one moment (the length of _peak_concurrency's answer); -1 when out of memory. */
+static Py_ssize_t peak_count(Measures *m, const Span *spans, Py_ssize_t n, double now) {
+    Point *points = PyMem_New(Point, 2 * n + 1);
+    if (points == NULL) { PyErr_NoMemory(); return -1; }
+    Py_ssize_t npoints = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double start = spans[i].start, end = spans[i].end;
+        if (!spans[i].has_end) {
+            if (!(start <= now && now - start < m->max_open)) continue;
+            end = INFINITY;
+        }
+        if (end > start) {
+            points[npoints++] = (Point){start, 1, i};
+            points[npoints++] = (Point){end, 0, i};
+        }
+    }
+    qsort(points, (size_t)npoints, sizeof(Point), by_point);
+    Py_ssize_t open_now = 0, best = 0;
+    for (Py_ssize_t p = 0; p < npoints; p++) {
+        if (points[p].starts) { if (++open_now > best) best = open_now; }
+        else open_now--;
+    }
+    PyMem_Free(points);
+    return best;
+}
+
+/* 1 when a rule could reach a level over these calls (AccountRulesDetector._findings' count and minute rules
+ * against `lowest`), 0 when none can, -1 with an error. Minutes are summed in the calls' order, as Python does. */
+static int could_fire(Measures *m, PyObject *tracked, PyObject *call, double now, double window,
+                      const double *lowest, int risky) {
+    enum { CPM, CONCURRENT, CPW, MPW, SEQUENTIAL, LONG_CALL };
+    Py_ssize_t n = PyDict_GET_SIZE(tracked);
+    if (n == 0) return 1;  /* (the call at hand is tracked: Python says why not) */
+    if ((double)n >= lowest[SEQUENTIAL]) return 1;  /* the run of calls to one number: measured in Python */
+    if (risky) {
+        double talked;
+        if (talk_of(m, call, now, &talked) < 0) return -1;
+        if (talked / 60 >= lowest[LONG_CALL]) return 1;
+    }
+    PyObject **calls = PyMem_New(PyObject *, n);
+    Span *spans = calls ? tracked_spans(m, tracked, n, calls) : NULL;
+    int found = -1;
+    if (spans == NULL) { if (calls == NULL) PyErr_NoMemory(); goto done; }
+    double newest = spans[0].start, seconds = 0.0;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (spans[i].start > newest) newest = spans[i].start;
+    Py_ssize_t recent = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double talked;
+        if (!(spans[i].start > newest - window)) continue;
+        if (talk_of(m, calls[i], now, &talked) < 0) goto done;
+        seconds += talked;
+        recent++;
+    }
+    found = 1;
+    if ((double)recent >= lowest[CPW] || seconds / 60 >= lowest[MPW]) goto done;
+    if ((double)n >= lowest[CONCURRENT]) {
+        Py_ssize_t peak = peak_count(m, spans, n, now);
+        if (peak < 0) { found = -1; goto done; }
+        if ((double)peak >= lowest[CONCURRENT]) goto done;
+    }
+    if ((double)n >= lowest[CPM] && (double)busiest_count(spans, n, 60.0) >= lowest[CPM]) goto done;
+    found = 0;
+done:
+    PyMem_Free(spans);
+    PyMem_Free(calls);
+    return found;
+}
+
+/* quiet(tracked, call, now, prune_now, window, lowest, risky) -> bool: AccountRulesDetector.observe's bookkeeping
+ * with no rate table (bill, then prune at `prune_now`), and whether no rule of `lowest` (a _Lowest) can fire now:
+ * True means observe has nothing more to do; False, that its Python path must measure (it finds the bookkeeping
+ * done). */
+static PyObject *measures_quiet(Measures *m, PyObject *args) {
+    PyObject *tracked, *call, *lowest_tuple;
+    double now, prune_now, window, lowest[6];
+    int risky;
+    if (!PyArg_ParseTuple(args, "O!O!dddO!p", &PyDict_Type, &tracked, m->state_type, &call, &now, &prune_now,
+                          &window, &PyTuple_Type, &lowest_tuple, &risky))
+        return NULL;
+    if (PyTuple_GET_SIZE(lowest_tuple) != 6) { PyErr_SetString(PyExc_TypeError, "lowest: six floats"); return NULL; }
+    for (int i = 0; i < 6; i++)
+        if ((lowest[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(lowest_tuple, i))) == -1.0 && PyErr_Occurred()) return NULL;
+    PyObject *r = measures_bill(m, tracked);
+    if (r == NULL) return NULL;
+    Py_DECREF(r);
+    PyObject *stale_args = Py_BuildValue("(Odd)", tracked, prune_now - (window > 60.0 ? window : 60.0), prune_now);
+    PyObject *stale = stale_args ? measures_stale(m, stale_args) : NULL;
+    Py_XDECREF(stale_args);
+    if (stale == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(stale); i++)
+        if (PyObject_DelItem(tracked, PyList_GET_ITEM(stale, i)) < 0) { Py_DECREF(stale); return NULL; }
+    Py_DECREF(stale);
+    int fire = could_fire(m, tracked, call, now, window, lowest, risky);
+    if (fire < 0) return NULL;
+    return PyBool_FromLong(!fire);
+}
+
 static PyMethodDef measures_methods[] = {
     {"busiest", (PyCFunction)measures_busiest, METH_VARARGS, "_busiest(calls, seconds), in C."},
     {"peak", (PyCFunction)measures_peak, METH_VARARGS, "_peak_concurrency(calls, now), in C."},
     {"recent", (PyCFunction)measures_recent, METH_VARARGS, "The window's recent calls and their talk minutes, in C."},
     {"bill", (PyCFunction)measures_bill, METH_O, "_bill(state) with no rate table, on state.calls, in C."},
     {"stale", (PyCFunction)measures_stale, METH_VARARGS, "The keys _prune drops from state.calls, in C."},
+    {"quiet", (PyCFunction)measures_quiet, METH_VARARGS,
+     "Bill and prune an account's calls; True when no count or minute rule can fire (see could_fire)."},
     {NULL, NULL, 0, NULL},
 };
 

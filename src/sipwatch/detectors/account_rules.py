@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, tzinfo
 from operator import attrgetter
@@ -135,6 +136,11 @@ class AccountRulesDetector:
         self._merged: dict[tuple[str | None, str | None], Limits] = {}  # (own account, profile) -> limits
         self._lowest_of: dict[int, tuple[Limits, _Lowest]] = {}  # id(limits) -> (limits, their lowest levels)
         self._measures: Measures = measures() or PythonMeasures()
+        #: `_rules.c`'s bookkeeping and gate for an outside call that no rule can flag (most calls), when the
+        #: limits are the same at every hour for every account it serves (no profiles) and there is no rate table
+        self._quiet: Callable[..., bool] | None = (
+            getattr(self._measures, "quiet", None) if not self.profiles and not self.rates else None)
+        self._plain_lowest: tuple[float, ...] = ()
 
     # -- events ---------------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
@@ -151,6 +157,10 @@ class AccountRulesDetector:
             if len(state.calls) > MAX_CALLS:
                 state.calls.popitem(last=False)
         now = event.time
+        if self._quiet is not None and account not in self.settings.account and self._quiet(
+                state.calls, call, now, min(now, call.start), self.settings.window, self._plain_lowest or
+                self._plain(), number.risk_class is not None):
+            return []
         self._bill(state)
         self._prune(state, min(now, call.start))
         limits, profile = self._limits(account, call.start)
@@ -172,6 +182,11 @@ class AccountRulesDetector:
             state = self.accounts[account] = _Account()
         return state
 
+    def _plain(self) -> tuple[float, ...]:
+        """The lowest levels of the limits that apply to an account with no limits of its own (no profiles)."""
+        self._plain_lowest = tuple(map(float, self._lowest(self._merge((None, None), None, None))))
+        return self._plain_lowest
+
     def _limits(self, account: str, start: float) -> tuple[Limits, str | None]:
         """The account's limits at `start`: its own overrides, else the first profile that applies."""
         chosen = None
@@ -180,6 +195,9 @@ class AccountRulesDetector:
             chosen = next((p for p in self.profiles if p.applies(when)), None)
         own = self.settings.account.get(account)
         key = (account if own is not None else None, chosen.name if chosen is not None else None)
+        return self._merge(key, chosen, own), key[1]
+
+    def _merge(self, key: tuple[str | None, str | None], chosen: _Profile | None, own: Overrides | None) -> Limits:
         limits = self._merged.get(key)
         if limits is None:
             limits = Limits(**{f.name: getattr(self.settings.limits, f.name) for f in fields(Limits)})
@@ -188,7 +206,7 @@ class AccountRulesDetector:
             if own is not None:
                 _override(limits, own)
             self._merged[key] = limits
-        return limits, key[1]
+        return limits
 
     # -- the rules ------------------------------------------------------------------------------
     def _findings(self, account: str, state: _Account, call: CallState, number: Classified, limits: Limits,
