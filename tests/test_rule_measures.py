@@ -4,6 +4,7 @@ calls with the shapes the call book makes: ends missing or zero, equal times, ca
 
 from __future__ import annotations
 
+import math
 import random
 from collections import OrderedDict
 from pathlib import Path
@@ -167,3 +168,13 @@ def test_no_quiet_gate_with_a_rate_table_or_time_profiles(tmp_path: Path) -> Non
     assert AccountRulesDetector(from_dict({"accounts": {"rates": str(rates)}}).accounts, Knowledge())._quiet is None
     profiles = from_dict({"accounts": {"profiles": {"night": {"hours": "22:00-06:00"}}}}).accounts
     assert AccountRulesDetector(profiles, Knowledge())._quiet is None
+
+
+def test_the_quiet_gate_tracks_a_call_once_and_keeps_the_newest_within_the_limit() -> None:
+    tracked: OrderedDict[int, _Tracked] = OrderedDict()
+    calls = [CallState("6001", NOW + i) for i in range(5)]
+    plain = (math.inf,) * 6  # no rule on
+    for call in [*calls, calls[-1]]:
+        assert measures().quiet(tracked, call, call.start, 3600.0, plain, False, 3) is True
+    assert list(tracked) == [id(c) for c in calls[-3:]]  # the oldest went, as popitem(last=False) does
+    assert [(t.call, t.billed) for t in tracked.values()] == [(c, False) for c in calls[-3:]]

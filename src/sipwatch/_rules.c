@@ -394,20 +394,50 @@ done:
     return found;
 }
 
-/* quiet(tracked, call, now, prune_now, window, lowest, risky) -> bool: AccountRulesDetector.observe's bookkeeping
- * with no rate table (bill, then prune at `prune_now`), and whether no rule of `lowest` (a _Lowest) can fire now:
- * True means observe has nothing more to do; False, that its Python path must measure (it finds the bookkeeping
- * done). */
+/* tracked[id(call)] = _Tracked(call) unless it is there; the oldest goes beyond `max_calls` (observe's first step) */
+static int track(Measures *m, PyObject *tracked, PyObject *call, Py_ssize_t max_calls) {
+    PyObject *key = PyLong_FromVoidPtr(call);
+    int known = key ? PyDict_Contains(tracked, key) : -1;
+    if (known != 0) { Py_XDECREF(key); return known < 0 ? -1 : 0; }
+    PyObject *entry = m->tracked_type->tp_alloc(m->tracked_type, 0);
+    if (entry == NULL) { Py_DECREF(key); return -1; }
+    Py_INCREF(call);
+    SLOT(entry, m->t_call) = call;
+    Py_INCREF(Py_False);
+    SLOT(entry, m->t_billed) = Py_False;
+    int rc = PyObject_SetItem(tracked, key, entry);
+    Py_DECREF(entry);
+    Py_DECREF(key);
+    if (rc == 0 && PyDict_GET_SIZE(tracked) > max_calls) {
+        PyObject *oldest = PyObject_CallMethod(tracked, "popitem", "O", Py_False);
+        rc = oldest ? 0 : -1;
+        Py_XDECREF(oldest);
+    }
+    return rc;
+}
+
+/* quiet(tracked, call, now, window, lowest, risky, max_calls) -> bool: AccountRulesDetector.observe's bookkeeping
+ * with no rate table (track the call, bill, then prune at min(now, its start)), and whether no rule of `lowest`
+ * (a _Lowest) can fire now: True means observe has nothing more to do; False, that its Python path must measure
+ * (it finds the bookkeeping done). */
 static PyObject *measures_quiet(Measures *m, PyObject *args) {
     PyObject *tracked, *call, *lowest_tuple;
-    double now, prune_now, window, lowest[6];
+    double now, start, window, lowest[6];
     int risky;
-    if (!PyArg_ParseTuple(args, "O!O!dddO!p", &PyDict_Type, &tracked, m->state_type, &call, &now, &prune_now,
-                          &window, &PyTuple_Type, &lowest_tuple, &risky))
+    Py_ssize_t max_calls;
+    if (!PyArg_ParseTuple(args, "O!O!ddO!pn", &PyDict_Type, &tracked, m->state_type, &call, &now, &window,
+                          &PyTuple_Type, &lowest_tuple, &risky, &max_calls))
         return NULL;
     if (PyTuple_GET_SIZE(lowest_tuple) != 6) { PyErr_SetString(PyExc_TypeError, "lowest: six floats"); return NULL; }
     for (int i = 0; i < 6; i++)
         if ((lowest[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(lowest_tuple, i))) == -1.0 && PyErr_Occurred()) return NULL;
+    int has_start = value_of(call, m->st[S_START], &start);
+    if (has_start <= 0) {
+        if (has_start == 0) PyErr_SetString(PyExc_TypeError, "a call with no start");
+        return NULL;
+    }
+    double prune_now = start < now ? start : now;  /* min(now, call.start) */
+    if (track(m, tracked, call, max_calls) < 0) return NULL;
     PyObject *r = measures_bill(m, tracked);
     if (r == NULL) return NULL;
     Py_DECREF(r);

@@ -151,16 +151,16 @@ class AccountRulesDetector:
         account, number = call.account, call.classified
         if account is None or account in self.exclude or number is None or number.internal:
             return []
-        state = self._account(account)
+        state = self.accounts.get(account) or self._account(account)
+        now = event.time
+        if self._quiet is not None and account not in self.settings.account and self._quiet(
+                state.calls, call, now, self.settings.window, self._plain_lowest or self._plain(),
+                number.risk_class is not None, MAX_CALLS):
+            return []  # (the call is tracked, billed and pruned: nothing else to do)
         if id(call) not in state.calls:
             state.calls[id(call)] = _Tracked(call)
             if len(state.calls) > MAX_CALLS:
                 state.calls.popitem(last=False)
-        now = event.time
-        if self._quiet is not None and account not in self.settings.account and self._quiet(
-                state.calls, call, now, min(now, call.start), self.settings.window, self._plain_lowest or
-                self._plain(), number.risk_class is not None):
-            return []
         self._bill(state)
         self._prune(state, min(now, call.start))
         limits, profile = self._limits(account, call.start)
