@@ -9,6 +9,7 @@ daemon do, and the test says which behaviour rules fire at which level, or that 
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import subprocess
@@ -585,3 +586,48 @@ def test_the_scan_reports_the_stolen_credentials_address_among_the_offenders(tmp
     assert [o["ip"] for o in report["offenders"]] == [thief]  # type: ignore[index]
     account = next(a for a in report["accounts"] if a["account"] == "6001")  # type: ignore[union-attr]
     assert {(d["rule"], d["level"]) for d in account["decisions"]} >= {("new_high_risk_destination", "critical")}
+
+
+def _odd_logins(seed: int, n: int) -> list[Event]:
+    """Logins and registrations of a few accounts, from a few networks, with and without user agents, over
+    days (profiles roll, get judged, meet new networks), among the accounts' calls."""
+    import random
+
+    rng = random.Random(seed)
+    events: list[Event] = []
+    now = DAY0
+    for _ in range(n):
+        now += rng.choice([0.01, 0.5, 3.0, 6.0, 600.0, 5 * H, DAY])
+        account = rng.choice(["6001", "6002", "6003", "6004", ""])
+        ip = rng.choice([OFFICE, "192.0.2.77", "198.51.100.23", "2001:db8::5", None])
+        agent = rng.choice([None, None, "", PHONE, "Zoiper rv2.10"])
+        pick = rng.random()
+        if pick < 0.45:
+            events.append(Event(now, Kind.AUTH_SUCCESS, Service.PJSIP, account=account, user_agent=agent,
+                                ip=ipaddress.ip_address(ip) if ip else None))
+        elif pick < 0.6:
+            events.append(Event(now, Kind.REGISTRATION, Service.PJSIP, account=account, user_agent=agent))
+        elif account:
+            events.append(call(now, rng.choice([BERLIN, UK, "6002", CUBA]), src=ip or OFFICE, account=account))
+    return events
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("max_accounts", [2, 1000])
+def test_odd_logins_leave_the_same_profiles_and_decisions_in_python_and_c(seed: int, max_accounts: int) -> None:
+    """`_learned.c` learns a login that finds nothing (a known network, no user agent) itself: the profiles,
+    the paired logins, the dirty accounts and every decision are those of the Python observe."""
+    if core._learned is None:
+        pytest.skip("the C learned behaviour is not built (needs gcc and python3-dev)")
+    settings = {"min_days": 2, "min_calls": 2, "max_accounts": max_accounts}
+    events = _odd_logins(seed, 1500)
+    both = []
+    for way in ("python", "c"):
+        _OBSERVE_IN[0] = way
+        p = pipeline(settings)
+        decided = feed(p, [copy.copy(e) for e in events])
+        detector = next(d for d in p.detectors if isinstance(d, BehaviourDetector))
+        both.append(([d.to_json() for d in decided], repr(detector.book.profiles), repr(detector._recent),
+                     sorted(detector.book.dirty), repr(detector._office_agents)))
+    assert both[0] == both[1]
+    assert both[0][0]  # (the stream does find things)

@@ -7,7 +7,10 @@
  * `_call` could find anything or would take a step it does not take (a new local day to roll over, a profile or
  * a `Today` not made yet, a user agent, a clock quarter not cached, a full `_seen`). If so, the Python observe
  * runs, whole. Otherwise it makes exactly the changes `_call` makes, in the same order, and returns [].
- * tests/test_core.py compares the profiles, `_seen` and decisions of whole scans with and without it.
+ * A login or registration is taken the same way (`login`): one with an address and no user agent, from a
+ * network the account used or while it may not be judged, only teaches the profile its network.
+ * tests/test_core.py compares the profiles, `_seen` and decisions of whole scans with and without it, and
+ * tests/test_behaviour.py random streams of logins, registrations and calls.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -34,11 +37,13 @@ typedef struct {
     PyObject *python_observe, *book, *profiles, *dirty, *seen, *exclude, *clock, *local, *network_of, *module,
         *call_kinds;
     PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
+    PyObject *recent;   /* the detector's _recent: account -> (time, address, user agent) of its last login */
+    Py_ssize_t max_accounts;
     long min_days, min_calls, unusual_percent, volume_calls, volume_minutes, source, destination, unusual;
     PyObject *keep_alive;
 } Learned;
 
-static PyObject *s_current, *s_max_seen, *one;
+static PyObject *s_current, *s_max_seen, *s_pair_seconds, *one;
 
 #define SL(obj, offsets, f) SLOT(obj, (offsets)[f])
 
@@ -82,23 +87,28 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     PyObject *calls = book ? PyObject_GetAttrString(detector, "calls") : NULL;
     PyObject *profiles = calls ? PyObject_GetAttrString(book, "profiles") : NULL;
     PyObject *dirty = profiles ? PyObject_GetAttrString(book, "dirty") : NULL;
-    PyObject *seen = dirty ? PyObject_GetAttrString(detector, "_seen") : NULL;
+    PyObject *recent = dirty ? PyObject_GetAttrString(detector, "_recent") : NULL;
+    PyObject *settings = recent ? PyObject_GetAttrString(detector, "settings") : NULL;
+    PyObject *most = settings ? PyObject_GetAttrString(settings, "max_accounts") : NULL;
+    o->max_accounts = most ? PyLong_AsSsize_t(most) : -1;
+    Py_XDECREF(settings); Py_XDECREF(most);
+    PyObject *seen = o->max_accounts >= 0 ? PyObject_GetAttrString(detector, "_seen") : NULL;
     PyObject *exclude = seen ? PyObject_GetAttrString(detector, "exclude") : NULL;
     PyObject *clock = exclude ? PyObject_GetAttrString(detector, "_clock") : NULL;
     PyObject *local = clock ? PyObject_GetAttrString(detector, "_local") : NULL;
     PyObject *network_of = local ? PyObject_GetAttrString(o->module, "network_of") : NULL;
-    int ok = network_of != NULL && PyDict_Check(profiles) && PySet_Check(dirty) && PyDict_Check(seen)
+    int ok = network_of != NULL && PyDict_Check(profiles) && PySet_Check(dirty) && PyDict_Check(seen) && PyDict_Check(recent)
              && PyFrozenSet_Check(exclude) && PyDict_Check(clock);
     if (network_of != NULL && !ok) PyErr_SetString(PyExc_TypeError, "a behaviour detector of the wrong shape");
     if (ok) {
         o->book = calls; o->profiles = profiles; o->dirty = dirty; o->seen = seen; o->exclude = exclude;
-        o->clock = clock; o->local = local; o->network_of = network_of;
-        o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds, types[0],
-                                      types[1], types[2], types[3], types[4], o->v4, o->v6, book, calls, profiles,
-                                      dirty, seen, exclude, clock, local, network_of);
+        o->clock = clock; o->local = local; o->network_of = network_of; o->recent = recent;
+        o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
+                                      types[0], types[1], types[2], types[3], types[4], o->v4, o->v6, book, calls,
+                                      profiles, dirty, seen, exclude, clock, local, network_of, recent);
         ok = o->keep_alive != NULL;
     }
-    Py_XDECREF(book); Py_XDECREF(calls); Py_XDECREF(profiles); Py_XDECREF(dirty); Py_XDECREF(seen);
+    Py_XDECREF(book); Py_XDECREF(calls); Py_XDECREF(profiles); Py_XDECREF(dirty); Py_XDECREF(seen); Py_XDECREF(recent);
     Py_XDECREF(exclude); Py_XDECREF(clock); Py_XDECREF(local); Py_XDECREF(network_of);
     return ok ? 0 : -1;
 }
@@ -296,11 +306,9 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
     return 1;
 }
 
-/* The changes of `_call` where it finds nothing, in its order: 1, or -1 with an error. */
-static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *profile, PyObject *account,
-                     PyObject *key, int full, const Plan *p) {
-    PyObject *today = SL(profile, o->pr, P_TODAY), *when = SL(event, o->ev, F_TIME);
-    int later = PyObject_RichCompareBool(when, SL(profile, o->pr, P_LAST), Py_GT);  /* ProfileBook.touch */
+/* ProfileBook.touch for an account whose profile exists: its first or last sight moves, it is dirty. */
+static int touch(Learned *o, PyObject *profile, PyObject *account, PyObject *when) {
+    int later = PyObject_RichCompareBool(when, SL(profile, o->pr, P_LAST), Py_GT);
     if (later < 0) return -1;
     if (later) set_slot(profile, o->pr[P_LAST], when);
     else {
@@ -308,7 +316,14 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
         if (earlier < 0) return -1;
         if (earlier) set_slot(profile, o->pr[P_FIRST], when);
     }
-    if (PySet_Add(o->dirty, account) < 0) return -1;
+    return PySet_Add(o->dirty, account);
+}
+
+/* The changes of `_call` where it finds nothing, in its order: 1, or -1 with an error. */
+static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *profile, PyObject *account,
+                     PyObject *key, int full, const Plan *p) {
+    PyObject *today = SL(profile, o->pr, P_TODAY), *when = SL(event, o->ev, F_TIME);
+    if (touch(o, profile, account, when) < 0) return -1;
     if (p->network != NULL && bump(SL(today, o->td, T_NETWORKS), p->network) < 0) return -1;  /* see_source */
     if (p->slot >= 0) {  /* see_call */
         PyObject *slot = PyLong_FromLong(p->slot);
@@ -343,6 +358,67 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
     return rc < 0 ? -1 : 1;
 }
 
+/* A login or registration with an address and no user agent (neither its own nor a paired one), of an account
+ * whose profile has a `Today` and no new day to roll over, from a network that is known or may not be judged:
+ * what `observe` does with it (`_profile`, `_pair`, `_source`: it finds nothing, learns the network). 1: done,
+ * 0: Python's turn (nothing changed), -1: error. */
+static int login(Learned *o, PyObject *event) {
+    PyObject *account = SL(event, o->ev, F_ACCOUNT), *ip = SL(event, o->ev, F_IP), *when = SL(event, o->ev, F_TIME);
+    PyObject *agent = SL(event, o->ev, F_UA);
+    if (!PyUnicode_CheckExact(account) || PyUnicode_GET_LENGTH(account) == 0 || ip == Py_None
+        || (agent != Py_None && (!PyUnicode_Check(agent) || PyUnicode_GET_LENGTH(agent) > 0)))
+        return 0;
+    int excluded = PySet_Contains(o->exclude, account);
+    if (excluded != 0) return excluded < 0 ? -1 : 0;
+    PyObject *profile = PyDict_GetItemWithError(o->profiles, account);
+    if (profile == NULL) return PyErr_Occurred() ? -1 : 0;
+    PyObject *today = SL(profile, o->pr, P_TODAY);
+    if (Py_TYPE(profile) != o->profile_type || Py_TYPE(today) != o->today_type) return 0;
+    double at;
+    long day, hour, profile_day, days;
+    int found = number_of(when, &at);
+    if (found <= 0 || (found = local_of(o, when, at, &day, &hour)) <= 0) return found;
+    if (long_of(SL(profile, o->pr, P_DAY), &profile_day) < 0 || long_of(SL(profile, o->pr, P_DAYS), &days) < 0)
+        return -1;
+    if (day > profile_day) return 0;  /* a new local day: the profile learns the last one */
+    PyObject *last = PyDict_GetItemWithError(o->recent, account);  /* _pair */
+    if (last == NULL && PyErr_Occurred()) return -1;
+    if (last == NULL && PyDict_GET_SIZE(o->recent) >= o->max_accounts) return 0;  /* the oldest would make room */
+    if (last != NULL) {
+        double then;
+        if (!PyTuple_Check(last) || PyTuple_GET_SIZE(last) != 3 || number_of(PyTuple_GET_ITEM(last, 0), &then) <= 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        PyObject *within = PyObject_GetAttr(o->module, s_pair_seconds);
+        double pair = within ? PyFloat_AsDouble(within) : -1.0;
+        Py_XDECREF(within);
+        if (pair == -1.0 && PyErr_Occurred()) return -1;
+        PyObject *paired_agent = PyTuple_GET_ITEM(last, 2);
+        int named = paired_agent == Py_None ? 0 : PyObject_IsTrue(paired_agent);
+        if (named < 0) return -1;
+        if (!(at - then > pair) && named) return 0;  /* the user agent of the login just before: Python's */
+    }
+    PyObject *network = PyObject_CallFunctionObjArgs(o->network_of, ip, o->v4, o->v6, NULL);
+    if (network == NULL) return -1;
+    PyObject *networks = SL(profile, o->pr, P_NETWORKS);
+    int known = in_dict(networks, network);
+    if (known < 0 || (!known && PyDict_GET_SIZE(networks) && days >= o->min_days)) {  /* a network it never used */
+        Py_DECREF(network);
+        return known < 0 ? -1 : 0;
+    }
+    PyObject *entry = PyTuple_Pack(3, when, ip, agent);
+    Py_INCREF(account);
+    int rc = entry && touch(o, profile, account, when) == 0 ? 0 : -1;
+    if (rc == 0 && last != NULL) rc = PyDict_DelItem(o->recent, account);  /* to the end: the newest */
+    if (rc == 0) rc = PyDict_SetItem(o->recent, account, entry);
+    if (rc == 0) rc = bump(SL(today, o->td, T_NETWORKS), network);  /* see_source */
+    Py_DECREF(account);
+    Py_XDECREF(entry);
+    Py_DECREF(network);
+    return rc < 0 ? -1 : 1;
+}
+
 /* observe(event) */
 static PyObject *learned_observe(Learned *o, PyObject *event) {
     if (Py_TYPE(event) != o->event_type) return PyObject_CallOneArg(o->python_observe, event);
@@ -350,8 +426,12 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
     int is_call = 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o->call_kinds); i++)
         is_call |= PyTuple_GET_ITEM(o->call_kinds, i) == kind;
-    PyObject *current = is_call ? PyObject_GetAttr(o->book, s_current) : NULL;
-    if (current == NULL) return is_call ? NULL : PyObject_CallOneArg(o->python_observe, event);
+    if (!is_call) {
+        int done = login(o, event);
+        return done < 0 ? NULL : done ? PyList_New(0) : PyObject_CallOneArg(o->python_observe, event);
+    }
+    PyObject *current = PyObject_GetAttr(o->book, s_current);
+    if (current == NULL) return NULL;
     PyObject *result = NULL, *call, *account, *keys;
     Plan p = {.network = NULL};
     if (!PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1
@@ -447,7 +527,8 @@ static struct PyModuleDef moduledef = {
 PyMODINIT_FUNC PyInit__learned(void) {
     s_current = PyUnicode_InternFromString("current");
     s_max_seen = PyUnicode_InternFromString("MAX_SEEN");
+    s_pair_seconds = PyUnicode_InternFromString("PAIR_SECONDS");
     one = PyLong_FromLong(1);
-    if (!s_current || !s_max_seen || !one) return NULL;
+    if (!s_current || !s_max_seen || !s_pair_seconds || !one) return NULL;
     return module_with_type(&moduledef, "Learned", &LearnedType);
 }

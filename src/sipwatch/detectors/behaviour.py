@@ -22,9 +22,10 @@ Internal calls are learned (hours) but never judged; a usual destination (a lear
 type) never counts towards volume; an address inside a known network is nothing at all. Critical
 decisions go to the pipeline's `on_critical` hooks, like the account rules'.
 
-In a scan, `_learned.c` stands in for `observe` on the call records that can only teach a profile (see
-`core.learned_observe`): this file is its specification, and a change to `_call` or to what it calls is a
-change there too (tests/test_behaviour.py runs every specification through both).
+In a scan, `_learned.c` stands in for `observe` on the call records, logins and registrations that can only
+teach a profile (see `core.learned_observe`): this file is its specification, and a change to `_call`, to the
+login path (`_pair`, `_source`) or to what they call is a change there too (tests/test_behaviour.py runs
+every specification through both).
 """
 
 from __future__ import annotations
