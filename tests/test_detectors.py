@@ -541,3 +541,26 @@ def test_allowlisted_host_names_are_resolved_and_never_banned() -> None:
     pipeline = Pipeline(config(policy={"allowlist": ["localhost"], "allow_loopback": True}))
     pipeline.policy.resolve()
     assert pipeline.policy.protected(ipaddress.ip_address("127.0.0.1")) == "allowlisted (localhost)"
+
+
+@pytest.mark.parametrize("native_on", [True, False], ids=["c", "python"])
+def test_numbers_classified_in_a_worker_are_remembered_as_classified_here(native_on: bool,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tuples a parse worker sends become the very Classified objects `classify` would make, in the cache
+    (the oldest going when it is full), whether C or Python files them."""
+    from sipwatch import numbers
+    from sipwatch.formats import native
+
+    monkeypatch.setattr(native, "available", lambda: native_on)
+    monkeypatch.setattr(numbers, "MAX_CACHED", 3)
+    dialled = ["004420794600", "0033142685300", "09001234567", "6002", "00881612345678"]
+    sent = [NumberClassifier("DE").classify(d).to_tuple() for d in dialled]
+    here, one_by_one = NumberClassifier("DE"), NumberClassifier("DE")
+    here.remember_all(sent[:2])
+    here.remember_all(sent[1:])  # (one sent twice)
+    for number in [*sent[:2], *sent[1:]]:
+        one_by_one.remember(numbers.Classified(*number))
+    assert list(here._cache) == list(one_by_one._cache) == dialled[-3:]
+    assert list(here._cache.values()) == list(one_by_one._cache.values())
+    assert [type(c) for c in here._cache.values()] == [numbers.Classified] * 3
+    assert here.classify("00881612345678") is here._cache["00881612345678"]

@@ -527,9 +527,67 @@ static PyTypeObject ObserverType = {
     .tp_doc = "CallBook.observe for one book (see sipwatch/core.py).",
 };
 
+/* remember(cache, Classified, fields, numbers, most): for each tuple of `numbers` (Classified.to_tuple()), the
+ * Classified it stands for, made as its dataclass __init__ makes it (each field in its slot), filed in `cache`
+ * (an OrderedDict, dialled -> Classified) as NumberClassifier.remember files it: the oldest goes when `most`
+ * are there. The numbers a parse worker classified reach the main process this way, ~0.9 us a number less. */
+static PyObject *calls_remember(PyObject *module, PyObject *args) {
+    PyObject *cache, *names, *numbers;
+    PyTypeObject *type;
+    Py_ssize_t most, offsets[16];
+    (void)module;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!n", &PyDict_Type, &cache, &PyType_Type, &type, &PyTuple_Type, &names,
+                          &PyList_Type, &numbers, &most))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (n < 1 || n > 16) { PyErr_SetString(PyExc_ValueError, "remember: 1 to 16 fields"); return NULL; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+        if (text == NULL || (offsets[i] = member_offset(type, text)) < 0) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "%s has no slot %R", type->tp_name, name);
+            return NULL;
+        }
+    }
+    PyObject *pop_oldest = PyObject_GetAttrString(cache, "popitem");
+    if (pop_oldest == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(numbers); k++) {
+        PyObject *values = PyList_GET_ITEM(numbers, k);
+        if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != n) {
+            PyErr_SetString(PyExc_TypeError, "remember: a number is a tuple of the fields");
+            goto error;
+        }
+        PyObject *number = type->tp_alloc(type, 0);
+        if (number == NULL) goto error;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *value = PyTuple_GET_ITEM(values, i);
+            Py_INCREF(value);
+            SLOT(number, offsets[i]) = value;
+        }
+        if (PyDict_GET_SIZE(cache) >= most) {
+            PyObject *oldest = PyObject_CallOneArg(pop_oldest, Py_False);
+            if (oldest == NULL) { Py_DECREF(number); goto error; }
+            Py_DECREF(oldest);
+        }
+        int rc = PyObject_SetItem(cache, PyTuple_GET_ITEM(values, 0), number);
+        Py_DECREF(number);
+        if (rc < 0) goto error;
+    }
+    Py_DECREF(pop_oldest);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(pop_oldest);
+    return NULL;
+}
+
+static PyMethodDef module_methods[] = {
+    {"remember", calls_remember, METH_VARARGS, "NumberClassifier.remember for a list of Classified tuples, in C."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "_calls", "CallBook.observe in C (see sipwatch/calls.py and sipwatch/core.py).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__calls(void) {

@@ -38,6 +38,7 @@ typedef struct {
         *call_kinds;
     PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
     PyObject *recent;   /* the detector's _recent: account -> (time, address, user agent) of its last login */
+    PyObject *pop_oldest;  /* _seen.popitem (called with last=False) */
     Py_ssize_t max_accounts;
     long min_days, min_calls, unusual_percent, volume_calls, volume_minutes, source, destination, unusual;
     PyObject *keep_alive;
@@ -93,7 +94,8 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     o->max_accounts = most ? PyLong_AsSsize_t(most) : -1;
     Py_XDECREF(settings); Py_XDECREF(most);
     PyObject *seen = o->max_accounts >= 0 ? PyObject_GetAttrString(detector, "_seen") : NULL;
-    PyObject *exclude = seen ? PyObject_GetAttrString(detector, "exclude") : NULL;
+    PyObject *pop_oldest = seen ? PyObject_GetAttrString(seen, "popitem") : NULL;
+    PyObject *exclude = pop_oldest ? PyObject_GetAttrString(detector, "exclude") : NULL;
     PyObject *clock = exclude ? PyObject_GetAttrString(detector, "_clock") : NULL;
     PyObject *local = clock ? PyObject_GetAttrString(detector, "_local") : NULL;
     PyObject *network_of = local ? PyObject_GetAttrString(o->module, "network_of") : NULL;
@@ -103,12 +105,14 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     if (ok) {
         o->book = calls; o->profiles = profiles; o->dirty = dirty; o->seen = seen; o->exclude = exclude;
         o->clock = clock; o->local = local; o->network_of = network_of; o->recent = recent;
-        o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
+        o->pop_oldest = pop_oldest;
+        o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
                                       types[0], types[1], types[2], types[3], types[4], o->v4, o->v6, book, calls,
-                                      profiles, dirty, seen, exclude, clock, local, network_of, recent);
+                                      profiles, dirty, seen, exclude, clock, local, network_of, recent, pop_oldest);
         ok = o->keep_alive != NULL;
     }
     Py_XDECREF(book); Py_XDECREF(calls); Py_XDECREF(profiles); Py_XDECREF(dirty); Py_XDECREF(seen); Py_XDECREF(recent);
+    Py_XDECREF(pop_oldest);
     Py_XDECREF(exclude); Py_XDECREF(clock); Py_XDECREF(local); Py_XDECREF(network_of);
     return ok ? 0 : -1;
 }
@@ -348,7 +352,7 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
         if (rc < 0) return -1;
     }
     if (full) {  /* seen.popitem(last=False) */
-        PyObject *oldest = PyObject_CallMethod(o->seen, "popitem", "O", Py_False);
+        PyObject *oldest = PyObject_CallOneArg(o->pop_oldest, Py_False);
         if (oldest == NULL) return -1;
         Py_DECREF(oldest);
     }

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from functools import cache
 
 import phonenumbers
@@ -96,6 +97,20 @@ class Classified:
 
 
 ClassifiedTuple = tuple[str, str | None, str | None, str, bool, str | None, str | None, bool]
+_CLASSIFIED_FIELDS = tuple(f.name for f in fields(Classified))
+
+
+def _remember_in_c() -> Callable[..., None] | None:
+    """`_calls.remember` when it is built and turned on, and Classified is still the plain dataclass it fills."""
+    from sipwatch.formats import native
+
+    try:  # pragma: no cover - which branch runs depends on the build
+        from sipwatch import _calls  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover
+        return None
+    plain = "__slots__" in vars(Classified) and not hasattr(Classified, "__post_init__")
+    found: Callable[..., None] = _calls.remember
+    return found if plain and native.available() else None
 Settings = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]
 MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs for one)
 
@@ -153,6 +168,17 @@ class NumberClassifier:
             found = self._classify(dialled)
             self.remember(found)
         return found
+
+    def remember_all(self, numbers: list[ClassifiedTuple]) -> None:
+        """`remember` the numbers a parse worker classified (`Classified.to_tuple()`s): in C where it is built
+        (`_calls.remember`, the same objects in the same cache; ~0.9 us a number less: a CDR file's dialled
+        numbers are mostly distinct), else one by one."""
+        made_in_c = _remember_in_c()
+        if made_in_c is not None and type(self).remember is NumberClassifier.remember:
+            made_in_c(self._cache, Classified, _CLASSIFIED_FIELDS, numbers, MAX_CACHED)
+            return
+        for number in numbers:
+            self.remember(Classified(*number))
 
     def remember(self, classified: Classified) -> None:
         """Keep a classification (also one worked out in a parse worker with the same settings)."""

@@ -41,7 +41,7 @@ from sipwatch.formats.wire import (
     to_wire,
     unpack,
 )
-from sipwatch.numbers import Classified, ClassifiedTuple, NumberClassifier, Settings
+from sipwatch.numbers import ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource, read_span
 from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
@@ -234,9 +234,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
         part.unmatched_samples = [(f, n + base, t) for f, n, t in part.unmatched_samples]
         part.bad_samples = [(f, n + base, t) for f, n, t in part.bad_samples]
         stats.add(part)
-        if classifier is not None:
-            for number in classified:
-                classifier.remember(Classified(*number))
+        if classifier is not None and classified:
+            classifier.remember_all(classified)
         skip = skip_through - base  # in this buffer's numbering
         if drain_in_c:
             merge = _drain.Drain(packed, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
