@@ -564,3 +564,14 @@ def test_numbers_classified_in_a_worker_are_remembered_as_classified_here(native
     assert list(here._cache.values()) == list(one_by_one._cache.values())
     assert [type(c) for c in here._cache.values()] == [numbers.Classified] * 3
     assert here.classify("00881612345678") is here._cache["00881612345678"]
+
+
+def test_a_malformed_classified_tuple_is_refused_not_filed() -> None:
+    from sipwatch import numbers
+
+    _calls = pytest.importorskip("sipwatch._calls", reason="the C call book is not built (needs gcc and python3-dev)")
+
+    cache: dict[str, object] = {}
+    with pytest.raises(TypeError):
+        _calls.remember(cache, numbers.Classified, numbers._CLASSIFIED_FIELDS, [("6002", None)], 10)
+    assert cache == {}

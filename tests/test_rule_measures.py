@@ -100,6 +100,12 @@ def test_without_c_the_rules_measure_in_python(monkeypatch: pytest.MonkeyPatch) 
 
 def test_calls_of_another_kind_are_refused() -> None:
     with pytest.raises(TypeError):
+        measures().quiet(OrderedDict(), object(), NOW, 3600.0, (1.0,) * 6, False, 10)
+    with pytest.raises(TypeError):
+        measures().quiet(OrderedDict(), CallState("6001", NOW), NOW, 3600.0, (1.0,) * 5, False, 10)
+    with pytest.raises(TypeError):
+        measures().quiet(OrderedDict({1: object()}), CallState("6001", NOW), NOW, 3600.0, (1.0,) * 6, False, 10)
+    with pytest.raises(TypeError):
         measures().busiest([object()], 60.0)
     with pytest.raises(TypeError):
         measures().stale(OrderedDict({1: object()}), NOW, NOW)
