@@ -97,6 +97,8 @@ class Classified:
 
 
 ClassifiedTuple = tuple[str, str | None, str | None, str, bool, str | None, str | None, bool]
+Settings = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]
+MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs for one)
 _CLASSIFIED_FIELDS = tuple(f.name for f in fields(Classified))
 
 
@@ -111,8 +113,6 @@ def _remember_in_c() -> Callable[..., None] | None:
     plain = "__slots__" in vars(Classified) and not hasattr(Classified, "__post_init__")
     found: Callable[..., None] = _calls.remember
     return found if plain and native.available() else None
-Settings = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]
-MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs for one)
 
 
 _UNSEEN = object()

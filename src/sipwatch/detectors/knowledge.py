@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 CALLER_WINDOW = 5.0  # seconds from a successful authentication to the call it let in
 MAX_UNPLACED = 1_000  # accounts with a critical decision still waiting for its caller's address
+MAX_WAITING = 10  # such decisions kept per account (the newest)
 
 
 class Knowledge:
@@ -54,7 +55,7 @@ class Knowledge:
         """Keep a critical account decision whose calls came from no known address yet (see `placed`)."""
         assert decision.account
         waiting = self.unplaced.pop(decision.account, [])
-        self.unplaced[decision.account] = [*waiting[-9:], decision]
+        self.unplaced[decision.account] = [*waiting[1 - MAX_WAITING:], decision]
         if len(self.unplaced) > MAX_UNPLACED:
             self.unplaced.pop(next(iter(self.unplaced)))
 
