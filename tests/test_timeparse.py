@@ -60,3 +60,56 @@ def test_a_brute_force_across_new_year_is_seen_in_order(tmp_path: Path, native: 
     (offender,) = result.tally.offenders.values()
     assert offender.last - offender.first == 10.0
     assert (offender.decision, offender.reason) == ("ban", "brute_force: 6 failed attempts in 10s (accounts: 100)")
+
+
+# --- the days a zone's clock moves (daylight saving time) -----------------------------------------------------
+
+DST_DAYS = [
+    pytest.param("Europe/Berlin", "2026-03-29", id="berlin-spring-23h"),
+    pytest.param("Europe/Berlin", "2026-10-25", id="berlin-autumn-25h"),
+    pytest.param("America/New_York", "2026-03-08", id="new-york-spring"),
+    pytest.param("America/New_York", "2026-11-01", id="new-york-autumn"),
+    pytest.param("Australia/Lord_Howe", "2026-04-05", id="lord-howe-half-an-hour"),
+    pytest.param("Europe/Berlin", "2026-03-28", id="the-day-before-24h"),
+]
+
+
+def _wall(zone: str, day: str, hour: int) -> float:
+    from zoneinfo import ZoneInfo
+
+    y, m, d = map(int, day.split("-"))
+    return datetime(y, m, d, hour, 30, 15, tzinfo=ZoneInfo(zone)).timestamp()
+
+
+@pytest.mark.parametrize(("zone", "day"), DST_DAYS)
+@pytest.mark.parametrize("shape", ["{day} {t}", "{day}T{t}", "{day} {t}.250", "{mon} {dd} {t}"])
+def test_every_hour_of_a_day_the_clock_moves_is_read_as_that_zone_reads_it(zone: str, day: str, shape: str) -> None:
+    """Each stamp in turn, so that the cached date of the first serves the next: an hour after the change is
+    not midnight plus the hours (23 or 25 hours that day; half an hour on Lord Howe Island)."""
+    from zoneinfo import ZoneInfo
+
+    parser = TimeParser(int(day[:4]), ZoneInfo(zone))
+    month = datetime.strptime(day, "%Y-%m-%d")
+    for hour in range(24):
+        stamp = shape.format(day=day, t=f"{hour:02d}:30:15", mon=month.strftime("%b"), dd=f"{month.day:2d}")
+        fraction = 0.25 if ".250" in stamp else 0.0
+        assert parser.parse(stamp) == _wall(zone, day, hour) + fraction, stamp
+
+
+@pytest.mark.parametrize("native", ["1", "0"], ids=["fast lane", "python"])
+@pytest.mark.parametrize(("zone", "day"), DST_DAYS)
+def test_a_log_of_a_day_the_clock_moves_has_its_events_at_their_times(
+        tmp_path: Path, native: str, zone: str, day: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `full` log with ISO stamps written in the configured zone: one failed login an hour, read by the C
+    fast lane (which slices the clock from a cached midnight) and by Python, each at its true time."""
+    from sipwatch.formats.records import ScanStats
+    from sipwatch.scan import Reader
+    from sipwatch.sources.files import FileSource
+
+    monkeypatch.setenv("SIPWATCH_NATIVE", native)
+    path = tmp_path / "full"
+    path.write_text("".join(
+        f"[{day} {hour:02d}:30:15] NOTICE[456] chan_sip.c: Registration from '<sip:100@192.0.2.1>' failed for "
+        f"'198.51.100.7:5060' - Wrong password\n" for hour in range(24)))
+    events = list(Reader(Config(timezone=zone)).events(FileSource(str(path)), ScanStats()))
+    assert [e.time for e in events] == [_wall(zone, day, hour) for hour in range(24)]

@@ -13,7 +13,7 @@ CDR and CEL records have a zone setting of their own (`cdr.conf` `usegmtime`), h
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
@@ -46,21 +46,29 @@ class TimeParser:
         self._midnights: dict[tuple[int, int, int, str | None], float] = {}
         self._cache: dict[str, float | None] = {}
         self._days: dict[str, float] = {}  # `YYYY-MM-DD` -> local midnight, for the sliced fast path
+        self._shifted: set[tuple[int, int, int, str | None]] = set()  # days whose offset changes (DST)
 
-    def _midnight(self, year: int, month: int, day: int, zone: str | None) -> float:
+    def _midnight(self, year: int, month: int, day: int, zone: str | None) -> float | None:
+        """POSIX seconds of the day's local midnight, when its clock times are that plus the time of day; None on
+        a day the zone's offset changes (daylight saving time: 23 or 25 hours), whose times `_exact` works out
+        one by one. Only 24-hour days go in `_midnights` (the C fast lane reads it too)."""
         key = (year, month, day, zone)
         value = self._midnights.get(key)
         if value is None:
-            if zone is None:
-                tz: tzinfo | None = self.tz
-                if tz is None:
-                    value = datetime(year, month, day).timestamp()  # the machine's own zone
-                else:
-                    value = datetime(year, month, day, tzinfo=tz).timestamp()
-            else:
-                value = datetime(year, month, day, tzinfo=_zone(zone)).timestamp()
+            if key in self._shifted:
+                return None
+            value = self._local(year, month, day, 0, 0, 0, zone)
+            after = date(year, month, day) + timedelta(days=1)
+            if self._local(after.year, after.month, after.day, 0, 0, 0, zone) - value != 86400:
+                self._shifted.add(key)
+                return None
             self._midnights[key] = value
         return value
+
+    def _local(self, year: int, month: int, day: int, h: int, mi: int, s: int, zone: str | None) -> float:
+        """POSIX seconds of a wall-clock time in `zone` (an offset), else in `tz`, else in the machine's zone."""
+        tz: tzinfo | None = _zone(zone) if zone is not None else self.tz
+        return datetime(year, month, day, h, mi, s, tzinfo=tz).timestamp()  # (no tz: the machine's own zone)
 
     def parse_record(self, text: str) -> float | None:
         """POSIX seconds of a CDR or CEL time (read in `record_tz`: UTC, or None for the machine's zone)."""
@@ -95,7 +103,9 @@ class TimeParser:
                 self.default_year = year
                 value = self._combine(year, month, day, text[11:13], text[14:16], text[17:19], 0.0, None)
                 if value is not None:
-                    self._days[text[:10]] = self._midnight(year, month, day, None)
+                    midnight = self._midnight(year, month, day, None)
+                    if midnight is not None:
+                        self._days[text[:10]] = midnight
                 return value
             except ValueError:
                 return None
@@ -140,6 +150,8 @@ class TimeParser:
         h, mi, s = int(hh), int(mm), int(ss)
         if h > 23 or mi > 59 or s > 60:
             return None
+        if base is None:  # the clock moved that day: this time of day by itself (a leap second's 60 as 59 + 1)
+            return self._local(year, month, day, h, mi, min(s, 59), zone) + (s == 60) + frac
         return base + h * 3600 + mi * 60 + s + frac
 
 
