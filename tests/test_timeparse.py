@@ -113,3 +113,12 @@ def test_a_log_of_a_day_the_clock_moves_has_its_events_at_their_times(
         f"'198.51.100.7:5060' - Wrong password\n" for hour in range(24)))
     events = list(Reader(Config(timezone=zone)).events(FileSource(str(path)), ScanStats()))
     assert [e.time for e in events] == [_wall(zone, day, hour) for hour in range(24)]
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31 10:00:00", "Dec 31 23:59:59 9999", "9999-12-31T23:59:59+0200",
+                                   "2026-02-30 10:00:00", "0000-01-01 00:00:00"])
+@pytest.mark.parametrize("zone", [None, "Europe/Berlin"])
+def test_a_date_no_clock_can_hold_is_no_time_not_a_crash(stamp: str, zone: str | None) -> None:
+    from zoneinfo import ZoneInfo
+
+    assert TimeParser(2026, ZoneInfo(zone) if zone else None).parse(stamp) is None

@@ -145,13 +145,13 @@ class TimeParser:
     ) -> float | None:
         try:
             base = self._midnight(year, month, day, zone)
-        except ValueError:
+            h, mi, s = int(hh), int(mm), int(ss)
+            if h > 23 or mi > 59 or s > 60:
+                return None
+            if base is None:  # the clock moved that day: this time of day by itself (a leap second's 60 as 59 + 1)
+                return self._local(year, month, day, h, mi, min(s, 59), zone) + (s == 60) + frac
+        except (ValueError, OverflowError, OSError):  # no such date (`02-30`), or none a clock can hold (`9999-12-31`)
             return None
-        h, mi, s = int(hh), int(mm), int(ss)
-        if h > 23 or mi > 59 or s > 60:
-            return None
-        if base is None:  # the clock moved that day: this time of day by itself (a leap second's 60 as 59 + 1)
-            return self._local(year, month, day, h, mi, min(s, 59), zone) + (s == 60) + frac
         return base + h * 3600 + mi * 60 + s + frac
 
 
