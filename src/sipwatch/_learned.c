@@ -376,8 +376,9 @@ static int login(Learned *o, PyObject *event) {
     if (excluded != 0) return excluded < 0 ? -1 : 0;
     PyObject *profile = PyDict_GetItemWithError(o->profiles, account);
     if (profile == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (Py_TYPE(profile) != o->profile_type) return 0;  /* (its slots are read only once it is a Profile) */
     PyObject *today = SL(profile, o->pr, P_TODAY);
-    if (Py_TYPE(profile) != o->profile_type || Py_TYPE(today) != o->today_type) return 0;
+    if (Py_TYPE(today) != o->today_type) return 0;
     double at;
     long day, hour, profile_day, days;
     int found = number_of(when, &at);

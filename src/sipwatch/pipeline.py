@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sipwatch.behaviour import LearningMode, ProfileBook, network_of
 from sipwatch.calls import CallBook
@@ -332,7 +332,7 @@ class Pipeline:
             self.attempts.mark(event)
         if kind in NONCE_KINDS:
             self.nonces.mark(event)
-        late: list[Decision] = []
+        late: Sequence[Decision] = ()
         if kind is Kind.AUTH_SUCCESS:
             self.knowledge.observe(event)
             if self.knowledge.unplaced:
