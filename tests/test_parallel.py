@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import marshal
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -49,11 +50,18 @@ def _write(path: Path, lines: int, forged_at: set[int]) -> None:
     path.write_text("\n".join(out) + "\n")
 
 
-@pytest.fixture(scope="module")
-def pool() -> ProcessPoolExecutor:
-    executor = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+@pytest.fixture(scope="module", params=["outbox", "pipe"])
+def pool(request: pytest.FixtureRequest) -> ProcessPoolExecutor:
+    """The scan's pool (results in the shared outbox), and a pool forked before any outbox (through the pipe)."""
+    kept = parallel._OUTBOX
+    if request.param == "outbox":
+        executor = parallel.pool()
+    else:
+        parallel._OUTBOX = None  # jobs are given no slot
+        executor = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
     yield executor  # type: ignore[misc]
     executor.shutdown()
+    parallel._OUTBOX = kept if request.param == "pipe" else parallel._OUTBOX
 
 
 def _sequential(path: Path) -> list[tuple[object, ...]]:
@@ -223,8 +231,6 @@ def test_the_c_packer_packs_as_the_python_one_does() -> None:
 def test_the_calls_of_a_buffer_share_their_texts_and_keep_their_values() -> None:
     """A call's records repeat its channel, and calls their context: the C packer keeps each such text once, so
     marshal sends the repeats as references; the calls read as before."""
-    import marshal
-
     if parallel._drain is None:
         pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
     calls = [(None, None, "".join(["PJSIP/6001-", "1"]), None, "".join(["from-", "internal"]), 9, None, None),
@@ -299,7 +305,6 @@ def test_a_worker_packs_each_buffer_as_the_python_packer_does(tmp_path: Path, na
     `RecordScanner.feed` returns sends (and the numbers classified are the same)."""
     if parallel._drain is None:
         pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
-    import marshal
 
     from sipwatch.formats.records import RecordScanner
     from sipwatch.formats.wire import pack, to_wire
@@ -315,7 +320,9 @@ def test_a_worker_packs_each_buffer_as_the_python_packer_does(tmp_path: Path, na
     jobs = list(parallel._jobs(source, (2024, None), ("", "UTC"), settings, True))
     assert len(jobs) > 3
     for job in jobs:
-        blob, stats, spill, numbers = parallel.parse_job(job)
+        blob, stats, spill = parallel.parse_job(job)
+        assert isinstance(blob, bytes)
+        packed, numbers = marshal.loads(blob)
         parser, prefilter = parallel._parser(job.name, job.year, job.tz, job.calls)
         parser.last_time = 0.0
         parser.rows_only = job.rows_only
@@ -323,9 +330,94 @@ def test_a_worker_packs_each_buffer_as_the_python_packer_does(tmp_path: Path, na
         scanner.line_base = job.line_base
         data, limit = parallel.read_span(job.name, *job.span, parallel.LOOKAHEAD)  # type: ignore[misc]
         wires = [i if i.__class__ is tuple else to_wire(i) for i in scanner.feed(data, limit)]  # type: ignore[arg-type]
-        assert marshal.loads(blob) == pack(wires)
+        assert packed == pack(wires)
         assert (stats.events, spill) == (len(wires), scanner.spill_line)
         assert numbers == parallel._classified(parallel._targets(wires), settings)
+
+
+def _jobs_of(path: Path, chunk: int = 32768) -> list[parallel.Job]:
+    return list(parallel._jobs(FileSource(str(path), chunk=chunk), (2024, None), ("", "UTC"), None, True))
+
+
+def test_a_worker_leaves_its_results_in_the_slot_it_was_given(tmp_path: Path) -> None:
+    """In the outbox slot named by the outbox's token: what it would have sent through the pipe."""
+    genlog(tmp_path / "full", 2000, seed=4)
+    job = _jobs_of(tmp_path / "full")[1]
+    outbox = parallel.Outbox(slots=2)
+    kept, parallel._OUTBOX = parallel._OUTBOX, outbox
+    try:
+        sent, stats, spill = parallel.parse_job(job)
+        left, stats2, spill2 = parallel.parse_job(job, (outbox.token, 1))
+        other, _, _ = parallel.parse_job(job, ("another outbox", 1))
+    finally:
+        parallel._OUTBOX = kept
+    assert isinstance(sent, bytes) and isinstance(left, int) and other == sent
+    assert outbox.load(1, left) == marshal.loads(sent)
+    assert (stats2.events, stats2.lines, spill2) == (stats.events, stats.lines, spill)
+
+
+def test_a_result_too_large_for_a_slot_goes_through_the_pipe(tmp_path: Path) -> None:
+    genlog(tmp_path / "full", 2000, seed=4)
+    job = _jobs_of(tmp_path / "full")[1]
+    outbox = parallel.Outbox(slots=1, size=100)
+    kept, parallel._OUTBOX = parallel._OUTBOX, outbox
+    try:
+        sent, _, _ = parallel.parse_job(job, (outbox.token, 0))
+    finally:
+        parallel._OUTBOX = kept
+    assert isinstance(sent, bytes) and len(sent) > 100
+    assert not outbox.put(0, b"x" * 101) and outbox.put(0, b"x" * 100)
+
+
+def test_outbox_slots_are_taken_until_none_is_left_and_given_back(tmp_path: Path) -> None:
+    outbox = parallel.Outbox(slots=2, size=4096)
+    first, second = outbox.take(), outbox.take()
+    assert {first, second} == {0, 1} and outbox.take() is None
+    outbox.give(first)  # type: ignore[arg-type]
+    assert outbox.take() == first
+
+
+def test_a_reader_stopped_early_gives_its_slots_back(tmp_path: Path) -> None:
+    """Its jobs still out are cancelled or waited for, so no slot stays taken (or is written after it is free)."""
+    log = tmp_path / "big.log"
+    _write(log, 20000, forged_at=set())
+    executor = parallel.pool()
+    outbox = parallel._OUTBOX
+    assert outbox is not None
+    try:
+        free = sorted(outbox.free)
+        events = parallel.parallel_events(executor, FileSource(str(log), chunk=8192), (2024, None), ("", "UTC"),
+                                          ScanStats(), Tally(), {})
+        next(events)
+        assert len(outbox.free) < len(free)  # its jobs hold slots
+        events.close()
+        assert sorted(outbox.free) == free
+        assert len(_parallel(executor, log)) == len(_sequential(log))  # and the next reader has them all
+    finally:
+        executor.shutdown()
+
+
+def test_two_files_read_at_once_share_the_slots_and_the_pipe(tmp_path: Path) -> None:
+    """More jobs out than slots (two readers, AHEAD each, and a small outbox): the rest use the pipe."""
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    _write(logs[0], 6000, forged_at=set())
+    _write(logs[1], 7000, forged_at={500})
+    kept = parallel._OUTBOX
+    parallel._OUTBOX = parallel.Outbox(slots=3)
+    executor = parallel.pool()
+    try:
+        readers = [parallel.parallel_events(executor, FileSource(str(p), chunk=8192), (2024, None), ("", "UTC"),
+                                            ScanStats(), Tally(), {}) for p in logs]
+        found: list[list[tuple[object, ...]]] = [[], []]
+        for pair in itertools.zip_longest(*readers):
+            for i, e in enumerate(pair):
+                if e is not None:
+                    found[i].append((e.line, e.kind, str(e.ip), e.port, e.account, e.time))
+        assert found == [_sequential(logs[0]), _sequential(logs[1])]
+        assert sorted(parallel._OUTBOX.free) == [0, 1, 2]
+    finally:
+        executor.shutdown()
+        parallel._OUTBOX = kept
 
 
 @pytest.mark.parametrize("bad", [

@@ -1,23 +1,25 @@
 """Parse a large file on every core; keep one ordered event stream for the pipeline.
 
 The main process reads 4 MiB buffers and hands each, with a little lookahead from the next one, to a
-worker process; the workers run the very same prefilter and parsers and send back compact tuples; the
-main process rebuilds the events in file order and runs the pipeline. The workers also classify the
-numbers their call records dialled (phonenumbers is the dearest step of a call record) with the
-pipeline's own settings; the main process only files the results in its classifier. A record that crosses a buffer
-boundary (an attacker's line break inside a dialled number) is read by the worker of the buffer it
-starts in, and the lines it swallowed are dropped from the next buffer's results.
+worker process; the workers run the very same prefilter and parsers and send back compact tuples (in
+shared memory: `Outbox`); the main process rebuilds the events in file order and runs the pipeline. The
+workers also classify the numbers their call records dialled (phonenumbers is the dearest step of a call
+record) with the pipeline's own settings; the main process only files the results in its classifier. A
+record that crosses a buffer boundary (an attacker's line break inside a dialled number) is read by the
+worker of the buffer it starts in, and the lines it swallowed are dropped from the next buffer's results.
 """
 
 from __future__ import annotations
 
 import contextlib
 import marshal
+import mmap
+import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 
 from sipwatch.config import Config, zones
@@ -56,6 +58,8 @@ MIN_PARALLEL_BYTES = 16 << 20
 Year = tuple[int, float | None]
 AHEAD = 4  # buffers with the parse workers at a time (4 MiB each)
 WORKER_NICENESS = 10  # below this, starting processes costs more than it saves
+SLOT_BYTES = 8 << 20  # an outbox slot: a 4 MiB buffer's results take 1-2 MiB
+SLOTS = 2 * AHEAD  # (two files read at once each have AHEAD buffers out; more go through the pipe)
 
 @dataclass(frozen=True)
 class Job:
@@ -69,6 +73,60 @@ class Job:
     calls: bool = True  # read call activity (`Config.calls`)
     span: tuple[int, int] | None = None  # (offset, length) in the file named `name`: the worker reads it
     rows_only: bool = False  # the file is CSV rows (`LineParser.rows_only`)
+
+
+@dataclass
+class Outbox:
+    """Shared memory in which the parse workers leave their results for the main process: `SLOTS` slots of
+    one anonymous shared mapping, made before the workers fork. A result sent through the pool's pipe is
+    copied five times (pickled, written, read, unpickled, in fresh pages each time), and the pool's
+    manager thread unpickles it in the main process holding the GIL, while the detectors wait: ~40 MB
+    for a million log lines, 170 MB for a million CDR rows. In a slot it is written once and read in
+    place. A result too large for a slot, a job given no slot (all are out), and a worker forked before
+    the outbox was made (`token` tells) use the pipe as before."""
+
+    slots: int = SLOTS
+    size: int = SLOT_BYTES
+    token: str = field(default_factory=lambda: os.urandom(8).hex())
+    free: list[int] = field(init=False)
+    memory: mmap.mmap = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.memory = mmap.mmap(-1, self.slots * self.size)  # anonymous and MAP_SHARED: forked workers see it
+        self.free = list(range(self.slots - 1, -1, -1))
+
+    def take(self) -> int | None:
+        """A free slot for a job (main process), or None when all are out."""
+        return self.free.pop() if self.free else None
+
+    def give(self, slot: int) -> None:
+        """The slot's result was read (or its job will never write it): another job may have it."""
+        self.free.append(slot)
+
+    def put(self, slot: int, blob: bytes) -> bool:
+        """Worker side: leave `blob` in `slot`; False when it does not fit."""
+        if len(blob) > self.size:
+            return False
+        start = slot * self.size
+        self.memory[start:start + len(blob)] = blob
+        return True
+
+    def load(self, slot: int, length: int) -> object:
+        """`marshal.loads` of what a worker left in `slot` (read in place)."""
+        start = slot * self.size
+        with memoryview(self.memory) as view, view[start:start + length] as data:
+            return marshal.loads(data)
+
+
+_OUTBOX: Outbox | None = None
+
+
+def pool() -> ProcessPoolExecutor:
+    """The parse workers: forked (they inherit the parsers' modules, and the outbox, made first)."""
+    global _OUTBOX
+    if _OUTBOX is None:
+        _OUTBOX = Outbox()
+    return ProcessPoolExecutor(workers(), mp_context=multiprocessing.get_context("fork"), initializer=worker_started)
 
 
 def worker_started() -> None:
@@ -127,10 +185,17 @@ def _targets(wires: list[Wire]) -> list[str]:
     return list(dict.fromkeys(w[7] for w in wires if w[7] is not None and w[1] in calls))
 
 
-def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
-    """Worker side: parse one buffer; return the events packed (see `wire.Packed`) and marshalled (they load
-    faster than they unpickle, in the main process that runs the detectors), and the numbers they
-    dialled, classified. Line numbers count from `job.line_base`."""
+#: a worker's answer: (the marshalled (packed events, classified numbers), or their length in the outbox slot it
+#: was given; the buffer's counts; the last line swallowed by its last record)
+Result = tuple[bytes | int, ScanStats, int]
+Parsed = tuple[Packed, list[ClassifiedTuple]]
+
+
+def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
+    """Worker side: parse one buffer; return the events packed (see `wire.Packed`) and the numbers they dialled,
+    classified, marshalled (they load faster than they unpickle, in the main process that runs the
+    detectors), in the outbox `slot` when it is given (the outbox's token, the slot) and they fit. Line
+    numbers count from `job.line_base`."""
     parser, prefilter = _parser(job.name, job.year, job.tz, job.calls)
     parser.last_time = 0.0
     parser.rows_only = job.rows_only
@@ -150,7 +215,11 @@ def parse_job(job: Job) -> tuple[bytes, ScanStats, int, list[ClassifiedTuple]]:
         packed = pack(wires)
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(targets, job.numbers) if job.numbers is not None else []
-    return marshal.dumps(packed), stats, scanner.spill_line, numbers
+    blob = marshal.dumps((packed, numbers))
+    outbox = _OUTBOX
+    if slot is not None and outbox is not None and outbox.token == slot[0] and outbox.put(slot[1], blob):
+        return len(blob), stats, scanner.spill_line
+    return blob, stats, scanner.spill_line
 
 
 def _jobs(source: FileSource, year: Year, tz: tuple[str, str], numbers: Settings | None, calls: bool) -> Iterator[Job]:
@@ -172,7 +241,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
                     take: Callable[[Event], bool] | None = None,
                     progress: Callable[[int], None] | None = None,
                     nets: tuple[dict[IPv6Network, float], Callable[[IPAddress, float], bool]] | None = None
-                    ) -> Iterator[Event]:
+                    ) -> Generator[Event, None, None]:
     """Events of `source` in file order, parsed by the pool's workers and counted in `tally`; events from addresses
     banned at their time (`banned_until`, the pipeline's, and `nets`: the policy's banned IPv6 networks and its
     test; what the firewall would have dropped) are counted but not even built. With `classifier`, the workers
@@ -180,7 +249,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
     see core.py), the events it sees all the way through are not returned. `progress` is told the bytes done after
     each buffer. Workers number lines from their buffer's start; the results come back in order, so each buffer's
     first line is known by then."""
-    pending: deque[tuple[Future[tuple[bytes, ScanStats, int, list[ClassifiedTuple]]], int]] = deque()
+    pending: deque[tuple[Future[Result], int, int | None]] = deque()  # (a job's future, its end, its slot)
+    outbox = _OUTBOX
     numbers = classifier.settings if classifier is not None else None
     counted = {KIND_INDEX[k] for k in COUNTED}
     strong = EVIDENCE_INDEX[Evidence.STRONG]
@@ -219,40 +289,66 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
             if job is None:
                 return
             end = sum(job.span) if job.span is not None else source.bytes_read
-            pending.append((pool.submit(parse_job, job), end))
+            slot = outbox.take() if outbox is not None else None
+            given = (outbox.token, slot) if outbox is not None and slot is not None else None
+            pending.append((pool.submit(parse_job, job, given), end, slot))
+
+    def load(future: Future[Result], slot: int | None) -> tuple[Parsed, ScanStats, int]:
+        """A job's results, read from its outbox slot (then free again) or as sent through the pipe."""
+        try:
+            found, part, spill = future.result()
+            parsed = outbox.load(slot, found) if isinstance(found, int) and outbox and slot is not None else (
+                marshal.loads(found))  # type: ignore[arg-type]
+        finally:
+            if outbox is not None and slot is not None:
+                outbox.give(slot)
+        return parsed, part, spill  # type: ignore[return-value]
 
     submit()
+    try:
+        while pending:
+            future, done, slot = pending.popleft()
+            (packed, classified), part, spill = load(future, slot)
+            del future
+            submit()  # before this buffer's detectors run: the workers go on meanwhile
+            base = line_base
+            line_base += part.lines
+            part.unmatched_samples = [(f, n + base, t) for f, n, t in part.unmatched_samples]
+            part.bad_samples = [(f, n + base, t) for f, n, t in part.bad_samples]
+            stats.add(part)
+            if classifier is not None and classified:
+                classifier.remember_all(classified)
+            skip = skip_through - base  # in this buffer's numbering
+            if drain_in_c:
+                merge = _drain.Drain(packed, skip, base, last_time, source.name, IPS, ip, tally, banned_until,
+                                     counted, strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take,
+                                     *(nets or ()))
+                # The detectors run inside `merge` (the C core), so this frame is on the stack when they do: an
+                # exception caught down there (phonenumbers raises some) can keep it in a traceback cycle
+                # until the collector runs. Then it must not hold the buffer's results: the Drain lets go of
+                # them when it is done.
+                del packed
+                yield from merge
+                last_time = merge.last_time
+                stats.events -= merge.skipped
+                del merge
+            else:
+                yield from events(unpack(packed), skip, base)
+            if spill:
+                skip_through = max(skip_through, spill + base)
+            if progress is not None:
+                progress(done)
+    finally:
+        _abandon(pending, outbox)
+
+
+def _abandon(pending: deque[tuple[Future[Result], int, int | None]], outbox: Outbox | None) -> None:
+    """The jobs still out when a reader stops early (an error, or its events no longer wanted): cancelled, or
+    waited for when a worker has started one, so that its slot is free once nothing will write it."""
     while pending:
-        future, done = pending.popleft()
-        blob, part, spill, classified = future.result()
-        del future
-        submit()  # before this buffer's detectors run: the workers go on meanwhile
-        packed: Packed = marshal.loads(blob)
-        del blob  # (see below)
-        base = line_base
-        line_base += part.lines
-        part.unmatched_samples = [(f, n + base, t) for f, n, t in part.unmatched_samples]
-        part.bad_samples = [(f, n + base, t) for f, n, t in part.bad_samples]
-        stats.add(part)
-        if classifier is not None and classified:
-            classifier.remember_all(classified)
-        skip = skip_through - base  # in this buffer's numbering
-        if drain_in_c:
-            merge = _drain.Drain(packed, skip, base, last_time, source.name, IPS, ip, tally, banned_until, counted,
-                                 strong, KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take,
-                                 *(nets or ()))
-            # The detectors run inside `merge` (the C core), so this frame is on the stack when they do: an
-            # exception caught down there (phonenumbers raises some) can keep it in a traceback cycle
-            # until the collector runs. Then it must not hold the buffer's results: the Drain lets go of
-            # them when it is done.
-            del packed
-            yield from merge
-            last_time = merge.last_time
-            stats.events -= merge.skipped
-            del merge
-        else:
-            yield from events(unpack(packed), skip, base)
-        if spill:
-            skip_through = max(skip_through, spill + base)
-        if progress is not None:
-            progress(done)
+        future, _, slot = pending.popleft()
+        if not future.cancel():
+            with contextlib.suppress(BaseException):
+                future.result()
+        if outbox is not None and slot is not None:
+            outbox.give(slot)

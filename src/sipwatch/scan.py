@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import multiprocessing
 import time as _time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -102,8 +101,7 @@ class _Pools:
         if not self.enabled or source.size < parallel.MIN_PARALLEL_BYTES:
             return None
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(parallel.workers(), mp_context=multiprocessing.get_context("fork"),
-                                            initializer=parallel.worker_started)
+            self.pool = parallel.pool()
         return self.pool
 
     def close(self) -> None:
