@@ -27,9 +27,9 @@ def _buffers(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def read(data: bytes, native_lane: bool, chunk: int = 1 << 22,
-         calls: bool = True) -> tuple[list[Wire], tuple[int, ...]]:
-    """The wire tuples and the counters of one pass of the record scanner over `data`."""
-    parser = LineParser(TimeParser(YEAR, *zones(Config())), readers(calls))
+         calls: bool = True, config: Config | None = None) -> tuple[list[Wire], tuple[int, ...]]:
+    """The wire tuples and the counters of one pass of the record scanner over `data` (with `config`'s zones)."""
+    parser = LineParser(TimeParser(YEAR, *zones(config or Config())), readers(calls))
     parser.rows_only = data[:1] == b'"'  # as FileSource.rows_only says of a file of CSV rows
     prefilter = _PREFILTERS.get(calls) or _PREFILTERS.setdefault(calls, Prefilter(parser.markers))
     stats = ScanStats()
@@ -42,13 +42,13 @@ def read(data: bytes, native_lane: bool, chunk: int = 1 << 22,
     return out, (stats.candidates, stats.events, stats.unmatched, stats.junk, stats.bad, *spills)
 
 
-def native_parity(data: bytes, chunk: int = 1 << 22) -> str | None:
+def native_parity(data: bytes, chunk: int = 1 << 22, config: Config | None = None) -> str | None:
     """None when both paths give the same events and counters, else what differs."""
     if not native.available():
         return None
     for calls in (True, False):
-        python, python_stats = read(data, False, chunk, calls)
-        fast, fast_stats = read(data, True, chunk, calls)
+        python, python_stats = read(data, False, chunk, calls, config)
+        fast, fast_stats = read(data, True, chunk, calls, config)
         if python != fast:
             diff = next((p, f) for p, f in zip([*python, None], [*fast, None], strict=False) if p != f)
             return f"calls={calls}: python {diff[0]!r} != native {diff[1]!r}"

@@ -6,12 +6,15 @@ whole logs, buffers cut anywhere, the records it must leave to Python, and the s
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from generated import genlog
-from parity import native_parity
+from parity import native_parity, read
+from sipwatch.config import Config
 from sipwatch.formats import native
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -362,6 +365,22 @@ def test_mutated_cdr_rows_read_the_same_with_and_without_c(tmp_path: Path) -> No
     lines = [*gencdr(tmp_path / "Master.csv", 300, seed=4).read_text().splitlines(), *CDR_ROWS.values()]
     data = "\n".join([lines[0], *_mutations(lines, 3000, seed=12)]).encode("utf-8", "surrogateescape") + b"\n"
     assert native_parity(data) is None
+
+
+@needs_native
+@pytest.mark.parametrize("day", ["2024-03-30", "2024-03-31", "2024-10-27"])
+def test_cdr_times_on_the_days_the_clock_moves_read_the_same_in_c_and_python(day: str) -> None:
+    """The C row lane reads a known date's times from the records clock's cache: a day whose clock moves
+    (Berlin, spring and autumn) is never in it, and each time comes out true, as Python reads it."""
+    config = Config(cdr_timezone="Europe/Berlin")
+    rows = [_cdr(uid=f"1714557600.{h}", start=f"{day} {h:02d}:30:00", answer="", billsec=0, disp="NO ANSWER",
+                 end=f"{day} {h:02d}:30:05") for h in range(24)]
+    data = ("\n".join(rows) + "\n").encode()
+    assert native_parity(data, config=config) is None
+    berlin = ZoneInfo("Europe/Berlin")
+    times = [w[0] for w in read(data, True, config=config)[0]]
+    assert times == [datetime.fromisoformat(f"{day} {h:02d}:30:05").replace(tzinfo=berlin).timestamp()
+                     for h in range(24)]
 
 
 @needs_native

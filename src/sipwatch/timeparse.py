@@ -70,12 +70,17 @@ class TimeParser:
         tz: tzinfo | None = _zone(zone) if zone is not None else self.tz
         return datetime(year, month, day, h, mi, s, tzinfo=tz).timestamp()  # (no tz: the machine's own zone)
 
-    def parse_record(self, text: str) -> float | None:
-        """POSIX seconds of a CDR or CEL time (read in `record_tz`: UTC, or None for the machine's zone)."""
+    def records(self) -> TimeParser:
+        """The parser of CDR and CEL times (read in `record_tz`: UTC, or None for the machine's zone); the C fast
+        lane reads its caches too."""
         records = self._records
         if records is None:
             records = self._records = TimeParser(self.default_year, self.record_tz, self.record_tz)
-        return records.parse(text)
+        return records
+
+    def parse_record(self, text: str) -> float | None:
+        """POSIX seconds of a CDR or CEL time."""
+        return self.records().parse(text)
 
     def parse(self, text: str) -> float | None:
         """POSIX seconds for `text`, or None when it is not a timestamp we know."""

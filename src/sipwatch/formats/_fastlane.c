@@ -863,12 +863,35 @@ static PyObject *clock_parse(Clock *c, const char *s, Py_ssize_t n) {
 
 static void clock_forget(Clock *c) { c->last_len = -1; c->has_day = 0; }
 
+/* A clock on the TimeParser that `owner.<method>()` returns (its own reference held in `parser`). */
+static int clock_of(Clock *c, PyObject *owner, const char *method) {
+    c->parser = PyObject_CallMethod(owner, method, NULL);
+    if (c->parser == NULL) return -1;
+    c->parse = PyObject_GetAttrString(c->parser, "parse");
+    c->days = PyObject_GetAttrString(c->parser, "_days");
+    c->cache = PyObject_GetAttrString(c->parser, "_cache");
+    c->midnights = PyObject_GetAttrString(c->parser, "_midnights");
+    if (c->parse == NULL || c->days == NULL || c->cache == NULL || c->midnights == NULL) return -1;
+    if (!PyDict_CheckExact(c->days) || !PyDict_CheckExact(c->cache) || !PyDict_CheckExact(c->midnights)) {
+        PyErr_SetString(PyExc_TypeError, "the time parser's caches must be dicts");
+        return -1;
+    }
+    return 0;
+}
+
+/* Let go of a clock made by clock_of (or left zeroed). */
+static void clock_clear(Clock *c) {
+    Py_CLEAR(c->parser); Py_CLEAR(c->parse); Py_CLEAR(c->days); Py_CLEAR(c->cache); Py_CLEAR(c->midnights);
+    Py_CLEAR(c->last_value);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 
 typedef struct {
     Engine *E;
     PyObject *fast;     /* parser._fast: list of lane tuples, reordered like the Python parser does */
     Clock clock;
+    Clock records;      /* the clock of CDR and CEL times: the time parser's records TimeParser */
     double last_time;
 } Run;
 
@@ -1269,7 +1292,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     memset(&R, 0, sizeof(R));
     R.E = E;
     R.clock.last_len = -1;
-    PyObject *items = PyList_New(0), *record = NULL, *time_parser = NULL, *last = NULL, *parse_record = NULL;
+    PyObject *items = PyList_New(0), *record = NULL, *time_parser = NULL, *last = NULL;
     R.fast = PyObject_GetAttrString(parser, "_fast");
     time_parser = PyObject_GetAttrString(parser, "time_parser");
     record = PyObject_GetAttrString(scanner, "_record");
@@ -1288,7 +1311,8 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     }
     R.last_time = PyFloat_AsDouble(last);
     if (R.last_time == -1.0 && PyErr_Occurred()) goto fail;
-    if (rows != NULL && (parse_record = PyObject_GetAttrString(time_parser, "parse_record")) == NULL) goto fail;
+    R.records.last_len = -1;
+    if (rows != NULL && clock_of(&R.records, time_parser, "records") < 0) goto fail;
     Py_ssize_t skip_until = 0, spill_end = 0, counted_pos = 0, counted_lines = 0, candidates = 0;
     Py_ssize_t i = 0, n = H.n;
     int seen_prefix = 0, told_prefix = 0;
@@ -1323,7 +1347,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         if (rows != NULL && !overflow && buf[start] == '"' && stop - start <= max_record) {
             int cdr = 1;  /* only CdrReader's markers on the line: it is the reader Python would ask */
             for (int q = 0; cdr && q < nids; q++) cdr = flag(rows->ids, ids[q]);
-            PyObject *result = cdr ? cdr_row(&R, rows, parse_record, buf + start, stop - start, (long)line_no) : FALLBACK;
+            PyObject *result = cdr ? cdr_row(&R, rows, buf + start, stop - start, (long)line_no) : FALLBACK;
             if (result == NULL) goto fail;
             if (result != FALLBACK) {
                 int rc = emit(items, put, result);
@@ -1387,6 +1411,7 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         Py_DECREF(back);
         if (R.last_time == -1.0 && PyErr_Occurred()) goto fail;
         clock_forget(&R.clock);
+        clock_forget(&R.records);
     }
     {
         PyObject *lt = PyFloat_FromDouble(R.last_time);
@@ -1395,18 +1420,18 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
         if (seen_prefix && !told_prefix && PyObject_SetAttrString(parser, "seen_prefix", Py_True) < 0) goto fail;
     }
     Py_DECREF(parser); Py_DECREF(R.fast); Py_DECREF(time_parser); Py_DECREF(record); Py_DECREF(last);
-    Py_XDECREF(parse_record);
     Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.midnights);
     Py_XDECREF(R.clock.last_value);
+    clock_clear(&R.records);
     hits_clear(&H);
     PyObject *out = Py_BuildValue("Nnn", items, spill_end, candidates);
     return out;
 fail:
     hits_clear(&H);
     Py_XDECREF(parser); Py_XDECREF(R.fast); Py_XDECREF(time_parser); Py_XDECREF(record); Py_XDECREF(last);
-    Py_XDECREF(parse_record);
     Py_XDECREF(R.clock.parse); Py_XDECREF(R.clock.days); Py_XDECREF(R.clock.cache); Py_XDECREF(R.clock.midnights);
     Py_XDECREF(R.clock.last_value);
+    clock_clear(&R.records);
     Py_XDECREF(items);
     return NULL;
 }

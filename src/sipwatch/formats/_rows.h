@@ -2,8 +2,9 @@
  * The fast lane of a file of CDR rows (cdr_csv's Master.csv, cdr_custom), included by _fastlane.c: the work of
  * `CdrReader.record` (formats/calls.py, the specification), `LineParser._event` and `wire.to_wire` for the common
  * row, in C. It reads only what it can read exactly as Python does: a printable ASCII line whose fields are
- * plain or quoted with doubled quotes, of a known layout, with plain decimal durations; its times are read by
- * the parser's own `parse_record`, its userfield's address by `calls._source`. Anything else (and every broken
+ * plain or quoted with doubled quotes, of a known layout, with plain decimal durations; its time is read by
+ * the record clock (the parser's records TimeParser, as `parse_record` reads it: `Clock`), its userfield's
+ * address by `calls._source`. Anything else (and every broken
  * row: Python counts and samples those) goes to the Python path untouched. tests/test_fastlane.py compares both.
  */
 #define MAX_COLUMNS 40
@@ -218,15 +219,21 @@ static int epoch_like(const char *s, Py_ssize_t n) {
     return s[i] == '.' && all_digits(s + i + 1, n - i - 1);
 }
 
-/* calls._time: the text the record clock reads (a new reference), Py_None (a new reference) for text that is
- * no time, NULL with an error */
-static PyObject *record_time_text(const Field *f) {
-    if (f->escaped) { Py_RETURN_NONE; }
-    if (date_like(f->s, f->n)) return ascii(f->s, f->n);
-    if (!epoch_like(f->s, f->n)) { Py_RETURN_NONE; }
+/* calls._time's test, with no object made: a date-like or epoch-like text, which the record clock reads */
+static int record_time_ok(const Field *f) {
+    return !f->escaped && (date_like(f->s, f->n) || epoch_like(f->s, f->n));
+}
+
+/* TimeParser.parse_record of a field that passed record_time_ok (a new reference: a float or None; NULL with an
+ * error): a date through the record clock (its `_days` read here, no Python call on a known date), a count of
+ * seconds as `@<seconds>` through Python */
+static PyObject *record_time(Run *R, const Field *f) {
+    if (date_like(f->s, f->n)) return clock_parse(&R->records, f->s, f->n);
     PyObject *digits = ascii(f->s, f->n), *at = digits ? PyUnicode_FromFormat("@%U", digits) : NULL;
     Py_XDECREF(digits);
-    return at;
+    PyObject *when = at ? PyObject_CallOneArg(R->records.parse, at) : NULL;
+    Py_XDECREF(at);
+    return when;
 }
 
 /* calls._seconds for plain decimals (`\d+(\.\d+)?`): 1 with the value, 0 for any other text (Python's turn) */
@@ -274,7 +281,7 @@ static PyObject *text_or_none(const Field *f) {
 }
 
 /* One CDR row as a wire tuple (formats/wire.py), or FALLBACK (Python's turn), or NULL with an error. */
-static PyObject *cdr_row(Run *R, Rows *r, PyObject *parse_record, const char *line, Py_ssize_t len, long line_no) {
+static PyObject *cdr_row(Run *R, Rows *r, const char *line, Py_ssize_t len, long line_no) {
     while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n')) len--;
     for (Py_ssize_t i = 0; i < len; i++)
         if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e) return FALLBACK;
@@ -288,25 +295,16 @@ static PyObject *cdr_row(Run *R, Rows *r, PyObject *parse_record, const char *li
     if (!plain_seconds(&f[L->at[L_DURATION]], &duration) || !plain_seconds(&f[L->at[L_BILLSEC]], &billsec)
         || !(duration < 10 * 86400) || !(billsec < 10 * 86400) || billsec > duration + 1)
         return FALLBACK;
-    PyObject *ended = NULL, *source = NULL, *when = NULL, *out = FALLBACK;
+    const Field *clock = NULL;  /* the time of the record: its end, else its start */
+    PyObject *source = NULL, *when = NULL, *out = FALLBACK;
     if (start->n) {
-        PyObject *started = record_time_text(start);
-        if (started == NULL) return NULL;
-        if (started == Py_None) { Py_DECREF(started); return FALLBACK; }
-        if (end->n == 0) ended = started;
-        else Py_DECREF(started);
+        if (!record_time_ok(start)) return FALLBACK;
+        if (end->n == 0) clock = start;
     }
-    if (answer->n) {
-        PyObject *answered = record_time_text(answer);
-        if (answered == NULL) goto done;
-        int bad = answered == Py_None;
-        Py_DECREF(answered);
-        if (bad) goto done;
-    }
-    if (ended == NULL) {
-        if (end->n == 0) goto done;
-        if ((ended = record_time_text(end)) == NULL) { out = NULL; goto done; }
-        if (ended == Py_None) goto done;
+    if (answer->n && !record_time_ok(answer)) goto done;
+    if (clock == NULL) {
+        if (end->n == 0 || !record_time_ok(end)) goto done;
+        clock = end;
     }
     int u = L->at[L_USERFIELD];
     PyObject *ip = Py_None, *port = Py_None;
@@ -322,7 +320,7 @@ static PyObject *cdr_row(Run *R, Rows *r, PyObject *parse_record, const char *li
             port = PyTuple_GET_ITEM(source, 1);
         }
     }
-    when = PyObject_CallOneArg(parse_record, ended);  /* LineParser._event */
+    when = record_time(R, clock);  /* LineParser._event */
     if (when == NULL) { out = NULL; goto done; }
     if (when == Py_None) {
         Py_DECREF(when);
@@ -380,10 +378,8 @@ built:
     Py_XDECREF(when); Py_XDECREF(channel); Py_XDECREF(disposition); Py_XDECREF(call); Py_XDECREF(account);
     Py_XDECREF(address); Py_XDECREF(target);
     Py_XDECREF(source);
-    Py_XDECREF(ended);
     return out;
 done:
     Py_XDECREF(source);
-    Py_XDECREF(ended);
     return out;
 }
