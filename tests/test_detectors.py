@@ -566,6 +566,23 @@ def test_numbers_classified_in_a_worker_are_remembered_as_classified_here(native
     assert here.classify("00881612345678") is here._cache["00881612345678"]
 
 
+WORKER_NUMBERS = ["004420794600", "0033142685300", "09001234567", "6002", "00881612345678", "+4930123456",
+                  "9011972501234567", "0301234567", "90301234567", "12345678901", "+1 876 555 0100", "00", "",
+                  "  6001 ", "0088213479924488", "0900", "00abc12345678", "001900555012345"]
+
+
+@pytest.mark.parametrize("country", ["DE", "US", ""])
+def test_a_parse_worker_s_values_are_what_classify_makes(country: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`values` (what a worker sends, no Classified made) is `classify(...).to_tuple()`, remembered and bounded."""
+    from sipwatch import numbers
+
+    monkeypatch.setattr(numbers, "MAX_CACHED", 5)
+    worker, here = NumberClassifier(country), NumberClassifier(country)
+    for dialled in WORKER_NUMBERS * 2:
+        assert worker.values(dialled) == here.classify(dialled).to_tuple(), dialled
+        assert len(worker._values) <= 5
+
+
 def test_a_malformed_classified_tuple_is_refused_not_filed() -> None:
     from sipwatch import numbers
 

@@ -171,12 +171,8 @@ def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTu
     classifier = _CLASSIFIERS.get(settings)
     if classifier is None:
         classifier = _CLASSIFIERS[settings] = NumberClassifier(*settings)
-    found = []
-    for target in targets:
-        number = classifier.classify(target)
-        if not number.internal:  # internal: no phonenumbers
-            found.append(number.to_tuple())
-    return found
+    values = classifier.values
+    return [number for number in map(values, targets) if not number[7]]  # [7]: internal (no phonenumbers)
 
 
 def _targets(wires: list[Wire]) -> list[str]:
