@@ -369,6 +369,23 @@ def test_a_result_too_large_for_a_slot_goes_through_the_pipe(tmp_path: Path) -> 
     assert not outbox.put(0, b"x" * 101) and outbox.put(0, b"x" * 100)
 
 
+def test_without_shared_memory_the_pool_still_reads_through_the_pipe(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: object) -> None:
+        raise OSError(12, "Cannot allocate memory")
+
+    log = tmp_path / "big.log"
+    _write(log, 4000, forged_at=set())
+    monkeypatch.setattr(parallel, "_OUTBOX", None)
+    monkeypatch.setattr(parallel.mmap, "mmap", refused)
+    executor = parallel.pool()
+    try:
+        assert parallel._OUTBOX is None
+        assert _parallel(executor, log) == _sequential(log)
+    finally:
+        executor.shutdown()
+
+
 def test_outbox_slots_are_taken_until_none_is_left_and_given_back(tmp_path: Path) -> None:
     outbox = parallel.Outbox(slots=2, size=4096)
     first, second = outbox.take(), outbox.take()

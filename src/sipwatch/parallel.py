@@ -125,7 +125,8 @@ def pool() -> ProcessPoolExecutor:
     """The parse workers: forked (they inherit the parsers' modules, and the outbox, made first)."""
     global _OUTBOX
     if _OUTBOX is None:
-        _OUTBOX = Outbox()
+        with contextlib.suppress(OSError):  # no shared memory to be had (a strict commit limit): the pipe
+            _OUTBOX = Outbox()
     return ProcessPoolExecutor(workers(), mp_context=multiprocessing.get_context("fork"), initializer=worker_started)
 
 
