@@ -14,6 +14,7 @@ import pytest
 
 from generated import gencdr, genlog
 from sipwatch import parallel
+from sipwatch import scan as scan_module
 from sipwatch.config import Config
 from sipwatch.formats.records import ScanStats
 from sipwatch.formats.wire import Wire
@@ -384,6 +385,14 @@ def test_without_shared_memory_the_pool_still_reads_through_the_pipe(tmp_path: P
         assert _parallel(executor, log) == _sequential(log)
     finally:
         executor.shutdown()
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 0), (2, 1), (3, 2), (64, 2)])
+def test_the_detectors_keep_a_core_to_themselves(cores: int, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main process runs the detectors: the parse workers take the other cores, two at most."""
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert parallel.workers() == workers
+    assert scan_module._Pools(True).enabled is (workers > 0)
 
 
 def test_outbox_slots_are_taken_until_none_is_left_and_given_back(tmp_path: Path) -> None:

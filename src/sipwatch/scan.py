@@ -94,7 +94,7 @@ class _Pools:
     """One worker pool per scan, started only when a file is large enough to be worth it."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and parallel.workers() > 1
+        self.enabled = enabled and parallel.workers() > 0
         self.pool: ProcessPoolExecutor | None = None
 
     def get(self, source: FileSource) -> ProcessPoolExecutor | None:
