@@ -42,7 +42,7 @@ class Prefilter:
             except Exception:
                 self._db = None
         self._index = {m: i for i, m in enumerate(self._encoded)}
-        self._regex = re.compile(b"|".join(re.escape(m) for m in sorted(self._encoded, key=len, reverse=True)))
+        self._regex: re.Pattern[bytes] | None = None  # the fallback's alternation, compiled when first needed (~6 ms)
 
     @property
     def engine(self) -> str:
@@ -59,4 +59,6 @@ class Prefilter:
             self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
             return found
         index = self._index
+        if self._regex is None:
+            self._regex = re.compile(b"|".join(re.escape(m) for m in sorted(self._encoded, key=len, reverse=True)))
         return [(m.end(), index[m.group()]) for m in self._regex.finditer(buf)]
