@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv6Network
+from typing import Any
 
 from sipwatch.config import Config, zones
 from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress
@@ -111,7 +112,7 @@ class Outbox:
         self.memory[start:start + len(blob)] = blob
         return True
 
-    def load(self, slot: int, length: int) -> object:
+    def load(self, slot: int, length: int) -> Any:
         """`marshal.loads` of what a worker left in `slot` (read in place)."""
         start = slot * self.size
         with memoryview(self.memory) as view, view[start:start + length] as data:
@@ -300,12 +301,15 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
         """A job's results, read from its outbox slot (then free again) or as sent through the pipe."""
         try:
             found, part, spill = future.result()
-            parsed = outbox.load(slot, found) if isinstance(found, int) and outbox and slot is not None else (
-                marshal.loads(found))  # type: ignore[arg-type]
+            if isinstance(found, bytes):
+                parsed: Parsed = marshal.loads(found)
+            else:  # a length: the worker left them in its slot
+                assert outbox is not None and slot is not None
+                parsed = outbox.load(slot, found)
         finally:
             if outbox is not None and slot is not None:
                 outbox.give(slot)
-        return parsed, part, spill  # type: ignore[return-value]
+        return parsed, part, spill
 
     submit()
     try:

@@ -50,7 +50,7 @@ class TimeParser:
 
     def _midnight(self, year: int, month: int, day: int, zone: str | None) -> float | None:
         """POSIX seconds of the day's local midnight, when its clock times are that plus the time of day; None on
-        a day the zone's offset changes (daylight saving time: 23 or 25 hours), whose times `_exact` works out
+        a day the zone's offset changes (daylight saving time: 23 or 25 hours), whose times `_combine` works out
         one by one. Only 24-hour days go in `_midnights` (the C fast lane reads it too)."""
         key = (year, month, day, zone)
         value = self._midnights.get(key)
