@@ -104,6 +104,30 @@ def test_scan_json_decisions(run_cli: Cli, mixed_log: Path) -> None:
     assert all(o["reason"] for o in offenders.values())
 
 
+def test_scan_json_is_one_line_of_utf8(run_cli: Cli, log_path: LogPath) -> None:
+    """The report is one line; a name in another script is written as it is, not as escapes."""
+    lines = [line.replace('"100"', '"Müller"').replace("sip:10", "sip:jürgen") for line in brute_force_lines(6)]
+    proc = run_cli("scan", "--json", str(log_path(lines)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") == 1 and proc.stdout.endswith("\n")
+    assert "jürgen0" in proc.stdout
+    (offender,) = json.loads(proc.stdout)["offenders"]
+    assert "jürgen0" in offender["accounts"]
+
+
+def test_a_file_name_that_is_not_utf8_is_written_escaped(tmp_path: Path) -> None:
+    """A path in bytes that are not UTF-8 still gives valid JSON, with the name escaped."""
+    name = os.fsencode(tmp_path) + b"/pbx\xff.log"
+    with open(name, "w") as f:
+        f.write("\n".join(brute_force_lines(6)) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "sipwatch", "scan", "--json", name], capture_output=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["files"] == [os.fsdecode(name)]
+    assert report["offenders"][0]["ip"] == ATTACKER
+
+
 def test_scan_reads_gzip(run_cli: Cli, tmp_path: Path) -> None:
     """Rotated logs (`messages.1.gz`) are read like plain ones."""
     path = tmp_path / "messages.1.gz"

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from ipaddress import IPv6Network
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+import orjson
+
 from sipwatch import __version__
 from sipwatch.config import Config, ConfigError, duration, load
 from sipwatch.detectors.base import manual_ban
@@ -57,6 +59,30 @@ def _config(path: str | None) -> Config:
     return load(path)
 
 
+#: one line each; keys that are not plain `str` (a count by `Kind`) are written as their text
+_JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def _json_line(document: object) -> bytes:
+    """One line of JSON (UTF-8, compact). orjson writes a large scan's report (~2.5 MB per million log lines)
+    in a tenth of the time the standard library takes: that is time at the end of every scan. Text that is
+    not valid Unicode (a file name given in bytes that are not UTF-8) is written escaped by `json` instead."""
+    try:
+        return orjson.dumps(document, option=_JSON_OPTIONS)
+    except TypeError:
+        return (json.dumps(document, check_circular=False) + "\n").encode()
+
+
+def _write_json(document: object, out: TextIO) -> None:
+    data = _json_line(document)
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:  # a text-only stream (a test's StringIO)
+        out.write(data.decode())
+        return
+    out.flush()
+    buffer.write(data)
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     config = _config(args.config)
     pipeline = _learned_pipeline(config, args.state_dir) if args.state_dir else None
@@ -69,8 +95,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _kept.append(result)
     if args.json:
         report = to_json(result)
-        sys.stdout.write(json.dumps(report, ensure_ascii=False, check_circular=False))  # one line (a tree)
-        sys.stdout.write("\n")
+        _write_json(report, sys.stdout)
         if _kept is not None:
             _kept.append(report)
     else:
@@ -130,7 +155,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         try:
             for event in reader.events(FileSource(path), stats):
                 if args.jsonl:
-                    out.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+                    out.write(_json_line(event.to_json()).decode())
                     continue
                 fields = [f"kind={event.kind}", f"ip={event.ip}", f"port={event.port}",
                           f"service={event.service}", f"evidence={event.evidence}"]
