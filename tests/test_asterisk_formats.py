@@ -781,3 +781,15 @@ def test_a_scanner_that_names_itself_in_from_is_a_scanner_event() -> None:
                 "'\"sipvicious\"<sip:100@1.1.1.1>' failed for '198.51.100.5:5060' (callid: 1) - "
                 "No matching endpoint found")
     assert (event.kind, str(event.ip), event.extra.get("tool")) == (Kind.SCANNER, "198.51.100.5", "SIPVicious")
+
+
+def test_every_forms_group_names_are_those_of_its_regex() -> None:
+    """A form knows its named groups without compiling its regex (that waits for the first message it
+    reads): the names read off the pattern are exactly the compiled regex's."""
+    from sipwatch.formats import READERS
+    from sipwatch.formats.form import Form
+
+    forms = [r for r in READERS if isinstance(r, Form)]
+    assert len(forms) > 50
+    for form in forms:
+        assert form._names == frozenset(form.regex.groupindex), form.id

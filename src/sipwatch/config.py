@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import tzinfo
 from pathlib import Path
@@ -315,6 +314,8 @@ def zones(config: Config) -> tuple[tzinfo | None, tzinfo | None]:
 def load(path: str | Path | None) -> Config:
     if path is None:
         return Config()
+    import tomllib  # (here: a scan with the default settings starts ~6 ms sooner without it)
+
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
