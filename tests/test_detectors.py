@@ -566,6 +566,22 @@ def test_numbers_classified_in_a_worker_are_remembered_as_classified_here(native
     assert here.classify("00881612345678") is here._cache["00881612345678"]
 
 
+def test_international_forms_from_a_worker_are_remembered_within_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forms a parse worker sends are the ones worked out here, and the cache of them stays bounded."""
+    from sipwatch import numbers
+
+    monkeypatch.setattr(numbers, "INTL_CACHED", 4)
+    dialled = ["9011972501234567", "0033142685300", "6002", "+1 876 555 0100", "00abc12345678", "000441234567890"]
+    here = NumberClassifier("US", international_prefixes=("011", "00"), access_codes=("9", "0"))
+    sent = NumberClassifier("US", international_prefixes=("011", "00"), access_codes=("9", "0"))
+    here.remember_forms(sent.international_forms(dialled[:3]))
+    assert here._intl == dict(sent.international_forms(dialled[:3]))
+    here.remember_forms(sent.international_forms(dialled[3:]))
+    assert len(here._intl) <= 4
+    fresh = NumberClassifier("US", international_prefixes=("011", "00"), access_codes=("9", "0"))
+    assert [here.international_form(d) for d in dialled] == [fresh.international_form(d) for d in dialled]
+
+
 WORKER_NUMBERS = ["004420794600", "0033142685300", "09001234567", "6002", "00881612345678", "+4930123456",
                   "9011972501234567", "0301234567", "90301234567", "12345678901", "+1 876 555 0100", "00", "",
                   "  6001 ", "0088213479924488", "0900", "00abc12345678", "001900555012345"]

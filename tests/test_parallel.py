@@ -303,7 +303,7 @@ def test_a_done_packer_refuses_more() -> None:
 @pytest.mark.parametrize("name", ["log", "cdr"])
 def test_a_worker_packs_each_buffer_as_the_python_packer_does(tmp_path: Path, name: str) -> None:
     """parse_job packs each record as the engine reads it; what it sends is what packing the records that
-    `RecordScanner.feed` returns sends (and the numbers classified are the same)."""
+    `RecordScanner.feed` returns sends (and the numbers classified and the probes' forms are the same)."""
     if parallel._drain is None:
         pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
 
@@ -323,7 +323,7 @@ def test_a_worker_packs_each_buffer_as_the_python_packer_does(tmp_path: Path, na
     for job in jobs:
         blob, stats, spill = parallel.parse_job(job)
         assert isinstance(blob, bytes)
-        packed, numbers = marshal.loads(blob)
+        packed, numbers, forms = marshal.loads(blob)
         parser, prefilter = parallel._parser(job.name, job.year, job.tz, job.calls)
         parser.last_time = 0.0
         parser.rows_only = job.rows_only
@@ -334,6 +334,7 @@ def test_a_worker_packs_each_buffer_as_the_python_packer_does(tmp_path: Path, na
         assert packed == pack(wires)
         assert (stats.events, spill) == (len(wires), scanner.spill_line)
         assert numbers == parallel._classified(parallel._targets(wires), settings)
+        assert forms == parallel._forms(parallel._targets(wires, parallel._PROBES), settings)
 
 
 def _jobs_of(path: Path, chunk: int = 32768) -> list[parallel.Job]:
@@ -624,3 +625,29 @@ def test_a_truncated_compressed_master_csv_keeps_the_rows_before_the_cut(tmp_pat
     assert any("truncated" in e for e in result.errors)
     accounts = set(result.accounts)
     assert 100 < len(accounts) < 400 and accounts == {str(6000 + i) for i in range(len(accounts))}
+
+
+def test_the_probes_international_forms_come_worked_out_from_the_workers(pool: ProcessPoolExecutor,
+                                                                         attack_log: Path) -> None:
+    """The toll-fraud detector asks for the international form of every number a probe dialled: the workers
+    send them with the buffer, so the main process works none out itself, and they are what it would make."""
+    from sipwatch.event import Kind
+    from sipwatch.numbers import NumberClassifier
+    from sipwatch.pipeline import Pipeline
+
+    classifier = Pipeline(Config()).classifier
+    worked_out_here: list[str] = []
+    own = classifier._international_form
+
+    def counted(dialled: str) -> str | None:
+        worked_out_here.append(dialled)
+        return own(dialled)
+
+    classifier._international_form = counted  # type: ignore[method-assign]
+    events = list(parallel.parallel_events(pool, FileSource(str(attack_log), chunk=65536), (2024, None),
+                                           ("", "UTC"), ScanStats(), Tally(), {}, classifier))
+    dialled = {e.target for e in events if e.kind in (Kind.REJECTED_CALL, Kind.CALL_ATTEMPT) and e.target}
+    assert len(dialled) > 100
+    fresh = NumberClassifier(*classifier.settings)
+    assert all(classifier.international_form(number) == fresh.international_form(number) for number in dialled)
+    assert worked_out_here == []

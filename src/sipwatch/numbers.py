@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from functools import cache
 
@@ -99,6 +99,7 @@ class Classified:
 ClassifiedTuple = tuple[str, str | None, str | None, str, bool, str | None, str | None, bool]
 Settings = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]
 MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs for one)
+INTL_CACHED = 16384  # dialled numbers' international forms remembered
 _CLASSIFIED_FIELDS = tuple(f.name for f in fields(Classified))
 
 
@@ -266,10 +267,24 @@ class NumberClassifier:
         """The number itself, whatever access prefix it was dialled with."""
         return self.international_form(dialled) or dialled
 
+    def international_forms(self, dialled: Iterable[str]) -> list[tuple[str, str | None]]:
+        """(number, `international_form`) of each: a parse worker works them out for the numbers of the probes it
+        read (the toll-fraud detector asks `is_probe` of each, and an attacker's numbers are mostly distinct)."""
+        form = self.international_form
+        return [(number, form(number)) for number in dialled]
+
+    def remember_forms(self, forms: list[tuple[str, str | None]]) -> None:
+        """Keep `international_forms` worked out in a parse worker with the same settings (the same results:
+        the form is the dialled text's alone)."""
+        intl = self._intl
+        if len(intl) + len(forms) > INTL_CACHED:
+            intl.clear()
+        intl.update(forms)
+
     def international_form(self, dialled: str) -> str | None:
         found = self._intl.get(dialled, _UNSEEN)
         if found is _UNSEEN:
-            if len(self._intl) > 16384:
+            if len(self._intl) > INTL_CACHED:
                 self._intl.clear()
             found = self._intl[dialled] = self._international_form(dialled)
         return found  # type: ignore[return-value]

@@ -4,7 +4,8 @@ The main process reads 4 MiB buffers and hands each, with a little lookahead fro
 worker process; the workers run the very same prefilter and parsers and send back compact tuples (in
 shared memory: `Outbox`); the main process rebuilds the events in file order and runs the pipeline. The
 workers also classify the numbers their call records dialled (phonenumbers is the dearest step of a call
-record) with the pipeline's own settings; the main process only files the results in its classifier. A
+record), and work out the international form of the numbers that probes dialled, with the pipeline's own
+settings; the main process only files the results in its classifier. A
 record that crosses a buffer boundary (an attacker's line break inside a dialled number) is read by the
 worker of the buffer it starts in, and the lines it swallowed are dropped from the next buffer's results.
 """
@@ -24,7 +25,7 @@ from ipaddress import IPv6Network
 from typing import Any
 
 from sipwatch.config import Config, zones
-from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress
+from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress, Kind
 from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
@@ -170,36 +171,50 @@ _CLASSIFIERS: dict[Settings, NumberClassifier] = {}
 _CALLS = frozenset(KIND_INDEX[k] for k in CALL_KINDS)
 
 
+def _classifier(settings: Settings) -> NumberClassifier:
+    """This worker's classifier with the pipeline's settings (one per worker: its caches stay warm)."""
+    classifier = _CLASSIFIERS.get(settings)
+    if classifier is None:
+        classifier = _CLASSIFIERS[settings] = NumberClassifier(*settings)
+    return classifier
+
+
 def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTuple]:
     """The numbers that a buffer's calls dialled out of the PBX (`targets`: distinct, first seen first),
     classified (once per worker): the call book classifies every call's number. The security detectors need
     no classification per event (the toll-fraud detector asks `is_probe`, which reads the dialled text, and
     classifies a few numbers for a ban's reason), so an attacker's thousands of distinct probe numbers are not
     worked out here."""
-    classifier = _CLASSIFIERS.get(settings)
-    if classifier is None:
-        classifier = _CLASSIFIERS[settings] = NumberClassifier(*settings)
-    values = classifier.values
+    values = _classifier(settings).values
     return [number for number in map(values, targets) if not number[7]]  # [7]: internal (no phonenumbers)
 
 
-def _targets(wires: list[Wire]) -> list[str]:
-    """The distinct numbers that these records' calls dialled, first seen first (`Packer.targets` in C)."""
-    calls = _CALLS
-    return list(dict.fromkeys(w[7] for w in wires if w[7] is not None and w[1] in calls))
+#: the records whose number the toll-fraud detector reads (`is_probe`): a call rejected or attempted
+_PROBES = frozenset(KIND_INDEX[k] for k in (Kind.REJECTED_CALL, Kind.CALL_ATTEMPT))
 
 
-#: a worker's answer: (the marshalled (packed events, classified numbers), or their length in the outbox slot it
-#: was given; the buffer's counts; the last line swallowed by its last record)
+def _forms(targets: Iterable[str], settings: Settings) -> list[tuple[str, str | None]]:
+    """The international forms of the numbers of a buffer's probes: the main process's toll-fraud detector
+    asks for each (~5 us a distinct number there, on the detectors' critical path; here the workers are ahead)."""
+    return _classifier(settings).international_forms(targets)
+
+
+def _targets(wires: list[Wire], kinds: frozenset[int] = _CALLS) -> list[str]:
+    """The distinct numbers of these records of `kinds`, first seen first (`Packer.targets` in C)."""
+    return list(dict.fromkeys(w[7] for w in wires if w[7] is not None and w[1] in kinds))
+
+
+#: a worker's answer: (the marshalled (packed events, classified numbers, probes' international forms), or their
+#: length in the outbox slot it was given; the buffer's counts; the last line swallowed by its last record)
 Result = tuple[bytes | int, ScanStats, int]
-Parsed = tuple[Packed, list[ClassifiedTuple]]
+Parsed = tuple[Packed, list[ClassifiedTuple], list[tuple[str, str | None]]]
 
 
 def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
-    """Worker side: parse one buffer; return the events packed (see `wire.Packed`) and the numbers they dialled,
-    classified, marshalled (they load faster than they unpickle, in the main process that runs the
-    detectors), in the outbox `slot` when it is given (the outbox's token, the slot) and they fit. Line
-    numbers count from `job.line_base`."""
+    """Worker side: parse one buffer; return the events packed (see `wire.Packed`), the numbers they dialled,
+    classified, and the international forms of the numbers probes dialled, marshalled (they load faster than
+    they unpickle, in the main process that runs the detectors), in the outbox `slot` when it is given (the
+    outbox's token, the slot) and they fit. Line numbers count from `job.line_base`."""
     parser, prefilter = _parser(job.name, job.year, job.tz, job.calls)
     parser.last_time = 0.0
     parser.rows_only = job.rows_only
@@ -212,14 +227,17 @@ def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
         packer = _drain.Packer(to_wire)
         scanner.pack(data, limit, packer)
         targets = packer.targets(_CALLS) if job.numbers is not None else []
+        probes = packer.targets(_PROBES) if job.numbers is not None else []
         packed = packer.result()
     else:
         wires = [item if item.__class__ is tuple else to_wire(item) for item in scanner.feed(data, limit)]  # type: ignore[arg-type]
         targets = _targets(wires) if job.numbers is not None else []
+        probes = _targets(wires, _PROBES) if job.numbers is not None else []
         packed = pack(wires)
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(targets, job.numbers) if job.numbers is not None else []
-    blob = marshal.dumps((packed, numbers))
+    forms = _forms(probes, job.numbers) if job.numbers is not None else []
+    blob = marshal.dumps((packed, numbers, forms))
     outbox = _OUTBOX
     if slot is not None and outbox is not None and outbox.token == slot[0] and outbox.put(slot[1], blob):
         return len(blob), stats, scanner.spill_line
@@ -315,7 +333,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
     try:
         while pending:
             future, done, slot = pending.popleft()
-            (packed, classified), part, spill = load(future, slot)
+            (packed, classified, forms), part, spill = load(future, slot)
             del future
             submit()  # before this buffer's detectors run: the workers go on meanwhile
             base = line_base
@@ -325,6 +343,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
             stats.add(part)
             if classifier is not None and classified:
                 classifier.remember_all(classified)
+            if classifier is not None and forms:
+                classifier.remember_forms(forms)
             skip = skip_through - base  # in this buffer's numbering
             if drain_in_c:
                 merge = _drain.Drain(packed, skip, base, last_time, source.name, IPS, ip, tally, banned_until,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, TextIO
 
 from sipwatch.calls import AccountTally
@@ -77,15 +78,12 @@ def account_json(result: ScanResult, tally: AccountTally) -> dict[str, Any]:
 
 
 def _top_counts(counter: Counter[str], n: int = 20) -> dict[str, int]:
-    """`dict(counter.most_common(n))`, in the same order (most first, ties as first seen) without a heap for
-    the usual few names."""
-    if len(counter) > n:
-        return dict(counter.most_common(n))
-    return dict(sorted(counter.items(), key=_count, reverse=True))
+    """`dict(counter.most_common(n))`, in the same order (most first, ties as first seen: the sort is stable)
+    with a sort in C instead of `most_common`'s heap in Python (an attacker's counter holds up to 200 names)."""
+    return dict(sorted(counter.items(), key=_COUNT, reverse=True)[:n])
 
 
-def _count(item: tuple[str, int]) -> int:
-    return item[1]
+_COUNT = itemgetter(1)
 
 
 def to_json(result: ScanResult) -> dict[str, Any]:

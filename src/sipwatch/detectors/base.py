@@ -47,22 +47,23 @@ class Decision:
         return ipv6_network(self.ip, self.prefix)
 
     def to_json(self) -> dict[str, object]:
-        extra: dict[str, object] = {}
-        if self.rule is not None:
-            extra = {"rule": self.rule, "level": self.level, "calls": self.calls, "cost": self.cost}
-        return {
+        ip = self.ip
+        found: dict[str, object] = {
             "action": str(self.action),
             "detector": self.detector,
             "reason": self.reason,
             "time": self.time,
-            "ip": str(self.ip) if self.ip is not None else None,
+            "ip": str(ip) if ip is not None else None,
             "account": self.account,
             "duration": self.duration,
-            **({"network": str(self.network)} if self.prefix is not None else {}),
-            "evidence": str(self.evidence),
-            "events": [{"file": e.file, "line": e.line, "kind": str(e.kind)} for e in self.events],
-            **extra,
         }
+        if self.prefix is not None:
+            found["network"] = str(self.network)
+        found["evidence"] = str(self.evidence)
+        found["events"] = [{"file": e.file, "line": e.line, "kind": e.kind.value} for e in self.events]
+        if self.rule is not None:
+            found.update(rule=self.rule, level=self.level, calls=self.calls, cost=self.cost)
+        return found
 
 
 def manual_ban(target: IPAddress | ipaddress.IPv6Network, seconds: float, when: float,
