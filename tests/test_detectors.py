@@ -582,18 +582,6 @@ def test_international_forms_from_a_worker_are_remembered_within_the_bound(monke
     assert [here.international_form(d) for d in dialled] == [fresh.international_form(d) for d in dialled]
 
 
-def test_regions_from_a_worker_are_what_region_of_reads_here() -> None:
-    """A worker's regions are those `region_of` reads from the digits; a number classified here is still named
-    by its classification."""
-    dialled = ["0018765550100", "0014165550100", "0044207946", "00447781234567", "0049301234567", "6002",
-               "0001234567", "+1 876 555 0100"]
-    here, sent, fresh = NumberClassifier("DE"), NumberClassifier("DE"), NumberClassifier("DE")
-    here.classify("0049301234567")
-    here.remember_regions(sent.regions(dialled))
-    assert "6002" not in here._regions and "0018765550100" in here._regions
-    assert [here.region_of(d) for d in dialled] == [fresh.region_of(d) for d in dialled]
-
-
 @pytest.mark.parametrize("first, second", [("0044148125678", "00441481256789"), ("0044778112345", "00447781123456")])
 def test_the_region_of_a_shared_code_is_each_numbers_own(first: str, second: str) -> None:
     """Two numbers of a shared calling code that begin alike may be in different regions (a Guernsey number,

@@ -197,30 +197,15 @@ class NumberClassifier:
         found = self._cache.get(dialled)
         if found is not None:
             return found.country
-        region = self._regions.get(dialled, _UNSEEN)
+        intl = self.international_form(dialled)
+        if intl is None:
+            return self.classify(dialled).country
+        region = self._regions.get(dialled, _UNSEEN)  # (per number: two that begin alike may differ)
         if region is _UNSEEN:
-            intl = self.international_form(dialled)
-            if intl is None:
-                return self.classify(dialled).country
             if len(self._regions) >= INTL_CACHED:
                 self._regions.clear()
             region = self._regions[dialled] = self._region_of_code(intl)
         return region  # type: ignore[return-value]
-
-    def regions(self, dialled: Iterable[str]) -> list[tuple[str, str | None]]:
-        """(number, region) of each internationally dialled number, as `region_of` reads it from the calling
-        code: a parse worker works them out for the numbers of the probes it read (a code that several regions
-        share costs ~25 us a distinct number, for the toll-fraud detector's reasons)."""
-        form = self.international_form
-        return [(number, self._region_of_code(intl)) for number in dialled if (intl := form(number)) is not None]
-
-    def remember_regions(self, regions: list[tuple[str, str | None]]) -> None:
-        """Keep `regions` worked out in a parse worker with the same settings (the same results: a number's
-        region is its digits' alone; a number classified here is still named by its classification)."""
-        found = self._regions
-        if len(found) + len(regions) > INTL_CACHED:
-            found.clear()
-        found.update(regions)
 
     @staticmethod
     def _region_of_code(intl: str) -> str | None:

@@ -183,8 +183,8 @@ def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTu
     """The numbers that a buffer's calls dialled out of the PBX (`targets`: distinct, first seen first),
     classified (once per worker): the call book classifies every call's number. The security detectors need
     no classification per event (the toll-fraud detector asks `is_probe`, which reads the dialled text, and
-    names the regions of a few numbers in a ban's reason: `_forms` works both out cheaply), so an attacker's
-    thousands of distinct probe numbers are not classified here."""
+    names the regions of a few numbers in a ban's reason; `_forms` works out their international forms, which
+    is cheap), so an attacker's thousands of distinct probe numbers are not classified here."""
     values = _classifier(settings).values
     return [number for number in map(values, targets) if not number[7]]  # [7]: internal (no phonenumbers)
 
@@ -193,15 +193,10 @@ def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTu
 _PROBES = frozenset(KIND_INDEX[k] for k in (Kind.REJECTED_CALL, Kind.CALL_ATTEMPT))
 
 
-Forms = list[tuple[str, str | None]]  # (dialled, its international form or region)
-
-
-def _forms(targets: Iterable[str], settings: Settings) -> tuple[Forms, Forms]:
-    """The international forms of the numbers of a buffer's probes, and the regions of those dialled
-    internationally: the main process's toll-fraud detector asks for each form (~5 us a distinct number there,
-    on the detectors' critical path; here the workers are ahead), and for the regions of those it bans for."""
-    classifier = _classifier(settings)
-    return classifier.international_forms(targets), classifier.regions(targets)
+def _forms(targets: Iterable[str], settings: Settings) -> list[tuple[str, str | None]]:
+    """The international forms of the numbers of a buffer's probes: the main process's toll-fraud detector
+    asks for each (~5 us a distinct number there, on the detectors' critical path; here the workers are ahead)."""
+    return _classifier(settings).international_forms(targets)
 
 
 def _targets(wires: list[Wire], kinds: frozenset[int] = _CALLS) -> list[str]:
@@ -212,7 +207,7 @@ def _targets(wires: list[Wire], kinds: frozenset[int] = _CALLS) -> list[str]:
 #: a worker's answer: (the marshalled (packed events, classified numbers, probes' international forms), or their
 #: length in the outbox slot it was given; the buffer's counts; the last line swallowed by its last record)
 Result = tuple[bytes | int, ScanStats, int]
-Parsed = tuple[Packed, list[ClassifiedTuple], tuple[Forms, Forms]]
+Parsed = tuple[Packed, list[ClassifiedTuple], list[tuple[str, str | None]]]
 
 
 def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
@@ -241,7 +236,7 @@ def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
         packed = pack(wires)
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(targets, job.numbers) if job.numbers is not None else []
-    forms = _forms(probes, job.numbers) if job.numbers is not None and probes else ([], [])
+    forms = _forms(probes, job.numbers) if job.numbers is not None else []
     blob = marshal.dumps((packed, numbers, forms))
     outbox = _OUTBOX
     if slot is not None and outbox is not None and outbox.token == slot[0] and outbox.put(slot[1], blob):
@@ -348,9 +343,8 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
             stats.add(part)
             if classifier is not None and classified:
                 classifier.remember_all(classified)
-            if classifier is not None and forms[0]:
-                classifier.remember_forms(forms[0])
-                classifier.remember_regions(forms[1])
+            if classifier is not None and forms:
+                classifier.remember_forms(forms)
             skip = skip_through - base  # in this buffer's numbering
             if drain_in_c:
                 merge = _drain.Drain(packed, skip, base, last_time, source.name, IPS, ip, tally, banned_until,
