@@ -164,6 +164,65 @@ def test_the_quiet_gate_decides_what_the_whole_rules_decide(seed: int, config: d
     assert seed or decided[0]  # (the rules do fire on these calls)
 
 
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("config", [
+    {},
+    {"accounts": {"limits": {"sequential": [3, 5], "concurrent": [2, 0], "calls_per_minute": [0, 3]}}},
+    {"accounts": {"window": 600, "limits": {"minutes_per_window": [20, 60], "calls_per_window": [4, 8]},
+                  "account": {"6002": {"deny": ["+881"]}}, "exclude": ["6003"]}},
+], ids=["default", "low-limits", "short-window-one-account's-own-one-excluded"])
+def test_the_c_observe_decides_what_the_python_observe_decides(seed: int, config: dict[str, object]) -> None:
+    """`gate` (observe's first lines and the quiet gate in one C call, which the scan's core calls) gives the same
+    decisions and leaves the same calls per account as the Python observe; the calls it cannot settle (a new
+    account, one with limits of its own, a call a rule may flag) go to the Python observe."""
+    from conftest import one
+    from sipwatch.config import from_dict
+    from sipwatch.pipeline import Pipeline
+
+    numbers = {"numbers": {"country": "DE"}}
+    gated, plain = Pipeline(from_dict({**config, **numbers})), Pipeline(from_dict({**config, **numbers}))
+    rules = [next(d for d in p.detectors if isinstance(d, AccountRulesDetector)) for p in (gated, plain)]
+    passed: list[object] = []
+    python_observe = rules[0].observe
+
+    def observe(event: object) -> list[object]:
+        passed.append(event)
+        return python_observe(event)  # type: ignore[arg-type]
+
+    rules[0].observe = observe  # type: ignore[method-assign]
+    c_observe = account_rules.gate(rules[0])
+    assert c_observe is not None
+    rules[0].observe = c_observe  # type: ignore[method-assign]
+    decided: tuple[list[object], list[object]] = ([], [])
+    rows = _random_cdrs(seed, 120)
+    for row in rows:
+        for pipeline, out in zip((gated, plain), decided, strict=True):
+            out.extend(d.to_json() for d in pipeline.process(one(row)))
+    assert decided[0] == decided[1]
+    assert [[(t.call.start, t.billed) for t in a.calls.values()] for a in rules[0].accounts.values()] == \
+        [[(t.call.start, t.billed) for t in a.calls.values()] for a in rules[1].accounts.values()]
+    assert 0 < len(passed) < len(rows)  # (some calls end in C, some go on to Python)
+
+
+def test_no_c_observe_without_the_quiet_gate(tmp_path: Path) -> None:
+    from sipwatch.config import from_dict
+    from sipwatch.detectors.knowledge import Knowledge
+
+    profiles = from_dict({"accounts": {"profiles": {"night": {"hours": "22:00-06:00"}}}}).accounts
+    assert account_rules.gate(AccountRulesDetector(profiles, Knowledge())) is None
+
+
+def test_the_scan_core_calls_the_c_observe() -> None:
+    from sipwatch import core
+    from sipwatch.config import Config
+    from sipwatch.pipeline import Pipeline
+
+    pipeline = Pipeline(Config())
+    specs = [spec for kinds in core.fast_kinds(pipeline) for spec in kinds
+             if isinstance(spec, tuple) and spec[0] == core.ACCOUNT_RULES]
+    assert specs and all(type(spec[1]) is account_rules._rules.Gate for spec in specs)
+
+
 def test_no_quiet_gate_with_a_rate_table_or_time_profiles(tmp_path: Path) -> None:
     from sipwatch.config import Accounts, from_dict
     from sipwatch.detectors.knowledge import Knowledge

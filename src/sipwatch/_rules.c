@@ -267,6 +267,26 @@ static PyObject *measures_bill(Measures *m, PyObject *tracked) {
     Py_RETURN_NONE;
 }
 
+/* Whether _prune drops this _Tracked: 1 or 0, or -1 with an error.
+ * (billed and (end or start) < horizon) or (end is None and start < horizon and not open_at(now)) */
+static int stale_entry(Measures *m, PyObject *value, double horizon, double now) {
+    PyObject *call;
+    double start, end;
+    int has_start = tracked_call(m, value, &call) < 0 ? -1 : value_of(call, m->st[S_START], &start);
+    int has_end = has_start > 0 ? value_of(call, m->st[S_END], &end) : -1;
+    if (has_start <= 0 || has_end < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
+        return -1;
+    }
+    PyObject *flag = SLOT(value, m->t_billed);
+    int billed = flag == NULL ? -1 : PyObject_IsTrue(flag);
+    if (flag == NULL) PyErr_SetString(PyExc_AttributeError, "_Tracked.billed is unset");
+    if (billed < 0) return -1;
+    int stale = billed && (end != 0.0 ? end : start) < horizon;
+    if (!has_end && !stale) stale = start < horizon && !(start <= now && now - start < m->max_open);
+    return stale;
+}
+
 /* stale(tracked, horizon, now): the keys that AccountRulesDetector._prune drops, in order */
 static PyObject *measures_stale(Measures *m, PyObject *args) {
     PyObject *tracked;
@@ -276,24 +296,8 @@ static PyObject *measures_stale(Measures *m, PyObject *args) {
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (out != NULL && PyDict_Next(tracked, &pos, &key, &value)) {
-        PyObject *call;
-        double start, end;
-        int has_start = tracked_call(m, value, &call) < 0 ? -1 : value_of(call, m->st[S_START], &start);
-        int has_end = has_start > 0 ? value_of(call, m->st[S_END], &end) : -1;
-        if (has_start <= 0 || has_end < 0) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
-            Py_CLEAR(out);
-            break;
-        }
-        PyObject *flag = SLOT(value, m->t_billed);
-        int billed = flag == NULL ? -1 : PyObject_IsTrue(flag);
-        if (flag == NULL) PyErr_SetString(PyExc_AttributeError, "_Tracked.billed is unset");
-        if (billed < 0) { Py_CLEAR(out); break; }
-        /* (billed and (end or start) < horizon) or (end is None and start < horizon and not open_at(now)) */
-        int stale = billed && (end != 0.0 ? end : start) < horizon;
-        if (!has_end && !stale)
-            stale = start < horizon && !(start <= now && now - start < m->max_open);
-        if (stale && PyList_Append(out, key) < 0) Py_CLEAR(out);
+        int stale = stale_entry(m, value, horizon, now);
+        if (stale < 0 || (stale && PyList_Append(out, key) < 0)) Py_CLEAR(out);
     }
     return out;
 }
@@ -416,41 +420,69 @@ static int track(Measures *m, PyObject *tracked, PyObject *call, Py_ssize_t max_
     return rc;
 }
 
-/* quiet(tracked, call, now, window, lowest, risky, max_calls) -> bool: AccountRulesDetector.observe's bookkeeping
- * with no rate table (track the call, bill, then prune at min(now, its start)), and whether no rule of `lowest`
- * (a _Lowest) can fire now: True means observe has nothing more to do; False, that its Python path must measure
- * (it finds the bookkeeping done). */
-static PyObject *measures_quiet(Measures *m, PyObject *args) {
-    PyObject *tracked, *call, *lowest_tuple;
-    double now, start, window, lowest[6];
-    int risky;
-    Py_ssize_t max_calls;
-    if (!PyArg_ParseTuple(args, "O!O!ddO!pn", &PyDict_Type, &tracked, m->state_type, &call, &now, &window,
-                          &PyTuple_Type, &lowest_tuple, &risky, &max_calls))
-        return NULL;
-    if (PyTuple_GET_SIZE(lowest_tuple) != 6) { PyErr_SetString(PyExc_TypeError, "lowest: six floats"); return NULL; }
-    for (int i = 0; i < 6; i++)
-        if ((lowest[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(lowest_tuple, i))) == -1.0 && PyErr_Occurred()) return NULL;
+/* Drop what AccountRulesDetector._prune drops from `tracked` (the keys `stale` names), with no list made: the keys
+ * are gathered first (nothing is deleted while the dict is walked), then deleted in order. 0, or -1 with an error. */
+static int drop_stale(Measures *m, PyObject *tracked, double horizon, double now) {
+    Py_ssize_t n = PyDict_GET_SIZE(tracked), k = 0, pos = 0;
+    PyObject *key, *value, *small[16], **keys = n <= 16 ? small : PyMem_New(PyObject *, n);
+    if (keys == NULL) { PyErr_NoMemory(); return -1; }
+    int rc = 0;
+    while (PyDict_Next(tracked, &pos, &key, &value)) {
+        int stale = stale_entry(m, value, horizon, now);
+        if (stale < 0) { rc = -1; break; }
+        if (stale) { Py_INCREF(key); keys[k++] = key; }
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (rc == 0 && PyObject_DelItem(tracked, keys[i]) < 0) rc = -1;
+        Py_DECREF(keys[i]);
+    }
+    if (keys != small) PyMem_Free(keys);
+    return rc;
+}
+
+/* AccountRulesDetector.observe's bookkeeping with no rate table (track the call, bill, then prune at min(now, its
+ * start)), and whether no rule of `lowest` (a _Lowest's six values) can fire now: 1 means observe has nothing more
+ * to do; 0, that its Python path must measure (it finds the bookkeeping done); -1, an error. */
+static int quiet_of(Measures *m, PyObject *tracked, PyObject *call, double now, double window, const double *lowest,
+                    int risky, Py_ssize_t max_calls) {
+    double start;
     int has_start = value_of(call, m->st[S_START], &start);
     if (has_start <= 0) {
         if (has_start == 0) PyErr_SetString(PyExc_TypeError, "a call with no start");
-        return NULL;
+        return -1;
     }
     double prune_now = start < now ? start : now;  /* min(now, call.start) */
-    if (track(m, tracked, call, max_calls) < 0) return NULL;
+    if (track(m, tracked, call, max_calls) < 0) return -1;
     PyObject *r = measures_bill(m, tracked);
-    if (r == NULL) return NULL;
+    if (r == NULL) return -1;
     Py_DECREF(r);
-    PyObject *stale_args = Py_BuildValue("(Odd)", tracked, prune_now - (window > 60.0 ? window : 60.0), prune_now);
-    PyObject *stale = stale_args ? measures_stale(m, stale_args) : NULL;
-    Py_XDECREF(stale_args);
-    if (stale == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(stale); i++)
-        if (PyObject_DelItem(tracked, PyList_GET_ITEM(stale, i)) < 0) { Py_DECREF(stale); return NULL; }
-    Py_DECREF(stale);
+    if (drop_stale(m, tracked, prune_now - (window > 60.0 ? window : 60.0), prune_now) < 0) return -1;
     int fire = could_fire(m, tracked, call, now, window, lowest, risky);
-    if (fire < 0) return NULL;
-    return PyBool_FromLong(!fire);
+    return fire < 0 ? -1 : !fire;
+}
+
+/* Six floats of a tuple (a _Lowest), or -1 with an error. */
+static int lowest_of(PyObject *tuple, double *lowest) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != 6) {
+        PyErr_SetString(PyExc_TypeError, "lowest: six floats");
+        return -1;
+    }
+    for (int i = 0; i < 6; i++)
+        if ((lowest[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(tuple, i))) == -1.0 && PyErr_Occurred()) return -1;
+    return 0;
+}
+
+/* quiet(tracked, call, now, window, lowest, risky, max_calls) -> bool: quiet_of. */
+static PyObject *measures_quiet(Measures *m, PyObject *args) {
+    PyObject *tracked, *call, *lowest_tuple;
+    double now, window, lowest[6];
+    int risky;
+    Py_ssize_t max_calls;
+    if (!PyArg_ParseTuple(args, "O!O!ddOpn", &PyDict_Type, &tracked, m->state_type, &call, &now, &window,
+                          &lowest_tuple, &risky, &max_calls) || lowest_of(lowest_tuple, lowest) < 0)
+        return NULL;
+    int quiet = quiet_of(m, tracked, call, now, window, lowest, risky, max_calls);
+    return quiet < 0 ? NULL : PyBool_FromLong(quiet);
 }
 
 static PyMethodDef measures_methods[] = {
@@ -476,11 +508,175 @@ static PyTypeObject MeasuresType = {
     .tp_doc = "The account rules' window measures (see sipwatch/detectors/account_rules.py).",
 };
 
+/*
+ * Gate(measures, detector, observe, book, Event, Classified, max_calls): AccountRulesDetector.observe for the scan's
+ * core, its first lines and `quiet` in one C call. Most outside calls end there (nothing can fire); any other case
+ * (an account seen for the first time, one with limits of its own, a call a rule may flag, an unexpected shape)
+ * goes whole to the Python observe, which finds the bookkeeping done (tracking, billing and pruning are idempotent).
+ */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    Measures *m;
+    PyObject *detector, *observe, *book_dict, *exclude, *accounts, *own;
+    PyTypeObject *event_type, *classified_type;
+    Py_ssize_t ev_time, st_account, st_classified, cl_internal, cl_risk_class, max_calls;
+    double window;
+} Gate;
+
+static PyObject *s_current, *s_plain_lowest, *s_calls;
+
+static int gate_traverse(Gate *g, visitproc visit, void *arg) {
+    Py_VISIT(g->m); Py_VISIT(g->detector); Py_VISIT(g->observe); Py_VISIT(g->book_dict); Py_VISIT(g->exclude);
+    Py_VISIT(g->accounts); Py_VISIT(g->own); Py_VISIT(g->event_type); Py_VISIT(g->classified_type);
+    return 0;
+}
+
+static int gate_clear(Gate *g) {
+    Py_CLEAR(g->m); Py_CLEAR(g->detector); Py_CLEAR(g->observe); Py_CLEAR(g->book_dict); Py_CLEAR(g->exclude);
+    Py_CLEAR(g->accounts); Py_CLEAR(g->own); Py_CLEAR(g->event_type); Py_CLEAR(g->classified_type);
+    return 0;
+}
+
+static void gate_dealloc(Gate *g) {
+    PyObject_GC_UnTrack(g);
+    gate_clear(g);
+    Py_TYPE(g)->tp_free((PyObject *)g);
+}
+
+static PyObject *attr_of(PyObject *obj, const char *name, PyTypeObject *type) {
+    PyObject *value = PyObject_GetAttrString(obj, name);
+    if (value != NULL && type != NULL && !PyObject_TypeCheck(value, type)) {
+        PyErr_Format(PyExc_TypeError, "%s: not a %s", name, type->tp_name);
+        Py_CLEAR(value);
+    }
+    return value;
+}
+
+static PyObject *gate_vectorcall(Gate *g, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+
+static int gate_init(Gate *g, PyObject *args, PyObject *kw) {
+    PyObject *measures, *detector, *observe, *book, *event_type, *classified_type, *settings = NULL, *window = NULL;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "OOOOO!O!n", &measures, &detector, &observe, &book, &PyType_Type, &event_type,
+                          &PyType_Type, &classified_type, &g->max_calls))
+        return -1;
+    if (Py_TYPE(measures) != &MeasuresType) {
+        PyErr_SetString(PyExc_TypeError, "not the C measures");
+        return -1;
+    }
+    Py_ssize_t ev[N_FIELDS];
+    if (!event_slots((PyTypeObject *)event_type, ev)) { PyErr_SetString(PyExc_TypeError, "not the Event this file knows"); return -1; }
+    Measures *m = (Measures *)measures;
+    g->ev_time = ev[F_TIME];
+    g->st_account = member_offset(m->state_type, "account");
+    g->st_classified = member_offset(m->state_type, "classified");
+    g->cl_internal = member_offset((PyTypeObject *)classified_type, "internal");
+    g->cl_risk_class = member_offset((PyTypeObject *)classified_type, "risk_class");
+    if (g->st_account < 0 || g->st_classified < 0 || g->cl_internal < 0 || g->cl_risk_class < 0) {
+        PyErr_SetString(PyExc_TypeError, "CallState or Classified without the slots this file reads");
+        return -1;
+    }
+    gate_clear(g);
+    Py_INCREF(measures); g->m = m;
+    Py_INCREF(detector); g->detector = detector;
+    Py_INCREF(observe); g->observe = observe;
+    Py_INCREF(event_type); g->event_type = (PyTypeObject *)event_type;
+    Py_INCREF(classified_type); g->classified_type = (PyTypeObject *)classified_type;
+    int rc = -1;
+    if ((g->book_dict = attr_of(book, "__dict__", &PyDict_Type)) == NULL
+        || (g->exclude = attr_of(detector, "exclude", &PyFrozenSet_Type)) == NULL
+        || (g->accounts = attr_of(detector, "accounts", &PyDict_Type)) == NULL
+        || (settings = PyObject_GetAttrString(detector, "settings")) == NULL
+        || (g->own = attr_of(settings, "account", &PyDict_Type)) == NULL
+        || (window = PyObject_GetAttrString(settings, "window")) == NULL)
+        goto done;
+    g->window = PyFloat_AsDouble(window);
+    if (g->window == -1.0 && PyErr_Occurred()) goto done;
+    g->vectorcall = (vectorcallfunc)gate_vectorcall;
+    rc = 0;
+done:
+    Py_XDECREF(settings);
+    Py_XDECREF(window);
+    return rc;
+}
+
+/* The record's answer when the Python observe need not run: a new empty list (no decision). */
+static PyObject *gate_call(Gate *g, PyObject *event) {
+    if (Py_TYPE(event) != g->event_type) return NULL;
+    PyObject *current = PyDict_GetItemWithError(g->book_dict, s_current);  /* borrowed */
+    if (current == Py_None) return PyList_New(0);
+    if (current == NULL || !PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1) return NULL;
+    PyObject *call = PyTuple_GET_ITEM(current, 0);
+    if (Py_TYPE(call) != g->m->state_type) return NULL;
+    PyObject *account = SLOT(call, g->st_account), *number = SLOT(call, g->st_classified);
+    if (account == NULL || number == NULL) return NULL;
+    if (account == Py_None || number == Py_None) return PyList_New(0);
+    int excluded = PySet_Contains(g->exclude, account);
+    if (excluded != 0) return excluded < 0 ? NULL : PyList_New(0);
+    if (Py_TYPE(number) != g->classified_type) return NULL;
+    PyObject *internal = SLOT(number, g->cl_internal);
+    if (internal == Py_True) return PyList_New(0);
+    if (internal != Py_False) return NULL;
+    PyObject *state = PyDict_GetItemWithError(g->accounts, account);  /* borrowed */
+    if (state == NULL || PyDict_Contains(g->own, account) != 0) return NULL;  /* a new account, or limits of its own */
+    PyObject *lowest_tuple = PyObject_GetAttr(g->detector, s_plain_lowest);
+    PyObject *tracked = lowest_tuple ? PyObject_GetAttr(state, s_calls) : NULL;
+    PyObject *out = NULL;
+    double lowest[6], now;
+    if (tracked == NULL || !PyDict_Check(tracked) || !PyTuple_Check(lowest_tuple) || PyTuple_GET_SIZE(lowest_tuple) != 6
+        || lowest_of(lowest_tuple, lowest) < 0)
+        goto done;  /* (no lowest levels yet: Python works them out) */
+    now = PyFloat_AsDouble(SLOT(event, g->ev_time));
+    if (now == -1.0 && PyErr_Occurred()) goto done;
+    int quiet = quiet_of(g->m, tracked, call, now, g->window, lowest, SLOT(number, g->cl_risk_class) != Py_None,
+                         g->max_calls);
+    if (quiet < 0) out = Py_None;  /* an error: raised */
+    else if (quiet) out = PyList_New(0);
+done:
+    Py_XDECREF(lowest_tuple);
+    Py_XDECREF(tracked);
+    return out;
+}
+
+static PyObject *gate_vectorcall(Gate *g, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "Gate(event): one event");
+        return NULL;
+    }
+    PyObject *out = gate_call(g, args[0]);
+    if (out == Py_None) return NULL;  /* quiet_of's error */
+    if (out != NULL) return out;
+    if (PyErr_Occurred()) PyErr_Clear();  /* (an unexpected shape: the Python observe says what it is) */
+    return PyObject_CallOneArg(g->observe, args[0]);
+}
+
+static PyTypeObject GateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipwatch._rules.Gate",
+    .tp_basicsize = sizeof(Gate),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Gate, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)gate_init,
+    .tp_traverse = (traverseproc)gate_traverse,
+    .tp_clear = (inquiry)gate_clear,
+    .tp_dealloc = (destructor)gate_dealloc,
+    .tp_doc = "AccountRulesDetector.observe's first lines and its quiet gate, for the scan's core.",
+};
+
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "_rules", "The account rules' window measures in C (see detectors/account_rules.py).", -1,
     NULL, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__rules(void) {
-    return module_with_type(&moduledef, "Measures", &MeasuresType);
+    if ((s_current = PyUnicode_InternFromString("current")) == NULL
+        || (s_plain_lowest = PyUnicode_InternFromString("_plain_lowest")) == NULL
+        || (s_calls = PyUnicode_InternFromString("calls")) == NULL)
+        return NULL;
+    PyObject *module = module_with_type(&moduledef, "Measures", &MeasuresType);
+    if (module != NULL && add_type(module, "Gate", &GateType) < 0) Py_CLEAR(module);
+    return module;
 }

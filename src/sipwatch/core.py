@@ -27,7 +27,7 @@ from dataclasses import MISSING, fields
 
 from sipwatch import calls
 from sipwatch.behaviour import Profile, ProfileBook, Today
-from sipwatch.detectors import Decision, behaviour
+from sipwatch.detectors import Decision, account_rules, behaviour
 from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.brute_force import BruteForceDetector
@@ -106,7 +106,7 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | Behav
             return (BEHAVIOUR, learned_observe(detector) or detector.observe, detector._seen, detector.exclude,
                     pipeline.calls, (behaviour.SOURCE, behaviour.DESTINATION))
         if type(detector) is AccountRulesDetector and detector.book is pipeline.calls:
-            return (ACCOUNT_RULES, detector.observe, detector.exclude, pipeline.calls)
+            return (ACCOUNT_RULES, account_rules.gate(detector) or detector.observe, detector.exclude, pipeline.calls)
         return None
     code, attribute, threshold = found
     windows = getattr(detector, attribute)
