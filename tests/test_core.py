@@ -41,6 +41,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
             "distributed": {"addresses": 2, "window": 600},
             "stale_password": {"failures": 2},
             "unanswered_challenges": {"challenges": 3, "window": 30},
+            "rejected_calls": {"calls": 2, "window": 30, "flood_calls": 4, "flood_window": 5},
         },
         "policy": {"ban_weak": 5, "ban_strong": 10, "storm_bans": 5, "storm_window": 2},
     },
@@ -178,7 +179,11 @@ def test_it_counts_only_the_detectors_it_knows_and_stands_aside_for_several_sour
     assert [spec[0] for spec in fast[Kind.UNKNOWN_ACCOUNT]] == [1, 2, core.PYTHON_V6]  # type: ignore[index]
     asked = {spec[0] for spec in fast[Kind.CALL_START] if not callable(spec)}  # asked whether it concerns them
     assert asked == {core.BEHAVIOUR, core.ACCOUNT_RULES}
-    assert [spec if callable(spec) else spec[0] for spec in fast[Kind.REJECTED_CALL]][-1] == core.PYTHON_V6
+    toll_fraud = next(d for d in pipeline.detectors if d.name == "toll_fraud").observe
+    assert fast[Kind.CALL_ATTEMPT][0][0] == core.REJECTED  # type: ignore[index]  # both windows counted
+    assert fast[Kind.CALL_ATTEMPT][1:] == (toll_fraud,)
+    assert [spec if callable(spec) else spec[0] for spec in fast[Kind.REJECTED_CALL]] == [
+        core.REJECTED, toll_fraud, core.PYTHON_V6]
 
 
 def test_sipwatch_native_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,7 +224,7 @@ def _random_events(seed: int, n: int) -> list[Event]:
 
     rng = random.Random(seed)
     kinds = [Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, Kind.AUTH_CHALLENGE, Kind.AUTH_SUCCESS,
-             Kind.REJECTED_CALL, Kind.SCANNER]
+             Kind.REJECTED_CALL, Kind.CALL_ATTEMPT, Kind.SCANNER]
     addresses = [ip_address(f"198.51.100.{i}") for i in range(6)] + [ip_address("2001:db8::7"), None]
     events, now = [], 1714557600.0
     for _ in range(n):

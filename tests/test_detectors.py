@@ -592,6 +592,20 @@ def test_the_region_of_a_shared_code_is_each_numbers_own(first: str, second: str
         assert {d: classifier.region_of(d) for d in order} == {first: "GB", second: "GG"}
 
 
+def test_a_number_takes_the_risk_of_its_longest_prefix_in_the_table() -> None:
+    """The table is looked up by prefix length, longest first: whatever the table holds (a configured prefix
+    inside a listed one, or one as long as the number itself), a number gets the entry of its longest prefix."""
+    from sipwatch.numbers import RISK_TABLE
+
+    classifier = NumberClassifier("DE", extra_high_risk=("+8821", "+4490", "+37069", "+2"))
+    table = classifier.high_risk
+    numbers = [p + tail for p in [*RISK_TABLE, "+8821", "+4490", "+2", "+1"] for tail in ("", "0", "1234567", "99")]
+    for number in numbers:
+        longest = max((p for p in table if number.startswith(p)), key=len, default=None)
+        expected = table[longest] if longest is not None else (None, None)
+        assert classifier._risk(number, None) == expected, number
+
+
 WORKER_NUMBERS = ["004420794600", "0033142685300", "09001234567", "6002", "00881612345678", "+4930123456",
                   "9011972501234567", "0301234567", "90301234567", "12345678901", "+1 876 555 0100", "00", "",
                   "  6001 ", "0088213479924488", "0900", "00abc12345678", "001900555012345"]

@@ -23,7 +23,7 @@
  * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only; BEHAVIOUR and
  * ACCOUNT_RULES: the same, for the call records that can concern them). */
 enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5,
-       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8 };
+       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8, REJECTED = 9 };
 
 typedef struct {
     int code;
@@ -35,6 +35,10 @@ typedef struct {
     Py_ssize_t keep, max_keys, threshold;
     PyObject *seen, *exclude, *book;  /* BEHAVIOUR: its _seen, its exclude, the call book (ACCOUNT_RULES: no _seen) */
     long source, destination;        /* BEHAVIOUR: its SOURCE and DESTINATION flags */
+    int then_kind;                   /* REJECTED: the kind its second windows count (a rejected call)... */
+    PyObject *then_decide, *then_data, *then_evict;  /* ...and those windows: decide, _data, _evict... */
+    double then_window;
+    Py_ssize_t then_keep, then_max_keys, then_threshold;  /* ...window, keep, max_keys and threshold */
     PyTypeObject *state_type;        /* the first CallState met, whose fields are read from their slots... */
     Py_ssize_t state_off[5];         /* ...at these offsets (STATE_FIELDS; -1 for none: through getattr) */
 } Det;
@@ -78,6 +82,23 @@ static void core_dealloc(Core *c) {
 
 static int keep(Core *c, PyObject *obj) { return PyList_Append(c->keep_alive, obj); }
 
+static int kind_of(Core *c, PyObject *kind);
+
+/* (REJECTED, (decide, data, window, keep, max_keys, evict, threshold) of the flood windows, the same of the
+ * rejected-call windows, the rejected-call kind): RejectedCallsDetector, whose two windows are counted here. */
+static int rejected_init(Core *c, Det *det, PyObject *spec) {
+    PyObject *kind;
+    memset(det, 0, sizeof(*det));
+    if (!PyArg_ParseTuple(spec, "i(OO!dnnOn)(OO!dnnOn)O", &det->code, &det->decide, &PyDict_Type, &det->data,
+                          &det->window, &det->keep, &det->max_keys, &det->evict, &det->threshold, &det->then_decide,
+                          &PyDict_Type, &det->then_data, &det->then_window, &det->then_keep, &det->then_max_keys,
+                          &det->then_evict, &det->then_threshold, &kind))
+        return -1;
+    if ((det->then_kind = kind_of(c, kind)) < 0) { PyErr_SetString(PyExc_ValueError, "unknown kind"); return -1; }
+    return keep(c, det->decide) || keep(c, det->data) || keep(c, det->evict) || keep(c, det->then_decide)
+           || keep(c, det->then_data) || keep(c, det->then_evict) ? -1 : 0;
+}
+
 static int det_init(Core *c, Det *det, PyObject *spec) {
     /* (code, decide, data, window, keep, max_keys, evict, threshold), (PYTHON_V6, observe, IPv6Address), or a
      * detector's observe */
@@ -100,6 +121,9 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
         det->decide = decide;
         return keep(c, decide) || keep(c, det->seen) || keep(c, det->exclude) || keep(c, det->book) ? -1 : 0;
     }
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
+        && PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == REJECTED)  /* (REJECTED, flood's spec, rejected's, kind) */
+        return rejected_init(c, det, spec);
     if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4) {  /* (ACCOUNT_RULES, observe, exclude, book) */
         memset(det, 0, sizeof(*det));
         if (!PyArg_ParseTuple(spec, "iOO!O", &det->code, &decide, &PyFrozenSet_Type, &det->exclude, &det->book))
@@ -517,6 +541,26 @@ static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double
         q = windows_add(c, det, key, event, t);
         Py_DECREF(key);
         break;
+    }
+    case REJECTED: {  /* RejectedCallsDetector.observe: every call attempt floods; a rejected call also counts */
+        if (repeat) return 0;
+        q = windows_add(c, det, ip, event, t);
+        if (q == NULL) return -1;
+        Py_ssize_t n = PyObject_Length(q);
+        if (n >= det->threshold || k != det->then_kind) {
+            if (n >= det->threshold) *found = PyObject_CallFunctionObjArgs(det->decide, event, q, NULL);
+            Py_DECREF(q);
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        Py_DECREF(q);
+        Det then = *det;  /* the rejected-call windows */
+        then.decide = det->then_decide; then.data = det->then_data; then.evict = det->then_evict;
+        then.window = det->then_window; then.keep = det->then_keep; then.max_keys = det->then_max_keys;
+        if ((q = windows_add(c, &then, ip, event, t)) == NULL) return -1;
+        if (PyObject_Length(q) >= det->then_threshold)
+            *found = PyObject_CallFunctionObjArgs(det->then_decide, event, q, NULL);
+        Py_DECREF(q);
+        return PyErr_Occurred() ? -1 : 0;
     }
     case UNANSWERED:
         if (k == c->k_success) {

@@ -34,9 +34,10 @@ from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.detectors.distributed import DistributedDetector
 from sipwatch.detectors.enumeration import EnumerationDetector
 from sipwatch.detectors.knowledge import CALLER_WINDOW, Knowledge
+from sipwatch.detectors.rejected_calls import RejectedCallsDetector
 from sipwatch.detectors.stale_password import StalePasswordDetector
 from sipwatch.detectors.unanswered import UnansweredChallengesDetector
-from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, Kind
+from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 from sipwatch.formats import native
 from sipwatch.formats.wire import KINDS
 from sipwatch.numbers import Classified, NumberClassifier
@@ -80,6 +81,11 @@ BEHAVIOUR = 7
 #: (ACCOUNT_RULES, observe, exclude, the call book): the account rules, called for outside calls only
 RulesSpec = tuple[int, Callable[[Event], list[Decision]], frozenset[str], calls.CallBook]
 ACCOUNT_RULES = 8
+#: (decide, windows' _data, window, keep, max_keys, windows' _evict, threshold): one Windows counted in C
+WindowsSpec = tuple[Callable[..., list[Decision]], dict[object, object], float, int, int, Callable[[float], None], int]
+#: (REJECTED, the flood windows, the rejected-call windows, the kind that the second counts): `_rejected_spec`
+RejectedSpec = tuple[int, WindowsSpec, WindowsSpec, Kind]
+REJECTED = 9
 
 
 def learned_observe(detector: behaviour.BehaviourDetector) -> Callable[[Event], list[Decision]] | None:
@@ -97,7 +103,7 @@ def learned_observe(detector: behaviour.BehaviourDetector) -> Callable[[Event], 
     return observe
 
 
-def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | None:
+def _spec(detector: object, pipeline: Pipeline) -> AnySpec | None:
     found = FAST_DETECTORS.get(type(detector))
     if found is None:
         if getattr(detector, "ipv6_only", False):
@@ -105,6 +111,8 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | Behav
         if type(detector) is behaviour.BehaviourDetector and detector.calls is pipeline.calls:
             return (BEHAVIOUR, learned_observe(detector) or detector.observe, detector._seen, detector.exclude,
                     pipeline.calls, (behaviour.SOURCE, behaviour.DESTINATION))
+        if type(detector) is RejectedCallsDetector:
+            return _rejected_spec(detector)
         if type(detector) is AccountRulesDetector and detector.book is pipeline.calls:
             return (ACCOUNT_RULES, account_rules.gate(detector) or detector.observe, detector.exclude, pipeline.calls)
         return None
@@ -118,7 +126,22 @@ def _spec(detector: object, pipeline: Pipeline) -> DetectorSpec | V6Spec | Behav
             windows.max_keys, windows._evict, int(getattr(detector.settings, threshold)))  # type: ignore[attr-defined]
 
 
-AnySpec = DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | Callable[[Event], list[Decision]]
+def _windows_spec(decide: Callable[..., list[Decision]], windows: Windows[IPAddress], threshold: int) -> WindowsSpec:
+    return (decide, windows._data, float(windows.window), windows.keep, windows.max_keys,  # type: ignore[return-value]
+            windows._evict, threshold)
+
+
+def _rejected_spec(detector: RejectedCallsDetector) -> RejectedSpec | None:
+    """Both windows of the rejected-call detector, counted in C: every call attempt in its flood window, a
+    rejected call in the other too (its `observe` is the specification)."""
+    if type(detector.flood) is not Windows or type(detector.rejected) is not Windows:
+        return None
+    s = detector.settings
+    return (REJECTED, _windows_spec(detector.decide_flood, detector.flood, s.flood_calls),
+            _windows_spec(detector.decide, detector.rejected, s.calls), Kind.REJECTED_CALL)
+
+
+AnySpec = DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | RejectedSpec | Callable[[Event], list[Decision]]
 
 
 def fast_kinds(pipeline: Pipeline) -> list[tuple[AnySpec, ...]]:

@@ -156,7 +156,8 @@ class NumberClassifier:
         self.national = national_prefix or (_national_prefix(self.country) if self.country else "")
         self.high_risk = dict(RISK_TABLE)
         self.high_risk.update({p: (CONFIGURED, "configured (numbers.high_risk_extra)") for p in extra_high_risk})
-        self._prefixes = sorted(self.high_risk, key=len, reverse=True)
+        #: the lengths of the table's prefixes, longest first: `_risk` looks each up (the longest match wins)
+        self._risk_lengths = sorted({len(p) for p in self.high_risk}, reverse=True)
         self._cache: OrderedDict[str, Classified] = OrderedDict()  # (a dict's oldest key is slow to find)
         self._values: dict[str, ClassifiedTuple] = {}  # `values`: a parse worker's
         self._intl: dict[str, str | None] = {}
@@ -376,9 +377,11 @@ class NumberClassifier:
     def _risk(self, e164: str | None, ntype: int | None) -> tuple[str | None, str | None]:
         """(risk class, why) from the table, else from the number type."""
         if e164:
-            for p in self._prefixes:
-                if e164.startswith(p):
-                    return self.high_risk[p]
+            table = self.high_risk
+            for size in self._risk_lengths:  # (a number shorter than `size` is its own slice: still the longest match)
+                found = table.get(e164[:size])
+                if found is not None:
+                    return found
         if ntype is not None and ntype in RISKY_TYPES:
             return RISKY_TYPES[ntype], f"{_type_name(ntype).replace('_', ' ')} (phonenumbers metadata)"
         return None, None

@@ -6,6 +6,8 @@ This is what an INVITE scanner leaves in `messages` with a guest/anonymous conte
 
 from __future__ import annotations
 
+from collections import deque
+
 from sipwatch.config import RejectedCalls
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
 from sipwatch.event import Event, IPAddress, Kind
@@ -26,18 +28,28 @@ class RejectedCallsDetector:
     def observe(self, event: Event) -> list[Decision]:
         if event.kind not in CALLS or event.ip is None or event.repeat:
             return []
-        s = self.settings
         flood = self.flood.add(event.ip, event)
-        if len(flood) >= s.flood_calls:
-            events = list(flood)
-            self.flood.clear(event.ip)
-            return [Decision(Action.BAN, "invite_flood", f"{len(events)} call attempts within {s.flood_window:.0f}s",
-                             event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:])]
+        if len(flood) >= self.settings.flood_calls:
+            return self.decide_flood(event, flood)
         if event.kind is not Kind.REJECTED_CALL:
             return []
         q = self.rejected.add(event.ip, event)
-        if len(q) < s.calls:
+        if len(q) < self.settings.calls:
             return []
+        return self.decide(event, q)
+
+    def decide_flood(self, event: Event, flood: deque[Event]) -> list[Decision]:
+        """The flood window of `event`'s address is full (the C core counts and calls this too)."""
+        assert event.ip is not None
+        events = list(flood)
+        self.flood.clear(event.ip)
+        return [Decision(Action.BAN, "invite_flood",
+                         f"{len(events)} call attempts within {self.settings.flood_window:.0f}s", event.time,
+                         ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:])]
+
+    def decide(self, event: Event, q: deque[Event]) -> list[Decision]:
+        """The rejected-call window of `event`'s address is full (the C core counts and calls this too)."""
+        assert event.ip is not None
         events = list(q)
         self.rejected.clear(event.ip)
         targets = sorted({e.target for e in events if e.target is not None})
