@@ -62,11 +62,14 @@ class Offender:
 
     @property
     def decision(self) -> str:
-        actions = {d.action for d in self.decisions}
-        for action in (Action.BAN, Action.ALERT):
-            if action in actions:
-                return str(action)
-        return "none"
+        """"ban" if any decision bans, else "alert" if any alerts, else "none"."""
+        found = "none"
+        for d in self.decisions:
+            if d.action is Action.BAN:
+                return "ban"
+            if d.action is Action.ALERT:
+                found = "alert"
+        return found
 
     @property
     def reason(self) -> str:

@@ -60,7 +60,7 @@ class Decision:
         if self.prefix is not None:
             found["network"] = str(self.network)
         found["evidence"] = str(self.evidence)
-        found["events"] = [{"file": e.file, "line": e.line, "kind": e.kind.value} for e in self.events]
+        found["events"] = [{"file": e.file, "line": e.line, "kind": str(e.kind)} for e in self.events]
         if self.rule is not None:
             found.update(rule=self.rule, level=self.level, calls=self.calls, cost=self.cost)
         return found
