@@ -23,7 +23,8 @@
  * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only; BEHAVIOUR and
  * ACCOUNT_RULES: the same, for the call records that can concern them). */
 enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5,
-       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8, REJECTED = 9 };
+       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8, REJECTED = 9,
+       TOLL_FRAUD = 10 };
 
 typedef struct {
     int code;
@@ -39,6 +40,8 @@ typedef struct {
     PyObject *then_decide, *then_data, *then_evict;  /* ...and those windows: decide, _data, _evict... */
     double then_window;
     Py_ssize_t then_keep, then_max_keys, then_threshold;  /* ...window, keep, max_keys and threshold */
+    PyObject *is_probe, *fallback;   /* TOLL_FRAUD: classifier.is_probe, and observe for a target not ASCII */
+    Py_ssize_t prefix_length;        /* TOLL_FRAUD: the digits of a walk's prefix */
     PyTypeObject *state_type;        /* the first CallState met, whose fields are read from their slots... */
     Py_ssize_t state_off[5];         /* ...at these offsets (STATE_FIELDS; -1 for none: through getattr) */
 } Det;
@@ -99,6 +102,72 @@ static int rejected_init(Core *c, Det *det, PyObject *spec) {
            || keep(c, det->then_data) || keep(c, det->then_evict) ? -1 : 0;
 }
 
+/* (TOLL_FRAUD, the walk windows (distinct prefixes), the probe windows, (is_probe, prefix_length, observe)):
+ * TollFraudDetector, whose windows are counted here; its `decide_walk` and `decide` run in Python. */
+static int toll_init(Core *c, Det *det, PyObject *spec) {
+    memset(det, 0, sizeof(*det));
+    if (!PyArg_ParseTuple(spec, "i(OO!dnnOn)(OO!dnnOn)(OnO)", &det->code, &det->decide, &PyDict_Type, &det->data,
+                          &det->window, &det->keep, &det->max_keys, &det->evict, &det->threshold, &det->then_decide,
+                          &PyDict_Type, &det->then_data, &det->then_window, &det->then_keep, &det->then_max_keys,
+                          &det->then_evict, &det->then_threshold, &det->is_probe, &det->prefix_length,
+                          &det->fallback))
+        return -1;
+    if (det->prefix_length < 0) { PyErr_SetString(PyExc_ValueError, "prefix_length < 0"); return -1; }
+    return keep(c, det->decide) || keep(c, det->data) || keep(c, det->evict) || keep(c, det->then_decide)
+           || keep(c, det->then_data) || keep(c, det->then_evict) || keep(c, det->is_probe) || keep(c, det->fallback)
+           ? -1 : 0;
+}
+
+static PyObject *windows_add(Core *c, Det *det, PyObject *key, PyObject *event, double t);
+static PyObject *distinct_add(Core *c, Det *det, PyObject *key, PyObject *event, PyObject *value, double t);
+
+/* The second windows of a REJECTED or TOLL_FRAUD detector, as a Det that windows_add takes. */
+static Det then_of(const Det *det) {
+    Det then = *det;
+    then.decide = det->then_decide; then.data = det->then_data; then.evict = det->then_evict;
+    then.window = det->then_window; then.keep = det->then_keep; then.max_keys = det->then_max_keys;
+    then.threshold = det->then_threshold;
+    return then;
+}
+
+/* TollFraudDetector.observe on `event` (from an address, not a repeat): *found is set to what its decide_walk or
+ * decide says when they are called. */
+static int toll_fraud(Core *c, Det *det, PyObject *event, PyObject *ip, double t, PyObject **found) {
+    PyObject *target = SLOT(event, c->off[F_TARGET]);
+    if (!PyUnicode_Check(target) || PyUnicode_GET_LENGTH(target) == 0) return 0;  /* no number */
+    if (!PyUnicode_IS_ASCII(target)) {  /* str.isdigit() of other scripts: the Python observe */
+        *found = PyObject_CallOneArg(det->fallback, event);
+        return *found == NULL ? -1 : 0;
+    }
+    const char *text = (const char *)PyUnicode_DATA(target);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(target), at = 0;
+    while (at < n && text[at] == '+') at++;  /* target.lstrip("+") */
+    if (n - at < 7) return 0;
+    for (Py_ssize_t i = at; i < n; i++)
+        if (text[i] < '0' || text[i] > '9') return 0;
+    PyObject *prefix = PyUnicode_Substring(target, at, at + det->prefix_length < n ? at + det->prefix_length : n);
+    PyObject *entry = prefix ? distinct_add(c, det, ip, event, prefix, t) : NULL;
+    Py_XDECREF(prefix);
+    if (entry == NULL) return -1;
+    if (PyDict_GET_SIZE(PyTuple_GET_ITEM(entry, 1)) >= det->threshold) {
+        *found = PyObject_CallFunctionObjArgs(det->decide, event, PyTuple_GET_ITEM(entry, 0),
+                                              PyTuple_GET_ITEM(entry, 1), NULL);
+        Py_DECREF(entry);
+        return *found == NULL ? -1 : 0;
+    }
+    Py_DECREF(entry);
+    PyObject *answer = PyObject_CallOneArg(det->is_probe, target);
+    int probe = answer == NULL ? -1 : PyObject_IsTrue(answer);
+    Py_XDECREF(answer);
+    if (probe <= 0) return probe;
+    Det then = then_of(det);
+    PyObject *q = windows_add(c, &then, ip, event, t);
+    if (q == NULL) return -1;
+    if (PyObject_Length(q) >= then.threshold) *found = PyObject_CallFunctionObjArgs(then.decide, event, q, NULL);
+    Py_DECREF(q);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 static int det_init(Core *c, Det *det, PyObject *spec) {
     /* (code, decide, data, window, keep, max_keys, evict, threshold), (PYTHON_V6, observe, IPv6Address), or a
      * detector's observe */
@@ -124,6 +193,9 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
     if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
         && PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == REJECTED)  /* (REJECTED, flood's spec, rejected's, kind) */
         return rejected_init(c, det, spec);
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
+        && PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == TOLL_FRAUD)
+        return toll_init(c, det, spec);
     if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4) {  /* (ACCOUNT_RULES, observe, exclude, book) */
         memset(det, 0, sizeof(*det));
         if (!PyArg_ParseTuple(spec, "iOO!O", &det->code, &decide, &PyFrozenSet_Type, &det->exclude, &det->book))
@@ -553,15 +625,15 @@ static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double
             return PyErr_Occurred() ? -1 : 0;
         }
         Py_DECREF(q);
-        Det then = *det;  /* the rejected-call windows */
-        then.decide = det->then_decide; then.data = det->then_data; then.evict = det->then_evict;
-        then.window = det->then_window; then.keep = det->then_keep; then.max_keys = det->then_max_keys;
+        Det then = then_of(det);  /* the rejected-call windows */
         if ((q = windows_add(c, &then, ip, event, t)) == NULL) return -1;
         if (PyObject_Length(q) >= det->then_threshold)
             *found = PyObject_CallFunctionObjArgs(det->then_decide, event, q, NULL);
         Py_DECREF(q);
         return PyErr_Occurred() ? -1 : 0;
     }
+    case TOLL_FRAUD:
+        return repeat ? 0 : toll_fraud(c, det, event, ip, t, found);
     case UNANSWERED:
         if (k == c->k_success) {
             if (PyDict_Contains(det->data, ip) == 1 && PyDict_DelItem(det->data, ip) < 0) return -1;

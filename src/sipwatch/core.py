@@ -36,6 +36,7 @@ from sipwatch.detectors.enumeration import EnumerationDetector
 from sipwatch.detectors.knowledge import CALLER_WINDOW, Knowledge
 from sipwatch.detectors.rejected_calls import RejectedCallsDetector
 from sipwatch.detectors.stale_password import StalePasswordDetector
+from sipwatch.detectors.toll_fraud import TollFraudDetector
 from sipwatch.detectors.unanswered import UnansweredChallengesDetector
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
 from sipwatch.formats import native
@@ -86,6 +87,9 @@ WindowsSpec = tuple[Callable[..., list[Decision]], dict[object, object], float, 
 #: (REJECTED, the flood windows, the rejected-call windows, the kind that the second counts): `_rejected_spec`
 RejectedSpec = tuple[int, WindowsSpec, WindowsSpec, Kind]
 REJECTED = 9
+#: (TOLL_FRAUD, the walk windows, the probe windows, (is_probe, prefix_length, observe)): `_toll_spec`
+TollSpec = tuple[int, WindowsSpec, WindowsSpec, tuple[Callable[[str], bool], int, Callable[[Event], list[Decision]]]]
+TOLL_FRAUD = 10
 
 
 def learned_observe(detector: behaviour.BehaviourDetector) -> Callable[[Event], list[Decision]] | None:
@@ -113,6 +117,8 @@ def _spec(detector: object, pipeline: Pipeline) -> AnySpec | None:
                     pipeline.calls, (behaviour.SOURCE, behaviour.DESTINATION))
         if type(detector) is RejectedCallsDetector:
             return _rejected_spec(detector)
+        if type(detector) is TollFraudDetector:
+            return _toll_spec(detector)
         if type(detector) is AccountRulesDetector and detector.book is pipeline.calls:
             return (ACCOUNT_RULES, account_rules.gate(detector) or detector.observe, detector.exclude, pipeline.calls)
         return None
@@ -126,7 +132,8 @@ def _spec(detector: object, pipeline: Pipeline) -> AnySpec | None:
             windows.max_keys, windows._evict, int(getattr(detector.settings, threshold)))  # type: ignore[attr-defined]
 
 
-def _windows_spec(decide: Callable[..., list[Decision]], windows: Windows[IPAddress], threshold: int) -> WindowsSpec:
+def _windows_spec(decide: Callable[..., list[Decision]], windows: Windows[IPAddress] | DistinctWindows[IPAddress],
+                  threshold: int) -> WindowsSpec:
     return (decide, windows._data, float(windows.window), windows.keep, windows.max_keys,  # type: ignore[return-value]
             windows._evict, threshold)
 
@@ -141,7 +148,20 @@ def _rejected_spec(detector: RejectedCallsDetector) -> RejectedSpec | None:
             _windows_spec(detector.decide, detector.rejected, s.calls), Kind.REJECTED_CALL)
 
 
-AnySpec = DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | RejectedSpec | Callable[[Event], list[Decision]]
+def _toll_spec(detector: TollFraudDetector) -> TollSpec | None:
+    """The toll-fraud detector's windows, counted in C: a number's prefix in its walk window (distinct prefixes),
+    a probe in its probe window; its `decide_walk` and `decide` run in Python (its `observe` is the
+    specification, and takes a number written in another script than ASCII)."""
+    s = detector.settings
+    if type(detector.walks) is not DistinctWindows or type(detector.probes) is not Windows or s.prefix_length < 0:
+        return None
+    return (TOLL_FRAUD, _windows_spec(detector.decide_walk, detector.walks, s.prefix_walk),
+            _windows_spec(detector.decide, detector.probes, min(2, s.probes)),
+            (detector.classifier.is_probe, s.prefix_length, detector.observe))
+
+
+AnySpec = (DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | RejectedSpec | TollSpec
+           | Callable[[Event], list[Decision]])
 
 
 def fast_kinds(pipeline: Pipeline) -> list[tuple[AnySpec, ...]]:

@@ -3,6 +3,9 @@ number behind different access prefixes; and prefix walking (many distinct prefi
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Hashable
+
 from sipwatch.config import TollFraud
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, Windows, strongest
 from sipwatch.event import Event, IPAddress, Kind
@@ -30,14 +33,29 @@ class TollFraudDetector:
         s = self.settings
         walk, prefixes = self.walks.add(event.ip, event, digits[: s.prefix_length])
         if len(prefixes) >= s.prefix_walk:
-            events = [e for e, _ in walk]
-            self.walks.clear(event.ip)
-            return [self._ban(event, events, f"prefix walking: {len(prefixes)} distinct prefixes in "
-                                             f"{s.prefix_walk_window:.0f}s")]
-        classifier = self.classifier
-        if not classifier.is_probe(event.target):
+            return self.decide_walk(event, walk, prefixes)
+        if not self.classifier.is_probe(event.target):
             return []
         q = self.probes.add(event.ip, event)
+        if len(q) < min(2, s.probes):
+            return []  # (alone in its window: no other form of its number, and too few probes)
+        return self.decide(event, q)
+
+    def decide_walk(self, event: Event, walk: deque[tuple[Event, Hashable]],
+                    prefixes: dict[Hashable, int]) -> list[Decision]:
+        """`event`'s address dialled `prefix_walk` distinct prefixes within the walk window (the C core counts
+        and calls this too)."""
+        assert event.ip is not None
+        events = [e for e, _ in walk]
+        self.walks.clear(event.ip)
+        return [self._ban(event, events, f"prefix walking: {len(prefixes)} distinct prefixes in "
+                                         f"{self.settings.prefix_walk_window:.0f}s")]
+
+    def decide(self, event: Event, q: deque[Event]) -> list[Decision]:
+        """`event`, a probe, is not alone in its address's window (the C core counts and calls this too): the same
+        number behind another access prefix, or enough probes, ban."""
+        assert event.ip is not None and event.target
+        classifier = self.classifier
         identity = classifier.identity(event.target)
         dialled_forms = {e.target for e in q if e.target != event.target and e.target
                          and classifier.identity(e.target) == identity}
@@ -47,7 +65,7 @@ class TollFraudDetector:
             self.probes.clear(event.ip)
             return [self._ban(event, events, f"{identity} tried with {len(dialled_forms)} access prefixes: "
                                              f"{', '.join(sorted(dialled_forms))}")]
-        if len(q) < s.probes:
+        if len(q) < self.settings.probes:
             return []
         events = list(q)
         self.probes.clear(event.ip)
