@@ -39,6 +39,7 @@ typedef struct {
     PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
     PyObject *recent;   /* the detector's _recent: account -> (time, address, user agent) of its last login */
     PyObject *pop_oldest;  /* _seen.popitem (called with last=False) */
+    PyObject *networks;    /* network_of(ip, v4, v6) of the addresses met, by address (NULL: not made yet) */
     Py_ssize_t max_accounts;
     long min_days, min_calls, unusual_percent, volume_calls, volume_minutes, source, destination, unusual;
     PyObject *keep_alive;
@@ -50,6 +51,7 @@ static PyObject *s_current, *s_max_seen, *s_pair_seconds, *one;
 
 static void learned_dealloc(Learned *o) {
     Py_XDECREF(o->keep_alive);
+    Py_XDECREF(o->networks);
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
 
@@ -106,7 +108,8 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
         o->book = calls; o->profiles = profiles; o->dirty = dirty; o->seen = seen; o->exclude = exclude;
         o->clock = clock; o->local = local; o->network_of = network_of; o->recent = recent;
         o->pop_oldest = pop_oldest;
-        o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
+        Py_XSETREF(o->networks, PyDict_New());
+        o->keep_alive = o->networks == NULL ? NULL : Py_BuildValue("(OOOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
                                       types[0], types[1], types[2], types[3], types[4], o->v4, o->v6, book, calls,
                                       profiles, dirty, seen, exclude, clock, local, network_of, recent, pop_oldest);
         ok = o->keep_alive != NULL;
@@ -115,6 +118,18 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     Py_XDECREF(pop_oldest);
     Py_XDECREF(exclude); Py_XDECREF(clock); Py_XDECREF(local); Py_XDECREF(network_of);
     return ok ? 0 : -1;
+}
+
+/* network_of(ip, v4, v6), remembered per address (a new reference, or NULL with an error): the function is
+ * lru_cache'd in Python too, but a call through it costs more than the rest of a call record's learning. */
+static PyObject *network_for(Learned *o, PyObject *ip) {
+    PyObject *found = PyDict_GetItemWithError(o->networks, ip);
+    if (found != NULL) return Py_NewRef(found);
+    if (PyErr_Occurred() || (found = PyObject_CallFunctionObjArgs(o->network_of, ip, o->v4, o->v6, NULL)) == NULL)
+        return NULL;
+    if (PyDict_GET_SIZE(o->networks) >= 65536) PyDict_Clear(o->networks);
+    if (PyDict_SetItem(o->networks, ip, found) < 0) Py_CLEAR(found);
+    return found;
 }
 
 /* A number as a double: 1, or 0 for None, or -1 with an error. */
@@ -241,7 +256,7 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
     p->network = NULL; p->slot = -1; p->where = p->type = NULL; p->usual = 1; p->minutes = 0.0;
     if (ip != Py_None && !(flags & o->source)) {  /* _source(), with no user agent */
         flags |= o->source;
-        p->network = PyObject_CallFunctionObjArgs(o->network_of, ip, o->v4, o->v6, NULL);
+        p->network = network_for(o, ip);
         if (p->network == NULL) return -1;
         PyObject *networks = SL(profile, o->pr, P_NETWORKS);
         int known = in_dict(networks, p->network);
@@ -404,7 +419,7 @@ static int login(Learned *o, PyObject *event) {
         if (named < 0) return -1;
         if (!(at - then > pair) && named) return 0;  /* the user agent of the login just before: Python's */
     }
-    PyObject *network = PyObject_CallFunctionObjArgs(o->network_of, ip, o->v4, o->v6, NULL);
+    PyObject *network = network_for(o, ip);
     if (network == NULL) return -1;
     PyObject *networks = SL(profile, o->pr, P_NETWORKS);
     int known = in_dict(networks, network);
