@@ -19,12 +19,12 @@
 #define MAX_KINDS 64
 #define MAX_DETECTORS 8
 
-/* The detectors counted here; core.py's FAST_DETECTORS gives their codes. Any other detector is called as it
+/* The detectors counted here; core.py's FAST_DETECTORS gives their codes, and REJECTED and TOLL_FRAUD (two
+ * windows each: core._rejected_spec, core._toll_spec) are counted here too. Any other detector is called as it
  * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only; BEHAVIOUR and
  * ACCOUNT_RULES: the same, for the call records that can concern them). */
 enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5,
-       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8, REJECTED = 9,
-       TOLL_FRAUD = 10 };
+       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8, REJECTED = 9, TOLL_FRAUD = 10 };
 
 typedef struct {
     int code;

@@ -12,7 +12,8 @@ caller's address and the call book), then each detector of the event's kind in o
 and the live daemon run `Pipeline.process`). The tests compare whole scans with and without the core.
 
 To let the core count a new detector: give it a `decide` method called with what its window holds, add
-its counting to `_core.c` (`count()`), and its code here.
+its counting to `_core.c` (`count()`), and its code here (a detector of two windows, as the rejected calls'
+and toll fraud's, has a spec of its own: `_rejected_spec`, `_toll_spec`).
 
 `_calls.c` is `CallBook.observe` (calls.py), step for step on the book's own dicts, CallStates and
 AccountTallies; `native_calls` puts it in place of the Python method for a scan's book.
