@@ -43,6 +43,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
             "unanswered_challenges": {"challenges": 3, "window": 30},
             "rejected_calls": {"calls": 2, "window": 30, "flood_calls": 4, "flood_window": 5},
             "toll_fraud": {"probes": 3, "window": 120, "prefix_walk": 3, "prefix_walk_window": 20},
+            "ipv6_rotation": {"attempts": 4, "addresses": 2, "window": 60},
         },
         "policy": {"ban_weak": 5, "ban_strong": 10, "storm_bans": 5, "storm_window": 2},
     },
@@ -177,12 +178,12 @@ def test_it_counts_only_the_detectors_it_knows_and_stands_aside_for_several_sour
     pipeline.by_kind[Kind.ACL_DENIED] = (careful,)
     fast = dict(zip(core.KINDS, core.fast_kinds(pipeline), strict=True))
     assert fast[Kind.ACL_DENIED] == (careful.observe,)  # a detector it does not count: its own observe
-    assert [spec[0] for spec in fast[Kind.UNKNOWN_ACCOUNT]] == [1, 2, core.PYTHON_V6]  # type: ignore[index]
+    assert [spec[0] for spec in fast[Kind.UNKNOWN_ACCOUNT]] == [1, 2, core.IPV6_ROTATION]  # type: ignore[index]
     asked = {spec[0] for spec in fast[Kind.CALL_START] if not callable(spec)}  # asked whether it concerns them
     assert asked == {core.BEHAVIOUR, core.ACCOUNT_RULES}
     assert [spec[0] for spec in fast[Kind.CALL_ATTEMPT]] == [core.REJECTED, core.TOLL_FRAUD]  # type: ignore[index]
     assert [spec[0] for spec in fast[Kind.REJECTED_CALL]] == [  # type: ignore[index]
-        core.REJECTED, core.TOLL_FRAUD, core.PYTHON_V6]
+        core.REJECTED, core.TOLL_FRAUD, core.IPV6_ROTATION]
 
 
 def test_sipwatch_native_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,6 +233,7 @@ def _random_events(seed: int, n: int) -> list[Event]:
     kinds = [Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, Kind.AUTH_CHALLENGE, Kind.AUTH_SUCCESS,
              Kind.REJECTED_CALL, Kind.CALL_ATTEMPT, Kind.SCANNER]
     addresses = [ip_address(f"198.51.100.{i}") for i in range(6)] + [ip_address("2001:db8::7"), None]
+    addresses += [ip_address(f"2001:db8:0:{net}::{host}") for net in (1, 2) for host in (1, 2, 3)]  # two /64s
     events, now = [], 1714557600.0
     for _ in range(n):
         now += rng.choice([0.0, 0.2, 0.9, 1.5, 30.0, -5.0])

@@ -20,11 +20,11 @@
 #define MAX_DETECTORS 8
 
 /* The detectors counted here; core.py's FAST_DETECTORS gives their codes, and REJECTED and TOLL_FRAUD (two
- * windows each: core._rejected_spec, core._toll_spec) are counted here too. Any other detector is called as it
+ * windows each: core._rejected_spec, core._toll_spec) and IPV6_ROTATION (core._ipv6_spec) are counted here too. Any other detector is called as it
  * is (PYTHON: its own observe; PYTHON_V6: the same, for events from an IPv6 address only; BEHAVIOUR and
  * ACCOUNT_RULES: the same, for the call records that can concern them). */
 enum { PYTHON = 0, BRUTE_FORCE = 1, ENUMERATION = 2, DISTRIBUTED = 3, STALE_PASSWORD = 4, UNANSWERED = 5,
-       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8, REJECTED = 9, TOLL_FRAUD = 10 };
+       PYTHON_V6 = 6, BEHAVIOUR = 7, ACCOUNT_RULES = 8, REJECTED = 9, TOLL_FRAUD = 10, IPV6_ROTATION = 11 };
 
 typedef struct {
     int code;
@@ -42,6 +42,7 @@ typedef struct {
     Py_ssize_t then_keep, then_max_keys, then_threshold;  /* ...window, keep, max_keys and threshold */
     PyObject *is_probe, *fallback;   /* TOLL_FRAUD: classifier.is_probe, and observe for a target not ASCII */
     Py_ssize_t prefix_length;        /* TOLL_FRAUD: the digits of a walk's prefix */
+    PyObject *shift;                 /* IPV6_ROTATION: an address's bits >> shift is its network's key */
     PyTypeObject *state_type;        /* the first CallState met, whose fields are read from their slots... */
     Py_ssize_t state_off[5];         /* ...at these offsets (STATE_FIELDS; -1 for none: through getattr) */
 } Det;
@@ -168,6 +169,36 @@ static int toll_fraud(Core *c, Det *det, PyObject *event, PyObject *ip, double t
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* (IPV6_ROTATION, (decide, data, window, keep, max_keys, evict, addresses), (attempts, shift, IPv6Address)):
+ * Ipv6RotationDetector, whose windows (one per network) are counted here; its `decide` runs in Python. */
+static int ipv6_init(Core *c, Det *det, PyObject *spec) {
+    memset(det, 0, sizeof(*det));
+    if (!PyArg_ParseTuple(spec, "i(OO!dnnOn)(nO!O!)", &det->code, &det->decide, &PyDict_Type, &det->data,
+                          &det->window, &det->keep, &det->max_keys, &det->evict, &det->threshold,
+                          &det->then_threshold, &PyLong_Type, &det->shift, &PyType_Type, &det->v6))
+        return -1;
+    return keep(c, det->decide) || keep(c, det->data) || keep(c, det->evict) || keep(c, det->shift)
+           || keep(c, (PyObject *)det->v6) ? -1 : 0;
+}
+
+/* Ipv6RotationDetector.observe on `event` (not a repeat): its network's window, by `int(ip) >> shift`. */
+static int ipv6_rotation(Core *c, Det *det, PyObject *event, PyObject *ip, double t, PyObject **found) {
+    if (!PyObject_TypeCheck(ip, det->v6)) return 0;
+    PyObject *bits = PyNumber_Long(ip);  /* int(ip) */
+    PyObject *key = bits ? PyNumber_Rshift(bits, det->shift) : NULL;
+    Py_XDECREF(bits);
+    PyObject *entry = key ? distinct_add(c, det, key, event, ip, t) : NULL;
+    Py_XDECREF(key);
+    if (entry == NULL) return -1;
+    PyObject *q = PyTuple_GET_ITEM(entry, 0), *addresses = PyTuple_GET_ITEM(entry, 1);
+    Py_ssize_t n = PyObject_Length(q);
+    if (n < 0) { Py_DECREF(entry); return -1; }
+    if (n >= det->then_threshold && PyDict_GET_SIZE(addresses) >= det->threshold)
+        *found = PyObject_CallFunctionObjArgs(det->decide, event, q, addresses, NULL);
+    Py_DECREF(entry);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 static int det_init(Core *c, Det *det, PyObject *spec) {
     /* (code, decide, data, window, keep, max_keys, evict, threshold), (PYTHON_V6, observe, IPv6Address), or a
      * detector's observe */
@@ -196,6 +227,9 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
     if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
         && PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == TOLL_FRAUD)
         return toll_init(c, det, spec);
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 3 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
+        && PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == IPV6_ROTATION)
+        return ipv6_init(c, det, spec);
     if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4) {  /* (ACCOUNT_RULES, observe, exclude, book) */
         memset(det, 0, sizeof(*det));
         if (!PyArg_ParseTuple(spec, "iOO!O", &det->code, &decide, &PyFrozenSet_Type, &det->exclude, &det->book))
@@ -634,6 +668,8 @@ static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double
     }
     case TOLL_FRAUD:
         return repeat ? 0 : toll_fraud(c, det, event, ip, t, found);
+    case IPV6_ROTATION:
+        return repeat ? 0 : ipv6_rotation(c, det, event, ip, t, found);
     case UNANSWERED:
         if (k == c->k_success) {
             if (PyDict_Contains(det->data, ip) == 1 && PyDict_DelItem(det->data, ip) < 0) return -1;

@@ -25,6 +25,7 @@ import ipaddress
 from collections import deque
 from collections.abc import Callable
 from dataclasses import MISSING, fields
+from typing import Any
 
 from sipwatch import calls
 from sipwatch.behaviour import Profile, ProfileBook, Today
@@ -34,12 +35,13 @@ from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.brute_force import BruteForceDetector
 from sipwatch.detectors.distributed import DistributedDetector
 from sipwatch.detectors.enumeration import EnumerationDetector
+from sipwatch.detectors.ipv6_rotation import Ipv6RotationDetector
 from sipwatch.detectors.knowledge import CALLER_WINDOW, Knowledge
 from sipwatch.detectors.rejected_calls import RejectedCallsDetector
 from sipwatch.detectors.stale_password import StalePasswordDetector
 from sipwatch.detectors.toll_fraud import TollFraudDetector
 from sipwatch.detectors.unanswered import UnansweredChallengesDetector
-from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, Kind
+from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, Kind
 from sipwatch.formats import native
 from sipwatch.formats.wire import KINDS
 from sipwatch.numbers import Classified, NumberClassifier
@@ -91,6 +93,9 @@ REJECTED = 9
 #: (TOLL_FRAUD, the walk windows, the probe windows, (is_probe, prefix_length, observe)): `_toll_spec`
 TollSpec = tuple[int, WindowsSpec, WindowsSpec, tuple[Callable[[str], bool], int, Callable[[Event], list[Decision]]]]
 TOLL_FRAUD = 10
+#: (IPV6_ROTATION, its windows (addresses per network), (attempts, shift, IPv6Address)): `_ipv6_spec`
+Ipv6Spec = tuple[int, WindowsSpec, tuple[int, int, type]]
+IPV6_ROTATION = 11
 
 
 def learned_observe(detector: behaviour.BehaviourDetector) -> Callable[[Event], list[Decision]] | None:
@@ -111,6 +116,8 @@ def learned_observe(detector: behaviour.BehaviourDetector) -> Callable[[Event], 
 def _spec(detector: object, pipeline: Pipeline) -> AnySpec | None:
     found = FAST_DETECTORS.get(type(detector))
     if found is None:
+        if type(detector) is Ipv6RotationDetector:
+            return _ipv6_spec(detector)
         if getattr(detector, "ipv6_only", False):
             return (PYTHON_V6, detector.observe, ipaddress.IPv6Address)  # type: ignore[attr-defined]
         if type(detector) is behaviour.BehaviourDetector and detector.calls is pipeline.calls:
@@ -133,7 +140,7 @@ def _spec(detector: object, pipeline: Pipeline) -> AnySpec | None:
             windows.max_keys, windows._evict, int(getattr(detector.settings, threshold)))  # type: ignore[attr-defined]
 
 
-def _windows_spec(decide: Callable[..., list[Decision]], windows: Windows[IPAddress] | DistinctWindows[IPAddress],
+def _windows_spec(decide: Callable[..., list[Decision]], windows: Windows[Any] | DistinctWindows[Any],
                   threshold: int) -> WindowsSpec:
     return (decide, windows._data, float(windows.window), windows.keep, windows.max_keys,  # type: ignore[return-value]
             windows._evict, threshold)
@@ -161,7 +168,16 @@ def _toll_spec(detector: TollFraudDetector) -> TollSpec | None:
             (detector.classifier.is_probe, s.prefix_length, detector.observe))
 
 
-AnySpec = (DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | RejectedSpec | TollSpec
+def _ipv6_spec(detector: Ipv6RotationDetector) -> Ipv6Spec | None:
+    """The IPv6 rotation detector's windows, one per network, counted in C (its `decide` runs in Python)."""
+    if type(detector.windows) is not DistinctWindows:
+        return None
+    s = detector.settings
+    return (IPV6_ROTATION, _windows_spec(detector.decide, detector.windows, s.addresses),
+            (s.attempts, detector.shift, ipaddress.IPv6Address))
+
+
+AnySpec = (DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | RejectedSpec | TollSpec | Ipv6Spec
            | Callable[[Event], list[Decision]])
 
 

@@ -9,6 +9,8 @@ when they come from several of its addresses (a single address is the other dete
 from __future__ import annotations
 
 import ipaddress
+from collections import deque
+from collections.abc import Hashable
 
 from sipwatch.config import Ipv6Rotation
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, strongest
@@ -21,7 +23,7 @@ COUNTED = frozenset({Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, K
 class Ipv6RotationDetector:
     name = "ipv6_rotation"
     kinds = COUNTED
-    ipv6_only = True  # the C core calls it for events from IPv6 addresses only
+    ipv6_only = True  # for events from IPv6 addresses only (the C core counts its windows: `core._ipv6_spec`)
 
     def __init__(self, settings: Ipv6Rotation) -> None:
         self.settings = settings
@@ -33,13 +35,19 @@ class Ipv6RotationDetector:
         ip = event.ip
         if not isinstance(ip, ipaddress.IPv6Address) or event.repeat or event.kind not in COUNTED:
             return []
-        s = self.settings
-        key = int(ip) >> self.shift
-        q, addresses = self.windows.add(key, event, ip)
-        if len(q) < s.attempts or len(addresses) < s.addresses:
+        q, addresses = self.windows.add(int(ip) >> self.shift, event, ip)
+        if len(q) < self.settings.attempts or len(addresses) < self.settings.addresses:
             return []
+        return self.decide(event, q, addresses)
+
+    def decide(self, event: Event, q: deque[tuple[Event, Hashable]], addresses: dict[Hashable, int]) -> list[Decision]:
+        """The window of `event`'s network holds enough requests from enough of its addresses (the C core counts
+        and calls this too)."""
+        ip = event.ip
+        assert isinstance(ip, ipaddress.IPv6Address)
+        s = self.settings
         events = [e for e, _ in q]
-        self.windows.clear(key)
+        self.windows.clear(int(ip) >> self.shift)
         network = ipv6_network(ip, s.prefix)
         return [Decision(Action.BAN, self.name,
                          f"{len(events)} hostile requests from {len(addresses)} addresses of {network} within "
