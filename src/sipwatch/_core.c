@@ -221,15 +221,12 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
         det->decide = decide;
         return keep(c, decide) || keep(c, det->seen) || keep(c, det->exclude) || keep(c, det->book) ? -1 : 0;
     }
-    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
-        && PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == REJECTED)  /* (REJECTED, flood's spec, rejected's, kind) */
-        return rejected_init(c, det, spec);
-    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
-        && PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == TOLL_FRAUD)
-        return toll_init(c, det, spec);
-    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 3 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
-        && PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) == IPV6_ROTATION)
-        return ipv6_init(c, det, spec);
+    long code = PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) > 0 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
+                    ? PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) : -1;
+    if (code == -1 && PyErr_Occurred()) return -1;
+    if (code == REJECTED) return rejected_init(c, det, spec);  /* the detectors of two windows: a spec each */
+    if (code == TOLL_FRAUD) return toll_init(c, det, spec);
+    if (code == IPV6_ROTATION) return ipv6_init(c, det, spec);
     if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 4) {  /* (ACCOUNT_RULES, observe, exclude, book) */
         memset(det, 0, sizeof(*det));
         if (!PyArg_ParseTuple(spec, "iOO!O", &det->code, &decide, &PyFrozenSet_Type, &det->exclude, &det->book))

@@ -3,7 +3,8 @@
  * the specification: `_busiest`, `_peak_concurrency`, `_Account` pruning and billing). Each is a loop over the
  * calls of one account, run for every outside call: in Python ~0.15 us per call and pass, here a few ns. They
  * read the CallState and _Tracked slots directly; the tests compare each with its Python twin on random calls.
- * `quiet` puts the bookkeeping and the gates of one outside call together (see AccountRulesDetector.observe).
+ * `quiet` puts the bookkeeping and the gates of one outside call together (see AccountRulesDetector.observe);
+ * `Gate` is that observe's first lines and `quiet` in one call, for the scan's core (account_rules.gate).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
