@@ -13,16 +13,26 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from functools import cache
+from itertools import islice
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import phonenumbers
-from phonenumbers import PhoneNumberType as T
+from sipwatch import lazy
 
-# phonenumbers compiles its metadata's patterns through the `re` module's cache (512 entries), which
-# numbers of many countries overflow: each classification then compiles again (~27 vs 19 us a number).
-# Its own cache of the (fixed, bounded) metadata patterns stops that; older releases lack it.
-_keep_patterns = getattr(phonenumbers, "enable_pattern_cache", None)
-if _keep_patterns is not None:
-    _keep_patterns()
+
+def _keep_patterns(module: ModuleType) -> None:
+    """phonenumbers compiles its metadata's patterns through the `re` module's cache (512 entries), which
+    numbers of many countries overflow: each classification then compiles again (~27 vs 19 us a number).
+    Its own cache of the (fixed, bounded) metadata patterns stops that; older releases lack it."""
+    keep = getattr(module, "enable_pattern_cache", None)
+    if keep is not None:
+        keep()
+
+
+if TYPE_CHECKING:
+    import phonenumbers
+else:  # imported on first use: a scan of logs alone never needs it in the detectors' process
+    phonenumbers = lazy.module("phonenumbers", _keep_patterns)
 
 # Risk classes: what kind of danger a destination is (the source of each entry says who names it).
 SATELLITE = "satellite"  # satellite networks: among the dearest minutes there are
@@ -67,9 +77,9 @@ RISK_TABLE: dict[str, tuple[str, str]] = {
 #: Back-compatible view: prefix -> source
 HIGH_RISK_PREFIXES: dict[str, str] = {prefix: source for prefix, (_, source) in RISK_TABLE.items()}
 
-#: Number types that are a risk by themselves (phonenumbers' classification) -> risk class
-RISKY_TYPES: dict[int, str] = {T.PREMIUM_RATE: PREMIUM, T.SHARED_COST: ELEVATED, T.UAN: ELEVATED,
-                               T.PAGER: ELEVATED, T.PERSONAL_NUMBER: ELEVATED}
+#: Number types (phonenumbers' `PhoneNumberType` names, lower case) that are a risk by themselves -> risk class
+RISKY_TYPES: dict[str, str] = {"premium_rate": PREMIUM, "shared_cost": ELEVATED, "uan": ELEVATED,
+                               "pager": ELEVATED, "personal_number": ELEVATED}
 #: Non-geographic ranges whose type phonenumbers does not name: prefix -> number type
 NETWORK_TYPES = {"+870": SATELLITE, "+881": SATELLITE, "+882": NETWORK, "+883": NETWORK}
 
@@ -98,6 +108,8 @@ class Classified:
 
 ClassifiedTuple = tuple[str, str | None, str | None, str, bool, str | None, str | None, bool]
 Settings = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]
+#: `international_forms`: ((number, international form), ...), ((number, region), ...)
+Forms = tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]
 MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs for one)
 INTL_CACHED = 16384  # dialled numbers' international forms remembered
 _CLASSIFIED_FIELDS = tuple(f.name for f in fields(Classified))
@@ -117,6 +129,14 @@ def _remember_in_c() -> Callable[..., None] | None:
 
 
 _UNSEEN = object()
+
+
+def _make_room(kept: dict[str, str | None], coming: int) -> None:
+    """Keep `kept` within `INTL_CACHED` entries when `coming` more come: the older half goes (the numbers of
+    an address's current window, which a ban's reason names, are among the newest)."""
+    if len(kept) + coming > INTL_CACHED:
+        for key in list(islice(kept, max(len(kept) // 2, len(kept) + coming - INTL_CACHED))):
+            del kept[key]
 
 
 def _international_regex(access: tuple[str, ...], intl: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -203,8 +223,7 @@ class NumberClassifier:
             return self.classify(dialled).country
         region = self._regions.get(dialled, _UNSEEN)  # (per number: two that begin alike may differ)
         if region is _UNSEEN:
-            if len(self._regions) >= INTL_CACHED:
-                self._regions.clear()
+            _make_room(self._regions, 1)
             region = self._regions[dialled] = self._region_of_code(intl)
         return region  # type: ignore[return-value]
 
@@ -269,25 +288,26 @@ class NumberClassifier:
         """The number itself, whatever access prefix it was dialled with."""
         return self.international_form(dialled) or dialled
 
-    def international_forms(self, dialled: Iterable[str]) -> list[tuple[str, str | None]]:
-        """(number, `international_form`) of each: a parse worker works them out for the numbers of the probes it
-        read (the toll-fraud detector asks `is_probe` of each, and an attacker's numbers are mostly distinct)."""
+    def international_forms(self, dialled: Iterable[str]) -> Forms:
+        """(number, `international_form`) of each, and (number, `region_of`) of those with one: a parse worker
+        works them out for the numbers of the probes it read (the toll-fraud detector asks `is_probe` of each,
+        and names the regions of a few in a ban's reason; an attacker's numbers are mostly distinct, and a
+        region can cost a phonenumbers validity test)."""
         form = self.international_form
-        return [(number, form(number)) for number in dialled]
+        forms = [(number, form(number)) for number in dialled]
+        return forms, [(number, self._region_of_code(intl)) for number, intl in forms if intl is not None]
 
-    def remember_forms(self, forms: list[tuple[str, str | None]]) -> None:
+    def remember_forms(self, found: Forms) -> None:
         """Keep `international_forms` worked out in a parse worker with the same settings (the same results:
-        the form is the dialled text's alone)."""
-        intl = self._intl
-        if len(intl) + len(forms) > INTL_CACHED:
-            intl.clear()
-        intl.update(forms)
+        the form is the dialled text's alone, the region its form's)."""
+        for kept, pairs in zip((self._intl, self._regions), found, strict=True):
+            _make_room(kept, len(pairs))
+            kept.update(pairs)
 
     def international_form(self, dialled: str) -> str | None:
         found = self._intl.get(dialled, _UNSEEN)
         if found is _UNSEEN:
-            if len(self._intl) > INTL_CACHED:
-                self._intl.clear()
+            _make_room(self._intl, 1)
             found = self._intl[dialled] = self._international_form(dialled)
         return found  # type: ignore[return-value]
 
@@ -347,9 +367,9 @@ class NumberClassifier:
         region = phonenumbers.region_code_for_number(number)
         ntype = phonenumbers.number_type(number)
         international = region != self.country if self.country else intl is not None
-        risk_class, risk = self._risk(e164, ntype)
-        return (dialled, e164, region, _network_type(e164) or _type_name(ntype), international, risk, risk_class,
-                False)
+        type_name = _type_name(ntype)
+        risk_class, risk = self._risk(e164, type_name)
+        return (dialled, e164, region, _network_type(e164) or type_name, international, risk, risk_class, False)
 
     def _national(self, dialled: str) -> phonenumbers.PhoneNumber | None:
         """A national number, dialled as it is or after an outside-line digit (`9` + `0301234567`)."""
@@ -374,7 +394,7 @@ class NumberClassifier:
         except phonenumbers.NumberParseException:
             return None
 
-    def _risk(self, e164: str | None, ntype: int | None) -> tuple[str | None, str | None]:
+    def _risk(self, e164: str | None, type_name: str | None) -> tuple[str | None, str | None]:
         """(risk class, why) from the table, else from the number type."""
         if e164:
             table = self.high_risk
@@ -382,8 +402,8 @@ class NumberClassifier:
                 found = table.get(e164[:size])
                 if found is not None:
                     return found
-        if ntype is not None and ntype in RISKY_TYPES:
-            return RISKY_TYPES[ntype], f"{_type_name(ntype).replace('_', ' ')} (phonenumbers metadata)"
+        if type_name is not None and type_name in RISKY_TYPES:
+            return RISKY_TYPES[type_name], f"{type_name.replace('_', ' ')} (phonenumbers metadata)"
         return None, None
 
 
@@ -411,8 +431,11 @@ def _national_prefix(region: str) -> str:
     return (metadata.national_prefix or "") if metadata is not None else ""
 
 
-_TYPE_NAMES = {getattr(T, name): name.lower() for name in dir(T) if name.isupper()}
+@cache
+def _type_names() -> dict[int, str]:
+    kinds = phonenumbers.PhoneNumberType
+    return {getattr(kinds, name): name.lower() for name in dir(kinds) if name.isupper()}
 
 
 def _type_name(ntype: int | None) -> str:
-    return _TYPE_NAMES.get(ntype, "unknown") if ntype is not None else "unknown"
+    return _type_names().get(ntype, "unknown") if ntype is not None else "unknown"

@@ -45,7 +45,7 @@ from sipwatch.formats.wire import (
     to_wire,
     unpack,
 )
-from sipwatch.numbers import ClassifiedTuple, NumberClassifier, Settings
+from sipwatch.numbers import ClassifiedTuple, Forms, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource, read_span
 from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
@@ -193,9 +193,11 @@ def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTu
 _PROBES = frozenset(KIND_INDEX[k] for k in (Kind.REJECTED_CALL, Kind.CALL_ATTEMPT))
 
 
-def _forms(targets: Iterable[str], settings: Settings) -> list[tuple[str, str | None]]:
-    """The international forms of the numbers of a buffer's probes: the main process's toll-fraud detector
-    asks for each (~5 us a distinct number there, on the detectors' critical path; here the workers are ahead)."""
+def _forms(targets: Iterable[str], settings: Settings) -> Forms:
+    """The international forms of the numbers of a buffer's probes, and their regions: the main process's
+    toll-fraud detector asks for each form (~5 us a distinct number there, on the detectors' critical path;
+    here the workers are ahead), and for the regions of a few numbers in each ban's reason (~27 us each
+    where a calling code is shared; the process then needs no phonenumbers at all)."""
     return _classifier(settings).international_forms(targets)
 
 
@@ -207,7 +209,7 @@ def _targets(wires: list[Wire], kinds: frozenset[int] = _CALLS) -> list[str]:
 #: a worker's answer: (the marshalled (packed events, classified numbers, probes' international forms), or their
 #: length in the outbox slot it was given; the buffer's counts; the last line swallowed by its last record)
 Result = tuple[bytes | int, ScanStats, int]
-Parsed = tuple[Packed, list[ClassifiedTuple], list[tuple[str, str | None]]]
+Parsed = tuple[Packed, list[ClassifiedTuple], Forms]
 
 
 def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
@@ -236,7 +238,7 @@ def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
         packed = pack(wires)
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(targets, job.numbers) if job.numbers is not None else []
-    forms = _forms(probes, job.numbers) if job.numbers is not None else []
+    forms = _forms(probes, job.numbers) if job.numbers is not None else ([], [])
     blob = marshal.dumps((packed, numbers, forms))
     outbox = _OUTBOX
     if slot is not None and outbox is not None and outbox.token == slot[0] and outbox.put(slot[1], blob):
@@ -343,7 +345,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
             stats.add(part)
             if classifier is not None and classified:
                 classifier.remember_all(classified)
-            if classifier is not None and forms:
+            if classifier is not None and forms[0]:
                 classifier.remember_forms(forms)
             skip = skip_through - base  # in this buffer's numbering
             if drain_in_c:

@@ -1,0 +1,52 @@
+"""Modules imported on first use (`sipwatch.lazy`): phonenumbers is not imported until a number is asked
+about, and is set up (its pattern cache on) when it is."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def run(code: str) -> str:
+    """`code` in a fresh interpreter (this one imported phonenumbers long ago): what it prints."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_command_starts_without_importing_phonenumbers() -> None:
+    assert run("""
+        import sys
+        import sipwatch.cli
+        print(type(sys.modules["phonenumbers"]).__name__, "phonenumbers.phonenumberutil" in sys.modules)
+    """) == "_LazyModule False"
+
+
+def test_the_first_question_imports_it_and_turns_its_pattern_cache_on() -> None:
+    assert run("""
+        import sys
+        from sipwatch.numbers import NumberClassifier
+        print(NumberClassifier("GB").classify("09067123456").number_type,
+              sys.modules["phonenumbers.re_util"]._COMPILED_PATTERNS is not None)
+    """) == "premium_rate True"
+
+
+def test_a_module_imported_already_is_set_up_at_once() -> None:
+    assert run("""
+        import phonenumbers
+        from sipwatch import lazy
+        seen = []
+        print(lazy.module("phonenumbers", seen.append) is phonenumbers, seen == [phonenumbers])
+    """) == "True True"
+
+
+def test_a_configured_country_is_checked_against_phonenumbers() -> None:
+    assert run("""
+        from sipwatch.config import ConfigError, Numbers, _check_numbers
+        _check_numbers(Numbers(country="DE"))
+        try:
+            _check_numbers(Numbers(country="XX"))
+        except ConfigError as error:
+            print(error)
+    """).startswith("numbers.country: 'XX'")
