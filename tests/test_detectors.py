@@ -636,3 +636,26 @@ def test_a_malformed_classified_tuple_is_refused_not_filed() -> None:
     with pytest.raises(TypeError):
         _calls.remember(cache, numbers.Classified, numbers._CLASSIFIED_FIELDS, [("6002", None)], 10)
     assert cache == {}
+
+
+def test_a_ban_lets_every_detector_forget_the_address_and_nothing_else() -> None:
+    """`Pipeline.forget` empties the banned address's windows in every detector that keeps windows by address
+    (popped directly), still calls the own `forget` of the others, and leaves other addresses alone."""
+    from sipwatch.detectors.base import DistinctWindows, ForgetsByAddress
+
+    pipeline = Pipeline(Config())
+    banned, other = ipaddress.ip_address("198.51.100.7"), ipaddress.ip_address("198.51.100.8")
+    keyed = [w for d in pipeline.detectors if isinstance(d, ForgetsByAddress) for w in d.address_windows]
+    assert len(keyed) == 7  # brute force, enumeration, unanswered; rejected calls' two, toll fraud's two
+    for windows in keyed:
+        for address in (banned, other):
+            event = Event(time=1.0, ip=address, kind=Kind.AUTH_FAILURE, service=Service.PJSIP, account="100")
+            if isinstance(windows, DistinctWindows):
+                windows.add(address, event, "100")
+            else:
+                windows.add(address, event)
+    others = [d for d in pipeline.detectors if not isinstance(d, ForgetsByAddress)]
+    assert {d.name for d in others} == {"account_rules", "behaviour"}  # (keyed by account: they keep it all)
+    assert pipeline._forgets == [d.forget for d in others]
+    pipeline.forget(banned)
+    assert all(banned not in w._data and other in w._data for w in keyed)

@@ -19,6 +19,7 @@ from sipwatch.behaviour import LearningMode, ProfileBook, network_of
 from sipwatch.calls import CallBook
 from sipwatch.config import Config
 from sipwatch.detectors import Action, BehaviourDetector, Decision, Detector, Knowledge, build
+from sipwatch.detectors.base import forgetting
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, IPNetwork, Kind
 from sipwatch.netaddr import ip_of, ipv6_network
 from sipwatch.numbers import NumberClassifier
@@ -284,6 +285,7 @@ class Pipeline:
         self.attempts = Attempts()
         self.nonces = Nonces()
         self.detectors = build(config, self.knowledge, self.classifier)
+        self._forget_pops, self._forgets = forgetting(self.detectors)
         self.by_kind: dict[Kind, tuple[Detector, ...]] = {
             kind: tuple(d for d in self.detectors if kind in d.kinds) for kind in Kind
         }
@@ -407,5 +409,7 @@ class Pipeline:
 
     def forget(self, ip: IPAddress) -> None:
         """A banned address's requests stop arriving: the detectors can let go of it (memory)."""
-        for detector in self.detectors:
-            detector.forget(ip)
+        for pop in self._forget_pops:
+            pop(ip, None)
+        for forget in self._forgets:
+            forget(ip)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sipwatch.event import Event, Evidence, IPAddress, Kind
 from sipwatch.netaddr import ipv6_network
@@ -48,8 +48,8 @@ class Decision:
 
     def to_json(self) -> dict[str, object]:
         ip = self.ip
-        found: dict[str, object] = {
-            "action": str(self.action),
+        found: dict[str, object] = {  # (enum members are str: JSON writes their values, and they compare equal)
+            "action": self.action,
             "detector": self.detector,
             "reason": self.reason,
             "time": self.time,
@@ -59,8 +59,8 @@ class Decision:
         }
         if self.prefix is not None:
             found["network"] = str(self.network)
-        found["evidence"] = str(self.evidence)
-        found["events"] = [{"file": e.file, "line": e.line, "kind": str(e.kind)} for e in self.events]
+        found["evidence"] = self.evidence
+        found["events"] = [{"file": e.file, "line": e.line, "kind": e.kind} for e in self.events]
         if self.rule is not None:
             found.update(rule=self.rule, level=self.level, calls=self.calls, cost=self.cost)
         return found
@@ -165,3 +165,32 @@ class DistinctWindows(Generic[K]):
         if len(self._data) >= self.max_keys:  # still full: drop the oldest half
             for k in list(self._data)[: self.max_keys // 2]:
                 del self._data[k]
+
+
+class ForgetsByAddress:
+    """A detector whose state about an address is windows keyed by it and nothing else (`address_windows`,
+    none for a detector that keeps nothing per address): a ban lets go of them. `Pipeline.forget`, which runs
+    on every ban, pops the keys itself (`forgetting`): one C call a window instead of two Python calls."""
+
+    address_windows: tuple[Windows[Any] | DistinctWindows[Any], ...] = ()
+
+    def forget(self, ip: IPAddress) -> None:
+        for windows in self.address_windows:
+            windows.clear(ip)
+
+
+Pop = Callable[[Any, None], object]
+
+
+def forgetting(detectors: Iterable[Detector]) -> tuple[list[Pop], list[Callable[[IPAddress], None]]]:
+    """What `Pipeline.forget` calls with a banned address: the `pop`s of the windows of each `ForgetsByAddress`
+    detector (with the address and None), and the `forget` of each other detector."""
+    pops: list[Pop] = []
+    forgets: list[Callable[[IPAddress], None]] = []
+    for detector in detectors:
+        forget = detector.forget
+        if getattr(forget, "__func__", None) is ForgetsByAddress.forget:
+            pops.extend(windows._data.pop for windows in cast(ForgetsByAddress, detector).address_windows)
+        else:
+            forgets.append(forget)
+    return pops, forgets

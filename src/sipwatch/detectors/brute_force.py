@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections import deque
 
 from sipwatch.config import BruteForce
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, ForgetsByAddress, Windows, strongest
 from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.event import Event, IPAddress, Kind
 
 COUNTED = frozenset({Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED})
 
 
-class BruteForceDetector:
+class BruteForceDetector(ForgetsByAddress):
     name = "brute_force"
     kinds = COUNTED
 
@@ -25,6 +25,7 @@ class BruteForceDetector:
         self.settings = settings
         self.knowledge = knowledge
         self.windows: Windows[IPAddress] = Windows(settings.window, settings.attempts)
+        self.address_windows = (self.windows,)
 
     def observe(self, event: Event) -> list[Decision]:
         if event.kind not in COUNTED or event.ip is None or event.repeat:
@@ -47,12 +48,9 @@ class BruteForceDetector:
             f"{len(events)} failed attempts in {_span(events)} (accounts: {', '.join(accounts[:5]) or 'none'})",
             event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:],
         )]
-    def forget(self, ip: IPAddress) -> None:
-        self.windows.clear(ip)
 
 
 
 def _span(events: list[Event]) -> str:
     seconds = max(0.0, events[-1].time - events[0].time)
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}min"
-

@@ -6,11 +6,11 @@ from collections import deque
 from collections.abc import Hashable
 
 from sipwatch.config import Distributed
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows
-from sipwatch.event import Event, IPAddress, Kind
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, ForgetsByAddress
+from sipwatch.event import Event, Kind
 
 
-class DistributedDetector:
+class DistributedDetector(ForgetsByAddress):
     name = "distributed"
     kinds = frozenset({Kind.AUTH_FAILURE})
 
@@ -34,6 +34,3 @@ class DistributedDetector:
         return [Decision(Action.ALERT, self.name,
                          f"account {event.account!r} attacked from {len(addresses)} addresses",
                          event.time, account=event.account, events=events[-MAX_EVIDENCE:])]
-
-    def forget(self, ip: IPAddress) -> None:
-        return None

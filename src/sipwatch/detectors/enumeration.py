@@ -6,19 +6,20 @@ from collections import deque
 from collections.abc import Hashable
 
 from sipwatch.config import Enumeration
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, strongest
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, ForgetsByAddress, strongest
 from sipwatch.event import Event, IPAddress, Kind
 
 COUNTED = frozenset({Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT})
 
 
-class EnumerationDetector:
+class EnumerationDetector(ForgetsByAddress):
     name = "enumeration"
     kinds = COUNTED
 
     def __init__(self, settings: Enumeration) -> None:
         self.settings = settings
         self.windows: DistinctWindows[IPAddress] = DistinctWindows(settings.window)
+        self.address_windows = (self.windows,)
 
     def observe(self, event: Event) -> list[Decision]:
         if event.kind not in COUNTED or event.ip is None or not event.account:
@@ -38,6 +39,3 @@ class EnumerationDetector:
             Action.BAN, self.name, f"{len(names)} distinct accounts tried: {', '.join(names[:8])}",
             event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:],
         )]
-
-    def forget(self, ip: IPAddress) -> None:
-        self.windows.clear(ip)

@@ -6,11 +6,11 @@ request carrying forged log text); otherwise the alert names nobody.
 
 from __future__ import annotations
 
-from sipwatch.detectors.base import Action, Decision
-from sipwatch.event import Event, IPAddress, Kind
+from sipwatch.detectors.base import Action, Decision, ForgetsByAddress
+from sipwatch.event import Event, Kind
 
 
-class InjectionDetector:
+class InjectionDetector(ForgetsByAddress):
     name = "injection"
     kinds = frozenset({Kind.INJECTION})
 
@@ -20,6 +20,3 @@ class InjectionDetector:
         who = f"sent by {event.ip}" if event.ip is not None else "sender unknown"
         return [Decision(Action.ALERT, self.name, f"forged log record ({event.reason}); {who}",
                          event.time, ip=event.ip, events=[event])]
-
-    def forget(self, ip: IPAddress) -> None:
-        return None

@@ -13,17 +13,18 @@ from collections import deque
 from collections.abc import Hashable
 
 from sipwatch.config import Ipv6Rotation
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, strongest
-from sipwatch.event import Event, IPAddress, Kind
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, ForgetsByAddress, strongest
+from sipwatch.event import Event, Kind
 from sipwatch.netaddr import ipv6_network
 
 COUNTED = frozenset({Kind.AUTH_FAILURE, Kind.UNKNOWN_ACCOUNT, Kind.ACL_DENIED, Kind.REJECTED_CALL, Kind.SCANNER})
 
 
-class Ipv6RotationDetector:
+class Ipv6RotationDetector(ForgetsByAddress):
     name = "ipv6_rotation"
     kinds = COUNTED
     ipv6_only = True  # for events from IPv6 addresses only (the C core counts its windows: `core._ipv6_spec`)
+    # (its windows are per network, kept when one address is banned: the rest of the network is still watched)
 
     def __init__(self, settings: Ipv6Rotation) -> None:
         self.settings = settings
@@ -53,6 +54,3 @@ class Ipv6RotationDetector:
                          f"{len(events)} hostile requests from {len(addresses)} addresses of {network} within "
                          f"{s.window:.0f}s: one source rotating its IPv6 addresses", event.time, ip=ip,
                          prefix=s.prefix, evidence=strongest(events), events=events[-MAX_EVIDENCE:])]
-
-    def forget(self, ip: IPAddress) -> None:
-        return None  # one address banned: the rest of its network is still to be watched

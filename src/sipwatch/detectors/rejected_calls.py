@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections import deque
 
 from sipwatch.config import RejectedCalls
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, ForgetsByAddress, Windows, strongest
 from sipwatch.event import Event, IPAddress, Kind
 
 _EMPTY = "''"
 CALLS = frozenset({Kind.REJECTED_CALL, Kind.CALL_ATTEMPT})
 
 
-class RejectedCallsDetector:
+class RejectedCallsDetector(ForgetsByAddress):
     name = "rejected_calls"
     kinds = CALLS
 
@@ -24,6 +24,7 @@ class RejectedCallsDetector:
         self.settings = settings
         self.rejected: Windows[IPAddress] = Windows(settings.window, settings.calls)
         self.flood: Windows[IPAddress] = Windows(settings.flood_window, settings.flood_calls)
+        self.address_windows = (self.rejected, self.flood)
 
     def observe(self, event: Event) -> list[Decision]:
         if event.kind not in CALLS or event.ip is None or event.repeat:
@@ -58,7 +59,3 @@ class RejectedCallsDetector:
             f"{len(events)} calls to unknown extensions ({', '.join(t or _EMPTY for t in targets[:6])})",
             event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:],
         )]
-
-    def forget(self, ip: IPAddress) -> None:
-        self.rejected.clear(ip)
-        self.flood.clear(ip)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sipwatch.config import Scanner
-from sipwatch.detectors.base import Action, Decision
-from sipwatch.event import Event, IPAddress, Kind
+from sipwatch.detectors.base import Action, Decision, ForgetsByAddress
+from sipwatch.event import Event, Kind
 
 
-class ScannerDetector:
+class ScannerDetector(ForgetsByAddress):
     name = "scanner"
     kinds = frozenset({Kind.SCANNER, Kind.FLOOD})
 
@@ -21,6 +21,3 @@ class ScannerDetector:
         label = "fingerprint" if event.kind is Kind.SCANNER else "flood"
         return [Decision(Action.BAN, self.name, f"{label}: {what}", event.time, ip=event.ip,
                          evidence=event.evidence, events=[event])]
-
-    def forget(self, ip: IPAddress) -> None:
-        return None

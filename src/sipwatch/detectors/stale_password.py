@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections import deque
 
 from sipwatch.config import StalePassword
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, ForgetsByAddress, Windows
 from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.event import Event, IPAddress, Kind
 
 
-class StalePasswordDetector:
+class StalePasswordDetector(ForgetsByAddress):
     name = "stale_password"
     kinds = frozenset({Kind.AUTH_FAILURE})
+    # (its windows, per address and account, are kept when the address is banned: that alert still stands)
 
     def __init__(self, settings: StalePassword, knowledge: Knowledge) -> None:
         self.settings = settings
@@ -40,6 +41,3 @@ class StalePasswordDetector:
                          f"{len(events)} failures on account {event.account!r}, which this address "
                          "has logged in as before: a stale password?",
                          event.time, ip=event.ip, account=event.account, events=events[-MAX_EVIDENCE:])]
-
-    def forget(self, ip: IPAddress) -> None:
-        return None

@@ -7,14 +7,22 @@ from collections import deque
 from collections.abc import Hashable
 
 from sipwatch.config import TollFraud
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, DistinctWindows, Windows, strongest
+from sipwatch.detectors.base import (
+    MAX_EVIDENCE,
+    Action,
+    Decision,
+    DistinctWindows,
+    ForgetsByAddress,
+    Windows,
+    strongest,
+)
 from sipwatch.event import Event, IPAddress, Kind
 from sipwatch.numbers import NumberClassifier
 
 DIALLED = frozenset({Kind.REJECTED_CALL, Kind.CALL_ATTEMPT})
 
 
-class TollFraudDetector:
+class TollFraudDetector(ForgetsByAddress):
     name = "toll_fraud"
     kinds = DIALLED
 
@@ -23,6 +31,7 @@ class TollFraudDetector:
         self.classifier = classifier
         self.probes: Windows[IPAddress] = Windows(settings.window, max(settings.probes, 50))
         self.walks: DistinctWindows[IPAddress] = DistinctWindows(settings.prefix_walk_window, keep=1000)
+        self.address_windows = (self.probes, self.walks)
 
     def observe(self, event: Event) -> list[Decision]:
         if event.kind not in DIALLED or event.ip is None or not event.target or event.repeat:
@@ -78,7 +87,3 @@ class TollFraudDetector:
     def _ban(self, event: Event, events: list[Event], reason: str) -> Decision:
         return Decision(Action.BAN, self.name, reason, event.time, ip=event.ip,
                         evidence=strongest(events), events=events[-MAX_EVIDENCE:])
-
-    def forget(self, ip: IPAddress) -> None:
-        self.probes.clear(ip)
-        self.walks.clear(ip)

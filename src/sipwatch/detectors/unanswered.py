@@ -9,17 +9,18 @@ from __future__ import annotations
 from collections import deque
 
 from sipwatch.config import UnansweredChallenges
-from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, Windows, strongest
+from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, ForgetsByAddress, Windows, strongest
 from sipwatch.event import Event, IPAddress, Kind
 
 
-class UnansweredChallengesDetector:
+class UnansweredChallengesDetector(ForgetsByAddress):
     name = "unanswered_challenges"
     kinds = frozenset({Kind.AUTH_CHALLENGE, Kind.AUTH_SUCCESS})
 
     def __init__(self, settings: UnansweredChallenges) -> None:
         self.settings = settings
         self.windows: Windows[IPAddress] = Windows(settings.window, settings.challenges)
+        self.address_windows = (self.windows,)
 
     def observe(self, event: Event) -> list[Decision]:
         if event.ip is None:
@@ -42,6 +43,3 @@ class UnansweredChallengesDetector:
         return [Decision(Action.BAN, self.name,
                          f"{len(events)} digest challenges without a successful login",
                          event.time, ip=event.ip, evidence=strongest(events), events=events[-MAX_EVIDENCE:])]
-
-    def forget(self, ip: IPAddress) -> None:
-        self.windows.clear(ip)
