@@ -4,8 +4,9 @@ The main process reads 4 MiB buffers and hands each, with a little lookahead fro
 worker process; the workers run the very same prefilter and parsers and send back compact tuples (in
 shared memory: `Outbox`); the main process rebuilds the events in file order and runs the pipeline. The
 workers also classify the numbers their call records dialled (phonenumbers is the dearest step of a call
-record), and work out the international form of the numbers that probes dialled, with the pipeline's own
-settings; the main process only files the results in its classifier. A
+record), and work out the international form and the region of the numbers that probes dialled, with the
+pipeline's own settings; the main process only files the results in its classifier (a scan of logs then never
+imports phonenumbers there). A
 record that crosses a buffer boundary (an attacker's line break inside a dialled number) is read by the
 worker of the buffer it starts in, and the lines it swallowed are dropped from the next buffer's results.
 """
