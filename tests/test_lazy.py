@@ -50,3 +50,15 @@ def test_a_configured_country_is_checked_against_phonenumbers() -> None:
         except ConfigError as error:
             print(error)
     """).startswith("numbers.country: 'XX'")
+
+
+def test_parse_workers_fork_with_it_loaded() -> None:
+    """The workers classify the numbers their buffers dialled: they fork with phonenumbers rather than each
+    importing it while the detectors wait for their first buffer."""
+    assert run("""
+        import sys
+        from sipwatch import parallel
+        pool = parallel.pool()
+        print(type(sys.modules["phonenumbers"]).__name__)
+        pool.shutdown()
+    """) == "module"

@@ -629,33 +629,26 @@ def test_a_truncated_compressed_master_csv_keeps_the_rows_before_the_cut(tmp_pat
 
 def test_the_probes_international_forms_come_worked_out_from_the_workers(pool: ProcessPoolExecutor,
                                                                          attack_log: Path) -> None:
-    """The toll-fraud detector asks for the international form of every number a probe dialled, and for the
-    regions of a few in each ban's reason: the workers send both with the buffer, so the main process works
-    none out itself, and they are what it would make."""
+    """The toll-fraud detector asks for the international form of every number a probe dialled: the workers
+    send them with the buffer, so the main process works none out itself, and they are what it would make."""
     from sipwatch.event import Kind
     from sipwatch.numbers import NumberClassifier
     from sipwatch.pipeline import Pipeline
 
     classifier = Pipeline(Config()).classifier
     worked_out_here: list[str] = []
-    own_form, own_region = classifier._international_form, classifier._region_of_code
+    own = classifier._international_form
 
     def counted(dialled: str) -> str | None:
         worked_out_here.append(dialled)
-        return own_form(dialled)
-
-    def region_counted(intl: str) -> str | None:
-        worked_out_here.append(intl)
-        return own_region(intl)
+        return own(dialled)
 
     classifier._international_form = counted  # type: ignore[method-assign]
-    classifier._region_of_code = region_counted  # type: ignore[method-assign]
     events = list(parallel.parallel_events(pool, FileSource(str(attack_log), chunk=65536), (2024, None),
                                            ("", "UTC"), ScanStats(), Tally(), {}, classifier))
     dialled = {e.target for e in events if e.kind in (Kind.REJECTED_CALL, Kind.CALL_ATTEMPT) and e.target}
     assert len(dialled) > 100
     fresh = NumberClassifier(*classifier.settings)
     assert all(classifier.international_form(number) == fresh.international_form(number) for number in dialled)
-    assert all(classifier.region_of(number) == fresh.region_of(number) for number in dialled)
     assert worked_out_here == []
 

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 else:  # imported on first use: a scan of logs alone never needs it in the detectors' process
     phonenumbers = lazy.module("phonenumbers", _keep_patterns)
 
+def load() -> None:
+    """Import phonenumbers now, if nothing has asked it anything yet: parse workers, which classify the numbers
+    their buffers' calls dialled, then fork with it loaded, instead of each importing it while the detectors
+    wait for their first buffer."""
+    phonenumbers.PhoneNumber  # noqa: B018 (the first attribute read imports it)
+
+
 # Risk classes: what kind of danger a destination is (the source of each entry says who names it).
 SATELLITE = "satellite"  # satellite networks: among the dearest minutes there are
 NETWORK = "international_network"  # +882/+883 international networks: revenue-share numbers abound
@@ -108,8 +115,6 @@ class Classified:
 
 ClassifiedTuple = tuple[str, str | None, str | None, str, bool, str | None, str | None, bool]
 Settings = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]
-#: `international_forms`: ((number, international form), ...), ((number, region), ...)
-Forms = tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]
 MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs for one)
 INTL_CACHED = 16384  # dialled numbers' international forms remembered
 _CLASSIFIED_FIELDS = tuple(f.name for f in fields(Classified))
@@ -288,21 +293,17 @@ class NumberClassifier:
         """The number itself, whatever access prefix it was dialled with."""
         return self.international_form(dialled) or dialled
 
-    def international_forms(self, dialled: Iterable[str]) -> Forms:
-        """(number, `international_form`) of each, and (number, `region_of`) of those with one: a parse worker
-        works them out for the numbers of the probes it read (the toll-fraud detector asks `is_probe` of each,
-        and names the regions of a few in a ban's reason; an attacker's numbers are mostly distinct, and a
-        region can cost a phonenumbers validity test)."""
+    def international_forms(self, dialled: Iterable[str]) -> list[tuple[str, str | None]]:
+        """(number, `international_form`) of each: a parse worker works them out for the numbers of the probes it
+        read (the toll-fraud detector asks `is_probe` of each, and an attacker's numbers are mostly distinct)."""
         form = self.international_form
-        forms = [(number, form(number)) for number in dialled]
-        return forms, [(number, self._region_of_code(intl)) for number, intl in forms if intl is not None]
+        return [(number, form(number)) for number in dialled]
 
-    def remember_forms(self, found: Forms) -> None:
+    def remember_forms(self, forms: list[tuple[str, str | None]]) -> None:
         """Keep `international_forms` worked out in a parse worker with the same settings (the same results:
-        the form is the dialled text's alone, the region its form's)."""
-        for kept, pairs in zip((self._intl, self._regions), found, strict=True):
-            _make_room(kept, len(pairs))
-            kept.update(pairs)
+        the form is the dialled text's alone)."""
+        _make_room(self._intl, len(forms))
+        self._intl.update(forms)
 
     def international_form(self, dialled: str) -> str | None:
         found = self._intl.get(dialled, _UNSEEN)

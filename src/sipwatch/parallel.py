@@ -4,9 +4,8 @@ The main process reads 4 MiB buffers and hands each, with a little lookahead fro
 worker process; the workers run the very same prefilter and parsers and send back compact tuples (in
 shared memory: `Outbox`); the main process rebuilds the events in file order and runs the pipeline. The
 workers also classify the numbers their call records dialled (phonenumbers is the dearest step of a call
-record), and work out the international form and the region of the numbers that probes dialled, with the
-pipeline's own settings; the main process only files the results in its classifier (a scan of logs then never
-imports phonenumbers there). A
+record), and work out the international form of the numbers that probes dialled, with the pipeline's own
+settings; the main process only files the results in its classifier. A
 record that crosses a buffer boundary (an attacker's line break inside a dialled number) is read by the
 worker of the buffer it starts in, and the lines it swallowed are dropped from the next buffer's results.
 """
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any
 
+from sipwatch import numbers
 from sipwatch.config import Config, zones
 from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress, Kind
 from sipwatch.formats import native, readers
@@ -46,7 +46,7 @@ from sipwatch.formats.wire import (
     to_wire,
     unpack,
 )
-from sipwatch.numbers import ClassifiedTuple, Forms, NumberClassifier, Settings
+from sipwatch.numbers import ClassifiedTuple, NumberClassifier, Settings
 from sipwatch.sources.files import FileSource, read_span
 from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
@@ -125,8 +125,9 @@ _OUTBOX: Outbox | None = None
 
 
 def pool() -> ProcessPoolExecutor:
-    """The parse workers: forked (they inherit the parsers' modules, and the outbox, made first)."""
+    """The parse workers: forked (they inherit the parsers' modules, phonenumbers, and the outbox, made first)."""
     global _OUTBOX
+    numbers.load()
     if _OUTBOX is None:
         with contextlib.suppress(OSError):  # no shared memory to be had (a strict commit limit): the pipe
             _OUTBOX = Outbox()
@@ -194,11 +195,9 @@ def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTu
 _PROBES = frozenset(KIND_INDEX[k] for k in (Kind.REJECTED_CALL, Kind.CALL_ATTEMPT))
 
 
-def _forms(targets: Iterable[str], settings: Settings) -> Forms:
-    """The international forms of the numbers of a buffer's probes, and their regions: the main process's
-    toll-fraud detector asks for each form (~5 us a distinct number there, on the detectors' critical path;
-    here the workers are ahead), and for the regions of a few numbers in each ban's reason (~27 us each
-    where a calling code is shared; the process then needs no phonenumbers at all)."""
+def _forms(targets: Iterable[str], settings: Settings) -> list[tuple[str, str | None]]:
+    """The international forms of the numbers of a buffer's probes: the main process's toll-fraud detector
+    asks for each (~5 us a distinct number there, on the detectors' critical path; here the workers are ahead)."""
     return _classifier(settings).international_forms(targets)
 
 
@@ -210,7 +209,7 @@ def _targets(wires: list[Wire], kinds: frozenset[int] = _CALLS) -> list[str]:
 #: a worker's answer: (the marshalled (packed events, classified numbers, probes' international forms), or their
 #: length in the outbox slot it was given; the buffer's counts; the last line swallowed by its last record)
 Result = tuple[bytes | int, ScanStats, int]
-Parsed = tuple[Packed, list[ClassifiedTuple], Forms]
+Parsed = tuple[Packed, list[ClassifiedTuple], list[tuple[str, str | None]]]
 
 
 def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
@@ -239,7 +238,7 @@ def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
         packed = pack(wires)
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(targets, job.numbers) if job.numbers is not None else []
-    forms = _forms(probes, job.numbers) if job.numbers is not None else ([], [])
+    forms = _forms(probes, job.numbers) if job.numbers is not None else []
     blob = marshal.dumps((packed, numbers, forms))
     outbox = _OUTBOX
     if slot is not None and outbox is not None and outbox.token == slot[0] and outbox.put(slot[1], blob):
@@ -346,7 +345,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
             stats.add(part)
             if classifier is not None and classified:
                 classifier.remember_all(classified)
-            if classifier is not None and forms[0]:
+            if classifier is not None and forms:
                 classifier.remember_forms(forms)
             skip = skip_through - base  # in this buffer's numbering
             if drain_in_c:
