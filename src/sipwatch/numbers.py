@@ -31,8 +31,9 @@ def _keep_patterns(module: ModuleType) -> None:
 
 if TYPE_CHECKING:
     import phonenumbers
-else:  # imported on first use: a scan of logs alone never needs it in the detectors' process
+else:  # imported on first use (`sipwatch.lazy`): many commands never classify a number
     phonenumbers = lazy.module("phonenumbers", _keep_patterns)
+
 
 def load() -> None:
     """Import phonenumbers now, if nothing has asked it anything yet: parse workers, which classify the numbers
