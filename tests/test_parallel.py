@@ -9,7 +9,6 @@ import marshal
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -81,36 +80,6 @@ def test_parallel_parse_equals_sequential(tmp_path: Path, pool: ProcessPoolExecu
     log = tmp_path / "big.log"
     _write(log, 3000, forged_at=set())
     assert _parallel(pool, log) == _sequential(log)
-
-
-def test_this_process_parses_the_first_buffer_while_the_workers_start(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The detectors would only wait for the workers' first result (they fork, start, then parse): this process
-    parses the first buffer itself, after giving the workers the next ones, and every other buffer goes to them."""
-    log = tmp_path / "big.log"
-    _write(log, 3000, forged_at=set())
-    given: list[tuple[int, int] | None] = []
-    here: list[tuple[int, int] | None] = []
-    real = parallel._parsed_here
-
-    def parse_here(job: parallel.Job) -> Any:
-        here.append(job.span)
-        assert given, "the workers were given the next buffers first"
-        return real(job)
-
-    class Counting(ProcessPoolExecutor):
-        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-            given.append(args[0].span)
-            return super().submit(fn, *args, **kwargs)
-
-    monkeypatch.setattr(parallel, "_parsed_here", parse_here)
-    executor = Counting(1, mp_context=multiprocessing.get_context("fork"))
-    try:
-        spans = list(FileSource(str(log), chunk=8192).spans() or [])
-        assert _parallel(executor, log) == _sequential(log)
-    finally:
-        executor.shutdown()
-    assert len(spans) > 3 and here == spans[:1] and given == spans[1:]
 
 
 @pytest.mark.parametrize("offset", range(0, 200, 7))

@@ -8,8 +8,6 @@ record), and work out the international form of the numbers that probes dialled,
 settings; the main process only files the results in its classifier. A
 record that crosses a buffer boundary (an attacker's line break inside a dialled number) is read by the
 worker of the buffer it starts in, and the lines it swallowed are dropped from the next buffer's results.
-The main process parses the first buffer itself, while the workers fork and start on the next ones: it would
-only wait for them (~35 ms a scan).
 """
 
 from __future__ import annotations
@@ -333,11 +331,7 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
                 outbox.give(slot)
         return parsed, part, spill
 
-    first = next(jobs, None)
-    first_end = (sum(first.span) if first.span is not None else source.bytes_read) if first is not None else 0
-    submit()  # (the workers fork now, and start on the next buffers)
-    if first is not None:  # ... while this process, which would only wait for them, parses the first one itself
-        pending.appendleft((_parsed_here(first), first_end, None))
+    submit()
     try:
         while pending:
             future, done, slot = pending.popleft()
@@ -375,16 +369,6 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
                 progress(done)
     finally:
         _abandon(pending, outbox)
-
-
-def _parsed_here(job: Job) -> Future[Result]:
-    """`parse_job(job)` run in this process, as a future that is done."""
-    done: Future[Result] = Future()
-    try:
-        done.set_result(parse_job(job))
-    except Exception as exc:  # (raised where its result is read, as a worker's would be)
-        done.set_exception(exc)
-    return done
 
 
 def _abandon(pending: deque[tuple[Future[Result], int, int | None]], outbox: Outbox | None) -> None:
