@@ -286,6 +286,19 @@ def test_weekends_have_their_own_usual_hours(when: float, expected: list[tuple[s
     assert all("on a weekend day" in d.reason for d in decisions)
 
 
+def test_a_call_4096_quarters_of_an_hour_after_another_is_read_at_its_own_hour() -> None:
+    """`_learned.c` remembers the local day and hour of each quarter of an hour in a slot of 4096, by quarter:
+    a call 4096 quarters after a 10h call on a weekday (42 days and 16 hours on: 02h on a Sunday) shares its
+    slot, and is read at its own hour and day."""
+    first = DAY0 + 10 * DAY + 10 * H  # one of the history's ordinary calls
+    later = first + 4096 * 900
+    p = pipeline()
+    assert feed(p, [e for e in history(60) if e.time < later]) == []
+    decisions = feed(p, [call(later, PARIS)])
+    assert rules(decisions) == [("unusual_hour", "warning")]
+    assert "at 02h on a weekend day" in decisions[0].reason
+
+
 @pytest.mark.parametrize(("days", "min_days", "expected"), [
     pytest.param(6, 7, [], id="6-days-learned-of-7-needed"),
     pytest.param(7, 7, [("new_high_risk_destination", "critical")], id="7-days-learned"),

@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <math.h>
 
 #include "_event_slots.h"
@@ -30,6 +31,9 @@ enum { C_ACCOUNT, C_START, C_CLASSIFIED, C_ANSWER, C_END, C_BILLSEC, C_IP, C_KEY
 static const char *const NUMBER_FIELDS[] = {"country", "number_type", "risk_class", "internal", NULL};
 enum { N_COUNTRY, N_TYPE, N_RISK, N_INTERNAL, N_NUMBER };
 
+#define CLOCK_SLOTS 4096  /* a power of two; ~6 weeks of quarters of an hour */
+#define NO_QUARTER LLONG_MIN
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t ev[N_FIELDS], pr[N_PROFILE], td[N_TODAY], cl[N_CALL], nu[N_NUMBER];
@@ -43,6 +47,9 @@ typedef struct {
     Py_ssize_t max_accounts;
     long min_days, min_calls, unusual_percent, volume_calls, volume_minutes, source, destination, unusual;
     PyObject *keep_alive;
+    /* local_of's own cache, by quarter of an hour modulo CLOCK_SLOTS: (local day, hour) with no int or dict made */
+    long long clock_quarter[CLOCK_SLOTS];
+    long clock_day[CLOCK_SLOTS], clock_hour[CLOCK_SLOTS];
 } Learned;
 
 static PyObject *s_current, *s_max_seen, *s_pair_seconds, *one;
@@ -70,6 +77,7 @@ static int offsets_of(PyObject *type, const char *const *names, Py_ssize_t *out)
 static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     PyObject *detector, *types[5];
     (void)kw;
+    for (size_t i = 0; i < CLOCK_SLOTS; i++) o->clock_quarter[i] = NO_QUARTER;
     if (!PyArg_ParseTuple(args, "OOOO!(O!O!O!O!O!)(lllllOO)(lll)", &detector, &o->python_observe, &o->module,
                           &PyTuple_Type, &o->call_kinds, &PyType_Type, &types[0], &PyType_Type, &types[1],
                           &PyType_Type, &types[2], &PyType_Type, &types[3], &PyType_Type, &types[4], &o->min_days,
@@ -158,6 +166,13 @@ static double floor_div(double vx, double wx) {
 static int local_of(Learned *o, PyObject *when_object, double when, long *day, long *hour) {
     double quarter = floor_div(when, 900.0);
     if (!(fabs(quarter) < 9e15)) return 0;
+    long long q = (long long)quarter;
+    size_t at = (size_t)q & (CLOCK_SLOTS - 1);
+    if (o->clock_quarter[at] == q) {
+        *day = o->clock_day[at];
+        *hour = o->clock_hour[at];
+        return 1;
+    }
     PyObject *key = PyLong_FromDouble(quarter);
     if (key == NULL) return -1;
     PyObject *found = PyDict_GetItemWithError(o->clock, key);
@@ -168,6 +183,11 @@ static int local_of(Learned *o, PyObject *when_object, double when, long *day, l
     int rc = PyTuple_Check(found) && PyTuple_GET_SIZE(found) == 2;
     if (rc && (long_of(PyTuple_GET_ITEM(found, 0), day) < 0 || long_of(PyTuple_GET_ITEM(found, 1), hour) < 0)) rc = -1;
     Py_DECREF(found);
+    if (rc == 1) {  /* (the method's answer depends on the quarter alone: its zone is the detector's, fixed) */
+        o->clock_quarter[at] = q;
+        o->clock_day[at] = *day;
+        o->clock_hour[at] = *hour;
+    }
     return rc;
 }
 

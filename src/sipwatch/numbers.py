@@ -229,7 +229,8 @@ class NumberClassifier:
             return self.classify(dialled).country
         region = self._regions.get(dialled, _UNSEEN)  # (per number: two that begin alike may differ)
         if region is _UNSEEN:
-            _make_room(self._regions, 1)
+            if len(self._regions) >= INTL_CACHED:
+                _make_room(self._regions, 1)
             region = self._regions[dialled] = self._region_of_code(intl)
         return region  # type: ignore[return-value]
 
@@ -309,7 +310,8 @@ class NumberClassifier:
     def international_form(self, dialled: str) -> str | None:
         found = self._intl.get(dialled, _UNSEEN)
         if found is _UNSEEN:
-            _make_room(self._intl, 1)
+            if len(self._intl) >= INTL_CACHED:
+                _make_room(self._intl, 1)
             found = self._intl[dialled] = self._international_form(dialled)
         return found  # type: ignore[return-value]
 
