@@ -35,7 +35,7 @@ else:  # imported on first use (`sipwatch.lazy`): many commands never classify a
     phonenumbers = lazy.module("phonenumbers", _keep_patterns)
 
 
-def load() -> None:
+def load_phonenumbers() -> None:
     """Import phonenumbers now, if nothing has asked it anything yet: parse workers, which classify the numbers
     their buffers' calls dialled, then fork with it loaded, instead of each importing it while the detectors
     wait for their first buffer."""

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any
 
-from sipwatch import numbers
 from sipwatch.config import Config, zones
 from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress, Kind
 from sipwatch.formats import native, readers
@@ -46,7 +45,7 @@ from sipwatch.formats.wire import (
     to_wire,
     unpack,
 )
-from sipwatch.numbers import ClassifiedTuple, NumberClassifier, Settings
+from sipwatch.numbers import ClassifiedTuple, NumberClassifier, Settings, load_phonenumbers
 from sipwatch.sources.files import FileSource, read_span
 from sipwatch.tally import COUNTED, Tally
 from sipwatch.timeparse import TimeParser
@@ -127,7 +126,7 @@ _OUTBOX: Outbox | None = None
 def pool() -> ProcessPoolExecutor:
     """The parse workers: forked (they inherit the parsers' modules, phonenumbers, and the outbox, made first)."""
     global _OUTBOX
-    numbers.load()
+    load_phonenumbers()
     if _OUTBOX is None:
         with contextlib.suppress(OSError):  # no shared memory to be had (a strict commit limit): the pipe
             _OUTBOX = Outbox()
