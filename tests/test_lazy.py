@@ -52,9 +52,9 @@ def test_a_configured_country_is_checked_against_phonenumbers() -> None:
     """).startswith("numbers.country: 'XX'")
 
 
-def test_parse_workers_fork_with_it_loaded() -> None:
-    """The workers classify the numbers their buffers dialled: they fork with phonenumbers rather than each
-    importing it while the detectors wait for their first buffer."""
+def test_starting_the_parse_workers_loads_it() -> None:
+    """The main process classifies numbers too: it imports phonenumbers while the parse workers it has just
+    forked set up, rather than while the detectors wait for their first buffer."""
     assert run("""
         import sys
         from sipwatch import parallel

@@ -94,7 +94,7 @@ def test_forged_record_across_a_buffer_boundary_blames_nobody(tmp_path: Path, po
 
 
 def test_a_scan_restores_the_garbage_collectors_settings(tmp_path: Path) -> None:
-    """The scan collects rarely (see scan._few_collections); the caller's settings come back afterwards."""
+    """The scan collects rarely (see scan.few_collections); the caller's settings come back afterwards."""
     import gc
 
     from sipwatch.scan import scan

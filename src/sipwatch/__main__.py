@@ -1,3 +1,3 @@
-from sipwatch.cli import console
+from sipwatch.console import main
 
-console()
+main()

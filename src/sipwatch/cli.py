@@ -22,7 +22,7 @@ from sipwatch.errors import ControlError, FirewallError, SourceError, StoreError
 from sipwatch.formats.records import ScanStats
 from sipwatch.pipeline import Pipeline
 from sipwatch.report import to_json, write_text
-from sipwatch.scan import Reader, scan
+from sipwatch.scan import Reader, few_collections, scan
 from sipwatch.sources.files import FileSource
 
 if TYPE_CHECKING:
@@ -93,13 +93,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     progress.close()
     if _kept is not None:
         _kept.append(result)
-    if args.json:
-        report = to_json(result)
-        _write_json(report, sys.stdout)
-        if _kept is not None:
-            _kept.append(report)
-    else:
-        write_text(result, sys.stdout, args.top)
+    with few_collections():
+        if args.json:
+            report = to_json(result)
+            _write_json(report, sys.stdout)
+            if _kept is not None:
+                _kept.append(report)
+        else:
+            write_text(result, sys.stdout, args.top)
     for err in result.errors:
         print(f"sipwatch: {err}", file=sys.stderr)
     return 2 if result.errors else 0

@@ -36,9 +36,9 @@ else:  # imported on first use (`sipwatch.lazy`): many commands never classify a
 
 
 def load_phonenumbers() -> None:
-    """Import phonenumbers now, if nothing has asked it anything yet: parse workers, which classify the numbers
-    their buffers' calls dialled, then fork with it loaded, instead of each importing it while the detectors
-    wait for their first buffer."""
+    """Import phonenumbers now, if nothing has asked it anything yet: a parse worker, which classifies the numbers
+    its buffers' calls dialled, imports it as soon as it has forked, instead of while the detectors wait for
+    its first buffer."""
     phonenumbers.PhoneNumber  # noqa: B018 (the first attribute read imports it)
 
 
