@@ -62,3 +62,20 @@ def test_starting_the_parse_workers_loads_it() -> None:
         print(type(sys.modules["phonenumbers"]).__name__)
         pool.shutdown()
     """) == "module"
+
+
+def test_the_command_imports_its_command_line_with_the_collector_off_then_turns_it_on() -> None:
+    """`sipwatch.console`: the import's objects live as long as the process; they are frozen, not walked."""
+    assert run("""
+        import builtins, gc
+        import sipwatch.console
+        real_import = builtins.__import__
+        def spy(name, *args, **kwargs):
+            module = real_import(name, *args, **kwargs)
+            if name == "sipwatch.cli":  # the command line, imported: its console tells what it sees
+                on_while_imported = gc.isenabled()
+                module.console = lambda: print(on_while_imported, gc.isenabled(), gc.get_freeze_count() > 0)
+            return module
+        builtins.__import__ = spy
+        sipwatch.console.main()
+    """) == "False True True"
