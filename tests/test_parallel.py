@@ -245,6 +245,34 @@ def test_the_calls_of_a_buffer_share_their_texts_and_keep_their_values() -> None
     assert objects[1][2] is objects[2][2] and objects[1][4] is objects[2][4] is objects[3][4]
 
 
+def _many_texts(n: int) -> list[Wire]:
+    """`n` records whose accounts are all distinct, in every width a str can have (one byte, two, four), some
+    texts alike in their bytes but not in their characters, and each record's text again in the next one."""
+    marks = ["", "é", "Ā", "😀", "\x00"]
+
+    def account(i: int) -> str:
+        return f"{marks[i % 5]}{i}"
+
+    return [(1714557600.0 + i, 0, 0, "198.51.100.7", 5060, "UDP", account(i), account(i - 1), None, 1, i + 1,
+             "chan_sip.x", None, "r", None, None) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 300, 5000])
+def test_the_c_packer_numbers_many_texts_of_every_width_as_the_python_one_does(n: int) -> None:
+    """The C packer numbers the texts by their content in a table of its own, which grows with the buffer."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.formats.wire import pack
+
+    wires = _many_texts(n)
+    assert parallel._drain.pack(wires) == pack(wires)
+    packer = _c_packer()
+    packer.add_all(wires)  # type: ignore[attr-defined]
+    assert packer.trim(n // 2) == n // 2  # type: ignore[attr-defined]
+    packer.add_all(wires[n // 2:])  # type: ignore[attr-defined]
+    assert packer.result() == pack(wires)  # type: ignore[attr-defined]
+
+
 def _c_packer() -> object:
     if parallel._drain is None:
         pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
