@@ -1108,7 +1108,7 @@ static int flag(const unsigned char *flags, int id) { return id >= 0 && id < MAX
 #define MAX_IDS 64
 
 /* Engine.feed(scanner, buf, limit, hits, line_base, orphans, special, max_record)
- *   -> (items, spill_end, candidates)
+ *   -> (items, spill_end, candidates, the newlines in buf[:limit], counted on from where the loop counted to)
  * The loop of RecordScanner.feed; `scanner._record(buf, start, stop, ids, line_no, limit, items, tried)`
  * is the Python path for one record and returns (skip_until, spill_end), 0 meaning unchanged. */
 /* ---------------------------------------------------------------------------------------------- */
@@ -1424,7 +1424,9 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     Py_XDECREF(R.clock.last_value);
     clock_clear(&R.records);
     hits_clear(&H);
-    PyObject *out = Py_BuildValue("Nnn", items, spill_end, candidates);
+    Py_ssize_t newlines = counted_pos <= limit ? counted_lines + count_newlines(buf, counted_pos, limit)
+                                               : counted_lines - count_newlines(buf, limit, counted_pos);
+    PyObject *out = Py_BuildValue("Nnnn", items, spill_end, candidates, newlines);
     return out;
 fail:
     hits_clear(&H);

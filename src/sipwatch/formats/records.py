@@ -182,6 +182,7 @@ class RecordScanner:
         if is_export(buf):  # a journald export: arrays of bytes become text first (see journal.py)
             buf, limit = text_buffer(buf, limit)
         spans = open_rows(buf)
+        newlines = -1
         if spans:  # rare (a line break in a CSV field): the Python loop reads them as one record each
             items[:], spill_end = self._feed(buf, limit, self.prefilter.hits(buf), spans)
         elif self.native is not None:
@@ -189,13 +190,15 @@ class RecordScanner:
                 buf = buf[:limit]  # its rows are one line each (no open_rows): none runs on past the limit
             hits = self._markers if self._markers is not None else self.prefilter.hits(buf)
             rows = None if self.parser.seen_prefix else self._rows
-            items[:], spill_end, candidates = self.native.feed(
+            items[:], spill_end, candidates, newlines = self.native.feed(
                 self, buf, limit, hits, self.line_base, self._orphan_ids, self._special, MAX_RECORD, rows,
                 packer.add if packer is not None else None)
             self.stats.candidates += candidates
         else:
             items[:], spill_end = self._feed(buf, limit, self.prefilter.hits(buf))
-        lines_to_limit = native.count_lines(buf, 0, limit)
+        if newlines < 0:  # (the C loop counts them on its way: no second pass over the buffer)
+            newlines = native.count_lines(buf, 0, limit)
+        lines_to_limit = newlines
         if limit and buf[limit - 1 : limit] != b"\n":
             lines_to_limit += 1  # the file's last line has no newline
         self.spill_line = self.line_base + native.count_lines(buf, 0, spill_end - 1) + 1 if spill_end else 0
