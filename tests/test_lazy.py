@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 
 def run(code: str) -> str:
@@ -52,16 +53,25 @@ def test_a_configured_country_is_checked_against_phonenumbers() -> None:
     """).startswith("numbers.country: 'XX'")
 
 
-def test_starting_the_parse_workers_loads_it() -> None:
-    """The main process classifies numbers too: it imports phonenumbers while the parse workers it has just
-    forked set up, rather than while the detectors wait for their first buffer."""
-    assert run("""
+def test_a_parallel_read_loads_it_once_its_first_buffers_are_with_the_workers(tmp_path: Path) -> None:
+    """The main process classifies numbers too: it imports phonenumbers while the parse workers parse their first
+    buffers, rather than while it waits for them; the workers import it themselves when a buffer needs it."""
+    log = tmp_path / "full"
+    log.write_text("[2024-03-04 00:00:01] VERBOSE[1][C-1] pbx.c: Executing [0044207946000@from-internal:1] "
+                   'Dial("PJSIP/6001-00000001", "PJSIP/0044207946000@trunk") in new stack\n')
+    assert run(f"""
         import sys
         from sipwatch import parallel
+        from sipwatch.formats.records import ScanStats
+        from sipwatch.sources.files import FileSource
+        from sipwatch.tally import Tally
         pool = parallel.pool()
-        print(type(sys.modules["phonenumbers"]).__name__)
+        before = type(sys.modules["phonenumbers"]).__name__
+        events = parallel.parallel_events(pool, FileSource({str(log)!r}), (2024, None), ("", ""), ScanStats(),
+                                          Tally(), {{}})
+        print(before, len(list(events)), type(sys.modules["phonenumbers"]).__name__)
         pool.shutdown()
-    """) == "module"
+    """) == "_LazyModule 1 module"
 
 
 def test_the_command_imports_its_command_line_with_the_collector_off_then_turns_it_on() -> None:
