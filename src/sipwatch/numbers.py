@@ -263,7 +263,7 @@ class NumberClassifier:
             if leading is not None:
                 if leading.match(national):
                     return region
-            elif not lengths or len(national) in lengths:
+            elif (not lengths or len(national) in lengths) and _may_be_valid(region, national):
                 if number is None:
                     number = phonenumbers.PhoneNumber(country_code=int(code), national_number=int(national),
                                                       italian_leading_zero=national.startswith("0") or None)
@@ -424,6 +424,25 @@ def _regions_of_code(code: str) -> tuple[tuple[str, re.Pattern[str] | None, froz
         desc = metadata.general_desc
         found.append((region, leading, frozenset(desc.possible_length or ()) if desc is not None else frozenset()))
     return tuple(found)
+
+
+@cache
+def _general_pattern(region: str) -> re.Pattern[str] | None:
+    """The pattern every valid number of a region matches (its metadata's general description), or None."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    desc = metadata.general_desc if metadata is not None else None
+    return re.compile(desc.national_number_pattern) if desc is not None and desc.national_number_pattern else None
+
+
+def _may_be_valid(region: str, national: str) -> bool:
+    """False when `national` (digits) cannot be a valid number of `region`: phonenumbers' own first test,
+    the general description's pattern, fails (~0.5 instead of ~8 us; most of an attacker's made-up +44 and +1
+    numbers fail it for the regions after the first). A number with more than one leading zero is left to
+    phonenumbers (its significant number is not the digits as they are then)."""
+    if national.startswith("00"):
+        return True
+    pattern = _general_pattern(region)
+    return pattern is not None and pattern.fullmatch(national) is not None
 
 
 def _network_type(e164: str | None) -> str | None:
