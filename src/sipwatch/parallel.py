@@ -128,7 +128,7 @@ def pool(calls: bool = True) -> ProcessPoolExecutor:
     or not (`calls`): they build the prefilter, the C engine and the markers while this process makes its
     pipeline, and parse their first buffers while it imports phonenumbers (`parallel_events`), instead of
     while it waits for them (its wait for the first buffer after its imports: 41 -> 31 ms set up at once,
-    then -> ~22 ms with phonenumbers imported once the first buffers are out)."""
+    then -> ~29 ms with phonenumbers imported once the first buffers are out)."""
     global _OUTBOX
     if _OUTBOX is None:
         with contextlib.suppress(OSError):  # no shared memory to be had (a strict commit limit): the pipe
@@ -154,7 +154,7 @@ def _set_up(calls: bool) -> None:
     prefilter's markers in C (shared by the parsers of every file: see `_parser` and `RecordScanner`).
     phonenumbers is imported when a buffer first needs it (a log's calls may dial no international number)."""
     parser = LineParser(TimeParser(2000, None), readers(calls))
-    prefilter = _PREFILTERS.get(calls) or _PREFILTERS.setdefault(calls, Prefilter(parser.markers))
+    prefilter = _prefilter(calls, parser.markers)
     if native.available():
         native.engine(parser.lanes)
         if prefilter.engine == "hyperscan":
@@ -182,8 +182,15 @@ def _parser(name: str, year: Year, tz_names: tuple[str, str], calls: bool) -> tu
     if found is None:
         tz, record_tz = zones(Config(timezone=tz_names[0], cdr_timezone=tz_names[1]))
         parser = LineParser(TimeParser(year[0], tz, record_tz, horizon=year[1]), readers(calls))
-        prefilter = _PREFILTERS.get(calls) or _PREFILTERS.setdefault(calls, Prefilter(parser.markers))
-        found = _PARSERS[key] = (parser, prefilter)
+        found = _PARSERS[key] = (parser, _prefilter(calls, parser.markers))
+    return found
+
+
+def _prefilter(calls: bool, markers: list[str]) -> Prefilter:
+    """The readers' prefilter, one per worker for readers of call activity or not (its database compiles once)."""
+    found = _PREFILTERS.get(calls)
+    if found is None:
+        found = _PREFILTERS[calls] = Prefilter(markers)
     return found
 
 
