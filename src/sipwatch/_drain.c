@@ -495,9 +495,9 @@ static PyObject *drain_next(Drain *d) {
 }
 
 /* The buffer's distinct texts, numbered by content in a table of its own: open addressing over (hash, number)
- * pairs, the hash of the text's code units taken eight bytes at a time. A dict keyed by the texts hashed each new text with SipHash
- * and then looked it up (~240 instructions a field, a sixth of a parse worker's time with the making of the
- * texts); a record's texts are short and mostly seen before. */
+ * pairs, the hash of the text's code units taken eight bytes at a time. A dict keyed by the texts hashed each
+ * new text with SipHash and then looked it up (~240 instructions a field, a sixth of a parse worker's time with
+ * the making of the texts); a record's texts are short and mostly seen before. */
 typedef struct {
     uint32_t hash;
     uint32_t number;  /* 0: an empty slot (text 0 is None, never in the table) */

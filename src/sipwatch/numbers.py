@@ -36,9 +36,8 @@ else:  # imported on first use (`sipwatch.lazy`): many commands never classify a
 
 
 def load_phonenumbers() -> None:
-    """Import phonenumbers now, if nothing has asked it anything yet: a parse worker, which classifies the numbers
-    its buffers' calls dialled, imports it as soon as it has forked, instead of while the detectors wait for
-    its first buffer."""
+    """Import phonenumbers now, if nothing has asked it anything yet: a parallel scan's main process imports it
+    while its parse workers parse their first buffers, rather than later, when its detectors first ask."""
     phonenumbers.PhoneNumber  # noqa: B018 (the first attribute read imports it)
 
 
