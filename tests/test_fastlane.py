@@ -119,6 +119,27 @@ def test_a_generated_attack_log_reads_the_same(tmp_path: Path) -> None:
     assert native_parity(out.read_bytes(), chunk=1 << 16) is None
 
 
+@needs_native
+def test_constants_the_c_side_cannot_keep_as_bits_or_a_short_table_read_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine keeps the call kinds as the bits of a word and the channel techs as a short table of their bytes;
+    a kind index past 63 or a tech that is no short ASCII text sends it back to asking the set and the dict."""
+    odd = native.Constants(call_kinds=native.Constants().call_kinds | {100},
+                           channel_services={**native.Constants().channel_services, "Ünicode-tech": 0})
+    monkeypatch.setattr(native, "Constants", lambda: odd)
+    monkeypatch.setattr(native, "_ENGINES", {})
+    data = (ROOT / "examples" / "asterisk-full.log").read_bytes() + genlog_bytes()
+    assert native_parity(data) is None
+
+
+def genlog_bytes() -> bytes:
+    """A small generated log with calls of every channel tech genlog writes (read once per session)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return genlog(Path(folder) / "gen.log", 3000, seed=11).read_bytes()
+
+
 def test_the_switch_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIPWATCH_NATIVE", "0")
     assert not native.available()

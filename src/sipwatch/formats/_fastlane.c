@@ -55,11 +55,19 @@ typedef struct {
     Py_ssize_t n;
     /* constants from the Python side (see native.py) */
     PyObject *call_kinds;      /* frozenset of kind indexes */
+    uint64_t call_kind_bits;   /* the same as bits, when every index is below 64 (call_kinds_as_bits) */
+    int call_kinds_as_bits;
     PyObject *kind_values;     /* tuple of kind strings */
     int k_scanner, k_unknown, k_acl;
     int e_strong, e_weak;
     int s_dialplan, s_sip, s_ami;
     PyObject *channel_services; /* dict: tech -> service index */
+    /* the same as a short table of plain ASCII keys, searched with no str made (techs_of; n_techs -1: not so) */
+#define MAX_TECHS 32
+#define MAX_TECH_LENGTH 16
+    char techs[MAX_TECHS][MAX_TECH_LENGTH];
+    unsigned char tech_lengths[MAX_TECHS];
+    int tech_services[MAX_TECHS], n_techs;
     PyObject *tls_like;         /* form._TLS_LIKE: transports that prove a round trip */
     PyObject *transports;       /* netaddr._TRANSPORTS: the transports a TRANSPORT-shaped address names */
     PyObject *uri_user, *host_text;  /* Python functions: form.uri_user, netaddr.host_text */
@@ -251,12 +259,20 @@ static int channel_account(Engine *E, PyObject *channel, int *service, PyObject 
     if (n == 0) return 0;
     const char *slash = memchr(s, '/', (size_t)n);
     Py_ssize_t tech_len = slash ? slash - s : n;
-    PyObject *tech = ascii(s, tech_len);
-    if (tech == NULL) return -1;
-    int svc;
-    int found = kind_index(E->channel_services, tech, &svc);
-    Py_DECREF(tech);
-    if (found < 0) return -1;
+    int svc = 0, found = 0;
+    if (E->n_techs >= 0) {  /* the table: no str made, no hash */
+        for (int t = 0; t < E->n_techs && !found; t++)
+            if (E->tech_lengths[t] == tech_len && memcmp(E->techs[t], s, (size_t)tech_len) == 0) {
+                svc = E->tech_services[t];
+                found = 1;
+            }
+    } else {
+        PyObject *tech = ascii(s, tech_len);
+        if (tech == NULL) return -1;
+        found = kind_index(E->channel_services, tech, &svc);
+        Py_DECREF(tech);
+        if (found < 0) return -1;
+    }
     const char *rest = slash ? slash + 1 : s + n;
     Py_ssize_t rest_len = s + n - rest;
     if (!found || rest_len == 0) return 0;
@@ -553,10 +569,15 @@ static int build_form_with(Engine *E, Lane *L, Match *m, const char *message, Py
     b->evidence = E->e_weak;
     Py_INCREF(reason);
     b->reason = reason; /* None stands for "" until the end */
-    PyObject *kobj = PyLong_FromLong(kind);
-    int is_call = kobj ? PySet_Contains(E->call_kinds, kobj) : -1;
-    Py_XDECREF(kobj);
-    if (is_call < 0) return -1;
+    int is_call;
+    if (E->call_kinds_as_bits) {
+        is_call = kind < 64 && (E->call_kind_bits >> kind) & 1;
+    } else {
+        PyObject *kobj = PyLong_FromLong(kind);
+        is_call = kobj ? PySet_Contains(E->call_kinds, kobj) : -1;
+        Py_XDECREF(kobj);
+        if (is_call < 0) return -1;
+    }
     if (is_call && L->g_channel > 0) {
         PyObject *channel = group(m, L->g_channel);
         if (channel == NULL) return -1;
@@ -1451,6 +1472,43 @@ static void engine_dealloc(Engine *E) {
 }
 
 /* Engine(specs, consts): `specs` a sequence of native.LaneSpec, `consts` a native.Constants. */
+/* The call kinds as the bits of a word, when every index is below 64 (else the set is asked). */
+static int call_kinds_as_bits(Engine *E) {
+    E->call_kind_bits = 0;
+    E->call_kinds_as_bits = 1;
+    PyObject *it = PyObject_GetIter(E->call_kinds), *item;
+    if (it == NULL) return -1;
+    while ((item = PyIter_Next(it)) != NULL) {
+        long k = PyLong_Check(item) ? PyLong_AsLong(item) : -1;
+        Py_DECREF(item);
+        if (k == -1 && PyErr_Occurred()) { Py_DECREF(it); return -1; }
+        if (k < 0 || k >= 64) E->call_kinds_as_bits = 0;
+        else E->call_kind_bits |= (uint64_t)1 << k;
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* channel_services as a short table (n_techs -1 when a key is no short plain ASCII str or there are too many). */
+static int techs_of(Engine *E) {
+    E->n_techs = 0;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(E->channel_services, &pos, &key, &value)) {
+        Py_ssize_t n = PyUnicode_Check(key) && PyUnicode_IS_ASCII(key) ? PyUnicode_GET_LENGTH(key) : -1;
+        long service = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
+        if (service == -1 && PyErr_Occurred()) return -1;
+        if (n < 1 || n > MAX_TECH_LENGTH || E->n_techs == MAX_TECHS || service < 0 || service > INT_MAX) {
+            E->n_techs = -1;
+            return 0;
+        }
+        memcpy(E->techs[E->n_techs], PyUnicode_1BYTE_DATA(key), (size_t)n);
+        E->tech_lengths[E->n_techs] = (unsigned char)n;
+        E->tech_services[E->n_techs++] = (int)service;
+    }
+    return 0;
+}
+
 static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
     PyObject *specs, *c;
     (void)kw;
@@ -1495,7 +1553,7 @@ static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
             return -1;
         }
     }
-    return 0;
+    return call_kinds_as_bits(E) < 0 || techs_of(E) < 0 ? -1 : 0;
 }
 
 static PyObject *engine_native_lanes(Engine *E, PyObject *unused) {
