@@ -120,12 +120,16 @@ def test_a_generated_attack_log_reads_the_same(tmp_path: Path) -> None:
 
 
 @needs_native
-def test_constants_the_c_side_cannot_keep_as_bits_or_a_short_table_read_the_same(
+def test_constants_the_c_side_cannot_keep_as_bits_or_short_tables_read_the_same(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine keeps the call kinds as the bits of a word and the channel techs as a short table of their bytes;
-    a kind index past 63 or a tech that is no short ASCII text sends it back to asking the set and the dict."""
-    odd = native.Constants(call_kinds=native.Constants().call_kinds | {100},
-                           channel_services={**native.Constants().channel_services, "Ünicode-tech": 0})
+    """The engine keeps the call kinds as the bits of a word, the channel techs as a short table of their bytes,
+    and the security names, services and transports it knows as the very str keys of its tables, found by their
+    bytes; a kind index past 63 or a key that is no short ASCII text sends it back to asking its sets and dicts."""
+    usual = native.Constants()
+    odd = native.Constants(call_kinds=usual.call_kinds | {100},
+                           channel_services={**usual.channel_services, "Ünicode-tech": 0},
+                           transports=usual.transports | {"Ü" * 3}, services={**usual.services, "x" * 50: 0},
+                           event_kinds={**usual.event_kinds, "Ü": 0})
     monkeypatch.setattr(native, "Constants", lambda: odd)
     monkeypatch.setattr(native, "_ENGINES", {})
     data = (ROOT / "examples" / "asterisk-full.log").read_bytes() + genlog_bytes()

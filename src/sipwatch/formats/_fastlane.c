@@ -77,10 +77,68 @@ typedef struct {
     PyObject *event_kinds;      /* security: dict name -> kind index */
     PyObject *services;         /* security: dict service -> service index */
     PyObject *careful_names;    /* security: frozenset of names the Python reader must read */
+    /* the str keys of those, found by their bytes (see Known) */
+    struct Known *known_names, *known_services, *known_transports;
 
 } Engine;
 
 #define NONE_MATCHED ((PyObject *)1)
+
+/* A few texts the engine knows (the str keys of its dicts and sets: security event names, services,
+ * transports), found by their bytes: a record's text is then that very object, with no str made, and its hash
+ * is known to the dicts and sets it is asked of next (a new str was hashed with SipHash for each). */
+#define MAX_KNOWN 64
+#define MAX_KNOWN_LENGTH 40
+typedef struct Known {
+    int n;  /* -1: not kept so (a key too long or not plain ASCII, or too many): make a str and ask */
+    PyObject *texts[MAX_KNOWN];
+} Known;
+
+static void known_clear(Known *k) {
+    if (k == NULL) return;
+    for (int i = 0; i < k->n; i++) Py_DECREF(k->texts[i]);
+    PyMem_Free(k);
+}
+
+/* Adds the str keys of `keys` (a dict or a set). */
+static int known_add(Known *k, PyObject *keys) {
+    PyObject *it = PyObject_GetIter(keys), *key;
+    if (it == NULL) return -1;
+    while (k->n >= 0 && (key = PyIter_Next(it)) != NULL) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key) || PyUnicode_GET_LENGTH(key) > MAX_KNOWN_LENGTH
+            || k->n == MAX_KNOWN) {
+            for (int i = 0; i < k->n; i++) Py_DECREF(k->texts[i]);
+            k->n = -1;
+            Py_DECREF(key);
+            break;
+        }
+        k->texts[k->n++] = key;  /* (the reference PyIter_Next gave) */
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static Known *known_of(PyObject *keys, PyObject *more) {
+    Known *k = PyMem_Calloc(1, sizeof(Known));
+    if (k == NULL) { PyErr_NoMemory(); return NULL; }
+    if (known_add(k, keys) < 0 || (more != NULL && known_add(k, more) < 0)) { known_clear(k); return NULL; }
+    return k;
+}
+
+/* The known text of these bytes (a new reference), or NULL when none is (then no error is set). `fold`: compare
+ * with the letters made upper-case (the transports, which upper() writes so). */
+static PyObject *known_text(const Known *k, const char *s, Py_ssize_t n, int fold) {
+    for (int i = 0; i < k->n; i++) {
+        PyObject *t = k->texts[i];
+        if (PyUnicode_GET_LENGTH(t) != n) continue;
+        const Py_UCS1 *d = PyUnicode_1BYTE_DATA(t);
+        Py_ssize_t j = 0;
+        if (fold) while (j < n && d[j] == (Py_UCS1)((s[j] >= 'a' && s[j] <= 'z') ? s[j] - 32 : s[j])) j++;
+        else while (j < n && d[j] == (Py_UCS1)s[j]) j++;
+        if (j == n) { Py_INCREF(t); return t; }
+    }
+    return NULL;
+}
 #define FALLBACK ((PyObject *)2)
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -456,6 +514,21 @@ static PyObject *upper(const char *s, Py_ssize_t n) {
     return u;
 }
 
+/* upper(s, n), as the known transport of that name when there is one. */
+static PyObject *transport_of(Engine *E, const char *s, Py_ssize_t n) {
+    PyObject *known = E->known_transports->n >= 0 ? known_text(E->known_transports, s, n, 1) : NULL;
+    return known != NULL ? known : upper(s, n);
+}
+
+/* group(m, g), as the known text of those bytes when there is one. */
+static PyObject *known_group(const Known *k, Match *m, int g) {
+    if (k->n >= 0 && has(m, g)) {
+        PyObject *known = known_text(k, m->text + m->ov[2 * g], (Py_ssize_t)(m->ov[2 * g + 1] - m->ov[2 * g]), 0);
+        if (known != NULL) return known;
+    }
+    return group(m, g);
+}
+
 
 /* The address fields of `addr_text` written in `shape`: 1, 0 when it is no address of that shape, -1 error. */
 static int take_address(Engine *E, PyObject *addr_text, int shape, Built *b) {
@@ -488,7 +561,7 @@ static int take_address(Engine *E, PyObject *addr_text, int shape, Built *b) {
         int h = parts == 4 ? 2 : 1;
         long port = port_of(part[h + 1], len[h + 1]);
         PyObject *transport = NULL;
-        if (parts == 4 && len[1] > 0 && (transport = upper(part[1], len[1])) == NULL) return -1;
+        if (parts == 4 && len[1] > 0 && (transport = transport_of(E, part[1], len[1])) == NULL) return -1;
         int error;
         PyObject *ip = host_text(E, part[h], len[h], &error);
         if (ip == NULL || port < 0) { Py_XDECREF(ip); Py_XDECREF(transport); return error ? -1 : 0; }
@@ -500,7 +573,7 @@ static int take_address(Engine *E, PyObject *addr_text, int shape, Built *b) {
     if (shape == SHAPE_TRANSPORT) {
         const char *colon = memchr(s, ':', (size_t)n);
         if (colon == NULL) return 0;
-        PyObject *transport = upper(s, colon - s);
+        PyObject *transport = transport_of(E, s, colon - s);
         if (transport == NULL) return -1;
         int known = PySet_Contains(E->transports, transport);
         int got = known <= 0 ? known : hostport(E, b, colon + 1, s + n - colon - 1, SHAPE_PORT);
@@ -675,7 +748,7 @@ static int build_security(Engine *E, Lane *L, Match *m, const char *message, Py_
     const char *tail = m->text + m->ov[2 * L->g_tail];
     Py_ssize_t tlen = (Py_ssize_t)(m->ov[2 * L->g_tail + 1] - m->ov[2 * L->g_tail]);
     if (memmem(tail, (size_t)tlen, "RemoteAddress=", 14) != NULL) return 0;
-    PyObject *name = group(m, L->g_name);
+    PyObject *name = known_group(E->known_names, m, L->g_name);
     if (name == NULL) return -1;
     int careful = PySet_Contains(E->careful_names, name);
     if (careful != 0) { Py_DECREF(name); return careful < 0 ? -1 : 2; }
@@ -689,7 +762,7 @@ static int build_security(Engine *E, Lane *L, Match *m, const char *message, Py_
     if (got <= 0) { Py_DECREF(name); return got; }
     b->kind = kind;
     b->reason = name;
-    PyObject *service = group(m, L->g_service);
+    PyObject *service = known_group(E->known_services, m, L->g_service);
     if (service == NULL) return -1;
     b->service = E->s_sip;
     if (kind_index(E->services, service, &b->service) < 0) { Py_DECREF(service); return -1; }
@@ -1468,6 +1541,7 @@ static void engine_dealloc(Engine *E) {
     Py_XDECREF(E->tls_like); Py_XDECREF(E->transports); Py_XDECREF(E->uri_user); Py_XDECREF(E->host_text); Py_XDECREF(E->hosts);
     Py_XDECREF(E->scanners); Py_XDECREF(E->named);
     Py_XDECREF(E->event_kinds); Py_XDECREF(E->services); Py_XDECREF(E->careful_names);
+    known_clear(E->known_names); known_clear(E->known_services); known_clear(E->known_transports);
     Py_TYPE(E)->tp_free((PyObject *)E);
 }
 
@@ -1553,6 +1627,10 @@ static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
             return -1;
         }
     }
+    if ((E->known_names = known_of(E->event_kinds, E->careful_names)) == NULL
+        || (E->known_services = known_of(E->services, NULL)) == NULL
+        || (E->known_transports = known_of(E->transports, E->tls_like)) == NULL)
+        return -1;
     return call_kinds_as_bits(E) < 0 || techs_of(E) < 0 ? -1 : 0;
 }
 
