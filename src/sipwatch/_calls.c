@@ -202,6 +202,27 @@ static PyObject *find(Observer *o, PyObject *keys, int channel_key, PyObject *ev
 
 /* The call's keys (calls._keys); *channel_key: the index of its channel key or -1. NULL with no error: a record
  * of an unexpected shape (Python's turn). */
+/* prefix + text (a new reference), remembered by the text object for as long as the entry holds it: a call's
+ * records share their ids and channel texts (a worker sends each text of a buffer once), and the key made for the
+ * first record, its hash known, serves the others, with no str made and hashed again. Direct-mapped: bounded. */
+#define KEY_SLOTS 4096
+static PyObject *key_texts[2][KEY_SLOTS], *key_made[2][KEY_SLOTS];
+
+static PyObject *prefixed(int which, PyObject *prefix, PyObject *text) {
+    size_t slot = ((uintptr_t)text >> 4) & (KEY_SLOTS - 1);
+    if (key_texts[which][slot] == text) {  /* the very object (held here: it cannot have been another) */
+        Py_INCREF(key_made[which][slot]);
+        return key_made[which][slot];
+    }
+    PyObject *key = PyUnicode_Concat(prefix, text);
+    if (key == NULL) return NULL;
+    Py_INCREF(text);
+    Py_INCREF(key);
+    Py_XSETREF(key_texts[which][slot], text);
+    Py_XSETREF(key_made[which][slot], key);
+    return key;
+}
+
 static PyObject *keys_of(PyObject *call, int *channel_key) {
     PyObject *linkedid = PyTuple_GET_ITEM(call, C_LINKEDID), *uniqueid = PyTuple_GET_ITEM(call, C_UNIQUEID);
     PyObject *channel = PyTuple_GET_ITEM(call, C_CHANNEL);
@@ -213,20 +234,20 @@ static PyObject *keys_of(PyObject *call, int *channel_key) {
     *channel_key = -1;
     int rc = 0;
     if (linkedid != Py_None && PyUnicode_GET_LENGTH(linkedid)) {
-        PyObject *key = PyUnicode_Concat(s_id_prefix, linkedid);
+        PyObject *key = prefixed(0, s_id_prefix, linkedid);
         rc = key ? PyList_Append(keys, key) : -1;
         Py_XDECREF(key);
     }
     if (rc == 0 && uniqueid != Py_None && PyUnicode_GET_LENGTH(uniqueid)) {
         int same = linkedid != Py_None && PyUnicode_Compare(uniqueid, linkedid) == 0;
         if (!same) {
-            PyObject *key = PyUnicode_Concat(s_id_prefix, uniqueid);
+            PyObject *key = prefixed(0, s_id_prefix, uniqueid);
             rc = key ? PyList_Append(keys, key) : -1;
             Py_XDECREF(key);
         }
     }
     if (rc == 0 && channel != Py_None && PyUnicode_GET_LENGTH(channel)) {
-        PyObject *key = PyUnicode_Concat(s_ch_prefix, channel);
+        PyObject *key = prefixed(1, s_ch_prefix, channel);
         rc = key ? PyList_Append(keys, key) : -1;
         Py_XDECREF(key);
         *channel_key = (int)PyList_GET_SIZE(keys) - 1;
