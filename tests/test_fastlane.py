@@ -122,9 +122,9 @@ def test_a_generated_attack_log_reads_the_same(tmp_path: Path) -> None:
 @needs_native
 def test_constants_the_c_side_cannot_keep_as_bits_or_short_tables_read_the_same(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine keeps the call kinds as the bits of a word, the channel techs as a short table of their bytes,
-    and the security names, services and transports it knows as the very str keys of its tables, found by their
-    bytes; a kind index past 63 or a key that is no short ASCII text sends it back to asking its sets and dicts."""
+    """The engine keeps the call kinds as the bits of a word, and the security names, services, transports and
+    channel techs it knows as the very str keys of its tables, found by their bytes; a kind index past 63 or a
+    key that is no short ASCII text sends it back to asking its sets and dicts."""
     usual = native.Constants()
     odd = native.Constants(call_kinds=usual.call_kinds | {100},
                            channel_services={**usual.channel_services, "Ünicode-tech": 0},

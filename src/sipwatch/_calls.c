@@ -200,8 +200,6 @@ static PyObject *find(Observer *o, PyObject *keys, int channel_key, PyObject *ev
     return NULL;
 }
 
-/* The call's keys (calls._keys); *channel_key: the index of its channel key or -1. NULL with no error: a record
- * of an unexpected shape (Python's turn). */
 /* prefix + text (a new reference), remembered by the text object for as long as the entry holds it: a call's
  * records share their ids and channel texts (a worker sends each text of a buffer once), and the key made for the
  * first record, its hash known, serves the others, with no str made and hashed again. Direct-mapped: bounded. */
@@ -223,6 +221,8 @@ static PyObject *prefixed(int which, PyObject *prefix, PyObject *text) {
     return key;
 }
 
+/* The call's keys (calls._keys); *channel_key: the index of its channel key or -1. NULL with no error: a record
+ * of an unexpected shape (Python's turn). */
 static PyObject *keys_of(PyObject *call, int *channel_key) {
     PyObject *linkedid = PyTuple_GET_ITEM(call, C_LINKEDID), *uniqueid = PyTuple_GET_ITEM(call, C_UNIQUEID);
     PyObject *channel = PyTuple_GET_ITEM(call, C_CHANNEL);

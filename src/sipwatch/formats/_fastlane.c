@@ -62,12 +62,6 @@ typedef struct {
     int e_strong, e_weak;
     int s_dialplan, s_sip, s_ami;
     PyObject *channel_services; /* dict: tech -> service index */
-    /* the same as a short table of plain ASCII keys, searched with no str made (techs_of; n_techs -1: not so) */
-#define MAX_TECHS 32
-#define MAX_TECH_LENGTH 16
-    char techs[MAX_TECHS][MAX_TECH_LENGTH];
-    unsigned char tech_lengths[MAX_TECHS];
-    int tech_services[MAX_TECHS], n_techs;
     PyObject *tls_like;         /* form._TLS_LIKE: transports that prove a round trip */
     PyObject *transports;       /* netaddr._TRANSPORTS: the transports a TRANSPORT-shaped address names */
     PyObject *uri_user, *host_text;  /* Python functions: form.uri_user, netaddr.host_text */
@@ -77,15 +71,16 @@ typedef struct {
     PyObject *event_kinds;      /* security: dict name -> kind index */
     PyObject *services;         /* security: dict service -> service index */
     PyObject *careful_names;    /* security: frozenset of names the Python reader must read */
-    /* the str keys of those, found by their bytes (see Known) */
-    struct Known *known_names, *known_services, *known_transports;
+    /* the str keys of these tables, found by their bytes (see Known) */
+    struct Known *known_names, *known_services, *known_transports, *known_techs;
 
 } Engine;
 
 #define NONE_MATCHED ((PyObject *)1)
+#define FALLBACK ((PyObject *)2)
 
 /* A few texts the engine knows (the str keys of its dicts and sets: security event names, services,
- * transports), found by their bytes: a record's text is then that very object, with no str made, and its hash
+ * transports, channel techs), found by their bytes: a record's text is then that very object, with no str made, and its hash
  * is known to the dicts and sets it is asked of next (a new str was hashed with SipHash for each). */
 #define MAX_KNOWN 64
 #define MAX_KNOWN_LENGTH 40
@@ -139,7 +134,6 @@ static PyObject *known_text(const Known *k, const char *s, Py_ssize_t n, int fol
     }
     return NULL;
 }
-#define FALLBACK ((PyObject *)2)
 
 /* ---------------------------------------------------------------------------------------------- */
 
@@ -318,15 +312,10 @@ static int channel_account(Engine *E, PyObject *channel, int *service, PyObject 
     const char *slash = memchr(s, '/', (size_t)n);
     Py_ssize_t tech_len = slash ? slash - s : n;
     int svc = 0, found = 0;
-    if (E->n_techs >= 0) {  /* the table: no str made, no hash */
-        for (int t = 0; t < E->n_techs && !found; t++)
-            if (E->tech_lengths[t] == tech_len && memcmp(E->techs[t], s, (size_t)tech_len) == 0) {
-                svc = E->tech_services[t];
-                found = 1;
-            }
-    } else {
-        PyObject *tech = ascii(s, tech_len);
-        if (tech == NULL) return -1;
+    /* a tech the table has not (when it is kept as known texts) has no service: no str made to ask it */
+    PyObject *tech = E->known_techs->n >= 0 ? known_text(E->known_techs, s, tech_len, 0) : ascii(s, tech_len);
+    if (tech == NULL && PyErr_Occurred()) return -1;
+    if (tech != NULL) {
         found = kind_index(E->channel_services, tech, &svc);
         Py_DECREF(tech);
         if (found < 0) return -1;
@@ -1542,6 +1531,7 @@ static void engine_dealloc(Engine *E) {
     Py_XDECREF(E->scanners); Py_XDECREF(E->named);
     Py_XDECREF(E->event_kinds); Py_XDECREF(E->services); Py_XDECREF(E->careful_names);
     known_clear(E->known_names); known_clear(E->known_services); known_clear(E->known_transports);
+    known_clear(E->known_techs);
     Py_TYPE(E)->tp_free((PyObject *)E);
 }
 
@@ -1561,26 +1551,6 @@ static int call_kinds_as_bits(Engine *E) {
     }
     Py_DECREF(it);
     return PyErr_Occurred() ? -1 : 0;
-}
-
-/* channel_services as a short table (n_techs -1 when a key is no short plain ASCII str or there are too many). */
-static int techs_of(Engine *E) {
-    E->n_techs = 0;
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(E->channel_services, &pos, &key, &value)) {
-        Py_ssize_t n = PyUnicode_Check(key) && PyUnicode_IS_ASCII(key) ? PyUnicode_GET_LENGTH(key) : -1;
-        long service = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
-        if (service == -1 && PyErr_Occurred()) return -1;
-        if (n < 1 || n > MAX_TECH_LENGTH || E->n_techs == MAX_TECHS || service < 0 || service > INT_MAX) {
-            E->n_techs = -1;
-            return 0;
-        }
-        memcpy(E->techs[E->n_techs], PyUnicode_1BYTE_DATA(key), (size_t)n);
-        E->tech_lengths[E->n_techs] = (unsigned char)n;
-        E->tech_services[E->n_techs++] = (int)service;
-    }
-    return 0;
 }
 
 static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
@@ -1629,9 +1599,10 @@ static int engine_init(Engine *E, PyObject *args, PyObject *kw) {
     }
     if ((E->known_names = known_of(E->event_kinds, E->careful_names)) == NULL
         || (E->known_services = known_of(E->services, NULL)) == NULL
-        || (E->known_transports = known_of(E->transports, E->tls_like)) == NULL)
+        || (E->known_transports = known_of(E->transports, E->tls_like)) == NULL
+        || (E->known_techs = known_of(E->channel_services, NULL)) == NULL)
         return -1;
-    return call_kinds_as_bits(E) < 0 || techs_of(E) < 0 ? -1 : 0;
+    return call_kinds_as_bits(E);
 }
 
 static PyObject *engine_native_lanes(Engine *E, PyObject *unused) {
