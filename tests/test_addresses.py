@@ -189,3 +189,29 @@ def test_addresses_hash_alike_with_every_c_part_off() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "SIPWATCH_NATIVE": "0"})
     assert done.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("text", ["198.51.100.7", "0.0.0.0", "255.255.255.255", "10.0.0.10"])
+def test_an_ipv4_address_made_from_text_has_that_text(text: str) -> None:
+    """`ipaddress` reads no other IPv4 form than the one it writes, so the text is kept as is (a report names
+    thousands of addresses)."""
+    import ipaddress
+
+    address = ip_of(text)
+    assert address is not None and address._text == text == str(ipaddress.IPv4Address(text))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("written", ["2001:DB8:0:0::7", "2001:db8::7", "::FFFF:198.51.100.7", "0:0:0:0:0:0:0:1",
+                                     "fe80:0000::1", "198.51.100.7"])
+def test_an_address_from_a_wire_tuple_keeps_the_text_its_worker_wrote(written: str) -> None:
+    """A parse worker writes an address as `str` does (`host_text`); the main process's address keeps that."""
+    import ipaddress
+
+    from sipwatch.formats.wire import ip
+    from sipwatch.netaddr import host_text
+
+    text = host_text(written)
+    assert text is not None
+    address = ip(text)
+    assert str(address) == text == str(ipaddress.ip_address(text))
+    assert address == ip_of(written)

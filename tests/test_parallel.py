@@ -680,3 +680,23 @@ def test_the_probes_international_forms_come_worked_out_from_the_workers(pool: P
     assert all(classifier.international_form(number) == fresh.international_form(number) for number in dialled)
     assert worked_out_here == []
 
+
+
+def test_a_parallel_scan_leaves_the_prefilter_to_its_workers(attack_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main process compiles no prefilter it will not use (its workers have theirs), and the report names
+    the engine a one-process scan names."""
+    from sipwatch.formats.prefilter import Prefilter
+    from sipwatch.scan import scan
+
+    built: list[object] = []
+
+    def counted(*args: object) -> Prefilter:
+        built.append(args)
+        return Prefilter(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "Prefilter", counted)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    many = scan([str(attack_log)], Config(), processes=True).engine
+    assert built == []
+    one = scan([str(attack_log)], Config(), processes=False).engine
+    assert len(built) == 1 and many == one

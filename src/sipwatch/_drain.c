@@ -68,6 +68,7 @@ static PyTypeObject *offender_type;
 
 static PyObject *s_time, *one;
 static Py_ssize_t max_distinct;  /* tally.MAX_DISTINCT */
+static PyObject *knows_offenders(PyObject *self, PyObject *unused);
 
 static int flush_kinds(Drain *d);
 
@@ -105,6 +106,15 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     long skip, base, strong;
     double last_time;
     (void)kw;
+    if (offender_type == NULL) {  /* (parallel.py asks knows_offenders() first) */
+        PyObject *known = knows_offenders(NULL, NULL);
+        int ok = known == Py_True;
+        Py_XDECREF(known);
+        if (!ok) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "tally.Offender's slots are not those _drain.c knows");
+            return -1;
+        }
+    }
     if (!PyArg_ParseTuple(args, "O!lldUO!OOO!OlO!O!O|O!O!O!OO!O", &PyTuple_Type, &packed, &skip, &base, &last_time,
                           &file,
                           &PyDict_Type, &ips, &ip_func, &tally, &PyDict_Type, &banned, &counted, &strong,
@@ -881,6 +891,7 @@ static PyTypeObject DrainType = {
 
 static PyMethodDef module_methods[] = {
     {"pack", pack, METH_O, "pack(wires) -> (texts, records, objects): formats/wire.py's pack, in C."},
+    {"knows_offenders", knows_offenders, METH_NOARGS, "Whether tally.Offender's slots are those Drain reads."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -889,10 +900,12 @@ static struct PyModuleDef moduledef = {
     module_methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__drain(void) {
-    s_time = PyUnicode_InternFromString("time");
-    one = PyLong_FromLong(1);
-    if (!s_time || !one) return NULL;
+/* knows_offenders() -> bool: whether tally.Offender's slots are those this module reads and writes (looked up
+ * on the first call, not at import: the parse workers, which only pack, fork before the detectors and the
+ * tally are imported). False: the scan merges in Python. */
+static PyObject *knows_offenders(PyObject *self, PyObject *unused) {
+    (void)self; (void)unused;
+    if (offender_type != NULL) Py_RETURN_TRUE;
     PyObject *tally = PyImport_ImportModule("sipwatch.tally");
     PyObject *cap = tally ? PyObject_GetAttrString(tally, "MAX_DISTINCT") : NULL;
     max_distinct = cap ? PyLong_AsSsize_t(cap) : -1;
@@ -902,10 +915,16 @@ PyMODINIT_FUNC PyInit__drain(void) {
     if (max_distinct < 0 || type == NULL) { Py_XDECREF(type); return NULL; }
     if (!PyType_Check(type) || !named_slots((PyTypeObject *)type, OFFENDER_FIELDS, N_OFFENDER, offender_offsets)) {
         Py_DECREF(type);
-        PyErr_SetString(PyExc_ImportError, "tally.Offender's slots are not those _drain.c knows");
-        return NULL;
+        Py_RETURN_FALSE;
     }
     offender_type = (PyTypeObject *)type;  /* kept for the module's life */
+    Py_RETURN_TRUE;
+}
+
+PyMODINIT_FUNC PyInit__drain(void) {
+    s_time = PyUnicode_InternFromString("time");
+    one = PyLong_FromLong(1);
+    if (!s_time || !one) return NULL;
     PyObject *m = module_with_type(&moduledef, "Drain", &DrainType);
     if (m != NULL && add_type(m, "Packer", &PackerType) < 0) Py_CLEAR(m);
     return m;

@@ -29,6 +29,8 @@ MAX_OPEN = 12 * 3600.0  # a call with no end after this long is forgotten (its e
 
 @dataclass(slots=True)
 class CallState:
+    """One call, as far as its records have told."""
+
     account: str | None
     start: float
     number: str | None = None

@@ -55,6 +55,8 @@ def threshold(value: object, key: str) -> Threshold:
 
 @dataclass
 class BruteForce:
+    """`[detectors.brute_force]`: failed authentications per address in a window."""
+
     enabled: bool = True
     attempts: int = 6
     window: Duration = 300.0
@@ -62,6 +64,8 @@ class BruteForce:
 
 @dataclass
 class Enumeration:
+    """`[detectors.enumeration]`: distinct accounts one address tries in a window."""
+
     enabled: bool = True
     accounts: int = 5
     window: Duration = 600.0
@@ -69,6 +73,8 @@ class Enumeration:
 
 @dataclass
 class RejectedCalls:
+    """`[detectors.rejected_calls]`: calls to unknown extensions, and the INVITE flood, per address."""
+
     enabled: bool = True
     calls: int = 3  # rejected calls (unknown extension) per address
     window: Duration = 600.0
@@ -78,11 +84,15 @@ class RejectedCalls:
 
 @dataclass
 class Scanner:
+    """`[detectors.scanner]`: the user agents of known SIP scanners (fingerprints.py)."""
+
     enabled: bool = True
 
 
 @dataclass
 class TollFraud:
+    """`[detectors.toll_fraud]`: calls to international, premium or high-risk numbers; prefix walking."""
+
     enabled: bool = True
     probes: int = 2  # calls to international/premium/high-risk numbers per address
     window: Duration = 3600.0
@@ -93,6 +103,8 @@ class TollFraud:
 
 @dataclass
 class Distributed:
+    """`[detectors.distributed]`: one account attacked from many addresses."""
+
     enabled: bool = True
     addresses: int = 10  # distinct addresses failing on one account
     window: Duration = 3600.0
@@ -100,6 +112,8 @@ class Distributed:
 
 @dataclass
 class StalePassword:
+    """`[detectors.stale_password]`: one address failing again and again on one account it owns."""
+
     enabled: bool = True
     failures: int = 5
     window: Duration = 3600.0
@@ -107,6 +121,8 @@ class StalePassword:
 
 @dataclass
 class UnansweredChallenges:
+    """`[detectors.unanswered_challenges]`: digest challenges an address never answers."""
+
     enabled: bool = True
     challenges: int = 20
     window: Duration = 60.0
@@ -114,6 +130,8 @@ class UnansweredChallenges:
 
 @dataclass
 class Ipv6Rotation:
+    """`[detectors.ipv6_rotation]`: an attack spread over the addresses of one IPv6 network."""
+
     enabled: bool = True
     prefix: int = 64  # the network a subscriber holds (RFC 6177: a /64 at the least)
     attempts: int = 10  # hostile requests from the network in `window` ...
@@ -123,6 +141,8 @@ class Ipv6Rotation:
 
 @dataclass
 class Detectors:
+    """`[detectors]`: each detector's settings, under its own table."""
+
     brute_force: BruteForce = field(default_factory=BruteForce)
     enumeration: Enumeration = field(default_factory=Enumeration)
     rejected_calls: RejectedCalls = field(default_factory=RejectedCalls)
@@ -136,6 +156,8 @@ class Detectors:
 
 @dataclass
 class Policy:
+    """`[policy]`: what may be banned, and for how long."""
+
     ban_strong: Duration = 3600.0  # the source completed a round trip
     ban_weak: Duration = 600.0  # a single UDP packet could have been spoofed
     allowlist: list[str] = field(default_factory=list)  # networks and host names never banned (trunks, offices)
@@ -149,12 +171,19 @@ class Policy:
 
 @dataclass
 class Numbers:
+    """`[numbers]`: how the PBX's users dial, to classify the numbers they dial."""
+
     country: str = ""  # ISO 3166 code of the PBX, e.g. "DE"; "" = read every number as international
     national_prefix: str = ""  # trunk prefix of national numbers, e.g. "0"; "" = the country's (phonenumbers)
     international_prefixes: list[str] = field(default_factory=lambda: ["00", "011", "810", "+"])
     access_codes: list[str] = field(default_factory=lambda: ["9", "0"])  # outside-line digits
     high_risk_extra: list[str] = field(default_factory=list)  # more E.164 prefixes, e.g. "+882"
     internal_digits: int = 6  # dialled numbers of at most this many digits are the PBX's own extensions
+
+    def settings(self) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]:
+        """The arguments of the pipeline's `NumberClassifier` (`numbers.Settings`), as its parse workers get them."""
+        return (self.country, tuple(self.international_prefixes), tuple(self.access_codes),
+                tuple(self.high_risk_extra), self.national_prefix, self.internal_digits)
 
 
 @dataclass
@@ -239,6 +268,8 @@ class Behaviour:
 
 @dataclass
 class Run:
+    """`[run]`: the daemon: what it watches, its firewall backend, its store."""
+
     watch: list[str] = field(default_factory=list)  # log files and globs, e.g. "/var/log/asterisk/messages*"
     backend: str = "nftables"  # nftables | ipset (ipset + iptables) | dry-run
     state_dir: str = "/var/lib/sipwatch"
@@ -266,6 +297,8 @@ class Pbx:
 
 @dataclass
 class Alerts:
+    """`[alerts]`: where decisions are sent (apprise URLs), and which."""
+
     urls: list[str] = field(default_factory=list)  # apprise URLs: mailto://, slack://, tgram://, json://, ...
     on: list[str] = field(default_factory=lambda: ["ban", "alert"])  # which decisions are sent
     dedupe: Duration = 600.0  # the same decision about the same address once per this period
@@ -274,6 +307,8 @@ class Alerts:
 
 @dataclass
 class Config:
+    """The whole configuration (a TOML file; every table and key optional)."""
+
     detectors: Detectors = field(default_factory=Detectors)
     policy: Policy = field(default_factory=Policy)
     numbers: Numbers = field(default_factory=Numbers)

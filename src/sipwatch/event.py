@@ -107,6 +107,8 @@ CallTuple = tuple[str | None, str | None, str | None, str | None, str | None, fl
 
 @dataclass(slots=True)
 class Event:
+    """What every source and parser produces: one record of a server's, read."""
+
     time: float
     kind: Kind
     service: Service

@@ -93,6 +93,8 @@ NETWORK_TYPES = {"+870": SATELLITE, "+881": SATELLITE, "+882": NETWORK, "+883": 
 
 @dataclass(frozen=True, slots=True)
 class Classified:
+    """What a dialled number is: its country, type and risk."""
+
     dialled: str
     e164: str | None
     country: str | None  # ISO region, e.g. "GB"

@@ -12,7 +12,9 @@ worker of the buffer it starts in, and the lines it swallowed are dropped from t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import marshal
 import mmap
 import multiprocessing
@@ -21,8 +23,9 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from ipaddress import IPv6Network
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipwatch.config import Config, zones
 from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress, Kind
@@ -47,8 +50,10 @@ from sipwatch.formats.wire import (
 )
 from sipwatch.numbers import ClassifiedTuple, NumberClassifier, Settings, load_phonenumbers
 from sipwatch.sources.files import FileSource, read_span
-from sipwatch.tally import COUNTED, Tally
-from sipwatch.timeparse import TimeParser
+from sipwatch.timeparse import TimeParser, horizon_after
+
+if TYPE_CHECKING:
+    from sipwatch.tally import Tally
 
 try:  # pragma: no cover - which branch runs depends on the build
     from sipwatch import _drain  # type: ignore[attr-defined]
@@ -56,6 +61,8 @@ except ImportError:  # pragma: no cover
     _drain = None
 
 MIN_PARALLEL_BYTES = 16 << 20
+#: the cyclic collector's thresholds during a scan, in the main process (`scan.few_collections`) and the workers
+GC_THRESHOLDS = (500_000, 50, 1000)
 #: (the year of year-less stamps, the latest time a stamp can have): see timeparse.py
 Year = tuple[int, float | None]
 AHEAD = 4  # buffers with the parse workers at a time (4 MiB each)
@@ -65,6 +72,8 @@ SLOTS = 2 * AHEAD  # (two files read at once each have AHEAD buffers out; more g
 
 @dataclass(frozen=True)
 class Job:
+    """One buffer of a file, for a parse worker."""
+
     name: str
     data: bytes
     limit: int
@@ -145,6 +154,9 @@ def worker_started(calls: bool = True) -> None:
     makes at once what its first buffer needs (see `pool`)."""
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
+    gc.freeze()  # (what was made before the fork is never walked here either: see `scan.few_collections`)
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.enable()  # (`head_start` forks while the command imports with the collector off)
     with contextlib.suppress(Exception):  # (then the first buffer builds it, and says what went wrong)
         _set_up(calls)
 
@@ -286,6 +298,145 @@ def _jobs(source: FileSource, year: Year, tz: tuple[str, str], numbers: Settings
         yield Job(source.name, data, limit, 0, year, tz, numbers, calls, rows_only=rows_only)
 
 
+def year_of(source: FileSource) -> Year:
+    """The year of a file's year-less stamps and the latest time a stamp can have (see timeparse.py)."""
+    mtime = source.mtime
+    return (datetime.fromtimestamp(mtime).year if mtime else datetime.now().year), horizon_after(mtime)
+
+
+class Feed:
+    """One file's buffers on their way through the parse workers, `AHEAD` at a time: the jobs out, in file
+    order, each with the end of its buffer (the progress) and its outbox slot. `parallel_events` makes one,
+    or takes over the one that `head_start` began."""
+
+    def __init__(self, pool: ProcessPoolExecutor, source: FileSource, year: Year, tz: tuple[str, str],
+                 numbers: Settings | None, calls: bool) -> None:
+        self.pool = pool
+        self.source = source
+        self.key = (source.name, year, tz, numbers, calls)  # (what `head_start`'s must match to be taken over)
+        self.jobs = _jobs(source, year, tz, numbers, calls)
+        self.pending: deque[tuple[Future[Result], int, int | None]] = deque()  # (a job's future, its end, its slot)
+
+    def submit(self) -> None:
+        """Keep `AHEAD` buffers with the workers: they parse the next ones while this process runs the
+        detectors on the current one (refilled one by one, so they never stand idle waiting for a batch)."""
+        outbox = _OUTBOX
+        pending = self.pending
+        while len(pending) < AHEAD:
+            job = next(self.jobs, None)
+            if job is None:
+                return
+            end = sum(job.span) if job.span is not None else self.source.bytes_read
+            slot = outbox.take() if outbox is not None else None
+            given = (outbox.token, slot) if outbox is not None and slot is not None else None
+            pending.append((self.pool.submit(parse_job, job, given), end, slot))
+
+    def take(self) -> tuple[Parsed, ScanStats, int, int] | None:
+        """The next buffer's results (parsed, counts, last line swallowed, the buffer's end), None after the
+        last; the next job is submitted before they are returned (the workers go on meanwhile)."""
+        if not self.pending:
+            return None
+        future, done, slot = self.pending.popleft()
+        outbox = _OUTBOX
+        try:
+            found, part, spill = future.result()
+            if isinstance(found, bytes):
+                parsed: Parsed = marshal.loads(found)
+            else:  # a length: the worker left them in its slot
+                assert outbox is not None and slot is not None
+                parsed = outbox.load(slot, found)
+        finally:
+            if outbox is not None and slot is not None:
+                outbox.give(slot)
+        del future
+        self.submit()
+        return parsed, part, spill, done
+
+    def close(self) -> None:
+        """The jobs still out when a reader stops early (an error, or its events no longer wanted): cancelled,
+        or waited for when a worker has started one, so that its slot is free once nothing will write it."""
+        pending = self.pending
+        outbox = _OUTBOX
+        while pending:
+            future, _, slot = pending.popleft()
+            if not future.cancel():
+                with contextlib.suppress(BaseException):
+                    future.result()
+            if outbox is not None and slot is not None:
+                outbox.give(slot)
+
+
+@dataclass
+class _HeadStart:
+    """What `head_start` began: its pool (`taken` once a scan uses it) and its feed (until a scan takes it)."""
+
+    pool: ProcessPoolExecutor
+    calls: bool
+    feed: Feed | None
+    taken: bool = False
+
+
+_HEAD_START: _HeadStart | None = None
+
+
+def head_start(paths: list[str], config: Config) -> None:
+    """Fork the parse workers and give them a scan's first buffers while the main process still imports the
+    rest of the command (the detectors, the report: ~25 ms): the workers build their prefilter and C engine
+    meanwhile, and are a few buffers ahead when the detectors begin, instead of making them wait for each of
+    the first, growing buffers (~40 ms a scan). Only for the first large plain file of `paths`, with the
+    settings that the scan gives its jobs (`config`); a scan takes them over (`adopt_pool`, `_adopt_feed`)
+    when its settings are the same, and what it does not take is dropped (`drop_head_start`)."""
+    global _HEAD_START
+    if _HEAD_START is not None or workers() == 0:
+        return
+    source = next((s for s in map(FileSource, paths) if s.size >= MIN_PARALLEL_BYTES), None)
+    if source is None or source.spans() is None:
+        return  # (a compressed file: this process reads and inflates its buffers, which cannot go ahead)
+    executor = pool(config.calls)
+    feed = Feed(executor, source, year_of(source), (config.timezone, config.cdr_timezone),
+                config.numbers.settings(), config.calls)
+    feed.submit()
+    _HEAD_START = _HeadStart(executor, config.calls, feed)
+    atexit.register(drop_head_start)
+
+
+def adopt_pool(calls: bool) -> ProcessPoolExecutor | None:
+    """The pool that `head_start` forked, for a scan whose workers read call activity or not (`calls`); None
+    when there is none, or when it was set up otherwise (then it is dropped)."""
+    started = _HEAD_START
+    if started is None or started.taken:
+        return None
+    if started.calls != calls:
+        drop_head_start()
+        return None
+    started.taken = True
+    return started.pool
+
+
+def _adopt_feed(pool: ProcessPoolExecutor, key: tuple[object, ...]) -> Feed | None:
+    """`head_start`'s feed, when it went to this pool with these very jobs."""
+    started = _HEAD_START
+    if started is None or started.feed is None or started.pool is not pool:
+        return None
+    feed, started.feed = started.feed, None
+    if feed.key != key:  # (its buffers would be read again: let go of them and their slots now)
+        feed.close()
+        return None
+    return feed
+
+
+def drop_head_start() -> None:
+    """Cancel what `head_start` began and no scan took over, and shut its pool down unless a scan uses it."""
+    global _HEAD_START
+    started, _HEAD_START = _HEAD_START, None
+    if started is None:
+        return
+    if started.feed is not None:
+        started.feed.close()
+    if not started.taken:
+        started.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, tz: tuple[str, str], stats: ScanStats,
                     tally: Tally, banned_until: dict[IPAddress, float],
                     classifier: NumberClassifier | None = None, calls: bool = True,
@@ -300,15 +451,15 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
     see core.py), the events it sees all the way through are not returned. `progress` is told the bytes done after
     each buffer. Workers number lines from their buffer's start; the results come back in order, so each buffer's
     first line is known by then."""
-    pending: deque[tuple[Future[Result], int, int | None]] = deque()  # (a job's future, its end, its slot)
-    outbox = _OUTBOX
+    from sipwatch.tally import COUNTED  # (imported late: `head_start` forks before the detectors are imported)
+
     numbers = classifier.settings if classifier is not None else None
     counted = {KIND_INDEX[k] for k in COUNTED}
     strong = EVIDENCE_INDEX[Evidence.STRONG]
     line_base = 0
     skip_through = 0
     last_time = 0.0
-    drain_in_c = _drain is not None and native.available()
+    drain_in_c = _drain is not None and native.available() and _drain.knows_offenders()
 
     def events(wire: list[Wire], skip: int, base: int) -> Iterator[Event]:
         """The merge loop in Python (what `_drain.c` does in C)."""
@@ -330,42 +481,16 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
             if take is None or not take(event):
                 yield event
 
-    jobs = _jobs(source, year, tz, numbers, calls)
-
-    def submit() -> None:
-        """Keep `AHEAD` buffers with the workers: they parse the next ones while this process runs the
-        detectors on the current one (refilled one by one, so they never stand idle waiting for a batch)."""
-        while len(pending) < AHEAD:
-            job = next(jobs, None)
-            if job is None:
-                return
-            end = sum(job.span) if job.span is not None else source.bytes_read
-            slot = outbox.take() if outbox is not None else None
-            given = (outbox.token, slot) if outbox is not None and slot is not None else None
-            pending.append((pool.submit(parse_job, job, given), end, slot))
-
-    def load(future: Future[Result], slot: int | None) -> tuple[Parsed, ScanStats, int]:
-        """A job's results, read from its outbox slot (then free again) or as sent through the pipe."""
-        try:
-            found, part, spill = future.result()
-            if isinstance(found, bytes):
-                parsed: Parsed = marshal.loads(found)
-            else:  # a length: the worker left them in its slot
-                assert outbox is not None and slot is not None
-                parsed = outbox.load(slot, found)
-        finally:
-            if outbox is not None and slot is not None:
-                outbox.give(slot)
-        return parsed, part, spill
-
-    submit()
+    key = (source.name, year, tz, numbers, calls)
+    feed = _adopt_feed(pool, key)
+    if feed is None:
+        feed = Feed(pool, source, year, tz, numbers, calls)
+        feed.submit()
     load_phonenumbers()  # (this process classifies numbers too: while the workers parse their first buffers)
     try:
-        while pending:
-            future, done, slot = pending.popleft()
-            (packed, classified, forms), part, spill = load(future, slot)
-            del future
-            submit()  # before this buffer's detectors run: the workers go on meanwhile
+        while (taken := feed.take()) is not None:
+            (packed, classified, forms), part, spill, done = taken
+            del taken
             base = line_base
             line_base += part.lines
             part.unmatched_samples = [(f, n + base, t) for f, n, t in part.unmatched_samples]
@@ -396,16 +521,4 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
             if progress is not None:
                 progress(done)
     finally:
-        _abandon(pending, outbox)
-
-
-def _abandon(pending: deque[tuple[Future[Result], int, int | None]], outbox: Outbox | None) -> None:
-    """The jobs still out when a reader stops early (an error, or its events no longer wanted): cancelled, or
-    waited for when a worker has started one, so that its slot is free once nothing will write it."""
-    while pending:
-        future, _, slot = pending.popleft()
-        if not future.cancel():
-            with contextlib.suppress(BaseException):
-                future.result()
-        if outbox is not None and slot is not None:
-            outbox.give(slot)
+        feed.close()

@@ -276,9 +276,7 @@ def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
 
 class Pipeline:
     def __init__(self, config: Config, own: set[IPAddress] | None = None) -> None:
-        n = config.numbers
-        self.classifier = NumberClassifier(n.country, tuple(n.international_prefixes), tuple(n.access_codes),
-                                           tuple(n.high_risk_extra), n.national_prefix, n.internal_digits)
+        self.classifier = NumberClassifier(*config.numbers.settings())
         self.calls = CallBook(self.classifier)
         self.knowledge = Knowledge(calls=self.calls)
         self.duplicates = Duplicates()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from functools import cached_property
 
 from sipwatch import core, parallel
 from sipwatch.calls import AccountTally
@@ -19,15 +19,15 @@ from sipwatch.detectors import Action, Decision
 from sipwatch.event import Event, IPAddress, IPNetwork
 from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
-from sipwatch.formats.prefilter import Prefilter
+from sipwatch.formats.prefilter import Prefilter, expected_engine
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
 from sipwatch.netaddr import ipv6_network
 from sipwatch.pipeline import Pipeline
 from sipwatch.sources.files import FileSource, SourceError
 from sipwatch.tally import Offender, Tally
-from sipwatch.timeparse import TimeParser, horizon_after
+from sipwatch.timeparse import TimeParser
 
-SCAN_GC_THRESHOLDS = (500_000, 50, 1000)  # see few_collections()
+SCAN_GC_THRESHOLDS = parallel.GC_THRESHOLDS  # see few_collections()
 MAX_ALERTS = 1000  # address-less alerts kept for the report (memory stays flat on huge inputs)
 MAX_ACCOUNT_DECISIONS = 20  # account-rule decisions kept per account
 
@@ -36,6 +36,8 @@ Progress = Callable[[str, int, int], None]  # file, bytes done, bytes total
 
 @dataclass
 class ScanResult:
+    """What a scan found: counts, offenders, decisions, accounts."""
+
     stats: ScanStats = field(default_factory=ScanStats)
     tally: Tally = field(default_factory=Tally)
     decisions: list[Decision] = field(default_factory=list)  # those that name no address (capped)
@@ -63,15 +65,27 @@ class Reader:
 
     def __init__(self, config: Config, use_hyperscan: bool = True, native_lane: bool = True) -> None:
         self.native_lane = native_lane  # the C fast lane where it is built (formats/native.py)
+        self.use_hyperscan = use_hyperscan
         self.tz, self.record_tz = zones(config)
         self.readers = readers(config.calls)
+
+    @cached_property
+    def prefilter(self) -> Prefilter:
+        """The readers' prefilter, compiled when a file is first read in this process (a large file's parse
+        workers compile their own: ~3 ms this process need not spend before the detectors begin)."""
         probe = LineParser(TimeParser(2000, self.tz), self.readers)
-        self.prefilter = Prefilter(probe.markers, use_hyperscan)
+        return Prefilter(probe.markers, self.use_hyperscan)
+
+    @property
+    def engine(self) -> str:
+        """The prefilter's engine: this process's, or the one its workers get (from the same markers)."""
+        built = self.__dict__.get("prefilter")
+        engine = built.engine if built is not None else expected_engine(self.use_hyperscan)
+        return engine + (", fast lane: C" if native.available() else ", fast lane: Python")
 
     def events(self, source: FileSource, stats: ScanStats, progress: Progress | None = None) -> Iterator[Event]:
-        mtime = source.mtime
-        year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-        parser = LineParser(TimeParser(year, self.tz, self.record_tz, horizon_after(mtime)), self.readers)
+        year, horizon = parallel.year_of(source)
+        parser = LineParser(TimeParser(year, self.tz, self.record_tz, horizon), self.readers)
         parser.rows_only = source.rows_only
         scanner = RecordScanner(parser, self.prefilter, source.name, stats, self.native_lane)
         total = source.size
@@ -101,7 +115,7 @@ class _Pools:
     def start(self, paths: list[str]) -> None:
         """Fork the workers now when a file will need them: they set up while the scan makes its pipeline."""
         if any(self._large(FileSource(path)) for path in paths):
-            self.pool = parallel.pool(self.calls)
+            self.pool = parallel.adopt_pool(self.calls) or parallel.pool(self.calls)
 
     def get(self, source: FileSource) -> ProcessPoolExecutor | None:
         if not self._large(source):
@@ -114,6 +128,7 @@ class _Pools:
         return self.enabled and source.size >= parallel.MIN_PARALLEL_BYTES
 
     def close(self) -> None:
+        parallel.drop_head_start()  # (what it began for a file that this scan did not read, or read otherwise)
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
 
@@ -133,9 +148,7 @@ def _file_events(reader: Reader, path: str, result: ScanResult, progress: Progre
                 tally(event)
                 yield event
         else:
-            mtime = source.mtime
-            year = datetime.fromtimestamp(mtime).year if mtime else datetime.now().year
-            events = parallel.parallel_events(pool, source, (year, horizon_after(mtime)),
+            events = parallel.parallel_events(pool, source, parallel.year_of(source),
                                               (config.timezone, config.cdr_timezone), stats, result.tally,
                                               pipeline.banned_until, pipeline.classifier, config.calls, take,
                                               _per_file(progress, source),
@@ -242,7 +255,6 @@ def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyper
     try:
         result = ScanResult(files=list(paths), blocks="block" in config.pbx.actions)
         reader = Reader(config, use_hyperscan)
-        result.engine = reader.prefilter.engine + (", fast lane: C" if native.available() else ", fast lane: Python")
         pipeline = pipeline or Pipeline(config)
         pipeline.duplicates.enabled = len(paths) > 1  # one file: no record comes through two sources
         record = _recorder(result, pipeline)
@@ -254,6 +266,7 @@ def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyper
         for event in merged:
             for decision in process(event):
                 record(decision)
+        result.engine = reader.engine  # (once read: a file read in this process built the prefilter)
     finally:
         pools.close()
     result.tally.flush()

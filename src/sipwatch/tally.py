@@ -89,6 +89,8 @@ def _merge_capped(into: Counter[str], other: Counter[str]) -> None:
 
 @dataclass
 class Tally:
+    """The scan's counts: every hostile address's offender, and the events by kind."""
+
     offenders: dict[IPAddress, Offender] = field(default_factory=dict)
     kinds: Counter[str] = field(default_factory=Counter)
     queued: int = 0  # events waiting in the offenders' queues...

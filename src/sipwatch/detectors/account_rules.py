@@ -44,12 +44,16 @@ LEVELS = ("", "warning", "critical")
 
 @dataclass(slots=True)
 class _Tracked:
+    """An outside call of the account, open or ended within the window."""
+
     call: CallState
     billed: bool = False  # its cost is in the day's spend
 
 
 @dataclass(frozen=True, slots=True)
 class _Profile:
+    """A time profile (`[accounts.profiles]`) with its own limits."""
+
     name: str
     hours: tuple[int, int] | None
     days: frozenset[int]
@@ -88,6 +92,8 @@ class _Lowest(NamedTuple):
 
 @dataclass(slots=True)
 class _Fired:
+    """A rule's last decision about an account: the level it reached, and when."""
+
     level: int
     time: float
     newest: float  # start of the newest call behind it
@@ -95,6 +101,8 @@ class _Fired:
 
 @dataclass
 class _Account:
+    """What the rules keep per account."""
+
     calls: OrderedDict[int, _Tracked] = field(default_factory=OrderedDict)
     spent: dict[str, float] = field(default_factory=dict)  # local date -> cost of the ended calls
     fired: dict[str, _Fired] = field(default_factory=dict)  # rule -> last decision

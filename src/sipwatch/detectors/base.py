@@ -23,6 +23,8 @@ class Action(StrEnum):
 
 @dataclass(slots=True)
 class Decision:
+    """What a detector decided (ban, alert or watch), why, and the events behind it."""
+
     action: Action
     detector: str
     reason: str

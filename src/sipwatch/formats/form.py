@@ -100,6 +100,8 @@ _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
 
 @dataclass(frozen=True, slots=True)
 class Form:
+    """One message form of a server's log: a row of a format table."""
+
     id: str
     server: str
     service: Service

@@ -20,6 +20,11 @@ except ImportError:  # pragma: no cover
     _hs = None
 
 
+def expected_engine(use_hyperscan: bool = True) -> str:
+    """The engine a `Prefilter` gets: hyperscan where its wheel is installed (and wanted), else `re`."""
+    return "hyperscan" if use_hyperscan and _hs is not None else "re"
+
+
 class Prefilter:
     """Reports (end offset, marker index) for every marker occurrence in a buffer."""
 

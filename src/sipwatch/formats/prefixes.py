@@ -22,6 +22,8 @@ _AST_FILE = r"(?P<file>Ext\. [^:]*|[\w./-]+\.c|[\w./-]+)"
 
 @dataclass(frozen=True, slots=True)
 class Prefix:
+    """A line prefix (its time stamp, level, source file) that a server writes before its messages."""
+
     name: str
     server: str  # asterisk | freeswitch | kamailio | opensips | any
     regex: re.Pattern[str]

@@ -88,6 +88,8 @@ _SPLITTABLE = frozenset({
 
 @dataclass(slots=True)
 class ScanStats:
+    """What reading a file counted: lines, candidates, events, what matched no form."""
+
     lines: int = 0
     candidates: int = 0
     events: int = 0

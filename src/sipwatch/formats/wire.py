@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from sipwatch.event import Call, CallTuple, Event, Evidence, IPAddress, Kind, Service
-from sipwatch.netaddr import ip_of
+from sipwatch.netaddr import ip_of_canonical
 
 #: time, kind, service, ip, port, transport, account, target, user agent, evidence, line, form, session,
 #: reason, extra, call
@@ -57,12 +57,13 @@ def ip_text(ip: IPAddress) -> str:
 
 
 def ip(text: str) -> IPAddress | None:
-    """ip_of(), remembered: the same addresses come again and again (a phone's, an attacker's)."""
+    """The address of a wire tuple's address text (its own text: `ip_text`, `netaddr.host_text`), remembered:
+    the same addresses come again and again (a phone's, an attacker's)."""
     found = IPS.get(text, _MISSING)
     if found is _MISSING:
         if len(IPS) > 100_000:
             IPS.clear()
-        found = IPS[text] = ip_of(text)
+        found = IPS[text] = ip_of_canonical(text)
     return found  # type: ignore[return-value]
 
 

@@ -29,6 +29,8 @@ FINGERPRINT_BYTES = 256
 
 @dataclass(frozen=True)
 class Position:
+    """Where a followed file was read to (the file itself: device and inode)."""
+
     path: str
     device: int
     inode: int

@@ -1,0 +1,150 @@
+"""`sipwatch scan` of a large file forks its parse workers and hands them the first buffers while the command
+still imports (`parallel.head_start`): the scan takes them over when its settings are the same, drops them when
+not, and reports exactly what it reports without a head start."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from generated import genlog
+from sipwatch import console, parallel
+from sipwatch.cli import build_parser
+from sipwatch.config import Config, Numbers
+from sipwatch.report import to_json
+from sipwatch.scan import scan
+from sipwatch.sources.files import FileSource
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["scan", "a.log"], (["a.log"], None)),
+    (["scan", "--json", "a.log", "b.log.gz"], (["a.log", "b.log.gz"], None)),
+    (["scan", "--config", "s.toml", "a.log"], (["a.log"], "s.toml")),
+    (["scan", "--config=s.toml", "--top", "5", "a.log"], (["a.log"], "s.toml")),
+    (["scan", "--state-dir", "/var/lib/sipwatch", "a.log", "--json"], (["a.log"], None)),
+    (["scan", "--", "--odd-name.log"], (["--odd-name.log"], None)),
+    (["scan", "-"], (["-"], None)),
+    (["scan"], None),  # no file: the command line says what is missing
+    (["scan", "--help"], None),
+    (["scan", "--conf", "s.toml", "a.log"], None),  # an abbreviation: left to argparse
+    (["explain", "a.log"], None),
+    ([], None),
+])
+def test_the_early_look_reads_the_files_and_the_configuration_of_a_scan(
+        argv: list[str], expected: tuple[list[str], str | None] | None) -> None:
+    assert console.scan_arguments(argv) == expected
+
+
+def test_the_early_look_knows_every_option_of_the_scan_command() -> None:
+    """An option it did not know would make it give up (a slower start, nothing worse); one it mistook for a
+    flag would take its value for a file."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = [a for a in sub.choices["scan"]._actions if a.option_strings and "--help" not in a.option_strings]
+    valued = frozenset(s for a in options if a.nargs != 0 for s in a.option_strings)
+    flags = frozenset(s for a in options if a.nargs == 0 for s in a.option_strings)
+    assert (valued, flags) == (console.SCAN_VALUED, console.SCAN_FLAGS)
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return genlog(tmp_path_factory.mktemp("gen") / "attacks.log", 20000, seed=5)
+
+
+@pytest.fixture
+def small_buffers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Any file gets the workers, in many buffers; nothing a test began outlives it."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(FileSource.__init__, "__defaults__", (64 << 10,))
+    yield
+    parallel.drop_head_start()
+
+
+def _report(path: Path, config: Config) -> dict[str, object]:
+    report = to_json(scan([str(path)], config))
+    report.pop("seconds", None)
+    return report
+
+
+@pytest.mark.usefixtures("small_buffers")
+def test_a_scan_takes_over_the_head_start_and_reports_the_same(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _report(log, Config())
+    pools: list[bool] = []
+    fork = parallel.pool
+
+    def counted(calls: bool = True) -> ProcessPoolExecutor:
+        pools.append(calls)
+        return fork(calls)
+
+    monkeypatch.setattr(parallel, "pool", counted)
+    console._head_start(["scan", "--json", str(log)])
+    assert parallel._HEAD_START is not None and parallel._HEAD_START.feed is not None
+    assert parallel._HEAD_START.feed.pending  # its first buffers are with the workers already
+    assert _report(log, Config()) == expected
+    assert pools == [True]  # the scan forked no pool of its own
+    assert parallel._HEAD_START is None
+
+
+@pytest.mark.usefixtures("small_buffers")
+@pytest.mark.parametrize("scanned_with", [
+    Config(numbers=Numbers(country="DE")),  # other jobs (the workers classify numbers otherwise): a new feed
+    Config(timezone="Europe/Berlin"),
+])
+def test_a_head_start_with_other_settings_is_dropped(log: Path, scanned_with: Config) -> None:
+    expected = _report(log, scanned_with)
+    parallel.head_start([str(log)], Config())
+    assert _report(log, scanned_with) == expected
+    assert parallel._HEAD_START is None
+    outbox = parallel._OUTBOX
+    assert outbox is not None and sorted(outbox.free) == list(range(outbox.slots))  # every slot given back
+
+
+@pytest.mark.usefixtures("small_buffers")
+def test_a_head_start_whose_workers_read_no_calls_is_shut_down_for_a_scan_that_reads_them(log: Path) -> None:
+    parallel.head_start([str(log)], Config())
+    started = parallel._HEAD_START
+    assert started is not None
+    assert parallel.adopt_pool(calls=False) is None
+    assert parallel._HEAD_START is None
+    assert started.pool._shutdown_thread
+
+
+@pytest.mark.usefixtures("small_buffers")
+def test_a_head_start_no_scan_takes_gives_its_slots_back(log: Path) -> None:
+    parallel.head_start([str(log)], Config())
+    parallel.drop_head_start()
+    outbox = parallel._OUTBOX
+    assert outbox is not None and sorted(outbox.free) == list(range(outbox.slots))
+
+
+@pytest.mark.usefixtures("small_buffers")
+@pytest.mark.parametrize("files", [["/nonexistent.log"], ["-"]])
+def test_no_head_start_without_a_plain_file_to_read(files: list[str]) -> None:
+    parallel.head_start(files, Config())
+    assert parallel._HEAD_START is None
+
+
+@pytest.mark.usefixtures("small_buffers")
+def test_no_head_start_when_the_configuration_does_not_load(log: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[detectors.brute_force]\nmax_failures = 'many'\n")
+    console._head_start(["scan", "--config", str(bad), str(log)])
+    assert parallel._HEAD_START is None  # (the command line reports the error)
+
+
+def test_a_worker_forked_with_the_collector_off_collects_as_a_scan_does() -> None:
+    """The head start forks while the command imports with the collector off: the worker turns it on."""
+    gc.disable()
+    try:
+        executor = parallel.pool()
+    finally:
+        gc.enable()
+    try:
+        assert executor.submit(gc.isenabled).result() is True
+        assert executor.submit(gc.get_threshold).result() == parallel.GC_THRESHOLDS
+    finally:
+        executor.shutdown()
