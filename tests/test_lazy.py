@@ -53,25 +53,48 @@ def test_a_configured_country_is_checked_against_phonenumbers() -> None:
     """).startswith("numbers.country: 'XX'")
 
 
-def test_a_parallel_read_loads_it_once_its_first_buffers_are_with_the_workers(tmp_path: Path) -> None:
-    """The main process classifies numbers too: it imports phonenumbers while the parse workers parse their first
-    buffers, rather than while it waits for them; the workers import it themselves when a buffer needs it."""
+def test_a_parallel_read_loads_it_while_it_waits_for_a_worker(tmp_path: Path) -> None:
+    """The main process classifies numbers too: it imports phonenumbers while it would wait for the parse workers
+    (here they are busy with something else first), rather than before the detectors begin."""
     log = tmp_path / "full"
     log.write_text("[2024-03-04 00:00:01] VERBOSE[1][C-1] pbx.c: Executing [0044207946000@from-internal:1] "
                    'Dial("PJSIP/6001-00000001", "PJSIP/0044207946000@trunk") in new stack\n')
     assert run(f"""
-        import sys
+        import sys, time
         from sipwatch import parallel
         from sipwatch.formats.records import ScanStats
         from sipwatch.sources.files import FileSource
         from sipwatch.tally import Tally
         pool = parallel.pool()
+        busy = [pool.submit(time.sleep, 0.5) for _ in range(parallel.workers())]
         before = type(sys.modules["phonenumbers"]).__name__
         events = parallel.parallel_events(pool, FileSource({str(log)!r}), (2024, None), ("", ""), ScanStats(),
                                           Tally(), {{}})
         print(before, len(list(events)), type(sys.modules["phonenumbers"]).__name__)
         pool.shutdown()
     """) == "_LazyModule 1 module"
+
+
+def test_a_reader_that_never_waits_does_no_idle_work(tmp_path: Path) -> None:
+    """What is left for the waits is not done when the workers' results are there already (it does itself when
+    first needed)."""
+    from concurrent.futures import wait
+
+    from sipwatch import parallel
+    from sipwatch.sources.files import FileSource
+
+    log = tmp_path / "small.log"
+    log.write_text("[2024-03-04 00:00:01] VERBOSE[1][C-1] pbx.c: nothing\n")
+    pool = parallel.pool()
+    try:
+        feed = parallel.Feed(pool, FileSource(str(log)), (2024, None), ("", ""), None, True)
+        feed.submit()
+        wait([future for future, _, _ in feed.pending])
+        ran: list[int] = []
+        feed.idle.append(lambda: ran.append(1))
+        assert feed.take() is not None and ran == [] and feed.take() is None
+    finally:
+        pool.shutdown()
 
 
 def test_the_command_imports_its_command_line_with_the_collector_off_then_turns_it_on() -> None:

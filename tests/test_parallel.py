@@ -161,10 +161,12 @@ def test_the_c_merge_loop_builds_the_events_event_of_builds() -> None:
     assert built[0].extra is not built[2].extra
 
 
-def test_the_c_merge_loop_counts_offenders_as_the_tally_does() -> None:
+@pytest.mark.parametrize("alone", [False, True])
+def test_the_c_merge_loop_counts_offenders_as_the_tally_does(alone: bool) -> None:
     """Each event counted at once in C gives the counts, first and last times, names (at most MAX_DISTINCT
     of them, the first ones seen) and evidence that the tally's queue gives; a queue that another file's
-    one-process scan filled is counted first."""
+    one-process scan filled is counted first. So do an offender's events counted together at the end of the
+    buffer, as they are when the C core reads a file alone (`alone`: it takes every event)."""
     if parallel._drain is None:
         pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
     from sipwatch.event import Call, Event, Evidence, Kind, Service
@@ -181,8 +183,12 @@ def test_the_c_merge_loop_counts_offenders_as_the_tally_does() -> None:
     early = Event(1714557000.0, Kind.AUTH_FAILURE, Service.SIP, ip=ip("198.51.100.1"), account="first")
     for tally in (in_c, in_python):
         tally.add(early)  # queued by a one-process scan of another file
-    list(parallel._drain.Drain(parallel._drain.pack(wires), 0, 0, 0.0, "x.log", IPS, ip, in_c, {}, counted,
-                               EVIDENCE_INDEX[Evidence.STRONG], KINDS, SERVICES, event_of, Event, Call, EVIDENCE))
+    taken: list[Event] = []
+    take = (lambda event: taken.append(event) is None) if alone else None
+    returned = list(parallel._drain.Drain(parallel._drain.pack(wires), 0, 0, 0.0, "x.log", IPS, ip, in_c, {},
+                                          counted, EVIDENCE_INDEX[Evidence.STRONG], KINDS, SERVICES, event_of, Event,
+                                          Call, EVIDENCE, take))
+    assert (len(returned), len(taken)) == ((0, len(wires)) if alone else (len(wires), 0))
     for w in wires:
         in_python.count(ip(w[3]), w[0], KINDS[w[1]], SERVICES[w[2]], w[6], w[7],
                         w[9] == EVIDENCE_INDEX[Evidence.STRONG], w[1] in counted)
@@ -700,3 +706,31 @@ def test_a_parallel_scan_leaves_the_prefilter_to_its_workers(attack_log: Path, m
     assert built == []
     one = scan([str(attack_log)], Config(), processes=False).engine
     assert len(built) == 1 and many == one
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_a_merge_loop_left_before_its_end_keeps_the_counts_of_what_it_read(alone: bool) -> None:
+    """A reader stopped early (an error downstream) still has the events read so far counted, whether they were
+    counted one by one or together at the buffer's end."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    import gc
+
+    from sipwatch.event import Call, Event, Evidence, Kind
+    from sipwatch.formats.wire import EVIDENCE, EVIDENCE_INDEX, IPS, KIND_INDEX, KINDS, SERVICES, event_of, ip
+    from sipwatch.tally import COUNTED
+
+    wires = [(1714557600.0 + i, KIND_INDEX[Kind.AUTH_FAILURE], 0, f"198.51.100.{i % 3}", 5060, "UDP", f"u{i}", None,
+              None, EVIDENCE_INDEX[Evidence.WEAK], i + 1, "f", None, "r", None, None) for i in range(30)]
+    tally = Tally()
+    merge = parallel._drain.Drain(parallel._drain.pack(wires), 0, 0, 0.0, "x.log", IPS, ip, tally, {},
+                                  {KIND_INDEX[k] for k in COUNTED}, EVIDENCE_INDEX[Evidence.STRONG], KINDS, SERVICES,
+                                  event_of, Event, Call, EVIDENCE, (lambda event: False) if alone else None)
+    read = list(itertools.islice(merge, 10))
+    del merge
+    gc.collect()
+    tally.flush()
+    assert [e.line for e in read] == list(range(1, 11))
+    assert sum(o.events for o in tally.offenders.values()) == 10 and tally.kinds == {Kind.AUTH_FAILURE: 10}
+    assert [list(o.accounts) for o in tally.offenders.values()] == [["u0", "u3", "u6", "u9"], ["u1", "u4", "u7"],
+                                                                    ["u2", "u5", "u8"]]

@@ -55,6 +55,7 @@ typedef struct {
     int nkinds_seen, kinds_flushed;
     long strong;
     PyObject *when, *port;  /* the last time and port made: the lines of one second, and of one phone, share them */
+    struct Batches *batches;  /* the offenders' counts of this buffer, added at its end (see `Batches`), or NULL */
 } Drain;
 
 /* tally.Offender's fields, in the order of its __slots__: an offender's counts are read and written slot by
@@ -66,11 +67,219 @@ enum { O_IP, O_EVENTS, O_KINDS, O_ACCOUNTS, O_TARGETS, O_SERVICES, O_FIRST, O_LA
 static Py_ssize_t offender_offsets[N_OFFENDER];
 static PyTypeObject *offender_type;
 
-static PyObject *s_time, *one;
+static PyObject *s_time;
 static Py_ssize_t max_distinct;  /* tally.MAX_DISTINCT */
 static PyObject *knows_offenders(PyObject *self, PyObject *unused);
 
 static int flush_kinds(Drain *d);
+
+/* An offender's counts of this buffer, in plain numbers: a file read alone (the C core's scan: no other source
+ * counts between its events) adds them to its tally.Offender once, at the buffer's end, in the order they came:
+ * kinds, accounts and numbers in the order first seen, each with its count (~10 dict operations and four new
+ * ints an event before; an attacker's events come by the thousand a buffer). */
+typedef struct { uint32_t text; long n; } Named;  /* a text of the buffer (an account, a number), and its count */
+typedef struct { Named *items; Py_ssize_t n, cap; } NamedList;
+enum { BATCH_KINDS = 32, MAX_SERVICES = 64 };
+typedef struct {
+    PyObject *address;
+    long n;
+    double first, last;
+    int strong, nkinds;
+    unsigned char kinds[BATCH_KINDS];
+    long kind_n[BATCH_KINDS];
+    uint64_t services;  /* a bit per index into the services */
+    NamedList accounts, targets;
+} Batch;
+typedef struct Batches {
+    Batch *items;
+    Py_ssize_t n, cap;
+    int32_t *of;        /* per address text: its batch, or -1 */
+    int32_t *named[2];  /* per text, for accounts and numbers: the batch that counted it last ... */
+    int32_t *at[2];     /* ... and its place in that batch's list */
+} Batches;
+
+static void free_batches(Drain *d) {
+    Batches *b = d->batches;
+    if (b == NULL) return;
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        Py_XDECREF(b->items[i].address);
+        PyMem_Free(b->items[i].accounts.items);
+        PyMem_Free(b->items[i].targets.items);
+    }
+    PyMem_Free(b->items); PyMem_Free(b->of);
+    for (int i = 0; i < 2; i++) { PyMem_Free(b->named[i]); PyMem_Free(b->at[i]); }
+    PyMem_Free(b);
+    d->batches = NULL;
+}
+
+static Batches *new_batches(Py_ssize_t ntexts) {
+    Batches *b = PyMem_Calloc(1, sizeof(Batches));
+    size_t size = (size_t)(ntexts ? ntexts : 1);
+    if (b == NULL || (b->of = PyMem_Malloc(size * sizeof(int32_t))) == NULL) { PyMem_Free(b); return NULL; }
+    for (int i = 0; i < 2; i++)
+        if ((b->named[i] = PyMem_Malloc(size * sizeof(int32_t))) == NULL
+            || (b->at[i] = PyMem_Malloc(size * sizeof(int32_t))) == NULL) {
+            for (int j = 0; j <= i; j++) { PyMem_Free(b->named[j]); PyMem_Free(b->at[j]); }
+            PyMem_Free(b->of); PyMem_Free(b);
+            return NULL;
+        }
+    for (size_t i = 0; i < size; i++) b->of[i] = b->named[0][i] = b->named[1][i] = -1;
+    return b;
+}
+
+/* Room for one more item in an array of `n` items of `size` bytes that has room for `*cap` (`first` at first). */
+static int room(void **items, Py_ssize_t *cap, Py_ssize_t n, size_t size, Py_ssize_t first) {
+    if (n < *cap) return 0;
+    Py_ssize_t more = *cap ? 2 * *cap : first;
+    void *grown = PyMem_Realloc(*items, (size_t)more * size);
+    if (grown == NULL) { PyErr_NoMemory(); return -1; }
+    *items = grown;
+    *cap = more;
+    return 0;
+}
+
+/* One more of `text` (0: None, not counted) in a batch's list `which` (0: accounts, 1: numbers). */
+static int batch_name(Batches *b, int32_t at, int which, uint32_t text) {
+    if (text == 0) return 0;
+    NamedList *l = which ? &b->items[at].targets : &b->items[at].accounts;
+    int32_t p = b->named[which][text] == at ? b->at[which][text] : -1;
+    if (p < 0) {  /* (a text counted by another address's batch meanwhile: its place here, if it has one) */
+        for (Py_ssize_t i = 0; i < l->n; i++)
+            if (l->items[i].text == text) { p = (int32_t)i; break; }
+    }
+    if (p < 0) {
+        if (room((void **)&l->items, &l->cap, l->n, sizeof(Named), 4) < 0) return -1;
+        p = (int32_t)l->n++;
+        l->items[p].text = text; l->items[p].n = 0;
+    }
+    l->items[p].n++;
+    b->named[which][text] = at;
+    b->at[which][text] = p;
+    return 0;
+}
+
+/* Count one event of `address` (that of the record's address text) in its batch. */
+static int batch_count(Drain *d, PyObject *address, double t, const Record *r, long kind) {
+    Batches *bs = d->batches;
+    uint32_t text = r->text[T_IP];
+    int32_t at = bs->of[text];
+    if (at < 0) {
+        if (room((void **)&bs->items, &bs->cap, bs->n, sizeof(Batch), 64) < 0) return -1;
+        at = bs->of[text] = (int32_t)bs->n++;
+        Batch *b = &bs->items[at];
+        memset(b, 0, sizeof(*b));
+        b->address = address; Py_INCREF(address);
+        b->first = b->last = t;
+    }
+    Batch *b = &bs->items[at];
+    int k = 0;
+    while (k < b->nkinds && b->kinds[k] != kind) k++;
+    if (k == b->nkinds) {  /* (there are at most BATCH_KINDS kinds: see drain_init) */
+        b->kinds[k] = (unsigned char)kind; b->kind_n[k] = 0; b->nkinds = k + 1;
+    }
+    b->kind_n[k]++;
+    b->n++;
+    if (t < b->first) b->first = t;
+    if (t > b->last) b->last = t;
+    b->strong |= r->evidence == d->strong;
+    b->services |= (uint64_t)1 << r->service;
+    return batch_name(bs, at, 0, r->text[T_ACCOUNT]) < 0 || batch_name(bs, at, 1, r->text[T_TARGET]) < 0 ? -1 : 0;
+}
+
+/* dict[key] = dict.get(key, 0) + n */
+static int increment(PyObject *dict, PyObject *key, long n) {
+    PyObject *was = PyDict_GetItemWithError(dict, key);
+    if (was == NULL && PyErr_Occurred()) return -1;
+    PyObject *add = PyLong_FromLong(n);
+    PyObject *more = add == NULL ? NULL : was ? PyNumber_Add(was, add) : (Py_INCREF(add), add);
+    Py_XDECREF(add);
+    if (more == NULL) return -1;
+    int rc = PyDict_SetItem(dict, key, more);
+    Py_DECREF(more);
+    return rc;
+}
+
+/* Count n more of a name (account, number) of an offender's, unless it is empty or MAX_DISTINCT others are named
+ * already (tally.py, `_merge_capped`; the first of the n decides). */
+static int named(PyObject *names, PyObject *value, long n) {
+    if (value == Py_None || PyObject_Not(value)) return 0;
+    int known = PyDict_Contains(names, value);
+    if (known < 0) return -1;
+    return known || PyDict_GET_SIZE(names) < max_distinct ? increment(names, value, n) : 0;
+}
+
+static PyObject *offender_of(Drain *d, PyObject *address);
+
+/* Add a batch's counts to an offender: what Offender.flush does with a queue of its events, slot by slot (what
+ * is queued in Python, by a one-process scan of another file, is flushed first: the order stays the events'). */
+static int add_counts(Drain *d, PyObject *offender, const Batch *b) {
+    Py_ssize_t *o = offender_offsets;
+    PyObject *queue = SLOT(offender, o[O_QUEUE]);
+    if (queue == NULL || !PyList_Check(queue)) { PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
+    if (PyList_GET_SIZE(queue) > 0) {
+        PyObject *res = PyObject_CallMethod(offender, "flush", NULL);
+        if (res == NULL) return -1;
+        Py_DECREF(res);
+    }
+    PyObject *events = SLOT(offender, o[O_EVENTS]);
+    long n = events ? PyLong_AsLong(events) : -1;
+    if (n < 0) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "events"); return -1; }
+    for (int i = 0; i < 2; i++) {  /* first, last */
+        Py_ssize_t at = o[i ? O_LAST : O_FIRST];
+        double was = n ? PyFloat_AsDouble(SLOT(offender, at)) : 0.0, t = i ? b->last : b->first;
+        if (was == -1.0 && PyErr_Occurred()) return -1;
+        if (!n || (i ? t > was : t < was)) {
+            PyObject *when = PyFloat_FromDouble(t);
+            if (when == NULL) return -1;
+            set_slot(offender, at, when);
+            Py_DECREF(when);
+        }
+    }
+    PyObject *more = PyLong_FromLong(n + b->n);
+    if (more == NULL) return -1;
+    set_slot(offender, o[O_EVENTS], more);
+    Py_DECREF(more);
+    PyObject *kinds = SLOT(offender, o[O_KINDS]), *services = SLOT(offender, o[O_SERVICES]);
+    PyObject *accounts = SLOT(offender, o[O_ACCOUNTS]), *targets = SLOT(offender, o[O_TARGETS]);
+    if (kinds == NULL || !PyDict_Check(kinds) || services == NULL || !PySet_Check(services) || accounts == NULL
+        || !PyDict_Check(accounts) || targets == NULL || !PyDict_Check(targets)) {
+        PyErr_SetString(PyExc_TypeError, "an offender of the wrong shape");
+        return -1;
+    }
+    for (int k = 0; k < b->nkinds; k++)
+        if (increment(kinds, PyList_GET_ITEM(d->kinds, b->kinds[k]), b->kind_n[k]) < 0) return -1;
+    for (int s = 0; s < MAX_SERVICES; s++)
+        if ((b->services >> s & 1) && PySet_Add(services, PyList_GET_ITEM(d->services, s)) < 0) return -1;
+    for (Py_ssize_t i = 0; i < b->accounts.n; i++)
+        if (named(accounts, PyList_GET_ITEM(d->texts, b->accounts.items[i].text), b->accounts.items[i].n) < 0)
+            return -1;
+    for (Py_ssize_t i = 0; i < b->targets.n; i++)
+        if (named(targets, PyList_GET_ITEM(d->texts, b->targets.items[i].text), b->targets.items[i].n) < 0)
+            return -1;
+    if (b->strong) set_slot(offender, o[O_STRONG], Py_True);
+    return 0;
+}
+
+/* Add a batch's counts to its address's offender, and empty it. */
+static int flush_batch(Drain *d, Batch *b) {
+    if (b->n == 0) return 0;
+    PyObject *offender = offender_of(d, b->address);
+    if (offender == NULL || add_counts(d, offender, b) < 0) return -1;
+    b->n = 0; b->nkinds = 0; b->services = 0; b->strong = 0;
+    b->accounts.n = b->targets.n = 0;
+    return 0;
+}
+
+/* Every batch, in the order their addresses first came; then none is left (the texts they name go next). */
+static int flush_batches(Drain *d) {
+    Batches *b = d->batches;
+    if (b == NULL) return 0;
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < b->n && rc == 0; i++) rc = flush_batch(d, &b->items[i]);
+    free_batches(d);
+    return rc;
+}
+
 
 static void forget_addresses(Drain *d) {
     if (d->addresses == NULL) return;
@@ -83,9 +292,11 @@ static void drain_dealloc(Drain *d) {
     if (d->kinds_counter != NULL && d->kinds != NULL) {  /* a Drain left before its end keeps its counts */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
+        if (d->texts != NULL && flush_batches(d) < 0) PyErr_Clear();
         if (flush_kinds(d) < 0) PyErr_Clear();
         PyErr_Restore(type, value, tb);
     }
+    free_batches(d);
     Py_XDECREF(d->texts); Py_XDECREF(d->records); Py_XDECREF(d->objects);
     Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
     Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->banned);
@@ -124,6 +335,10 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
         return -1;
     if (!PyArg_ParseTuple(packed, "O!O!O!", &PyList_Type, &texts, &PyBytes_Type, &records, &PyList_Type, &objects))
         return -1;
+    if (PyList_GET_SIZE(services) > MAX_SERVICES) {  /* (an offender's services are the bits of a word) */
+        PyErr_SetString(PyExc_ValueError, "more services than a Drain counts");
+        return -1;
+    }
     if (PyBytes_GET_SIZE(records) % sizeof(Record) != 0) {
         PyErr_SetString(PyExc_ValueError, "packed records of the wrong size");
         return -1;
@@ -149,6 +364,13 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     }
     if ((d->empty = PyUnicode_FromString("")) == NULL) return -1;
     if (take != Py_None && d->event_type != NULL) { d->take = take; Py_INCREF(take); }
+    /* The C core reads one file alone: nothing else counts between this buffer's events, and its offenders'
+     * counts can wait for its end (see `Batches`). */
+    if (d->take != NULL && PyList_GET_SIZE(kinds) <= BATCH_KINDS
+        && (d->batches = new_batches(d->ntexts)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     memset(d->counted, 0, sizeof(d->counted));
     memset(d->kind_counts, 0, sizeof(d->kind_counts));
     d->nkinds_seen = d->kinds_flushed = 0;
@@ -187,7 +409,6 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, const Record *r);
 
 /* A record's text (borrowed; its indexes were checked by `check`). */
 static inline PyObject *text(Drain *d, const Record *r, int field) {
@@ -210,22 +431,36 @@ bad:
     return -1;
 }
 
-/* Tally.count, step for step, but an offender counts each event at once (no queue to flush). */
-static int count(Drain *d, PyObject *address, PyObject *when, const Record *r, long kind) {
-    PyObject *kind_obj = PyList_GET_ITEM(d->kinds, kind);
-    if (d->kind_counts[kind]++ == 0) d->kind_order[d->nkinds_seen++] = (unsigned char)kind;
-    if (address == Py_None || !d->counted[kind]) return 0;
+/* The address's tally.Offender, made and filed first if it has none (borrowed). */
+static PyObject *offender_of(Drain *d, PyObject *address) {
     PyObject *offender = PyDict_GetItemWithError(d->offenders, address);
     if (offender == NULL) {
-        if (PyErr_Occurred()) return -1;
+        if (PyErr_Occurred()) return NULL;
         offender = PyObject_CallOneArg(d->offender_func, address);  /* creates and files it */
-        if (offender == NULL) return -1;
+        if (offender == NULL) return NULL;
         Py_DECREF(offender);
         offender = PyDict_GetItemWithError(d->offenders, address);
-        if (offender == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "offender"); return -1; }
+        if (offender == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "offender"); return NULL; }
     }
-    if (Py_TYPE(offender) != offender_type) { PyErr_SetString(PyExc_TypeError, "not a tally.Offender"); return -1; }
-    return add_to_offender(d, offender, when, kind_obj, r);
+    if (Py_TYPE(offender) != offender_type) { PyErr_SetString(PyExc_TypeError, "not a tally.Offender"); return NULL; }
+    return offender;
+}
+
+/* Tally.count, step for step, but an offender counts each event at once (no queue to flush), or in its batch. */
+static int count(Drain *d, PyObject *address, PyObject *when, const Record *r, long kind) {
+    if (d->kind_counts[kind]++ == 0) d->kind_order[d->nkinds_seen++] = (unsigned char)kind;
+    if (address == Py_None || !d->counted[kind]) return 0;
+    double t = PyFloat_AS_DOUBLE(when);
+    if (d->batches != NULL) return batch_count(d, address, t, r, kind);
+    PyObject *offender = offender_of(d, address);  /* (counted at once: a batch of this one event) */
+    if (offender == NULL) return -1;
+    Named account = {r->text[T_ACCOUNT], 1}, target = {r->text[T_TARGET], 1};
+    Batch single = {.address = address, .n = 1, .first = t, .last = t, .strong = r->evidence == d->strong, .nkinds = 1,
+                 .services = (uint64_t)1 << r->service, .accounts = {&account, account.text != 0, 1},
+                 .targets = {&target, target.text != 0, 1}};
+    single.kinds[0] = (unsigned char)kind;
+    single.kind_n[0] = 1;
+    return add_counts(d, offender, &single);
 }
 
 /* Add this buffer's counts by kind to tally.kinds (once, when the buffer is done). */
@@ -247,67 +482,6 @@ static int flush_kinds(Drain *d) {
         if (rc < 0) return -1;
         d->kind_counts[k] = 0;
     }
-    return 0;
-}
-
-/* dict[key] += 1 (a Counter's item). */
-static int increment(PyObject *dict, PyObject *key) {
-    PyObject *n = PyDict_GetItemWithError(dict, key);
-    if (n == NULL && PyErr_Occurred()) return -1;
-    PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
-    if (more == NULL) return -1;
-    int rc = PyDict_SetItem(dict, key, more);
-    Py_DECREF(more);
-    return rc;
-}
-
-/* Count one more name (account, number) of an offender's, unless it is empty or MAX_DISTINCT others are named
- * already (tally.py, `_merge_capped`). */
-static int named(PyObject *names, PyObject *value) {
-    if (value == Py_None || PyObject_Not(value)) return 0;
-    int known = PyDict_Contains(names, value);
-    if (known < 0) return -1;
-    return known || PyDict_GET_SIZE(names) < max_distinct ? increment(names, value) : 0;
-}
-
-
-/* Offender.flush for a queue of this one event, slot by slot (what is queued in Python, by a one-process scan
- * of another file, is flushed first: the order stays the events'). */
-static int add_to_offender(Drain *d, PyObject *offender, PyObject *when, PyObject *kind_obj, const Record *r) {
-    Py_ssize_t *o = offender_offsets;
-    PyObject *queue = SLOT(offender, o[O_QUEUE]);
-    if (queue == NULL || !PyList_Check(queue)) { PyErr_SetString(PyExc_TypeError, "queue"); return -1; }
-    if (PyList_GET_SIZE(queue) > 0) {
-        PyObject *r = PyObject_CallMethod(offender, "flush", NULL);
-        if (r == NULL) return -1;
-        Py_DECREF(r);
-    }
-    PyObject *events = SLOT(offender, o[O_EVENTS]);
-    long n = events ? PyLong_AsLong(events) : -1;
-    if (n < 0) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "events"); return -1; }
-    double t = PyFloat_AsDouble(when);
-    if (t == -1.0 && PyErr_Occurred()) return -1;
-    for (int i = 0; i < 2; i++) {  /* first, last */
-        Py_ssize_t at = o[i ? O_LAST : O_FIRST];
-        double was = n ? PyFloat_AsDouble(SLOT(offender, at)) : 0.0;
-        if (was == -1.0 && PyErr_Occurred()) return -1;
-        if (!n || (i ? t > was : t < was)) set_slot(offender, at, when);
-    }
-    PyObject *more = PyLong_FromLong(n + 1);
-    if (more == NULL) return -1;
-    set_slot(offender, o[O_EVENTS], more);
-    Py_DECREF(more);
-    PyObject *kinds = SLOT(offender, o[O_KINDS]), *services = SLOT(offender, o[O_SERVICES]);
-    PyObject *accounts = SLOT(offender, o[O_ACCOUNTS]), *targets = SLOT(offender, o[O_TARGETS]);
-    if (kinds == NULL || !PyDict_Check(kinds) || services == NULL || !PySet_Check(services) || accounts == NULL
-        || !PyDict_Check(accounts) || targets == NULL || !PyDict_Check(targets)) {
-        PyErr_SetString(PyExc_TypeError, "an offender of the wrong shape");
-        return -1;
-    }
-    if (increment(kinds, kind_obj) < 0 || PySet_Add(services, PyList_GET_ITEM(d->services, r->service)) < 0
-        || named(accounts, text(d, r, T_ACCOUNT)) < 0 || named(targets, text(d, r, T_TARGET)) < 0)
-        return -1;
-    if (r->evidence == d->strong) set_slot(offender, o[O_STRONG], Py_True);
     return 0;
 }
 
@@ -498,10 +672,11 @@ static PyObject *drain_next(Drain *d) {
         return event;
     }
     /* done: the buffer's results go now, whoever still holds the Drain */
+    int flushed = flush_batches(d);
     forget_addresses(d);
     Py_CLEAR(d->texts); Py_CLEAR(d->records); Py_CLEAR(d->objects);
-    flush_kinds(d);
-    return NULL;  /* StopIteration (or the error flush_kinds set) */
+    if (flush_kinds(d) < 0 || flushed < 0) return NULL;  /* (the error) */
+    return NULL;  /* StopIteration */
 }
 
 /* The buffer's distinct texts, numbered by content in a table of its own: open addressing over (hash, number)
@@ -923,8 +1098,7 @@ static PyObject *knows_offenders(PyObject *self, PyObject *unused) {
 
 PyMODINIT_FUNC PyInit__drain(void) {
     s_time = PyUnicode_InternFromString("time");
-    one = PyLong_FromLong(1);
-    if (!s_time || !one) return NULL;
+    if (!s_time) return NULL;
     PyObject *m = module_with_type(&moduledef, "Drain", &DrainType);
     if (m != NULL && add_type(m, "Packer", &PackerType) < 0) Py_CLEAR(m);
     return m;

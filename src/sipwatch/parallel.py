@@ -316,6 +316,8 @@ class Feed:
         self.key = (source.name, year, tz, numbers, calls)  # (what `head_start`'s must match to be taken over)
         self.jobs = _jobs(source, year, tz, numbers, calls)
         self.pending: deque[tuple[Future[Result], int, int | None]] = deque()  # (a job's future, its end, its slot)
+        #: work for this process while it would wait for a worker, run then (if ever: each does itself when needed)
+        self.idle: deque[Callable[[], object]] = deque()
 
     def submit(self) -> None:
         """Keep `AHEAD` buffers with the workers: they parse the next ones while this process runs the
@@ -337,6 +339,8 @@ class Feed:
         if not self.pending:
             return None
         future, done, slot = self.pending.popleft()
+        while self.idle and not future.done():
+            self.idle.popleft()()
         outbox = _OUTBOX
         try:
             found, part, spill = future.result()
@@ -486,7 +490,9 @@ def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, t
     if feed is None:
         feed = Feed(pool, source, year, tz, numbers, calls)
         feed.submit()
-    load_phonenumbers()  # (this process classifies numbers too: while the workers parse their first buffers)
+    # This process classifies numbers too: phonenumbers is imported (~12 ms) while it waits for a buffer, if it
+    # ever does, or when a number first needs it.
+    feed.idle.append(load_phonenumbers)
     try:
         while (taken := feed.take()) is not None:
             (packed, classified, forms), part, spill, done = taken
