@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from enum import Enum
 from functools import lru_cache
 
@@ -165,12 +166,24 @@ def parse_address(text: str, shape: Shape) -> Address | None:
 
 
 def ip_of_canonical(text: str) -> IPAddress | None:
-    """`ip_of` of text that is an address's own text (what `str` and `host_text` give: a parse worker's): the
-    address keeps it, and a report names it at no cost (an IPv6 address's `str` takes ~3 us)."""
-    ip = ip_of(text)
-    if ip is not None and ip._text is None:  # type: ignore[union-attr]
-        ip._text = text  # type: ignore[union-attr]
+    """`ip_of` of text that is an address's own text (what `str` and `host_text` give: a parse worker's): made
+    from the address's bytes (`ipaddress` parses text in Python: ~2 us an IPv4 address, ~3 us an IPv6 one, for
+    each of an attack's thousands of addresses), and keeping that text, so that a report names it at no cost.
+    glibc's `inet_pton` takes an IPv4 address in no other form than its own; an IPv4-mapped IPv6 address goes
+    the long way (it is an IPv4 address)."""
+    v6 = ":" in text
+    try:
+        packed = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, text)
+    except (OSError, ValueError):
+        return ip_of(text)
+    if v6 and packed.startswith(_MAPPED):
+        return ip_of(text)
+    ip: _IPv4 | _IPv6 = (_IPv6 if v6 else _IPv4)(int.from_bytes(packed, "big"))
+    ip._text = text
     return ip
+
+
+_MAPPED = bytes(10) + b"\xff\xff"  # the first 12 bytes of an IPv4-mapped IPv6 address
 
 
 def host_text(host: str) -> str | None:
