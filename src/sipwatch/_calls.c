@@ -184,9 +184,10 @@ static int prune(Observer *o, double now) {
 }
 
 /* CallBook._find (borrowed reference, or NULL with no error: none) */
-static PyObject *find(Observer *o, PyObject *keys, int channel_key, PyObject *event, PyObject *call, int *err) {
-    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(keys); k++) {
-        PyObject *state = PyDict_GetItemWithError(o->by_key, PyList_GET_ITEM(keys, k));
+static PyObject *find(Observer *o, PyObject **keys, int nkeys, int channel_key, PyObject *event, PyObject *call,
+                      int *err, int *at) {
+    for (int k = 0; k < nkeys; k++) {
+        PyObject *state = PyDict_GetItemWithError(o->by_key, keys[k]);
         if (state == NULL) { if (PyErr_Occurred()) { *err = 1; return NULL; } continue; }
         if (k == channel_key && ST(state, S_END) != Py_None) {
             double b, end, t;
@@ -195,6 +196,7 @@ static PyObject *find(Observer *o, PyObject *keys, int channel_key, PyObject *ev
             double slack = EV(event, F_KIND) == o->k_start ? 0.0 : o->end_slack;
             if (b >= end + slack || t - end > o->keep) continue;  /* a channel name reused after a restart */
         }
+        *at = k;  /* (the key that names it already) */
         return state;
     }
     return NULL;
@@ -221,39 +223,35 @@ static PyObject *prefixed(int which, PyObject *prefix, PyObject *text) {
     return key;
 }
 
-/* The call's keys (calls._keys); *channel_key: the index of its channel key or -1. NULL with no error: a record
- * of an unexpected shape (Python's turn). */
-static PyObject *keys_of(PyObject *call, int *channel_key) {
+/* The call's keys (calls._keys), at most three, as new references in keys[]: how many, or -1 with an error, or
+ * -2 for a record of an unexpected shape (Python's turn). *channel_key: the index of its channel key or -1. (An
+ * array here, not a list: a call's every record has its keys made.) */
+enum { MAX_KEYS = 3 };
+static int keys_of(PyObject *call, PyObject *keys[MAX_KEYS], int *channel_key) {
     PyObject *linkedid = PyTuple_GET_ITEM(call, C_LINKEDID), *uniqueid = PyTuple_GET_ITEM(call, C_UNIQUEID);
     PyObject *channel = PyTuple_GET_ITEM(call, C_CHANNEL);
     PyObject *ids[3] = {linkedid, uniqueid, channel};
     for (int i = 0; i < 3; i++)
-        if (ids[i] != Py_None && !PyUnicode_CheckExact(ids[i])) return NULL;
-    PyObject *keys = PyList_New(0);
-    if (keys == NULL) return NULL;
+        if (ids[i] != Py_None && !PyUnicode_CheckExact(ids[i])) return -2;
+    int n = 0;
     *channel_key = -1;
-    int rc = 0;
     if (linkedid != Py_None && PyUnicode_GET_LENGTH(linkedid)) {
-        PyObject *key = prefixed(0, s_id_prefix, linkedid);
-        rc = key ? PyList_Append(keys, key) : -1;
-        Py_XDECREF(key);
+        if ((keys[n] = prefixed(0, s_id_prefix, linkedid)) == NULL) goto error;
+        n++;
     }
-    if (rc == 0 && uniqueid != Py_None && PyUnicode_GET_LENGTH(uniqueid)) {
-        int same = linkedid != Py_None && PyUnicode_Compare(uniqueid, linkedid) == 0;
-        if (!same) {
-            PyObject *key = prefixed(0, s_id_prefix, uniqueid);
-            rc = key ? PyList_Append(keys, key) : -1;
-            Py_XDECREF(key);
-        }
+    if (uniqueid != Py_None && PyUnicode_GET_LENGTH(uniqueid)
+        && !(linkedid != Py_None && PyUnicode_Compare(uniqueid, linkedid) == 0)) {
+        if ((keys[n] = prefixed(0, s_id_prefix, uniqueid)) == NULL) goto error;
+        n++;
     }
-    if (rc == 0 && channel != Py_None && PyUnicode_GET_LENGTH(channel)) {
-        PyObject *key = prefixed(1, s_ch_prefix, channel);
-        rc = key ? PyList_Append(keys, key) : -1;
-        Py_XDECREF(key);
-        *channel_key = (int)PyList_GET_SIZE(keys) - 1;
+    if (channel != Py_None && PyUnicode_GET_LENGTH(channel)) {
+        if ((keys[n] = prefixed(1, s_ch_prefix, channel)) == NULL) goto error;
+        *channel_key = n++;
     }
-    if (rc < 0) { Py_DECREF(keys); return NULL; }
-    return keys;
+    return n;
+error:
+    while (n > 0) Py_DECREF(keys[--n]);
+    return -1;
 }
 
 /* max(a, b) and min(a, b) as Python's builtins pick (the first of equals), new references */
@@ -483,14 +481,15 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     if ((kind != o->k_start && kind != o->k_answer && kind != o->k_end) || call == Py_None) Py_RETURN_NONE;
     if (!PyTuple_Check(call) || PyTuple_GET_SIZE(call) != N_CALL) return PyObject_CallOneArg(o->python_observe, event);
     int channel_key;
-    PyObject *keys = keys_of(call, &channel_key);
-    if (keys == NULL) return PyErr_Occurred() ? NULL : PyObject_CallOneArg(o->python_observe, event);
+    PyObject *keys[MAX_KEYS];
+    int nkeys = keys_of(call, keys, &channel_key);
+    if (nkeys < 0) return nkeys == -1 ? NULL : PyObject_CallOneArg(o->python_observe, event);
     PyObject *state = NULL, *talked = NULL, *result = NULL;
     double now;
-    if (PyList_GET_SIZE(keys) == 0) { Py_DECREF(keys); Py_RETURN_NONE; }
+    if (nkeys == 0) Py_RETURN_NONE;
     if (as_double(EV(event, F_TIME), &now) < 0 || prune(o, now) < 0) goto done;
-    int err = 0;
-    state = find(o, keys, channel_key, event, call, &err);
+    int err = 0, found_by = -1;
+    state = find(o, keys, nkeys, channel_key, event, call, &err, &found_by);
     if (err) { state = NULL; goto done; }
     int new = state == NULL;
     if (new) {
@@ -507,10 +506,11 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
         Py_INCREF(state);
     }
     PyObject *state_keys = ST(state, S_KEYS), *events = ST(state, S_EVENTS);
-    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(keys); k++) {
-        PyObject *key = PyList_GET_ITEM(keys, k);
+    for (int k = 0; k < nkeys; k++) {
+        PyObject *key = keys[k];
         int known = PySequence_Contains(state_keys, key);
-        if (known < 0 || (!known && PyList_Append(state_keys, key) < 0) || PyDict_SetItem(o->by_key, key, state) < 0)
+        if (known < 0 || (!known && PyList_Append(state_keys, key) < 0)
+            || (k != found_by && PyDict_SetItem(o->by_key, key, state) < 0))  /* (by_key[key] is state already) */
             goto done;
     }
     if (PyList_GET_SIZE(events) < o->max_events && PyList_Append(events, event) < 0) goto done;
@@ -525,7 +525,7 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     result = PyTuple_Pack(2, state, new ? Py_True : Py_False);
     if (result != NULL && PyDict_SetItem(o->book_dict, s_current, result) < 0) Py_CLEAR(result);
 done:
-    Py_DECREF(keys);
+    for (int k = 0; k < nkeys; k++) Py_DECREF(keys[k]);
     Py_XDECREF(state);
     Py_XDECREF(talked);
     return result;
