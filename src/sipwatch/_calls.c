@@ -474,11 +474,17 @@ static int tally(Observer *o, PyObject *state, int new, int had_number, int had_
 }
 
 /* observe(event): CallBook.observe(event) */
+/* What observe returns for a record of no call: None, and book.current is None. */
+static PyObject *no_call(Observer *o) {
+    if (PyDict_SetItem(o->book_dict, s_current, Py_None) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *observer_observe(Observer *o, PyObject *event) {
     if (Py_TYPE(event) != o->event_type) return PyObject_CallOneArg(o->python_observe, event);
-    if (PyDict_SetItem(o->book_dict, s_current, Py_None) < 0) return NULL;
+    /* (book.current: None for a record of no call, else what is returned; set once, ~200 instructions each time) */
     PyObject *kind = EV(event, F_KIND), *call = EV(event, F_CALL);
-    if ((kind != o->k_start && kind != o->k_answer && kind != o->k_end) || call == Py_None) Py_RETURN_NONE;
+    if ((kind != o->k_start && kind != o->k_answer && kind != o->k_end) || call == Py_None) return no_call(o);
     if (!PyTuple_Check(call) || PyTuple_GET_SIZE(call) != N_CALL) return PyObject_CallOneArg(o->python_observe, event);
     int channel_key;
     PyObject *keys[MAX_KEYS];
@@ -486,7 +492,7 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     if (nkeys < 0) return nkeys == -1 ? NULL : PyObject_CallOneArg(o->python_observe, event);
     PyObject *state = NULL, *talked = NULL, *result = NULL;
     double now;
-    if (nkeys == 0) Py_RETURN_NONE;
+    if (nkeys == 0) return no_call(o);
     if (as_double(EV(event, F_TIME), &now) < 0 || prune(o, now) < 0) goto done;
     int err = 0, found_by = -1;
     state = find(o, keys, nkeys, channel_key, event, call, &err, &found_by);
