@@ -148,3 +148,23 @@ def test_a_worker_forked_with_the_collector_off_collects_as_a_scan_does() -> Non
         assert executor.submit(gc.get_threshold).result() == parallel.GC_THRESHOLDS
     finally:
         executor.shutdown()
+
+
+def test_the_command_reports_on_a_large_file_what_a_scan_in_this_process_reports(tmp_path: Path) -> None:
+    """Through the real entry point (`python -m sipwatch`): the head start forks the worker before the command
+    line is imported, with the collector off; the report is the one a scan here makes."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    log = genlog(tmp_path / "large.log", 110_000, seed=7)
+    assert log.stat().st_size >= parallel.MIN_PARALLEL_BYTES and parallel.workers() > 0
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    done = subprocess.run([sys.executable, "-m", "sipwatch", "scan", "--json", str(log)], capture_output=True,
+                          text=True, timeout=120, env=env, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    reported = json.loads(done.stdout)
+    expected = json.loads(json.dumps(_report(log, Config())))
+    reported.pop("seconds")
+    assert reported == expected and reported["offenders"]
