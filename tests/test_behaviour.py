@@ -125,6 +125,22 @@ def test_the_history_is_learned_into_a_small_profile() -> None:
     assert (sum(weekdays), sum(weekends)) == (35, 10)
 
 
+@pytest.mark.parametrize("record", [
+    pytest.param(Event(TODAY + 9 * H, Kind.REGISTRATION, Service.PJSIP, account="6001"), id="a-registration"),
+    pytest.param(Event(TODAY + 9 * H, Kind.AUTH_SUCCESS, Service.PJSIP, account=""), id="no-account"),
+    pytest.param(login(TODAY + 9 * H, ip="203.0.113.9", agent="sipcli/v1.8", account="6099"), id="an-excluded-account"),
+])
+def test_a_record_of_no_call_that_names_no_source_teaches_nothing(record: Event) -> None:
+    """A registration names no source (its Contact is the phone's word) and often no user agent; a record with
+    no account, or an excluded account's, teaches nothing either, in C as in Python."""
+    p = pipeline(accounts={"exclude": ["6099"]})
+    feed(p, history())
+    assert p.profiles is not None
+    before = {a: repr(p.profiles.get(a)) for a in ("6001", "6099", "")}
+    assert feed(p, [record]) == []
+    assert {a: repr(p.profiles.get(a)) for a in ("6001", "6099", "")} == before
+
+
 # --- what must raise nothing -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("day", [

@@ -408,6 +408,20 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
     return rc < 0 ? -1 : 1;
 }
 
+/* observe's first test of a record of no call: with no account, an excluded one, or neither an address nor a
+ * user agent (a registration's Contact is the phone's word, not a source: most registrations), it finds nothing
+ * and learns nothing. 1: so, 0: not so, -1: error. */
+static int tells_nothing(Learned *o, PyObject *event) {
+    PyObject *account = SL(event, o->ev, F_ACCOUNT), *agent = SL(event, o->ev, F_UA);
+    int named = PyObject_IsTrue(account);
+    if (named <= 0) return named < 0 ? -1 : 1;
+    int excluded = PySet_Contains(o->exclude, account);
+    if (excluded != 0) return excluded;
+    if (SL(event, o->ev, F_IP) != Py_None) return 0;
+    int has_agent = PyObject_IsTrue(agent);
+    return has_agent < 0 ? -1 : !has_agent;
+}
+
 /* A login or registration with an address and no user agent (neither its own nor a paired one), of an account
  * whose profile has a `Today` and no new day to roll over, from a network that is known or may not be judged:
  * what `observe` does with it (`_profile`, `_pair`, `_source`: it finds nothing, learns the network). 1: done,
@@ -478,7 +492,7 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o->call_kinds); i++)
         is_call |= PyTuple_GET_ITEM(o->call_kinds, i) == kind;
     if (!is_call) {
-        int done = login(o, event);
+        int quiet = tells_nothing(o, event), done = quiet ? quiet : login(o, event);
         return done < 0 ? NULL : done ? PyList_New(0) : PyObject_CallOneArg(o->python_observe, event);
     }
     /* book.current, from the book's dict where it is (a generic getattr looks in the class first: ~4 times as dear) */
