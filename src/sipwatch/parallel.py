@@ -8,6 +8,9 @@ record), and work out the international form of the numbers that probes dialled,
 settings; the main process only files the results in its classifier. A
 record that crosses a buffer boundary (an attacker's line break inside a dialled number) is read by the
 worker of the buffer it starts in, and the lines it swallowed are dropped from the next buffer's results.
+
+`sipwatch scan` of a large file forks the workers and hands them its first buffers before the command has
+imported its detectors (`head_start`); the scan then takes over that pool and that `Feed`.
 """
 
 from __future__ import annotations
