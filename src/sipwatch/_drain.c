@@ -280,7 +280,6 @@ static int flush_batches(Drain *d) {
     return rc;
 }
 
-
 static void forget_addresses(Drain *d) {
     if (d->addresses == NULL) return;
     for (Py_ssize_t i = 0; i < d->ntexts; i++) Py_XDECREF(d->addresses[i]);
@@ -408,7 +407,6 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
     d->pos = 0; d->skipped = 0;
     return 0;
 }
-
 
 /* A record's text (borrowed; its indexes were checked by `check`). */
 static inline PyObject *text(Drain *d, const Record *r, int field) {
@@ -672,11 +670,11 @@ static PyObject *drain_next(Drain *d) {
         return event;
     }
     /* done: the buffer's results go now, whoever still holds the Drain */
-    int flushed = flush_batches(d);
+    int failed = flush_batches(d) < 0;
     forget_addresses(d);
     Py_CLEAR(d->texts); Py_CLEAR(d->records); Py_CLEAR(d->objects);
-    if (flush_kinds(d) < 0 || flushed < 0) return NULL;  /* (the error) */
-    return NULL;  /* StopIteration */
+    if (!failed) flush_kinds(d);
+    return NULL;  /* StopIteration (or the error a flush set) */
 }
 
 /* The buffer's distinct texts, numbered by content in a table of its own: open addressing over (hash, number)
