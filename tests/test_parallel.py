@@ -734,3 +734,32 @@ def test_a_merge_loop_left_before_its_end_keeps_the_counts_of_what_it_read(alone
     assert sum(o.events for o in tally.offenders.values()) == 10 and tally.kinds == {Kind.AUTH_FAILURE: 10}
     assert [list(o.accounts) for o in tally.offenders.values()] == [["u0", "u3", "u6", "u9"], ["u1", "u4", "u7"],
                                                                     ["u2", "u5", "u8"]]
+
+
+def test_a_buffer_of_many_distinct_names_is_counted_as_the_tally_counts_it() -> None:
+    """An enumeration tries thousands of user names in one buffer, and addresses share a wordlist: each
+    address's names, counted together in C (`alone`: a file read alone), are the tally's, the first
+    MAX_DISTINCT of them in the order first seen, and the table that finds a name grows as it must."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.event import Call, Event, Evidence, Kind
+    from sipwatch.formats.wire import EVIDENCE, EVIDENCE_INDEX, IPS, KIND_INDEX, KINDS, SERVICES, event_of, ip
+    from sipwatch.tally import COUNTED
+
+    wires = [(1714557600.0 + i / 100, KIND_INDEX[Kind.UNKNOWN_ACCOUNT], 0, f"198.51.100.{i % 4}", 5060, "UDP",
+              f"user{(i * 7) % 20000}", f"00{i % 3000}", None, EVIDENCE_INDEX[Evidence.WEAK], i + 1, "f", None, "r",
+              None, None) for i in range(40000)]
+    counted = {KIND_INDEX[k] for k in COUNTED}
+    in_c, in_python = Tally(), Tally()
+    list(parallel._drain.Drain(parallel._drain.pack(wires), 0, 0, 0.0, "x.log", IPS, ip, in_c, {}, counted,
+                               EVIDENCE_INDEX[Evidence.STRONG], KINDS, SERVICES, event_of, Event, Call, EVIDENCE,
+                               lambda event: True))
+    for w in wires:
+        in_python.count(ip(w[3]), w[0], KINDS[w[1]], SERVICES[w[2]], w[6], w[7], False, w[1] in counted)
+    in_c.flush(), in_python.flush()
+    assert list(in_c.offenders) == list(in_python.offenders)
+    for address, mine in in_c.offenders.items():
+        theirs = in_python.offenders[address]
+        assert (mine.events, mine.kinds) == (theirs.events, theirs.kinds)
+        assert list(mine.accounts.items()) == list(theirs.accounts.items())
+        assert list(mine.targets.items()) == list(theirs.targets.items())

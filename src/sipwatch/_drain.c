@@ -94,8 +94,12 @@ typedef struct Batches {
     Batch *items;
     Py_ssize_t n, cap;
     int32_t *of;        /* per address text: its batch, or -1 */
-    int32_t *named[2];  /* per text, for accounts and numbers: the batch that counted it last ... */
-    int32_t *at[2];     /* ... and its place in that batch's list */
+    /* (batch, list, text) -> the text's place in that batch's list, open addressing: a name is found in O(1)
+     * however many an address tries (an enumeration's thousands of user names a buffer, a wordlist shared by
+     * many addresses); 0 is an empty slot (a text is never 0 in a key: None is not counted) */
+    uint64_t *keys;
+    int32_t *places;
+    size_t mask, used;
 } Batches;
 
 static void free_batches(Drain *d) {
@@ -106,8 +110,7 @@ static void free_batches(Drain *d) {
         PyMem_Free(b->items[i].accounts.items);
         PyMem_Free(b->items[i].targets.items);
     }
-    PyMem_Free(b->items); PyMem_Free(b->of);
-    for (int i = 0; i < 2; i++) { PyMem_Free(b->named[i]); PyMem_Free(b->at[i]); }
+    PyMem_Free(b->items); PyMem_Free(b->of); PyMem_Free(b->keys); PyMem_Free(b->places);
     PyMem_Free(b);
     d->batches = NULL;
 }
@@ -115,16 +118,47 @@ static void free_batches(Drain *d) {
 static Batches *new_batches(Py_ssize_t ntexts) {
     Batches *b = PyMem_Calloc(1, sizeof(Batches));
     size_t size = (size_t)(ntexts ? ntexts : 1);
-    if (b == NULL || (b->of = PyMem_Malloc(size * sizeof(int32_t))) == NULL) { PyMem_Free(b); return NULL; }
-    for (int i = 0; i < 2; i++)
-        if ((b->named[i] = PyMem_Malloc(size * sizeof(int32_t))) == NULL
-            || (b->at[i] = PyMem_Malloc(size * sizeof(int32_t))) == NULL) {
-            for (int j = 0; j <= i; j++) { PyMem_Free(b->named[j]); PyMem_Free(b->at[j]); }
-            PyMem_Free(b->of); PyMem_Free(b);
-            return NULL;
-        }
-    for (size_t i = 0; i < size; i++) b->of[i] = b->named[0][i] = b->named[1][i] = -1;
+    size_t slots = 1024;
+    if (b == NULL || (b->of = PyMem_Malloc(size * sizeof(int32_t))) == NULL
+        || (b->keys = PyMem_Calloc(slots, sizeof(uint64_t))) == NULL
+        || (b->places = PyMem_Malloc(slots * sizeof(int32_t))) == NULL) {
+        if (b != NULL) { PyMem_Free(b->of); PyMem_Free(b->keys); }
+        PyMem_Free(b);
+        return NULL;
+    }
+    b->mask = slots - 1;
+    for (size_t i = 0; i < size; i++) b->of[i] = -1;
     return b;
+}
+
+static size_t slot_of(const Batches *b, uint64_t key) {
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & b->mask;
+    while (b->keys[i] != 0 && b->keys[i] != key) i = (i + 1) & b->mask;
+    return i;
+}
+
+/* Twice the slots, when half are taken. */
+static int grow_places(Batches *b) {
+    size_t slots = 2 * (b->mask + 1);
+    uint64_t *keys = b->keys;
+    int32_t *places = b->places;
+    size_t old = b->mask + 1;
+    if ((b->keys = PyMem_Calloc(slots, sizeof(uint64_t))) == NULL
+        || (b->places = PyMem_Malloc(slots * sizeof(int32_t))) == NULL) {
+        PyMem_Free(b->keys);
+        b->keys = keys; b->places = places;
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->mask = slots - 1;
+    for (size_t i = 0; i < old; i++)
+        if (keys[i] != 0) {
+            size_t at = slot_of(b, keys[i]);
+            b->keys[at] = keys[i];
+            b->places[at] = places[i];
+        }
+    PyMem_Free(keys); PyMem_Free(places);
+    return 0;
 }
 
 /* Room for one more item in an array of `n` items of `size` bytes that has room for `*cap` (`first` at first). */
@@ -142,19 +176,18 @@ static int room(void **items, Py_ssize_t *cap, Py_ssize_t n, size_t size, Py_ssi
 static int batch_name(Batches *b, int32_t at, int which, uint32_t text) {
     if (text == 0) return 0;
     NamedList *l = which ? &b->items[at].targets : &b->items[at].accounts;
-    int32_t p = b->named[which][text] == at ? b->at[which][text] : -1;
-    if (p < 0) {  /* (a text counted by another address's batch meanwhile: its place here, if it has one) */
-        for (Py_ssize_t i = 0; i < l->n; i++)
-            if (l->items[i].text == text) { p = (int32_t)i; break; }
-    }
-    if (p < 0) {
+    uint64_t key = (uint64_t)at << 33 | (uint64_t)which << 32 | text;
+    size_t slot = slot_of(b, key);
+    if (b->keys[slot] == 0) {  /* new to this batch's list */
         if (room((void **)&l->items, &l->cap, l->n, sizeof(Named), 4) < 0) return -1;
-        p = (int32_t)l->n++;
-        l->items[p].text = text; l->items[p].n = 0;
+        l->items[l->n].text = text; l->items[l->n].n = 0;
+        b->keys[slot] = key;
+        b->places[slot] = (int32_t)l->n++;
+        if (++b->used * 2 > b->mask + 1 && grow_places(b) < 0) return -1;
+        l->items[l->n - 1].n++;
+        return 0;
     }
-    l->items[p].n++;
-    b->named[which][text] = at;
-    b->at[which][text] = p;
+    l->items[b->places[slot]].n++;
     return 0;
 }
 

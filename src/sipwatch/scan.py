@@ -27,7 +27,6 @@ from sipwatch.sources.files import FileSource, SourceError
 from sipwatch.tally import Offender, Tally
 from sipwatch.timeparse import TimeParser
 
-SCAN_GC_THRESHOLDS = parallel.GC_THRESHOLDS  # see few_collections()
 MAX_ALERTS = 1000  # address-less alerts kept for the report (memory stays flat on huge inputs)
 MAX_ACCOUNT_DECISIONS = 20  # account-rule decisions kept per account
 
@@ -228,7 +227,7 @@ def few_collections() -> Iterator[None]:
     at three million lines a full collection, 0.44 s, came while it was built)."""
     old = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(*SCAN_GC_THRESHOLDS)
+    gc.set_threshold(*parallel.GC_THRESHOLDS)
     try:
         yield
     finally:
