@@ -763,3 +763,34 @@ def test_a_buffer_of_many_distinct_names_is_counted_as_the_tally_counts_it() -> 
         assert (mine.events, mine.kinds) == (theirs.events, theirs.kinds)
         assert list(mine.accounts.items()) == list(theirs.accounts.items())
         assert list(mine.targets.items()) == list(theirs.targets.items())
+
+
+def test_an_event_the_core_let_go_is_built_again_in_place_and_one_held_elsewhere_never_is() -> None:
+    """The C merge loop builds the next event in the one the core took and dropped (most events end there), so
+    an event that anyone still holds keeps its fields: every event the core kept reads as its own record."""
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    from sipwatch.event import Call, Event, Evidence, Kind
+    from sipwatch.formats.wire import EVIDENCE, EVIDENCE_INDEX, IPS, KIND_INDEX, KINDS, SERVICES, event_of, ip
+
+    wires = [(1714557600.0 + i, KIND_INDEX[Kind.CALL_START if i % 2 else Kind.AUTH_FAILURE], 0, f"198.51.100.{i % 5}",
+              5060 + i, "UDP", f"u{i}", f"00{i}", None, EVIDENCE_INDEX[Evidence.WEAK], i + 1, "f", None, "r",
+              {"n": str(i)} if i % 3 == 0 else None,
+              (None, None, f"PJSIP/{i}-1", None, "ctx", None, None, None) if i % 2 else None) for i in range(300)]
+    kept: list[Event] = []
+
+    def take(event: Event) -> bool:
+        if event.line % 7 == 0:
+            kept.append(event)
+        return True
+
+    list(parallel._drain.Drain(parallel._drain.pack(wires), 0, 0, 0.0, "x.log", IPS, ip, Tally(), {}, set(),
+                               EVIDENCE_INDEX[Evidence.STRONG], KINDS, SERVICES, event_of, Event, Call, EVIDENCE, take))
+    assert [e.line for e in kept] == [n for n in range(1, 301) if n % 7 == 0]
+    for event in kept:
+        i = event.line - 1
+        assert (event.time, event.kind, event.ip, event.port, event.account, event.target) == (
+            1714557600.0 + i, KINDS[wires[i][1]], ip(wires[i][3]), 5060 + i, f"u{i}", f"00{i}")
+        assert event.extra == ({"n": str(i)} if i % 3 == 0 else {})
+        assert event.call == (Call(channel=f"PJSIP/{i}-1", context="ctx") if i % 2 else None)
+        assert not event.repeat and not event.blocked
