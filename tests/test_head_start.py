@@ -15,7 +15,7 @@ import pytest
 from generated import genlog
 from sipwatch import console, parallel
 from sipwatch.cli import build_parser
-from sipwatch.config import Config, Numbers
+from sipwatch.config import Accounts, Behaviour, Config, Numbers
 from sipwatch.report import to_json
 from sipwatch.scan import scan
 from sipwatch.sources.files import FileSource
@@ -96,7 +96,8 @@ def test_a_scan_takes_over_the_head_start_and_reports_the_same(log: Path, monkey
 ])
 def test_a_head_start_with_other_settings_is_dropped(log: Path, scanned_with: Config) -> None:
     expected = _report(log, scanned_with)
-    parallel.head_start([str(log)], Config())
+    parallel.head_start([str(log)])
+    parallel.feed_head_start(Config())
     assert _report(log, scanned_with) == expected
     assert parallel._HEAD_START is None
     outbox = parallel._OUTBOX
@@ -105,7 +106,7 @@ def test_a_head_start_with_other_settings_is_dropped(log: Path, scanned_with: Co
 
 @pytest.mark.usefixtures("small_buffers")
 def test_a_head_start_whose_workers_read_no_calls_is_shut_down_for_a_scan_that_reads_them(log: Path) -> None:
-    parallel.head_start([str(log)], Config())
+    parallel.head_start([str(log)])
     started = parallel._HEAD_START
     assert started is not None
     assert parallel.adopt_pool(calls=False) is None
@@ -115,7 +116,8 @@ def test_a_head_start_whose_workers_read_no_calls_is_shut_down_for_a_scan_that_r
 
 @pytest.mark.usefixtures("small_buffers")
 def test_a_head_start_no_scan_takes_gives_its_slots_back(log: Path) -> None:
-    parallel.head_start([str(log)], Config())
+    parallel.head_start([str(log)])
+    parallel.feed_head_start(Config())
     parallel.drop_head_start()
     outbox = parallel._OUTBOX
     assert outbox is not None and sorted(outbox.free) == list(range(outbox.slots))
@@ -124,7 +126,7 @@ def test_a_head_start_no_scan_takes_gives_its_slots_back(log: Path) -> None:
 @pytest.mark.usefixtures("small_buffers")
 @pytest.mark.parametrize("files", [["/nonexistent.log"], ["-"]])
 def test_no_head_start_without_a_plain_file_to_read(files: list[str]) -> None:
-    parallel.head_start(files, Config())
+    parallel.head_start(files)
     assert parallel._HEAD_START is None
 
 
@@ -134,6 +136,36 @@ def test_no_head_start_when_the_configuration_does_not_load(log: Path, tmp_path:
     bad.write_text("[detectors.brute_force]\nmax_failures = 'many'\n")
     console._head_start(["scan", "--config", str(bad), str(log)])
     assert parallel._HEAD_START is None  # (the command line reports the error)
+
+
+def test_the_workers_fork_before_the_default_configuration_loads_which_reads_call_activity() -> None:
+    """Without `--config`, the early look forks the workers for readers of call activity before it imports the
+    configuration (~10 ms of the parse side's imports less before they can set up): the default reads it."""
+    import subprocess
+    import sys
+
+    assert Config().calls
+    check = "import sys, sipwatch.parallel; print('sipwatch.config' in sys.modules, 'zoneinfo' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.usefixtures("small_buffers")
+def test_a_configuration_that_reads_no_calls_forks_its_workers_after_it_loads(log: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "attacks-only.toml"
+    settings.write_text("[accounts]\nenabled = false\n[behaviour]\nenabled = false\n")
+    console._head_start(["scan", "--config", str(settings), str(log)])
+    started = parallel._HEAD_START
+    assert started is not None and started.calls is False and started.feed is not None
+
+
+@pytest.mark.usefixtures("small_buffers")
+def test_workers_forked_for_call_activity_are_dropped_for_a_configuration_that_reads_none(log: Path) -> None:
+    parallel.head_start([str(log)])
+    started = parallel._HEAD_START
+    assert started is not None and started.calls
+    parallel.feed_head_start(Config(accounts=Accounts(enabled=False), behaviour=Behaviour(enabled=False)))
+    assert parallel._HEAD_START is None and started.pool._shutdown_thread
 
 
 def test_a_worker_forked_with_the_collector_off_collects_as_a_scan_does() -> None:

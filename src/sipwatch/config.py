@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sipwatch.timeparse import named_zones
+
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -338,10 +340,11 @@ def zone(name: str, key: str) -> tzinfo | None:
 
 
 def zones(config: Config) -> tuple[tzinfo | None, tzinfo | None]:
-    """The zones of log times and of CDR/CEL times (None: this machine's)."""
-    logs = zone(config.timezone, "timezone")
-    records = zone(config.cdr_timezone, "cdr_timezone") if config.cdr_timezone else logs
-    return logs, records
+    """The zones of log times and of CDR/CEL times (None: this machine's), or a ConfigError naming the key of
+    a zone that does not exist."""
+    zone(config.timezone, "timezone")
+    zone(config.cdr_timezone, "cdr_timezone")
+    return named_zones(config.timezone, config.cdr_timezone)
 
 
 def load(path: str | Path | None) -> Config:

@@ -6,9 +6,10 @@ the code that dataclasses and named tuples generate), which live as long as the 
 runs every 700 allocations, would walk them again and again while they are made (~6 ms of a one-second scan,
 7% of its imports). Once made, they are frozen: no later collection walks them either.
 
-`sipwatch scan` of a large file forks its parse workers as soon as the parse side is imported and hands them
-the file's first buffers (`parallel.head_start`): they set up and parse while this process imports the
-detectors and the report. The command line below reads the same arguments again, properly; this early look
+`sipwatch scan` of a large file forks its parse workers as soon as the parse side is imported (`parallel.head_start`;
+with the default configuration, before the configuration module: they set up while it imports) and hands them the
+file's first buffers once the configuration is read (`parallel.feed_head_start`): they parse while this process
+imports the detectors and the report. The command line below reads the same arguments again, properly; this early look
 only needs the files and the configuration, and gives up on anything it does not know (the scan then starts
 its workers itself, as it would have).
 """
@@ -68,11 +69,16 @@ def _head_start(argv: Sequence[str]) -> None:
     if found is None:
         return
     from sipwatch import parallel
-    from sipwatch.config import ConfigError, load
 
     files, config_path = found
+    if config_path is None:  # the default configuration reads call activity: the workers fork before it loads
+        parallel.head_start(files, calls=True)
+    from sipwatch.config import ConfigError, load
+
     try:
         config = load(config_path)
     except ConfigError:
+        parallel.drop_head_start()
         return
-    parallel.head_start(files, config)
+    parallel.head_start(files, config.calls)
+    parallel.feed_head_start(config)

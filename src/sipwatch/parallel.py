@@ -30,7 +30,6 @@ from datetime import datetime
 from ipaddress import IPv6Network
 from typing import TYPE_CHECKING, Any
 
-from sipwatch.config import Config, zones
 from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress, Kind
 from sipwatch.formats import native, readers
 from sipwatch.formats.parser import LineParser
@@ -53,9 +52,10 @@ from sipwatch.formats.wire import (
 )
 from sipwatch.numbers import ClassifiedTuple, NumberClassifier, Settings, load_phonenumbers
 from sipwatch.sources.files import FileSource, read_span
-from sipwatch.timeparse import TimeParser, horizon_after
+from sipwatch.timeparse import TimeParser, horizon_after, named_zones
 
 if TYPE_CHECKING:
+    from sipwatch.config import Config
     from sipwatch.tally import Tally
 
 try:  # pragma: no cover - which branch runs depends on the build
@@ -195,7 +195,7 @@ def _parser(name: str, year: Year, tz_names: tuple[str, str], calls: bool) -> tu
     key = (name, year, tz_names, calls)
     found = _PARSERS.get(key)
     if found is None:
-        tz, record_tz = zones(Config(timezone=tz_names[0], cdr_timezone=tz_names[1]))
+        tz, record_tz = named_zones(*tz_names)
         parser = LineParser(TimeParser(year[0], tz, record_tz, horizon=year[1]), readers(calls))
         found = _PARSERS[key] = (parser, _prefilter(calls, parser.markers))
     return found
@@ -379,32 +379,45 @@ class _HeadStart:
 
     pool: ProcessPoolExecutor
     calls: bool
-    feed: Feed | None
+    source: FileSource
+    feed: Feed | None = None
     taken: bool = False
 
 
 _HEAD_START: _HeadStart | None = None
 
 
-def head_start(paths: list[str], config: Config) -> None:
-    """Fork the parse workers and give them a scan's first buffers while the main process still imports the
-    rest of the command (the detectors, the report: ~25 ms): the workers build their prefilter and C engine
-    meanwhile, and are a few buffers ahead when the detectors begin, instead of making them wait for each of
-    the first, growing buffers (~40 ms a scan). Only for the first large plain file of `paths`, with the
-    settings that the scan gives its jobs (`config`); a scan takes them over (`adopt_pool`, `_adopt_feed`)
-    when its settings are the same, and what it does not take is dropped (`drop_head_start`)."""
+def head_start(paths: list[str], calls: bool = True) -> None:
+    """Fork the parse workers of a scan, set up for readers of call activity or not (`calls`), while the main
+    process still imports the rest of the command (the configuration, the detectors, the report): they build
+    their prefilter and C engine meanwhile, and parse the first buffers that `feed_head_start` hands them once
+    the configuration is read, so they are a few buffers ahead when the detectors begin, instead of making
+    them wait for each of the first, growing buffers. Only for the first large plain file of `paths`; a scan
+    takes them over (`adopt_pool`, `_adopt_feed`) when its settings are the same, and what it does not take
+    is dropped (`drop_head_start`)."""
     global _HEAD_START
     if _HEAD_START is not None or workers() == 0:
         return
     source = next((s for s in map(FileSource, paths) if s.size >= MIN_PARALLEL_BYTES), None)
     if source is None or source.spans() is None:
         return  # (a compressed file: this process reads and inflates its buffers, which cannot go ahead)
-    executor = pool(config.calls)
-    feed = Feed(executor, source, year_of(source), (config.timezone, config.cdr_timezone),
-                config.numbers.settings(), config.calls)
-    feed.submit()
-    _HEAD_START = _HeadStart(executor, config.calls, feed)
+    _HEAD_START = _HeadStart(pool(calls), calls, source)
     atexit.register(drop_head_start)
+
+
+def feed_head_start(config: Config) -> None:
+    """Hand the workers that `head_start` forked their file's first buffers, with the settings that the scan
+    gives its jobs (`config`); workers set up otherwise (`calls`) are dropped."""
+    started = _HEAD_START
+    if started is None or started.feed is not None or started.taken:
+        return
+    if started.calls != config.calls:
+        drop_head_start()
+        return
+    source = started.source
+    started.feed = Feed(started.pool, source, year_of(source), (config.timezone, config.cdr_timezone),
+                        config.numbers.settings(), config.calls)
+    started.feed.submit()
 
 
 def adopt_pool(calls: bool) -> ProcessPoolExecutor | None:

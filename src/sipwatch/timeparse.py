@@ -160,6 +160,18 @@ class TimeParser:
         return base + h * 3600 + mi * 60 + s + frac
 
 
+def named_zones(timezone: str, cdr_timezone: str) -> tuple[tzinfo | None, tzinfo | None]:
+    """The zones of log times and of CDR/CEL times from their IANA names (None for "": this machine's); CDR/CEL
+    times are in the logs' zone unless named. The names were checked (`config.zones`): a parse worker makes its
+    zones here without importing the configuration (nor `zoneinfo`, when no zone is named)."""
+    if not (timezone or cdr_timezone):
+        return None, None
+    from zoneinfo import ZoneInfo
+
+    logs = ZoneInfo(timezone) if timezone else None
+    return logs, (ZoneInfo(cdr_timezone) if cdr_timezone else logs)
+
+
 def _zone(text: str) -> tzinfo:
     if text == "Z":
         return UTC
