@@ -235,20 +235,36 @@ def test_the_c_packer_packs_as_the_python_one_does() -> None:
     assert parallel._drain.pack([]) == pack([]) == ([None], b"", [None])
 
 
-def test_the_calls_of_a_buffer_share_their_texts_and_keep_their_values() -> None:
-    """A call's records repeat its channel, and calls their context: the C packer keeps each such text once, so
-    marshal sends the repeats as references; the calls read as before."""
+def test_the_calls_of_a_buffer_travel_as_numbers_and_read_as_before() -> None:
+    """A call's records repeat its channel, and calls their context: a call travels in its record, as indexes into
+    the buffer's texts (each text once) and its two durations, in C as in Python; no tuple is sent for it (the main
+    process loaded a buffer's calls one tuple at a time), and the calls read as before."""
     if parallel._drain is None:
         pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
-    calls = [(None, None, "".join(["PJSIP/6001-", "1"]), None, "".join(["from-", "internal"]), 9, None, None),
-             (None, None, "".join(["PJSIP/6001-", "1"]), None, "".join(["from-", "internal"]), None, 7, "ANSWERED"),
-             (None, None, "PJSIP/6002-2", None, "".join(["from-", "internal"]), None, None, None)]
+    from sipwatch.formats.wire import pack, unpack
+
+    calls = [(None, None, "".join(["PJSIP/6001-", "1"]), None, "".join(["from-", "internal"]), 9.0, None, None),
+             (None, None, "".join(["PJSIP/6001-", "1"]), None, "".join(["from-", "internal"]), None, 0.0, "ANSWERED"),
+             ("1714557601.7", "1714557601.6", "PJSIP/6002-2", "PJSIP/trunk-3", "from-internal", 61.5, 59.25, "BUSY"),
+             None]
     wires = [(1714557601.0 + i, 12, 1, None, None, None, "6001", "0044207", None, 1, i + 1, "asterisk.dial", None, "",
               None, call) for i, call in enumerate(calls)]
     assert calls[0][2] is not calls[1][2]  # equal texts, made apart (as the fast lane makes them)
-    objects = marshal.loads(marshal.dumps(parallel._drain.pack(wires)))[2]
-    assert objects[1:] == calls
-    assert objects[1][2] is objects[2][2] and objects[1][4] is objects[2][4] is objects[3][4]
+    for packed in (parallel._drain.pack(wires), pack(wires)):
+        texts, _, objects = marshal.loads(marshal.dumps(packed))
+        assert objects == [None] and texts.count("PJSIP/6001-1") == texts.count("from-internal") == 1
+        assert [w[15] for w in unpack(packed)] == calls
+    assert parallel._drain.pack(wires) == pack(wires)
+
+
+@pytest.mark.parametrize("call", [(None,) * 7, "PJSIP/6001-1", (None, None, 7, None, None, None, None, None),
+                                  (None, None, None, None, None, "9", None, None)])
+def test_a_call_that_is_no_call_tuple_is_refused(call: object) -> None:
+    if parallel._drain is None:
+        pytest.skip("the C merge loop is not built (needs gcc and python3-dev at install time)")
+    wire = (1714557601.0, 12, 1, None, None, None, "6001", None, None, 1, 1, "asterisk.dial", None, "", None, call)
+    with pytest.raises(TypeError):
+        parallel._drain.pack([wire])
 
 
 def _many_texts(n: int) -> list[Wire]:

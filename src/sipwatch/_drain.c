@@ -20,18 +20,23 @@
 
 #include "_event_slots.h"
 
-/* One wire tuple, packed: formats/wire.py's RECORD ("=dqqBBBxxxxx10I"). */
+/* One wire tuple, packed: formats/wire.py's RECORD ("=dqqddBBBB8II6I"). */
 enum { T_IP, T_TRANSPORT, T_ACCOUNT, T_TARGET, T_UA, T_FORM, T_SESSION, T_REASON, N_TEXTS };
 static const int TEXT_FIELDS[N_TEXTS] = {3, 5, 6, 7, 8, 11, 12, 13};  /* their places in a wire tuple */
+enum { N_CALL_FIELDS = 8, N_CALL_TEXTS = 6, CALL_DURATION_AT = 5, CALL_BILLSEC_AT = 6 };
+static const int CALL_TEXT_FIELDS[N_CALL_TEXTS] = {0, 1, 2, 3, 4, 7};  /* uniqueid .. context, disposition */
+enum { CALL = 1, DURATION = 2, BILLSEC = 4 };  /* wire.py's: which parts of a call a record has (0: no call) */
 typedef struct {
     double time;
     int64_t port;  /* -1: None */
     int64_t line;
-    uint8_t kind, service, evidence, pad[5];
+    double duration, billsec;  /* the call's, when `call` says so */
+    uint8_t kind, service, evidence, call;
     uint32_t text[N_TEXTS];  /* indexes into the texts (0: None) */
-    uint32_t extra, call;    /* indexes into the objects (0: None) */
+    uint32_t extra;          /* index into the objects (0: None) */
+    uint32_t call_text[N_CALL_TEXTS];  /* the call's texts: indexes into the texts (0: None) */
 } Record;
-_Static_assert(sizeof(Record) == 72, "Record must match wire.RECORD");
+_Static_assert(sizeof(Record) == 104, "Record must match wire.RECORD");
 
 typedef struct {
     PyObject_HEAD
@@ -57,6 +62,8 @@ typedef struct {
     PyObject *when, *port;  /* the last time and port made: the lines of one second, and of one phone, share them */
     struct Batches *batches;  /* the offenders' counts of this buffer, added at its end (see `Batches`), or NULL */
     PyObject *spare;      /* an event the core took and nobody else holds: the next event is built in it */
+    PyObject *last_call;  /* the Call made last, and its record (a call's records often come one after another) */
+    Record last_call_of;
 } Drain;
 
 /* tally.Offender's fields, in the order of its __slots__: an offender's counts are read and written slot by
@@ -336,7 +343,7 @@ static void drain_dealloc(Drain *d) {
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
     Py_XDECREF(d->event_type); Py_XDECREF(d->call_type); Py_XDECREF(d->evidences);
     Py_XDECREF(d->empty); Py_XDECREF(d->take); Py_XDECREF(d->nets); Py_XDECREF(d->net_blocked);
-    Py_XDECREF(d->when); Py_XDECREF(d->port); Py_XDECREF(d->spare);
+    Py_XDECREF(d->when); Py_XDECREF(d->port); Py_XDECREF(d->spare); Py_XDECREF(d->last_call);
     forget_addresses(d);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
@@ -453,7 +460,9 @@ static inline PyObject *object(Drain *d, uint32_t at) { return PyList_GET_ITEM(d
 static int check(Drain *d, const Record *r) {
     for (int i = 0; i < N_TEXTS; i++)
         if (r->text[i] >= d->ntexts) goto bad;
-    if (r->extra >= d->nobjects || r->call >= d->nobjects || r->kind >= PyList_GET_SIZE(d->kinds)
+    for (int i = 0; i < N_CALL_TEXTS; i++)
+        if (r->call_text[i] >= d->ntexts) goto bad;
+    if (r->extra >= d->nobjects || r->kind >= PyList_GET_SIZE(d->kinds)
         || r->service >= PyList_GET_SIZE(d->services)
         || (d->evidences != NULL && r->evidence >= PyList_GET_SIZE(d->evidences)))
         goto bad;
@@ -529,6 +538,22 @@ static PyObject *port_of(const Record *r) {
     return PyLong_FromLongLong(r->port);
 }
 
+/* `made` (a new tuple of N_CALL_FIELDS empty items, or NULL) filled with the record's call, as wire.py's `unpack`
+ * makes it: its texts, and its duration and billsec (None when the record has none). */
+static PyObject *call_tuple(Drain *d, const Record *r, PyObject *made) {
+    if (made == NULL) return NULL;
+    PyObject **items = ((PyTupleObject *)made)->ob_item;
+    for (int i = 0; i < N_CALL_TEXTS; i++) {
+        PyObject *text = PyList_GET_ITEM(d->texts, r->call_text[i]);
+        Py_INCREF(text);
+        items[CALL_TEXT_FIELDS[i]] = text;
+    }
+    items[CALL_DURATION_AT] = r->call & DURATION ? PyFloat_FromDouble(r->duration) : (Py_INCREF(Py_None), Py_None);
+    items[CALL_BILLSEC_AT] = r->call & BILLSEC ? PyFloat_FromDouble(r->billsec) : (Py_INCREF(Py_None), Py_None);
+    if (items[CALL_DURATION_AT] == NULL || items[CALL_BILLSEC_AT] == NULL) { Py_DECREF(made); return NULL; }
+    return made;
+}
+
 /* The wire tuple of a record (wire.py, `unpack`), for `event_of` when the Event's slots are not known here. */
 static PyObject *wire_of(Drain *d, const Record *r) {
     PyObject *w = PyTuple_New(16);
@@ -536,9 +561,8 @@ static PyObject *wire_of(Drain *d, const Record *r) {
     PyObject *values[16] = {
         PyFloat_FromDouble(r->time), PyLong_FromLong(r->kind), PyLong_FromLong(r->service), NULL, port_of(r),
         NULL, NULL, NULL, NULL, PyLong_FromLong(r->evidence), PyLong_FromLongLong(r->line), NULL, NULL, NULL,
-        object(d, r->extra), object(d, r->call)};
+        object(d, r->extra), r->call ? call_tuple(d, r, PyTuple_New(N_CALL_FIELDS)) : (Py_INCREF(Py_None), Py_None)};
     Py_INCREF(values[14]);
-    Py_INCREF(values[15]);
     for (int i = 0; i < N_TEXTS; i++) {
         values[TEXT_FIELDS[i]] = text(d, r, i);
         Py_INCREF(values[TEXT_FIELDS[i]]);
@@ -556,22 +580,24 @@ static PyObject *wire_of(Drain *d, const Record *r) {
     return w;
 }
 
-/* Call(*call): what tuple.__new__(Call, call) makes, without its two passing tuples (new reference). */
-static PyObject *call_of(Drain *d, PyObject *call) {
-    if (!PyTuple_CheckExact(call)) {
-        PyObject *args = PyTuple_Pack(1, call);
-        PyObject *made = args ? PyTuple_Type.tp_new(d->call_type, args, NULL) : NULL;
-        Py_XDECREF(args);
-        return made;
+/* Whether two records have the same call (its texts are numbered by content: the same numbers, the same texts). */
+static int same_call(const Record *a, const Record *b) {
+    return a->call == b->call && memcmp(a->call_text, b->call_text, sizeof(a->call_text)) == 0
+           && (!(a->call & DURATION) || a->duration == b->duration) && (!(a->call & BILLSEC) || a->billsec == b->billsec);
+}
+
+/* The record's Call (a new reference): the one made for the record before when it had the same call (a Call is a
+ * tuple: nothing changes it), else a new one, what `Call(*fields)` makes without its keyword machinery. */
+static PyObject *call_of(Drain *d, const Record *r) {
+    if (d->last_call != NULL && same_call(&d->last_call_of, r)) {
+        Py_INCREF(d->last_call);
+        return d->last_call;
     }
-    Py_ssize_t n = PyTuple_GET_SIZE(call);
-    PyObject *made = d->call_type->tp_alloc(d->call_type, n);
+    PyObject *made = call_tuple(d, r, d->call_type->tp_alloc(d->call_type, N_CALL_FIELDS));
     if (made == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyTuple_GET_ITEM(call, i);
-        Py_INCREF(item);
-        PyTuple_SET_ITEM(made, i, item);
-    }
+    Py_INCREF(made);
+    Py_XSETREF(d->last_call, made);
+    d->last_call_of = *r;
     return made;
 }
 
@@ -613,12 +639,11 @@ static PyObject *build_event(Drain *d, const Record *r, PyObject *when, PyObject
     PyObject *extra = object(d, r->extra);
     if (extra == Py_None || (PyDict_Check(extra) && PyDict_GET_SIZE(extra) == 0)) extra = PyDict_New();
     else Py_INCREF(extra);
-    PyObject *call = object(d, r->call), *call_obj = NULL;
-    if (call != Py_None) call_obj = call_of(d, call);
+    PyObject *call_obj = r->call ? call_of(d, r) : NULL;
     PyObject *reason = text(d, r, T_REASON), *form = text(d, r, T_FORM);
     if (reason == Py_None || PyUnicode_GET_LENGTH(reason) == 0) reason = d->empty;
     if (form == Py_None) form = d->empty;
-    PyObject *event = extra == NULL || (call != Py_None && call_obj == NULL) ? NULL
+    PyObject *event = extra == NULL || (r->call && call_obj == NULL) ? NULL
                       : blank_event(d);
     if (event != NULL) {
         Py_ssize_t *o = d->offsets;
@@ -727,7 +752,7 @@ static PyObject *drain_next(Drain *d) {
     /* done: the buffer's results go now, whoever still holds the Drain */
     int failed = flush_batches(d) < 0;
     forget_addresses(d);
-    Py_CLEAR(d->spare);
+    Py_CLEAR(d->spare); Py_CLEAR(d->last_call);
     Py_CLEAR(d->texts); Py_CLEAR(d->records); Py_CLEAR(d->objects);
     if (!failed) flush_kinds(d);
     return NULL;  /* StopIteration (or the error a flush set) */
@@ -822,7 +847,7 @@ static int text_index(TextTable *t, PyObject *texts, PyObject *value, uint32_t *
     return 0;
 }
 
-/* The index of an extra or call in the objects (0: None or an empty extra). */
+/* The index of an extra in the objects (0: None or an empty one). */
 static int object_index(PyObject *objects, PyObject *value, uint32_t *at) {
     if (value == Py_None || (PyDict_Check(value) && PyDict_GET_SIZE(value) == 0)) { *at = 0; return 0; }
     *at = (uint32_t)PyList_GET_SIZE(objects);
@@ -843,9 +868,7 @@ static int small(PyObject *value, long max, uint8_t *out) {
 typedef struct {
     PyObject_HEAD
     TextTable index;                    /* text -> its number in the texts (see text_index) */
-    PyObject *texts, *objects;          /* the texts (0: None); the extras and calls */
-    TextTable shared_index;             /* the same for the texts in calls, each kept once (see shared_call) */
-    PyObject *shared;                   /* (0: None) */
+    PyObject *texts, *objects;          /* the texts (0: None); the extras */
     Record *records;
     Py_ssize_t n, cap;
     PyObject *convert;  /* for an item that is no wire tuple (an Event of the Python path): to_wire, or NULL */
@@ -854,18 +877,16 @@ typedef struct {
 static int packer_setup(Packer *p, PyObject *convert) {
     p->texts = PyList_New(1);
     p->objects = PyList_New(1);
-    p->shared = PyList_New(1);
-    if (p->texts == NULL || p->objects == NULL || p->shared == NULL) return -1;
+    if (p->texts == NULL || p->objects == NULL) return -1;
     Py_INCREF(Py_None); PyList_SET_ITEM(p->texts, 0, Py_None);
     Py_INCREF(Py_None); PyList_SET_ITEM(p->objects, 0, Py_None);
-    Py_INCREF(Py_None); PyList_SET_ITEM(p->shared, 0, Py_None);
     if (convert != NULL && convert != Py_None) { Py_INCREF(convert); p->convert = convert; }
     return 0;
 }
 
 static void packer_clear(Packer *p) {
-    table_free(&p->index); table_free(&p->shared_index);
-    Py_CLEAR(p->texts); Py_CLEAR(p->objects); Py_CLEAR(p->shared); Py_CLEAR(p->convert);
+    table_free(&p->index);
+    Py_CLEAR(p->texts); Py_CLEAR(p->objects); Py_CLEAR(p->convert);
     PyMem_Free(p->records);
     p->records = NULL;
     p->n = p->cap = 0;
@@ -884,33 +905,28 @@ static int packer_init(Packer *p, PyObject *args, PyObject *kw) {
     return packer_setup(p, convert);
 }
 
-/* A call tuple whose texts are the ones the buffer's earlier calls had, where equal (a new reference): a call's
- * records repeat its channel, and all calls their context and disposition. Marshal writes a text it has written
- * before as a reference, so the main process loads one string where it loaded several (~a third less of its
- * time to load a buffer of `full`-log calls). */
-static PyObject *shared_call(Packer *p, PyObject *call) {
-    if (!PyTuple_CheckExact(call)) { Py_INCREF(call); return call; }
-    Py_ssize_t n = PyTuple_GET_SIZE(call);
-    PyObject *made = NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyTuple_GET_ITEM(call, i);
-        if (!PyUnicode_CheckExact(item)) continue;
-        uint32_t at;
-        if (text_index(&p->shared_index, p->shared, item, &at) < 0) { Py_XDECREF(made); return NULL; }
-        PyObject *kept = PyList_GET_ITEM(p->shared, at);  /* borrowed */
-        if (kept == item) continue;
-        if (made == NULL) {  /* a copy, whose items change before anyone sees it */
-            if ((made = PyTuple_New(n)) == NULL) return NULL;
-            for (Py_ssize_t k = 0; k < n; k++) {
-                Py_INCREF(PyTuple_GET_ITEM(call, k));
-                PyTuple_SET_ITEM(made, k, PyTuple_GET_ITEM(call, k));
-            }
-        }
-        Py_INCREF(kept);
-        Py_SETREF(((PyTupleObject *)made)->ob_item[i], kept);
+/* A wire tuple's call (None, or a tuple of N_CALL_FIELDS: texts or None, and a duration and billsec in seconds or
+ * None) into its record: its texts numbered with the others (a call's records repeat its channel, and all calls
+ * their context and disposition). */
+static int put_call(Packer *p, PyObject *call, Record *r) {
+    if (call == Py_None) return 0;
+    if (!PyTuple_Check(call) || PyTuple_GET_SIZE(call) != N_CALL_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "a wire tuple's call is not a call tuple");
+        return -1;
     }
-    if (made == NULL) { Py_INCREF(call); return call; }
-    return made;
+    for (int i = 0; i < N_CALL_TEXTS; i++)
+        if (text_index(&p->index, p->texts, PyTuple_GET_ITEM(call, CALL_TEXT_FIELDS[i]), &r->call_text[i]) < 0) return -1;
+    r->call = CALL;
+    PyObject *duration = PyTuple_GET_ITEM(call, CALL_DURATION_AT), *billsec = PyTuple_GET_ITEM(call, CALL_BILLSEC_AT);
+    if (duration != Py_None) {
+        r->call |= DURATION;
+        if ((r->duration = PyFloat_AsDouble(duration)) == -1.0 && PyErr_Occurred()) return -1;
+    }
+    if (billsec != Py_None) {
+        r->call |= BILLSEC;
+        if ((r->billsec = PyFloat_AsDouble(billsec)) == -1.0 && PyErr_Occurred()) return -1;
+    }
+    return 0;
 }
 
 /* Add one wire tuple. */
@@ -935,16 +951,8 @@ static int packer_put(Packer *p, PyObject *w) {
         return -1;
     for (int f = 0; f < N_TEXTS; f++)
         if (text_index(&p->index, p->texts, PyTuple_GET_ITEM(w, TEXT_FIELDS[f]), &r.text[f]) < 0) return -1;
-    Py_ssize_t objects = PyList_GET_SIZE(p->objects);
-    PyObject *call = shared_call(p, PyTuple_GET_ITEM(w, 15));
-    if (call == NULL) return -1;
-    int rc = object_index(p->objects, PyTuple_GET_ITEM(w, 14), &r.extra) < 0
-             || object_index(p->objects, call, &r.call) < 0 ? -1 : 0;
-    Py_DECREF(call);
-    if (rc < 0) {
-        if (PyList_SetSlice(p->objects, objects, PyList_GET_SIZE(p->objects), NULL) < 0) PyErr_Clear();
+    if (put_call(p, PyTuple_GET_ITEM(w, 15), &r) < 0 || object_index(p->objects, PyTuple_GET_ITEM(w, 14), &r.extra) < 0)
         return -1;
-    }
     if (p->n == p->cap) {
         Py_ssize_t cap = p->cap ? 2 * p->cap : 1024;
         Record *more = PyMem_Realloc(p->records, (size_t)cap * sizeof(Record));
@@ -999,8 +1007,8 @@ static PyObject *packer_trim(Packer *p, PyObject *arg) {
         for (Py_ssize_t i = 0; i < n; i++) {
             const Record *r = &p->records[i];
             for (int f = 0; f < N_TEXTS; f++) if (r->text[f] > texts) texts = r->text[f];
+            for (int f = 0; f < N_CALL_TEXTS; f++) if (r->call_text[f] > texts) texts = r->call_text[f];
             if (r->extra > objects) objects = r->extra;
-            if (r->call > objects) objects = r->call;
         }
         if (PyList_SetSlice(p->texts, texts + 1, PyList_GET_SIZE(p->texts), NULL) < 0
             || PyList_SetSlice(p->objects, objects + 1, PyList_GET_SIZE(p->objects), NULL) < 0)

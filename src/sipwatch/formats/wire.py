@@ -18,14 +18,19 @@ Wire = tuple[float, int, int, str | None, int | None, str | None, str | None, st
              str, str | None, str, dict[str, str] | None, CallTuple | None]
 Item = Event | Wire
 #: a buffer's wire tuples as a parse worker sends them (`pack`): each distinct text once (index 0 is None),
-#: each tuple a fixed-size record of its numbers and of indexes into the texts, and the few dicts and
-#: call tuples beside them (index 0: None). The main process builds no tuple and no string per event from
-#: it, and looks each address up once per buffer (`_drain.c` reads it in C; `unpack` is its specification).
+#: each tuple a fixed-size record of its numbers and of indexes into the texts (its call's too), and the few
+#: dicts beside them (index 0: None). The main process builds no tuple and no string per event from it, and
+#: looks each address up once per buffer (`_drain.c` reads it in C; `unpack` is its specification).
 Packed = tuple[list[str | None], bytes, list[object]]
-#: time, port (-1: None), line, kind, service, evidence, then the indexes of ip, transport, account,
-#: target, user agent, form, session and reason in the texts, and of extra and call in the objects
-RECORD = struct.Struct("=dqqBBBxxxxx10I")
+#: time, port (-1: None), line, the call's duration and billsec, kind, service, evidence, which parts of a
+#: call the record has (`CALL` | `DURATION` | `BILLSEC`; 0: no call), then the indexes of ip, transport,
+#: account, target, user agent, form, session and reason in the texts, of extra in the objects, and of the
+#: call's uniqueid, linkedid, channel, peer, context and disposition in the texts. A call travels as numbers
+#: too: a buffer of call records held as many tuples as calls, which the main process loaded one by one.
+RECORD = struct.Struct("=dqqddBBBB8II6I")
+CALL, DURATION, BILLSEC = 1, 2, 4
 _TEXT_FIELDS = (3, 5, 6, 7, 8, 11, 12, 13)
+_CALL_TEXTS = (0, 1, 2, 3, 4, 7)  # a call tuple's texts (5 and 6 are its duration and billsec)
 
 KINDS = list(Kind)
 SERVICES = list(Service)
@@ -101,24 +106,30 @@ def pack(wires: list[Wire]) -> Packed:
     index: dict[str, int] = {}
     objects: list[object] = [None]
     records = bytearray()
+
+    def ref(text: str | None) -> int:
+        if text is None:
+            return 0
+        at = index.get(text)
+        if at is None:
+            at = index[text] = len(texts)
+            texts.append(text)
+        return at
+
     for w in wires:
-        refs = []
-        for field in _TEXT_FIELDS:
-            text = w[field]
-            if text is None:
-                refs.append(0)
-                continue
-            at = index.get(text)  # type: ignore[arg-type]
-            if at is None:
-                at = index[text] = len(texts)  # type: ignore[index]
-                texts.append(text)  # type: ignore[arg-type]
-            refs.append(at)
-        for obj in (w[14] or None, w[15]):
-            refs.append(0 if obj is None else len(objects))
-            if obj is not None:
-                objects.append(obj)
+        refs = [ref(w[field]) for field in _TEXT_FIELDS]  # type: ignore[arg-type]
+        extra = w[14] or None
+        refs.append(0 if extra is None else len(objects))
+        if extra is not None:
+            objects.append(extra)
+        call, flags, duration, billsec = w[15], 0, 0.0, 0.0
+        if call is not None:
+            duration, billsec = call[5] or 0.0, call[6] or 0.0
+            flags = CALL | (DURATION if call[5] is not None else 0) | (BILLSEC if call[6] is not None else 0)
+        refs += [ref(call[i]) for i in _CALL_TEXTS] if call is not None else [0] * len(_CALL_TEXTS)  # type: ignore[arg-type]
         port = w[4]
-        records += RECORD.pack(w[0], -1 if port is None else port, w[10], w[1], w[2], w[9], *refs)
+        records += RECORD.pack(w[0], -1 if port is None else port, w[10], duration, billsec, w[1], w[2], w[9], flags,
+                               *refs)
     return texts, bytes(records), objects
 
 
@@ -128,7 +139,11 @@ def unpack(packed: Packed) -> list[Wire]:
     return [
         (time, kind, service, texts[ip_at], None if port < 0 else port, texts[transport], texts[account],
          texts[target], texts[ua], evidence, line, texts[form] or "", texts[session], texts[reason] or "",
-         objects[extra], objects[call])
-        for (time, port, line, kind, service, evidence, ip_at, transport, account, target, ua, form, session,
-             reason, extra, call) in RECORD.iter_unpack(records)
+         objects[extra],
+         (texts[uniqueid], texts[linkedid], texts[channel], texts[peer], texts[context],
+          duration if flags & DURATION else None, billsec if flags & BILLSEC else None, texts[disposition])
+         if flags & CALL else None)
+        for (time, port, line, duration, billsec, kind, service, evidence, flags, ip_at, transport, account, target,
+             ua, form, session, reason, extra, uniqueid, linkedid, channel, peer, context, disposition)
+        in RECORD.iter_unpack(records)
     ]
