@@ -25,7 +25,8 @@ from sipwatch import core
 from sipwatch.behaviour import Profile, ProfileBook
 from sipwatch.config import ConfigError, from_dict
 from sipwatch.detectors import Decision
-from sipwatch.detectors.behaviour import BehaviourDetector
+from sipwatch.detectors import behaviour as behaviour_detector
+from sipwatch.detectors.behaviour import BehaviourDetector, forget_oldest
 from sipwatch.event import Event, Kind, Service
 from sipwatch.learn import attach, learn, save
 from sipwatch.pipeline import Pipeline
@@ -660,3 +661,12 @@ def test_odd_logins_leave_the_same_profiles_and_decisions_in_python_and_c(seed: 
                      sorted(detector.book.dirty), repr(detector._office_agents)))
     assert both[0] == both[1]
     assert both[0][0]  # (the stream does find things)
+
+
+def test_a_full_record_of_the_calls_learned_forgets_its_oldest_tenth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What each call taught is remembered for MAX_SEEN calls; when a new call finds them all taken, the oldest
+    tenth goes at once (a dict keeps its keys in the order they came; one at a time cost an OrderedDict)."""
+    monkeypatch.setattr(behaviour_detector, "MAX_SEEN", 20)
+    seen = {f"ch:PJSIP/60{i:02}-1": (1, 0.0) for i in range(20)}
+    forget_oldest(seen)
+    assert list(seen) == [f"ch:PJSIP/60{i:02}-1" for i in range(2, 20)]

@@ -5,7 +5,7 @@
  * Most records of a call only teach the account's profile: one more call in an hour, a country, a number type,
  * a source network, some talk minutes. This file first works out, without changing anything, whether the Python
  * `_call` could find anything or would take a step it does not take (a new local day to roll over, a profile or
- * a `Today` not made yet, a user agent, a clock quarter not cached, a full `_seen`). If so, the Python observe
+ * a `Today` not made yet, a user agent, a clock quarter not cached). If so, the Python observe
  * runs, whole. Otherwise it makes exactly the changes `_call` makes, in the same order, and returns [].
  * A login or registration is taken the same way (`login`): one with an address and no user agent, from a
  * network the account used or while it may not be judged, only teaches the profile its network.
@@ -42,7 +42,7 @@ typedef struct {
         *call_kinds;
     PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
     PyObject *recent;   /* the detector's _recent: account -> (time, address, user agent) of its last login */
-    PyObject *pop_oldest;  /* _seen.popitem (called with last=False) */
+    PyObject *forget_oldest;  /* the module's forget_oldest(seen), for a full `_seen` */
     PyObject *networks;    /* network_of(ip, v4, v6) of the addresses met, by address (NULL: not made yet) */
     PyObject *book_dict;   /* the call book's __dict__, where it keeps `current` (NULL: read it through getattr) */
     Py_ssize_t max_accounts;
@@ -106,29 +106,29 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     o->max_accounts = most ? PyLong_AsSsize_t(most) : -1;
     Py_XDECREF(settings); Py_XDECREF(most);
     PyObject *seen = o->max_accounts >= 0 ? PyObject_GetAttrString(detector, "_seen") : NULL;
-    PyObject *pop_oldest = seen ? PyObject_GetAttrString(seen, "popitem") : NULL;
-    PyObject *exclude = pop_oldest ? PyObject_GetAttrString(detector, "exclude") : NULL;
+    PyObject *forget_oldest = seen ? PyObject_GetAttrString(o->module, "forget_oldest") : NULL;
+    PyObject *exclude = forget_oldest ? PyObject_GetAttrString(detector, "exclude") : NULL;
     PyObject *clock = exclude ? PyObject_GetAttrString(detector, "_clock") : NULL;
     PyObject *local = clock ? PyObject_GetAttrString(detector, "_local") : NULL;
     PyObject *network_of = local ? PyObject_GetAttrString(o->module, "network_of") : NULL;
-    int ok = network_of != NULL && PyDict_Check(profiles) && PySet_Check(dirty) && PyDict_Check(seen) && PyDict_Check(recent)
+    int ok = network_of != NULL && PyDict_Check(profiles) && PySet_Check(dirty) && PyDict_CheckExact(seen) && PyDict_Check(recent)
              && PyFrozenSet_Check(exclude) && PyDict_Check(clock);
     if (network_of != NULL && !ok) PyErr_SetString(PyExc_TypeError, "a behaviour detector of the wrong shape");
     if (ok) {
         o->book = calls; o->profiles = profiles; o->dirty = dirty; o->seen = seen; o->exclude = exclude;
         o->clock = clock; o->local = local; o->network_of = network_of; o->recent = recent;
-        o->pop_oldest = pop_oldest;
+        o->forget_oldest = forget_oldest;
         PyObject *book_dict = PyObject_GenericGetDict(calls, NULL);
         if (book_dict == NULL || !PyDict_Check(book_dict)) { Py_CLEAR(book_dict); PyErr_Clear(); }
         Py_XSETREF(o->book_dict, book_dict);
         Py_XSETREF(o->networks, PyDict_New());
         o->keep_alive = o->networks == NULL ? NULL : Py_BuildValue("(OOOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
                                       types[0], types[1], types[2], types[3], types[4], o->v4, o->v6, book, calls,
-                                      profiles, dirty, seen, exclude, clock, local, network_of, recent, pop_oldest);
+                                      profiles, dirty, seen, exclude, clock, local, network_of, recent, forget_oldest);
         ok = o->keep_alive != NULL;
     }
     Py_XDECREF(book); Py_XDECREF(calls); Py_XDECREF(profiles); Py_XDECREF(dirty); Py_XDECREF(seen); Py_XDECREF(recent);
-    Py_XDECREF(pop_oldest);
+    Py_XDECREF(forget_oldest);
     Py_XDECREF(exclude); Py_XDECREF(clock); Py_XDECREF(local); Py_XDECREF(network_of);
     return ok ? 0 : -1;
 }
@@ -391,8 +391,8 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
         Py_XDECREF(minutes);
         if (rc < 0) return -1;
     }
-    if (full) {  /* seen.popitem(last=False) */
-        PyObject *oldest = PyObject_CallOneArg(o->pop_oldest, Py_False);
+    if (full) {  /* forget_oldest(seen): once in a tenth of MAX_SEEN new calls */
+        PyObject *oldest = PyObject_CallOneArg(o->forget_oldest, o->seen);
         if (oldest == NULL) return -1;
         Py_DECREF(oldest);
     }
@@ -403,7 +403,7 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
     }
     PyTuple_SET_ITEM(seen, 0, flags);  /* (ld): ~4 times as dear through Py_BuildValue's format */
     PyTuple_SET_ITEM(seen, 1, learned);
-    int rc = PyObject_SetItem(o->seen, key, seen);  /* an OrderedDict: its own order */
+    int rc = PyDict_SetItem(o->seen, key, seen);
     Py_XDECREF(seen);
     return rc < 0 ? -1 : 1;
 }
