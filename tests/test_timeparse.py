@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from sipwatch.config import Config
 from sipwatch.scan import scan
-from sipwatch.timeparse import TimeParser, horizon_after
+from sipwatch.timeparse import TimeParser, horizon_after, named_zones
 
 WRITTEN = datetime(2025, 1, 1, 0, 10, tzinfo=UTC).timestamp()  # the file's last write
 
@@ -122,3 +123,18 @@ def test_a_date_no_clock_can_hold_is_no_time_not_a_crash(stamp: str, zone: str |
     from zoneinfo import ZoneInfo
 
     assert TimeParser(2026, ZoneInfo(zone) if zone else None).parse(stamp) is None
+
+
+@pytest.mark.parametrize(("names", "expected"), [
+    (("", "UTC"), (None, "UTC")),  # the defaults: this machine's zone for logs, UTC for CDRs (no zoneinfo needed)
+    (("", ""), (None, None)),
+    (("Europe/Berlin", ""), ("Europe/Berlin", "Europe/Berlin")),  # CDR times in the logs' zone unless named
+    (("America/New_York", "UTC"), ("America/New_York", "UTC")),
+])
+def test_the_zones_are_made_from_their_names(names: tuple[str, str], expected: tuple[str | None, str | None]) -> None:
+    made = named_zones(*names)
+    assert tuple(None if z is None else str(z) for z in made) == expected
+    moment = datetime(2024, 7, 1, 12, tzinfo=UTC)
+    for zone, name in zip(made, expected, strict=True):
+        if name is not None:
+            assert moment.astimezone(zone).utcoffset() == moment.astimezone(ZoneInfo(name)).utcoffset()

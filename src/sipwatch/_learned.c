@@ -157,8 +157,16 @@ static int long_of(PyObject *value, long *out) {
     return *out == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
-/* Python's float floor division `x // 900`, as int(): float_floor_div in CPython's floatobject.c */
+/* Python's float floor division `x // 900`, as int(): float_floor_div in CPython's floatobject.c. For a time
+ * (positive, below 2^52: every multiple of the divisor up to it is exact), the rounded quotient corrected by
+ * comparing exact products is the same number without fmod (~200 instructions, for every call record). */
 static double floor_div(double vx, double wx) {
+    if (vx >= 0.0 && vx < 4503599627370496.0 / 1024.0 && wx >= 1.0 && wx <= 1024.0 && wx == floor(wx)) {
+        double q = floor(vx / wx);
+        if (q * wx > vx) q -= 1.0;
+        else if ((q + 1.0) * wx <= vx) q += 1.0;
+        return q;
+    }
     double mod = fmod(vx, wx), div = (vx - mod) / wx, floordiv;
     if (mod) { if ((wx < 0) != (mod < 0)) div -= 1.0; }
     if (div) { floordiv = floor(div); if (div - floordiv > 0.5) floordiv += 1.0; }

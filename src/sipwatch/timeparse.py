@@ -163,13 +163,24 @@ class TimeParser:
 def named_zones(timezone: str, cdr_timezone: str) -> tuple[tzinfo | None, tzinfo | None]:
     """The zones of log times and of CDR/CEL times from their IANA names (None for "": this machine's); CDR/CEL
     times are in the logs' zone unless named. The names were checked (`config.zones`): a parse worker makes its
-    zones here without importing the configuration (nor `zoneinfo`, when no zone is named)."""
-    if not (timezone or cdr_timezone):
-        return None, None
+    zones here without importing the configuration, nor `zoneinfo` for "UTC" (CDR times by default), which is
+    `datetime.UTC` (~3 ms of a worker's first buffer).
+
+    >>> named_zones("", "UTC")
+    (None, datetime.timezone.utc)
+    """
+    logs = _named_zone(timezone)
+    return logs, (_named_zone(cdr_timezone) if cdr_timezone else logs)
+
+
+def _named_zone(name: str) -> tzinfo | None:
+    if not name:
+        return None
+    if name == "UTC":
+        return UTC
     from zoneinfo import ZoneInfo
 
-    logs = ZoneInfo(timezone) if timezone else None
-    return logs, (ZoneInfo(cdr_timezone) if cdr_timezone else logs)
+    return ZoneInfo(name)
 
 
 def _zone(text: str) -> tzinfo:
