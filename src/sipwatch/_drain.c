@@ -1013,7 +1013,7 @@ static PyObject *packer_trim(Packer *p, PyObject *arg) {
         if (PyList_SetSlice(p->texts, texts + 1, PyList_GET_SIZE(p->texts), NULL) < 0
             || PyList_SetSlice(p->objects, objects + 1, PyList_GET_SIZE(p->objects), NULL) < 0)
             return NULL;
-        if (table_remake(&p->index, p->texts) < 0) return NULL;  /* of the texts left */
+        table_free(&p->index);  /* (made again of the texts left if another record comes: most often none does) */
         p->n = n;
     }
     return PyLong_FromSsize_t(p->n);

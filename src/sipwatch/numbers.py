@@ -148,11 +148,14 @@ def _make_room(kept: dict[str, str | None], coming: int) -> None:
 
 def _international_regex(access: tuple[str, ...], intl: tuple[str, ...]) -> re.Pattern[str] | None:
     """`_international_form_of` as one regex, for ASCII text: no outside-line code first (lazy `??`), then
-    each in order, each international prefix in order, 7 characters or more after it, `+`s, then digits."""
+    each in order, each international prefix in order, 7 characters or more after it, `+`s, then digits, the
+    number without the zeros of a prefix dialled twice (`_without_extra_zeros`: a zero goes while 8 digits
+    follow it)."""
     if not intl:
         return None
     outside = f"(?:{'|'.join(map(re.escape, access))})??" if access else ""
-    return re.compile(rf"{outside}(?:{'|'.join(map(re.escape, intl))})(?=.{{7}})\+*([0-9]+)", re.ASCII | re.DOTALL)
+    return re.compile(rf"{outside}(?:{'|'.join(map(re.escape, intl))})(?=.{{7}})\+*(?:0(?=[0-9]{{8}}))*([0-9]+)",
+                      re.ASCII | re.DOTALL)
 
 
 def _without_extra_zeros(digits: str) -> str:
@@ -323,7 +326,7 @@ class NumberClassifier:
         if not digits.isascii():
             return self._international_form_of(digits)
         found = self._intl_re.fullmatch(digits) if self._intl_re is not None else None
-        return _without_extra_zeros(found[1]) if found is not None else None
+        return "+" + found[1] if found is not None else None
 
     def _international_form_of(self, digits: str) -> str | None:
         """`_international_form` step by step (what its regex does in one call, on ASCII text): the digits
