@@ -656,3 +656,22 @@ def test_a_ban_lets_every_detector_forget_the_address_and_nothing_else() -> None
     assert pipeline._forgets == [d.forget for d in others]
     pipeline.forget(banned)
     assert all(banned not in w._data and other in w._data for w in keyed)
+
+
+def test_the_nonces_sent_are_remembered_within_their_bound_newest_kept() -> None:
+    """Past `max_keys` challenges, the oldest tenth (and any excess) go at once; a failure answering a nonce
+    still remembered is a round trip (strong evidence), one answering a forgotten nonce is not."""
+    from sipwatch.pipeline import Nonces
+
+    nonces = Nonces(max_keys=20)
+    address = ipaddress.ip_address("198.51.100.9")
+    for i in range(21):
+        challenge = Event(1714557600.0 + i, Kind.AUTH_CHALLENGE, Service.PJSIP, ip=address,
+                          extra={"Challenge": f"n{i}"})
+        nonces.mark(challenge)
+    assert [nonce for _, nonce in nonces._sent] == [f"n{i}" for i in range(3, 21)]
+    answers = [Event(1714557700.0, Kind.AUTH_FAILURE, Service.PJSIP, ip=address, extra={"Challenge": nonce})
+               for nonce in ("n2", "n3")]
+    for answer in answers:
+        nonces.mark(answer)
+    assert [a.evidence for a in answers] == [Evidence.WEAK, Evidence.STRONG]

@@ -68,7 +68,7 @@ typedef struct {
     PyObject *open;       /* Attempts._open */
     Py_ssize_t open_max;
     double same_request;
-    PyObject *sent;       /* Nonces._sent (an OrderedDict) */
+    PyObject *sent;       /* Nonces._sent (a dict, oldest first) */
     Py_ssize_t sent_max;
     PyObject *owned, *last_auth, *observe;  /* Knowledge._owned, ._last_auth, .observe */
     PyObject *unplaced;         /* Knowledge.unplaced: a login of one of its accounts is Python's (`placed`) */
@@ -313,6 +313,10 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
         || !PyArg_ParseTuple(knowledge, "O!O!nOdO!", &PyDict_Type, &c->owned, &PyDict_Type, &c->last_auth,
                              &c->max_addresses, &c->observe, &c->caller_window, &PyDict_Type, &c->unplaced))
         return -1;
+    if (!PyDict_CheckExact(c->sent)) {  /* (filed in with PyDict_SetItem: no subclass's own order to keep) */
+        PyErr_SetString(PyExc_TypeError, "Nonces._sent is a dict");
+        return -1;
+    }
     if (keep(c, c->open) || keep(c, c->sent) || keep(c, c->owned) || keep(c, c->last_auth) || keep(c, c->observe)
         || keep(c, c->unplaced) || keep(c, book))
         return -1;
@@ -379,6 +383,18 @@ done:
     return rc;
 }
 
+/* detectors/base.py's forget_oldest: the `n` oldest keys of `dict` go. */
+static int forget_oldest(PyObject *dict, Py_ssize_t n) {
+    PyObject *gone = PyList_New(0), *key, *value;
+    Py_ssize_t pos = 0;
+    if (gone == NULL) return -1;
+    int rc = 0;
+    while (rc == 0 && PyList_GET_SIZE(gone) < n && PyDict_Next(dict, &pos, &key, &value)) rc = PyList_Append(gone, key);
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(gone); i++) rc = PyDict_DelItem(dict, PyList_GET_ITEM(gone, i));
+    Py_DECREF(gone);
+    return rc;
+}
+
 /* Nonces.mark for a challenge or a failure. */
 static int nonces_mark(Core *c, PyObject *event, PyObject *ip, int k) {
     PyObject *extra = SLOT(event, c->off[F_EXTRA]);
@@ -390,12 +406,9 @@ static int nonces_mark(Core *c, PyObject *event, PyObject *ip, int k) {
     if (key == NULL) return -1;
     int rc = 0;
     if (k == c->k_challenge) {
-        rc = PyObject_SetItem(c->sent, key, Py_None);
-        if (rc == 0 && PyObject_Length(c->sent) > c->sent_max) {
-            PyObject *r = PyObject_CallMethod(c->sent, "popitem", "O", Py_False);
-            if (r == NULL) rc = -1;
-            Py_XDECREF(r);
-        }
+        rc = PyDict_SetItem(c->sent, key, Py_None);
+        Py_ssize_t size = PyDict_GET_SIZE(c->sent);
+        if (rc == 0 && size > c->sent_max) rc = forget_oldest(c->sent, size - c->sent_max + c->sent_max / 10);
     } else {
         int known = PyDict_Contains(c->sent, key);
         if (known < 0) rc = -1;

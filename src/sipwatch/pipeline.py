@@ -19,7 +19,7 @@ from sipwatch.behaviour import LearningMode, ProfileBook, network_of
 from sipwatch.calls import CallBook
 from sipwatch.config import Config
 from sipwatch.detectors import Action, BehaviourDetector, Decision, Detector, Knowledge, build
-from sipwatch.detectors.base import forgetting
+from sipwatch.detectors.base import forget_oldest, forgetting
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, IPAddress, IPNetwork, Kind
 from sipwatch.netaddr import ip_of, ipv6_network
 from sipwatch.numbers import NumberClassifier
@@ -113,7 +113,7 @@ class Nonces:
 
     def __init__(self, max_keys: int = 100_000) -> None:
         self.max_keys = max_keys
-        self._sent: OrderedDict[tuple[IPAddress, str], None] = OrderedDict()
+        self._sent: dict[tuple[IPAddress, str], None] = {}  # oldest first
 
     def mark(self, event: Event) -> None:
         nonce = event.extra.get("Challenge")
@@ -123,7 +123,7 @@ class Nonces:
         if event.kind is Kind.AUTH_CHALLENGE:
             self._sent[key] = None
             if len(self._sent) > self.max_keys:
-                self._sent.popitem(last=False)
+                forget_oldest(self._sent, len(self._sent) - self.max_keys + self.max_keys // 10)
         elif event.kind is Kind.AUTH_FAILURE and key in self._sent:
             event.evidence = Evidence.STRONG
 

@@ -31,13 +31,13 @@ every specification through both).
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from itertools import islice
 from typing import NamedTuple
 
 from sipwatch.behaviour import Profile, ProfileBook, hour_slot, network_of
 from sipwatch.calls import CallState
 from sipwatch.config import Behaviour, Threshold
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, strongest
+from sipwatch.detectors.base import forget_oldest as _forget_oldest
 from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
 from sipwatch.numbers import CONFIGURED, COUNTRY, NETWORK, SATELLITE, Classified
@@ -46,10 +46,8 @@ MAX_SEEN = 50_000  # calls whose learning is tracked (what of each call was lear
 
 
 def forget_oldest(seen: dict[str, tuple[int, float]]) -> None:
-    """Make room in a full `_seen`: its oldest tenth goes (a dict keeps the order its keys came in; an
-    OrderedDict, whose `popitem(last=False)` let one go at a time, cost ~5 times as much to add a call to)."""
-    for key in list(islice(seen, max(1, MAX_SEEN // 10))):
-        del seen[key]
+    """Make room in a full `_seen`: its oldest tenth goes (`base.forget_oldest`; `_learned.c` calls this)."""
+    _forget_oldest(seen, max(1, MAX_SEEN // 10))
 #: risk classes of places (countries, satellite and international networks, configured prefixes): a first
 #: call there is critical; a first call to a premium or shared-cost number type is a warning
 DEAR_PLACES = frozenset({COUNTRY, SATELLITE, NETWORK, CONFIGURED})
