@@ -75,6 +75,7 @@ typedef struct {
     Py_ssize_t max_addresses;
     PyObject *settle, *sink, *strong, *deque_type;
     PyObject *keep_alive;  /* everything above, owned once */
+    PyObject *current;     /* while an event is taken: what the book's observe returned for it (book.current), or NULL */
 } Core;
 
 static PyObject *s_append, *s_popleft, *s_challenge, *s_observe, *empty_tuple, *one;
@@ -82,6 +83,7 @@ static PyObject *s_current, *s_account, *s_keys, *s_classified, *s_ip, *s_end, *
 
 static void core_dealloc(Core *c) {
     Py_XDECREF(c->keep_alive);
+    Py_XDECREF(c->current);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -545,10 +547,12 @@ error:
 /* The call book's current call (CallBook.current, a new reference in *current): 1 with its CallState in *state
  * (borrowed), 0 when there is none, 2 for a shape not known here (the detector's own code decides), -1 on
  * error. */
-static int current_call(Det *det, PyObject **current, PyObject **state) {
-    /* book.current, read from the book's dict where it is (a plain attribute that CallBook.observe sets): a generic
-     * getattr looks the name up in the class first (~4 times as dear, for every record of a call) */
-    PyObject *found = det->book_dict != NULL ? PyDict_GetItemWithError(det->book_dict, s_current) : NULL;
+static int current_call(Core *c, Det *det, PyObject **current, PyObject **state) {
+    /* book.current: what the book's observe returned for this event (the calls stage keeps it), else read from the
+     * book's dict where it is (a plain attribute that CallBook.observe sets): a generic getattr looks the name up
+     * in the class first (~4 times as dear, for every record of a call) */
+    PyObject *found = c->current != NULL && det->book == c->book ? c->current
+                      : det->book_dict != NULL ? PyDict_GetItemWithError(det->book_dict, s_current) : NULL;
     if (found != NULL) { Py_INCREF(found); *current = found; }
     else if (PyErr_Occurred() || (*current = PyObject_GetAttr(det->book, s_current)) == NULL) return -1;
     if (*current == Py_None) return 0;
@@ -582,9 +586,9 @@ static int unwatched_account(Det *det, PyObject *account) {
 /* The first lines of BehaviourDetector._call (detectors/behaviour.py), on the book's current call: 1 when this
  * record tells the detector nothing new about its call (its observe would return [] at once), 0 when it must
  * see it, -1 on error. */
-static int tells_nothing_new(Det *det) {
+static int tells_nothing_new(Core *c, Det *det) {
     PyObject *current, *state = NULL, *account = NULL, *keys = NULL, *number = NULL, *ip = NULL, *end = NULL;
-    int found = current_call(det, &current, &state);
+    int found = current_call(c, det, &current, &state);
     if (found != 1) { Py_XDECREF(current); return found < 0 ? -1 : found == 0 ? 1 : 0; }
     int result;
     if ((account = state_field(det, state, CS_ACCOUNT)) == NULL) goto error;
@@ -627,9 +631,9 @@ error:
 /* The first lines of AccountRulesDetector.observe (detectors/account_rules.py): 1 when the book's current call is
  * no outside call of an account it watches (its observe would return [] at once), 0 when it must see it, -1 on
  * error. */
-static int not_watched(Det *det) {
+static int not_watched(Core *c, Det *det) {
     PyObject *current, *state = NULL, *account = NULL, *number = NULL, *internal = NULL;
-    int found = current_call(det, &current, &state);
+    int found = current_call(c, det, &current, &state);
     if (found != 1) { Py_XDECREF(current); return found < 0 ? -1 : found == 0 ? 1 : 0; }
     int result = -1;
     if ((account = state_field(det, state, CS_ACCOUNT)) == NULL
@@ -655,11 +659,11 @@ static int count(Core *c, Det *det, PyObject *event, PyObject *ip, int k, double
         /* a detector the core does not count: its own observe (when the record can concern it) */
         if (det->code == PYTHON_V6 && !PyObject_TypeCheck(ip, det->v6)) return 0;
         if (det->code == ACCOUNT_RULES) {  /* an internal call's records: nothing for the rules */
-            int quiet = not_watched(det);
+            int quiet = not_watched(c, det);
             if (quiet != 0) return quiet < 0 ? -1 : 0;
         }
         if (det->code == BEHAVIOUR && c->call_kind[k]) {  /* most records of a call tell it nothing new */
-            int quiet = tells_nothing_new(det);
+            int quiet = tells_nothing_new(c, det);
             if (quiet != 0) return quiet < 0 ? -1 : 0;
         }
         *found = PyObject_CallOneArg(det->decide, event);
@@ -761,8 +765,9 @@ static int calls_stage(Core *c, PyObject *event, int k, double t) {
         }
     }
     PyObject *r = PyObject_CallMethodOneArg(c->book, s_observe, event);  /* whichever observe the book has */
-    Py_XDECREF(r);
-    return r == NULL ? -1 : 0;
+    if (r == NULL) return -1;
+    Py_XSETREF(c->current, r);  /* (what it returns is what it sets as book.current: the gates read it here) */
+    return 0;
 }
 
 static int kind_of(Core *c, PyObject *kind) {
@@ -813,10 +818,12 @@ static PyObject *core_take(Core *c, PyObject *event) {
     }
     Py_XDECREF(decisions);
     Py_DECREF(ip);
+    Py_CLEAR(c->current);
     Py_RETURN_TRUE;
 error:
     Py_XDECREF(decisions);
     Py_DECREF(ip);
+    Py_CLEAR(c->current);
     return NULL;
 }
 
