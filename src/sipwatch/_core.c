@@ -46,6 +46,8 @@ typedef struct {
     PyObject *shift;                 /* IPV6_ROTATION: an address's bits >> shift is its network's key */
     PyTypeObject *state_type;        /* the first CallState met, whose fields are read from their slots... */
     Py_ssize_t state_off[5];         /* ...at these offsets (STATE_FIELDS; -1 for none: through getattr) */
+    PyTypeObject *number_type;       /* the first Classified met, whose `internal` is read from its slot... */
+    Py_ssize_t internal_off;         /* ...at this offset (-1: through getattr) */
 } Det;
 
 enum { CS_ACCOUNT, CS_KEYS, CS_CLASSIFIED, CS_IP, CS_END, N_CS };
@@ -577,6 +579,20 @@ static PyObject *state_field(Det *det, PyObject *state, int field) {
     return PyObject_GetAttr(state, *names[field]);
 }
 
+/* number.internal (a new reference): from its slot for the Classified class (found once), else through getattr. */
+static PyObject *internal_of(Det *det, PyObject *number) {
+    if (det->number_type == NULL) {
+        det->number_type = Py_TYPE(number);
+        Py_INCREF(det->number_type);  /* (a class: it lives as long as its module) */
+        det->internal_off = member_offset(det->number_type, "internal");
+    }
+    if (Py_TYPE(number) == det->number_type && det->internal_off >= 0) {
+        PyObject *value = SLOT(number, det->internal_off);
+        if (value != NULL) { Py_INCREF(value); return value; }
+    }
+    return PyObject_GetAttr(number, s_internal);
+}
+
 /* 1 when `account` is None or one of `exclude`, 0 when not, -1 on error. */
 static int unwatched_account(Det *det, PyObject *account) {
     if (account == Py_None) return 1;
@@ -612,7 +628,7 @@ static int tells_nothing_new(Core *c, Det *det) {
         goto error;
     int outside = 0;
     if (number != Py_None) {
-        PyObject *internal = PyObject_GetAttr(number, s_internal);
+        PyObject *internal = internal_of(det, number);
         int yes = internal == NULL ? -1 : PyObject_IsTrue(internal);
         Py_XDECREF(internal);
         if (yes < 0) goto error;
@@ -641,7 +657,7 @@ static int not_watched(Core *c, Det *det) {
         goto done;
     result = 1;
     if (number == Py_None) goto done;
-    if ((internal = PyObject_GetAttr(number, s_internal)) != NULL) result = PyObject_IsTrue(internal);
+    if ((internal = internal_of(det, number)) != NULL) result = PyObject_IsTrue(internal);
     else result = -1;
 done:
     Py_DECREF(current); Py_XDECREF(account); Py_XDECREF(number); Py_XDECREF(internal);
