@@ -272,7 +272,7 @@ def test_a_shared_calling_code_is_placed_as_phonenumbers_places_it(code: int) ->
                for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
                for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE)]
     numbers += [phonenumbers.PhoneNumber(country_code=code, national_number=rng.randrange(10 ** n, 10 ** (n + 1)))
-                for n in range(5, 13) for _ in range(20)]
+                for n in range(5, 13) for _ in range(50)]
     for number in filter(None, numbers):
         national = phonenumbers.national_significant_number(number)
         expected = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(code)

@@ -263,11 +263,14 @@ class NumberClassifier:
         if not national.isdigit():
             return main
         number = None
-        for region, leading, lengths in _regions_of_code(code):
+        for regions, leading, lengths in _regions_of_code(code):
             if leading is not None:
-                if leading.match(national):
-                    return region
-            elif (not lengths or len(national) in lengths) and _may_be_valid(region, national):
+                found = leading.match(national)
+                if found is not None:
+                    return regions[int(found.lastgroup[1:])]  # type: ignore[index]
+                continue
+            region = regions[0]
+            if (not lengths or len(national) in lengths) and _may_be_valid(region, national):
                 if number is None:
                     number = phonenumbers.PhoneNumber(country_code=int(code), national_number=int(national),
                                                       italian_leading_zero=national.startswith("0") or None)
@@ -415,19 +418,40 @@ class NumberClassifier:
         return None, None
 
 
+#: how `_shared_region` asks a calling code's regions, in phonenumbers' order (the main country first): (region,
+#: None, the lengths its numbers can have) for a region that claims the numbers valid for it; (the regions, the
+#: pattern of their leading digits, ()) for a run of regions that claim numbers by their leading digits
+RegionStep = tuple[tuple[str, ...], re.Pattern[str] | None, frozenset[int]]
+
+
 @cache
-def _regions_of_code(code: str) -> tuple[tuple[str, re.Pattern[str] | None, frozenset[int]], ...]:
-    """(region, the pattern of its numbers' leading digits or None, the lengths its numbers can have) for
-    each region of a calling code, in phonenumbers' order (the main country first)."""
-    found = []
+def _regions_of_code(code: str) -> tuple[RegionStep, ...]:
+    """The steps of `_shared_region` for a calling code. A run of regions told apart by leading digits is one
+    pattern, each region's an alternative in their order, named by its place in the run: the first that matches
+    is the one asking each in turn finds (+1's twenty Caribbean regions: one match a number, not twenty)."""
+    found: list[RegionStep] = []
+    run: list[tuple[str, str]] = []
     for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(code), ()):
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
         if metadata is None:
             continue
-        leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
+        if metadata.leading_digits:
+            run.append((region, metadata.leading_digits))
+            continue
+        found += _leading_run(run)
         desc = metadata.general_desc
-        found.append((region, leading, frozenset(desc.possible_length or ()) if desc is not None else frozenset()))
-    return tuple(found)
+        found.append(((region,), None, frozenset(desc.possible_length or ()) if desc is not None else frozenset()))
+    return tuple(found + _leading_run(run))
+
+
+def _leading_run(run: list[tuple[str, str]]) -> list[RegionStep]:
+    """The step of a run of regions with leading digits (none for no run), and the run emptied."""
+    if not run:
+        return []
+    pattern = re.compile("|".join(f"(?P<_{i}>{leading})" for i, (_, leading) in enumerate(run)))
+    regions = tuple(region for region, _ in run)
+    run.clear()
+    return [(regions, pattern, frozenset())]
 
 
 @cache
