@@ -420,3 +420,24 @@ def test_explain_text_names_the_format(run_cli: Cli, log_path: LogPath) -> None:
     proc = run_cli("explain", str(path))
     assert proc.returncode == 0, proc.stderr
     assert f"{path}:2: format chan_sip.register_failed" in proc.stdout
+
+
+def test_the_report_keys_its_counts_by_plain_text_and_any_other_key_is_still_written(tmp_path: Path) -> None:
+    """orjson writes a document whose keys are all exact `str` twice as fast: the report's counts by kind and by
+    action are keyed by their text; a document with another key (an enum member, a number) goes through `json`,
+    and reads the same."""
+    from sipwatch.cli import _json_line
+    from sipwatch.config import Config
+    from sipwatch.detectors import Action
+    from sipwatch.event import Kind
+    from sipwatch.report import to_json
+    from sipwatch.scan import scan
+
+    log = tmp_path / "a.log"
+    log.write_text("".join(f"[2024-05-01 10:00:0{i}] NOTICE[1] chan_sip.c: Registration from '<sip:10{i}@x>' failed "
+                           f"for '198.51.100.7:5060' - Wrong password\n" for i in range(8)))
+    report = to_json(scan([str(log)], Config()))
+    counts = [report["kinds"], report["decision_counts"], *(o["kinds"] for o in report["offenders"])]
+    assert counts[0] and all(type(key) is str for count in counts for key in count)
+    odd = {Kind.AUTH_FAILURE: 3, Action.BAN: 1, 7: "x"}
+    assert json.loads(_json_line(odd)) == {"auth_failure": 3, "ban": 1, "7": "x"}

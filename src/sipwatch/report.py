@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, TextIO
 
 from sipwatch.calls import AccountTally
-from sipwatch.detectors import Decision
+from sipwatch.detectors import Action, Decision
+from sipwatch.event import Kind
 from sipwatch.scan import ScanResult
 from sipwatch.tally import Offender
 
@@ -84,6 +86,15 @@ def _top_counts(counter: Counter[str], n: int = 20) -> dict[str, int]:
 
 
 _COUNT = itemgetter(1)
+#: the plain text of the enum members that key a report's counts: orjson writes a dict whose keys are all exact
+#: `str` twice as fast (~5 ms of a million lines' report), and refuses any other key (cli._json_line)
+_TEXT: dict[str, str] = {member: member.value for enum in (Kind, Action) for member in enum}
+
+
+def _plain_keys(counts: Mapping[str, int]) -> dict[str, int]:
+    """`dict(counts)` keyed by plain `str` (Kind and Action members as their text), in the same order."""
+    text = _TEXT.get
+    return {text(key, key): n for key, n in counts.items()}
 
 
 def to_json(result: ScanResult) -> dict[str, Any]:
@@ -97,13 +108,13 @@ def to_json(result: ScanResult) -> dict[str, Any]:
         "junk": s.junk,
         "bad_records": s.bad,
         "seconds": round(result.seconds, 3),
-        "kinds": dict(result.kinds),
+        "kinds": _plain_keys(result.kinds),
         "errors": result.errors,
         "offenders": [
             {
                 "ip": str(o.ip),
                 "events": o.events,
-                "kinds": dict(o.kinds),
+                "kinds": _plain_keys(o.kinds),
                 "services": sorted(o.services),
                 "accounts": _top_counts(o.accounts),
                 "targets": _top_counts(o.targets),
@@ -118,7 +129,7 @@ def to_json(result: ScanResult) -> dict[str, Any]:
             for o in ranked(result)
         ],
         "accounts": [account_json(result, a) for a in ranked_accounts(result)],
-        "decision_counts": dict(result.actions),
+        "decision_counts": _plain_keys(result.actions),
         "alerts": [d.to_json() for d in result.decisions if d.ip is None],
         "network_bans": [d.to_json() for d in result.network_bans],
         "unmatched_samples": [{"file": f, "line": n, "text": t} for f, n, t in s.unmatched_samples],
