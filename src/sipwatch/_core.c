@@ -76,6 +76,10 @@ typedef struct {
     PyObject *unplaced;         /* Knowledge.unplaced: a login of one of its accounts is Python's (`placed`) */
     Py_ssize_t max_addresses;
     PyObject *settle, *sink, *strong, *deque_type;
+    PyObject *deque_append, *deque_popleft;  /* deque.append and deque.popleft: called with no lookup by name */
+    Py_ssize_t args_keep[MAX_KINDS];         /* the windows' lengths met so far... */
+    PyObject *deque_args[MAX_KINDS];         /* ...and ((), keep): a new window's deque arguments for each */
+    int nargs;
     PyObject *keep_alive;  /* everything above, owned once */
     PyObject *current;     /* while an event is taken: what the book's observe returned for it (book.current), or NULL */
 } Core;
@@ -326,6 +330,10 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
         return -1;
     c->book = book;
     c->settle = settle; c->sink = sink; c->strong = strong; c->deque_type = deque;
+    if ((c->deque_append = PyObject_GetAttr(deque, s_append)) == NULL || keep(c, c->deque_append) < 0) return -1;
+    Py_DECREF(c->deque_append);  /* (keep_alive holds it) */
+    if ((c->deque_popleft = PyObject_GetAttr(deque, s_popleft)) == NULL || keep(c, c->deque_popleft) < 0) return -1;
+    Py_DECREF(c->deque_popleft);
     return 0;
 }
 
@@ -456,6 +464,22 @@ static int owns(Core *c, PyObject *ip, PyObject *account) {
     return PySet_Contains(accounts, account);
 }
 
+/* ((), keep), the arguments of a new window's deque, made once for each length (a borrowed reference; NULL with
+ * no error when there are more lengths than it keeps, NULL with one on error). */
+static PyObject *deque_args(Core *c, Py_ssize_t length) {
+    for (int i = 0; i < c->nargs; i++)
+        if (c->args_keep[i] == length) return c->deque_args[i];
+    if (c->nargs >= MAX_KINDS) return NULL;
+    PyObject *length_obj = PyLong_FromSsize_t(length);
+    PyObject *args = length_obj ? PyTuple_Pack(2, empty_tuple, length_obj) : NULL;
+    Py_XDECREF(length_obj);
+    if (args == NULL || keep(c, args) < 0) { Py_XDECREF(args); return NULL; }
+    Py_DECREF(args);  /* (keep_alive holds it) */
+    c->args_keep[c->nargs] = length;
+    c->deque_args[c->nargs++] = args;
+    return args;
+}
+
 /* A key's window in `det`, made when missing (Windows.add and DistinctWindows.add, first lines): a deque of
  * events with `maxlen`, or (deque of (event, value), counts of values). New reference. */
 static PyObject *window_of(Core *c, Det *det, PyObject *key, double t, int distinct) {
@@ -471,16 +495,21 @@ static PyObject *window_of(Core *c, Det *det, PyObject *key, double t, int disti
         PyObject *q = PyObject_CallNoArgs(c->deque_type), *counts = PyDict_New();
         entry = q && counts ? PyTuple_Pack(2, q, counts) : NULL;
         Py_XDECREF(q); Py_XDECREF(counts);
-    } else {
-        entry = PyObject_CallFunction(c->deque_type, "On", empty_tuple, det->keep);
+    } else {  /* deque((), keep) */
+        PyObject *args = deque_args(c, det->keep);
+        entry = args != NULL ? PyObject_Call(c->deque_type, args, NULL)
+                : PyErr_Occurred() ? NULL : PyObject_CallFunction(c->deque_type, "On", empty_tuple, det->keep);
     }
     if (entry == NULL || PyDict_SetItem(det->data, key, entry) < 0) { Py_XDECREF(entry); return NULL; }
     return entry;
 }
 
-static int call_method(PyObject *name, PyObject *self, PyObject *arg, PyObject **result) {
+/* q.append(arg) or q.popleft() (`method`, with `name` for a window that is not a plain deque). */
+static int call_method(Core *c, PyObject *method, PyObject *name, PyObject *self, PyObject *arg, PyObject **result) {
     PyObject *argv[2] = {self, arg};
-    PyObject *r = PyObject_VectorcallMethod(name, argv, (size_t)(1 + (arg != NULL)), NULL);
+    size_t n = (size_t)(1 + (arg != NULL));
+    PyObject *r = Py_IS_TYPE(self, (PyTypeObject *)c->deque_type) ? PyObject_Vectorcall(method, argv, n, NULL)
+                  : PyObject_VectorcallMethod(name, argv, n, NULL);
     if (r == NULL) return -1;
     if (result != NULL) *result = r; else Py_DECREF(r);
     return 0;
@@ -499,12 +528,12 @@ static int first_time(Core *c, PyObject *q, int distinct, double *t) {
 /* Windows.add: the window of `key` after adding `event`. New reference. */
 static PyObject *windows_add(Core *c, Det *det, PyObject *key, PyObject *event, double t) {
     PyObject *q = window_of(c, det, key, t, 0);
-    if (q == NULL || call_method(s_append, q, event, NULL) < 0) { Py_XDECREF(q); return NULL; }
+    if (q == NULL || call_method(c, c->deque_append, s_append, q, event, NULL) < 0) { Py_XDECREF(q); return NULL; }
     double horizon = t - det->window, oldest;
     while (PyObject_Length(q) > 0) {
         if (first_time(c, q, 0, &oldest) < 0) { Py_DECREF(q); return NULL; }
         if (oldest >= horizon) break;
-        if (call_method(s_popleft, q, NULL, NULL) < 0) { Py_DECREF(q); return NULL; }
+        if (call_method(c, c->deque_popleft, s_popleft, q, NULL, NULL) < 0) { Py_DECREF(q); return NULL; }
     }
     return q;
 }
@@ -515,7 +544,7 @@ static PyObject *distinct_add(Core *c, Det *det, PyObject *key, PyObject *event,
     if (entry == NULL) return NULL;
     PyObject *q = PyTuple_GET_ITEM(entry, 0), *counts = PyTuple_GET_ITEM(entry, 1);
     PyObject *pair = PyTuple_Pack(2, event, value);
-    if (pair == NULL || call_method(s_append, q, pair, NULL) < 0) goto error;
+    if (pair == NULL || call_method(c, c->deque_append, s_append, q, pair, NULL) < 0) goto error;
     Py_CLEAR(pair);
     PyObject *n = PyDict_GetItemWithError(counts, value);
     if (n == NULL && PyErr_Occurred()) goto error;
@@ -530,7 +559,7 @@ static PyObject *distinct_add(Core *c, Det *det, PyObject *key, PyObject *event,
         if (first_time(c, q, 1, &oldest) < 0) goto error;
         if (oldest >= horizon && len <= det->keep) break;
         PyObject *gone;
-        if (call_method(s_popleft, q, NULL, &gone) < 0) goto error;
+        if (call_method(c, c->deque_popleft, s_popleft, q, NULL, &gone) < 0) goto error;
         PyObject *old = PyTuple_GET_ITEM(gone, 1);
         PyObject *left = PyDict_GetItemWithError(counts, old);
         PyObject *fewer = left ? PyNumber_Subtract(left, one) : NULL;
