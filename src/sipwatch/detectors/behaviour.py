@@ -48,6 +48,8 @@ MAX_SEEN = 50_000  # calls whose learning is tracked (what of each call was lear
 def forget_oldest(seen: dict[str, tuple[int, float]]) -> None:
     """Make room in a full `_seen`: its oldest tenth goes (`base.forget_oldest`; `_learned.c` calls this)."""
     _forget_oldest(seen, max(1, MAX_SEEN // 10))
+
+
 #: risk classes of places (countries, satellite and international networks, configured prefixes): a first
 #: call there is critical; a first call to a premium or shared-cost number type is a warning
 DEAR_PLACES = frozenset({COUNTRY, SATELLITE, NETWORK, CONFIGURED})
