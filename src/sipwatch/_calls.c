@@ -129,6 +129,15 @@ static int began(Observer *o, PyObject *event, PyObject *call, double *out) {
     return 0;
 }
 
+/* b `op` a (Py_LT or Py_GT), as Python compares them: two floats here (a call's times, most often) */
+static int compare(PyObject *b, PyObject *a, int op) {
+    if (PyFloat_CheckExact(a) && PyFloat_CheckExact(b)) {
+        double x = PyFloat_AS_DOUBLE(b), y = PyFloat_AS_DOUBLE(a);
+        return op == Py_LT ? x < y : x > y;  /* (a NaN compares false, in C as in Python) */
+    }
+    return PyObject_RichCompareBool(b, a, op);
+}
+
 /* CallState.talk(now) as a new reference: the CDR's billsec once known, else since the answer. */
 static PyObject *talk(Observer *o, PyObject *state, PyObject *now) {
     PyObject *billsec = ST(state, S_BILLSEC), *answer = ST(state, S_ANSWER), *end = ST(state, S_END);
@@ -136,7 +145,7 @@ static PyObject *talk(Observer *o, PyObject *state, PyObject *now) {
     if (answer == Py_None) { Py_INCREF(zero_float); return zero_float; }
     PyObject *spent = PyNumber_Subtract(end != Py_None ? end : now, answer);
     if (spent == NULL) return NULL;
-    int more = PyObject_RichCompareBool(spent, zero_float, Py_GT);  /* max(0.0, spent) */
+    int more = compare(spent, zero_float, Py_GT);  /* max(0.0, spent) */
     if (more < 0) { Py_DECREF(spent); return NULL; }
     if (more) return spent;
     Py_DECREF(spent);
@@ -256,7 +265,7 @@ error:
 
 /* max(a, b) and min(a, b) as Python's builtins pick (the first of equals), new references */
 static PyObject *pick(PyObject *a, PyObject *b, int op) {
-    int other = PyObject_RichCompareBool(b, a, op);
+    int other = compare(b, a, op);
     if (other < 0) return NULL;
     PyObject *r = other ? b : a;
     Py_INCREF(r);
