@@ -32,6 +32,8 @@ typedef struct {
     PyObject *classify, *outside, *text, *tally_type;
     PyObject *cache, *texts;  /* the classifier's cache and calls._TEXTS, read here first (NULL: ask Python) */
     int plain_outside;        /* the classifier's outside() is `not number.internal` */
+    PyTypeObject *number_type;  /* the first classified number met, whose fields are read from their slots... */
+    Py_ssize_t internal_off, country_off;  /* ...at these offsets (-1: through getattr) */
     PyObject *k_start, *k_answer, *k_end;
     double keep, max_open, end_slack;
     Py_ssize_t max_calls, max_accounts, max_events;
@@ -282,10 +284,27 @@ static PyObject *classify(Observer *o, PyObject *target) {
     return PyObject_CallOneArg(o->classify, target);
 }
 
+/* number.<name> (`internal` or `country`: a new reference), from its slot for the Classified class (found at
+ * the first number), else through getattr */
+static PyObject *number_field(Observer *o, PyObject *number, PyObject *name, int internal) {
+    if (o->number_type == NULL) {
+        o->number_type = Py_TYPE(number);
+        Py_INCREF(o->number_type);  /* (a class: it lives as long as its module) */
+        o->internal_off = member_offset(o->number_type, "internal");
+        o->country_off = member_offset(o->number_type, "country");
+    }
+    Py_ssize_t at = internal ? o->internal_off : o->country_off;
+    if (Py_TYPE(number) == o->number_type && at >= 0) {
+        PyObject *value = *(PyObject **)((char *)number + at);
+        if (value != NULL) { Py_INCREF(value); return value; }
+    }
+    return PyObject_GetAttr(number, name);
+}
+
 /* classifier.outside(number): 1, 0, or -1 with an error */
 static int is_outside(Observer *o, PyObject *number) {
     if (o->plain_outside) {
-        PyObject *internal = PyObject_GetAttr(number, s_internal);
+        PyObject *internal = number_field(o, number, s_internal, 1);
         int inside = internal ? PyObject_IsTrue(internal) : -1;
         Py_XDECREF(internal);
         return inside < 0 ? -1 : !inside;
@@ -441,7 +460,7 @@ static int tally(Observer *o, PyObject *state, int new, int had_number, int had_
         if (outside < 0) rc = -1;
         else if (outside) {
             rc = add_to(o, t, T_OUTSIDE, one);
-            PyObject *country = rc == 0 ? PyObject_GetAttr(number, s_country) : NULL;
+            PyObject *country = rc == 0 ? number_field(o, number, s_country, 0) : NULL;
             if (country == NULL) rc = -1;
             else {
                 int some = PyObject_IsTrue(country);

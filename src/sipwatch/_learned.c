@@ -524,7 +524,11 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
     int full = 0;
     if (seen == NULL) {
         if (PyErr_Occurred()) goto done;
-        PyObject *max_seen = PyObject_GetAttr(o->module, s_max_seen);  /* read as the Python code reads it */
+        /* read as the Python code reads it, from the module's dict (a generic getattr first looks in its type) */
+        PyObject *found = PyModule_Check(o->module) ? PyDict_GetItemWithError(PyModule_GetDict(o->module), s_max_seen)
+                          : NULL;
+        PyObject *max_seen = found != NULL ? (Py_INCREF(found), found)
+                             : PyErr_Occurred() ? NULL : PyObject_GetAttr(o->module, s_max_seen);
         Py_ssize_t most = max_seen ? PyLong_AsSsize_t(max_seen) : -1;
         Py_XDECREF(max_seen);
         if (most == -1 && PyErr_Occurred()) goto done;
