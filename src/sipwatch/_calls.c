@@ -508,6 +508,25 @@ static PyObject *no_call(Observer *o) {
     Py_RETURN_NONE;
 }
 
+/* book.current = (state, new), returned (a new reference). The tuple it holds already is filled again when nothing
+ * else holds it (none can see it change, as CPython's own iterators reuse their result tuples): no tuple made and
+ * freed, no dict write, for each record of a call. */
+static PyObject *current_of(Observer *o, PyObject *state, int new) {
+    PyObject *flag = new ? Py_True : Py_False;
+    PyObject *held = PyDict_GetItemWithError(o->book_dict, s_current);  /* borrowed */
+    if (held != NULL && PyTuple_CheckExact(held) && PyTuple_GET_SIZE(held) == 2 && Py_REFCNT(held) == 1) {
+        PyObject **items = ((PyTupleObject *)held)->ob_item;
+        Py_INCREF(state); Py_SETREF(items[0], state);
+        Py_INCREF(flag); Py_SETREF(items[1], flag);
+        Py_INCREF(held);
+        return held;
+    }
+    if (held == NULL && PyErr_Occurred()) return NULL;
+    PyObject *made = PyTuple_Pack(2, state, flag);
+    if (made != NULL && PyDict_SetItem(o->book_dict, s_current, made) < 0) Py_CLEAR(made);
+    return made;
+}
+
 static PyObject *observer_observe(Observer *o, PyObject *event) {
     if (Py_TYPE(event) != o->event_type) return PyObject_CallOneArg(o->python_observe, event);
     /* (book.current: None for a record of no call, else what is returned; set once, ~200 instructions each time) */
@@ -556,8 +575,7 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     if (was_answered < 0 || update(o, state, event, call) < 0
         || tally(o, state, new, had_number, had_ip, was_answered, talked) < 0)
         goto done;
-    result = PyTuple_Pack(2, state, new ? Py_True : Py_False);
-    if (result != NULL && PyDict_SetItem(o->book_dict, s_current, result) < 0) Py_CLEAR(result);
+    result = current_of(o, state, new);
 done:
     for (int k = 0; k < nkeys; k++) Py_DECREF(keys[k]);
     Py_XDECREF(state);
