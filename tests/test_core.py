@@ -364,6 +364,36 @@ def test_odd_call_records_leave_the_same_calls_and_tallies(seed: int, limits: tu
     assert repr(native.accounts) == repr(python.accounts)
 
 
+@needs_calls
+def test_a_current_call_anyone_holds_keeps_its_value_and_one_nobody_holds_is_filled_again() -> None:
+    """The C call book fills the tuple that `book.current` holds again for the next record when nothing else holds
+    it (no tuple made and freed a record); one that a caller keeps is never changed under it."""
+    from sipwatch.calls import CallBook
+    from sipwatch.numbers import NumberClassifier
+
+    book = CallBook(NumberClassifier())
+    assert core.native_calls(book)
+
+    def start(i: int) -> Event:
+        return Event(1714557600.0 + i, Kind.CALL_START, Service.PJSIP, account=f"600{i}", target="6100",
+                     call=Call(channel=f"PJSIP/600{i}-0000000{i}"))
+
+    book.observe(start(1))
+    held = book.current
+    assert held is not None and held[0].account == "6001" and held[1] is True
+    book.observe(start(2))
+    assert held[0].account == "6001" and book.current is not held  # (kept: a new one for the next record)
+    now = book.current
+    del held
+    book.observe(start(3))
+    assert book.current is not None and book.current[0].account == "6003"
+    assert now[0].account == "6002"  # (still held here: never changed)
+    del now
+    before = id(book.current)
+    book.observe(start(4))
+    assert id(book.current) == before and book.current[0].account == "6004"  # filled again in place
+
+
 def test_the_c_call_book_stands_aside_for_another_book(monkeypatch: pytest.MonkeyPatch) -> None:
     from sipwatch.calls import CallBook
     from sipwatch.formats import native
