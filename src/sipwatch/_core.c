@@ -66,6 +66,7 @@ typedef struct {
     int k_success, k_challenge, k_failure, k_call_start;
     char call_kind[MAX_KINDS];  /* call activity: the call book's stage */
     PyObject *book;             /* the pipeline's CallBook */
+    PyObject *book_attrs;       /* its __dict__, where a scan puts the C observe (NULL: none) */
     double caller_window;       /* Knowledge.caller's `within` */
     PyObject *open;       /* Attempts._open */
     Py_ssize_t open_max;
@@ -329,6 +330,10 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
         || keep(c, c->unplaced) || keep(c, book))
         return -1;
     c->book = book;
+    PyObject *attrs = PyObject_GenericGetDict(book, NULL);
+    if (attrs != NULL && PyDict_Check(attrs) && keep(c, attrs) == 0) c->book_attrs = attrs;
+    Py_XDECREF(attrs);  /* (keep_alive holds it) */
+    PyErr_Clear();
     c->settle = settle; c->sink = sink; c->strong = strong; c->deque_type = deque;
     if ((c->deque_append = PyObject_GetAttr(deque, s_append)) == NULL || keep(c, c->deque_append) < 0) return -1;
     Py_DECREF(c->deque_append);  /* (keep_alive holds it) */
@@ -809,7 +814,10 @@ static int calls_stage(Core *c, PyObject *event, int k, double t) {
             set_slot(event, c->off[F_EVIDENCE], c->strong);
         }
     }
-    PyObject *r = PyObject_CallMethodOneArg(c->book, s_observe, event);  /* whichever observe the book has */
+    /* whichever observe the book has: the instance's own (a scan's C observe), read from its dict, else its method */
+    PyObject *own = c->book_attrs != NULL ? PyDict_GetItemWithError(c->book_attrs, s_observe) : NULL;
+    PyObject *r = own != NULL ? PyObject_CallOneArg(own, event)
+                  : PyErr_Occurred() ? NULL : PyObject_CallMethodOneArg(c->book, s_observe, event);
     if (r == NULL) return -1;
     Py_XSETREF(c->current, r);  /* (what it returns is what it sets as book.current: the gates read it here) */
     return 0;
