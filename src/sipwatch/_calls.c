@@ -131,15 +131,6 @@ static int began(Observer *o, PyObject *event, PyObject *call, double *out) {
     return 0;
 }
 
-/* b `op` a (Py_LT or Py_GT), as Python compares them: two floats here (a call's times, most often) */
-static int compare(PyObject *b, PyObject *a, int op) {
-    if (PyFloat_CheckExact(a) && PyFloat_CheckExact(b)) {
-        double x = PyFloat_AS_DOUBLE(b), y = PyFloat_AS_DOUBLE(a);
-        return op == Py_LT ? x < y : x > y;  /* (a NaN compares false, in C as in Python) */
-    }
-    return PyObject_RichCompareBool(b, a, op);
-}
-
 /* CallState.talk(now) as a new reference: the CDR's billsec once known, else since the answer. */
 static PyObject *talk(Observer *o, PyObject *state, PyObject *now) {
     PyObject *billsec = ST(state, S_BILLSEC), *answer = ST(state, S_ANSWER), *end = ST(state, S_END);

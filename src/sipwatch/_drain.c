@@ -715,8 +715,7 @@ static PyObject *drain_next(Drain *d) {
             PyObject *until = PyDict_GetItemWithError(d->banned, address);
             if (until == NULL && PyErr_Occurred()) { Py_DECREF(when); Py_DECREF(address); return NULL; }
             if (until != NULL) {
-                int blocked = PyFloat_CheckExact(until) ? PyFloat_AS_DOUBLE(when) < PyFloat_AS_DOUBLE(until)
-                              : PyObject_RichCompareBool(when, until, Py_LT);
+                int blocked = compare(when, until, Py_LT);
                 if (blocked < 0) { Py_DECREF(when); Py_DECREF(address); return NULL; }
                 if (blocked) { Py_DECREF(when); Py_DECREF(address); continue; }
             }

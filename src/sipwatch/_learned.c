@@ -360,11 +360,11 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
 
 /* ProfileBook.touch for an account whose profile exists: its first or last sight moves, it is dirty. */
 static int touch(Learned *o, PyObject *profile, PyObject *account, PyObject *when) {
-    int later = PyObject_RichCompareBool(when, SL(profile, o->pr, P_LAST), Py_GT);
+    int later = compare(when, SL(profile, o->pr, P_LAST), Py_GT);
     if (later < 0) return -1;
     if (later) set_slot(profile, o->pr[P_LAST], when);
     else {
-        int earlier = PyObject_RichCompareBool(when, SL(profile, o->pr, P_FIRST), Py_LT);
+        int earlier = compare(when, SL(profile, o->pr, P_FIRST), Py_LT);
         if (earlier < 0) return -1;
         if (earlier) set_slot(profile, o->pr[P_FIRST], when);
     }
