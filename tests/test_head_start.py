@@ -97,7 +97,7 @@ def test_a_scan_takes_over_the_head_start_and_reports_the_same(log: Path, monkey
 def test_a_head_start_with_other_settings_is_dropped(log: Path, scanned_with: Config) -> None:
     expected = _report(log, scanned_with)
     parallel.head_start([str(log)])
-    parallel.feed_head_start(Config())
+    parallel.feed_head_start(*parallel.job_settings(Config()))
     assert _report(log, scanned_with) == expected
     assert parallel._HEAD_START is None
     outbox = parallel._OUTBOX
@@ -117,7 +117,7 @@ def test_a_head_start_whose_workers_read_no_calls_is_shut_down_for_a_scan_that_r
 @pytest.mark.usefixtures("small_buffers")
 def test_a_head_start_no_scan_takes_gives_its_slots_back(log: Path) -> None:
     parallel.head_start([str(log)])
-    parallel.feed_head_start(Config())
+    parallel.feed_head_start(*parallel.DEFAULT_JOB)
     parallel.drop_head_start()
     outbox = parallel._OUTBOX
     assert outbox is not None and sorted(outbox.free) == list(range(outbox.slots))
@@ -136,6 +136,27 @@ def test_no_head_start_when_the_configuration_does_not_load(log: Path, tmp_path:
     bad.write_text("[detectors.brute_force]\nmax_failures = 'many'\n")
     console._head_start(["scan", "--config", str(bad), str(log)])
     assert parallel._HEAD_START is None  # (the command line reports the error)
+
+
+def test_the_default_job_settings_are_the_default_configuration_s() -> None:
+    """A scan with no `--config` hands its workers their first buffers before the configuration module imports,
+    with `parallel.DEFAULT_JOB`: the settings that `Config()` gives a scan's jobs."""
+    assert parallel.job_settings(Config()) == parallel.DEFAULT_JOB
+
+
+def test_the_compiled_parts_are_built_on_another_thread_importing_nothing() -> None:
+    """`sipwatch scan` builds the workers' prefilter, C engine and markers on a second thread while its main
+    thread imports the rest of the parse side: the thread must import no module (no import lock shared), and
+    they are there once it is waited for."""
+    import subprocess
+    import sys
+
+    check = ("import sys\nfrom sipwatch.formats import ahead, native\nbefore = set(sys.modules)\n"
+             "ahead.in_background(True)()\n"
+             "print(sorted(set(sys.modules) - before), True in ahead._PREFILTERS,"
+             " bool(native._ENGINES) or not native.available())")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["[]", "True", "True"]
 
 
 def test_the_workers_fork_before_the_default_configuration_loads_which_reads_call_activity() -> None:
@@ -164,7 +185,8 @@ def test_workers_forked_for_call_activity_are_dropped_for_a_configuration_that_r
     parallel.head_start([str(log)])
     started = parallel._HEAD_START
     assert started is not None and started.calls
-    parallel.feed_head_start(Config(accounts=Accounts(enabled=False), behaviour=Behaviour(enabled=False)))
+    parallel.feed_head_start(*parallel.job_settings(Config(accounts=Accounts(enabled=False),
+                                                           behaviour=Behaviour(enabled=False))))
     assert parallel._HEAD_START is None and started.pool._shutdown_thread
 
 

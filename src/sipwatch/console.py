@@ -68,17 +68,24 @@ def _head_start(argv: Sequence[str]) -> None:
     found = scan_arguments(argv)
     if found is None:
         return
-    from sipwatch import parallel
-
     files, config_path = found
-    if config_path is None:  # the default configuration reads call activity: the workers fork before it loads
+    from sipwatch.formats import ahead
+
+    if config_path is None:  # the default configuration: its job settings are known (`parallel.DEFAULT_JOB`)
+        wait = ahead.in_background(calls=True)  # (the workers' compiled parts, while the rest imports)
+        try:
+            from sipwatch import parallel
+        finally:
+            wait()
         parallel.head_start(files, calls=True)
+        parallel.feed_head_start(*parallel.DEFAULT_JOB)
+        return
+    from sipwatch import parallel
     from sipwatch.config import ConfigError, load
 
     try:
         config = load(config_path)
     except ConfigError:
-        parallel.drop_head_start()
         return
     parallel.head_start(files, config.calls)
-    parallel.feed_head_start(config)
+    parallel.feed_head_start(*parallel.job_settings(config))

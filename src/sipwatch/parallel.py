@@ -31,7 +31,7 @@ from ipaddress import IPv6Network
 from typing import TYPE_CHECKING, Any
 
 from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress, Kind
-from sipwatch.formats import native, readers
+from sipwatch.formats import ahead, native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter
 from sipwatch.formats.records import LOOKAHEAD, RecordScanner, ScanStats, chunks
@@ -161,19 +161,7 @@ def worker_started(calls: bool = True) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()  # (`head_start` forks while the command imports with the collector off)
     with contextlib.suppress(Exception):  # (then the first buffer builds it, and says what went wrong)
-        _set_up(calls)
-
-
-def _set_up(calls: bool) -> None:
-    """What parsing a first buffer would build, built ahead: the readers' prefilter, their C engine and the
-    prefilter's markers in C (shared by the parsers of every file: see `_parser` and `RecordScanner`).
-    phonenumbers is imported when a buffer first needs it (a log's calls may dial no international number)."""
-    parser = LineParser(TimeParser(2000, None), readers(calls))
-    prefilter = _prefilter(calls, parser.markers)
-    if native.available():
-        native.engine(parser.lanes)
-        if prefilter.engine == "hyperscan":
-            native.markers(prefilter.markers)
+        ahead.set_up(calls)  # (at once when the process that forked it built it: `head_start`)
 
 
 def workers() -> int:
@@ -187,7 +175,6 @@ def workers() -> int:
 
 
 _PARSERS: dict[tuple[str, Year, tuple[str, str], bool], tuple[LineParser, Prefilter]] = {}
-_PREFILTERS: dict[bool, Prefilter] = {}
 
 
 def _parser(name: str, year: Year, tz_names: tuple[str, str], calls: bool) -> tuple[LineParser, Prefilter]:
@@ -197,15 +184,7 @@ def _parser(name: str, year: Year, tz_names: tuple[str, str], calls: bool) -> tu
     if found is None:
         tz, record_tz = named_zones(*tz_names)
         parser = LineParser(TimeParser(year[0], tz, record_tz, horizon=year[1]), readers(calls))
-        found = _PARSERS[key] = (parser, _prefilter(calls, parser.markers))
-    return found
-
-
-def _prefilter(calls: bool, markers: list[str]) -> Prefilter:
-    """The readers' prefilter, one per worker for readers of call activity or not (its database compiles once)."""
-    found = _PREFILTERS.get(calls)
-    if found is None:
-        found = _PREFILTERS[calls] = Prefilter(markers)
+        found = _PARSERS[key] = (parser, ahead.prefilter(calls, parser.markers))
     return found
 
 
@@ -405,18 +384,29 @@ def head_start(paths: list[str], calls: bool = True) -> None:
     atexit.register(drop_head_start)
 
 
-def feed_head_start(config: Config) -> None:
+#: the job settings of the default configuration (its zones, its number settings, call activity read): the head
+#: start of a scan with no `--config` hands out its first buffers with these, not waiting for the configuration
+#: module to import (~12 ms); a test holds them to `Config()`'s
+DEFAULT_JOB: tuple[tuple[str, str], Settings, bool] = (
+    ("", "UTC"), ("", ("00", "011", "810", "+"), ("9", "0"), (), "", 6), True)
+
+
+def job_settings(config: Config) -> tuple[tuple[str, str], Settings, bool]:
+    """The settings a scan with `config` gives its jobs: the zones' names, the number settings, calls read."""
+    return (config.timezone, config.cdr_timezone), config.numbers.settings(), config.calls
+
+
+def feed_head_start(tz: tuple[str, str], numbers: Settings, calls: bool) -> None:
     """Hand the workers that `head_start` forked their file's first buffers, with the settings that the scan
-    gives its jobs (`config`); workers set up otherwise (`calls`) are dropped."""
+    gives its jobs (`job_settings`); workers set up otherwise (`calls`) are dropped."""
     started = _HEAD_START
     if started is None or started.feed is not None or started.taken:
         return
-    if started.calls != config.calls:
+    if started.calls != calls:
         drop_head_start()
         return
     source = started.source
-    started.feed = Feed(started.pool, source, year_of(source), (config.timezone, config.cdr_timezone),
-                        config.numbers.settings(), config.calls)
+    started.feed = Feed(started.pool, source, year_of(source), tz, numbers, calls)
     started.feed.submit()
 
 

@@ -190,11 +190,14 @@ static int lane_init(Lane *L, PyObject *spec) {
     const char *ptext = PyUnicode_AsUTF8AndSize(pattern, &plen);
     if (ptext == NULL) { Py_DECREF(pattern); return -1; }
     int errcode; PCRE2_SIZE erroff;
-    L->code = pcre2_compile((PCRE2_SPTR)ptext, (PCRE2_SIZE)plen, PCRE2_ANCHORED | PCRE2_DOTALL, &errcode,
-                            &erroff, NULL);
+    pcre2_code *code;
+    Py_BEGIN_ALLOW_THREADS  /* (no Python object is touched: an engine can be compiled on another thread, see native.ahead) */
+    code = pcre2_compile((PCRE2_SPTR)ptext, (PCRE2_SIZE)plen, PCRE2_ANCHORED | PCRE2_DOTALL, &errcode, &erroff, NULL);
+    if (code != NULL && pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0) { /* interpreter: still exact */ }
+    Py_END_ALLOW_THREADS
+    L->code = code;
     Py_DECREF(pattern);
     if (L->code != NULL) {
-        if (pcre2_jit_compile(L->code, PCRE2_JIT_COMPLETE) != 0) { /* interpreter: still exact */ }
         L->md = pcre2_match_data_create_from_pattern(L->code, NULL);
         if (L->md == NULL) { pcre2_code_free(L->code); L->code = NULL; }
     }
@@ -1272,7 +1275,11 @@ static int markers_init(Markers *M, PyObject *args, PyObject *kw) {
         ids[i] = (unsigned)i;
     }
     hs_compile_error_t *error = NULL;
-    if (hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned)n, HS_MODE_BLOCK, NULL, &M->db, &error) != HS_SUCCESS) {
+    hs_error_t compiled;
+    Py_BEGIN_ALLOW_THREADS  /* (the list and its bytes are held by the caller meanwhile) */
+    compiled = hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned)n, HS_MODE_BLOCK, NULL, &M->db, &error);
+    Py_END_ALLOW_THREADS
+    if (compiled != HS_SUCCESS) {
         PyErr_Format(PyExc_ValueError, "hyperscan: %s", error != NULL ? error->message : "cannot compile");
         hs_free_compile_error(error);
         goto done;
