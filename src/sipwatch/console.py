@@ -6,10 +6,11 @@ the code that dataclasses and named tuples generate), which live as long as the 
 runs every 700 allocations, would walk them again and again while they are made (~6 ms of a one-second scan,
 7% of its imports). Once made, they are frozen: no later collection walks them either.
 
-`sipwatch scan` of a large file forks its parse workers as soon as the parse side is imported (`parallel.head_start`;
-with the default configuration, before the configuration module: they set up while it imports) and hands them the
-file's first buffers once the configuration is read (`parallel.feed_head_start`): they parse while this process
-imports the detectors and the report. The command line below reads the same arguments again, properly; this early look
+`sipwatch scan` of a large file forks its parse workers as soon as the parse side is imported (`parallel.head_start`)
+and hands them the file's first buffers (`parallel.feed_head_start`): they parse while this process imports the
+detectors and the report. With the default configuration, their compiled parts (prefilter, C engine, markers) are
+built on a second thread while the parse side imports (`formats.ahead`), and the buffers go out at once with the
+default job settings; with `--config`, once it is read. The command line below reads the same arguments again, properly; this early look
 only needs the files and the configuration, and gives up on anything it does not know (the scan then starts
 its workers itself, as it would have).
 """
