@@ -10,9 +10,9 @@ runs every 700 allocations, would walk them again and again while they are made 
 and hands them the file's first buffers (`parallel.feed_head_start`): they parse while this process imports the
 detectors and the report. With the default configuration, their compiled parts (prefilter, C engine, markers) are
 built on a second thread while the parse side imports (`formats.ahead`), and the buffers go out at once with the
-default job settings; with `--config`, once it is read. The command line below reads the same arguments again, properly; this early look
-only needs the files and the configuration, and gives up on anything it does not know (the scan then starts
-its workers itself, as it would have).
+default job settings; with `--config`, once it is read. The command line below reads the same arguments again,
+properly; this early look only needs the files and the configuration, and gives up on anything it does not know
+(the scan then starts its workers itself, as it would have).
 """
 
 from __future__ import annotations
