@@ -707,16 +707,18 @@ def test_the_probes_international_forms_come_worked_out_from_the_workers(pool: P
 def test_a_parallel_scan_leaves_the_prefilter_to_its_workers(attack_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The main process compiles no prefilter it will not use (its workers have theirs), and the report names
     the engine a one-process scan names."""
+    from sipwatch.formats import ahead
     from sipwatch.formats.prefilter import Prefilter
     from sipwatch.scan import scan
 
     built: list[object] = []
+    shared = ahead.prefilter
 
-    def counted(*args: object) -> Prefilter:
-        built.append(args)
-        return Prefilter(*args)  # type: ignore[arg-type]
+    def counted(calls: bool, markers: list[str]) -> Prefilter:
+        built.append(calls)
+        return shared(calls, markers)
 
-    monkeypatch.setattr(scan_module, "Prefilter", counted)
+    monkeypatch.setattr(ahead, "prefilter", counted)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
     many = scan([str(attack_log)], Config(), processes=True).engine
     assert built == []

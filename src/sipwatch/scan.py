@@ -17,7 +17,7 @@ from sipwatch.calls import AccountTally
 from sipwatch.config import Config, zones
 from sipwatch.detectors import Action, Decision
 from sipwatch.event import Event, IPAddress, IPNetwork
-from sipwatch.formats import native, readers
+from sipwatch.formats import ahead, native, readers
 from sipwatch.formats.parser import LineParser
 from sipwatch.formats.prefilter import Prefilter, expected_engine
 from sipwatch.formats.records import RecordScanner, ScanStats, chunks
@@ -66,14 +66,18 @@ class Reader:
         self.native_lane = native_lane  # the C fast lane where it is built (formats/native.py)
         self.use_hyperscan = use_hyperscan
         self.tz, self.record_tz = zones(config)
+        self.calls = config.calls
         self.readers = readers(config.calls)
 
     @cached_property
     def prefilter(self) -> Prefilter:
         """The readers' prefilter, compiled when a file is first read in this process (a large file's parse
-        workers compile their own: ~3 ms this process need not spend before the detectors begin)."""
+        workers compile their own: ~3 ms this process need not spend before the detectors begin): the process's
+        own (`formats.ahead`, which `sipwatch scan` may have built already), or one without hyperscan."""
         probe = LineParser(TimeParser(2000, self.tz), self.readers)
-        return Prefilter(probe.markers, self.use_hyperscan)
+        if self.use_hyperscan:
+            return ahead.prefilter(self.calls, probe.markers)
+        return Prefilter(probe.markers, False)
 
     @property
     def engine(self) -> str:
