@@ -111,7 +111,7 @@ def test_a_head_start_whose_workers_read_no_calls_is_shut_down_for_a_scan_that_r
     assert started is not None
     assert parallel.adopt_pool(calls=False) is None
     assert parallel._HEAD_START is None
-    assert started.pool._shutdown_thread
+    assert started.pool.closed
 
 
 @pytest.mark.usefixtures("small_buffers")
@@ -187,7 +187,7 @@ def test_workers_forked_for_call_activity_are_dropped_for_a_configuration_that_r
     assert started is not None and started.calls
     parallel.feed_head_start(*parallel.job_settings(Config(accounts=Accounts(enabled=False),
                                                            behaviour=Behaviour(enabled=False))))
-    assert parallel._HEAD_START is None and started.pool._shutdown_thread
+    assert parallel._HEAD_START is None and started.pool.closed
 
 
 def test_a_worker_forked_with_the_collector_off_collects_as_a_scan_does() -> None:

@@ -6,13 +6,14 @@ the code that dataclasses and named tuples generate), which live as long as the 
 runs every 700 allocations, would walk them again and again while they are made (~6 ms of a one-second scan,
 7% of its imports). Once made, they are frozen: no later collection walks them either.
 
-`sipwatch scan` of a large file forks its parse workers as soon as the parse side is imported (`parallel.head_start`)
-and hands them the file's first buffers (`parallel.feed_head_start`): they parse while this process imports the
-detectors and the report. With the default configuration, their compiled parts (prefilter, C engine, markers) are
-built on a second thread while the parse side imports (`formats.ahead`), and the buffers go out at once with the
-default job settings; with `--config`, once it is read. The command line below reads the same arguments again,
-properly; this early look only needs the files and the configuration, and gives up on anything it does not know
-(the scan then starts its workers itself, as it would have).
+`sipwatch scan` of a large file forks its parse workers before it imports anything else (`forkpool.fork_early`,
+with the default configuration): a worker imports the parse side and builds its compiled parts (prefilter, C
+engine, markers: on a second thread while it imports, `worker_started` below) on one core while this process
+imports the parse side and the detectors on the other; the file's first buffers go out with the default job
+settings as soon as the parse side is imported here (`parallel.head_start`, `parallel.feed_head_start`). With
+`--config`, the workers fork once it is read. The command line below reads the same arguments again, properly;
+this early look only needs the files and the configuration, and gives up on anything it does not know (the scan
+then starts its workers itself, as it would have).
 """
 
 from __future__ import annotations
@@ -70,14 +71,12 @@ def _head_start(argv: Sequence[str]) -> None:
     if found is None:
         return
     files, config_path = found
-    from sipwatch.formats import ahead
-
     if config_path is None:  # the default configuration: its job settings are known (`parallel.DEFAULT_JOB`)
-        wait = ahead.in_background(calls=True)  # (the workers' compiled parts, while the rest imports)
-        try:
-            from sipwatch import parallel
-        finally:
-            wait()
+        from sipwatch import forkpool
+
+        forkpool.fork_early(files, True, "sipwatch.console:worker_started")
+        from sipwatch import parallel
+
         parallel.head_start(files, calls=True)
         parallel.feed_head_start(*parallel.DEFAULT_JOB)
         return
@@ -90,3 +89,16 @@ def _head_start(argv: Sequence[str]) -> None:
         return
     parallel.head_start(files, config.calls)
     parallel.feed_head_start(*parallel.job_settings(config))
+
+
+def worker_started(calls: bool) -> None:
+    """A parse worker that `forkpool.fork_early` forked before anything was imported: its prefilter, C engine
+    and markers compile on a second thread (`formats.ahead`) while it imports the parse side."""
+    from sipwatch.formats import ahead
+
+    wait = ahead.in_background(calls)
+    try:
+        from sipwatch import parallel
+    finally:
+        wait()
+    parallel.worker_started(calls)

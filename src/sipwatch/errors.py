@@ -4,8 +4,6 @@ may be named in messages."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 
 class SourceError(Exception):
     """The input cannot be read (missing, unreadable, corrupt) or named wrongly; the message says why."""
@@ -27,6 +25,8 @@ def redact(spec: str) -> str:
     """A source as it may be shown (logs, `status`, errors): an `ami://` or database URL without its secret."""
     if "://" not in spec:
         return spec
+    from urllib.parse import urlsplit  # (here: a parse worker need not import it)
+
     try:
         password = urlsplit(spec).password
     except ValueError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 from enum import Enum
 from functools import lru_cache
 
@@ -171,6 +170,8 @@ def ip_of_canonical(text: str) -> IPAddress | None:
     each of an attack's thousands of addresses), and keeping that text, so that a report names it at no cost.
     glibc's `inet_pton` takes an IPv4 address in no other form than its own; an IPv4-mapped IPv6 address goes
     the long way (it is an IPv4 address)."""
+    import socket  # (here: a parse worker, which never calls this, need not import it)
+
     v6 = ":" in text
     try:
         packed = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, text)

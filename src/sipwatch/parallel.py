@@ -9,8 +9,9 @@ settings; the main process only files the results in its classifier. A
 record that crosses a buffer boundary (an attacker's line break inside a dialled number) is read by the
 worker of the buffer it starts in, and the lines it swallowed are dropped from the next buffer's results.
 
-`sipwatch scan` of a large file forks the workers and hands them its first buffers before the command has
-imported its detectors (`head_start`); the scan then takes over that pool and that `Feed`.
+The workers are forked processes (`forkpool.ForkPool`), which `sipwatch scan` of a large file forks before it
+imports anything (`forkpool.fork_early`); it hands them its first buffers before it has imported its detectors
+(`head_start`); the scan then takes over that pool and that `Feed`.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ import contextlib
 import gc
 import marshal
 import mmap
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv6Network
 from typing import TYPE_CHECKING, Any
 
+from sipwatch import forkpool
 from sipwatch.event import CALL_KINDS, Call, Event, Evidence, IPAddress, Kind
 from sipwatch.formats import ahead, native, readers
 from sipwatch.formats.parser import LineParser
@@ -55,7 +55,16 @@ from sipwatch.sources.files import FileSource, read_span
 from sipwatch.timeparse import TimeParser, horizon_after, named_zones
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+    from typing import Protocol
+
     from sipwatch.config import Config
+
+    class Pool(Protocol):
+        """What a scan asks of its parse workers (`forkpool.ForkPool`; a standard process pool has it too)."""
+
+        def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]: ...
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
     from sipwatch.tally import Tally
 
 try:  # pragma: no cover - which branch runs depends on the build
@@ -63,15 +72,15 @@ try:  # pragma: no cover - which branch runs depends on the build
 except ImportError:  # pragma: no cover
     _drain = None
 
-MIN_PARALLEL_BYTES = 16 << 20
+MIN_PARALLEL_BYTES = forkpool.MIN_PARALLEL_BYTES
 #: the cyclic collector's thresholds during a scan, in the main process (`scan.few_collections`) and the workers
 GC_THRESHOLDS = (500_000, 50, 1000)
 #: (the year of year-less stamps, the latest time a stamp can have): see timeparse.py
 Year = tuple[int, float | None]
 AHEAD = 4  # buffers with the parse workers at a time (4 MiB each)
 WORKER_NICENESS = 10  # below this, starting processes costs more than it saves
-SLOT_BYTES = 8 << 20  # an outbox slot: a 4 MiB buffer's results take 1-2 MiB
-SLOTS = 2 * AHEAD  # (two files read at once each have AHEAD buffers out; more go through the pipe)
+SLOT_BYTES = forkpool.SLOT_BYTES  # an outbox slot: a 4 MiB buffer's results take 1-2 MiB
+SLOTS = forkpool.SLOTS  # (2 * AHEAD: two files read at once each have AHEAD buffers out; more go through the pipe)
 
 @dataclass(frozen=True)
 class Job:
@@ -103,11 +112,19 @@ class Outbox:
     size: int = SLOT_BYTES
     token: str = field(default_factory=lambda: os.urandom(8).hex())
     free: list[int] = field(init=False)
-    memory: mmap.mmap = field(init=False, repr=False)
+    memory: mmap.mmap = field(default=None, repr=False)  # type: ignore[assignment]  # (made when not given)
 
     def __post_init__(self) -> None:
-        self.memory = mmap.mmap(-1, self.slots * self.size)  # anonymous and MAP_SHARED: forked workers see it
+        if self.memory is None:
+            self.memory = mmap.mmap(-1, self.slots * self.size)  # anonymous and MAP_SHARED: forked workers see it
         self.free = list(range(self.slots - 1, -1, -1))
+
+    @classmethod
+    def early(cls) -> Outbox | None:
+        """The outbox in the shared memory that `forkpool.fork_early` made before it forked (the same in the
+        workers it forked, which import this module after the fork), if it did."""
+        shared = forkpool.SHARED
+        return cls(token=shared.token, memory=shared.memory) if shared is not None else None
 
     def take(self) -> int | None:
         """A free slot for a job (main process), or None when all are out."""
@@ -132,10 +149,10 @@ class Outbox:
             return marshal.loads(data)
 
 
-_OUTBOX: Outbox | None = None
+_OUTBOX: Outbox | None = Outbox.early()
 
 
-def pool(calls: bool = True) -> ProcessPoolExecutor:
+def pool(calls: bool = True) -> Pool:
     """The parse workers, forked at once (with the outbox, made first) and set up for readers of call activity
     or not (`calls`): they build the prefilter, the C engine and the markers while this process makes its
     pipeline, and parse their first buffers while it imports phonenumbers (`parallel_events`), instead of
@@ -145,10 +162,7 @@ def pool(calls: bool = True) -> ProcessPoolExecutor:
     if _OUTBOX is None:
         with contextlib.suppress(OSError):  # no shared memory to be had (a strict commit limit): the pipe
             _OUTBOX = Outbox()
-    executor = ProcessPoolExecutor(workers(), mp_context=multiprocessing.get_context("fork"),
-                                   initializer=worker_started, initargs=(calls,))
-    executor.submit(int)  # a fork-context pool forks its workers at its first job: now
-    return executor
+    return forkpool.ForkPool(workers(), "sipwatch.parallel:worker_started", (calls,))
 
 
 def worker_started(calls: bool = True) -> None:
@@ -165,13 +179,8 @@ def worker_started(calls: bool = True) -> None:
 
 
 def workers() -> int:
-    """How many parse workers a large file gets (0: none, it is read in this process). This process runs the
-    detectors and is most often the scan's critical path: it keeps a core to itself (a second worker on a
-    2-core machine takes CPU from it: one worker scans the bench's log 4-12% faster by default, its CDR rows
-    6%; only a log with next to nothing to detect parses faster with two, by ~30 ms a million lines); the
-    workers take the other cores, two at most (the detectors could not keep up with more)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(2, cores - 1))
+    """How many parse workers a large file gets (see `forkpool.workers`)."""
+    return forkpool.workers()
 
 
 _PARSERS: dict[tuple[str, Year, tuple[str, str], bool], tuple[LineParser, Prefilter]] = {}
@@ -291,7 +300,7 @@ class Feed:
     order, each with the end of its buffer (the progress) and its outbox slot. `parallel_events` makes one,
     or takes over the one that `head_start` began."""
 
-    def __init__(self, pool: ProcessPoolExecutor, source: FileSource, year: Year, tz: tuple[str, str],
+    def __init__(self, pool: Pool, source: FileSource, year: Year, tz: tuple[str, str],
                  numbers: Settings | None, calls: bool) -> None:
         self.pool = pool
         self.source = source
@@ -356,7 +365,7 @@ class Feed:
 class _HeadStart:
     """What `head_start` began: its pool (`taken` once a scan uses it) and its feed (until a scan takes it)."""
 
-    pool: ProcessPoolExecutor
+    pool: Pool
     calls: bool
     source: FileSource
     feed: Feed | None = None
@@ -367,10 +376,10 @@ _HEAD_START: _HeadStart | None = None
 
 
 def head_start(paths: list[str], calls: bool = True) -> None:
-    """Fork the parse workers of a scan, set up for readers of call activity or not (`calls`), while the main
-    process still imports the rest of the command (the configuration, the detectors, the report): they build
-    their prefilter and C engine meanwhile, and parse the first buffers that `feed_head_start` hands them once
-    the configuration is read, so they are a few buffers ahead when the detectors begin, instead of making
+    """Fork the parse workers of a scan (or take those `forkpool.fork_early` forked), set up for readers of call
+    activity or not (`calls`), while the main process still imports the rest of the command (the configuration,
+    the detectors, the report): they build their prefilter and C engine meanwhile, and parse the first buffers
+    that `feed_head_start` hands them once the configuration is read, so they are a few buffers ahead when the detectors begin, instead of making
     them wait for each of the first, growing buffers. Only for the first large plain file of `paths`; a scan
     takes them over (`adopt_pool`, `_adopt_feed`) when its settings are the same, and what it does not take
     is dropped (`drop_head_start`)."""
@@ -380,7 +389,7 @@ def head_start(paths: list[str], calls: bool = True) -> None:
     source = next((s for s in map(FileSource, paths) if s.size >= MIN_PARALLEL_BYTES), None)
     if source is None or source.spans() is None:
         return  # (a compressed file: this process reads and inflates its buffers, which cannot go ahead)
-    _HEAD_START = _HeadStart(pool(calls), calls, source)
+    _HEAD_START = _HeadStart(forkpool.take_early(calls) or pool(calls), calls, source)
     atexit.register(drop_head_start)
 
 
@@ -410,12 +419,12 @@ def feed_head_start(tz: tuple[str, str], numbers: Settings, calls: bool) -> None
     started.feed.submit()
 
 
-def adopt_pool(calls: bool) -> ProcessPoolExecutor | None:
+def adopt_pool(calls: bool) -> Pool | None:
     """The pool that `head_start` forked, for a scan whose workers read call activity or not (`calls`); None
     when there is none, or when it was set up otherwise (then it is dropped)."""
     started = _HEAD_START
     if started is None or started.taken:
-        return None
+        return forkpool.take_early(calls)  # (forked before the scan knew whether its file goes ahead)
     if started.calls != calls:
         drop_head_start()
         return None
@@ -423,7 +432,7 @@ def adopt_pool(calls: bool) -> ProcessPoolExecutor | None:
     return started.pool
 
 
-def _adopt_feed(pool: ProcessPoolExecutor, key: tuple[object, ...]) -> Feed | None:
+def _adopt_feed(pool: Pool, key: tuple[object, ...]) -> Feed | None:
     """`head_start`'s feed, when it went to this pool with these very jobs."""
     started = _HEAD_START
     if started is None or started.feed is None or started.pool is not pool:
@@ -439,6 +448,7 @@ def drop_head_start() -> None:
     """Cancel what `head_start` began and no scan took over, and shut its pool down unless a scan uses it."""
     global _HEAD_START
     started, _HEAD_START = _HEAD_START, None
+    forkpool.drop_early()
     if started is None:
         return
     if started.feed is not None:
@@ -447,7 +457,7 @@ def drop_head_start() -> None:
         started.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def parallel_events(pool: ProcessPoolExecutor, source: FileSource, year: Year, tz: tuple[str, str], stats: ScanStats,
+def parallel_events(pool: Pool, source: FileSource, year: Year, tz: tuple[str, str], stats: ScanStats,
                     tally: Tally, banned_until: dict[IPAddress, float],
                     classifier: NumberClassifier | None = None, calls: bool = True,
                     take: Callable[[Event], bool] | None = None,

@@ -7,7 +7,6 @@ import heapq
 import time as _time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -113,14 +112,14 @@ class _Pools:
     def __init__(self, enabled: bool, calls: bool = True) -> None:
         self.enabled = enabled and parallel.workers() > 0
         self.calls = calls
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: parallel.Pool | None = None
 
     def start(self, paths: list[str]) -> None:
         """Fork the workers now when a file will need them: they set up while the scan makes its pipeline."""
         if any(self._large(FileSource(path)) for path in paths):
             self.pool = parallel.adopt_pool(self.calls) or parallel.pool(self.calls)
 
-    def get(self, source: FileSource) -> ProcessPoolExecutor | None:
+    def get(self, source: FileSource) -> parallel.Pool | None:
         if not self._large(source):
             return None
         if self.pool is None:

@@ -1,8 +1,9 @@
 """The parse side's compiled parts, built ahead: the readers' prefilter, their C engine (PCRE2's JIT of every
 lane) and the prefilter's markers in C (libhs), ~15 ms of compiling that a parse worker needs before its first
-buffer. `sipwatch scan` builds them on a second thread while it imports the rest of the parse side (the C
-compilers let go of the GIL), so that the workers it forks have them at once (`parallel.head_start`); a worker
-forked without them builds them when it starts (`parallel.worker_started`)."""
+buffer. A parse worker that `sipwatch scan` forked before it imported anything (`console.worker_started`) builds
+them on a second thread while it imports the rest of the parse side (the C compilers let go of the GIL); any other
+worker builds them when it starts (`parallel.worker_started`), and a scan read in one process when it first needs
+them (`prefilter`)."""
 
 from __future__ import annotations
 

@@ -16,12 +16,9 @@ same transaction as what was done with the lines.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from typing import BinaryIO
-
-log = logging.getLogger("sipwatch")
 
 MAX_LINE = 1 << 20  # a "line" longer than this is handed over unfinished rather than held forever
 FINGERPRINT_BYTES = 256
@@ -111,7 +108,9 @@ class Follower:
         except OSError as exc:  # no permission, a directory, ...: say so once, try again later
             if self.problem is None:
                 self.problem = f"{self.path}: cannot read: {exc.strerror or exc}"
-                log.warning("%s", self.problem)
+                import logging  # (here: a scan's parse worker, which imports this package, need not import it)
+
+                logging.getLogger("sipwatch").warning("%s", self.problem)
             return False
         self.problem = None
         self._fh, self._stat = fh, os.fstat(fh.fileno())
