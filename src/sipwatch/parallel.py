@@ -379,10 +379,10 @@ def head_start(paths: list[str], calls: bool = True) -> None:
     """Fork the parse workers of a scan (or take those `forkpool.fork_early` forked), set up for readers of call
     activity or not (`calls`), while the main process still imports the rest of the command (the configuration,
     the detectors, the report): they build their prefilter and C engine meanwhile, and parse the first buffers
-    that `feed_head_start` hands them once the configuration is read, so they are a few buffers ahead when the detectors begin, instead of making
-    them wait for each of the first, growing buffers. Only for the first large plain file of `paths`; a scan
-    takes them over (`adopt_pool`, `_adopt_feed`) when its settings are the same, and what it does not take
-    is dropped (`drop_head_start`)."""
+    that `feed_head_start` hands them once the configuration is read, so they are a few buffers ahead when the
+    detectors begin, instead of making them wait for each of the first, growing buffers. Only for the first large
+    plain file of `paths`; a scan takes them over (`adopt_pool`, `_adopt_feed`) when its settings are the same,
+    and what it does not take is dropped (`drop_head_start`)."""
     global _HEAD_START
     if _HEAD_START is not None or workers() == 0:
         return
