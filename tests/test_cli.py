@@ -441,3 +441,27 @@ def test_the_report_keys_its_counts_by_plain_text_and_any_other_key_is_still_wri
     assert counts[0] and all(type(key) is str for count in counts for key in count)
     odd = {Kind.AUTH_FAILURE: 3, Action.BAN: 1, 7: "x"}
     assert json.loads(_json_line(odd)) == {"auth_failure": 3, "ban": 1, "7": "x"}
+
+
+@pytest.mark.parametrize("name", ["attacks.log", "odd \"offenders\":[] name.log", "bytes-\udcff.log"])
+def test_the_report_written_offender_by_offender_is_the_whole_report_written_at_once(tmp_path: Path, name: str) -> None:
+    """`--json` writes each offender as soon as it is made (their memory is reused): byte for byte what writing
+    the whole report at once gives, for a file name that holds the text the offenders are put in after, and for
+    one that is not valid Unicode (then `json` writes it all)."""
+    from generated import genlog
+    from sipwatch.cli import _json_line, _report_json
+    from sipwatch.config import Config
+    from sipwatch.report import ranked, to_json
+    from sipwatch.scan import scan
+
+    log = genlog(tmp_path / "gen.log", 3000, seed=3)
+    named = tmp_path / name
+    try:
+        log.rename(named)
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system does not take such a name")
+    result = scan([str(named)], Config())
+    assert len(result.offenders) > 10
+    written = _report_json(result)
+    assert written == _json_line(to_json(result))
+    assert [o["ip"] for o in json.loads(written)["offenders"]] == [str(o.ip) for o in ranked(result)]

@@ -21,8 +21,8 @@ from sipwatch.detectors.base import manual_ban
 from sipwatch.errors import ControlError, FirewallError, SourceError, StoreError, redact
 from sipwatch.formats.records import ScanStats
 from sipwatch.pipeline import Pipeline
-from sipwatch.report import to_json, write_text
-from sipwatch.scan import Reader, few_collections, scan
+from sipwatch.report import offender_json, ranked, to_json, write_text
+from sipwatch.scan import Reader, ScanResult, few_collections, scan
 from sipwatch.sources.files import FileSource
 
 if TYPE_CHECKING:
@@ -75,8 +75,30 @@ def _json_line(document: object) -> bytes:
         return (json.dumps(document, check_circular=False) + "\n").encode()
 
 
+#: where a report written without its offenders gets them (the first such text of the compact JSON: the key is
+#: the top level's, and a string holds no unescaped quote)
+_OFFENDERS = b'"offenders":[]'
+
+
+def _report_json(result: ScanResult) -> bytes:
+    """`_json_line(to_json(result))`, each offender written the moment it is made: a large scan has thousands,
+    each a dict of lists and dicts, which made and dropped one at a time reuse the same memory instead of new
+    pages (~8 ms of a million lines' report)."""
+    try:
+        head = orjson.dumps(to_json(result, offenders=False), option=_JSON_OPTIONS)
+        dumps = orjson.dumps
+        offenders = b"[" + b",".join([dumps(offender_json(o)) for o in ranked(result)]) + b"]"
+    except TypeError:
+        return _json_line(to_json(result))
+    before, found, after = head.partition(_OFFENDERS)
+    return before + b'"offenders":' + offenders + after if found else _json_line(to_json(result))
+
+
 def _write_json(document: object, out: TextIO) -> None:
-    data = _json_line(document)
+    _write_bytes(_json_line(document), out)
+
+
+def _write_bytes(data: bytes, out: TextIO) -> None:
     buffer = getattr(out, "buffer", None)
     if buffer is None:  # a text-only stream (a test's StringIO)
         out.write(data.decode())
@@ -97,10 +119,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _kept.append(result)
     with few_collections():
         if args.json:
-            report = to_json(result)
-            _write_json(report, sys.stdout)
+            _write_bytes(_report_json(result), sys.stdout)
             if _kept is not None:
-                _kept.append(report)
+                _kept.append(to_json(result))
         else:
             write_text(result, sys.stdout, args.top)
     for err in result.errors:

@@ -97,7 +97,8 @@ def _plain_keys(counts: Mapping[str, int]) -> dict[str, int]:
     return {text(key, key): n for key, n in counts.items()}
 
 
-def to_json(result: ScanResult) -> dict[str, Any]:
+def to_json(result: ScanResult, offenders: bool = True) -> dict[str, Any]:
+    """The report as JSON values; without `offenders`, their list is left empty (`offender_json` makes each)."""
     s = result.stats
     return {
         "files": result.files,
@@ -110,29 +111,31 @@ def to_json(result: ScanResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "kinds": _plain_keys(result.kinds),
         "errors": result.errors,
-        "offenders": [
-            {
-                "ip": str(o.ip),
-                "events": o.events,
-                "kinds": _plain_keys(o.kinds),
-                "services": sorted(o.services),
-                "accounts": _top_counts(o.accounts),
-                "targets": _top_counts(o.targets),
-                "first_seen": o.first,
-                "last_seen": o.last,
-                "evidence": "strong" if o.strong else "weak",
-                "decision": o.decision,
-                "reason": o.reason,
-                "decisions": [d.to_json() for d in o.decisions],
-                "more_decisions": o.more_decisions,
-            }
-            for o in ranked(result)
-        ],
+        "offenders": [offender_json(o) for o in ranked(result)] if offenders else [],
         "accounts": [account_json(result, a) for a in ranked_accounts(result)],
         "decision_counts": _plain_keys(result.actions),
         "alerts": [d.to_json() for d in result.decisions if d.ip is None],
         "network_bans": [d.to_json() for d in result.network_bans],
         "unmatched_samples": [{"file": f, "line": n, "text": t} for f, n, t in s.unmatched_samples],
+    }
+
+
+def offender_json(o: Offender) -> dict[str, Any]:
+    """One source address of the report's `offenders`."""
+    return {
+        "ip": str(o.ip),
+        "events": o.events,
+        "kinds": _plain_keys(o.kinds),
+        "services": sorted(o.services),
+        "accounts": _top_counts(o.accounts),
+        "targets": _top_counts(o.targets),
+        "first_seen": o.first,
+        "last_seen": o.last,
+        "evidence": "strong" if o.strong else "weak",
+        "decision": o.decision,
+        "reason": o.reason,
+        "decisions": [d.to_json() for d in o.decisions],
+        "more_decisions": o.more_decisions,
     }
 
 
