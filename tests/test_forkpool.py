@@ -95,7 +95,7 @@ def test_a_worker_that_dies_fails_its_calls_and_the_pool_says_so() -> None:
         assert pool.submit(abs, -1).result(timeout=30) == 1
         given = pool.submit(_slow, 30, "never")
         os.kill(pool._workers[0].pid, signal.SIGKILL)
-        with pytest.raises(BrokenWorker, match="ended unexpectedly"):
+        with pytest.raises(BrokenWorker, match="ended unexpectedly .killed by SIGKILL"):
             given.result(timeout=30)
         with pytest.raises(BrokenWorker):
             pool.submit(abs, 1).result(timeout=30)
@@ -187,3 +187,23 @@ def test_workers_forked_early_leave_their_results_in_the_outbox_the_scan_reads(t
 def _token_seen_in_worker(token: str) -> bool:
     outbox = parallel.Outbox.early()
     return outbox is not None and outbox.token == token
+
+
+def _die(*args: object) -> None:
+    os._exit(3)
+
+
+def test_a_scan_whose_worker_dies_says_so_and_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a traceback: what happened, and exit status 2 (the report would be incomplete)."""
+    if forkpool.workers() == 0:
+        pytest.skip("one core: a scan forks no workers")
+    from generated import genlog
+    from sipwatch import cli
+
+    log = genlog(tmp_path / "gen.log", 2000, seed=4)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parallel, "parse_job", _die)
+    assert cli.main(["scan", "--json", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "a parse worker failed, the scan is incomplete" in err and "exit status 3" in err

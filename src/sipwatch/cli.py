@@ -19,6 +19,7 @@ from sipwatch import __version__
 from sipwatch.config import Config, ConfigError, duration, load
 from sipwatch.detectors.base import manual_ban
 from sipwatch.errors import ControlError, FirewallError, SourceError, StoreError, redact
+from sipwatch.forkpool import BrokenWorker
 from sipwatch.formats.records import ScanStats
 from sipwatch.pipeline import Pipeline
 from sipwatch.report import offender_json, ranked, to_json, write_text
@@ -573,6 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (FirewallError, StoreError, SourceError, ControlError) as exc:
         print(f"sipwatch: {exc}", file=sys.stderr)
+        return 2
+    except BrokenWorker as exc:
+        print(f"sipwatch: a parse worker failed, the scan is incomplete: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -230,7 +230,7 @@ class ForkPool:
             failed = list(worker.given)
             worker.given.clear()
             if failed or not worker.told_done:
-                self._broken = f"a worker (pid {worker.pid}) ended unexpectedly (wait status {status})"
+                self._broken = f"a worker process (pid {worker.pid}) ended unexpectedly ({_how(status)})"
                 worker.told_done = True
                 worker.outgoing.put(None)  # (its writer stops)
             if not any(w.alive for w in self._workers):
@@ -286,6 +286,22 @@ class _Worker:
             except ChildProcessError:
                 status = -1
             pool._ended(self, status)
+
+
+def _how(status: int) -> str:
+    """How a process ended, from its wait status (-1: unknown)."""
+    if status == -1:
+        return "reaped elsewhere"
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return f"exit status {code}"
+    import signal
+
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = str(-code)
+    return f"killed by {name}" + (": out of memory?" if name == "SIGKILL" else "")
 
 
 def _close(fd: int) -> None:
