@@ -27,7 +27,8 @@ def libhs() -> dict[str, list]:
 
 def _slots(name: str) -> Extension:
     """A module of the scan's hot path that reads and fills slotted objects (`_event_slots.h`)."""
-    return Extension(f"sipwatch.{name}", sources=[f"src/sipwatch/{name}.c"], depends=["src/sipwatch/_event_slots.h"],
+    return Extension(f"sipwatch.{name}", sources=[f"src/sipwatch/{name}.c"],
+                     depends=["src/sipwatch/_event_slots.h", "src/sipwatch/_parts.h"],
                      extra_compile_args=["-O2", *WARNINGS], optional=True)
 
 
@@ -36,7 +37,7 @@ setup(
         Extension(
             "sipwatch.formats._fastlane",
             sources=["src/sipwatch/formats/_fastlane.c"],
-            depends=["src/sipwatch/formats/_rows.h"],
+            depends=["src/sipwatch/formats/_rows.h", "src/sipwatch/_parts.h"],
             libraries=["pcre2-8", *libhs()["libraries"]],
             define_macros=libhs()["define_macros"],
             extra_compile_args=["-O2", *WARNINGS],

@@ -303,6 +303,37 @@ def _c_packer() -> object:
     return parallel._drain.Packer(to_wire)
 
 
+class _ThroughTuples:
+    """A C packer whose `add` is a Python function: the fast lane hands it wire tuples, not parts."""
+
+    def __init__(self, packer: object) -> None:
+        self.packer = packer
+
+    def add(self, item: object) -> None:
+        self.packer.add(item)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.packer, name)
+
+
+@pytest.mark.parametrize("kind", ["log", "cdr"])
+def test_the_fast_lane_hands_the_packer_each_record_as_the_parts_of_its_wire_tuple(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """A packer's own `add` gets each record the fast lane makes as its parts (no tuple made and taken apart):
+    the buffer packs byte for byte as through the wire tuples."""
+    real = _c_packer().__class__
+    path = genlog(tmp_path / "a.log", 20000, seed=9) if kind == "log" else gencdr(tmp_path / "Master.csv", 5000, seed=9)
+    data = path.read_bytes()
+    job = parallel.Job(str(path), data, len(data), 0, (2024, None), ("", "UTC"), None, True,
+                       rows_only=kind == "cdr")
+    assert type(parallel._drain._parts_api).__name__ == "PyCapsule"  # (what the fast lane imports: _parts.h)
+    as_parts = parallel.parse_job(job)
+    monkeypatch.setattr(parallel, "_drain", type("Drain", (), {"Packer": lambda c: _ThroughTuples(real(c))}))
+    as_tuples = parallel.parse_job(job)
+    assert isinstance(as_parts[0], bytes) and len(marshal.loads(as_parts[0])[0][1]) > 1000
+    assert as_parts[0] == as_tuples[0] and as_parts[1:] == as_tuples[1:]
+
+
 def test_records_packed_one_by_one_are_the_buffer_packed_at_once() -> None:
     from sipwatch.formats.wire import pack
 

@@ -19,6 +19,7 @@
 #define MAX_KIND 256
 
 #include "_event_slots.h"
+#include "_parts.h"
 
 /* One wire tuple, packed: formats/wire.py's RECORD ("=dqqddBBBB8II6I"). */
 enum { T_IP, T_TRANSPORT, T_ACCOUNT, T_TARGET, T_UA, T_FORM, T_SESSION, T_REASON, N_TEXTS };
@@ -37,6 +38,7 @@ typedef struct {
     uint32_t call_text[N_CALL_TEXTS];  /* the call's texts: indexes into the texts (0: None) */
 } Record;
 _Static_assert(sizeof(Record) == 104, "Record must match wire.RECORD");
+_Static_assert(N_TEXTS == PARTS_TEXTS, "a record's texts are its parts' (_parts.h)");
 
 typedef struct {
     PyObject_HEAD
@@ -854,14 +856,6 @@ static int object_index(PyObject *objects, PyObject *value, uint32_t *at) {
     return PyList_Append(objects, value);
 }
 
-static int small(PyObject *value, long max, uint8_t *out) {
-    long v = PyLong_AsLong(value);
-    if (v == -1 && PyErr_Occurred()) return -1;
-    if (v < 0 || v > max) { PyErr_SetString(PyExc_ValueError, "an index out of range in a wire tuple"); return -1; }
-    *out = (uint8_t)v;
-    return 0;
-}
-
 /* A buffer being packed (formats/wire.py's `pack`, record by record). The parse workers pack each record
  * the moment the fast lane has made it (`Engine.feed`'s `put`): its texts are still in the cache then,
  * where a pass over the whole buffer's tuples afterwards waits on memory for each of them. */
@@ -929,29 +923,25 @@ static int put_call(Packer *p, PyObject *call, Record *r) {
     return 0;
 }
 
-/* Add one wire tuple. */
-static int packer_put(Packer *p, PyObject *w) {
-    if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) {
-        PyErr_SetString(PyExc_TypeError, "not a wire tuple");
+/* Add one record from its parts (a wire tuple's, see _parts.h). */
+static int packer_put_parts(Packer *p, const Parts *s) {
+    if (p->texts == NULL) { PyErr_SetString(PyExc_ValueError, "a Packer that is done"); return -1; }
+    if (s->kind < 0 || s->kind > MAX_KIND - 1 || s->service < 0 || s->service > 255 || s->evidence < 0
+        || s->evidence > 255) {
+        PyErr_SetString(PyExc_ValueError, "an index out of range in a wire tuple");
         return -1;
     }
-    if (p->texts == NULL) { PyErr_SetString(PyExc_ValueError, "a Packer that is done"); return -1; }
     Record r;
     memset(&r, 0, sizeof(r));
-    r.time = PyFloat_AsDouble(PyTuple_GET_ITEM(w, 0));
-    if (r.time == -1.0 && PyErr_Occurred()) return -1;
-    PyObject *port = PyTuple_GET_ITEM(w, 4);
-    r.port = port == Py_None ? -1 : PyLong_AsLongLong(port);
-    r.line = PyLong_AsLongLong(PyTuple_GET_ITEM(w, 10));
-    if (PyErr_Occurred()) return -1;
-    if (port != Py_None && r.port < 0) { PyErr_SetString(PyExc_ValueError, "a negative port"); return -1; }
-    if (small(PyTuple_GET_ITEM(w, 1), MAX_KIND - 1, &r.kind) < 0
-        || small(PyTuple_GET_ITEM(w, 2), 255, &r.service) < 0
-        || small(PyTuple_GET_ITEM(w, 9), 255, &r.evidence) < 0)
-        return -1;
+    r.time = s->time;
+    r.port = s->port;
+    r.line = s->line;
+    r.kind = (uint8_t)s->kind;
+    r.service = (uint8_t)s->service;
+    r.evidence = (uint8_t)s->evidence;
     for (int f = 0; f < N_TEXTS; f++)
-        if (text_index(&p->index, p->texts, PyTuple_GET_ITEM(w, TEXT_FIELDS[f]), &r.text[f]) < 0) return -1;
-    if (put_call(p, PyTuple_GET_ITEM(w, 15), &r) < 0 || object_index(p->objects, PyTuple_GET_ITEM(w, 14), &r.extra) < 0)
+        if (text_index(&p->index, p->texts, s->text[f], &r.text[f]) < 0) return -1;
+    if (put_call(p, s->call, &r) < 0 || object_index(p->objects, s->extra, &r.extra) < 0)
         return -1;
     if (p->n == p->cap) {
         Py_ssize_t cap = p->cap ? 2 * p->cap : 1024;
@@ -962,6 +952,36 @@ static int packer_put(Packer *p, PyObject *w) {
     }
     p->records[p->n++] = r;
     return 0;
+}
+
+static long index_of(PyObject *value) {
+    long v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred()) return -2;
+    return v < 0 ? LONG_MAX : v;  /* (out of range either way) */
+}
+
+/* Add one wire tuple. */
+static int packer_put(Packer *p, PyObject *w) {
+    if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 16) {
+        PyErr_SetString(PyExc_TypeError, "not a wire tuple");
+        return -1;
+    }
+    if (p->texts == NULL) { PyErr_SetString(PyExc_ValueError, "a Packer that is done"); return -1; }
+    Parts s;
+    s.time = PyFloat_AsDouble(PyTuple_GET_ITEM(w, 0));
+    if (s.time == -1.0 && PyErr_Occurred()) return -1;
+    PyObject *port = PyTuple_GET_ITEM(w, 4);
+    s.port = port == Py_None ? -1 : PyLong_AsLongLong(port);
+    s.line = PyLong_AsLongLong(PyTuple_GET_ITEM(w, 10));
+    if (PyErr_Occurred()) return -1;
+    if (port != Py_None && s.port < 0) { PyErr_SetString(PyExc_ValueError, "a negative port"); return -1; }
+    if ((s.kind = index_of(PyTuple_GET_ITEM(w, 1))) == -2 || (s.service = index_of(PyTuple_GET_ITEM(w, 2))) == -2
+        || (s.evidence = index_of(PyTuple_GET_ITEM(w, 9))) == -2)
+        return -1;
+    for (int f = 0; f < N_TEXTS; f++) s.text[f] = PyTuple_GET_ITEM(w, TEXT_FIELDS[f]);
+    s.extra = PyTuple_GET_ITEM(w, 14);
+    s.call = PyTuple_GET_ITEM(w, 15);
+    return packer_put_parts(p, &s);
 }
 
 /* put(item): a wire tuple, or (with `convert`) anything `convert` makes one of. */
@@ -1158,10 +1178,19 @@ static PyObject *knows_offenders(PyObject *self, PyObject *unused) {
     Py_RETURN_TRUE;
 }
 
+static int api_put(PyObject *packer, const Parts *parts) { return packer_put_parts((Packer *)packer, parts); }
+
+static PartsApi parts_api = {&PackerType, (PyCFunction)packer_add, api_put};
+
 PyMODINIT_FUNC PyInit__drain(void) {
     s_time = PyUnicode_InternFromString("time");
     if (!s_time) return NULL;
     PyObject *m = module_with_type(&moduledef, "Drain", &DrainType);
     if (m != NULL && add_type(m, "Packer", &PackerType) < 0) Py_CLEAR(m);
+    PyObject *capsule = m != NULL ? PyCapsule_New(&parts_api, PARTS_CAPSULE, NULL) : NULL;
+    if (m != NULL && (capsule == NULL || PyModule_AddObject(m, "_parts_api", capsule) < 0)) {
+        Py_XDECREF(capsule);
+        Py_CLEAR(m);
+    }
     return m;
 }

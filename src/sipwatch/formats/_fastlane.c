@@ -14,6 +14,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "../_parts.h"
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -78,6 +80,7 @@ typedef struct {
 
 #define NONE_MATCHED ((PyObject *)1)
 #define FALLBACK ((PyObject *)2)
+#define HANDED ((PyObject *)3)  /* the record went to the packer as its parts (see Run.packer) */
 
 /* A few texts the engine knows (the str keys of its dicts and sets: security event names, services,
  * transports, channel techs), found by their bytes: a record's text is then that very object, with no str made, and its hash
@@ -982,26 +985,80 @@ typedef struct {
     Clock clock;
     Clock records;      /* the clock of CDR and CEL times: the time parser's records TimeParser */
     double last_time;
+    PyObject *packer;   /* the packer whose `add` the feed was given: a record goes to it as its parts, or NULL */
 } Run;
 
-static PyObject *wire(Run *R, Lane *L, Match *m, Built *b, long line) {
-    PyObject *when = NULL;
+/* The time of a built record: its own field's (`at`), else its line's stamp, else the last one's. */
+static int built_time(Run *R, Lane *L, Match *m, Built *b, double *when) {
+    PyObject *value = NULL;
     if (b->at != NULL && b->at != Py_None && PyUnicode_GET_LENGTH(b->at) > 0) {
-        PyObject *value = PyObject_CallOneArg(R->clock.parse, b->at);
-        if (value == NULL) return NULL;
-        if (value != Py_None) when = value; else Py_DECREF(value);
+        value = PyObject_CallOneArg(R->clock.parse, b->at);
+        if (value == NULL) return -1;
+        if (value == Py_None) Py_CLEAR(value);
     }
     int g = has(m, L->g_ts) && m->ov[2 * L->g_ts + 1] > m->ov[2 * L->g_ts] ? L->g_ts : L->g_sts;
-    if (when == NULL && has(m, g) && m->ov[2 * g + 1] > m->ov[2 * g]) {
-        PyObject *value = clock_parse(&R->clock, m->text + m->ov[2 * g], (Py_ssize_t)(m->ov[2 * g + 1] - m->ov[2 * g]));
-        if (value == NULL) return NULL;
-        if (value != Py_None) when = value; else Py_DECREF(value);
+    if (value == NULL && has(m, g) && m->ov[2 * g + 1] > m->ov[2 * g]) {
+        value = clock_parse(&R->clock, m->text + m->ov[2 * g], (Py_ssize_t)(m->ov[2 * g + 1] - m->ov[2 * g]));
+        if (value == NULL) return -1;
+        if (value == Py_None) Py_CLEAR(value);
     }
-    if (when == NULL) when = PyFloat_FromDouble(R->last_time);
-    else {
-        R->last_time = PyFloat_AsDouble(when);
-        if (R->last_time == -1.0 && PyErr_Occurred()) { Py_DECREF(when); return NULL; }
+    if (value != NULL) {
+        double t = PyFloat_AsDouble(value);
+        Py_DECREF(value);
+        if (t == -1.0 && PyErr_Occurred()) return -1;
+        R->last_time = t;
     }
+    *when = R->last_time;
+    return 0;
+}
+
+static PartsApi *parts_api;  /* _drain's (see _parts.h), once imported */
+static int parts_tried;
+
+/* The packer behind `put` when it is a _drain.Packer's `add` (records then go to it as their parts), else NULL. */
+static PyObject *packer_of(PyObject *put) {
+    if (put == NULL || !PyCFunction_Check(put)) return NULL;
+    if (!parts_tried) {
+        parts_tried = 1;
+        parts_api = PyCapsule_Import(PARTS_CAPSULE, 0);
+        if (parts_api == NULL) PyErr_Clear();  /* (no _drain: the tuples go through `put`) */
+    }
+    PyObject *self = PyCFunction_GET_SELF(put);
+    return parts_api != NULL && self != NULL && Py_IS_TYPE(self, parts_api->packer_type)
+           && PyCFunction_GET_FUNCTION(put) == parts_api->add ? self : NULL;
+}
+
+/* What `wire` makes, handed to the packer as its parts. */
+static int hand_over(Run *R, Lane *L, Match *m, Built *b, long line) {
+    Parts s;
+    if (built_time(R, L, m, b, &s.time) < 0) return -1;
+    s.port = -1;
+    if (b->port != NULL && b->port != Py_None) {
+        s.port = PyLong_AsLongLong(b->port);
+        if (s.port == -1 && PyErr_Occurred()) return -1;
+        if (s.port < 0) { PyErr_SetString(PyExc_ValueError, "a negative port"); return -1; }
+    }
+    s.line = line;
+    s.kind = b->kind;
+    s.service = b->service;
+    s.evidence = b->evidence;
+    PyObject *texts[PARTS_TEXTS] = {b->ip, b->transport, b->account, b->target, b->ua, L->form_id, b->session,
+                                    b->reason};
+    for (int f = 0; f < PARTS_TEXTS; f++) s.text[f] = texts[f] != NULL ? texts[f] : Py_None;
+    if (s.text[PARTS_TEXTS - 1] == Py_None) {  /* (a reason is never None: "", as `wire` has it) */
+        static PyObject *empty;
+        if (empty == NULL && (empty = PyUnicode_New(0, 0)) == NULL) return -1;  /* (kept for the process's life) */
+        s.text[PARTS_TEXTS - 1] = empty;
+    }
+    s.extra = b->extra != NULL && PyDict_GET_SIZE(b->extra) > 0 ? b->extra : Py_None;
+    s.call = b->call != NULL ? b->call : Py_None;
+    return parts_api->put(R->packer, &s);
+}
+
+static PyObject *wire(Run *R, Lane *L, Match *m, Built *b, long line) {
+    double seconds;
+    if (built_time(R, L, m, b, &seconds) < 0) return NULL;
+    PyObject *when = PyFloat_FromDouble(seconds);
     if (when == NULL) return NULL;
     PyObject *t = PyTuple_New(16);
     if (t == NULL) { Py_DECREF(when); return NULL; }
@@ -1061,7 +1118,8 @@ static PyObject *try_lanes(Run *R, const char *line, Py_ssize_t len, const int *
             if (built < 0) { built_clear(&b); return NULL; }
             if (built == 0) { built_clear(&b); continue; }
             if (built == 2) { built_clear(&b); return FALLBACK; }
-            PyObject *result = wire(R, L, &m, &b, line_no);
+            PyObject *result = R->packer != NULL ? (hand_over(R, L, &m, &b, line_no) < 0 ? NULL : HANDED)
+                                                 : wire(R, L, &m, &b, line_no);
             built_clear(&b);
             if (result == NULL) return NULL;
             if (k > 0) {
@@ -1385,6 +1443,8 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
     memset(&R, 0, sizeof(R));
     R.E = E;
     R.clock.last_len = -1;
+    R.packer = packer_of(put);
+    if (R.packer == NULL && PyErr_Occurred()) { hits_clear(&H); Py_DECREF(parser); return NULL; }
     PyObject *items = PyList_New(0), *record = NULL, *time_parser = NULL, *last = NULL;
     R.fast = PyObject_GetAttrString(parser, "_fast");
     time_parser = PyObject_GetAttrString(parser, "time_parser");
@@ -1459,9 +1519,11 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
             if (result == NULL) goto fail;
             if (result == NONE_MATCHED) tried = 1;
             else if (result != FALLBACK) {
-                int rc = emit(items, put, result);
-                Py_DECREF(result);
-                if (rc < 0) goto fail;
+                if (result != HANDED) {
+                    int rc = emit(items, put, result);
+                    Py_DECREF(result);
+                    if (rc < 0) goto fail;
+                }
                 candidates += inside;
                 seen_prefix = 1;
                 if (inside && stop > limit) spill_end = stop;
