@@ -165,28 +165,27 @@ def test_an_early_pool_set_up_otherwise_is_shut_down_not_taken(tmp_path: Path,
 @pytest.mark.usefixtures("no_early_pool")
 def test_workers_forked_early_leave_their_results_in_the_outbox_the_scan_reads(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shared memory is made before the fork; the workers, which import the parse side after it, and this
-    process find the same outbox (`parallel.Outbox.early`): results do not go through the pipe."""
+    """The shared memory is made before the fork; the workers and this process find the same outbox in it, also
+    when the parse side was imported before (as here): results do not go through the pipe."""
     if forkpool.workers() == 0:
         pytest.skip("one core: a scan forks no workers")
     monkeypatch.setattr(forkpool, "MIN_PARALLEL_BYTES", 0)
     monkeypatch.setattr(forkpool, "SHARED", None)
-    forkpool.fork_early([str(tmp_path)], True, "")
+    monkeypatch.setattr(parallel, "_OUTBOX", None)
+    forkpool.fork_early([str(tmp_path)], True, "sipwatch.parallel:worker_started")
     shared = forkpool.SHARED
     assert shared is not None
-    outbox = parallel.Outbox.early()
-    assert outbox is not None and outbox.token == shared.token and outbox.memory is shared.memory
-    pool = forkpool.take_early(calls=True)
+    pool = parallel._take_early(calls=True)
     assert pool is not None
     try:
-        assert pool.submit(_token_seen_in_worker, shared.token).result(timeout=30) is True
+        assert parallel._OUTBOX is not None and parallel._OUTBOX.memory is shared.memory
+        assert pool.submit(_outbox_token).result(timeout=30) == shared.token == parallel._OUTBOX.token
     finally:
         pool.shutdown()
 
 
-def _token_seen_in_worker(token: str) -> bool:
-    outbox = parallel.Outbox.early()
-    return outbox is not None and outbox.token == token
+def _outbox_token() -> str | None:
+    return parallel._OUTBOX.token if parallel._OUTBOX is not None else None
 
 
 def _die(*args: object) -> None:

@@ -168,7 +168,11 @@ def pool(calls: bool = True) -> Pool:
 def worker_started(calls: bool = True) -> None:
     """The main process runs the detectors, one event after the other: it is the scan's critical path, and
     the parse workers, which keep ahead of it, yield the CPU to it when the cores are all busy. A worker
-    makes at once what its first buffer needs (see `pool`)."""
+    makes at once what its first buffer needs (see `pool`), and finds the outbox in the shared memory it was
+    forked with (this module may have been imported before `forkpool.fork_early` made it)."""
+    global _OUTBOX
+    if _OUTBOX is None:
+        _OUTBOX = Outbox.early()
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
     gc.freeze()  # (what was made before the fork is never walked here either: see `scan.few_collections`)
@@ -389,7 +393,7 @@ def head_start(paths: list[str], calls: bool = True) -> None:
     source = next((s for s in map(FileSource, paths) if s.size >= MIN_PARALLEL_BYTES), None)
     if source is None or source.spans() is None:
         return  # (a compressed file: this process reads and inflates its buffers, which cannot go ahead)
-    _HEAD_START = _HeadStart(forkpool.take_early(calls) or pool(calls), calls, source)
+    _HEAD_START = _HeadStart(_take_early(calls) or pool(calls), calls, source)
     atexit.register(drop_head_start)
 
 
@@ -419,12 +423,22 @@ def feed_head_start(tz: tuple[str, str], numbers: Settings, calls: bool) -> None
     started.feed.submit()
 
 
+def _take_early(calls: bool) -> Pool | None:
+    """`forkpool.take_early`, with the outbox its workers know (this module may have been imported before it
+    made their shared memory)."""
+    global _OUTBOX
+    early = forkpool.take_early(calls)
+    if early is not None and _OUTBOX is None:
+        _OUTBOX = Outbox.early()
+    return early
+
+
 def adopt_pool(calls: bool) -> Pool | None:
     """The pool that `head_start` forked, for a scan whose workers read call activity or not (`calls`); None
     when there is none, or when it was set up otherwise (then it is dropped)."""
     started = _HEAD_START
     if started is None or started.taken:
-        return forkpool.take_early(calls)  # (forked before the scan knew whether its file goes ahead)
+        return _take_early(calls)  # (forked before the scan knew whether its file goes ahead)
     if started.calls != calls:
         drop_head_start()
         return None
