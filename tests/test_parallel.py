@@ -505,6 +505,33 @@ def test_a_reader_stopped_early_gives_its_slots_back(tmp_path: Path) -> None:
         executor.shutdown()
 
 
+def test_a_buffers_records_are_read_in_its_slot_which_is_held_until_the_next_buffer(tmp_path: Path) -> None:
+    """The merge loop reads a buffer's packed records where the worker left them (not copied out): their slot
+    is given back once the next buffer is asked for (the loop is done with them then), or the reader stops."""
+    log = tmp_path / "a.log"
+    _write(log, 3000, forged_at=set())
+    kept = parallel._OUTBOX
+    outbox = parallel._OUTBOX = parallel.Outbox(slots=6)
+    executor = parallel.pool()
+    try:
+        feed = parallel.Feed(executor, FileSource(str(log), chunk=8192), (2024, None), ("", "UTC"), None, True)
+        feed.submit()
+        taken = feed.take()
+        assert taken is not None
+        records = taken[0][0][1]
+        first = feed.held
+        assert isinstance(records, memoryview) and len(records) > 0
+        assert first is not None and first not in outbox.free
+        assert len(outbox.free) == 6 - len(feed.pending) - 1  # (one slot a job out, and the one held)
+        assert feed.take() is not None and feed.held not in (None, first)
+        assert len(outbox.free) == 6 - len(feed.pending) - 1  # (the first given back)
+        feed.close()
+        assert sorted(outbox.free) == list(range(6))
+    finally:
+        executor.shutdown()
+        parallel._OUTBOX = kept
+
+
 def test_two_files_read_at_once_share_the_slots_and_the_pipe(tmp_path: Path) -> None:
     """More jobs out than slots (two readers, AHEAD each, and a small outbox): the rest use the pipe."""
     logs = [tmp_path / "a.log", tmp_path / "b.log"]

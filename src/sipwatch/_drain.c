@@ -42,7 +42,8 @@ _Static_assert(N_TEXTS == PARTS_TEXTS, "a record's texts are its parts' (_parts.
 
 typedef struct {
     PyObject_HEAD
-    PyObject *texts, *records, *objects;  /* a Packed buffer (NULL when done) */
+    PyObject *texts, *records, *objects;  /* a Packed buffer (NULL when done; `records` is held by `view`) */
+    Py_buffer view;       /* the records' memory (a worker's outbox slot, read in place) */
     PyObject **addresses;  /* per text: its address once looked up (NULL: not yet) */
     Py_ssize_t ntexts, nobjects, n;
     Py_ssize_t pos;
@@ -330,6 +331,13 @@ static void forget_addresses(Drain *d) {
     d->addresses = NULL;
 }
 
+/* Let go of the records (and of the slot's memory they were read in). */
+static void release_records(Drain *d) {
+    if (d->records == NULL) return;
+    d->records = NULL;
+    PyBuffer_Release(&d->view);
+}
+
 static void drain_dealloc(Drain *d) {
     if (d->kinds_counter != NULL && d->kinds != NULL) {  /* a Drain left before its end keeps its counts */
         PyObject *type, *value, *tb;
@@ -339,7 +347,8 @@ static void drain_dealloc(Drain *d) {
         PyErr_Restore(type, value, tb);
     }
     free_batches(d);
-    Py_XDECREF(d->texts); Py_XDECREF(d->records); Py_XDECREF(d->objects);
+    release_records(d);
+    Py_XDECREF(d->texts); Py_XDECREF(d->objects);
     Py_XDECREF(d->file); Py_XDECREF(d->ips); Py_XDECREF(d->ip_func); Py_XDECREF(d->tally);
     Py_XDECREF(d->kinds_counter); Py_XDECREF(d->offenders); Py_XDECREF(d->banned);
     Py_XDECREF(d->kinds); Py_XDECREF(d->services); Py_XDECREF(d->event_of); Py_XDECREF(d->offender_func);
@@ -375,20 +384,22 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
                           &PyType_Type, &event_type, &PyType_Type, &call_type, &PyList_Type, &evidences, &take,
                           &PyDict_Type, &nets, &net_blocked))
         return -1;
-    if (!PyArg_ParseTuple(packed, "O!O!O!", &PyList_Type, &texts, &PyBytes_Type, &records, &PyList_Type, &objects))
+    if (!PyArg_ParseTuple(packed, "O!OO!", &PyList_Type, &texts, &records, &PyList_Type, &objects))
         return -1;
     if (PyList_GET_SIZE(services) > MAX_SERVICES) {  /* (an offender's services are the bits of a word) */
         PyErr_SetString(PyExc_ValueError, "more services than a Drain counts");
         return -1;
     }
-    if (PyBytes_GET_SIZE(records) % sizeof(Record) != 0) {
+    if (d->texts != NULL || d->records != NULL) { PyErr_SetString(PyExc_TypeError, "a Drain is set up once"); return -1; }
+    if (PyObject_GetBuffer(records, &d->view, PyBUF_SIMPLE) < 0) return -1;  /* bytes, or a view of a slot */
+    d->records = records;  /* (the view holds it) */
+    if (d->view.len % (Py_ssize_t)sizeof(Record) != 0) {
         PyErr_SetString(PyExc_ValueError, "packed records of the wrong size");
         return -1;
     }
-    if (d->texts != NULL) { PyErr_SetString(PyExc_TypeError, "a Drain is set up once"); return -1; }
     d->ntexts = PyList_GET_SIZE(texts);
     d->nobjects = PyList_GET_SIZE(objects);
-    d->n = PyBytes_GET_SIZE(records) / (Py_ssize_t)sizeof(Record);
+    d->n = d->view.len / (Py_ssize_t)sizeof(Record);
     if ((d->addresses = PyMem_Calloc(d->ntexts ? d->ntexts : 1, sizeof(PyObject *))) == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -436,7 +447,6 @@ static int drain_init(Drain *d, PyObject *args, PyObject *kw) {
         return -1;
     }
     d->texts = texts; Py_INCREF(texts);
-    d->records = records; Py_INCREF(records);
     d->objects = objects; Py_INCREF(objects);
     d->file = file; Py_INCREF(file);
     d->ips = ips; Py_INCREF(ips);
@@ -695,7 +705,7 @@ static PyObject *address_of(Drain *d, const Record *r) {
 
 static PyObject *drain_next(Drain *d) {
     if (d->records == NULL) return NULL;
-    const Record *records = (const Record *)PyBytes_AS_STRING(d->records);
+    const Record *records = (const Record *)d->view.buf;
     while (d->pos < d->n) {
         Record rec;
         memcpy(&rec, &records[d->pos++], sizeof(Record));
@@ -755,7 +765,8 @@ static PyObject *drain_next(Drain *d) {
     int failed = flush_batches(d) < 0;
     forget_addresses(d);
     Py_CLEAR(d->spare); Py_CLEAR(d->last_call);
-    Py_CLEAR(d->texts); Py_CLEAR(d->records); Py_CLEAR(d->objects);
+    release_records(d);
+    Py_CLEAR(d->texts); Py_CLEAR(d->objects);
     if (!failed) flush_kinds(d);
     return NULL;  /* StopIteration (or the error a flush set) */
 }

@@ -134,19 +134,36 @@ class Outbox:
         """The slot's result was read (or its job will never write it): another job may have it."""
         self.free.append(slot)
 
-    def put(self, slot: int, blob: bytes) -> bool:
-        """Worker side: leave `blob` in `slot`; False when it does not fit."""
-        if len(blob) > self.size:
+    def put(self, slot: int, *parts: bytes | memoryview) -> bool:
+        """Worker side: leave `parts` one after the other in `slot`; False when they do not fit."""
+        if sum(map(len, parts)) > self.size:
             return False
-        start = slot * self.size
-        self.memory[start:start + len(blob)] = blob
+        at = slot * self.size
+        for part in parts:
+            self.memory[at:at + len(part)] = part
+            at += len(part)
         return True
 
-    def load(self, slot: int, length: int) -> Any:
-        """`marshal.loads` of what a worker left in `slot` (read in place)."""
+    def put_parsed(self, slot: int, packed: Packed, numbers: list[ClassifiedTuple],
+                   forms: list[tuple[str, str | None]]) -> int | None:
+        """Worker side: leave a buffer's results in `slot` (`load` reads them): its packed records as they are,
+        the rest marshalled; their length, or None when they do not fit."""
+        texts, records, objects = packed
+        rest = marshal.dumps(((texts, objects), numbers, forms))
+        head = len(records).to_bytes(8, "little")
+        return 8 + len(records) + len(rest) if self.put(slot, head, records, rest) else None
+
+    def load(self, slot: int, length: int) -> Parsed:
+        """What a worker left in `slot` (`put_parsed`), read in place: the packed records are a view of the slot
+        (1.2 MB a 4 MiB buffer, not copied into fresh memory), which holds them until `give` (`Feed` gives it
+        back once the next buffer is asked for: the merge loop is done with them then)."""
         start = slot * self.size
-        with memoryview(self.memory) as view, view[start:start + length] as data:
-            return marshal.loads(data)
+        with memoryview(self.memory) as view:
+            size = int.from_bytes(view[start:start + 8], "little")
+            records = view[start + 8:start + 8 + size]
+            with view[start + 8 + size:start + length] as rest:
+                (texts, objects), numbers, forms = marshal.loads(rest)
+        return (texts, records, objects), numbers, forms
 
 
 _OUTBOX: Outbox | None = Outbox.early()
@@ -273,11 +290,12 @@ def parse_job(job: Job, slot: tuple[str, int] | None = None) -> Result:
     stats.lines = scanner.line_base - job.line_base
     numbers = _classified(targets, job.numbers) if job.numbers is not None else []
     forms = _forms(probes, job.numbers) if job.numbers is not None else []
-    blob = marshal.dumps((packed, numbers, forms))
     outbox = _OUTBOX
-    if slot is not None and outbox is not None and outbox.token == slot[0] and outbox.put(slot[1], blob):
-        return len(blob), stats, scanner.spill_line
-    return blob, stats, scanner.spill_line
+    if slot is not None and outbox is not None and outbox.token == slot[0]:
+        length = outbox.put_parsed(slot[1], packed, numbers, forms)
+        if length is not None:
+            return length, stats, scanner.spill_line
+    return marshal.dumps((packed, numbers, forms)), stats, scanner.spill_line
 
 
 def _jobs(source: FileSource, year: Year, tz: tuple[str, str], numbers: Settings | None, calls: bool) -> Iterator[Job]:
@@ -313,6 +331,7 @@ class Feed:
         self.pending: deque[tuple[Future[Result], int, int | None]] = deque()  # (a job's future, its end, its slot)
         #: work for this process while it would wait for a worker, run then (if ever: each does itself when needed)
         self.idle: deque[Callable[[], object]] = deque()
+        self.held: int | None = None  # the slot the last buffer's records are read from, until the next is asked for
 
     def submit(self) -> None:
         """Keep `AHEAD` buffers with the workers: they parse the next ones while this process runs the
@@ -331,6 +350,7 @@ class Feed:
     def take(self) -> tuple[Parsed, ScanStats, int, int] | None:
         """The next buffer's results (parsed, counts, last line swallowed, the buffer's end), None after the
         last; the next job is submitted before they are returned (the workers go on meanwhile)."""
+        self._let_go()  # (the merge loop is done with the last buffer's records: they were read in its slot)
         if not self.pending:
             return None
         future, done, slot = self.pending.popleft()
@@ -341,9 +361,10 @@ class Feed:
             found, part, spill = future.result()
             if isinstance(found, bytes):
                 parsed: Parsed = marshal.loads(found)
-            else:  # a length: the worker left them in its slot
+            else:  # a length: the worker left them in its slot, whose records are read in place (held till the next)
                 assert outbox is not None and slot is not None
                 parsed = outbox.load(slot, found)
+                self.held, slot = slot, None
         finally:
             if outbox is not None and slot is not None:
                 outbox.give(slot)
@@ -351,9 +372,16 @@ class Feed:
         self.submit()
         return parsed, part, spill, done
 
+    def _let_go(self) -> None:
+        """Give back the slot whose records the last buffer was read from."""
+        held, self.held = self.held, None
+        if held is not None and _OUTBOX is not None:
+            _OUTBOX.give(held)
+
     def close(self) -> None:
         """The jobs still out when a reader stops early (an error, or its events no longer wanted): cancelled,
         or waited for when a worker has started one, so that its slot is free once nothing will write it."""
+        self._let_go()
         pending = self.pending
         outbox = _OUTBOX
         while pending:

@@ -21,7 +21,7 @@ Item = Event | Wire
 #: each tuple a fixed-size record of its numbers and of indexes into the texts (its call's too), and the few
 #: dicts beside them (index 0: None). The main process builds no tuple and no string per event from it, and
 #: looks each address up once per buffer (`_drain.c` reads it in C; `unpack` is its specification).
-Packed = tuple[list[str | None], bytes, list[object]]
+Packed = tuple[list[str | None], bytes | memoryview, list[object]]  # (the records: a view of an outbox slot)
 #: time, port (-1: None), line, the call's duration and billsec, kind, service, evidence, which parts of a
 #: call the record has (`CALL` | `DURATION` | `BILLSEC`; 0: no call), then the indexes of ip, transport,
 #: account, target, user agent, form, session and reason in the texts, of extra in the objects, and of the
