@@ -121,8 +121,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
     with few_collections():
         if args.json:
             _write_bytes(_report_json(result), sys.stdout)
-            if _kept is not None:
-                _kept.append(to_json(result))
         else:
             write_text(result, sys.stdout, args.top)
     for err in result.errors:
