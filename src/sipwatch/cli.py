@@ -88,11 +88,13 @@ def _report_json(result: ScanResult) -> bytes:
     try:
         head = orjson.dumps(to_json(result, offenders=False), option=_JSON_OPTIONS)
         dumps = orjson.dumps
-        offenders = b"[" + b",".join([dumps(offender_json(o)) for o in ranked(result)]) + b"]"
+        offenders = [dumps(offender_json(o)) for o in ranked(result)]
     except TypeError:
         return _json_line(to_json(result))
     before, found, after = head.partition(_OFFENDERS)
-    return before + b'"offenders":' + offenders + after if found else _json_line(to_json(result))
+    if not found:
+        return _json_line(to_json(result))
+    return b"".join((before, b'"offenders":[', b",".join(offenders), b"]", after))  # (a 2.5 MB report: copied once)
 
 
 def _write_json(document: object, out: TextIO) -> None:
