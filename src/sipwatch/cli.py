@@ -97,10 +97,6 @@ def _report_json(result: ScanResult) -> bytes:
     return b"".join((before, b'"offenders":[', b",".join(offenders), b"]", after))  # (a 2.5 MB report: copied once)
 
 
-def _write_json(document: object, out: TextIO) -> None:
-    _write_bytes(_json_line(document), out)
-
-
 def _write_bytes(data: bytes, out: TextIO) -> None:
     buffer = getattr(out, "buffer", None)
     if buffer is None:  # a text-only stream (a test's StringIO)

@@ -196,7 +196,7 @@ def worker_started(calls: bool = True) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()  # (`head_start` forks while the command imports with the collector off)
     with contextlib.suppress(Exception):  # (then the first buffer builds it, and says what went wrong)
-        ahead.set_up(calls)  # (at once when the process that forked it built it: `head_start`)
+        ahead.set_up(calls)  # (at once when they are built already: `console.worker_started` built them meanwhile)
 
 
 def workers() -> int:
