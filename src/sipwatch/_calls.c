@@ -593,8 +593,8 @@ static PyTypeObject ObserverType = {
 
 /* remember(cache, Classified, fields, numbers, most): for each tuple of `numbers` (Classified.to_tuple()), the
  * Classified it stands for, made as its dataclass __init__ makes it (each field in its slot), filed in `cache`
- * (an OrderedDict, dialled -> Classified) as NumberClassifier.remember files it: the oldest goes when `most`
- * are there. The numbers a parse worker classified reach the main process this way, ~0.9 us a number less. */
+ * (a dict, dialled -> Classified, oldest first) as NumberClassifier.remember files it: the oldest tenth goes
+ * when `most` are there. The numbers a parse worker classified reach the main process this way, ~0.9 us a number less. */
 static PyObject *calls_remember(PyObject *module, PyObject *args) {
     PyObject *cache, *names, *numbers;
     PyTypeObject *type;
@@ -613,35 +613,28 @@ static PyObject *calls_remember(PyObject *module, PyObject *args) {
             return NULL;
         }
     }
-    PyObject *pop_oldest = PyObject_GetAttrString(cache, "popitem");
-    if (pop_oldest == NULL) return NULL;
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(numbers); k++) {
         PyObject *values = PyList_GET_ITEM(numbers, k);
         if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != n) {
             PyErr_SetString(PyExc_TypeError, "remember: a number is a tuple of the fields");
-            goto error;
+            return NULL;
         }
         PyObject *number = type->tp_alloc(type, 0);
-        if (number == NULL) goto error;
+        if (number == NULL) return NULL;
         for (Py_ssize_t i = 0; i < n; i++) {
             PyObject *value = PyTuple_GET_ITEM(values, i);
             Py_INCREF(value);
             SLOT(number, offsets[i]) = value;
         }
-        if (PyDict_GET_SIZE(cache) >= most) {
-            PyObject *oldest = PyObject_CallOneArg(pop_oldest, Py_False);
-            if (oldest == NULL) { Py_DECREF(number); goto error; }
-            Py_DECREF(oldest);
+        if (PyDict_GET_SIZE(cache) >= most && forget_oldest(cache, most / 10 > 1 ? most / 10 : 1) < 0) {
+            Py_DECREF(number);
+            return NULL;
         }
-        int rc = PyObject_SetItem(cache, PyTuple_GET_ITEM(values, 0), number);
+        int rc = PyDict_SetItem(cache, PyTuple_GET_ITEM(values, 0), number);
         Py_DECREF(number);
-        if (rc < 0) goto error;
+        if (rc < 0) return NULL;
     }
-    Py_DECREF(pop_oldest);
     Py_RETURN_NONE;
-error:
-    Py_DECREF(pop_oldest);
-    return NULL;
 }
 
 static PyMethodDef module_methods[] = {

@@ -400,18 +400,6 @@ done:
     return rc;
 }
 
-/* detectors/base.py's forget_oldest: the `n` oldest keys of `dict` go. */
-static int forget_oldest(PyObject *dict, Py_ssize_t n) {
-    PyObject *gone = PyList_New(0), *key, *value;
-    Py_ssize_t pos = 0;
-    if (gone == NULL) return -1;
-    int rc = 0;
-    while (rc == 0 && PyList_GET_SIZE(gone) < n && PyDict_Next(dict, &pos, &key, &value)) rc = PyList_Append(gone, key);
-    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(gone); i++) rc = PyDict_DelItem(dict, PyList_GET_ITEM(gone, i));
-    Py_DECREF(gone);
-    return rc;
-}
-
 /* Nonces.mark for a challenge or a failure. */
 static int nonces_mark(Core *c, PyObject *event, PyObject *ip, int k) {
     PyObject *extra = SLOT(event, c->off[F_EXTRA]);

@@ -96,4 +96,17 @@ static inline int compare(PyObject *b, PyObject *a, int op) {
     return PyObject_RichCompareBool(b, a, op);
 }
 
+/* detectors/base.py's forget_oldest: the `n` oldest keys of a bounded memory (a dict keeps the order its keys
+ * came in) go, gathered first (nothing is deleted while the dict is walked). 0, or -1 with an error. */
+static inline int forget_oldest(PyObject *dict, Py_ssize_t n) {
+    PyObject *gone = PyList_New(0), *key, *value;
+    Py_ssize_t pos = 0;
+    if (gone == NULL) return -1;
+    int rc = 0;
+    while (rc == 0 && PyList_GET_SIZE(gone) < n && PyDict_Next(dict, &pos, &key, &value)) rc = PyList_Append(gone, key);
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(gone); i++) rc = PyDict_DelItem(dict, PyList_GET_ITEM(gone, i));
+    Py_DECREF(gone);
+    return rc;
+}
+
 #endif

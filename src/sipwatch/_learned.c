@@ -42,7 +42,6 @@ typedef struct {
         *call_kinds;
     PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
     PyObject *recent;   /* the detector's _recent: account -> (time, address, user agent) of its last login */
-    PyObject *forget_oldest;  /* the module's forget_oldest(seen), for a full `_seen` */
     PyObject *networks;    /* network_of(ip, v4, v6) of the addresses met, by address (NULL: not made yet) */
     PyObject *book_dict;   /* the call book's __dict__, where it keeps `current` (NULL: read it through getattr) */
     Py_ssize_t max_accounts;
@@ -106,8 +105,7 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     o->max_accounts = most ? PyLong_AsSsize_t(most) : -1;
     Py_XDECREF(settings); Py_XDECREF(most);
     PyObject *seen = o->max_accounts >= 0 ? PyObject_GetAttrString(detector, "_seen") : NULL;
-    PyObject *forget_oldest = seen ? PyObject_GetAttrString(o->module, "forget_oldest") : NULL;
-    PyObject *exclude = forget_oldest ? PyObject_GetAttrString(detector, "exclude") : NULL;
+    PyObject *exclude = seen ? PyObject_GetAttrString(detector, "exclude") : NULL;
     PyObject *clock = exclude ? PyObject_GetAttrString(detector, "_clock") : NULL;
     PyObject *local = clock ? PyObject_GetAttrString(detector, "_local") : NULL;
     PyObject *network_of = local ? PyObject_GetAttrString(o->module, "network_of") : NULL;
@@ -117,18 +115,16 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     if (ok) {
         o->book = calls; o->profiles = profiles; o->dirty = dirty; o->seen = seen; o->exclude = exclude;
         o->clock = clock; o->local = local; o->network_of = network_of; o->recent = recent;
-        o->forget_oldest = forget_oldest;
         PyObject *book_dict = PyObject_GenericGetDict(calls, NULL);
         if (book_dict == NULL || !PyDict_Check(book_dict)) { Py_CLEAR(book_dict); PyErr_Clear(); }
         Py_XSETREF(o->book_dict, book_dict);
         Py_XSETREF(o->networks, PyDict_New());
-        o->keep_alive = o->networks == NULL ? NULL : Py_BuildValue("(OOOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
+        o->keep_alive = o->networks == NULL ? NULL : Py_BuildValue("(OOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
                                       types[0], types[1], types[2], types[3], types[4], o->v4, o->v6, book, calls,
-                                      profiles, dirty, seen, exclude, clock, local, network_of, recent, forget_oldest);
+                                      profiles, dirty, seen, exclude, clock, local, network_of, recent);
         ok = o->keep_alive != NULL;
     }
     Py_XDECREF(book); Py_XDECREF(calls); Py_XDECREF(profiles); Py_XDECREF(dirty); Py_XDECREF(seen); Py_XDECREF(recent);
-    Py_XDECREF(forget_oldest);
     Py_XDECREF(exclude); Py_XDECREF(clock); Py_XDECREF(local); Py_XDECREF(network_of);
     return ok ? 0 : -1;
 }
@@ -373,7 +369,7 @@ static int touch(Learned *o, PyObject *profile, PyObject *account, PyObject *whe
 
 /* The changes of `_call` where it finds nothing, in its order: 1, or -1 with an error. */
 static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *profile, PyObject *account,
-                     PyObject *key, int full, const Plan *p) {
+                     PyObject *key, Py_ssize_t full, const Plan *p) {
     PyObject *today = SL(profile, o->pr, P_TODAY), *when = SL(event, o->ev, F_TIME);
     if (touch(o, profile, account, when) < 0) return -1;
     if (p->network != NULL && bump(SL(today, o->td, T_NETWORKS), p->network) < 0) return -1;  /* see_source */
@@ -399,11 +395,7 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
         Py_XDECREF(minutes);
         if (rc < 0) return -1;
     }
-    if (full) {  /* forget_oldest(seen): once in a tenth of MAX_SEEN new calls */
-        PyObject *oldest = PyObject_CallOneArg(o->forget_oldest, o->seen);
-        if (oldest == NULL) return -1;
-        Py_DECREF(oldest);
-    }
+    if (full > 0 && forget_oldest(o->seen, full) < 0) return -1;  /* once in a tenth of MAX_SEEN new calls */
     PyObject *seen = PyTuple_New(2), *flags = PyLong_FromLong(p->flags), *learned = PyFloat_FromDouble(p->learned);
     if (seen == NULL || flags == NULL || learned == NULL) {
         Py_XDECREF(seen); Py_XDECREF(flags); Py_XDECREF(learned);
@@ -521,7 +513,7 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
     PyObject *seen = PyDict_GetItemWithError(o->seen, key);
     long flags = 0;
     double learned = 0.0;
-    int full = 0;
+    Py_ssize_t full = 0;  /* how many of the oldest go to make room (behaviour.py's forget_oldest) */
     if (seen == NULL) {
         if (PyErr_Occurred()) goto done;
         /* read as the Python code reads it, from the module's dict (a generic getattr first looks in its type) */
@@ -532,7 +524,7 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
         Py_ssize_t most = max_seen ? PyLong_AsSsize_t(max_seen) : -1;
         Py_XDECREF(max_seen);
         if (most == -1 && PyErr_Occurred()) goto done;
-        full = PyDict_GET_SIZE(o->seen) >= most;  /* the oldest makes room */
+        full = PyDict_GET_SIZE(o->seen) < most ? 0 : most / 10 > 1 ? most / 10 : 1;
     } else {
         if (!PyTuple_Check(seen) || PyTuple_GET_SIZE(seen) != 2 || long_of(PyTuple_GET_ITEM(seen, 0), &flags) < 0
             || number_of(PyTuple_GET_ITEM(seen, 1), &learned) < 0) {

@@ -9,7 +9,6 @@ data table below decide whether a call attempt is a toll-fraud probe.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from functools import cache
@@ -188,7 +187,7 @@ class NumberClassifier:
         self.high_risk.update({p: (CONFIGURED, "configured (numbers.high_risk_extra)") for p in extra_high_risk})
         #: the lengths of the table's prefixes, longest first: `_risk` looks each up (the longest match wins)
         self._risk_lengths = sorted({len(p) for p in self.high_risk}, reverse=True)
-        self._cache: OrderedDict[str, Classified] = OrderedDict()  # (a dict's oldest key is slow to find)
+        self._cache: dict[str, Classified] = {}  # oldest first
         self._values: dict[str, ClassifiedTuple] = {}  # `values`: a parse worker's
         self._intl: dict[str, str | None] = {}
         self._regions: dict[str, str | None] = {}  # `region_of` an internationally dialled number
@@ -216,8 +215,9 @@ class NumberClassifier:
     def remember(self, classified: Classified) -> None:
         """Keep a classification (also one worked out in a parse worker with the same settings)."""
         cache = self._cache
-        if len(cache) >= MAX_CACHED:
-            cache.popitem(last=False)  # the oldest
+        if len(cache) >= MAX_CACHED:  # the oldest tenth goes (one key at a time, finding a dict's oldest is slow)
+            for key in list(islice(cache, max(1, MAX_CACHED // 10))):
+                del cache[key]
         cache[classified.dialled] = classified
 
     def region_of(self, dialled: str) -> str | None:

@@ -46,7 +46,7 @@ MAX_SEEN = 50_000  # calls whose learning is tracked (what of each call was lear
 
 
 def forget_oldest(seen: dict[str, tuple[int, float]]) -> None:
-    """Make room in a full `_seen`: its oldest tenth goes (`base.forget_oldest`; `_learned.c` calls this)."""
+    """Make room in a full `_seen`: its oldest tenth goes (`base.forget_oldest`; `_learned.c` does the same in C)."""
     _forget_oldest(seen, max(1, MAX_SEEN // 10))
 
 
