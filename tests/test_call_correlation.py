@@ -122,6 +122,25 @@ def test_cdr_rows_without_uniqueid_are_told_apart_by_their_times() -> None:
     assert book.accounts["6001"].calls == 2
 
 
+@pytest.mark.parametrize("in_c", [False, True], ids=["python", "c"])
+@pytest.mark.parametrize(("lines", "kept"), [
+    pytest.param([DIAL, ANSWERED, CDR], [DIAL], id="outside: its first record"),
+    pytest.param([ANSWERED, DIAL, CDR], [DIAL], id="outside: the first that shows the number"),
+    pytest.param([CDR.replace("00442079460000", "6002")], [], id="internal: none"),
+])
+def test_a_call_keeps_its_first_record_that_shows_it_leaves_the_pbx(lines: list[str], kept: list[str],
+                                                                     in_c: bool) -> None:
+    """A decision cites outside calls by a record of theirs; an internal call's records are let go at once."""
+    from sipwatch import core
+
+    book = CallBook(DE)
+    if in_c and not core.native_calls(book):
+        pytest.skip("the C call book is not built (needs gcc and python3-dev)")
+    found = [book.observe(one(line)) for line in lines][-1]
+    assert found is not None
+    assert [e.raw for e in found[0].events] == kept
+
+
 def test_the_pipeline_correlates_calls() -> None:
     pipeline = Pipeline(Config())
     for line in (DIAL, CDR):

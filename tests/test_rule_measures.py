@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -33,8 +32,8 @@ def _calls(rng: random.Random, n: int) -> list[CallState]:
     return calls
 
 
-def _tracked(rng: random.Random, calls: list[CallState]) -> OrderedDict[int, _Tracked]:
-    return OrderedDict((i, _Tracked(c, rng.random() < 0.5)) for i, c in enumerate(calls))
+def _tracked(rng: random.Random, calls: list[CallState]) -> dict[int, _Tracked]:
+    return {i: _Tracked(c, rng.random() < 0.5) for i, c in enumerate(calls)}
 
 
 SEEDS = range(300)
@@ -100,15 +99,15 @@ def test_without_c_the_rules_measure_in_python(monkeypatch: pytest.MonkeyPatch) 
 
 def test_calls_of_another_kind_are_refused() -> None:
     with pytest.raises(TypeError):
-        measures().quiet(OrderedDict(), object(), NOW, 3600.0, (1.0,) * 6, False, 10)
+        measures().quiet({}, object(), NOW, 3600.0, (1.0,) * 6, False, 10)
     with pytest.raises(TypeError):
-        measures().quiet(OrderedDict(), CallState("6001", NOW), NOW, 3600.0, (1.0,) * 5, False, 10)
+        measures().quiet({}, CallState("6001", NOW), NOW, 3600.0, (1.0,) * 5, False, 10)
     with pytest.raises(TypeError):
-        measures().quiet(OrderedDict({1: object()}), CallState("6001", NOW), NOW, 3600.0, (1.0,) * 6, False, 10)
+        measures().quiet({1: object()}, CallState("6001", NOW), NOW, 3600.0, (1.0,) * 6, False, 10)
     with pytest.raises(TypeError):
         measures().busiest([object()], 60.0)
     with pytest.raises(TypeError):
-        measures().stale(OrderedDict({1: object()}), NOW, NOW)
+        measures().stale({1: object()}, NOW, NOW)
     with pytest.raises(ValueError):
         measures().recent([], 60.0, NOW)
 
@@ -236,10 +235,10 @@ def test_no_quiet_gate_with_a_rate_table_or_time_profiles(tmp_path: Path) -> Non
 
 
 def test_the_quiet_gate_tracks_a_call_once_and_keeps_the_newest_within_the_limit() -> None:
-    tracked: OrderedDict[int, _Tracked] = OrderedDict()
+    tracked: dict[int, _Tracked] = {}
     calls = [CallState("6001", NOW + i) for i in range(5)]
     plain = (math.inf,) * 6  # no rule on
     for call in [*calls, calls[-1]]:
         assert measures().quiet(tracked, call, call.start, 3600.0, plain, False, 3) is True
-    assert list(tracked) == [id(c) for c in calls[-3:]]  # the oldest went, as popitem(last=False) does
+    assert list(tracked) == [id(c) for c in calls[-3:]]  # the oldest went
     assert [(t.call, t.billed) for t in tracked.values()] == [(c, False) for c in calls[-3:]]

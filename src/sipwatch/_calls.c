@@ -557,15 +557,17 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
             || (k != found_by && PyDict_SetItem(o->by_key, key, state) < 0))  /* (by_key[key] is state already) */
             goto done;
     }
-    if (PyList_GET_SIZE(events) < o->max_events && PyList_Append(events, event) < 0) goto done;
     if (ST(state, S_END) != Py_None) talked = talk(o, state, ST(state, S_END));
     else { talked = zero_float; Py_INCREF(talked); }
     if (talked == NULL) goto done;
     int had_number = ST(state, S_NUMBER) != Py_None, had_ip = ST(state, S_IP) != Py_None;
     int was_answered = answered(o, state);
-    if (was_answered < 0 || update(o, state, event, call) < 0
-        || tally(o, state, new, had_number, had_ip, was_answered, talked) < 0)
-        goto done;
+    if (was_answered < 0 || update(o, state, event, call) < 0) goto done;
+    if (PyList_GET_SIZE(events) < o->max_events && ST(state, S_CLASSIFIED) != Py_None) {  /* a call that leaves */
+        int outside = is_outside(o, ST(state, S_CLASSIFIED));
+        if (outside < 0 || (outside && PyList_Append(events, event) < 0)) goto done;
+    }
+    if (tally(o, state, new, had_number, had_ip, was_answered, talked) < 0) goto done;
     result = current_of(o, state, new);
 done:
     for (int k = 0; k < nkeys; k++) Py_DECREF(keys[k]);

@@ -413,11 +413,7 @@ static int track(Measures *m, PyObject *tracked, PyObject *call, Py_ssize_t max_
     int rc = PyObject_SetItem(tracked, key, entry);
     Py_DECREF(entry);
     Py_DECREF(key);
-    if (rc == 0 && PyDict_GET_SIZE(tracked) > max_calls) {
-        PyObject *oldest = PyObject_CallMethod(tracked, "popitem", "O", Py_False);
-        rc = oldest ? 0 : -1;
-        Py_XDECREF(oldest);
-    }
+    if (rc == 0 && PyDict_GET_SIZE(tracked) > max_calls) rc = forget_oldest(tracked, 1);
     return rc;
 }
 

@@ -16,7 +16,6 @@ Warning and critical both give an `alert`; critical decisions also go to the pip
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, tzinfo
@@ -103,7 +102,7 @@ class _Fired:
 class _Account:
     """What the rules keep per account."""
 
-    calls: OrderedDict[int, _Tracked] = field(default_factory=OrderedDict)
+    calls: dict[int, _Tracked] = field(default_factory=dict)  # by id(call), oldest first
     spent: dict[str, float] = field(default_factory=dict)  # local date -> cost of the ended calls
     fired: dict[str, _Fired] = field(default_factory=dict)  # rule -> last decision
 
@@ -168,7 +167,7 @@ class AccountRulesDetector:
         if id(call) not in state.calls:
             state.calls[id(call)] = _Tracked(call)
             if len(state.calls) > MAX_CALLS:
-                state.calls.popitem(last=False)
+                del state.calls[next(iter(state.calls))]  # the oldest
         self._bill(state)
         self._prune(state, min(now, call.start))
         limits, profile = self._limits(account, call.start)
@@ -372,8 +371,8 @@ class Measures(Protocol):
     def busiest(self, calls: list[CallState], seconds: float) -> list[CallState]: ...
     def peak(self, calls: list[CallState], now: float) -> list[CallState]: ...
     def recent(self, calls: list[CallState], window: float, now: float) -> tuple[list[CallState], float]: ...
-    def stale(self, tracked: OrderedDict[int, _Tracked], horizon: float, now: float) -> list[int]: ...
-    def bill(self, tracked: OrderedDict[int, _Tracked]) -> None: ...
+    def stale(self, tracked: dict[int, _Tracked], horizon: float, now: float) -> list[int]: ...
+    def bill(self, tracked: dict[int, _Tracked]) -> None: ...
 
 
 def measures() -> Measures | None:
@@ -422,14 +421,14 @@ def _call_id(call: CallState) -> str:
     return ids[0] if ids else "?"
 
 
-def _mark_billed(tracked: OrderedDict[int, _Tracked]) -> None:
+def _mark_billed(tracked: dict[int, _Tracked]) -> None:
     """`_bill` with no rate table: the calls that ended are billed, at no cost."""
     for t in tracked.values():
         if not t.billed and t.call.end is not None:
             t.billed = True
 
 
-def _stale(tracked: OrderedDict[int, _Tracked], horizon: float, now: float) -> list[int]:
+def _stale(tracked: dict[int, _Tracked], horizon: float, now: float) -> list[int]:
     """The keys of the calls that `_prune` drops: billed and over before `horizon`, or never ended and no
     longer open (their end record was lost)."""
     stale = []
