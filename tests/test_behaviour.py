@@ -25,8 +25,7 @@ from sipwatch import core
 from sipwatch.behaviour import Profile, ProfileBook
 from sipwatch.config import ConfigError, from_dict
 from sipwatch.detectors import Decision
-from sipwatch.detectors import behaviour as behaviour_detector
-from sipwatch.detectors.behaviour import BehaviourDetector, forget_oldest
+from sipwatch.detectors.behaviour import DESTINATION, SOURCE, BehaviourDetector
 from sipwatch.event import Event, Kind, Service
 from sipwatch.learn import attach, learn, save
 from sipwatch.pipeline import Pipeline
@@ -663,10 +662,19 @@ def test_odd_logins_leave_the_same_profiles_and_decisions_in_python_and_c(seed: 
     assert both[0][0]  # (the stream does find things)
 
 
-def test_a_full_record_of_the_calls_learned_forgets_its_oldest_tenth(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What each call taught is remembered for MAX_SEEN calls; when a new call finds them all taken, the oldest
-    tenth goes at once (a dict keeps its keys in the order they came; one at a time cost an OrderedDict)."""
-    monkeypatch.setattr(behaviour_detector, "MAX_SEEN", 20)
-    seen = {f"ch:PJSIP/60{i:02}-1": (1, 0.0) for i in range(20)}
-    forget_oldest(seen)
-    assert list(seen) == [f"ch:PJSIP/60{i:02}-1" for i in range(2, 20)]
+def test_what_a_call_taught_is_kept_on_the_call_and_not_learned_twice() -> None:
+    """A call's records come one by one: what the first taught (its source, its destination, its talk minutes)
+    is marked on the call itself, and the same record again teaches the profile nothing more."""
+    p = pipeline()
+    row = call(TODAY + 9 * H, BERLIN, minutes=2.0)
+    feed(p, [row])
+    found = p.calls.current
+    assert found is not None
+    learned = found[0]
+    assert learned.judged & (SOURCE | DESTINATION) == SOURCE | DESTINATION
+    assert learned.learned_minutes == pytest.approx(2.0)
+    detector = next(d for d in p.detectors if isinstance(d, BehaviourDetector))
+    before = repr(detector.book.profiles)
+    feed(p, [copy.copy(row)])  # (the same call's row again: Master.csv and the account's own file)
+    assert p.calls.current is not None and p.calls.current[0] is learned
+    assert repr(detector.book.profiles) == before

@@ -16,7 +16,6 @@ from generated import gencdr, genlog
 from sipwatch import core, parallel
 from sipwatch.config import Config, from_dict
 from sipwatch.detectors import Action, Decision
-from sipwatch.detectors import behaviour as behaviour_detector
 from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.behaviour import BehaviourDetector
@@ -118,7 +117,7 @@ def _tiny(pipeline: Pipeline, limit: int) -> Pipeline:
 def _state(pipeline: Pipeline) -> list[object]:
     windows = [v for d in pipeline.detectors for v in getattr(d, "__dict__", {}).values()
                if isinstance(v, (Windows, DistinctWindows))]
-    learned = [(list(d._seen.items()), repr(d.book.profiles), repr(d._recent)) for d in pipeline.detectors
+    learned = [(repr(d.book.profiles), repr(d._recent)) for d in pipeline.detectors
                if isinstance(d, BehaviourDetector)]
     learned += [repr([(name, list(a.calls.values()), a.spent, a.fired) for name, a in d.accounts.items()])
                 for d in pipeline.detectors if isinstance(d, AccountRulesDetector)]  # (calls by id(): not those)
@@ -148,9 +147,8 @@ def _decisions(decisions: list[Decision]) -> list[dict[str, object]]:
 @pytest.mark.parametrize("name", ["default", "hair trigger"])
 def test_an_event_stream_leaves_the_same_decisions_and_state(name: str, limit: int, attack_log: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every table at a tiny size too (the learned behaviour's memory of each call's records included: the
-    core asks it whether a record tells it anything new)."""
-    monkeypatch.setattr(behaviour_detector, "MAX_SEEN", min(limit, behaviour_detector.MAX_SEEN))
+    """Every table at a tiny size too (and what the learned behaviour judged of each call, which the core reads
+    to tell whether a record tells it anything new: in the calls' state)."""
     events = _events(attack_log)[:25_000]
     python = _tiny(Pipeline(from_dict(CONFIGS[name])), limit)
     native = _tiny(Pipeline(from_dict(CONFIGS[name])), limit)
@@ -162,7 +160,7 @@ def test_an_event_stream_leaves_the_same_decisions_and_state(name: str, limit: i
     assert _decisions(by_core) == _decisions(by_python)
     assert _state(native) == _state(python)
     assert len(by_python) > 10
-    assert name != "default" or any(d._seen for d in python.detectors if isinstance(d, BehaviourDetector))
+    assert name != "default" or any(c.judged for c in python.calls._calls)
 
 
 def test_it_counts_only_the_detectors_it_knows_and_stands_aside_for_several_sources() -> None:
@@ -485,13 +483,11 @@ def month_of_calls(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
 
 
 @pytest.mark.skipif(core._learned is None, reason="the C learned behaviour is not built")
-@pytest.mark.parametrize("max_seen", [5, 50_000])
-def test_a_month_of_calls_learns_and_decides_alike_in_c(max_seen: int, month_of_calls: list[Event],
+def test_a_month_of_calls_learns_and_decides_alike_in_c(month_of_calls: list[Event],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The profiles, what of each call was learned, and every decision, with and without `_learned.c` (and
     most records taught in C: the Python `_call` sees only those that find something or start a day). Every
     behaviour rule is held to it in tests/test_behaviour.py, which runs each specification both ways."""
-    monkeypatch.setattr(behaviour_detector, "MAX_SEEN", max_seen)
     python, native = Pipeline(Config()), Pipeline(Config())
     python.duplicates.enabled = native.duplicates.enabled = False
     by_python: list[Decision] = []

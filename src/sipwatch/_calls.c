@@ -12,9 +12,9 @@
 
 enum { C_UNIQUEID, C_LINKEDID, C_CHANNEL, C_PEER, C_CONTEXT, C_DURATION, C_BILLSEC, C_DISPOSITION, N_CALL };
 static const char *const STATE_FIELDS[] = {"account", "start", "number", "classified", "answer", "end", "billsec",
-                                           "disposition", "ip", "events", "keys", NULL};
+                                           "disposition", "ip", "events", "keys", "judged", "learned_minutes", NULL};
 enum { S_ACCOUNT, S_START, S_NUMBER, S_CLASSIFIED, S_ANSWER, S_END, S_BILLSEC, S_DISPOSITION, S_IP, S_EVENTS, S_KEYS,
-       N_STATE };
+       S_JUDGED, S_LEARNED_MINUTES, N_STATE };
 static const char *const TALLY_FIELDS[] = {"calls", "answered", "outside", "seconds", "countries", "sources", "first",
                                            "last", NULL};
 enum { T_CALLS, T_ANSWERED, T_OUTSIDE, T_SECONDS, T_COUNTRIES, T_SOURCES, T_FIRST, T_LAST, N_TALLY };
@@ -40,7 +40,8 @@ typedef struct {
     PyObject *keep_alive;
 } Observer;
 
-static PyObject *s_id_prefix, *s_ch_prefix, *s_internal, *s_current, *s_country, *s_answered_text, *one, *zero_float;
+static PyObject *s_id_prefix, *s_ch_prefix, *s_internal, *s_current, *s_country, *s_answered_text, *one, *zero,
+                *zero_float;
 
 static void observer_dealloc(Observer *o) {
     Py_XDECREF(o->keep_alive);
@@ -317,7 +318,7 @@ static PyObject *text_of(Observer *o, PyObject *ip) {
 }
 
 /* CallState(account, start): the dataclass's fields set here (core.native_calls checks that they are these, with
- * these defaults: None, and a new list for `events` and `keys`) */
+ * these defaults: None, a new list for `events` and `keys`, 0 and 0.0 for what the learned behaviour judged) */
 static PyObject *new_state(Observer *o, PyObject *account, PyObject *start) {
     PyObject *state = o->state_type->tp_alloc(o->state_type, 0);
     if (state == NULL) return NULL;
@@ -326,7 +327,8 @@ static PyObject *new_state(Observer *o, PyObject *account, PyObject *start) {
         if (i == S_EVENTS || i == S_KEYS) {
             if ((value = PyList_New(0)) == NULL) { Py_DECREF(state); return NULL; }
         } else {
-            value = i == S_ACCOUNT ? account : i == S_START ? start : Py_None;
+            value = i == S_ACCOUNT ? account : i == S_START ? start : i == S_JUDGED ? zero
+                    : i == S_LEARNED_MINUTES ? zero_float : Py_None;
             Py_INCREF(value);
         }
         *(PyObject **)((char *)state + o->st[i]) = value;
@@ -657,9 +659,10 @@ PyMODINIT_FUNC PyInit__calls(void) {
     s_country = PyUnicode_InternFromString("country");
     s_answered_text = PyUnicode_FromString("ANSWERED");
     one = PyLong_FromLong(1);
+    zero = PyLong_FromLong(0);
     zero_float = PyFloat_FromDouble(0.0);
     if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_country || !s_answered_text || !one
-        || !zero_float)
+        || !zero || !zero_float)
         return NULL;
     return module_with_type(&moduledef, "Observer", &ObserverType);
 }

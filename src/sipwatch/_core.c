@@ -34,7 +34,7 @@ typedef struct {
     PyObject *evict;    /* its windows' `_evict` */
     double window;
     Py_ssize_t keep, max_keys, threshold;
-    PyObject *seen, *exclude, *book;  /* BEHAVIOUR: its _seen, its exclude, the call book (ACCOUNT_RULES: no _seen) */
+    PyObject *exclude, *book;        /* BEHAVIOUR, ACCOUNT_RULES: its exclude, the call book */
     PyObject *book_dict;              /* ... and the book's __dict__, where it keeps `current` (see current_call) */
     long source, destination;        /* BEHAVIOUR: its SOURCE and DESTINATION flags */
     int then_kind;                   /* REJECTED: the kind its second windows count (a rejected call)... */
@@ -45,13 +45,13 @@ typedef struct {
     Py_ssize_t prefix_length;        /* TOLL_FRAUD: the digits of a walk's prefix */
     PyObject *shift;                 /* IPV6_ROTATION: an address's bits >> shift is its network's key */
     PyTypeObject *state_type;        /* the first CallState met, whose fields are read from their slots... */
-    Py_ssize_t state_off[5];         /* ...at these offsets (STATE_FIELDS; -1 for none: through getattr) */
+    Py_ssize_t state_off[6];         /* ...at these offsets (STATE_FIELDS; -1 for none: through getattr) */
     PyTypeObject *number_type;       /* the first Classified met, whose `internal` is read from its slot... */
     Py_ssize_t internal_off;         /* ...at this offset (-1: through getattr) */
 } Det;
 
-enum { CS_ACCOUNT, CS_KEYS, CS_CLASSIFIED, CS_IP, CS_END, N_CS };
-static const char *const STATE_FIELDS[N_CS] = {"account", "keys", "classified", "ip", "end"};
+enum { CS_ACCOUNT, CS_KEYS, CS_CLASSIFIED, CS_IP, CS_END, CS_JUDGED, N_CS };
+static const char *const STATE_FIELDS[N_CS] = {"account", "keys", "classified", "ip", "end", "judged"};
 
 typedef struct {
     PyObject_HEAD
@@ -86,7 +86,7 @@ typedef struct {
 } Core;
 
 static PyObject *s_append, *s_popleft, *s_challenge, *s_observe, *empty_tuple, *one;
-static PyObject *s_current, *s_account, *s_keys, *s_classified, *s_ip, *s_end, *s_internal;
+static PyObject *s_current, *s_account, *s_keys, *s_classified, *s_ip, *s_end, *s_judged, *s_internal;
 
 static void core_dealloc(Core *c) {
     Py_XDECREF(c->keep_alive);
@@ -234,18 +234,17 @@ static int det_init(Core *c, Det *det, PyObject *spec) {
         det->decide = spec;
         return keep(c, spec);
     }
-    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 6) {  /* (BEHAVIOUR, observe, _seen, exclude, book, flags) */
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 5) {  /* (BEHAVIOUR, observe, exclude, book, flags) */
         memset(det, 0, sizeof(*det));
-        if (!PyArg_ParseTuple(spec, "iOO!O!O(ll)", &det->code, &decide, &PyDict_Type, &det->seen, &PyFrozenSet_Type,
-                              &det->exclude, &det->book, &det->source, &det->destination))
+        if (!PyArg_ParseTuple(spec, "iOO!O(ll)", &det->code, &decide, &PyFrozenSet_Type, &det->exclude, &det->book,
+                              &det->source, &det->destination))
             return -1;
         if (det->code != BEHAVIOUR || !PyCallable_Check(decide)) {
             PyErr_SetString(PyExc_ValueError, "unknown detector");
             return -1;
         }
         det->decide = decide;
-        return keep(c, decide) || keep(c, det->seen) || keep(c, det->exclude) || keep(c, det->book)
-               || keep_book_dict(c, det) ? -1 : 0;
+        return keep(c, decide) || keep(c, det->exclude) || keep(c, det->book) || keep_book_dict(c, det) ? -1 : 0;
     }
     long code = PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) > 0 && PyLong_Check(PyTuple_GET_ITEM(spec, 0))
                     ? PyLong_AsLong(PyTuple_GET_ITEM(spec, 0)) : -1;
@@ -588,7 +587,7 @@ static int current_call(Core *c, Det *det, PyObject **current, PyObject **state)
 /* state.<field> (STATE_FIELDS) as a new reference: from its slot for the CallState class (found once), else through
  * getattr (another class, or a slot not set). */
 static PyObject *state_field(Det *det, PyObject *state, int field) {
-    static PyObject **const names[N_CS] = {&s_account, &s_keys, &s_classified, &s_ip, &s_end};
+    static PyObject **const names[N_CS] = {&s_account, &s_keys, &s_classified, &s_ip, &s_end, &s_judged};
     if (det->state_type == NULL) {
         det->state_type = Py_TYPE(state);
         Py_INCREF(det->state_type);  /* (a class: it lives as long as its module) */
@@ -636,18 +635,10 @@ static int tells_nothing_new(Core *c, Det *det) {
     if (!PyList_Check(keys)) goto done;
     result = 1;
     if (PyList_GET_SIZE(keys) == 0) goto done;
-    /* (a call the book made for this record is hardly in `_seen`; if it is (forgotten by the book, not there), the
-     * detector's observe, which looks, finds it: only this shortcut is missed. One lookup in a big dict less.) */
-    int new = PyTuple_GET_SIZE(current) >= 2 && PyTuple_GET_ITEM(current, 1) == Py_True;
-    PyObject *seen = new ? NULL : PyDict_GetItemWithError(det->seen, PyList_GET_ITEM(keys, 0));
-    long flags = 0;
-    if (seen == NULL && PyErr_Occurred()) goto error;
-    if (seen != NULL) {
-        result = 0;
-        if (!PyTuple_Check(seen) || PyTuple_GET_SIZE(seen) < 1) goto done;
-        flags = PyLong_AsLong(PyTuple_GET_ITEM(seen, 0));
-        if (flags == -1 && PyErr_Occurred()) goto error;
-    }
+    PyObject *judged = state_field(det, state, CS_JUDGED);
+    long flags = judged == NULL ? -1 : PyLong_AsLong(judged);
+    Py_XDECREF(judged);
+    if (flags == -1 && PyErr_Occurred()) goto error;
     if ((number = state_field(det, state, CS_CLASSIFIED)) == NULL || (ip = state_field(det, state, CS_IP)) == NULL
         || (end = state_field(det, state, CS_END)) == NULL)
         goto error;
@@ -896,9 +887,9 @@ static struct PyModuleDef moduledef = {
 
 /* The attribute names the core reads, interned once. */
 static PyObject **const NAMES[] = {&s_append, &s_popleft, &s_challenge, &s_observe, &s_current, &s_account, &s_keys,
-                                   &s_classified, &s_ip, &s_end, &s_internal};
+                                   &s_classified, &s_ip, &s_end, &s_judged, &s_internal};
 static const char *const NAME_TEXTS[] = {"append", "popleft", "Challenge", "observe", "current", "account", "keys",
-                                         "classified", "ip", "end", "internal"};
+                                         "classified", "ip", "end", "judged", "internal"};
 
 PyMODINIT_FUNC PyInit__core(void) {
     for (size_t i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]); i++)

@@ -9,8 +9,8 @@
  * runs, whole. Otherwise it makes exactly the changes `_call` makes, in the same order, and returns [].
  * A login or registration is taken the same way (`login`): one with an address and no user agent, from a
  * network the account used or while it may not be judged, only teaches the profile its network.
- * tests/test_core.py compares the profiles, `_seen` and decisions of whole scans with and without it, and
- * tests/test_behaviour.py random streams of logins, registrations and calls.
+ * tests/test_core.py compares the profiles, what each call was judged (`CallState.judged`) and the decisions
+ * of whole scans with and without it, and tests/test_behaviour.py random streams of logins, registrations and calls.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,8 +26,8 @@ static const char *const TODAY_FIELDS[] = {"calls", "minutes", "unusual_calls", 
                                            "types", "networks", "hours", NULL};
 enum { T_CALLS, T_MINUTES, T_UNUSUAL_CALLS, T_UNUSUAL_MINUTES, T_COUNTRIES, T_TYPES, T_NETWORKS, T_HOURS, N_TODAY };
 static const char *const CALL_FIELDS[] = {"account", "start", "classified", "answer", "end", "billsec", "ip", "keys",
-                                          NULL};
-enum { C_ACCOUNT, C_START, C_CLASSIFIED, C_ANSWER, C_END, C_BILLSEC, C_IP, C_KEYS, N_CALL };
+                                          "judged", "learned_minutes", NULL};
+enum { C_ACCOUNT, C_START, C_CLASSIFIED, C_ANSWER, C_END, C_BILLSEC, C_IP, C_KEYS, C_JUDGED, C_LEARNED, N_CALL };
 static const char *const NUMBER_FIELDS[] = {"country", "number_type", "risk_class", "internal", NULL};
 enum { N_COUNTRY, N_TYPE, N_RISK, N_INTERNAL, N_NUMBER };
 
@@ -38,7 +38,7 @@ typedef struct {
     PyObject_HEAD
     Py_ssize_t ev[N_FIELDS], pr[N_PROFILE], td[N_TODAY], cl[N_CALL], nu[N_NUMBER];
     PyTypeObject *event_type, *profile_type, *today_type, *call_type, *number_type;
-    PyObject *python_observe, *book, *profiles, *dirty, *seen, *exclude, *clock, *local, *network_of, *module,
+    PyObject *python_observe, *book, *profiles, *dirty, *exclude, *clock, *local, *network_of, *module,
         *call_kinds;
     PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
     PyObject *recent;   /* the detector's _recent: account -> (time, address, user agent) of its last login */
@@ -52,7 +52,7 @@ typedef struct {
     long clock_day[CLOCK_SLOTS], clock_hour[CLOCK_SLOTS];
 } Learned;
 
-static PyObject *s_current, *s_max_seen, *s_pair_seconds, *one;
+static PyObject *s_current, *s_pair_seconds, *one;
 
 #define SL(obj, offsets, f) SLOT(obj, (offsets)[f])
 
@@ -104,27 +104,26 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     PyObject *most = settings ? PyObject_GetAttrString(settings, "max_accounts") : NULL;
     o->max_accounts = most ? PyLong_AsSsize_t(most) : -1;
     Py_XDECREF(settings); Py_XDECREF(most);
-    PyObject *seen = o->max_accounts >= 0 ? PyObject_GetAttrString(detector, "_seen") : NULL;
-    PyObject *exclude = seen ? PyObject_GetAttrString(detector, "exclude") : NULL;
+    PyObject *exclude = o->max_accounts >= 0 ? PyObject_GetAttrString(detector, "exclude") : NULL;
     PyObject *clock = exclude ? PyObject_GetAttrString(detector, "_clock") : NULL;
     PyObject *local = clock ? PyObject_GetAttrString(detector, "_local") : NULL;
     PyObject *network_of = local ? PyObject_GetAttrString(o->module, "network_of") : NULL;
-    int ok = network_of != NULL && PyDict_Check(profiles) && PySet_Check(dirty) && PyDict_CheckExact(seen) && PyDict_Check(recent)
+    int ok = network_of != NULL && PyDict_Check(profiles) && PySet_Check(dirty) && PyDict_Check(recent)
              && PyFrozenSet_Check(exclude) && PyDict_Check(clock);
     if (network_of != NULL && !ok) PyErr_SetString(PyExc_TypeError, "a behaviour detector of the wrong shape");
     if (ok) {
-        o->book = calls; o->profiles = profiles; o->dirty = dirty; o->seen = seen; o->exclude = exclude;
+        o->book = calls; o->profiles = profiles; o->dirty = dirty; o->exclude = exclude;
         o->clock = clock; o->local = local; o->network_of = network_of; o->recent = recent;
         PyObject *book_dict = PyObject_GenericGetDict(calls, NULL);
         if (book_dict == NULL || !PyDict_Check(book_dict)) { Py_CLEAR(book_dict); PyErr_Clear(); }
         Py_XSETREF(o->book_dict, book_dict);
         Py_XSETREF(o->networks, PyDict_New());
-        o->keep_alive = o->networks == NULL ? NULL : Py_BuildValue("(OOOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
+        o->keep_alive = o->networks == NULL ? NULL : Py_BuildValue("(OOOOOOOOOOOOOOOOOOO)", o->python_observe, o->module, o->call_kinds,
                                       types[0], types[1], types[2], types[3], types[4], o->v4, o->v6, book, calls,
-                                      profiles, dirty, seen, exclude, clock, local, network_of, recent);
+                                      profiles, dirty, exclude, clock, local, network_of, recent);
         ok = o->keep_alive != NULL;
     }
-    Py_XDECREF(book); Py_XDECREF(calls); Py_XDECREF(profiles); Py_XDECREF(dirty); Py_XDECREF(seen); Py_XDECREF(recent);
+    Py_XDECREF(book); Py_XDECREF(calls); Py_XDECREF(profiles); Py_XDECREF(dirty); Py_XDECREF(recent);
     Py_XDECREF(exclude); Py_XDECREF(clock); Py_XDECREF(local); Py_XDECREF(network_of);
     return ok ? 0 : -1;
 }
@@ -262,7 +261,7 @@ typedef struct {  /* what the fast path will change, worked out before anything 
     int usual;
     double minutes;             /* > 0: talk minutes to learn */
     long flags;
-    double learned;
+    double learned, was_learned;  /* the talk minutes learned of the call, after and before */
 } Plan;
 
 /* 1: the plan is made (nothing to find), 0: Python's turn, -1: error */
@@ -283,6 +282,7 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
         outside = !internal;
     }
     p->network = NULL; p->slot = -1; p->where = p->type = NULL; p->usual = 1; p->minutes = 0.0;
+    p->was_learned = learned;
     if (ip != Py_None && !(flags & o->source)) {  /* _source(), with no user agent */
         flags |= o->source;
         p->network = network_for(o, ip);
@@ -369,7 +369,7 @@ static int touch(Learned *o, PyObject *profile, PyObject *account, PyObject *whe
 
 /* The changes of `_call` where it finds nothing, in its order: 1, or -1 with an error. */
 static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *profile, PyObject *account,
-                     PyObject *key, Py_ssize_t full, const Plan *p) {
+                     const Plan *p) {
     PyObject *today = SL(profile, o->pr, P_TODAY), *when = SL(event, o->ev, F_TIME);
     if (touch(o, profile, account, when) < 0) return -1;
     if (p->network != NULL && bump(SL(today, o->td, T_NETWORKS), p->network) < 0) return -1;  /* see_source */
@@ -395,17 +395,17 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
         Py_XDECREF(minutes);
         if (rc < 0) return -1;
     }
-    if (full > 0 && forget_oldest(o->seen, full) < 0) return -1;  /* once in a tenth of MAX_SEEN new calls */
-    PyObject *seen = PyTuple_New(2), *flags = PyLong_FromLong(p->flags), *learned = PyFloat_FromDouble(p->learned);
-    if (seen == NULL || flags == NULL || learned == NULL) {
-        Py_XDECREF(seen); Py_XDECREF(flags); Py_XDECREF(learned);
-        return -1;
+    PyObject *flags = PyLong_FromLong(p->flags);  /* call.judged, call.learned_minutes = flags, learned */
+    if (flags == NULL) return -1;
+    set_slot(call, o->cl[C_JUDGED], flags);
+    Py_DECREF(flags);
+    if (p->learned != p->was_learned) {  /* (else the very float there) */
+        PyObject *learned = PyFloat_FromDouble(p->learned);
+        if (learned == NULL) return -1;
+        set_slot(call, o->cl[C_LEARNED], learned);
+        Py_DECREF(learned);
     }
-    PyTuple_SET_ITEM(seen, 0, flags);  /* (ld): ~4 times as dear through Py_BuildValue's format */
-    PyTuple_SET_ITEM(seen, 1, learned);
-    int rc = PyDict_SetItem(o->seen, key, seen);
-    Py_XDECREF(seen);
-    return rc < 0 ? -1 : 1;
+    return 1;
 }
 
 /* observe's first test of a record of no call: with no account, an excluded one, or neither an address nor a
@@ -509,28 +509,12 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
         goto python;
     int excluded = PySet_Contains(o->exclude, account);
     if (excluded != 0) { if (excluded < 0) goto done; goto python; }
-    PyObject *key = PyList_GET_ITEM(keys, 0);
-    PyObject *seen = PyDict_GetItemWithError(o->seen, key);
-    long flags = 0;
-    double learned = 0.0;
-    Py_ssize_t full = 0;  /* how many of the oldest go to make room (behaviour.py's forget_oldest) */
-    if (seen == NULL) {
-        if (PyErr_Occurred()) goto done;
-        /* read as the Python code reads it, from the module's dict (a generic getattr first looks in its type) */
-        PyObject *found = PyModule_Check(o->module) ? PyDict_GetItemWithError(PyModule_GetDict(o->module), s_max_seen)
-                          : NULL;
-        PyObject *max_seen = found != NULL ? (Py_INCREF(found), found)
-                             : PyErr_Occurred() ? NULL : PyObject_GetAttr(o->module, s_max_seen);
-        Py_ssize_t most = max_seen ? PyLong_AsSsize_t(max_seen) : -1;
-        Py_XDECREF(max_seen);
-        if (most == -1 && PyErr_Occurred()) goto done;
-        full = PyDict_GET_SIZE(o->seen) < most ? 0 : most / 10 > 1 ? most / 10 : 1;
-    } else {
-        if (!PyTuple_Check(seen) || PyTuple_GET_SIZE(seen) != 2 || long_of(PyTuple_GET_ITEM(seen, 0), &flags) < 0
-            || number_of(PyTuple_GET_ITEM(seen, 1), &learned) < 0) {
-            PyErr_Clear();
-            goto python;
-        }
+    long flags;
+    double learned;
+    if (!PyLong_CheckExact(SL(call, o->cl, C_JUDGED)) || !PyFloat_CheckExact(SL(call, o->cl, C_LEARNED))
+        || long_of(SL(call, o->cl, C_JUDGED), &flags) < 0 || number_of(SL(call, o->cl, C_LEARNED), &learned) < 0) {
+        PyErr_Clear();
+        goto python;
     }
     PyObject *number = SL(call, o->cl, C_CLASSIFIED);
     int outside = 0;
@@ -557,10 +541,10 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
     }
     if (long_of(SL(profile, o->pr, P_DAY), &profile_day) < 0) goto done;
     if (day > profile_day) goto python;  /* a new local day: the profile learns the last one */
-    Py_INCREF(profile); Py_INCREF(call); Py_INCREF(account); Py_INCREF(key);
+    Py_INCREF(profile); Py_INCREF(call); Py_INCREF(account);
     found = plan(o, event, call, profile, flags, learned, &p);
-    if (found == 1) found = carry_out(o, event, call, profile, account, key, full, &p);
-    Py_DECREF(profile); Py_DECREF(call); Py_DECREF(account); Py_DECREF(key);
+    if (found == 1) found = carry_out(o, event, call, profile, account, &p);
+    Py_DECREF(profile); Py_DECREF(call); Py_DECREF(account);
     if (found < 0) goto done;
     if (found == 0) goto python;
     result = PyList_New(0);
@@ -597,9 +581,8 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__learned(void) {
     s_current = PyUnicode_InternFromString("current");
-    s_max_seen = PyUnicode_InternFromString("MAX_SEEN");
     s_pair_seconds = PyUnicode_InternFromString("PAIR_SECONDS");
     one = PyLong_FromLong(1);
-    if (!s_current || !s_max_seen || !s_pair_seconds || !one) return NULL;
+    if (!s_current || !s_pair_seconds || !one) return NULL;
     return module_with_type(&moduledef, "Learned", &LearnedType);
 }

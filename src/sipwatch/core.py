@@ -77,10 +77,9 @@ def available() -> bool:
 #: core for those alone (the other 88% of an attack's events need no Python call)
 V6Spec = tuple[int, Callable[[Event], list[Decision]], type]
 PYTHON_V6 = 6
-#: (BEHAVIOUR, observe, _seen, exclude, the call book, (SOURCE, DESTINATION)): the learned behaviour, called for
-#: the records of a call that tell it something new (two in three of a `full` log's call records tell nothing)
-BehaviourSpec = tuple[int, Callable[[Event], list[Decision]], dict[str, tuple[int, float]], frozenset[str],
-                      calls.CallBook, tuple[int, int]]
+#: (BEHAVIOUR, observe, exclude, the call book, (SOURCE, DESTINATION)): the learned behaviour, called for the
+#: records of a call that tell it something new (two in three of a `full` log's call records tell nothing)
+BehaviourSpec = tuple[int, Callable[[Event], list[Decision]], frozenset[str], calls.CallBook, tuple[int, int]]
 BEHAVIOUR = 7
 #: (ACCOUNT_RULES, observe, exclude, the call book): the account rules, called for outside calls only
 RulesSpec = tuple[int, Callable[[Event], list[Decision]], frozenset[str], calls.CallBook]
@@ -121,8 +120,8 @@ def _spec(detector: object, pipeline: Pipeline) -> AnySpec | None:
         if getattr(detector, "ipv6_only", False):
             return (PYTHON_V6, detector.observe, ipaddress.IPv6Address)  # type: ignore[attr-defined]
         if type(detector) is behaviour.BehaviourDetector and detector.calls is pipeline.calls:
-            return (BEHAVIOUR, learned_observe(detector) or detector.observe, detector._seen, detector.exclude,
-                    pipeline.calls, (behaviour.SOURCE, behaviour.DESTINATION))
+            return (BEHAVIOUR, learned_observe(detector) or detector.observe, detector.exclude, pipeline.calls,
+                    (behaviour.SOURCE, behaviour.DESTINATION))
         if type(detector) is RejectedCallsDetector:
             return _rejected_spec(detector)
         if type(detector) is TollFraudDetector:
@@ -213,7 +212,7 @@ def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
 #: CallState's fields as `_calls.c` makes a new one: (name, default), MISSING for the two given
 _STATE_FIELDS = (("account", MISSING), ("start", MISSING), ("number", None), ("classified", None), ("answer", None),
                  ("end", None), ("billsec", None), ("disposition", None), ("ip", None), ("events", list),
-                 ("keys", list))
+                 ("keys", list), ("judged", 0), ("learned_minutes", 0.0))
 
 
 def _plain_state() -> bool:

@@ -37,18 +37,9 @@ from sipwatch.behaviour import Profile, ProfileBook, hour_slot, network_of
 from sipwatch.calls import CallState
 from sipwatch.config import Behaviour, Threshold
 from sipwatch.detectors.base import MAX_EVIDENCE, Action, Decision, strongest
-from sipwatch.detectors.base import forget_oldest as _forget_oldest
 from sipwatch.detectors.knowledge import Knowledge
 from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
 from sipwatch.numbers import CONFIGURED, COUNTRY, NETWORK, SATELLITE, Classified
-
-MAX_SEEN = 50_000  # calls whose learning is tracked (what of each call was learned already)
-
-
-def forget_oldest(seen: dict[str, tuple[int, float]]) -> None:
-    """Make room in a full `_seen`: its oldest tenth goes (`base.forget_oldest`; `_learned.c` does the same in C)."""
-    _forget_oldest(seen, max(1, MAX_SEEN // 10))
-
 
 #: risk classes of places (countries, satellite and international networks, configured prefixes): a first
 #: call there is critical; a first call to a premium or shared-cost number type is a warning
@@ -57,8 +48,8 @@ PAIR_SECONDS = 5.0  # a login's address and a registration's user agent this clo
 LEVELS = ("", "warning", "critical")
 
 
-#: what of one call was judged and learned already (records of one call arrive one by one): flags and the
-#: talk minutes learned, kept as a plain tuple (no object per call for the garbage collector to walk)
+#: what of one call was judged and learned already (records of one call arrive one by one): the flags kept in
+#: its `CallState.judged`, beside the talk minutes learned (`learned_minutes`)
 SOURCE, DESTINATION, UNUSUAL = 1, 2, 4
 
 
@@ -94,7 +85,6 @@ class BehaviourDetector:
         self.exclude = frozenset(exclude or ())
         self.book = ProfileBook(settings.max_accounts)
         self.alpha = 2.0 / (settings.baseline_days + 1)
-        self._seen: dict[str, tuple[int, float]] = {}  # by the call's first id, oldest first
         self._fired: dict[str, dict[str, tuple[int, float]]] = {}  # account -> finding key -> (level, time)
         self._recent: dict[str, tuple[float, IPAddress | None, str | None]] = {}  # account -> last login/registration
         #: account -> user agents seen today from its learned networks (its own phones, as far as can be told):
@@ -139,8 +129,7 @@ class BehaviourDetector:
         account, number, ip = call.account, call.classified, call.ip
         if account is None or account in self.exclude or not call.keys:
             return []
-        key = call.keys[0]
-        flags, learned = self._seen.get(key, (0, 0.0))
+        flags, learned = call.judged, call.learned_minutes
         outside = number is not None and not number.internal
         if (ip is None or flags & SOURCE) and (number is None or flags & DESTINATION) and (
                 not outside or call.end is None):
@@ -168,10 +157,7 @@ class BehaviourDetector:
                 profile.see_minutes(talked - learned, not flags & UNUSUAL)
                 learned = talked
                 findings += self._volume(profile, [call], minutes=True)
-        seen = self._seen
-        if key not in seen and len(seen) >= MAX_SEEN:
-            forget_oldest(seen)
-        seen[key] = (flags, learned)
+        call.judged, call.learned_minutes = flags, learned
         return self._decide(account, profile, findings, event) if findings else []
 
     def _profile(self, account: str, when: float) -> Profile:
