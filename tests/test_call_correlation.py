@@ -48,6 +48,32 @@ def test_dialled_numbers_are_classified(dialled: str, classifier: NumberClassifi
     assert (number.risk is None) == (risk_class is None)  # every risk names its source
 
 
+def test_a_number_s_type_is_phonenumbers_number_type_found_with_its_region_once() -> None:
+    """`number_type_in` spares phonenumbers finding a number's region twice; it answers what `number_type` does,
+    shared calling codes (+1, +44, +7, +39, +61), non-geographic ones (+800, +881, +882) and invalid numbers
+    included, on random digits (seeded)."""
+    import random
+
+    import phonenumbers
+
+    from sipwatch.numbers import number_type_in
+
+    rng = random.Random(7)
+    codes = ["1", "1876", "1242", "1416", "44", "441481", "447781", "7", "77", "39", "3906698", "61", "6189164",
+             "800", "881", "882", "883", "49", "33", "252", "960", "675", "423", "370"]
+    checked = 0
+    for _ in range(3000):
+        text = "+" + rng.choice(codes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 11)))
+        try:
+            number = phonenumbers.parse(text, None)
+        except phonenumbers.NumberParseException:
+            continue
+        region = phonenumbers.region_code_for_number(number)
+        assert number_type_in(number, region) == phonenumbers.number_type(number), text
+        checked += 1
+    assert checked > 2500
+
+
 @pytest.mark.parametrize(("numbers", "problem"), [
     ({"country": "Germany"}, "numbers.country: 'Germany' is not an ISO 3166 country code"),
     ({"access_codes": ["nine"]}, "numbers.access_codes: 'nine' is not a dialling prefix"),
