@@ -382,7 +382,7 @@ class NumberClassifier:
         text = dialled.strip()
         if not text.startswith("+") and len(text) <= self.internal_digits:
             return (dialled, None, None, "extension", False, None, None, True)
-        intl = self.international_form(dialled)
+        intl = self._international_form(dialled)  # (not remembered apart: what this makes is)
         if intl is None and not self.country:
             return (dialled, None, None, "unknown", False, None, None, False)  # (as below: nothing to parse)
         number = self._parse(intl, None) if intl else self._national(dialled)
