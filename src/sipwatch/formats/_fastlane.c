@@ -1503,9 +1503,11 @@ static PyObject *engine_feed(Engine *E, PyObject *args) {
             PyObject *result = cdr ? cdr_row(&R, rows, buf + start, stop - start, (long)line_no) : FALLBACK;
             if (result == NULL) goto fail;
             if (result != FALLBACK) {
-                int rc = emit(items, put, result);
-                Py_DECREF(result);
-                if (rc < 0) goto fail;
+                if (result != HANDED) {
+                    int rc = emit(items, put, result);
+                    Py_DECREF(result);
+                    if (rc < 0) goto fail;
+                }
                 candidates += inside;
                 continue;
             }

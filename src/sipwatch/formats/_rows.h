@@ -359,6 +359,20 @@ static PyObject *cdr_row(Run *R, Rows *r, const char *line, Py_ssize_t len, long
     }
     if (ok) target = text_or_none(&f[L->at[L_DST]]);
     if (target == NULL) goto built;
+    if (R->packer != NULL) {  /* to the packer as its parts: no wire tuple made only to be taken apart */
+        Parts s = {.time = PyFloat_AsDouble(when), .port = -1, .line = line_no, .kind = r->k_call_end,
+                   .service = service, .evidence = evidence, .extra = Py_None, .call = call};
+        if (s.time == -1.0 && PyErr_Occurred()) goto built;
+        if (port != Py_None && (s.port = PyLong_AsLongLong(port)) < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a negative port");
+            goto built;
+        }
+        PyObject *texts[PARTS_TEXTS] = {address, Py_None, account ? account : Py_None, target, Py_None, L->form,
+                                        Py_None, disposition};  /* (wire.py's order, as `items` below) */
+        memcpy(s.text, texts, sizeof(texts));
+        out = parts_api->put(R->packer, &s) < 0 ? NULL : HANDED;
+        goto built;
+    }
     out = PyTuple_New(16);
     if (out != NULL) {
         PyObject *items[16] = {when, PyLong_FromLong(r->k_call_end), PyLong_FromLong(service), address, port,
