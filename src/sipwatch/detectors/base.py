@@ -188,7 +188,7 @@ Pop = Callable[[Any, None], object]
 def forget_oldest(kept: dict[Any, Any], n: int) -> None:
     """Let the `n` oldest keys of a bounded memory go (a dict keeps the order its keys came in), a batch at a
     time: an OrderedDict, whose `popitem(last=False)` let one go as each new key came, costs ~5 times as much to
-    add a key to (the C core does the same as `_core.c`'s `forget_oldest`)."""
+    add a key to (the C parts do the same: `forget_oldest` in `_event_slots.h`)."""
     for key in list(islice(kept, n)):
         del kept[key]
 
