@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from functools import cache
 from itertools import islice
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sipwatch import lazy
 
@@ -137,12 +137,18 @@ def _remember_in_c() -> Callable[..., None] | None:
 _UNSEEN = object()
 
 
+def _forget_oldest(kept: dict[str, Any], n: int) -> None:
+    """The `n` oldest keys of a cache go (a dict keeps the order its keys came in; `detectors.base.forget_oldest`
+    does the same for the detectors, a layer this module, imported by the parse workers, stays below)."""
+    for key in list(islice(kept, n)):
+        del kept[key]
+
+
 def _make_room(kept: dict[str, str | None], coming: int) -> None:
     """Keep `kept` within `INTL_CACHED` entries when `coming` more come: the older half goes (the numbers of
     an address's current window, which a ban's reason names, are among the newest)."""
     if len(kept) + coming > INTL_CACHED:
-        for key in list(islice(kept, max(len(kept) // 2, len(kept) + coming - INTL_CACHED))):
-            del kept[key]
+        _forget_oldest(kept, max(len(kept) // 2, len(kept) + coming - INTL_CACHED))
 
 
 def _international_regex(access: tuple[str, ...], intl: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -231,8 +237,7 @@ class NumberClassifier:
         """Keep a classification (also one worked out in a parse worker with the same settings)."""
         cache = self._cache
         if len(cache) >= MAX_CACHED:  # the oldest tenth goes (one key at a time, finding a dict's oldest is slow)
-            for key in list(islice(cache, max(1, MAX_CACHED // 10))):
-                del cache[key]
+            _forget_oldest(cache, max(1, MAX_CACHED // 10))
         cache[classified.dialled] = classified
 
     def region_of(self, dialled: str) -> str | None:
