@@ -74,6 +74,19 @@ def test_a_number_s_type_is_phonenumbers_number_type_found_with_its_region_once(
     assert checked > 2500
 
 
+def test_a_buffer_s_numbers_are_forgotten_once_its_events_are_done() -> None:
+    """A parse worker sends each buffer's classified numbers; the main process files them for the buffer's
+    events and forgets them after (`parallel_events`): the cache the call book reads stays small."""
+    worker, main = NumberClassifier("DE", ("00",), ("0",)), NumberClassifier("DE", ("00",), ("0",))
+    sent = [worker.values(n) for n in ("0301234567", "00442079460000", "09001234567")]
+    main.classify("6002")  # (an extension: the main process classifies those itself, and keeps them)
+    main.remember_all(sent)
+    assert [main.classify(n[0]).to_tuple() for n in sent] == sent
+    main.forget_all(sent)
+    assert set(main._cache) == {"6002"}
+    assert main.classify("09001234567").number_type == "premium_rate"  # (worked out again when asked)
+
+
 @pytest.mark.parametrize("dialled", ["00999123456789", "+0123456789", "0009991234567", "00123456"])
 @pytest.mark.parametrize("classifier", [NumberClassifier(), DE], ids=["no country", "DE"])
 def test_a_number_phonenumbers_refuses_leaves_no_cycle_behind(dialled: str, classifier: NumberClassifier) -> None:

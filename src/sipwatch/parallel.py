@@ -580,6 +580,8 @@ def parallel_events(pool: Pool, source: FileSource, year: Year, tz: tuple[str, s
                 del merge
             else:
                 yield from events(unpack(packed), skip, base)
+            if classifier is not None and classified:
+                classifier.forget_all(classified)
             if spill:
                 skip_through = max(skip_through, spill + base)
             if progress is not None:
