@@ -171,11 +171,11 @@ def _without_extra_zeros(digits: str) -> str:
     return "+" + digits[extra:] if extra > 0 else "+" + digits
 
 
-def number_type_in(number: phonenumbers.PhoneNumber, region: str | None) -> int:
+def number_type_in(number: phonenumbers.PhoneNumber, region: str | None, national: str | None = None) -> int:
     """`phonenumbers.number_type(number)` for the region `region_code_for_number` found already: number_type finds
     it again first (a fifth of an international number's classification, where a calling code is shared). The
     steps are phonenumbers' own; a release without its helper gets `number_type` itself (a test holds the two to
-    the same answers)."""
+    the same answers). `national`: the number's national significant number, when it is known already."""
     util = phonenumbers.phonenumberutil
     helper = getattr(util, "_number_type_helper", None)
     if helper is None or region is None or number.country_code is None:  # (no region: number_type's own way)
@@ -183,7 +183,71 @@ def number_type_in(number: phonenumbers.PhoneNumber, region: str | None) -> int:
     metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
     if metadata is None:
         return int(phonenumbers.PhoneNumberType.UNKNOWN)
-    return int(helper(phonenumbers.national_significant_number(number), metadata))
+    return int(helper(national or phonenumbers.national_significant_number(number), metadata))
+
+
+#: what `_parse_international` reads of phonenumbers (its own steps, private names): present in the releases we
+#: know; a release without one of them gets `phonenumbers.parse` itself
+_PARSE_STEPS = ("_extract_country_code", "_maybe_strip_national_prefix_carrier_code", "_test_number_length",
+                "_set_italian_leading_zeros_for_phone_number", "_MIN_LENGTH_FOR_NSN", "_MAX_LENGTH_FOR_NSN",
+                "_MAX_INPUT_STRING_LENGTH", "ValidationResult")
+
+
+@cache
+def _parse_steps() -> ModuleType | None:
+    util = phonenumbers.phonenumberutil
+    return util if all(hasattr(util, name) for name in _PARSE_STEPS) else None
+
+
+#: a parsed number: (the number, its calling code's metadata (that of the code's main region, which
+#: `is_possible_number` reads), its national significant number)
+Parsed = tuple["phonenumbers.PhoneNumber", Any, str]
+
+
+def _parsed(number: phonenumbers.PhoneNumber) -> Parsed:
+    code = number.country_code or 0  # (parse always sets it)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code))
+    return number, metadata, phonenumbers.national_significant_number(number)
+
+
+def _parse_international(digits: str) -> Parsed | None:
+    """`phonenumbers.parse("+" + digits)` for digits (an international form), or None where parse raises. parse
+    takes ~11 us to find in free text what is plain here (no extension, no letters, no phone-context), and
+    raises, catches and raises again for an unknown calling code; these are the steps it takes for such a text,
+    its own functions in its order (a test holds the two to the same numbers on random digits of every calling
+    code). Other than ASCII digits, or a release without those functions: parse itself."""
+    util = _parse_steps()
+    if util is None or not (digits.isascii() and digits.isdigit()):
+        number = NumberClassifier._parse("+" + digits, None)
+        return _parsed(number) if number is not None else None
+    if len(digits) + 1 > util._MAX_INPUT_STRING_LENGTH or len(digits) <= util._MIN_LENGTH_FOR_NSN:
+        return None
+    code, national = util._extract_country_code(digits)
+    if code == 0 or len(national) < util._MIN_LENGTH_FOR_NSN:
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code))
+    _, stripped, _ = util._maybe_strip_national_prefix_carrier_code(national, metadata)
+    short = util.ValidationResult
+    if util._test_number_length(stripped, metadata) not in (short.TOO_SHORT, short.IS_POSSIBLE_LOCAL_ONLY,
+                                                             short.INVALID_LENGTH):
+        national = stripped
+    if not util._MIN_LENGTH_FOR_NSN <= len(national) <= util._MAX_LENGTH_FOR_NSN:
+        return None
+    number = phonenumbers.PhoneNumber(country_code=code)
+    util._set_italian_leading_zeros_for_phone_number(national, number)
+    number.national_number = int(national)
+    return number, metadata, national  # (the digits as they are: its national significant number)
+
+
+def _possible(parsed: Parsed) -> bool:
+    """`phonenumbers.is_possible_number` of a parsed number, its metadata found already."""
+    util = _parse_steps()
+    if util is None:
+        return bool(phonenumbers.is_possible_number(parsed[0]))
+    valid = util.ValidationResult
+    return util._test_number_length(parsed[2], parsed[1]) in (valid.IS_POSSIBLE, valid.IS_POSSIBLE_LOCAL_ONLY)
 
 
 class NumberClassifier:
@@ -400,13 +464,18 @@ class NumberClassifier:
         intl = self._international_form(dialled)  # (not remembered apart: what this makes is)
         if intl is None and not self.country:
             return (dialled, None, None, "unknown", False, None, None, False)  # (as below: nothing to parse)
-        number = self._parse(intl, None) if intl else self._national(dialled)
-        if number is None or not phonenumbers.is_possible_number(number):
+        if intl:
+            parsed = _parse_international(intl[1:])
+        else:
+            national = self._national(dialled)
+            parsed = _parsed(national) if national is not None else None
+        if parsed is None or not _possible(parsed):
             risk_class, risk = self._risk(intl, None)
             return (dialled, intl, None, _network_type(intl) or "unknown", intl is not None, risk, risk_class, False)
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        number, _, significant = parsed
+        e164 = f"+{number.country_code}{significant}"  # (format_number's E.164)
         region = phonenumbers.region_code_for_number(number)
-        ntype = number_type_in(number, region)
+        ntype = number_type_in(number, region, significant)
         international = region != self.country if self.country else intl is not None
         type_name = _type_name(ntype)
         risk_class, risk = self._risk(e164, type_name)
