@@ -644,8 +644,27 @@ static PyObject *calls_remember(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* forget(cache, numbers): NumberClassifier.forget_all, the first field of each tuple of `numbers` out of `cache` */
+static PyObject *calls_forget(PyObject *module, PyObject *args) {
+    PyObject *cache, *numbers;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyDict_Type, &cache, &PyList_Type, &numbers)) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(numbers); k++) {
+        PyObject *values = PyList_GET_ITEM(numbers, k);
+        if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) < 1) {
+            PyErr_SetString(PyExc_TypeError, "forget: a number is a tuple of the fields");
+            return NULL;
+        }
+        PyObject *key = PyTuple_GET_ITEM(values, 0);
+        int known = PyDict_Contains(cache, key);
+        if (known < 0 || (known && PyDict_DelItem(cache, key) < 0)) return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"remember", calls_remember, METH_VARARGS, "NumberClassifier.remember for a list of Classified tuples, in C."},
+    {"forget", calls_forget, METH_VARARGS, "NumberClassifier.forget_all, in C."},
     {NULL, NULL, 0, NULL},
 };
 

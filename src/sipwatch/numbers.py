@@ -135,6 +135,12 @@ def _remember_in_c() -> Callable[..., None] | None:
     return found if plain and native.available() else None
 
 
+def _forget_in_c(cache: dict[str, Classified], numbers: list[ClassifiedTuple]) -> None:
+    from sipwatch import _calls  # type: ignore[attr-defined]  # (built: `_remember_in_c` found it)
+
+    _calls.forget(cache, numbers)
+
+
 _UNSEEN = object()
 
 
@@ -304,6 +310,9 @@ class NumberClassifier:
         cache that the call book reads for every call (the last buffer's ~8,000 numbers instead of 65,536, of
         which a CDR file's mostly distinct numbers would seldom hit one: -6% of the main process's time)."""
         cache = self._cache
+        if _remember_in_c() is not None:
+            _forget_in_c(cache, numbers)
+            return
         for number in numbers:
             cache.pop(number[0], None)
 
