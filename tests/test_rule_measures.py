@@ -12,7 +12,7 @@ import pytest
 
 from sipwatch.calls import MAX_OPEN, CallState
 from sipwatch.detectors import account_rules
-from sipwatch.detectors.account_rules import AccountRulesDetector, PythonMeasures, _Tracked, measures
+from sipwatch.detectors.account_rules import AccountRulesDetector, PythonMeasures, measures
 
 pytestmark = pytest.mark.skipif(account_rules._rules is None, reason="the C measures are not built (needs gcc and "
                                 "python3-dev; `pip install -e .` builds them)")
@@ -32,8 +32,8 @@ def _calls(rng: random.Random, n: int) -> list[CallState]:
     return calls
 
 
-def _tracked(rng: random.Random, calls: list[CallState]) -> dict[int, _Tracked]:
-    return {i: _Tracked(c, rng.random() < 0.5) for i, c in enumerate(calls)}
+def _tracked(rng: random.Random, calls: list[CallState]) -> dict[CallState, bool]:
+    return {c: rng.random() < 0.5 for c in calls}
 
 
 SEEDS = range(300)
@@ -85,7 +85,7 @@ def test_billing_without_a_rate_table_marks_the_same_calls(seed: int) -> None:
     python, native = _tracked(random.Random(seed), calls), _tracked(random.Random(seed), calls)
     PythonMeasures.bill(python)
     measures().bill(native)
-    assert [t.billed for t in native.values()] == [t.billed for t in python.values()]
+    assert list(native.values()) == list(python.values())
 
 
 def test_without_c_the_rules_measure_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,11 +103,13 @@ def test_calls_of_another_kind_are_refused() -> None:
     with pytest.raises(TypeError):
         measures().quiet({}, CallState("6001", NOW), NOW, 3600.0, (1.0,) * 5, False, 10)
     with pytest.raises(TypeError):
-        measures().quiet({1: object()}, CallState("6001", NOW), NOW, 3600.0, (1.0,) * 6, False, 10)
+        measures().quiet({object(): False}, CallState("6001", NOW), NOW, 3600.0, (1.0,) * 6, False, 10)
+    with pytest.raises(TypeError):
+        measures().quiet({CallState("6001", NOW): 1}, CallState("6002", NOW), NOW, 3600.0, (1.0,) * 6, False, 10)
     with pytest.raises(TypeError):
         measures().busiest([object()], 60.0)
     with pytest.raises(TypeError):
-        measures().stale({1: object()}, NOW, NOW)
+        measures().stale({object(): True}, NOW, NOW)
     with pytest.raises(ValueError):
         measures().recent([], 60.0, NOW)
 
@@ -158,8 +160,8 @@ def test_the_quiet_gate_decides_what_the_whole_rules_decide(seed: int, config: d
         for pipeline, out in zip((gated, plain), decided, strict=True):
             out.extend(d.to_json() for d in pipeline.process(one(row)))
     assert decided[0] == decided[1]
-    assert [[(t.call.start, t.billed) for t in a.calls.values()] for a in rules[0].accounts.values()] == \
-        [[(t.call.start, t.billed) for t in a.calls.values()] for a in rules[1].accounts.values()]
+    assert [[(c.start, billed) for c, billed in a.calls.items()] for a in rules[0].accounts.values()] == \
+        [[(c.start, billed) for c, billed in a.calls.items()] for a in rules[1].accounts.values()]
     assert seed or decided[0]  # (the rules do fire on these calls)
 
 
@@ -198,8 +200,8 @@ def test_the_c_observe_decides_what_the_python_observe_decides(seed: int, config
         for pipeline, out in zip((gated, plain), decided, strict=True):
             out.extend(d.to_json() for d in pipeline.process(one(row)))
     assert decided[0] == decided[1]
-    assert [[(t.call.start, t.billed) for t in a.calls.values()] for a in rules[0].accounts.values()] == \
-        [[(t.call.start, t.billed) for t in a.calls.values()] for a in rules[1].accounts.values()]
+    assert [[(c.start, billed) for c, billed in a.calls.items()] for a in rules[0].accounts.values()] == \
+        [[(c.start, billed) for c, billed in a.calls.items()] for a in rules[1].accounts.values()]
     assert 0 < len(passed) < len(rows)  # (some calls end in C, some go on to Python)
 
 
@@ -235,10 +237,9 @@ def test_no_quiet_gate_with_a_rate_table_or_time_profiles(tmp_path: Path) -> Non
 
 
 def test_the_quiet_gate_tracks_a_call_once_and_keeps_the_newest_within_the_limit() -> None:
-    tracked: dict[int, _Tracked] = {}
+    tracked: dict[CallState, bool] = {}
     calls = [CallState("6001", NOW + i) for i in range(5)]
     plain = (math.inf,) * 6  # no rule on
     for call in [*calls, calls[-1]]:
         assert measures().quiet(tracked, call, call.start, 3600.0, plain, False, 3) is True
-    assert list(tracked) == [id(c) for c in calls[-3:]]  # the oldest went
-    assert [(t.call, t.billed) for t in tracked.values()] == [(c, False) for c in calls[-3:]]
+    assert list(tracked.items()) == [(c, False) for c in calls[-3:]]  # the oldest went

@@ -2,7 +2,8 @@
  * The account rules' measures over an account's window of calls, in C (see sipwatch/detectors/account_rules.py,
  * the specification: `_busiest`, `_peak_concurrency`, `_Account` pruning and billing). Each is a loop over the
  * calls of one account, run for every outside call: in Python ~0.15 us per call and pass, here a few ns. They
- * read the CallState and _Tracked slots directly; the tests compare each with its Python twin on random calls.
+ * read the CallState slots directly; the tests compare each with its Python twin on random calls. An account's
+ * tracked calls are a dict, CallState -> billed (True or False), oldest first.
  * `quiet` puts the bookkeeping and the gates of one outside call together (see AccountRulesDetector.observe);
  * `Gate` is that observe's first lines and `quiet` in one call, for the scan's core (account_rules.gate).
  */
@@ -18,8 +19,7 @@ enum { S_START, S_ANSWER, S_END, S_BILLSEC, N_STATE };
 typedef struct {
     PyObject_HEAD
     Py_ssize_t st[N_STATE];  /* CallState's slots */
-    Py_ssize_t t_call, t_billed;  /* _Tracked's */
-    PyTypeObject *state_type, *tracked_type;
+    PyTypeObject *state_type;
     double max_open;
 } Measures;
 
@@ -30,33 +30,23 @@ typedef struct {
     Py_ssize_t index;
 } Span;
 
-/* Measures(CallState, _Tracked, max_open) */
+/* Measures(CallState, max_open) */
 static int measures_init(Measures *m, PyObject *args, PyObject *kw) {
-    PyObject *state_type, *tracked_type;
+    PyObject *state_type;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "O!O!d", &PyType_Type, &state_type, &PyType_Type, &tracked_type, &m->max_open))
+    if (!PyArg_ParseTuple(args, "O!d", &PyType_Type, &state_type, &m->max_open))
         return -1;
     for (int i = 0; i < N_STATE; i++)
         if ((m->st[i] = member_offset((PyTypeObject *)state_type, STATE_FIELDS[i])) < 0) {
             PyErr_Format(PyExc_TypeError, "CallState has no slot %s", STATE_FIELDS[i]);
             return -1;
         }
-    m->t_call = member_offset((PyTypeObject *)tracked_type, "call");
-    m->t_billed = member_offset((PyTypeObject *)tracked_type, "billed");
-    if (m->t_call < 0 || m->t_billed < 0) {
-        PyErr_SetString(PyExc_TypeError, "_Tracked has no slots call and billed");
-        return -1;
-    }
-    m->state_type = (PyTypeObject *)state_type;
-    m->tracked_type = (PyTypeObject *)tracked_type;
-    Py_INCREF(state_type);
-    Py_INCREF(tracked_type);
+    Py_XSETREF(m->state_type, (PyTypeObject *)Py_NewRef(state_type));
     return 0;
 }
 
 static void measures_dealloc(Measures *m) {
     Py_XDECREF(m->state_type);
-    Py_XDECREF(m->tracked_type);
     Py_TYPE(m)->tp_free((PyObject *)m);
 }
 
@@ -236,55 +226,60 @@ static PyObject *measures_recent(Measures *m, PyObject *args) {
     return recent ? Py_BuildValue("(Nd)", recent, seconds / 60) : NULL;
 }
 
-static int tracked_call(Measures *m, PyObject *tracked, PyObject **call) {
-    if (Py_TYPE(tracked) != m->tracked_type) { PyErr_SetString(PyExc_TypeError, "not a _Tracked"); return -1; }
-    *call = SLOT(tracked, m->t_call);
-    if (*call == NULL || Py_TYPE(*call) != m->state_type) {
-        PyErr_SetString(PyExc_TypeError, "a _Tracked without its CallState");
+/* One entry of an account's tracked calls: its CallState (borrowed) and whether it is billed; -1 with an error. */
+static int tracked_entry(Measures *m, PyObject *key, PyObject *value, PyObject **call, int *billed) {
+    if (Py_TYPE(key) != m->state_type) { PyErr_SetString(PyExc_TypeError, "a tracked call is a CallState"); return -1; }
+    if (value != Py_True && value != Py_False) {
+        PyErr_SetString(PyExc_TypeError, "a tracked call's billed flag is a bool");
         return -1;
     }
+    *call = key;
+    *billed = value == Py_True;
     return 0;
+}
+
+/* Bill the entry (ended: billed, at no cost) and tell whether _prune drops it: 1 or 0, or -1 with an error.
+ * (billed and (end or start) < horizon) or (end is None and start < horizon and not open_at(now)). Setting the
+ * value of a key the dict has, while PyDict_Next walks it, moves nothing. */
+static int settle_entry(Measures *m, PyObject *tracked, PyObject *key, PyObject *value, double horizon, double now,
+                        Span *span) {
+    PyObject *call;
+    int billed;
+    if (tracked_entry(m, key, value, &call, &billed) < 0 || span_of(m, call, span, 0) < 0) return -1;
+    if (!billed && span->has_end) {
+        if (PyDict_SetItem(tracked, key, Py_True) < 0) return -1;
+        billed = 1;
+    }
+    double start = span->start, end = span->has_end ? span->end : 0.0;
+    int stale = billed && (end != 0.0 ? end : start) < horizon;
+    if (!span->has_end && !stale) stale = start < horizon && !(start <= now && now - start < m->max_open);
+    return stale;
 }
 
 /* bill(tracked): AccountRulesDetector._bill with no rate table: the calls that ended are billed (at no cost) */
 static PyObject *measures_bill(Measures *m, PyObject *tracked) {
     if (!PyDict_Check(tracked)) { PyErr_SetString(PyExc_TypeError, "the tracked calls are a dict"); return NULL; }
     Py_ssize_t pos = 0;
-    PyObject *key, *value;
+    PyObject *key, *value, *call;
+    int billed;
     while (PyDict_Next(tracked, &pos, &key, &value)) {
-        PyObject *call;
-        if (tracked_call(m, value, &call) < 0) return NULL;
-        PyObject *billed = SLOT(value, m->t_billed);
-        if (billed == NULL) { PyErr_SetString(PyExc_AttributeError, "_Tracked.billed is unset"); return NULL; }
-        if (billed == Py_False && SLOT(call, m->st[S_END]) != Py_None) {
-            Py_INCREF(Py_True);
-            SLOT(value, m->t_billed) = Py_True;
-            Py_DECREF(billed);
-        } else if (billed != Py_True && billed != Py_False) {
-            PyErr_SetString(PyExc_TypeError, "_Tracked.billed is a bool");
-            return NULL;
-        }
+        if (tracked_entry(m, key, value, &call, &billed) < 0) return NULL;
+        PyObject *end = SLOT(call, m->st[S_END]);
+        if (end == NULL) { PyErr_SetString(PyExc_AttributeError, "a CallState slot is unset"); return NULL; }
+        if (!billed && end != Py_None && PyDict_SetItem(tracked, key, Py_True) < 0) return NULL;
     }
     Py_RETURN_NONE;
 }
 
-/* Whether _prune drops this _Tracked: 1 or 0, or -1 with an error.
- * (billed and (end or start) < horizon) or (end is None and start < horizon and not open_at(now)) */
-static int stale_entry(Measures *m, PyObject *value, double horizon, double now) {
+/* Whether _prune drops this entry (billed already: `bill` ran), as settle_entry tells it. */
+static int stale_entry(Measures *m, PyObject *key, PyObject *value, double horizon, double now) {
     PyObject *call;
-    double start, end;
-    int has_start = tracked_call(m, value, &call) < 0 ? -1 : value_of(call, m->st[S_START], &start);
-    int has_end = has_start > 0 ? value_of(call, m->st[S_END], &end) : -1;
-    if (has_start <= 0 || has_end < 0) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
-        return -1;
-    }
-    PyObject *flag = SLOT(value, m->t_billed);
-    int billed = flag == NULL ? -1 : PyObject_IsTrue(flag);
-    if (flag == NULL) PyErr_SetString(PyExc_AttributeError, "_Tracked.billed is unset");
-    if (billed < 0) return -1;
+    int billed;
+    Span span;
+    if (tracked_entry(m, key, value, &call, &billed) < 0 || span_of(m, call, &span, 0) < 0) return -1;
+    double start = span.start, end = span.has_end ? span.end : 0.0;
     int stale = billed && (end != 0.0 ? end : start) < horizon;
-    if (!has_end && !stale) stale = start < horizon && !(start <= now && now - start < m->max_open);
+    if (!span.has_end && !stale) stale = start < horizon && !(start <= now && now - start < m->max_open);
     return stale;
 }
 
@@ -297,26 +292,10 @@ static PyObject *measures_stale(Measures *m, PyObject *args) {
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (out != NULL && PyDict_Next(tracked, &pos, &key, &value)) {
-        int stale = stale_entry(m, value, horizon, now);
+        int stale = stale_entry(m, key, value, horizon, now);
         if (stale < 0 || (stale && PyList_Append(out, key) < 0)) Py_CLEAR(out);
     }
     return out;
-}
-
-/* The calls of `tracked` (a _Tracked dict) as spans, in the dict's order, with their CallStates (borrowed: no
- * Python code runs while they are read); NULL with an error. */
-static Span *tracked_spans(Measures *m, PyObject *tracked, Py_ssize_t n, PyObject **calls) {
-    Span *spans = PyMem_New(Span, n ? n : 1);
-    if (spans == NULL) { PyErr_NoMemory(); return NULL; }
-    Py_ssize_t pos = 0, i = 0;
-    PyObject *key, *value;
-    while (i < n && PyDict_Next(tracked, &pos, &key, &value)) {
-        PyObject *call = NULL;
-        if (tracked_call(m, value, &call) < 0) call = NULL;
-        if (span_of(m, call, &spans[i], i) < 0) { PyMem_Free(spans); return NULL; }
-        calls[i++] = call;
-    }
-    return spans;
 }
 
 /* The most calls that started within any `seconds` (the length of _busiest's answer); sorts `spans`. */
@@ -357,11 +336,11 @@ static Py_ssize_t peak_count(Measures *m, const Span *spans, Py_ssize_t n, doubl
 }
 
 /* 1 when a rule could reach a level over these calls (AccountRulesDetector._findings' count and minute rules
- * against `lowest`), 0 when none can, -1 with an error. Minutes are summed in the calls' order, as Python does. */
-static int could_fire(Measures *m, PyObject *tracked, PyObject *call, double now, double window,
-                      const double *lowest, int risky) {
+ * against `lowest`), 0 when none can, -1 with an error. `spans` and `calls` are the tracked calls in the dict's
+ * order (sorted here); minutes are summed in that order, as Python does. */
+static int could_fire(Measures *m, Span *spans, PyObject **calls, Py_ssize_t n, PyObject *call, double now,
+                      double window, const double *lowest, int risky) {
     enum { CPM, CONCURRENT, CPW, MPW, SEQUENTIAL, LONG_CALL };
-    Py_ssize_t n = PyDict_GET_SIZE(tracked);
     if (n == 0) return 1;  /* (the call at hand is tracked: Python says why not) */
     if ((double)n >= lowest[SEQUENTIAL]) return 1;  /* the run of calls to one number: measured in Python */
     if (risky) {
@@ -369,10 +348,6 @@ static int could_fire(Measures *m, PyObject *tracked, PyObject *call, double now
         if (talk_of(m, call, now, &talked) < 0) return -1;
         if (talked / 60 >= lowest[LONG_CALL]) return 1;
     }
-    PyObject **calls = PyMem_New(PyObject *, n);
-    Span *spans = calls ? tracked_spans(m, tracked, n, calls) : NULL;
-    int found = -1;
-    if (spans == NULL) { if (calls == NULL) PyErr_NoMemory(); goto done; }
     double newest = spans[0].start, seconds = 0.0;
     for (Py_ssize_t i = 1; i < n; i++)
         if (spans[i].start > newest) newest = spans[i].start;
@@ -380,66 +355,33 @@ static int could_fire(Measures *m, PyObject *tracked, PyObject *call, double now
     for (Py_ssize_t i = 0; i < n; i++) {
         double talked;
         if (!(spans[i].start > newest - window)) continue;
-        if (talk_of(m, calls[i], now, &talked) < 0) goto done;
+        if (talk_of(m, calls[i], now, &talked) < 0) return -1;
         seconds += talked;
         recent++;
     }
-    found = 1;
-    if ((double)recent >= lowest[CPW] || seconds / 60 >= lowest[MPW]) goto done;
+    if ((double)recent >= lowest[CPW] || seconds / 60 >= lowest[MPW]) return 1;
     if ((double)n >= lowest[CONCURRENT]) {
         Py_ssize_t peak = peak_count(m, spans, n, now);
-        if (peak < 0) { found = -1; goto done; }
-        if ((double)peak >= lowest[CONCURRENT]) goto done;
+        if (peak < 0) return -1;
+        if ((double)peak >= lowest[CONCURRENT]) return 1;
     }
-    if ((double)n >= lowest[CPM] && (double)busiest_count(spans, n, 60.0) >= lowest[CPM]) goto done;
-    found = 0;
-done:
-    PyMem_Free(spans);
-    PyMem_Free(calls);
-    return found;
+    return (double)n >= lowest[CPM] && (double)busiest_count(spans, n, 60.0) >= lowest[CPM];
 }
 
-/* tracked[id(call)] = _Tracked(call) unless it is there; the oldest goes beyond `max_calls` (observe's first step) */
-static int track(Measures *m, PyObject *tracked, PyObject *call, Py_ssize_t max_calls) {
-    PyObject *key = PyLong_FromVoidPtr(call);
-    int known = key ? PyDict_Contains(tracked, key) : -1;
-    if (known != 0) { Py_XDECREF(key); return known < 0 ? -1 : 0; }
-    PyObject *entry = m->tracked_type->tp_alloc(m->tracked_type, 0);
-    if (entry == NULL) { Py_DECREF(key); return -1; }
-    Py_INCREF(call);
-    SLOT(entry, m->t_call) = call;
-    Py_INCREF(Py_False);
-    SLOT(entry, m->t_billed) = Py_False;
-    int rc = PyObject_SetItem(tracked, key, entry);
-    Py_DECREF(entry);
-    Py_DECREF(key);
+/* tracked[call] = False (not billed) unless it is there; the oldest goes beyond `max_calls` (observe's first step) */
+static int track(PyObject *tracked, PyObject *call, Py_ssize_t max_calls) {
+    int known = PyDict_Contains(tracked, call);
+    if (known != 0) return known < 0 ? -1 : 0;
+    int rc = PyDict_SetItem(tracked, call, Py_False);
     if (rc == 0 && PyDict_GET_SIZE(tracked) > max_calls) rc = forget_oldest(tracked, 1);
-    return rc;
-}
-
-/* Drop what AccountRulesDetector._prune drops from `tracked` (the keys `stale` names), with no list made: the keys
- * are gathered first (nothing is deleted while the dict is walked), then deleted in order. 0, or -1 with an error. */
-static int drop_stale(Measures *m, PyObject *tracked, double horizon, double now) {
-    Py_ssize_t n = PyDict_GET_SIZE(tracked), k = 0, pos = 0;
-    PyObject *key, *value, *small[16], **keys = n <= 16 ? small : PyMem_New(PyObject *, n);
-    if (keys == NULL) { PyErr_NoMemory(); return -1; }
-    int rc = 0;
-    while (PyDict_Next(tracked, &pos, &key, &value)) {
-        int stale = stale_entry(m, value, horizon, now);
-        if (stale < 0) { rc = -1; break; }
-        if (stale) { Py_INCREF(key); keys[k++] = key; }
-    }
-    for (Py_ssize_t i = 0; i < k; i++) {
-        if (rc == 0 && PyObject_DelItem(tracked, keys[i]) < 0) rc = -1;
-        Py_DECREF(keys[i]);
-    }
-    if (keys != small) PyMem_Free(keys);
     return rc;
 }
 
 /* AccountRulesDetector.observe's bookkeeping with no rate table (track the call, bill, then prune at min(now, its
  * start)), and whether no rule of `lowest` (a _Lowest's six values) can fire now: 1 means observe has nothing more
- * to do; 0, that its Python path must measure (it finds the bookkeeping done); -1, an error. */
+ * to do; 0, that its Python path must measure (it finds the bookkeeping done); -1, an error. One walk over the
+ * tracked calls bills each, tells whether it goes and keeps the span of each that stays (what `bill`, `stale` and
+ * the measures each walked for once); those that go are deleted after it, in order. */
 static int quiet_of(Measures *m, PyObject *tracked, PyObject *call, double now, double window, const double *lowest,
                     int risky, Py_ssize_t max_calls) {
     double start;
@@ -449,13 +391,33 @@ static int quiet_of(Measures *m, PyObject *tracked, PyObject *call, double now, 
         return -1;
     }
     double prune_now = start < now ? start : now;  /* min(now, call.start) */
-    if (track(m, tracked, call, max_calls) < 0) return -1;
-    PyObject *r = measures_bill(m, tracked);
-    if (r == NULL) return -1;
-    Py_DECREF(r);
-    if (drop_stale(m, tracked, prune_now - (window > 60.0 ? window : 60.0), prune_now) < 0) return -1;
-    int fire = could_fire(m, tracked, call, now, window, lowest, risky);
-    return fire < 0 ? -1 : !fire;
+    double horizon = prune_now - (window > 60.0 ? window : 60.0);
+    if (track(tracked, call, max_calls) < 0) return -1;
+    Py_ssize_t n = PyDict_GET_SIZE(tracked), kept = 0, gone = 0, pos = 0;
+    Span small_spans[16], *spans = n <= 16 ? small_spans : PyMem_New(Span, n);
+    PyObject *small_calls[16], **calls = n <= 16 ? small_calls : PyMem_New(PyObject *, n);
+    PyObject *small_gone[16], **stale = n <= 16 ? small_gone : PyMem_New(PyObject *, n);
+    PyObject *key, *value;
+    int rc = 0;
+    if (spans == NULL || calls == NULL || stale == NULL) { PyErr_NoMemory(); rc = -1; }
+    while (rc == 0 && PyDict_Next(tracked, &pos, &key, &value)) {
+        int drop = settle_entry(m, tracked, key, value, horizon, prune_now, &spans[kept]);
+        if (drop < 0) rc = -1;
+        else if (drop) stale[gone++] = Py_NewRef(key);
+        else { spans[kept].index = kept; calls[kept++] = key; }
+    }
+    for (Py_ssize_t i = 0; i < gone; i++) {  /* (the calls that stay are still held by the dict) */
+        if (rc == 0 && PyDict_DelItem(tracked, stale[i]) < 0) rc = -1;
+        Py_DECREF(stale[i]);
+    }
+    if (rc == 0) {
+        int fire = could_fire(m, spans, calls, kept, call, now, window, lowest, risky);
+        rc = fire < 0 ? -1 : !fire;
+    }
+    if (spans != small_spans) PyMem_Free(spans);
+    if (calls != small_calls) PyMem_Free(calls);
+    if (stale != small_gone) PyMem_Free(stale);
+    return rc;
 }
 
 /* Six floats of a tuple (a _Lowest), or -1 with an error. */

@@ -29,9 +29,10 @@ MAX_CALL_EVENTS = 1
 MAX_OPEN = 12 * 3600.0  # a call with no end after this long is forgotten (its end record was lost)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class CallState:
-    """One call, as far as its records have told."""
+    """One call, as far as its records have told. Equal only to itself (and hashed so): two calls are never one
+    for having said the same (the account rules key their window by the call)."""
 
     account: str | None
     start: float

@@ -41,14 +41,6 @@ MAX_ACCOUNTS = 100_000
 LEVELS = ("", "warning", "critical")
 
 
-@dataclass(slots=True)
-class _Tracked:
-    """An outside call of the account, open or ended within the window."""
-
-    call: CallState
-    billed: bool = False  # its cost is in the day's spend
-
-
 @dataclass(frozen=True, slots=True)
 class _Profile:
     """A time profile (`[accounts.profiles]`) with its own limits."""
@@ -102,7 +94,9 @@ class _Fired:
 class _Account:
     """What the rules keep per account."""
 
-    calls: dict[int, _Tracked] = field(default_factory=dict)  # by id(call), oldest first
+    #: the account's outside calls open or ended within the window, oldest first -> billed (the cost of the
+    #: call is in the day's spend); keyed by the call itself (a CallState is equal only to itself)
+    calls: dict[CallState, bool] = field(default_factory=dict)
     spent: dict[str, float] = field(default_factory=dict)  # local date -> cost of the ended calls
     fired: dict[str, _Fired] = field(default_factory=dict)  # rule -> last decision
 
@@ -164,8 +158,8 @@ class AccountRulesDetector:
                 state.calls, call, now, self.settings.window, self._plain_lowest or self._plain(),
                 number.risk_class is not None, MAX_CALLS):
             return []  # (the call is tracked, billed and pruned: nothing else to do)
-        if id(call) not in state.calls:
-            state.calls[id(call)] = _Tracked(call)
+        if call not in state.calls:
+            state.calls[call] = False
             if len(state.calls) > MAX_CALLS:
                 del state.calls[next(iter(state.calls))]  # the oldest
         self._bill(state)
@@ -218,7 +212,7 @@ class AccountRulesDetector:
     # -- the rules ------------------------------------------------------------------------------
     def _findings(self, account: str, state: _Account, call: CallState, number: Classified, limits: Limits,
                   now: float) -> list[Finding]:
-        calls = [t.call for t in state.calls.values()]
+        calls = list(state.calls)
         window = self.settings.window
         found: list[Finding] = []
         lowest = self._lowest(limits)
@@ -247,8 +241,8 @@ class AccountRulesDetector:
         if self.rates:
             today = self._day(now)
             spent = state.spent.get(today, 0.0) + sum(
-                self.cost(t.call, now) or 0.0 for t in state.calls.values()
-                if not t.billed and self._day(t.call.start) == today)
+                self.cost(c, now) or 0.0 for c, billed in state.calls.items()
+                if not billed and self._day(c.start) == today)
             billed = [c for c in calls if self._day(c.start) == today and self.cost(c, now)]
             _check(found, "spend_per_day", spent, limits.spend_per_day, billed,
                    f"{self.settings.currency} today".strip(), 2)
@@ -315,10 +309,9 @@ class AccountRulesDetector:
         if not rates:
             self._measures.bill(state.calls)  # only marks them: no cost without a rate table
             return
-        for tracked in state.calls.values():
-            call = tracked.call
-            if not tracked.billed and call.end is not None:
-                tracked.billed = True
+        for call, billed in state.calls.items():
+            if not billed and call.end is not None:
+                state.calls[call] = True  # (an existing key's value: nothing moves while the loop walks)
                 cost = self.cost(call, call.end) if rates else None
                 if cost:
                     day = self._day(call.start)
@@ -371,15 +364,15 @@ class Measures(Protocol):
     def busiest(self, calls: list[CallState], seconds: float) -> list[CallState]: ...
     def peak(self, calls: list[CallState], now: float) -> list[CallState]: ...
     def recent(self, calls: list[CallState], window: float, now: float) -> tuple[list[CallState], float]: ...
-    def stale(self, tracked: dict[int, _Tracked], horizon: float, now: float) -> list[int]: ...
-    def bill(self, tracked: dict[int, _Tracked]) -> None: ...
+    def stale(self, tracked: dict[CallState, bool], horizon: float, now: float) -> list[CallState]: ...
+    def bill(self, tracked: dict[CallState, bool]) -> None: ...
 
 
 def measures() -> Measures | None:
     """The window measures in C (`_rules.c`), or None when not built or turned off."""
     if _rules is None or not native.available():
         return None
-    found: Measures = _rules.Measures(CallState, _Tracked, MAX_OPEN)
+    found: Measures = _rules.Measures(CallState, MAX_OPEN)
     return found
 
 
@@ -421,23 +414,22 @@ def _call_id(call: CallState) -> str:
     return ids[0] if ids else "?"
 
 
-def _mark_billed(tracked: dict[int, _Tracked]) -> None:
+def _mark_billed(tracked: dict[CallState, bool]) -> None:
     """`_bill` with no rate table: the calls that ended are billed, at no cost."""
-    for t in tracked.values():
-        if not t.billed and t.call.end is not None:
-            t.billed = True
+    for call, billed in tracked.items():
+        if not billed and call.end is not None:
+            tracked[call] = True
 
 
-def _stale(tracked: dict[int, _Tracked], horizon: float, now: float) -> list[int]:
-    """The keys of the calls that `_prune` drops: billed and over before `horizon`, or never ended and no
-    longer open (their end record was lost)."""
+def _stale(tracked: dict[CallState, bool], horizon: float, now: float) -> list[CallState]:
+    """The calls that `_prune` drops: billed and over before `horizon`, or never ended and no longer open (their
+    end record was lost)."""
     stale = []
-    for key, t in tracked.items():
-        call = t.call
+    for call, billed in tracked.items():
         end = call.end
-        if (t.billed and (end or call.start) < horizon) or (
+        if (billed and (end or call.start) < horizon) or (
                 end is None and call.start < horizon and not call.open_at(now)):
-            stale.append(key)
+            stale.append(call)
     return stale
 
 
