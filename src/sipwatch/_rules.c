@@ -238,9 +238,17 @@ static int tracked_entry(Measures *m, PyObject *key, PyObject *value, PyObject *
     return 0;
 }
 
+/* Whether _prune drops a call of this span: (billed and (end or start) < horizon) or (end is None and
+ * start < horizon and not open_at(now)). */
+static int gone_by(Measures *m, const Span *span, int billed, double horizon, double now) {
+    double start = span->start, end = span->has_end ? span->end : 0.0;
+    int stale = billed && (end != 0.0 ? end : start) < horizon;
+    if (!span->has_end && !stale) stale = start < horizon && !(start <= now && now - start < m->max_open);
+    return stale;
+}
+
 /* Bill the entry (ended: billed, at no cost) and tell whether _prune drops it: 1 or 0, or -1 with an error.
- * (billed and (end or start) < horizon) or (end is None and start < horizon and not open_at(now)). Setting the
- * value of a key the dict has, while PyDict_Next walks it, moves nothing. */
+ * Setting the value of a key the dict has, while PyDict_Next walks it, moves nothing. */
 static int settle_entry(Measures *m, PyObject *tracked, PyObject *key, PyObject *value, double horizon, double now,
                         Span *span) {
     PyObject *call;
@@ -250,10 +258,7 @@ static int settle_entry(Measures *m, PyObject *tracked, PyObject *key, PyObject 
         if (PyDict_SetItem(tracked, key, Py_True) < 0) return -1;
         billed = 1;
     }
-    double start = span->start, end = span->has_end ? span->end : 0.0;
-    int stale = billed && (end != 0.0 ? end : start) < horizon;
-    if (!span->has_end && !stale) stale = start < horizon && !(start <= now && now - start < m->max_open);
-    return stale;
+    return gone_by(m, span, billed, horizon, now);
 }
 
 /* bill(tracked): AccountRulesDetector._bill with no rate table: the calls that ended are billed (at no cost) */
@@ -271,16 +276,13 @@ static PyObject *measures_bill(Measures *m, PyObject *tracked) {
     Py_RETURN_NONE;
 }
 
-/* Whether _prune drops this entry (billed already: `bill` ran), as settle_entry tells it. */
+/* Whether _prune drops this entry (billed already: `bill` ran): 1 or 0, or -1 with an error. */
 static int stale_entry(Measures *m, PyObject *key, PyObject *value, double horizon, double now) {
     PyObject *call;
     int billed;
     Span span;
     if (tracked_entry(m, key, value, &call, &billed) < 0 || span_of(m, call, &span, 0) < 0) return -1;
-    double start = span.start, end = span.has_end ? span.end : 0.0;
-    int stale = billed && (end != 0.0 ? end : start) < horizon;
-    if (!span.has_end && !stale) stale = start < horizon && !(start <= now && now - start < m->max_open);
-    return stale;
+    return gone_by(m, &span, billed, horizon, now);
 }
 
 /* stale(tracked, horizon, now): the keys that AccountRulesDetector._prune drops, in order */
