@@ -470,7 +470,7 @@ static PyTypeObject MeasuresType = {
 };
 
 /*
- * Gate(measures, detector, observe, book, Event, Classified, max_calls): AccountRulesDetector.observe for the scan's
+ * Gate(measures, detector, observe, book, Event, Classified, _Account, max_calls): AccountRulesDetector.observe for the scan's
  * core, its first lines and `quiet` in one C call. Most outside calls end there (nothing can fire); any other case
  * (an account seen for the first time, one with limits of its own, a call a rule may flag, an unexpected shape)
  * goes whole to the Python observe, which finds the bookkeeping done (tracking, billing and pruning are idempotent).
@@ -480,22 +480,27 @@ typedef struct {
     vectorcallfunc vectorcall;
     Measures *m;
     PyObject *detector, *observe, *book_dict, *exclude, *accounts, *own;
-    PyTypeObject *event_type, *classified_type;
-    Py_ssize_t ev_time, st_account, st_classified, cl_internal, cl_risk_class, max_calls;
+    PyTypeObject *event_type, *classified_type, *account_type;
+    Py_ssize_t ev_time, st_account, st_classified, cl_internal, cl_risk_class, ac_calls, max_calls;
     double window;
+    PyObject *lowest_seen;  /* the detector's _plain_lowest (a tuple, held) whose values `lowest` holds */
+    double lowest[6];
 } Gate;
 
-static PyObject *s_current, *s_plain_lowest, *s_calls;
+static PyObject *s_current, *s_plain_lowest;
 
 static int gate_traverse(Gate *g, visitproc visit, void *arg) {
     Py_VISIT(g->m); Py_VISIT(g->detector); Py_VISIT(g->observe); Py_VISIT(g->book_dict); Py_VISIT(g->exclude);
     Py_VISIT(g->accounts); Py_VISIT(g->own); Py_VISIT(g->event_type); Py_VISIT(g->classified_type);
+    Py_VISIT(g->account_type); Py_VISIT(g->lowest_seen);
     return 0;
 }
 
 static int gate_clear(Gate *g) {
     Py_CLEAR(g->m); Py_CLEAR(g->detector); Py_CLEAR(g->observe); Py_CLEAR(g->book_dict); Py_CLEAR(g->exclude);
     Py_CLEAR(g->accounts); Py_CLEAR(g->own); Py_CLEAR(g->event_type); Py_CLEAR(g->classified_type);
+    Py_CLEAR(g->account_type);
+    Py_CLEAR(g->lowest_seen);
     return 0;
 }
 
@@ -517,10 +522,11 @@ static PyObject *attr_of(PyObject *obj, const char *name, PyTypeObject *type) {
 static PyObject *gate_vectorcall(Gate *g, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
 static int gate_init(Gate *g, PyObject *args, PyObject *kw) {
-    PyObject *measures, *detector, *observe, *book, *event_type, *classified_type, *settings = NULL, *window = NULL;
+    PyObject *measures, *detector, *observe, *book, *event_type, *classified_type, *account_type, *settings = NULL,
+             *window = NULL;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "OOOOO!O!n", &measures, &detector, &observe, &book, &PyType_Type, &event_type,
-                          &PyType_Type, &classified_type, &g->max_calls))
+    if (!PyArg_ParseTuple(args, "OOOOO!O!O!n", &measures, &detector, &observe, &book, &PyType_Type, &event_type,
+                          &PyType_Type, &classified_type, &PyType_Type, &account_type, &g->max_calls))
         return -1;
     if (Py_TYPE(measures) != &MeasuresType) {
         PyErr_SetString(PyExc_TypeError, "not the C measures");
@@ -534,8 +540,9 @@ static int gate_init(Gate *g, PyObject *args, PyObject *kw) {
     g->st_classified = member_offset(m->state_type, "classified");
     g->cl_internal = member_offset((PyTypeObject *)classified_type, "internal");
     g->cl_risk_class = member_offset((PyTypeObject *)classified_type, "risk_class");
-    if (g->st_account < 0 || g->st_classified < 0 || g->cl_internal < 0 || g->cl_risk_class < 0) {
-        PyErr_SetString(PyExc_TypeError, "CallState or Classified without the slots this file reads");
+    g->ac_calls = member_offset((PyTypeObject *)account_type, "calls");
+    if (g->st_account < 0 || g->st_classified < 0 || g->cl_internal < 0 || g->cl_risk_class < 0 || g->ac_calls < 0) {
+        PyErr_SetString(PyExc_TypeError, "CallState, Classified or _Account without the slots this file reads");
         return -1;
     }
     gate_clear(g);
@@ -544,6 +551,7 @@ static int gate_init(Gate *g, PyObject *args, PyObject *kw) {
     Py_INCREF(observe); g->observe = observe;
     Py_INCREF(event_type); g->event_type = (PyTypeObject *)event_type;
     Py_INCREF(classified_type); g->classified_type = (PyTypeObject *)classified_type;
+    Py_INCREF(account_type); g->account_type = (PyTypeObject *)account_type;
     int rc = -1;
     if ((g->book_dict = attr_of(book, "__dict__", &PyDict_Type)) == NULL
         || (g->exclude = attr_of(detector, "exclude", &PyFrozenSet_Type)) == NULL
@@ -581,23 +589,25 @@ static PyObject *gate_call(Gate *g, PyObject *event) {
     if (internal != Py_False) return NULL;
     PyObject *state = PyDict_GetItemWithError(g->accounts, account);  /* borrowed */
     if (state == NULL || PyDict_Contains(g->own, account) != 0) return NULL;  /* a new account, or limits of its own */
+    if (Py_TYPE(state) != g->account_type) return NULL;
+    PyObject *tracked = SLOT(state, g->ac_calls);
+    if (tracked == NULL || !PyDict_Check(tracked)) return NULL;
     PyObject *lowest_tuple = PyObject_GetAttr(g->detector, s_plain_lowest);
-    PyObject *tracked = lowest_tuple ? PyObject_GetAttr(state, s_calls) : NULL;
-    PyObject *out = NULL;
-    double lowest[6], now;
-    if (tracked == NULL || !PyDict_Check(tracked) || !PyTuple_Check(lowest_tuple) || PyTuple_GET_SIZE(lowest_tuple) != 6
-        || lowest_of(lowest_tuple, lowest) < 0)
-        goto done;  /* (no lowest levels yet: Python works them out) */
-    now = PyFloat_AsDouble(SLOT(event, g->ev_time));
-    if (now == -1.0 && PyErr_Occurred()) goto done;
-    int quiet = quiet_of(g->m, tracked, call, now, g->window, lowest, SLOT(number, g->cl_risk_class) != Py_None,
+    if (lowest_tuple == NULL) return NULL;
+    int known = lowest_tuple == g->lowest_seen;  /* (the detector keeps the tuple: the same object, the same values) */
+    if (!known && PyTuple_Check(lowest_tuple) && PyTuple_GET_SIZE(lowest_tuple) == 6
+        && lowest_of(lowest_tuple, g->lowest) == 0) {
+        Py_XSETREF(g->lowest_seen, Py_NewRef(lowest_tuple));
+        known = 1;
+    }
+    Py_DECREF(lowest_tuple);
+    if (!known) return NULL;  /* (no lowest levels yet: Python works them out) */
+    double now = PyFloat_AsDouble(SLOT(event, g->ev_time));
+    if (now == -1.0 && PyErr_Occurred()) return NULL;
+    int quiet = quiet_of(g->m, tracked, call, now, g->window, g->lowest, SLOT(number, g->cl_risk_class) != Py_None,
                          g->max_calls);
-    if (quiet < 0) out = Py_None;  /* an error: raised */
-    else if (quiet) out = PyList_New(0);
-done:
-    Py_XDECREF(lowest_tuple);
-    Py_XDECREF(tracked);
-    return out;
+    if (quiet < 0) return Py_None;  /* an error: raised */
+    return quiet ? PyList_New(0) : NULL;
 }
 
 static PyObject *gate_vectorcall(Gate *g, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
@@ -634,8 +644,7 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__rules(void) {
     if ((s_current = PyUnicode_InternFromString("current")) == NULL
-        || (s_plain_lowest = PyUnicode_InternFromString("_plain_lowest")) == NULL
-        || (s_calls = PyUnicode_InternFromString("calls")) == NULL)
+        || (s_plain_lowest = PyUnicode_InternFromString("_plain_lowest")) == NULL)
         return NULL;
     PyObject *module = module_with_type(&moduledef, "Measures", &MeasuresType);
     if (module != NULL && add_type(module, "Gate", &GateType) < 0) Py_CLEAR(module);

@@ -90,9 +90,9 @@ class _Fired:
     newest: float  # start of the newest call behind it
 
 
-@dataclass
+@dataclass(slots=True)
 class _Account:
-    """What the rules keep per account."""
+    """What the rules keep per account (in slots: the C gate reads `calls` there)."""
 
     #: the account's outside calls open or ended within the window, oldest first -> billed (the cost of the
     #: call is in the day's spend); keyed by the call itself (a CallState is equal only to itself)
@@ -383,7 +383,7 @@ def gate(detector: AccountRulesDetector) -> Callable[[Event], list[Decision]] | 
     if detector._quiet is None or _rules is None or type(detector._measures) is not _rules.Measures:
         return None
     found: Callable[[Event], list[Decision]] = _rules.Gate(
-        detector._measures, detector, detector.observe, detector.book, Event, Classified, MAX_CALLS)
+        detector._measures, detector, detector.observe, detector.book, Event, Classified, _Account, MAX_CALLS)
     return found
 
 
