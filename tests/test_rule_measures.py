@@ -88,6 +88,28 @@ def test_billing_without_a_rate_table_marks_the_same_calls(seed: int) -> None:
     assert list(native.values()) == list(python.values())
 
 
+@pytest.mark.parametrize("seed", range(200))
+def test_the_newest_run_to_one_number_is_as_long(seed: int) -> None:
+    """The C gate measures the sequential rule too (the newest run of calls to the same number or prefix): as
+    long as `_sequential`'s, over numbers in E.164 form or as dialled or none, long and short, with "+"s and a
+    "…" of their own, at every prefix length."""
+    from sipwatch.config import Accounts
+    from sipwatch.detectors.knowledge import Knowledge
+    from sipwatch.numbers import Classified
+
+    rng = random.Random(seed)
+    calls = _calls(rng, rng.randint(1, 30))
+    texts = [None, "", "6001", "+442079460000", "+442079460001", "442079460000", "++4420", "+44207…", "4420…",
+             "?", "+", "00442079460000", "+4420794600001234567890"]
+    for call in calls:
+        call.number = rng.choice(texts)
+        e164 = rng.choice([None, "", *[t for t in texts if t]])
+        call.classified = rng.choice([None, Classified("x", e164, None, "unknown", True, None)])
+    digits = rng.choice([0, 1, 2, 4, 6, 12, 20])
+    detector = AccountRulesDetector(Accounts(sequential_prefix=digits), Knowledge())
+    assert measures().sequential(calls, digits) == len(detector._sequential(calls))
+
+
 def test_without_c_the_rules_measure_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
     from sipwatch.config import Accounts
     from sipwatch.detectors.knowledge import Knowledge

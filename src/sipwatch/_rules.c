@@ -13,14 +13,16 @@
 
 #include "_event_slots.h"
 
-static const char *const STATE_FIELDS[] = {"start", "answer", "end", "billsec", NULL};
-enum { S_START, S_ANSWER, S_END, S_BILLSEC, N_STATE };
+static const char *const STATE_FIELDS[] = {"start", "answer", "end", "billsec", "number", "classified", NULL};
+enum { S_START, S_ANSWER, S_END, S_BILLSEC, S_NUMBER, S_CLASSIFIED, N_STATE };
 
 typedef struct {
     PyObject_HEAD
     Py_ssize_t st[N_STATE];  /* CallState's slots */
     PyTypeObject *state_type;
     double max_open;
+    PyTypeObject *number_type;  /* the classifications' type (the first seen; held), and where its e164 is */
+    Py_ssize_t e164_at;
 } Measures;
 
 /* One call as the measures see it: its times, and where it came from. */
@@ -47,6 +49,7 @@ static int measures_init(Measures *m, PyObject *args, PyObject *kw) {
 
 static void measures_dealloc(Measures *m) {
     Py_XDECREF(m->state_type);
+    Py_XDECREF(m->number_type);
     Py_TYPE(m)->tp_free((PyObject *)m);
 }
 
@@ -337,14 +340,95 @@ static Py_ssize_t peak_count(Measures *m, const Span *spans, Py_ssize_t n, doubl
     return best;
 }
 
+/* What AccountRulesDetector._same compares a call by (a borrowed str): its number's E.164 form, else the number
+ * as dialled, else NULL for "?"; -1 with an error, 0 when this call's shape is Python's to read. */
+static int same_text(Measures *m, PyObject *call, PyObject **text) {
+    PyObject *number = SLOT(call, m->st[S_CLASSIFIED]), *dialled = SLOT(call, m->st[S_NUMBER]);
+    if (number == NULL || dialled == NULL) { PyErr_SetString(PyExc_AttributeError, "a CallState slot is unset"); return -1; }
+    *text = NULL;
+    if (number != Py_None) {
+        if (m->number_type == NULL) {
+            Py_ssize_t at = member_offset(Py_TYPE(number), "e164");
+            if (at < 0) return 0;
+            m->number_type = (PyTypeObject *)Py_NewRef(Py_TYPE(number));
+            m->e164_at = at;
+        }
+        if (Py_TYPE(number) != m->number_type) return 0;
+        PyObject *e164 = SLOT(number, m->e164_at);
+        if (e164 == NULL) return 0;
+        if (e164 != Py_None) {
+            if (!PyUnicode_CheckExact(e164)) return 0;
+            if (PyUnicode_GET_LENGTH(e164)) { *text = e164; return 1; }
+        }
+    }
+    if (dialled != Py_None) {
+        if (!PyUnicode_CheckExact(dialled)) return 0;
+        if (PyUnicode_GET_LENGTH(dialled)) *text = dialled;
+    }
+    return 1;
+}
+
+/* _same(call) as (the text, how many of its characters count, whether "…" follows them): the whole text when at
+ * most `digits` remain without its leading "+"s, else its first `digits` characters and one more for a "+". */
+typedef struct { PyObject *text; Py_ssize_t length; int cut; } Same;
+
+static Same same_of(PyObject *text, Py_ssize_t digits) {
+    Same same = {text, 0, 0};  /* (NULL: "?", one character) */
+    Py_ssize_t n = text == NULL ? 1 : PyUnicode_GET_LENGTH(text), plus = 0;
+    while (text != NULL && plus < n && PyUnicode_READ_CHAR(text, plus) == '+') plus++;
+    same.length = n;
+    if (n - plus > digits) {
+        same.length = digits + (plus > 0);
+        same.cut = 1;
+    }
+    return same;
+}
+
+static Py_UCS4 same_char(const Same *s, Py_ssize_t i) {
+    if (i == s->length) return 0x2026;  /* "…" */
+    return s->text == NULL ? '?' : PyUnicode_READ_CHAR(s->text, i);
+}
+
+static int same_equal(const Same *a, const Same *b) {
+    Py_ssize_t na = a->length + a->cut, nb = b->length + b->cut;
+    if (na != nb) return 0;
+    if (a->text == b->text && a->cut == b->cut) return 1;
+    for (Py_ssize_t i = 0; i < na; i++)
+        if (same_char(a, i) != same_char(b, i)) return 0;
+    return 1;
+}
+
+/* The length of AccountRulesDetector._sequential's answer (the newest run of calls to the same number or prefix),
+ * over the spans (sorted here by start, as Python's stable sort orders them); -1 with an error, -2 when a call's
+ * shape is Python's to read. */
+static Py_ssize_t sequential_count(Measures *m, Span *spans, PyObject **calls, Py_ssize_t n, Py_ssize_t digits) {
+    if (n == 0) return 0;
+    qsort(spans, (size_t)n, sizeof(Span), by_start);
+    PyObject *text;
+    int rc = same_text(m, calls[spans[n - 1].index], &text);
+    if (rc <= 0) return rc < 0 ? -1 : -2;
+    Same target = same_of(text, digits);
+    Py_ssize_t run = 1;
+    for (Py_ssize_t i = n - 2; i >= 0; i--, run++) {
+        if ((rc = same_text(m, calls[spans[i].index], &text)) <= 0) return rc < 0 ? -1 : -2;
+        Same same = same_of(text, digits);
+        if (!same_equal(&same, &target)) break;
+    }
+    return run;
+}
+
 /* 1 when a rule could reach a level over these calls (AccountRulesDetector._findings' count and minute rules
  * against `lowest`), 0 when none can, -1 with an error. `spans` and `calls` are the tracked calls in the dict's
  * order (sorted here); minutes are summed in that order, as Python does. */
 static int could_fire(Measures *m, Span *spans, PyObject **calls, Py_ssize_t n, PyObject *call, double now,
-                      double window, const double *lowest, int risky) {
+                      double window, const double *lowest, int risky, Py_ssize_t digits) {
     enum { CPM, CONCURRENT, CPW, MPW, SEQUENTIAL, LONG_CALL };
     if (n == 0) return 1;  /* (the call at hand is tracked: Python says why not) */
-    if ((double)n >= lowest[SEQUENTIAL]) return 1;  /* the run of calls to one number: measured in Python */
+    if ((double)n >= lowest[SEQUENTIAL]) {  /* the newest run of calls to one number (sorts the spans) */
+        Py_ssize_t run = digits < 0 ? -2 : sequential_count(m, spans, calls, n, digits);
+        if (run == -1) return -1;
+        if (run == -2 || (double)run >= lowest[SEQUENTIAL]) return 1;
+    }
     if (risky) {
         double talked;
         if (talk_of(m, call, now, &talked) < 0) return -1;
@@ -385,7 +469,7 @@ static int track(PyObject *tracked, PyObject *call, Py_ssize_t max_calls) {
  * tracked calls bills each, tells whether it goes and keeps the span of each that stays (what `bill`, `stale` and
  * the measures each walked for once); those that go are deleted after it, in order. */
 static int quiet_of(Measures *m, PyObject *tracked, PyObject *call, double now, double window, const double *lowest,
-                    int risky, Py_ssize_t max_calls) {
+                    int risky, Py_ssize_t max_calls, Py_ssize_t digits) {
     double start;
     int has_start = value_of(call, m->st[S_START], &start);
     if (has_start <= 0) {
@@ -413,7 +497,7 @@ static int quiet_of(Measures *m, PyObject *tracked, PyObject *call, double now, 
         Py_DECREF(stale[i]);
     }
     if (rc == 0) {
-        int fire = could_fire(m, spans, calls, kept, call, now, window, lowest, risky);
+        int fire = could_fire(m, spans, calls, kept, call, now, window, lowest, risky, digits);
         rc = fire < 0 ? -1 : !fire;
     }
     if (spans != small_spans) PyMem_Free(spans);
@@ -433,16 +517,34 @@ static int lowest_of(PyObject *tuple, double *lowest) {
     return 0;
 }
 
-/* quiet(tracked, call, now, window, lowest, risky, max_calls) -> bool: quiet_of. */
+/* sequential(calls, digits) -> the length of AccountRulesDetector._sequential(calls) with `digits` as its
+ * sequential_prefix, or None where a call's shape is Python's to read */
+static PyObject *measures_sequential(Measures *m, PyObject *args) {
+    PyObject *calls;
+    Py_ssize_t digits;
+    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &calls, &digits)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(calls);
+    Span *spans = spans_of(m, calls, n);
+    if (spans == NULL) return NULL;
+    PyObject **items = ((PyListObject *)calls)->ob_item;
+    Py_ssize_t run = sequential_count(m, spans, items, n, digits);
+    PyMem_Free(spans);
+    if (run == -1) return NULL;
+    if (run == -2) Py_RETURN_NONE;
+    return PyLong_FromSsize_t(run);
+}
+
+/* quiet(tracked, call, now, window, lowest, risky, max_calls[, digits]) -> bool: quiet_of. `digits`: the rules'
+ * sequential_prefix (with none, a window of calls as long as the sequential rule's lowest level is Python's). */
 static PyObject *measures_quiet(Measures *m, PyObject *args) {
     PyObject *tracked, *call, *lowest_tuple;
     double now, window, lowest[6];
     int risky;
-    Py_ssize_t max_calls;
-    if (!PyArg_ParseTuple(args, "O!O!ddOpn", &PyDict_Type, &tracked, m->state_type, &call, &now, &window,
-                          &lowest_tuple, &risky, &max_calls) || lowest_of(lowest_tuple, lowest) < 0)
+    Py_ssize_t max_calls, digits = -1;
+    if (!PyArg_ParseTuple(args, "O!O!ddOpn|n", &PyDict_Type, &tracked, m->state_type, &call, &now, &window,
+                          &lowest_tuple, &risky, &max_calls, &digits) || lowest_of(lowest_tuple, lowest) < 0)
         return NULL;
-    int quiet = quiet_of(m, tracked, call, now, window, lowest, risky, max_calls);
+    int quiet = quiet_of(m, tracked, call, now, window, lowest, risky, max_calls, digits);
     return quiet < 0 ? NULL : PyBool_FromLong(quiet);
 }
 
@@ -451,6 +553,7 @@ static PyMethodDef measures_methods[] = {
     {"peak", (PyCFunction)measures_peak, METH_VARARGS, "_peak_concurrency(calls, now), in C."},
     {"recent", (PyCFunction)measures_recent, METH_VARARGS, "The window's recent calls and their talk minutes, in C."},
     {"bill", (PyCFunction)measures_bill, METH_O, "_bill(state) with no rate table, on state.calls, in C."},
+    {"sequential", (PyCFunction)measures_sequential, METH_VARARGS, "The length of _sequential(calls), in C."},
     {"stale", (PyCFunction)measures_stale, METH_VARARGS, "The keys _prune drops from state.calls, in C."},
     {"quiet", (PyCFunction)measures_quiet, METH_VARARGS,
      "Bill and prune an account's calls; True when no count or minute rule can fire (see could_fire)."},
@@ -481,7 +584,7 @@ typedef struct {
     Measures *m;
     PyObject *detector, *observe, *book_dict, *exclude, *accounts, *own;
     PyTypeObject *event_type, *classified_type, *account_type;
-    Py_ssize_t ev_time, st_account, st_classified, cl_internal, cl_risk_class, ac_calls, max_calls;
+    Py_ssize_t ev_time, st_account, st_classified, cl_internal, cl_risk_class, ac_calls, max_calls, digits;
     double window;
     PyObject *lowest_seen;  /* the detector's _plain_lowest (a tuple, held) whose values `lowest` holds */
     double lowest[6];
@@ -523,7 +626,7 @@ static PyObject *gate_vectorcall(Gate *g, PyObject *const *args, size_t nargsf, 
 
 static int gate_init(Gate *g, PyObject *args, PyObject *kw) {
     PyObject *measures, *detector, *observe, *book, *event_type, *classified_type, *account_type, *settings = NULL,
-             *window = NULL;
+             *window = NULL, *digits = NULL;
     (void)kw;
     if (!PyArg_ParseTuple(args, "OOOOO!O!O!n", &measures, &detector, &observe, &book, &PyType_Type, &event_type,
                           &PyType_Type, &classified_type, &PyType_Type, &account_type, &g->max_calls))
@@ -558,15 +661,18 @@ static int gate_init(Gate *g, PyObject *args, PyObject *kw) {
         || (g->accounts = attr_of(detector, "accounts", &PyDict_Type)) == NULL
         || (settings = PyObject_GetAttrString(detector, "settings")) == NULL
         || (g->own = attr_of(settings, "account", &PyDict_Type)) == NULL
-        || (window = PyObject_GetAttrString(settings, "window")) == NULL)
+        || (window = PyObject_GetAttrString(settings, "window")) == NULL
+        || (digits = PyObject_GetAttrString(settings, "sequential_prefix")) == NULL)
         goto done;
     g->window = PyFloat_AsDouble(window);
     if (g->window == -1.0 && PyErr_Occurred()) goto done;
+    if ((g->digits = PyLong_AsSsize_t(digits)) == -1 && PyErr_Occurred()) goto done;
     g->vectorcall = (vectorcallfunc)gate_vectorcall;
     rc = 0;
 done:
     Py_XDECREF(settings);
     Py_XDECREF(window);
+    Py_XDECREF(digits);
     return rc;
 }
 
@@ -605,7 +711,7 @@ static PyObject *gate_call(Gate *g, PyObject *event) {
     double now = PyFloat_AsDouble(SLOT(event, g->ev_time));
     if (now == -1.0 && PyErr_Occurred()) return NULL;
     int quiet = quiet_of(g->m, tracked, call, now, g->window, g->lowest, SLOT(number, g->cl_risk_class) != Py_None,
-                         g->max_calls);
+                         g->max_calls, g->digits);
     if (quiet < 0) return Py_None;  /* an error: raised */
     return quiet ? PyList_New(0) : NULL;
 }

@@ -156,7 +156,7 @@ class AccountRulesDetector:
         now = event.time
         if self._quiet is not None and account not in self.settings.account and self._quiet(
                 state.calls, call, now, self.settings.window, self._plain_lowest or self._plain(),
-                number.risk_class is not None, MAX_CALLS):
+                number.risk_class is not None, MAX_CALLS, self.settings.sequential_prefix):
             return []  # (the call is tracked, billed and pruned: nothing else to do)
         if call not in state.calls:
             state.calls[call] = False
