@@ -108,6 +108,43 @@ def rules(decisions: list[Decision]) -> list[tuple[str | None, str | None]]:
     return [(d.rule, d.level) for d in decisions]
 
 
+# --- the C path learns what Python learns -----------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(12))
+def test_days_roll_over_in_c_as_in_python(seed: int, observe_in: str) -> None:
+    """`_learned.c` rolls a profile over to a new local day itself (`Profile.roll`) and goes on in C: the same
+    profiles and decisions as the Python observe, over days of calls with records of a call seen again after
+    midnight (a second record that teaches nothing must not start the new day's counts)."""
+    import dataclasses
+    import random
+
+    if observe_in == "python":
+        pytest.skip("(compares the two itself)")
+    rng = random.Random(seed)
+    numbers = [BERLIN, UK, PARIS, ROME, "6002", CUBA, SATELLITE, PREMIUM]
+    events: list[Event] = []
+    for d in range(6):
+        for account in ("6001", "6003", "6005"):
+            for _ in range(rng.randint(0, 7)):
+                when = DAY0 + d * DAY + rng.uniform(0, DAY)
+                src = rng.choice([OFFICE, OFFICE, "192.0.2.77", "198.51.100.9"])
+                event = call(when, rng.choice(numbers), src=src, minutes=rng.choice([0.5, 3, 40]), account=account)
+                events.append(event)
+                if rng.random() < 0.3:  # the call's record seen again, up to an hour later (maybe a new day)
+                    events.append(dataclasses.replace(event, time=event.time + rng.uniform(0, 3600)))
+            if rng.random() < 0.5:
+                events.append(login(DAY0 + d * DAY + rng.uniform(0, DAY), account=account))
+    _OBSERVE_IN[0] = "python"
+    python = pipeline()
+    _OBSERVE_IN[0] = "c"
+    native = pipeline()
+    decided = [[(d.rule, d.level, d.account) for d in feed(p, events)] for p in (python, native)]
+    assert decided[0] == decided[1]
+    books = [next(d for d in p.detectors if isinstance(d, BehaviourDetector)).book for p in (python, native)]
+    assert {a: p.to_json() for a, p in books[0]} == {a: p.to_json() for a, p in books[1]}
+    assert any(p.days for _, p in books[1])  # (days were learned)
+
+
 # --- what is learned --------------------------------------------------------------------------------
 
 def test_the_history_is_learned_into_a_small_profile() -> None:

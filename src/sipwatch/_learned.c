@@ -38,6 +38,7 @@ typedef struct {
     PyObject_HEAD
     Py_ssize_t ev[N_FIELDS], pr[N_PROFILE], td[N_TODAY], cl[N_CALL], nu[N_NUMBER];
     PyTypeObject *event_type, *profile_type, *today_type, *call_type, *number_type;
+    PyObject *alpha;  /* the detector's baseline weight, for Profile.roll */
     PyObject *python_observe, *book, *profiles, *dirty, *exclude, *clock, *local, *network_of, *module,
         *call_kinds;
     PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
@@ -58,6 +59,7 @@ static PyObject *s_current, *s_pair_seconds, *one;
 
 static void learned_dealloc(Learned *o) {
     Py_XDECREF(o->keep_alive);
+    Py_XDECREF(o->alpha);
     Py_XDECREF(o->networks);
     Py_XDECREF(o->book_dict);
     Py_TYPE(o)->tp_free((PyObject *)o);
@@ -103,6 +105,8 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     PyObject *settings = recent ? PyObject_GetAttrString(detector, "settings") : NULL;
     PyObject *most = settings ? PyObject_GetAttrString(settings, "max_accounts") : NULL;
     o->max_accounts = most ? PyLong_AsSsize_t(most) : -1;
+    Py_XSETREF(o->alpha, most ? PyObject_GetAttrString(detector, "alpha") : NULL);
+    if (o->alpha == NULL) o->max_accounts = -1;
     Py_XDECREF(settings); Py_XDECREF(most);
     PyObject *exclude = o->max_accounts >= 0 ? PyObject_GetAttrString(detector, "exclude") : NULL;
     PyObject *clock = exclude ? PyObject_GetAttrString(detector, "_clock") : NULL;
@@ -270,7 +274,7 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
     PyObject *today = SL(profile, o->pr, P_TODAY), *number = SL(call, o->cl, C_CLASSIFIED);
     PyObject *ip = SL(call, o->cl, C_IP), *end = SL(call, o->cl, C_END);
     long days, calls;
-    if (today == Py_None || Py_TYPE(today) != o->today_type) return 0;
+    if (today != Py_None && Py_TYPE(today) != o->today_type) return 0;  /* (None: a new day, nothing seen yet) */
     if (SL(event, o->ev, F_UA) != Py_None) return 0;  /* a user agent: its checks are Python's */
     if (long_of(SL(profile, o->pr, P_DAYS), &days) < 0 || long_of(SL(profile, o->pr, P_CALLS), &calls) < 0) return -1;
     int judged = days >= o->min_days, judged_calls = judged && calls >= o->min_calls;
@@ -293,7 +297,8 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
         if (!known && PyDict_GET_SIZE(networks) && judged) return 0;  /* a network it never used */
     }
     long unusual_calls;
-    if (long_of(SL(today, o->td, T_UNUSUAL_CALLS), &unusual_calls) < 0) return -1;
+    if (today == Py_None) unusual_calls = 0;
+    else if (long_of(SL(today, o->td, T_UNUSUAL_CALLS), &unusual_calls) < 0) return -1;
     if (number != Py_None && !(flags & o->destination)) {
         flags |= o->destination;
         double start;
@@ -314,8 +319,8 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
             p->usual = a && b;
             flags |= p->usual ? 0 : o->unusual;
             if (judged_calls) {  /* _destination() */
-                int known = a ? 1 : in_dict(SL(today, o->td, T_COUNTRIES), p->where);  /* knows_destination */
-                int known_type = b ? 1 : in_dict(SL(today, o->td, T_TYPES), p->type);  /* knows_type */
+                int known = a || today == Py_None ? a : in_dict(SL(today, o->td, T_COUNTRIES), p->where);  /* knows_destination */
+                int known_type = b || today == Py_None ? b : in_dict(SL(today, o->td, T_TYPES), p->type);  /* knows_type */
                 if (known < 0 || known_type < 0) return -1;
                 if (SL(number, o->nu, N_RISK) != Py_None && (!known || !known_type)) return 0;
                 if (!known && geographic) return 0;  /* a new country: noted, and counted */
@@ -341,8 +346,9 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
         talked /= 60;
         if (talked > learned) {
             p->minutes = talked - learned;
-            double unusual_minutes;
-            if (number_of(SL(today, o->td, T_UNUSUAL_MINUTES), &unusual_minutes) <= 0) return PyErr_Occurred() ? -1 : 0;
+            double unusual_minutes = 0.0;
+            if (today != Py_None && number_of(SL(today, o->td, T_UNUSUAL_MINUTES), &unusual_minutes) <= 0)
+                return PyErr_Occurred() ? -1 : 0;
             if (flags & o->unusual) unusual_minutes += p->minutes;  /* see_minutes(m, usual=not flags & UNUSUAL) */
             if (judged_calls && unusual_minutes >= (o->volume_minutes > 1 ? (double)o->volume_minutes : 1.0))
                 return 0;  /* _volume(minutes=True) */
@@ -372,6 +378,13 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
                      const Plan *p) {
     PyObject *today = SL(profile, o->pr, P_TODAY), *when = SL(event, o->ev, F_TIME);
     if (touch(o, profile, account, when) < 0) return -1;
+    if (today == Py_None && (p->network != NULL || p->slot >= 0 || p->minutes > 0.0)) {  /* Profile.now() */
+        PyObject *made = PyObject_CallNoArgs((PyObject *)o->today_type);
+        if (made == NULL) return -1;
+        set_slot(profile, o->pr[P_TODAY], made);
+        Py_DECREF(made);
+        today = made;  /* (held by the profile) */
+    }
     if (p->network != NULL && bump(SL(today, o->td, T_NETWORKS), p->network) < 0) return -1;  /* see_source */
     if (p->slot >= 0) {  /* see_call */
         PyObject *slot = PyLong_FromLong(p->slot);
@@ -540,7 +553,11 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
         goto python;
     }
     if (long_of(SL(profile, o->pr, P_DAY), &profile_day) < 0) goto done;
-    if (day > profile_day) goto python;  /* a new local day: the profile learns the last one */
+    if (day > profile_day) {  /* a new local day: the profile learns the last one (Profile.roll, as _profile does) */
+        PyObject *rolled = PyObject_CallMethod(profile, "roll", "lO", day, o->alpha);
+        if (rolled == NULL) goto done;
+        Py_DECREF(rolled);
+    }
     Py_INCREF(profile); Py_INCREF(call); Py_INCREF(account);
     found = plan(o, event, call, profile, flags, learned, &p);
     if (found == 1) found = carry_out(o, event, call, profile, account, &p);
