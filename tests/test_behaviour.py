@@ -145,6 +145,49 @@ def test_days_roll_over_in_c_as_in_python(seed: int, observe_in: str) -> None:
     assert any(p.days for _, p in books[1])  # (days were learned)
 
 
+@pytest.mark.parametrize("seed", range(300))
+def test_a_profile_rolls_over_in_c_as_profile_roll_does(seed: int, observe_in: str) -> None:
+    """`_learned.c`'s roll learns the day that is over as `Profile.roll` does: the baselines, the counts kept to
+    the top few (the smallest go, the earlier learned first among equals) and halved past `AGE_AT`, the hours;
+    a tainted day or none is not learned."""
+    import random
+
+    from sipwatch.behaviour import AGE_AT, Today
+
+    if observe_in == "python":
+        pytest.skip("(compares the two itself)")
+    rng = random.Random(seed)
+
+    def counts(keys: str, most: int) -> dict[str, int]:
+        return {k: rng.randint(0, most) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+
+    def profile() -> Profile:
+        big = rng.choice([5, 50, AGE_AT // 4, AGE_AT])
+        p = Profile(DAY0, DAY0, day=738000, days=rng.randint(0, 3), calls=rng.randint(0, 99),
+                    calls_per_day=rng.uniform(0, 9), minutes_per_day=rng.uniform(0, 99),
+                    countries=counts("ABCDEFGHIJKLMNOPQRSTUV", big), types=counts("abcdefghijk", big),
+                    networks=counts("0123456789", big), agents=counts("wxyz", big),
+                    hours=[rng.randint(0, big // 40 + 1) for _ in range(48)])
+        if rng.random() < 0.85:
+            p.today = Today(rng.randint(0, 30), rng.uniform(0, 500), 0, 0.0, counts("ABCDEFGHIJKLMNOPQRSTUVWXYZ", big),
+                            counts("abcdefghijklmn", big), counts("0123456789ab", 9), counts("wxyzv", 9),
+                            {h: rng.randint(1, big) for h in rng.sample(range(48), rng.randint(0, 10))},
+                            tainted=rng.random() < 0.15)
+        return p
+
+    state = rng.getstate()
+    python, native = profile(), (rng.setstate(state), profile())[1]
+    p = pipeline()
+    detector = next(d for d in p.detectors if isinstance(d, BehaviourDetector))
+    observe = core.learned_observe(detector)
+    learned = observe.__self__  # type: ignore[union-attr]  # (the Learned whose method it is)
+    day = 738000 + rng.choice([1, 2, 30])
+    python.roll(day, detector.alpha)
+    assert learned.roll(native, day) is True
+    assert python.to_json() == native.to_json()
+    assert (list(python.countries), list(python.hours)) == (list(native.countries), list(native.hours))
+
+
 # --- what is learned --------------------------------------------------------------------------------
 
 def test_the_history_is_learned_into_a_small_profile() -> None:

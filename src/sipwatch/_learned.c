@@ -20,11 +20,14 @@
 #include "_event_slots.h"
 
 static const char *const PROFILE_FIELDS[] = {"first_seen", "last_seen", "day", "days", "calls", "countries",
-                                             "types", "networks", "hours", "today", NULL};
-enum { P_FIRST, P_LAST, P_DAY, P_DAYS, P_CALLS, P_COUNTRIES, P_TYPES, P_NETWORKS, P_HOURS, P_TODAY, N_PROFILE };
+                                             "types", "networks", "hours", "today", "calls_per_day",
+                                             "minutes_per_day", "agents", NULL};
+enum { P_FIRST, P_LAST, P_DAY, P_DAYS, P_CALLS, P_COUNTRIES, P_TYPES, P_NETWORKS, P_HOURS, P_TODAY, P_CPD, P_MPD,
+       P_AGENTS, N_PROFILE };
 static const char *const TODAY_FIELDS[] = {"calls", "minutes", "unusual_calls", "unusual_minutes", "countries",
-                                           "types", "networks", "hours", NULL};
-enum { T_CALLS, T_MINUTES, T_UNUSUAL_CALLS, T_UNUSUAL_MINUTES, T_COUNTRIES, T_TYPES, T_NETWORKS, T_HOURS, N_TODAY };
+                                           "types", "networks", "hours", "agents", "tainted", NULL};
+enum { T_CALLS, T_MINUTES, T_UNUSUAL_CALLS, T_UNUSUAL_MINUTES, T_COUNTRIES, T_TYPES, T_NETWORKS, T_HOURS, T_AGENTS,
+       T_TAINTED, N_TODAY };
 static const char *const CALL_FIELDS[] = {"account", "start", "classified", "answer", "end", "billsec", "ip", "keys",
                                           "judged", "learned_minutes", NULL};
 enum { C_ACCOUNT, C_START, C_CLASSIFIED, C_ANSWER, C_END, C_BILLSEC, C_IP, C_KEYS, C_JUDGED, C_LEARNED, N_CALL };
@@ -39,6 +42,7 @@ typedef struct {
     Py_ssize_t ev[N_FIELDS], pr[N_PROFILE], td[N_TODAY], cl[N_CALL], nu[N_NUMBER];
     PyTypeObject *event_type, *profile_type, *today_type, *call_type, *number_type;
     PyObject *alpha;  /* the detector's baseline weight, for Profile.roll */
+    long top[4], age_at;  /* behaviour.TOP_COUNTRIES, _TYPES, _NETWORKS, _AGENTS and AGE_AT: roll's bounds */
     PyObject *python_observe, *book, *profiles, *dirty, *exclude, *clock, *local, *network_of, *module,
         *call_kinds;
     PyObject *v4, *v6;  /* the settings' prefixes, as network_of() is called */
@@ -107,6 +111,20 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     o->max_accounts = most ? PyLong_AsSsize_t(most) : -1;
     Py_XSETREF(o->alpha, most ? PyObject_GetAttrString(detector, "alpha") : NULL);
     if (o->alpha == NULL) o->max_accounts = -1;
+    static const char *const BOUNDS[] = {"TOP_COUNTRIES", "TOP_TYPES", "TOP_NETWORKS", "TOP_AGENTS", "AGE_AT"};
+    PyObject *where = o->max_accounts >= 0 ? PyObject_GetAttrString(types[1], "__module__") : NULL;
+    PyObject *profiles_module = where ? PyImport_Import(where) : NULL;  /* (Profile's: sipwatch.behaviour) */
+    Py_XDECREF(where);
+    if (profiles_module == NULL) o->max_accounts = -1;
+    for (int i = 0; i < 5 && o->max_accounts >= 0; i++) {
+        PyObject *bound = PyObject_GetAttrString(profiles_module, BOUNDS[i]);
+        long value = bound ? PyLong_AsLong(bound) : -1;
+        Py_XDECREF(bound);
+        if (value == -1 && PyErr_Occurred()) o->max_accounts = -1;
+        else if (i < 4) o->top[i] = value;
+        else o->age_at = value;
+    }
+    Py_XDECREF(profiles_module);
     Py_XDECREF(settings); Py_XDECREF(most);
     PyObject *exclude = o->max_accounts >= 0 ? PyObject_GetAttrString(detector, "exclude") : NULL;
     PyObject *clock = exclude ? PyObject_GetAttrString(detector, "_clock") : NULL;
@@ -360,6 +378,152 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
     return 1;
 }
 
+/* behaviour._merge(into, new, top): today's counts added to the learned ones, the `top` largest kept (the
+ * smallest go first, the earlier learned first among equals: Python's stable sort), all halved once their total
+ * passes age_at (those at zero go). 0, or -1 with an error. */
+typedef struct { long count; Py_ssize_t at; PyObject *key; } Counted;
+
+static int by_count(const void *a, const void *b) {
+    const Counted *x = a, *y = b;
+    if (x->count != y->count) return x->count < y->count ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static int merge_counts(PyObject *into, PyObject *new, long top, long age_at) {
+    if (!PyDict_Check(into) || !PyDict_Check(new)) { PyErr_SetString(PyExc_TypeError, "counts are dicts"); return -1; }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(new, &pos, &key, &value)) {
+        PyObject *had = PyDict_GetItemWithError(into, key);
+        if (had == NULL && PyErr_Occurred()) return -1;
+        PyObject *sum = had ? PyNumber_Add(had, value) : Py_NewRef(value);
+        int rc = sum ? PyDict_SetItem(into, key, sum) : -1;
+        Py_XDECREF(sum);
+        if (rc < 0) return -1;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(into);
+    Counted *all = PyMem_New(Counted, n ? n : 1);
+    if (all == NULL) { PyErr_NoMemory(); return -1; }
+    long total = 0;
+    int rc = 0;
+    pos = 0;
+    for (Py_ssize_t i = 0; rc == 0 && PyDict_Next(into, &pos, &key, &value); i++) {
+        all[i] = (Counted){PyLong_AsLong(value), i, key};
+        if (all[i].count == -1 && PyErr_Occurred()) rc = -1;
+        else total += all[i].count;
+    }
+    if (rc == 0 && n > top) {
+        qsort(all, (size_t)n, sizeof(Counted), by_count);
+        for (Py_ssize_t i = 0; rc == 0 && i < n - top; i++) {
+            total -= all[i].count;
+            Py_INCREF(all[i].key);
+            rc = PyDict_DelItem(into, all[i].key);
+            Py_DECREF(all[i].key);
+        }
+    }
+    PyMem_Free(all);
+    if (rc < 0 || total <= age_at) return rc;
+    PyObject *keys = PyDict_Keys(into);
+    if (keys == NULL) return -1;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(keys); i++) {
+        PyObject *k = PyList_GET_ITEM(keys, i);
+        long count = PyLong_AsLong(PyDict_GetItem(into, k));
+        if (count == -1 && PyErr_Occurred()) { rc = -1; break; }
+        if (count / 2 == 0 && count >= 0) rc = PyDict_DelItem(into, k);  /* (floor division: counts are >= 0) */
+        else {
+            PyObject *half = PyLong_FromLong(count >= 0 ? count / 2 : -((-count + 1) / 2));
+            rc = half ? PyDict_SetItem(into, k, half) : -1;
+            Py_XDECREF(half);
+        }
+    }
+    Py_DECREF(keys);
+    return rc;
+}
+
+/* Profile.roll(day, alpha) in C: the day that is over is learned (unless a critical decision tainted it). 1: done,
+ * 0: a shape it does not know (Python's turn; nothing changed), -1: an error. */
+static int roll_over(Learned *o, PyObject *profile, long day) {
+    PyObject *today = SL(profile, o->pr, P_TODAY), *hours = SL(profile, o->pr, P_HOURS);
+    if (today != Py_None && Py_TYPE(today) != o->today_type) return 0;
+    if (!PyList_CheckExact(hours) || PyList_GET_SIZE(hours) != 48) return 0;
+    long days, calls, today_calls = 0;
+    double cpd, mpd, minutes = 0.0, alpha = PyFloat_AsDouble(o->alpha);
+    if (alpha == -1.0 && PyErr_Occurred()) return -1;
+    if (long_of(SL(profile, o->pr, P_DAYS), &days) < 0 || long_of(SL(profile, o->pr, P_CALLS), &calls) < 0
+        || number_of(SL(profile, o->pr, P_CPD), &cpd) < 0 || number_of(SL(profile, o->pr, P_MPD), &mpd) < 0)
+        return -1;
+    if (!PyFloat_CheckExact(SL(profile, o->pr, P_CPD)) || !PyFloat_CheckExact(SL(profile, o->pr, P_MPD))) return 0;
+    int learn = today != Py_None && SL(today, o->td, T_TAINTED) == Py_False;
+    if (learn) {
+        if (SL(today, o->td, T_TAINTED) != Py_False || !PyFloat_CheckExact(SL(today, o->td, T_MINUTES))) return 0;
+        if (long_of(SL(today, o->td, T_CALLS), &today_calls) < 0 || number_of(SL(today, o->td, T_MINUTES), &minutes) < 0)
+            return -1;
+        PyObject *today_hours = SL(today, o->td, T_HOURS);
+        if (!PyDict_Check(today_hours)) return 0;
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(today_hours, &pos, &key, &value)) {  /* (every slot one of the 48: else Python's) */
+            long slot;
+            if (!PyLong_CheckExact(key) || long_of(key, &slot) < 0 || slot < 0 || slot >= 48) { PyErr_Clear(); return 0; }
+        }
+    } else if (today != Py_None && SL(today, o->td, T_TAINTED) != Py_True) {
+        return 0;
+    }
+    /* today, self.today, self.day = self.today, None, day (held here until the day is learned) */
+    Py_INCREF(today);
+    PyObject *day_obj = PyLong_FromLong(day);
+    if (day_obj == NULL) { Py_DECREF(today); return -1; }
+    set_slot(profile, o->pr[P_TODAY], Py_None);
+    set_slot(profile, o->pr[P_DAY], day_obj);
+    Py_DECREF(day_obj);
+    int rc = 1;
+    if (learn) {
+        days += 1;
+        calls += today_calls;
+        if (days == 1) { cpd = (double)today_calls; mpd = minutes; }
+        else { cpd += alpha * ((double)today_calls - cpd); mpd += alpha * (minutes - mpd); }
+        PyObject *values[4] = {PyLong_FromLong(days), PyLong_FromLong(calls), PyFloat_FromDouble(cpd),
+                               PyFloat_FromDouble(mpd)};
+        Py_ssize_t slots[4] = {o->pr[P_DAYS], o->pr[P_CALLS], o->pr[P_CPD], o->pr[P_MPD]};
+        for (int i = 0; i < 4; i++) {
+            if (values[i] == NULL) rc = -1;
+            else { set_slot(profile, slots[i], values[i]); Py_DECREF(values[i]); }
+        }
+        static const int LEARNED[4] = {P_COUNTRIES, P_TYPES, P_NETWORKS, P_AGENTS};
+        static const int SEEN[4] = {T_COUNTRIES, T_TYPES, T_NETWORKS, T_AGENTS};
+        for (int i = 0; rc == 1 && i < 4; i++)
+            if (merge_counts(SL(profile, o->pr, LEARNED[i]), SL(today, o->td, SEEN[i]), o->top[i], o->age_at) < 0)
+                rc = -1;
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (rc == 1 && PyDict_Next(SL(today, o->td, T_HOURS), &pos, &key, &value)) {  /* hours[slot] += n */
+            Py_ssize_t slot = PyLong_AsSsize_t(key);
+            PyObject *sum = PyNumber_Add(PyList_GET_ITEM(hours, slot), value);
+            if (sum == NULL) rc = -1;
+            else PyList_SetItem(hours, slot, sum);  /* (steals sum) */
+        }
+        long total = 0;
+        for (Py_ssize_t i = 0; rc == 1 && i < 48; i++) {
+            long n;
+            if (long_of(PyList_GET_ITEM(hours, i), &n) < 0) rc = -1;
+            else total += n;
+        }
+        if (rc == 1 && total > o->age_at) {  /* self.hours = [n // 2 for n in self.hours] */
+            PyObject *halved = PyList_New(48);
+            for (Py_ssize_t i = 0; halved != NULL && i < 48; i++) {
+                long n = PyLong_AsLong(PyList_GET_ITEM(hours, i));
+                PyObject *half = PyLong_FromLong(n >= 0 ? n / 2 : -((-n + 1) / 2));
+                if (half == NULL) Py_CLEAR(halved);
+                else PyList_SET_ITEM(halved, i, half);
+            }
+            if (halved == NULL) rc = -1;
+            else { set_slot(profile, o->pr[P_HOURS], halved); Py_DECREF(halved); }
+        }
+    }
+    Py_DECREF(today);
+    return rc;
+}
+
 /* ProfileBook.touch for an account whose profile exists: its first or last sight moves, it is dirty. */
 static int touch(Learned *o, PyObject *profile, PyObject *account, PyObject *when) {
     int later = compare(when, SL(profile, o->pr, P_LAST), Py_GT);
@@ -554,9 +718,13 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
     }
     if (long_of(SL(profile, o->pr, P_DAY), &profile_day) < 0) goto done;
     if (day > profile_day) {  /* a new local day: the profile learns the last one (Profile.roll, as _profile does) */
-        PyObject *rolled = PyObject_CallMethod(profile, "roll", "lO", day, o->alpha);
-        if (rolled == NULL) goto done;
-        Py_DECREF(rolled);
+        int rolled = roll_over(o, profile, day);
+        if (rolled < 0) goto done;
+        if (rolled == 0) {  /* (a shape of its own: its own roll) */
+            PyObject *done_roll = PyObject_CallMethod(profile, "roll", "lO", day, o->alpha);
+            if (done_roll == NULL) goto done;
+            Py_DECREF(done_roll);
+        }
     }
     Py_INCREF(profile); Py_INCREF(call); Py_INCREF(account);
     found = plan(o, event, call, profile, flags, learned, &p);
@@ -574,8 +742,20 @@ done:
     return result;
 }
 
+/* roll(profile, day) -> bool: Profile.roll(day, the detector's alpha) done in C (False: left to Python, unchanged) */
+static PyObject *learned_roll(Learned *o, PyObject *args) {
+    PyObject *profile;
+    long day, profile_day;
+    if (!PyArg_ParseTuple(args, "O!l", o->profile_type, &profile, &day)) return NULL;
+    if (long_of(SL(profile, o->pr, P_DAY), &profile_day) < 0) return NULL;
+    if (day <= profile_day) Py_RETURN_TRUE;  /* (roll does nothing then) */
+    int rolled = roll_over(o, profile, day);
+    return rolled < 0 ? NULL : PyBool_FromLong(rolled);
+}
+
 static PyMethodDef learned_methods[] = {
     {"observe", (PyCFunction)learned_observe, METH_O, "BehaviourDetector.observe(event), its quiet path in C."},
+    {"roll", (PyCFunction)learned_roll, METH_VARARGS, "Profile.roll(day, alpha), in C (for the tests)."},
     {NULL, NULL, 0, NULL},
 };
 
