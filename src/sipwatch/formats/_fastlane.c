@@ -1153,29 +1153,32 @@ static int plain_line(const char *s, Py_ssize_t n) {
 
 /* Line breaks in s[from:to), 16 bytes at a time where SSE2 is there (every x86-64): the scan counts the
  * lines of every buffer (memchr per line costs a call per ~150 bytes). */
-static Py_ssize_t count_newlines(const char *s, Py_ssize_t from, Py_ssize_t to) {
+/* How many bytes of s[from:to] are `byte`: sixteen at a time where SSE2 is there. */
+static Py_ssize_t count_byte(const char *s, Py_ssize_t from, Py_ssize_t to, char byte) {
     Py_ssize_t c = 0;
     const char *p = s + from, *end = s + to;
 #ifdef __SSE2__
-    const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+    const __m128i wanted = _mm_set1_epi8(byte), zero = _mm_setzero_si128();
     while (end - p >= 16) {  /* per-byte counters (a match is -1), summed before any can pass 255 */
         __m128i acc = zero;
         for (int k = 0; k < 255 && end - p >= 16; k++, p += 16)
-            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nl));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), wanted));
         __m128i sums = _mm_sad_epu8(acc, zero);
         c += _mm_cvtsi128_si32(sums) + _mm_extract_epi16(sums, 4);
     }
 #endif
     for (; p < end; p++)
-        c += *p == '\n';
+        c += *p == byte;
     return c;
 }
 
+static Py_ssize_t count_newlines(const char *s, Py_ssize_t from, Py_ssize_t to) {
+    return count_byte(s, from, to, '\n');
+}
+
+/* (every CSV line's quotes are counted, twice a file: the main process's cut between rows, a worker's rows) */
 static Py_ssize_t count_quotes(const char *s, Py_ssize_t n) {
-    Py_ssize_t c = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        c += s[i] == '"';
-    return c;
+    return count_byte(s, 0, n, '"');
 }
 
 /* open_rows(buffer, max_lines) -> [(start, end)]: CSV rows that a quoted field holding line breaks spreads
