@@ -49,14 +49,14 @@ def test_dialled_numbers_are_classified(dialled: str, classifier: NumberClassifi
 
 
 def test_a_number_s_type_is_phonenumbers_number_type_found_with_its_region_once() -> None:
-    """`number_type_in` spares phonenumbers finding a number's region twice; it answers what `number_type` does,
-    shared calling codes (+1, +44, +7, +39, +61), non-geographic ones (+800, +881, +882) and invalid numbers
-    included, on random digits (seeded)."""
+    """`number_type_in` spares phonenumbers finding a number's region twice, `region_and_type` its type twice; they
+    answer what `region_code_for_number` and `number_type` do, shared calling codes (+1, +44, +7, +39, +61),
+    non-geographic ones (+800, +881, +882) and invalid numbers included, on random digits (seeded)."""
     import random
 
     import phonenumbers
 
-    from sipwatch.numbers import number_type_in
+    from sipwatch.numbers import number_type_in, region_and_type
 
     rng = random.Random(7)
     codes = ["1", "1876", "1242", "1416", "44", "441481", "447781", "7", "77", "39", "3906698", "61", "6189164",
@@ -70,6 +70,8 @@ def test_a_number_s_type_is_phonenumbers_number_type_found_with_its_region_once(
             continue
         region = phonenumbers.region_code_for_number(number)
         assert number_type_in(number, region) == phonenumbers.number_type(number), text
+        national = phonenumbers.national_significant_number(number)
+        assert region_and_type(number, national) == (region, phonenumbers.number_type(number)), text
         checked += 1
     assert checked > 2500
 

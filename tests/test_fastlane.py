@@ -303,8 +303,9 @@ def test_csv_rows_over_several_lines_are_found_alike_in_c_and_python(monkeypatch
     from sipwatch.formats import records
 
     rng = random.Random(5)
-    pieces = [b'"a","b"', b'"x', b'y"', b'""', b'"', b"plain", b'"q""q"', b"",  # (and lines past 16 bytes and
-              b'"' + b"x" * 40 + b'"', b'""' * 20 + b'"', b"," * 33, b'"' + b'"",' * 1500]  # 4,080: counted 16 at a time)
+    pieces = [b'"a","b"', b'"x', b'y"', b'""', b'"', b"plain", b'"q""q"', b"",
+              # (and lines past 16 bytes and 4,080: C counts quotes 16 bytes at a time)
+              b'"' + b"x" * 40 + b'"', b'""' * 20 + b'"', b"," * 33, b'"' + b'"",' * 1500]
     for _ in range(300):
         buf = b'"' + b"\n".join(rng.choice(pieces) + rng.choice(pieces) for _ in range(rng.randint(1, 30)))
         in_c = records.open_rows(buf)
