@@ -870,3 +870,20 @@ def test_an_event_the_core_let_go_is_built_again_in_place_and_one_held_elsewhere
         assert event.extra == ({"n": str(i)} if i % 3 == 0 else {})
         assert event.call == (Call(channel=f"PJSIP/{i}-1", context="ctx") if i % 2 else None)
         assert not event.repeat and not event.blocked
+
+
+def test_a_file_of_csv_rows_is_cut_into_smaller_buffers_than_a_log(tmp_path: Path) -> None:
+    """A parallel scan cuts CSV rows (CDR, CEL) into 2 MiB buffers, a log into 4 MiB ones: a buffer of rows makes
+    a text of nearly every field, and its results must still be in the cache when the detectors read them."""
+    from sipwatch.sources.files import CHUNK, ROWS_CHUNK, FileSource
+
+    row = b'"","6001","00442079460000","from-internal","","PJSIP/6001-1","","Dial","","2024-05-01 10:00:00",,' \
+          b'"2024-05-01 10:01:00",60,0,"NO ANSWER","DOCUMENTATION","1714557600.1",""\n'
+    line = b"[2024-05-01 10:00:00] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER' failed\n"
+    sizes = {}
+    for name, text in (("Master.csv", row), ("messages", line)):
+        path = tmp_path / name
+        path.write_bytes(text * (9 * (1 << 20) // len(text)))
+        source = FileSource(str(path))
+        sizes[name] = max(length for _, length in source._spans(source.size))
+    assert ROWS_CHUNK - len(row) < sizes["Master.csv"] <= ROWS_CHUNK < sizes["messages"] <= CHUNK

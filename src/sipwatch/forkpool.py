@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 GIVEN = 2  # calls with a worker at a time: the one it runs, and the one it reads next
 #: the shared memory of the parse workers' results (`parallel.Outbox`): its slots (two files read at once each have
-#: `parallel.AHEAD` buffers out) of this many bytes (a 2 MiB buffer's results take ~1 MiB)
+#: `parallel.AHEAD` buffers out) of this many bytes (a 4 MiB buffer's results take 1-2 MiB)
 SLOTS = 8
 SLOT_BYTES = 8 << 20
 #: a file smaller than this is read in the scan's own process (forking costs more than it saves)

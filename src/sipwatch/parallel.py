@@ -1,6 +1,6 @@
 """Parse a large file on every core; keep one ordered event stream for the pipeline.
 
-The main process reads 2 MiB buffers and hands each, with a little lookahead from the next one, to a
+The main process reads 4 MiB buffers (2 MiB of CSV rows) and hands each, with a little lookahead from the next one, to a
 worker process; the workers run the very same prefilter and parsers and send back compact tuples (in
 shared memory: `Outbox`); the main process rebuilds the events in file order and runs the pipeline. The
 workers also classify the numbers their call records dialled (phonenumbers is the dearest step of a call
@@ -79,7 +79,7 @@ GC_THRESHOLDS = (500_000, 50, 1000)
 Year = tuple[int, float | None]
 AHEAD = 4  # buffers with the parse workers at a time (`files.CHUNK` each)
 WORKER_NICENESS = 10  # below this, starting processes costs more than it saves
-SLOT_BYTES = forkpool.SLOT_BYTES  # an outbox slot: a 2 MiB buffer's results take ~1 MiB
+SLOT_BYTES = forkpool.SLOT_BYTES  # an outbox slot: a 4 MiB buffer's results take 1-2 MiB
 SLOTS = forkpool.SLOTS  # (2 * AHEAD: two files read at once each have AHEAD buffers out; more go through the pipe)
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class Outbox:
 
     def load(self, slot: int, length: int) -> Parsed:
         """What a worker left in `slot` (`put_parsed`), read in place: the packed records are a view of the slot
-        (~0.6 MB a 2 MiB buffer, not copied into fresh memory), which holds them until `give` (`Feed` gives it
+        (1.2 MB a 4 MiB buffer, not copied into fresh memory), which holds them until `give` (`Feed` gives it
         back once the next buffer is asked for: the merge loop is done with them then)."""
         start = slot * self.size
         with memoryview(self.memory) as view:

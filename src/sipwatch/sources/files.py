@@ -14,9 +14,11 @@ from sipwatch.errors import SourceError
 
 __all__ = ["FileSource", "SourceError"]
 
-CHUNK = 2 << 20  # 2 MiB: large enough for C-speed scanning, small enough that a parallel scan's buffer of
-# results (its texts: ~1.5 MB of str objects a 2 MiB CDR buffer) is still in the cache when the detectors read it
-# (4 MiB: -6% of a million CDR rows' main process; the same for a log)
+CHUNK = 4 << 20  # 4 MiB: large enough for C-speed scanning, small enough for flat memory
+#: a parallel scan's buffers of CSV rows (CDR, CEL): their results (nearly every field a text of its own: ~1.5 MB
+#: of str objects for 2 MiB of rows) are still in the cache when the detectors read them (4 MiB: +6% of a million
+#: CDR rows' main process); a log's buffers stay at CHUNK (2 MiB: +6% on the bench log, its fixed cost a buffer)
+ROWS_CHUNK = 2 << 20
 
 
 
@@ -141,14 +143,15 @@ class FileSource:
     def _spans(self, size: int) -> Iterator[tuple[int, int]]:
         """Buffers of `chunk` bytes, smaller at both ends: the detectors wait for the first buffer to be
         parsed, and the last one is theirs alone after the workers are done (a shorter wait each time)."""
-        start, step = 0, max(1, self.chunk // 8)
         rows = self.rows_only
+        chunk = min(self.chunk, ROWS_CHUNK) if rows else self.chunk
+        start, step = 0, max(1, chunk // 8)
         with open(self.path, "rb") as fh:
             while start < size:
                 left = size - start
-                end = start + (min(step, max(self.chunk // 8, left // 2)) if left <= 2 * self.chunk else step)
+                end = start + (min(step, max(chunk // 8, left // 2)) if left <= 2 * chunk else step)
                 end = min(size, max(end, start + 1))
-                step = min(self.chunk, 2 * step)
+                step = min(chunk, 2 * step)
                 if end < size:
                     end = _line_end(fh, start, end, min(size, start + 16 * self.chunk))
                 if rows and end < size:
@@ -234,7 +237,7 @@ def read_span(path: str, offset: int, length: int, lookahead: int) -> tuple[byte
         ahead = os.pread(fd, lookahead, offset + length)
         if len(ahead) == lookahead:  # the lookahead is full: end after its last whole line
             ahead = ahead[: ahead.rfind(b"\n") + 1]
-        data = os.pread(fd, length + len(ahead), offset)  # read once at its final size: no buffer copied
+        data = os.pread(fd, length + len(ahead), offset)  # read once at its final size: no 4 MiB copy
     finally:
         os.close(fd)
     return data, min(length, len(data))
