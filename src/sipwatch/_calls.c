@@ -321,14 +321,17 @@ static PyObject *text_of(Observer *o, PyObject *ip) {
 }
 
 /* CallState(account, start): the dataclass's fields set here (core.native_calls checks that they are these, with
- * these defaults: None, a new list for `events` and `keys`, 0 and 0.0 for what the learned behaviour judged) */
-static PyObject *new_state(Observer *o, PyObject *account, PyObject *start) {
+ * these defaults: None, a new list for `events` and `keys`, 0 and 0.0 for what the learned behaviour judged);
+ * `keys` holds the call's first keys already (observe would append each: none is there yet) */
+static PyObject *new_state(Observer *o, PyObject *account, PyObject *start, PyObject **keys, int nkeys) {
     PyObject *state = o->state_type->tp_alloc(o->state_type, 0);
     if (state == NULL) return NULL;
     for (int i = 0; i < N_STATE; i++) {
         PyObject *value;
         if (i == S_EVENTS || i == S_KEYS) {
-            if ((value = PyList_New(0)) == NULL) { Py_DECREF(state); return NULL; }
+            Py_ssize_t n = i == S_KEYS ? nkeys : 0;
+            if ((value = PyList_New(n)) == NULL) { Py_DECREF(state); return NULL; }
+            for (Py_ssize_t k = 0; k < n; k++) PyList_SET_ITEM(value, k, Py_NewRef(keys[k]));
         } else {
             value = i == S_ACCOUNT ? account : i == S_START ? start : i == S_JUDGED ? zero
                     : i == S_LEARNED_MINUTES ? zero_float : Py_None;
@@ -545,7 +548,7 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
         double b;
         if (began(o, event, call, &b) < 0) goto done;
         PyObject *start = PyFloat_FromDouble(b);
-        state = start ? new_state(o, EV(event, F_ACCOUNT), start) : NULL;
+        state = start ? new_state(o, EV(event, F_ACCOUNT), start, keys, nkeys) : NULL;
         Py_XDECREF(start);
         if (state == NULL) goto done;
         PyObject *r = PyObject_CallOneArg(o->append, state);
@@ -557,7 +560,7 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     PyObject *state_keys = ST(state, S_KEYS), *events = ST(state, S_EVENTS);
     for (int k = 0; k < nkeys; k++) {
         PyObject *key = keys[k];
-        int known = PySequence_Contains(state_keys, key);
+        int known = new ? 1 : PySequence_Contains(state_keys, key);  /* (a new call's list holds them) */
         if (known < 0 || (!known && PyList_Append(state_keys, key) < 0)
             || (k != found_by && PyDict_SetItem(o->by_key, key, state) < 0))  /* (by_key[key] is state already) */
             goto done;
