@@ -628,6 +628,20 @@ static PyObject *blank_event(Drain *d) {
     return event;
 }
 
+/* A new empty dict for an event's `extra`: the spare event's own when it is one (empty, and nothing else holds it:
+ * most records have no extras, and most events end in the core). */
+static PyObject *empty_extra(Drain *d) {
+    if (d->spare != NULL) {
+        PyObject **slot = (PyObject **)((char *)d->spare + d->offsets[F_EXTRA]);
+        PyObject *old = *slot;
+        if (old != NULL && PyDict_CheckExact(old) && Py_REFCNT(old) == 1 && PyDict_GET_SIZE(old) == 0) {
+            *slot = NULL;
+            return old;
+        }
+    }
+    return PyDict_New();
+}
+
 /* The core is done with `event`: kept as the spare when nothing else holds it, else let go. */
 static void release_event(Drain *d, PyObject *event) {
     if (d->spare == NULL && Py_REFCNT(event) == 1 && Py_IS_TYPE(event, d->event_type)) d->spare = event;
@@ -649,7 +663,7 @@ static PyObject *build_event(Drain *d, const Record *r, PyObject *when, PyObject
     }
     Py_INCREF(port);
     PyObject *extra = object(d, r->extra);
-    if (extra == Py_None || (PyDict_Check(extra) && PyDict_GET_SIZE(extra) == 0)) extra = PyDict_New();
+    if (extra == Py_None || (PyDict_Check(extra) && PyDict_GET_SIZE(extra) == 0)) extra = empty_extra(d);
     else Py_INCREF(extra);
     PyObject *call_obj = r->call ? call_of(d, r) : NULL;
     PyObject *reason = text(d, r, T_REASON), *form = text(d, r, T_FORM);
