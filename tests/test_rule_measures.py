@@ -164,7 +164,8 @@ def _random_cdrs(seed: int, n: int) -> list[str]:
     {"accounts": {"limits": {"sequential": [3, 5], "concurrent": [2, 0], "calls_per_minute": [0, 3]}}},
     {"accounts": {"window": 600, "limits": {"minutes_per_window": [20, 60], "calls_per_window": [4, 8]},
                   "account": {"6002": {"deny": ["+881"]}}}},
-], ids=["default", "low-limits", "short-window-and-one-account's-own"])
+    {"accounts": {"window": 600, "limits": {"sequential": [3, 0], "minutes_per_window": [20, 60]}}},
+], ids=["default", "low-limits", "short-window-and-one-account's-own", "runs-and-minutes"])
 def test_the_quiet_gate_decides_what_the_whole_rules_decide(seed: int, config: dict[str, object]) -> None:
     """A call that the C gate passes (nothing can fire) would have given no finding in Python either, and the
     calls each account keeps are the same: the rules decide alike with and without the gate."""
@@ -193,7 +194,8 @@ def test_the_quiet_gate_decides_what_the_whole_rules_decide(seed: int, config: d
     {"accounts": {"limits": {"sequential": [3, 5], "concurrent": [2, 0], "calls_per_minute": [0, 3]}}},
     {"accounts": {"window": 600, "limits": {"minutes_per_window": [20, 60], "calls_per_window": [4, 8]},
                   "account": {"6002": {"deny": ["+881"]}}, "exclude": ["6003"]}},
-], ids=["default", "low-limits", "short-window-one-account's-own-one-excluded"])
+    {"accounts": {"window": 600, "limits": {"sequential": [3, 0], "minutes_per_window": [20, 60]}}},
+], ids=["default", "low-limits", "short-window-one-account's-own-one-excluded", "runs-and-minutes"])
 def test_the_c_observe_decides_what_the_python_observe_decides(seed: int, config: dict[str, object]) -> None:
     """`gate` (observe's first lines and the quiet gate in one C call, which the scan's core calls) gives the same
     decisions and leaves the same calls per account as the Python observe; the calls it cannot settle (a new
@@ -265,3 +267,22 @@ def test_the_quiet_gate_tracks_a_call_once_and_keeps_the_newest_within_the_limit
     for call in [*calls, calls[-1]]:
         assert measures().quiet(tracked, call, call.start, 3600.0, plain, False, 3) is True
     assert list(tracked.items()) == [(c, False) for c in calls[-3:]]  # the oldest went
+
+
+def test_the_gate_sums_the_minutes_of_the_right_calls_after_measuring_a_run() -> None:
+    """The sequential rule's measure orders the window's calls by start; the minutes the gate sums after it are
+    still those of the calls that started within the window (here 25 minutes: the minute rule may fire)."""
+    from sipwatch.numbers import Classified
+
+    def outside(start: float, end: float, billsec: float, e164: str) -> CallState:
+        call = CallState("6001", start)
+        call.end, call.billsec = end, billsec
+        call.classified = Classified(e164, e164, "GB", "fixed_line", True, None)
+        return call
+
+    talking = outside(NOW - 500, NOW + 1000, 1500.0, "+442079460001")  # 25 minutes, started in the window
+    before = outside(NOW - 900, NOW - 100, 0.0, "+442079460002")  # started before it, no talk
+    at_hand = outside(NOW - 10, NOW, 0.0, "+442079460003")
+    tracked = {talking: True, before: True}
+    lowest = (math.inf, math.inf, math.inf, 20.0, 2.0, math.inf)  # minutes per window 20, sequential 2
+    assert measures().quiet(tracked, at_hand, NOW, 600.0, lowest, False, 10, 20) is False

@@ -453,9 +453,13 @@ static int roll_over(Learned *o, PyObject *profile, long day) {
         || number_of(SL(profile, o->pr, P_CPD), &cpd) < 0 || number_of(SL(profile, o->pr, P_MPD), &mpd) < 0)
         return -1;
     if (!PyFloat_CheckExact(SL(profile, o->pr, P_CPD)) || !PyFloat_CheckExact(SL(profile, o->pr, P_MPD))) return 0;
+    static const int LEARNED[4] = {P_COUNTRIES, P_TYPES, P_NETWORKS, P_AGENTS};
+    static const int SEEN[4] = {T_COUNTRIES, T_TYPES, T_NETWORKS, T_AGENTS};
     int learn = today != Py_None && SL(today, o->td, T_TAINTED) == Py_False;
-    if (learn) {
-        if (SL(today, o->td, T_TAINTED) != Py_False || !PyFloat_CheckExact(SL(today, o->td, T_MINUTES))) return 0;
+    if (learn) {  /* (every part of the shape it knows, before anything changes: else Python's) */
+        if (!PyFloat_CheckExact(SL(today, o->td, T_MINUTES))) return 0;
+        for (int i = 0; i < 4; i++)
+            if (!PyDict_Check(SL(profile, o->pr, LEARNED[i])) || !PyDict_Check(SL(today, o->td, SEEN[i]))) return 0;
         if (long_of(SL(today, o->td, T_CALLS), &today_calls) < 0 || number_of(SL(today, o->td, T_MINUTES), &minutes) < 0)
             return -1;
         PyObject *today_hours = SL(today, o->td, T_HOURS);
@@ -489,8 +493,6 @@ static int roll_over(Learned *o, PyObject *profile, long day) {
             if (values[i] == NULL) rc = -1;
             else { set_slot(profile, slots[i], values[i]); Py_DECREF(values[i]); }
         }
-        static const int LEARNED[4] = {P_COUNTRIES, P_TYPES, P_NETWORKS, P_AGENTS};
-        static const int SEEN[4] = {T_COUNTRIES, T_TYPES, T_NETWORKS, T_AGENTS};
         for (int i = 0; rc == 1 && i < 4; i++)
             if (merge_counts(SL(profile, o->pr, LEARNED[i]), SL(today, o->td, SEEN[i]), o->top[i], o->age_at) < 0)
                 rc = -1;

@@ -419,16 +419,11 @@ static Py_ssize_t sequential_count(Measures *m, Span *spans, PyObject **calls, P
 
 /* 1 when a rule could reach a level over these calls (AccountRulesDetector._findings' count and minute rules
  * against `lowest`), 0 when none can, -1 with an error. `spans` and `calls` are the tracked calls in the dict's
- * order (sorted here); minutes are summed in that order, as Python does. */
+ * order (the spans sorted here by the last measures); minutes are summed in that order, as Python does. */
 static int could_fire(Measures *m, Span *spans, PyObject **calls, Py_ssize_t n, PyObject *call, double now,
                       double window, const double *lowest, int risky, Py_ssize_t digits) {
     enum { CPM, CONCURRENT, CPW, MPW, SEQUENTIAL, LONG_CALL };
     if (n == 0) return 1;  /* (the call at hand is tracked: Python says why not) */
-    if ((double)n >= lowest[SEQUENTIAL]) {  /* the newest run of calls to one number (sorts the spans) */
-        Py_ssize_t run = digits < 0 ? -2 : sequential_count(m, spans, calls, n, digits);
-        if (run == -1) return -1;
-        if (run == -2 || (double)run >= lowest[SEQUENTIAL]) return 1;
-    }
     if (risky) {
         double talked;
         if (talk_of(m, call, now, &talked) < 0) return -1;
@@ -451,7 +446,13 @@ static int could_fire(Measures *m, Span *spans, PyObject **calls, Py_ssize_t n, 
         if (peak < 0) return -1;
         if ((double)peak >= lowest[CONCURRENT]) return 1;
     }
-    return (double)n >= lowest[CPM] && (double)busiest_count(spans, n, 60.0) >= lowest[CPM];
+    if ((double)n >= lowest[CPM] && (double)busiest_count(spans, n, 60.0) >= lowest[CPM]) return 1;
+    if ((double)n < lowest[SEQUENTIAL]) return 0;
+    /* the newest run of calls to one number, last: it orders the spans by start, and `calls[i]` is `spans[i]`'s
+     * call only while they are in the dict's order (the minutes above are summed so) */
+    Py_ssize_t run = digits < 0 ? -2 : sequential_count(m, spans, calls, n, digits);
+    if (run == -1) return -1;
+    return run == -2 || (double)run >= lowest[SEQUENTIAL];
 }
 
 /* tracked[call] = False (not billed) unless it is there; the oldest goes beyond `max_calls` (observe's first step) */
