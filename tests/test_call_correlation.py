@@ -7,6 +7,8 @@ log, CEL and the CDR counted once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conftest import one
@@ -228,7 +230,22 @@ def test_a_call_keeps_its_first_record_that_shows_it_leaves_the_pbx(lines: list[
         pytest.skip("the C call book is not built (needs gcc and python3-dev)")
     found = [book.observe(one(line)) for line in lines][-1]
     assert found is not None
-    assert [e.raw for e in found[0].events] == kept
+    assert ([found[0].record.raw] if found[0].record is not None else []) == kept
+
+
+@pytest.mark.parametrize("in_c", [False, True], ids=["python", "c"])
+def test_the_kept_record_is_the_event_but_for_its_call_ids(in_c: bool) -> None:
+    """The call has the ids (its keys); the record keeps what a decision shows: file, line, text, times."""
+    from sipwatch import core
+
+    book = CallBook(DE)
+    if in_c and not core.native_calls(book):
+        pytest.skip("the C call book is not built (needs gcc and python3-dev)")
+    event = one(DIAL)
+    found = book.observe(event)
+    assert found is not None and found[0].record is not None
+    assert found[0].record is not event and event.call is not None
+    assert found[0].record == replace(event, call=None)
 
 
 def test_the_pipeline_correlates_calls() -> None:

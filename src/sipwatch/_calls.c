@@ -12,8 +12,8 @@
 
 enum { C_UNIQUEID, C_LINKEDID, C_CHANNEL, C_PEER, C_CONTEXT, C_DURATION, C_BILLSEC, C_DISPOSITION, N_CALL };
 static const char *const STATE_FIELDS[] = {"account", "start", "number", "classified", "answer", "end", "billsec",
-                                           "disposition", "ip", "events", "keys", "judged", "learned_minutes", NULL};
-enum { S_ACCOUNT, S_START, S_NUMBER, S_CLASSIFIED, S_ANSWER, S_END, S_BILLSEC, S_DISPOSITION, S_IP, S_EVENTS, S_KEYS,
+                                           "disposition", "ip", "record", "keys", "judged", "learned_minutes", NULL};
+enum { S_ACCOUNT, S_START, S_NUMBER, S_CLASSIFIED, S_ANSWER, S_END, S_BILLSEC, S_DISPOSITION, S_IP, S_RECORD, S_KEYS,
        S_JUDGED, S_LEARNED_MINUTES, N_STATE };
 static const char *const TALLY_FIELDS[] = {"calls", "answered", "outside", "seconds", "countries", "sources", "first",
                                            "last", NULL};
@@ -36,7 +36,7 @@ typedef struct {
     Py_ssize_t internal_off, country_off;  /* ...at these offsets (-1: through getattr) */
     PyObject *k_start, *k_answer, *k_end;
     double keep, max_open, end_slack;
-    Py_ssize_t max_calls, max_accounts, max_events;
+    Py_ssize_t max_calls, max_accounts;
     PyObject *keep_alive;
 } Observer;
 
@@ -49,16 +49,15 @@ static void observer_dealloc(Observer *o) {
 }
 
 /* Observer(book, python_observe, event_type, state_type, tally_type, text, (start, answer, end),
- *          (keep, max_open, end_slack, max_calls, max_accounts, max_events), (cache, plain_outside, texts)):
+ *          (keep, max_open, end_slack, max_calls, max_accounts), (cache, plain_outside, texts)):
  * `cache` (the classifier's, or None) and `texts` (calls._TEXTS, or None) are dicts looked up here before the
  * Python method is asked; `plain_outside`: the classifier's outside() is `not number.internal`. */
 static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
     PyObject *book, *python_observe, *event_type, *state_type, *tally_type, *text, *cache, *texts;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "OOO!O!O!O(OOO)(dddnnn)(OpO)", &book, &python_observe, &PyType_Type, &event_type,
+    if (!PyArg_ParseTuple(args, "OOO!O!O!O(OOO)(dddnn)(OpO)", &book, &python_observe, &PyType_Type, &event_type,
                           &PyType_Type, &state_type, &PyType_Type, &tally_type, &text, &o->k_start, &o->k_answer,
-                          &o->k_end, &o->keep, &o->max_open, &o->end_slack, &o->max_calls, &o->max_accounts,
-                          &o->max_events, &cache, &o->plain_outside, &texts))
+                          &o->k_end, &o->keep, &o->max_open, &o->end_slack, &o->max_calls, &o->max_accounts, &cache, &o->plain_outside, &texts))
         return -1;
     if ((cache != Py_None && !PyDict_Check(cache)) || (texts != Py_None && !PyDict_Check(texts))) {
         PyErr_SetString(PyExc_TypeError, "the classifier's cache and the address texts are dicts");
@@ -321,17 +320,16 @@ static PyObject *text_of(Observer *o, PyObject *ip) {
 }
 
 /* CallState(account, start): the dataclass's fields set here (core.native_calls checks that they are these, with
- * these defaults: None, a new list for `events` and `keys`, 0 and 0.0 for what the learned behaviour judged);
+ * these defaults: None, a new list for `keys`, 0 and 0.0 for what the learned behaviour judged);
  * `keys` holds the call's first keys already (observe would append each: none is there yet) */
 static PyObject *new_state(Observer *o, PyObject *account, PyObject *start, PyObject **keys, int nkeys) {
     PyObject *state = o->state_type->tp_alloc(o->state_type, 0);
     if (state == NULL) return NULL;
     for (int i = 0; i < N_STATE; i++) {
         PyObject *value;
-        if (i == S_EVENTS || i == S_KEYS) {
-            Py_ssize_t n = i == S_KEYS ? nkeys : 0;
-            if ((value = PyList_New(n)) == NULL) { Py_DECREF(state); return NULL; }
-            for (Py_ssize_t k = 0; k < n; k++) PyList_SET_ITEM(value, k, Py_NewRef(keys[k]));
+        if (i == S_KEYS) {
+            if ((value = PyList_New(nkeys)) == NULL) { Py_DECREF(state); return NULL; }
+            for (Py_ssize_t k = 0; k < nkeys; k++) PyList_SET_ITEM(value, k, Py_NewRef(keys[k]));
         } else {
             value = i == S_ACCOUNT ? account : i == S_START ? start : i == S_JUDGED ? zero
                     : i == S_LEARNED_MINUTES ? zero_float : Py_None;
@@ -500,6 +498,14 @@ static int tally(Observer *o, PyObject *state, int new, int had_number, int had_
     return rc;
 }
 
+/* CallBook._record(event): the event's fields, but no call ids (its type is the Event this file knows) */
+static PyObject *record_of(Observer *o, PyObject *event) {
+    PyObject *record = o->event_type->tp_alloc(o->event_type, 0);
+    if (record == NULL) return NULL;
+    for (int f = 0; f < N_FIELDS; f++) SLOT(record, o->ev[f]) = Py_XNewRef(f == F_CALL ? Py_None : EV(event, f));
+    return record;
+}
+
 /* observe(event): CallBook.observe(event) */
 /* What observe returns for a record of no call: None, and book.current is None. */
 static PyObject *no_call(Observer *o) {
@@ -557,7 +563,7 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     } else {
         Py_INCREF(state);
     }
-    PyObject *state_keys = ST(state, S_KEYS), *events = ST(state, S_EVENTS);
+    PyObject *state_keys = ST(state, S_KEYS);
     for (int k = 0; k < nkeys; k++) {
         PyObject *key = keys[k];
         int known = new ? 1 : PySequence_Contains(state_keys, key);  /* (a new call's list holds them) */
@@ -571,9 +577,15 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     int had_number = ST(state, S_NUMBER) != Py_None, had_ip = ST(state, S_IP) != Py_None;
     int was_answered = answered(o, state);
     if (was_answered < 0 || update(o, state, event, call) < 0) goto done;
-    if (PyList_GET_SIZE(events) < o->max_events && ST(state, S_CLASSIFIED) != Py_None) {  /* a call that leaves */
+    if (ST(state, S_RECORD) == Py_None && ST(state, S_CLASSIFIED) != Py_None) {  /* a call that leaves */
         int outside = is_outside(o, ST(state, S_CLASSIFIED));
-        if (outside < 0 || (outside && PyList_Append(events, event) < 0)) goto done;
+        if (outside < 0) goto done;
+        if (outside) {
+            PyObject *record = record_of(o, event);
+            if (record == NULL) goto done;
+            set_slot(state, o->st[S_RECORD], record);
+            Py_DECREF(record);
+        }
     }
     if (tally(o, state, new, had_number, had_ip, was_answered, talked) < 0) goto done;
     result = current_of(o, state, new);

@@ -211,7 +211,7 @@ def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
 
 #: CallState's fields as `_calls.c` makes a new one: (name, default), MISSING for the two given
 _STATE_FIELDS = (("account", MISSING), ("start", MISSING), ("number", None), ("classified", None), ("answer", None),
-                 ("end", None), ("billsec", None), ("disposition", None), ("ip", None), ("events", list),
+                 ("end", None), ("billsec", None), ("disposition", None), ("ip", None), ("record", None),
                  ("keys", list), ("judged", 0), ("learned_minutes", 0.0))
 
 
@@ -235,7 +235,7 @@ def native_calls(book: calls.CallBook) -> bool:
     observer = _calls.Observer(
         book, book.observe, Event, calls.CallState, calls.AccountTally, calls._text,
         (Kind.CALL_START, Kind.CALL_ANSWER, Kind.CALL_END),
-        (book.keep, calls.MAX_OPEN, calls.END_SLACK, book.max_calls, book.max_accounts, calls.MAX_CALL_EVENTS),
+        (book.keep, calls.MAX_OPEN, calls.END_SLACK, book.max_calls, book.max_accounts),
         (cache, plain_outside, calls._TEXTS))
     setattr(book, "observe", observer.observe)  # noqa: B010 - an instance's method, replaced on purpose
     return True

@@ -341,7 +341,7 @@ class AccountRulesDetector:
     def _decide(self, account: str, finding: Finding, profile: str | None, event: Event, now: float) -> Decision:
         level = LEVELS[finding.level]
         where = f"account {account}" + (f", {profile} profile" if profile else "")
-        events = [c.events[0] for c in finding.calls if c.events][-MAX_EVIDENCE:]
+        events = [c.record for c in finding.calls if c.record is not None][-MAX_EVIDENCE:]
         costs = [self.cost(c, now) for c in finding.calls] if self.rates else []
         known = [c for c in costs if c is not None]
         cost = round(sum(known), 4) if known else None

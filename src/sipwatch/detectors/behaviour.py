@@ -306,7 +306,7 @@ class BehaviourDetector:
 
     def _decision(self, account: str, finding: Finding, event: Event) -> Decision:
         level = LEVELS[finding.level]
-        events = [c.events[0] for c in finding.calls if c.events][-MAX_EVIDENCE:] or [event]
+        events = [c.record for c in finding.calls if c.record is not None][-MAX_EVIDENCE:] or [event]
         decision = Decision(
             Action.ALERT, self.name, f"{level}: {finding.text} (account {account}, learned behaviour)", event.time,
             account=account, evidence=strongest(events), events=events, rule=finding.rule, level=level,
