@@ -405,6 +405,7 @@ static int update(Observer *o, PyObject *state, PyObject *event, PyObject *call)
 
 /* tally.field += amount */
 static int add_to(Observer *o, PyObject *t, int field, PyObject *amount) {
+    if (add_in_place(TA(t, field), amount)) return 0;
     PyObject *more = PyNumber_Add(TA(t, field), amount);
     if (more == NULL) return -1;
     set_slot(t, o->ta[field], more);
@@ -419,13 +420,7 @@ static int count_in(Observer *o, PyObject *t, int field, PyObject *key) {
         PyErr_Format(PyExc_TypeError, "AccountTally.%s is not a Counter", TALLY_FIELDS[field]);
         return -1;
     }
-    PyObject *n = PyDict_GetItemWithError(counter, key);
-    if (n == NULL && PyErr_Occurred()) return -1;
-    PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
-    if (more == NULL) return -1;
-    int rc = PyDict_SetItem(counter, key, more);
-    Py_DECREF(more);
-    return rc;
+    return count_up(counter, key, one);
 }
 
 /* CallBook._tally */

@@ -538,13 +538,7 @@ static PyObject *distinct_add(Core *c, Det *det, PyObject *key, PyObject *event,
     PyObject *pair = PyTuple_Pack(2, event, value);
     if (pair == NULL || call_method(c, c->deque_append, s_append, q, pair, NULL) < 0) goto error;
     Py_CLEAR(pair);
-    PyObject *n = PyDict_GetItemWithError(counts, value);
-    if (n == NULL && PyErr_Occurred()) goto error;
-    PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
-    if (more == NULL) goto error;
-    int set = PyDict_SetItem(counts, value, more);
-    Py_DECREF(more);
-    if (set < 0) goto error;
+    if (count_up(counts, value, one) < 0) goto error;
     double horizon = t - det->window, oldest;
     Py_ssize_t len;
     while ((len = PyObject_Length(q)) > 0) {

@@ -232,14 +232,9 @@ static int batch_count(Drain *d, PyObject *address, double t, const Record *r, l
 
 /* dict[key] = dict.get(key, 0) + n */
 static int increment(PyObject *dict, PyObject *key, long n) {
-    PyObject *was = PyDict_GetItemWithError(dict, key);
-    if (was == NULL && PyErr_Occurred()) return -1;
     PyObject *add = PyLong_FromLong(n);
-    PyObject *more = add == NULL ? NULL : was ? PyNumber_Add(was, add) : (Py_INCREF(add), add);
+    int rc = add == NULL ? -1 : count_up(dict, key, add);
     Py_XDECREF(add);
-    if (more == NULL) return -1;
-    int rc = PyDict_SetItem(dict, key, more);
-    Py_DECREF(more);
     return rc;
 }
 
@@ -523,16 +518,7 @@ static int flush_kinds(Drain *d) {
     for (int i = 0; i < d->nkinds_seen; i++) {
         int k = d->kind_order[i];
         if (!d->kind_counts[k]) continue;
-        PyObject *kind_obj = PyList_GET_ITEM(d->kinds, k);
-        PyObject *n = PyDict_GetItemWithError(d->kinds_counter, kind_obj);
-        if (n == NULL && PyErr_Occurred()) return -1;
-        PyObject *add = PyLong_FromLong(d->kind_counts[k]);
-        PyObject *more = add == NULL ? NULL : n ? PyNumber_Add(n, add) : (Py_INCREF(add), add);
-        Py_XDECREF(add);
-        if (more == NULL) return -1;
-        int rc = PyDict_SetItem(d->kinds_counter, kind_obj, more);
-        Py_DECREF(more);
-        if (rc < 0) return -1;
+        if (increment(d->kinds_counter, PyList_GET_ITEM(d->kinds, k), d->kind_counts[k]) < 0) return -1;
         d->kind_counts[k] = 0;
     }
     return 0;

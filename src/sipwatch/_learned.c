@@ -228,17 +228,12 @@ static int in_dict(PyObject *dict, PyObject *key) {
 
 /* counts[key] = counts.get(key, 0) + 1 */
 static int bump(PyObject *counts, PyObject *key) {
-    PyObject *n = PyDict_GetItemWithError(counts, key);
-    if (n == NULL && PyErr_Occurred()) return -1;
-    PyObject *more = n ? PyNumber_Add(n, one) : (Py_INCREF(one), one);
-    if (more == NULL) return -1;
-    int rc = PyDict_SetItem(counts, key, more);
-    Py_DECREF(more);
-    return rc;
+    return count_up(counts, key, one);
 }
 
 /* obj.slot += amount (a number) */
 static int add_slot(PyObject *obj, Py_ssize_t offset, PyObject *amount) {
+    if (add_in_place(SLOT(obj, offset), amount)) return 0;
     PyObject *more = PyNumber_Add(SLOT(obj, offset), amount);
     if (more == NULL) return -1;
     set_slot(obj, offset, more);
