@@ -705,6 +705,36 @@ def test_a_cdr_row_over_several_lines_is_one_record_wherever_the_buffers_fall(
     assert [e.account for e in events] == [str(6000 + i) for i in range(120)]
 
 
+@pytest.mark.parametrize(("seed", "split"), [(seed, 24) for seed in range(6)] + [(0, 3000)])
+def test_a_cut_told_from_the_lines_before_it_is_the_cut_of_a_read_through(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, split: int) -> None:
+    """Between buffers of CSV rows, the lines just before a cut show most times that no row runs over it
+    (`ROW_TAIL` bytes of them); the buffers are those of reading each from its start: rows over two to five
+    lines (some, or every one), near cuts and far, a quote too many, a line of 2 KiB."""
+    import random
+
+    from sipwatch.sources import files
+
+    chance = random.Random(seed)
+    rows = [CDR_ROW.format(a=6000 + i, s=i % 60, h=1 + i % 200) for i in range(3000)]
+    for at in chance.sample(range(3000), split):
+        breaks = "\n".join(["x"] * (5 if split == 3000 else chance.randint(2, 5)))
+        rows[at] = rows[at].replace(f'"{6000 + at}","0441234567"', f'"{6000 + at}{breaks}","0441234567"', 1)
+    rows[chance.randrange(3000)] = rows[0].replace('"from-internal"', '"from-"internal"', 1)
+    rows[chance.randrange(3000)] = rows[1].replace('"Dial"', '"' + "D" * 2048 + '"', 1)
+    path = tmp_path / "Master.csv"
+    path.write_bytes(("\n".join(rows) + "\n").encode())
+    source = FileSource(str(path), chunk=32 << 10)
+    monkeypatch.setattr(files, "ROW_TAIL", 1 << 30)  # never: each buffer read from its start
+    read_through = list(source._spans(source.size))
+    monkeypatch.setattr(files, "ROW_TAIL", 20_000)  # (~80 lines: 65 are looked at)
+    told: list[bool] = []
+    balanced = files._balanced_before
+    monkeypatch.setattr(files, "_balanced_before", lambda *args: told.append(balanced(*args)) or told[-1])
+    assert list(source._spans(source.size)) == read_through
+    assert len(read_through) > 25 and False in told and (True in told) == (split < 3000)
+
+
 def test_a_row_with_an_unbalanced_quote_holds_no_compressed_buffer_back(tmp_path: Path,
                                                                         pool: ProcessPoolExecutor) -> None:
     """A row with one quote too many (the csv module still reads it) leaves the quote count of the rest of

@@ -19,6 +19,9 @@ CHUNK = 4 << 20  # 4 MiB: large enough for C-speed scanning, small enough for fl
 #: of str objects for 2 MiB of rows) are still in the cache when the detectors read them (4 MiB: +6% of a million
 #: CDR rows' main process); a log's buffers stay at CHUNK (2 MiB: +6% on the bench log, its fixed cost a buffer)
 ROWS_CHUNK = 2 << 20
+#: bytes read back from a cut between buffers of CSV rows to see that no row runs over it (`_balanced_before`);
+#: the buffer is read from its start only when they do not show it (a line with an odd count of quotes is near)
+ROW_TAIL = 64 << 10
 
 
 
@@ -169,16 +172,37 @@ class FileSource:
 
 def _row_end(fh: BinaryIO, start: int, end: int, size: int) -> int:
     """`end`, or just after the CSV row that a line break in a field spreads over it: a file of rows is cut
-    only between rows, so that each buffer starts with one (`records.open_rows` reads from a row's start;
-    the main process reads such a file through once, a small price beside its rows' parsing)."""
-    from sipwatch.formats.records import MAX_RECORD, open_rows  # (formats knowledge; imported late)
+    only between rows, so that each buffer starts with one (`records.open_rows` reads from a row's start).
+    Most cuts are told from the lines just before them (`_balanced_before`); the others read the buffer from
+    its start (reading every buffer so cost the main process of a CDR scan ~4%)."""
+    from sipwatch.formats.records import MAX_JOIN_LINES, MAX_RECORD, open_rows  # (formats knowledge; imported late)
 
+    if end - start > ROW_TAIL and _balanced_before(fh, end, MAX_JOIN_LINES + 1):
+        return end
     fh.seek(start)
     data = fh.read(min(size, end + MAX_RECORD) - start)
     for row_start, row_end in open_rows(data):
         if row_start < end - start <= row_end:
             return min(size, start + row_end + 1)
     return end
+
+
+def _balanced_before(fh: BinaryIO, end: int, lines: int) -> bool:
+    """Whether each of the `lines` lines before `end` (just after a line break) has an even count of quotes.
+    Then no row runs over `end`: a row over several lines begins with a line of an odd count, and ends at
+    most `MAX_JOIN_LINES` lines after it with another (`records.open_rows`). False when the `ROW_TAIL` bytes
+    before `end` do not hold that many whole lines."""
+    fh.seek(end - ROW_TAIL)
+    tail = fh.read(ROW_TAIL)
+    if len(tail) != ROW_TAIL or not tail.endswith(b"\n"):
+        return False
+    cut = len(tail) - 1  # (the line break that ends the last line)
+    for _ in range(lines):
+        begin = tail.rfind(b"\n", 0, cut)
+        if begin < 0 or tail.count(b'"', begin + 1, cut) % 2:
+            return False
+        cut = begin
+    return True
 
 
 def _open_row_start(data: bytes, cut: int) -> int:
