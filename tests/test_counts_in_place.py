@@ -68,3 +68,21 @@ def test_a_count_past_one_digit_is_added_the_usual_way() -> None:
     made.observe(cdr(1))
     made.observe(cdr(2))
     assert tally.calls == 2**30
+
+
+def test_the_c_learned_behaviour_counts_a_busy_day_as_python_does() -> None:
+    """A day's counters past the small ints (calls, hours, countries, networks, minutes) go up in place in
+    `_learned.c`: the profiles learned are those of the Python observe."""
+    from test_behaviour import BERLIN, DAY0, OFFICE, call, feed
+    from test_learned_roll import _pipeline
+
+    if core._learned is None:
+        pytest.skip("the C learned behaviour is not built (needs gcc and python3-dev)")
+    events = [call(DAY0 + 200.0 * i, f"{BERLIN[:-4]}{i:04d}", src=OFFICE, minutes=0.5) for i in range(400)]
+    (python, in_python), (native, in_c) = _pipeline(False), _pipeline(True)
+    for p in (python, native):
+        feed(p, events)
+    learned = {a: p.to_json() for a, p in in_c.book}
+    assert learned == {a: p.to_json() for a, p in in_python.book}
+    today = in_c.book.profiles["6001"].today
+    assert today is not None and today.calls == 400 and today.countries == {"DE": 400}

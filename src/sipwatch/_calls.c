@@ -57,7 +57,8 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
     (void)kw;
     if (!PyArg_ParseTuple(args, "OOO!O!O!O(OOO)(dddnn)(OpO)", &book, &python_observe, &PyType_Type, &event_type,
                           &PyType_Type, &state_type, &PyType_Type, &tally_type, &text, &o->k_start, &o->k_answer,
-                          &o->k_end, &o->keep, &o->max_open, &o->end_slack, &o->max_calls, &o->max_accounts, &cache, &o->plain_outside, &texts))
+                          &o->k_end, &o->keep, &o->max_open, &o->end_slack, &o->max_calls, &o->max_accounts,
+                          &cache, &o->plain_outside, &texts))
         return -1;
     if ((cache != Py_None && !PyDict_Check(cache)) || (texts != Py_None && !PyDict_Check(texts))) {
         PyErr_SetString(PyExc_TypeError, "the classifier's cache and the address texts are dicts");
