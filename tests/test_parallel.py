@@ -735,6 +735,26 @@ def test_a_cut_told_from_the_lines_before_it_is_the_cut_of_a_read_through(
     assert len(read_through) > 25 and False in told and (True in told) == (split < 3000)
 
 
+@pytest.mark.parametrize(("text", "end", "balanced"), [
+    pytest.param(b'"a","b"\n' * 20, 160, True, id="every line balances"),
+    pytest.param(b'"a","b"\n' * 17 + b'"a\n' + b'"a","b"\n' * 2, 155, False, id="an odd line among them"),
+    pytest.param(b'"a\n' + b'"a","b"\n' * 19, 155, True, id="an odd line further back"),
+    pytest.param(b'"a","b"\n' * 20, 159, False, id="not just after a line break"),
+    pytest.param(b'"a","b"\n' * 3 + b"x" * 140 + b"\n", 165, False, id="fewer whole lines than asked"),
+    pytest.param(b'"a","b"\n' * 20, 200, False, id="the file ends before (truncated)"),
+])
+def test_the_lines_before_a_cut_tell_only_what_they_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          text: bytes, end: int, balanced: bool) -> None:
+    """`_balanced_before` says a cut is safe only when it read every line it was asked for and each balances."""
+    from sipwatch.sources import files
+
+    monkeypatch.setattr(files, "ROW_TAIL", 100)
+    path = tmp_path / "Master.csv"
+    path.write_bytes(text)
+    with open(path, "rb") as fh:
+        assert files._balanced_before(fh, end, 5) is balanced
+
+
 def test_a_row_with_an_unbalanced_quote_holds_no_compressed_buffer_back(tmp_path: Path,
                                                                         pool: ProcessPoolExecutor) -> None:
     """A row with one quote too many (the csv module still reads it) leaves the quote count of the rest of
