@@ -78,6 +78,58 @@ def test_a_number_s_type_is_phonenumbers_number_type_found_with_its_region_once(
     assert checked > 2500
 
 
+def test_a_national_number_s_type_is_phonenumbers_own_helper_s() -> None:
+    """`_type_of` (one pattern of every type's alternatives, in phonenumbers' order) answers what phonenumbers'
+    `_number_type_helper` does for every region and non-geographic code: on each type's example number, the
+    example with its last digits changed, one digit more and one fewer, and random digits (seeded)."""
+    import random
+
+    import phonenumbers
+
+    from sipwatch.numbers import _type_of
+
+    rng = random.Random(5)
+    helper = phonenumbers.phonenumberutil._number_type_helper
+    kinds = [getattr(phonenumbers.PhoneNumberType, name) for name in dir(phonenumbers.PhoneNumberType)
+             if name.isupper() and name not in ("UNKNOWN",)]
+    metadata = [(region, phonenumbers.PhoneMetadata.metadata_for_region(region))
+                for region in sorted(phonenumbers.SUPPORTED_REGIONS)]
+    metadata += [(str(code), phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code))
+                 for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    seen: set[int] = set()
+    checked = 0
+    for region, data in metadata:
+        assert data is not None, region
+        examples = []
+        for kind in kinds:
+            example = (phonenumbers.example_number_for_type(region, kind) if region.isalpha()
+                       else phonenumbers.example_number_for_non_geo_entity(int(region)))
+            if example is not None:
+                examples.append(phonenumbers.national_significant_number(example))
+        numbers = list(examples)
+        for text in examples:
+            changed = text[:-3] + "".join(rng.choice("0123456789") for _ in range(3))
+            numbers += [changed, text + rng.choice("0123456789"), text[:-1]]
+        numbers += ["".join(rng.choice("0123456789") for _ in range(rng.randint(3, 16))) for _ in range(30)]
+        for national in numbers:
+            expected = helper(national, data)
+            assert _type_of(national, data) == expected, (region, national)
+            seen.add(int(expected))
+            checked += 1
+    assert checked > 10_000
+    assert len(seen) >= 10  # premium, toll-free, shared cost, VoIP, personal, pager, UAN, voicemail, fixed, mobile...
+
+
+def test_a_network_s_type_is_found_by_its_four_characters() -> None:
+    """`_network_type` looks up an E.164 number's first four characters: every prefix it knows is "+" and three
+    digits, and a number of another code (or none) has no network type."""
+    from sipwatch.numbers import NETWORK_TYPES, SATELLITE, _network_type
+
+    assert all(len(prefix) == 4 and prefix[1:].isdigit() for prefix in NETWORK_TYPES)
+    assert _network_type("+881612345678") == SATELLITE
+    assert [_network_type(n) for n in ("+8816", "+88", "", None, "+4930123456")] == [SATELLITE, None, None, None, None]
+
+
 def test_an_international_form_parses_as_phonenumbers_parses_it() -> None:
     """`_parse_international` takes phonenumbers' own steps for `+<digits>` (parse spends ~11 us looking for a
     number in free text): the same numbers, and None where parse raises, on random digits after every calling

@@ -238,8 +238,7 @@ def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTu
     no classification per event (the toll-fraud detector asks `is_probe`, which reads the dialled text, and
     names the regions of a few numbers in a ban's reason; `_forms` works out their international forms, which
     is cheap), so an attacker's thousands of distinct probe numbers are not classified here."""
-    values = _classifier(settings).values
-    return [number for number in map(values, targets) if not number[7]]  # [7]: internal (no phonenumbers)
+    return [number for number in _classifier(settings).values_all(targets) if not number[7]]  # [7]: internal
 
 
 #: the records whose number the toll-fraud detector reads (`is_probe`): a call rejected or attempted

@@ -27,6 +27,7 @@ typedef struct {
     unsigned char ids[MAX_MARKER];      /* the markers that are CdrReader's alone */
     PyObject *source, *ip_text;         /* calls._source, wire.ip_text */
     PyObject *answered;                 /* "ANSWERED" */
+    PyObject *hosts;                    /* "src=<host>" -> (its address, ip_text of it), or False (see host_source) */
     int k_call_end;
 } Rows;
 
@@ -34,7 +35,7 @@ static void rows_dealloc(Rows *r) {
     for (Py_ssize_t i = 0; i < r->n; i++) Py_XDECREF(r->layouts[i].form);
     PyMem_Free(r->layouts);
     Py_XDECREF(r->dispositions); Py_XDECREF(r->amaflags); Py_XDECREF(r->source); Py_XDECREF(r->ip_text);
-    Py_XDECREF(r->answered);
+    Py_XDECREF(r->answered); Py_XDECREF(r->hosts);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -49,7 +50,8 @@ static int rows_init(Rows *r, PyObject *args, PyObject *kw) {
         return -1;
     Py_INCREF(r->dispositions); Py_INCREF(r->amaflags); Py_INCREF(r->source); Py_INCREF(r->ip_text);
     r->answered = PyUnicode_FromString("ANSWERED");
-    if (r->answered == NULL || flags_of(ids, r->ids) < 0) return -1;
+    r->hosts = PyDict_New();
+    if (r->answered == NULL || r->hosts == NULL || flags_of(ids, r->ids) < 0) return -1;
     PyObject *seq = PySequence_Fast(layouts, "layouts");
     if (seq == NULL) return -1;
     r->n = PySequence_Fast_GET_SIZE(seq);
@@ -251,6 +253,52 @@ static int plain_seconds(const Field *f, double *out) {
     return 1;
 }
 
+#define MAX_HOSTS 4096
+
+/* A userfield that is `src=<host>:<port>` and nothing else (the dialplan line of the docs writes it so), with a
+ * host of no colon, blank or separator and a port of 1 to 5 digits: its host part's length (`src=<host>`), and
+ * the port; 0 for any other userfield (Python's turn). calls._SRC reads all of such a field as the address, and
+ * parse_address reads it as the host's address and that port (None for a port over 65535: False). */
+static Py_ssize_t host_and_port(const Field *f, long *port) {
+    if (f->escaped || f->n < 7 || memcmp(f->s, "src=", 4) != 0) return 0;
+    Py_ssize_t colon = f->n - 1;
+    while (colon > 4 && is_digit(f->s[colon])) colon--;
+    Py_ssize_t digits = f->n - 1 - colon;
+    if (colon <= 4 || f->s[colon] != ':' || digits < 1 || digits > 5) return 0;
+    for (Py_ssize_t i = 4; i < colon; i++) {
+        char c = f->s[i];
+        if (c == ':' || c == ' ' || c == ';' || c == ',' || c == '|') return 0;
+    }
+    long value = 0;
+    for (Py_ssize_t i = colon + 1; i < f->n; i++) value = value * 10 + (f->s[i] - '0');
+    *port = value;
+    return colon;
+}
+
+/* The address of `src=<host>` (what calls._source makes of it) and its text (wire.ip_text), as (address, text),
+ * or Py_False for a host that is no address; a borrowed reference (NULL with an error). Remembered by the host:
+ * a phone calls from one address, with a port that its NAT may change on every call. */
+static PyObject *host_source(Rows *r, const char *s, Py_ssize_t n) {
+    PyObject *key = ascii(s, n);
+    if (key == NULL) return NULL;
+    PyObject *found = PyDict_GetItemWithError(r->hosts, key);
+    if (found != NULL || PyErr_Occurred()) { Py_DECREF(key); return found; }
+    PyObject *source = PyObject_CallOneArg(r->source, key), *made = NULL;
+    if (source == Py_False) made = Py_NewRef(Py_False);
+    else if (source != NULL && PyTuple_Check(source) && PyTuple_GET_SIZE(source) >= 1) {
+        PyObject *text = PyObject_CallOneArg(r->ip_text, PyTuple_GET_ITEM(source, 0));
+        made = text ? PyTuple_Pack(2, PyTuple_GET_ITEM(source, 0), text) : NULL;
+        Py_XDECREF(text);
+    } else if (source != NULL)
+        PyErr_SetString(PyExc_TypeError, "calls._source of a bare host is an address or False");
+    Py_XDECREF(source);
+    if (made != NULL && PyDict_GET_SIZE(r->hosts) >= MAX_HOSTS) PyDict_Clear(r->hosts);
+    int rc = made != NULL ? PyDict_SetItem(r->hosts, key, made) : -1;
+    Py_DECREF(key);
+    Py_XDECREF(made);  /* (the dict holds it) */
+    return rc < 0 ? NULL : made;
+}
+
 static int field_in(PyObject *set, const Field *f) {
     PyObject *text = field_text(f);
     if (text == NULL) return -1;
@@ -296,7 +344,7 @@ static PyObject *cdr_row(Run *R, Rows *r, const char *line, Py_ssize_t len, long
         || !(duration < 10 * 86400) || !(billsec < 10 * 86400) || billsec > duration + 1)
         return FALLBACK;
     const Field *clock = NULL;  /* the time of the record: its end, else its start */
-    PyObject *source = NULL, *when = NULL, *out = FALLBACK;
+    PyObject *source = NULL, *when = NULL, *address = NULL, *out = FALLBACK;
     if (start->n) {
         if (!record_time_ok(start)) return FALLBACK;
         if (end->n == 0) clock = start;
@@ -308,7 +356,16 @@ static PyObject *cdr_row(Run *R, Rows *r, const char *line, Py_ssize_t len, long
     }
     int u = L->at[L_USERFIELD];
     PyObject *ip = Py_None, *port = Py_None;
-    if (u >= 0) {
+    long port_value;
+    Py_ssize_t host = u >= 0 ? host_and_port(&f[u], &port_value) : 0;
+    if (host) {  /* `src=<host>:<port>`: its host's address, remembered */
+        PyObject *found = host_source(r, f[u].s, host);
+        if (found == NULL) { out = NULL; goto done; }
+        if (found == Py_False || port_value > 65535) goto done;  /* a broken address: Python counts the row */
+        ip = PyTuple_GET_ITEM(found, 0);
+        address = Py_NewRef(PyTuple_GET_ITEM(found, 1));
+        if ((source = port = PyLong_FromLong(port_value)) == NULL) { out = NULL; goto done; }
+    } else if (u >= 0) {
         PyObject *userfield = field_text(&f[u]);
         source = userfield ? PyObject_CallOneArg(r->source, userfield) : NULL;
         Py_XDECREF(userfield);
@@ -332,13 +389,13 @@ static PyObject *cdr_row(Run *R, Rows *r, const char *line, Py_ssize_t len, long
     }
     PyObject *channel = text_or_none(&f[L->at[L_CHANNEL]]);
     PyObject *disposition = field_text(&f[L->at[L_DISPOSITION]]);
-    PyObject *call = PyTuple_New(8), *account = NULL, *address = NULL, *target = NULL;
+    PyObject *call = PyTuple_New(8), *account = NULL, *target = NULL;
     int service, evidence = R->E->e_weak;
     if (when == NULL || channel == NULL || disposition == NULL || call == NULL
         || channel_account(R->E, channel, &service, &account) < 0)
         goto built;
     if (ip != Py_None) {
-        if ((address = PyObject_CallOneArg(r->ip_text, ip)) == NULL) goto built;
+        if (address == NULL && (address = PyObject_CallOneArg(r->ip_text, ip)) == NULL) goto built;
         int yes = PyUnicode_Compare(disposition, r->answered);
         if (yes == -1 && PyErr_Occurred()) goto built;
         evidence = yes == 0 ? R->E->e_strong : R->E->e_weak;
@@ -394,6 +451,6 @@ built:
     Py_XDECREF(source);
     return out;
 done:
-    Py_XDECREF(source);
+    Py_XDECREF(source); Py_XDECREF(address); Py_XDECREF(when);
     return out;
 }
