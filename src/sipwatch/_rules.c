@@ -152,9 +152,9 @@ static int by_point(const void *a, const void *b) {  /* as Python sorts (time, s
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* peak(calls, now): account_rules._peak_concurrency (a call with no end runs on while CallState.open_at(now)) */
 SORT_OF(sort_points, Point, by_point)
 
+/* peak(calls, now): account_rules._peak_concurrency (a call with no end runs on while CallState.open_at(now)) */
 static PyObject *measures_peak(Measures *m, PyObject *args) {
     PyObject *calls;
     double now;

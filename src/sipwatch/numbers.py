@@ -225,13 +225,13 @@ def _type_of(national: str, metadata: Any) -> int:
         else None
     if found is None:
         return codes[-1]
-    at = int(found.lastgroup[1:]) if found.lastgroup else -1
-    if 0 <= at < len(_TYPE_ORDER):
+    at = int(str(found.lastgroup)[1:])  # (every alternative is a named group, which closes last)
+    if at < len(_TYPE_ORDER):
         return codes[at]
     if at == len(_TYPE_ORDER):  # fixed line (and mobile too?)
         both = same or (mobile is not None and mobile.fullmatch(national) is not None)
         return codes[-3] if both else codes[-4]
-    return codes[-1] if same or at < 0 else codes[-2]
+    return codes[-1] if same else codes[-2]
 
 
 @cache
