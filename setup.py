@@ -25,10 +25,11 @@ def libhs() -> dict[str, list]:
     return {"define_macros": [], "libraries": []}
 
 
-def _slots(name: str) -> Extension:
-    """A module of the scan's hot path that reads and fills slotted objects (`_event_slots.h`)."""
-    return Extension(f"sipwatch.{name}", sources=[f"src/sipwatch/{name}.c"],
-                     depends=["src/sipwatch/_event_slots.h", "src/sipwatch/_parts.h"],
+def _slots(name: str, *more: str) -> Extension:
+    """A module of the scan's hot path that reads and fills slotted objects (`_event_slots.h`) and calls
+    (`_callstate.h`), made of its own file and `more`."""
+    return Extension(f"sipwatch.{name}", sources=[f"src/sipwatch/{name}.c", *(f"src/sipwatch/{m}.c" for m in more)],
+                     depends=["src/sipwatch/_event_slots.h", "src/sipwatch/_parts.h", "src/sipwatch/_callstate.h"],
                      extra_compile_args=["-O2", *WARNINGS], optional=True)
 
 
@@ -44,7 +45,7 @@ setup(
             optional=True,
         ),
         _slots("_drain"),  # the parallel scan's merge loop (see sipwatch/parallel.py)
-        _slots("_calls"),  # CallBook.observe (see sipwatch/core.py)
+        _slots("_calls", "_callstate"),  # CallBook.observe and CallState (see sipwatch/core.py, calls.py)
         _slots("_rules"),  # the account rules' window measures (see sipwatch/detectors/account_rules.py)
         _slots("_learned"),  # the learned behaviour's quiet path (see sipwatch/core.py)
         _slots("_core"),  # the security detectors' counting (see sipwatch/core.py)

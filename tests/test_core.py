@@ -466,12 +466,18 @@ def test_the_c_call_book_asks_a_classifier_that_classifies_its_own_way() -> None
     assert all(t.outside == 0 for t in native.accounts.values())
 
 
-def test_the_c_call_book_stands_aside_when_a_call_state_has_other_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_c_parts_stand_aside_when_the_calls_are_the_python_dataclass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """(calls.py takes the dataclass when imported with SIPWATCH_NATIVE=0: the C parts read only their own record.)"""
+    from sipwatch import calls
     from sipwatch.calls import CallBook
+    from sipwatch.detectors import account_rules
     from sipwatch.numbers import NumberClassifier
 
-    monkeypatch.setattr(core, "_STATE_FIELDS", (*core._STATE_FIELDS, ("rate", None)))
+    monkeypatch.setattr(calls, "CallState", calls.PlainCallState)
+    monkeypatch.setattr(account_rules, "CallState", calls.PlainCallState)
     assert not core.native_calls(CallBook(NumberClassifier()))
+    assert not core.native_call_state()
+    assert account_rules.measures() is None
 
 
 # --- the learned behaviour's quiet path (`_learned.c`) ----------------------------------------------------------

@@ -8,13 +8,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_callstate.h"
 #include "_event_slots.h"
 
 enum { C_UNIQUEID, C_LINKEDID, C_CHANNEL, C_PEER, C_CONTEXT, C_DURATION, C_BILLSEC, C_DISPOSITION, N_CALL };
-static const char *const STATE_FIELDS[] = {"account", "start", "number", "classified", "answer", "end", "billsec",
-                                           "disposition", "ip", "record", "keys", "judged", "learned_minutes", NULL};
-enum { S_ACCOUNT, S_START, S_NUMBER, S_CLASSIFIED, S_ANSWER, S_END, S_BILLSEC, S_DISPOSITION, S_IP, S_RECORD, S_KEYS,
-       S_JUDGED, S_LEARNED_MINUTES, N_STATE };
 static const char *const TALLY_FIELDS[] = {"calls", "answered", "outside", "seconds", "countries", "sources", "first",
                                            "last", NULL};
 enum { T_CALLS, T_ANSWERED, T_OUTSIDE, T_SECONDS, T_COUNTRIES, T_SOURCES, T_FIRST, T_LAST, N_TALLY };
@@ -22,9 +19,8 @@ enum { T_CALLS, T_ANSWERED, T_OUTSIDE, T_SECONDS, T_COUNTRIES, T_SOURCES, T_FIRS
 typedef struct {
     PyObject_HEAD
     Py_ssize_t ev[N_FIELDS];   /* Event's slots */
-    Py_ssize_t st[N_STATE];    /* CallState's slots */
     Py_ssize_t ta[N_TALLY];    /* AccountTally's slots */
-    PyTypeObject *event_type, *state_type;
+    PyTypeObject *event_type;
     PyObject *book, *python_observe;      /* the book, and its Python observe (the fallback) */
     PyObject *book_dict;                  /* the book's __dict__, where `current` is set */
     PyObject *calls, *by_key, *accounts;  /* book._calls (a deque, oldest first), ._by_key, .accounts */
@@ -40,8 +36,7 @@ typedef struct {
     PyObject *keep_alive;
 } Observer;
 
-static PyObject *s_id_prefix, *s_ch_prefix, *s_internal, *s_current, *s_country, *s_answered_text, *one, *zero,
-                *zero_float;
+static PyObject *s_id_prefix, *s_ch_prefix, *s_internal, *s_current, *s_country, *s_answered_text, *one;
 
 static void observer_dealloc(Observer *o) {
     Py_XDECREF(o->keep_alive);
@@ -70,11 +65,10 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "not the Event this file knows");
         return -1;
     }
-    for (int i = 0; i < N_STATE; i++)
-        if ((o->st[i] = member_offset((PyTypeObject *)state_type, STATE_FIELDS[i])) < 0) {
-            PyErr_Format(PyExc_TypeError, "CallState has no slot %s", STATE_FIELDS[i]);
-            return -1;
-        }
+    if (state_type != (PyObject *)&CallStateType) {
+        PyErr_SetString(PyExc_TypeError, "the calls are _calls.CallState");
+        return -1;
+    }
     for (int i = 0; i < N_TALLY; i++)
         if ((o->ta[i] = member_offset((PyTypeObject *)tally_type, TALLY_FIELDS[i])) < 0) {
             PyErr_Format(PyExc_TypeError, "AccountTally has no slot %s", TALLY_FIELDS[i]);
@@ -101,7 +95,7 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
     o->append = PyObject_GetAttrString(o->calls, "append");
     o->popleft = PyObject_GetAttrString(o->calls, "popleft");
     if (!o->append || !o->popleft) return -1;
-    o->event_type = (PyTypeObject *)event_type; o->state_type = (PyTypeObject *)state_type;
+    o->event_type = (PyTypeObject *)event_type;
     o->book = book; o->python_observe = python_observe; o->text = text; o->tally_type = tally_type;
     o->keep_alive = Py_BuildValue("(OOOOOOOOOOOOOOOOOOO)", book, python_observe, event_type, state_type, tally_type,
                                   text, o->k_start, o->k_answer, o->k_end, o->classify, o->outside, o->calls,
@@ -112,7 +106,6 @@ static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
     return o->keep_alive == NULL ? -1 : 0;
 }
 
-#define ST(state, field) SLOT(state, o->st[field])
 #define EV(event, field) SLOT(event, o->ev[field])
 
 static int as_double(PyObject *value, double *out) {
@@ -132,27 +125,6 @@ static int began(Observer *o, PyObject *event, PyObject *call, double *out) {
     return 0;
 }
 
-/* CallState.talk(now) as a new reference: the CDR's billsec once known, else since the answer. */
-static PyObject *talk(Observer *o, PyObject *state, PyObject *now) {
-    PyObject *billsec = ST(state, S_BILLSEC), *answer = ST(state, S_ANSWER), *end = ST(state, S_END);
-    if (billsec != Py_None) { Py_INCREF(billsec); return billsec; }
-    if (answer == Py_None) { Py_INCREF(zero_float); return zero_float; }
-    PyObject *spent = PyNumber_Subtract(end != Py_None ? end : now, answer);
-    if (spent == NULL) return NULL;
-    int more = compare(spent, zero_float, Py_GT);  /* max(0.0, spent) */
-    if (more < 0) { Py_DECREF(spent); return NULL; }
-    if (more) return spent;
-    Py_DECREF(spent);
-    Py_INCREF(zero_float);
-    return zero_float;
-}
-
-static int answered(Observer *o, PyObject *state) {
-    PyObject *billsec = ST(state, S_BILLSEC);
-    if (ST(state, S_ANSWER) != Py_None) return 1;
-    return billsec == Py_None ? 0 : PyObject_IsTrue(billsec);
-}
-
 /* CallBook._prune */
 static int prune(Observer *o, double now) {
     for (int i = 0; i < 4; i++) {
@@ -160,22 +132,22 @@ static int prune(Observer *o, double now) {
         if (open <= 0) return (int)open;
         PyObject *first = PySequence_GetItem(o->calls, 0);
         if (first == NULL) return -1;
-        double start, end = 0.0;
-        int rc = as_double(ST(first, S_START), &start);
-        int has_end = ST(first, S_END) != Py_None;
-        if (rc == 0 && has_end) rc = as_double(ST(first, S_END), &end);
-        if (rc < 0) { Py_DECREF(first); return -1; }
-        int done = has_end && now - end > o->keep;
-        if (!(done || now - start > o->max_open || open > o->max_calls)) {
+        if (Py_TYPE(first) != &CallStateType) {
+            Py_DECREF(first);
+            PyErr_SetString(PyExc_TypeError, "the book's calls are _calls.CallState");
+            return -1;
+        }
+        CallStateObject *c = (CallStateObject *)first;
+        int done = (c->known & HAS_END) && now - c->end > o->keep;
+        if (!(done || now - c->start > o->max_open || open > o->max_calls)) {
             Py_DECREF(first);
             return 0;
         }
         PyObject *gone = PyObject_CallNoArgs(o->popleft);
-        rc = gone == NULL ? -1 : 0;
+        int rc = gone == NULL ? -1 : 0;
         Py_XDECREF(gone);
-        PyObject *keys = ST(first, S_KEYS);
-        for (Py_ssize_t k = 0; rc == 0 && k < PyList_GET_SIZE(keys); k++) {
-            PyObject *name = PyList_GET_ITEM(keys, k);
+        for (Py_ssize_t k = 0; rc == 0 && k < call_key_count(c); k++) {
+            PyObject *name = call_key(c, k);
             PyObject *holder = PyDict_GetItemWithError(o->by_key, name);
             if (holder == first) rc = PyDict_DelItem(o->by_key, name);
             else if (holder == NULL && PyErr_Occurred()) rc = -1;
@@ -187,15 +159,20 @@ static int prune(Observer *o, double now) {
 }
 
 /* CallBook._find (borrowed reference, or NULL with no error: none) */
-static PyObject *find(Observer *o, PyObject **keys, int nkeys, int channel_key, PyObject *event, PyObject *call,
+static CallStateObject *find(Observer *o, PyObject **keys, int nkeys, int channel_key, PyObject *event, PyObject *call,
                       int *err, int *at) {
     for (int k = 0; k < nkeys; k++) {
-        PyObject *state = PyDict_GetItemWithError(o->by_key, keys[k]);
-        if (state == NULL) { if (PyErr_Occurred()) { *err = 1; return NULL; } continue; }
-        if (k == channel_key && ST(state, S_END) != Py_None) {
-            double b, end, t;
-            if (began(o, event, call, &b) < 0 || as_double(ST(state, S_END), &end) < 0
-                || as_double(EV(event, F_TIME), &t) < 0) { *err = 1; return NULL; }
+        PyObject *found = PyDict_GetItemWithError(o->by_key, keys[k]);
+        if (found == NULL) { if (PyErr_Occurred()) { *err = 1; return NULL; } continue; }
+        if (Py_TYPE(found) != &CallStateType) {
+            PyErr_SetString(PyExc_TypeError, "the book's calls are _calls.CallState");
+            *err = 1;
+            return NULL;
+        }
+        CallStateObject *state = (CallStateObject *)found;
+        if (k == channel_key && (state->known & HAS_END)) {
+            double b, end = state->end, t;
+            if (began(o, event, call, &b) < 0 || as_double(EV(event, F_TIME), &t) < 0) { *err = 1; return NULL; }
             double slack = EV(event, F_KIND) == o->k_start ? 0.0 : o->end_slack;
             if (b >= end + slack || t - end > o->keep) continue;  /* a channel name reused after a restart */
         }
@@ -260,15 +237,6 @@ error:
     return -1;
 }
 
-/* max(a, b) and min(a, b) as Python's builtins pick (the first of equals), new references */
-static PyObject *pick(PyObject *a, PyObject *b, int op) {
-    int other = compare(b, a, op);
-    if (other < 0) return NULL;
-    PyObject *r = other ? b : a;
-    Py_INCREF(r);
-    return r;
-}
-
 /* classifier.classify(target), its cache read here first (a new reference) */
 static PyObject *classify(Observer *o, PyObject *target) {
     if (o->cache != NULL) {
@@ -320,84 +288,59 @@ static PyObject *text_of(Observer *o, PyObject *ip) {
     return PyObject_CallOneArg(o->text, ip);
 }
 
-/* CallState(account, start): the dataclass's fields set here (core.native_calls checks that they are these, with
- * these defaults: None, a new list for `keys`, 0 and 0.0 for what the learned behaviour judged);
- * `keys` holds the call's first keys already (observe would append each: none is there yet) */
-static PyObject *new_state(Observer *o, PyObject *account, PyObject *start, PyObject **keys, int nkeys) {
-    PyObject *state = o->state_type->tp_alloc(o->state_type, 0);
-    if (state == NULL) return NULL;
-    for (int i = 0; i < N_STATE; i++) {
-        PyObject *value;
-        if (i == S_KEYS) {
-            if ((value = PyList_New(nkeys)) == NULL) { Py_DECREF(state); return NULL; }
-            for (Py_ssize_t k = 0; k < nkeys; k++) PyList_SET_ITEM(value, k, Py_NewRef(keys[k]));
-        } else {
-            value = i == S_ACCOUNT ? account : i == S_START ? start : i == S_JUDGED ? zero
-                    : i == S_LEARNED_MINUTES ? zero_float : Py_None;
-            Py_INCREF(value);
-        }
-        *(PyObject **)((char *)state + o->st[i]) = value;
-    }
-    return state;
-}
-
 /* CallBook._update */
-static int update(Observer *o, PyObject *state, PyObject *event, PyObject *call) {
+static int update(Observer *o, CallStateObject *c, PyObject *event, PyObject *call) {
     PyObject *account = EV(event, F_ACCOUNT), *target = EV(event, F_TARGET), *ip = EV(event, F_IP);
-    PyObject *time = EV(event, F_TIME), *kind = EV(event, F_KIND);
+    PyObject *kind = EV(event, F_KIND);
     int truthy;
-    if (ST(state, S_ACCOUNT) == Py_None && account != Py_None) {
+    if (c->account == Py_None && account != Py_None) {
         if ((truthy = PyObject_IsTrue(account)) < 0) return -1;
-        if (truthy) set_slot(state, o->st[S_ACCOUNT], account);
+        if (truthy) Py_SETREF(c->account, Py_NewRef(account));
     }
-    if (ST(state, S_NUMBER) == Py_None && target != Py_None) {
+    if (c->number == Py_None && target != Py_None) {
         if ((truthy = PyObject_IsTrue(target)) < 0) return -1;
         if (truthy) {
-            set_slot(state, o->st[S_NUMBER], target);
+            Py_SETREF(c->number, Py_NewRef(target));
             PyObject *classified = classify(o, target);
             if (classified == NULL) return -1;
-            set_slot(state, o->st[S_CLASSIFIED], classified);
-            Py_DECREF(classified);
+            Py_SETREF(c->classified, classified);
         }
     }
-    if (ST(state, S_IP) == Py_None && ip != Py_None) set_slot(state, o->st[S_IP], ip);
+    if (c->ip == Py_None && ip != Py_None) Py_SETREF(c->ip, Py_NewRef(ip));
     PyObject *billsec = PyTuple_GET_ITEM(call, C_BILLSEC), *duration = PyTuple_GET_ITEM(call, C_DURATION);
-    if (kind == o->k_answer && ST(state, S_ANSWER) == Py_None) {
-        set_slot(state, o->st[S_ANSWER], time);
+    double time;
+    if (as_double(EV(event, F_TIME), &time) < 0) return -1;
+    if (kind == o->k_answer && !(c->known & HAS_ANSWER)) {
+        c->answer = time;
+        c->known |= HAS_ANSWER;
     } else if (kind == o->k_end) {
-        if (ST(state, S_END) == Py_None) set_slot(state, o->st[S_END], time);
-        if (billsec != Py_None) {
-            PyObject *had = ST(state, S_BILLSEC);
-            int had_some = had == Py_None ? 0 : PyObject_IsTrue(had);
-            if (had_some < 0) return -1;
-            PyObject *most = pick(had_some ? had : zero_float, billsec, Py_GT);
-            if (most == NULL) return -1;
-            set_slot(state, o->st[S_BILLSEC], most);
-            Py_DECREF(most);
-            if ((truthy = PyObject_IsTrue(billsec)) < 0) return -1;
-            if (truthy && ST(state, S_ANSWER) == Py_None) {
-                PyObject *answer = PyNumber_Subtract(time, billsec);
-                if (answer == NULL) return -1;
-                set_slot(state, o->st[S_ANSWER], answer);
-                Py_DECREF(answer);
+        if (!(c->known & HAS_END)) {
+            c->end = time;
+            c->known |= HAS_END;
+        }
+        if (billsec != Py_None) {  /* max(state.billsec or 0.0, call.billsec) */
+            double b, had = (c->known & HAS_BILLSEC) && c->billsec != 0.0 ? c->billsec : 0.0;
+            if (as_double(billsec, &b) < 0) return -1;
+            c->billsec = b > had ? b : had;
+            c->known |= HAS_BILLSEC;
+            if (b != 0.0 && !(c->known & HAS_ANSWER)) {
+                c->answer = time - b;
+                c->known |= HAS_ANSWER;
             }
         }
-        if (duration != Py_None) {
-            PyObject *began_at = PyNumber_Subtract(time, duration);
-            PyObject *start = began_at ? pick(ST(state, S_START), began_at, Py_LT) : NULL;
-            Py_XDECREF(began_at);
-            if (start == NULL) return -1;
-            set_slot(state, o->st[S_START], start);
-            Py_DECREF(start);
+        if (duration != Py_None) {  /* min(state.start, event.time - call.duration) */
+            double d;
+            if (as_double(duration, &d) < 0) return -1;
+            if (time - d < c->start) c->start = time - d;
         }
     }
-    PyObject *disposition = PyTuple_GET_ITEM(call, C_DISPOSITION), *was = ST(state, S_DISPOSITION);
+    PyObject *disposition = PyTuple_GET_ITEM(call, C_DISPOSITION), *was = c->disposition;
     if (disposition != Py_None) {
         if ((truthy = PyObject_IsTrue(disposition)) < 0) return -1;
         int final = was == Py_None ? 0 : PyObject_RichCompareBool(was, s_answered_text, Py_EQ);
         if (final < 0) return -1;
         if (truthy && !final && (was == Py_None || billsec != Py_None))
-            set_slot(state, o->st[S_DISPOSITION], disposition);  /* the CDR's word is final */
+            Py_SETREF(c->disposition, Py_NewRef(disposition));  /* the CDR's word is final */
     }
     return 0;
 }
@@ -424,18 +367,53 @@ static int count_in(Observer *o, PyObject *t, int field, PyObject *key) {
     return count_up(counter, key, one);
 }
 
+/* tally.field += amount, a float added in place when nothing else holds the sum (see add_in_place) */
+static int add_float(Observer *o, PyObject *t, int field, double amount) {
+    PyObject *value = TA(t, field);
+    if (PyFloat_CheckExact(value) && Py_REFCNT(value) == 1) {
+        ((PyFloatObject *)value)->ob_fval += amount;
+        return 0;
+    }
+    PyObject *more = PyFloat_FromDouble(amount);
+    int rc = more ? add_to(o, t, field, more) : -1;
+    Py_XDECREF(more);
+    return rc;
+}
+
+/* tally.field = op(tally.field, value), as min() (Py_LT) or max() (Py_GT) pick: the tally's unless `value` beats it */
+static int keep_extreme(Observer *o, PyObject *t, int field, double value, int op) {
+    PyObject *held = TA(t, field);
+    int beats;
+    if (PyFloat_CheckExact(held)) {
+        double was = PyFloat_AS_DOUBLE(held);
+        beats = op == Py_LT ? value < was : value > was;
+    } else {
+        PyObject *v = PyFloat_FromDouble(value);
+        beats = v ? compare(v, held, op) : -1;
+        Py_XDECREF(v);
+    }
+    if (beats <= 0) return beats;
+    PyObject *v = PyFloat_FromDouble(value);
+    if (v == NULL) return -1;
+    set_slot(t, o->ta[field], v);
+    Py_DECREF(v);
+    return 0;
+}
+
 /* CallBook._tally */
-static int tally(Observer *o, PyObject *state, int new, int had_number, int had_ip, int was_answered,
-                 PyObject *talked) {
-    PyObject *account = ST(state, S_ACCOUNT);
+static int tally(Observer *o, CallStateObject *c, int new, int had_number, int had_ip, int was_answered,
+                 double talked) {
+    PyObject *account = c->account;
     if (account == Py_None) return 0;
     PyObject *t = PyDict_GetItemWithError(o->accounts, account);
     if (t == NULL) {
         if (PyErr_Occurred()) return -1;
         if (PyDict_GET_SIZE(o->accounts) >= o->max_accounts) return 0;
-        PyObject *args = PyTuple_Pack(1, account), *kwargs = Py_BuildValue("{sO}", "first", ST(state, S_START));
-        t = args && kwargs ? PyObject_Call(o->tally_type, args, kwargs) : NULL;
-        Py_XDECREF(args); Py_XDECREF(kwargs);
+        PyObject *first = PyFloat_FromDouble(c->start);
+        PyObject *args = first ? PyTuple_Pack(1, account) : NULL;
+        PyObject *kwargs = args ? Py_BuildValue("{sO}", "first", first) : NULL;
+        t = kwargs ? PyObject_Call(o->tally_type, args, kwargs) : NULL;
+        Py_XDECREF(first); Py_XDECREF(args); Py_XDECREF(kwargs);
         if (t == NULL) return -1;
         int rc = PyDict_SetItem(o->accounts, account, t);
         Py_DECREF(t);
@@ -447,7 +425,7 @@ static int tally(Observer *o, PyObject *state, int new, int had_number, int had_
     }
     int rc = 0;
     if (new) rc = add_to(o, t, T_CALLS, one);
-    PyObject *number = ST(state, S_CLASSIFIED);
+    PyObject *number = c->classified;
     if (rc == 0 && number != Py_None && !had_number) {
         int outside = is_outside(o, number);
         if (outside < 0) rc = -1;
@@ -462,35 +440,16 @@ static int tally(Observer *o, PyObject *state, int new, int had_number, int had_
             }
         }
     }
-    if (rc == 0 && ST(state, S_IP) != Py_None && !had_ip) {
-        PyObject *text = text_of(o, ST(state, S_IP));
+    if (rc == 0 && c->ip != Py_None && !had_ip) {
+        PyObject *text = text_of(o, c->ip);
         rc = text ? count_in(o, t, T_SOURCES, text) : -1;
         Py_XDECREF(text);
     }
-    if (rc == 0) {
-        int now = answered(o, state);
-        if (now < 0) rc = -1;
-        else if (now && !was_answered) rc = add_to(o, t, T_ANSWERED, one);
-    }
-    if (rc == 0 && ST(state, S_END) != Py_None) {
-        PyObject *spent = talk(o, state, ST(state, S_END));
-        PyObject *more = spent ? PyNumber_Subtract(spent, talked) : NULL;
-        Py_XDECREF(spent);
-        rc = more ? add_to(o, t, T_SECONDS, more) : -1;
-        Py_XDECREF(more);
-    }
-    if (rc == 0) {  /* first = min(first, start); last = max(last, end or start) */
-        PyObject *end = ST(state, S_END);
-        int end_true = end == Py_None ? 0 : PyObject_IsTrue(end);
-        PyObject *lo = pick(TA(t, T_FIRST), ST(state, S_START), Py_LT);
-        PyObject *hi = lo && end_true >= 0 ? pick(TA(t, T_LAST), end_true ? end : ST(state, S_START), Py_GT) : NULL;
-        if (lo == NULL || hi == NULL) rc = -1;
-        else {
-            set_slot(t, o->ta[T_FIRST], lo);
-            set_slot(t, o->ta[T_LAST], hi);
-        }
-        Py_XDECREF(lo); Py_XDECREF(hi);
-    }
+    if (rc == 0 && call_answered(c) && !was_answered) rc = add_to(o, t, T_ANSWERED, one);
+    if (rc == 0 && (c->known & HAS_END)) rc = add_float(o, t, T_SECONDS, call_talk(c, c->end) - talked);
+    if (rc == 0) rc = keep_extreme(o, t, T_FIRST, c->start, Py_LT);  /* first = min(first, start) */
+    if (rc == 0)  /* last = max(last, end or start) */
+        rc = keep_extreme(o, t, T_LAST, (c->known & HAS_END) && c->end != 0.0 ? c->end : c->start, Py_GT);
     return rc;
 }
 
@@ -538,7 +497,8 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     PyObject *keys[MAX_KEYS];
     int nkeys = keys_of(call, keys, &channel_key);
     if (nkeys < 0) return nkeys == -1 ? NULL : PyObject_CallOneArg(o->python_observe, event);
-    PyObject *state = NULL, *talked = NULL, *result = NULL;
+    CallStateObject *state = NULL;
+    PyObject *result = NULL;
     double now;
     if (nkeys == 0) return no_call(o);
     if (as_double(EV(event, F_TIME), &now) < 0 || prune(o, now) < 0) goto done;
@@ -548,47 +508,37 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     int new = state == NULL;
     if (new) {
         double b;
-        if (began(o, event, call, &b) < 0) goto done;
-        PyObject *start = PyFloat_FromDouble(b);
-        state = start ? new_state(o, EV(event, F_ACCOUNT), start, keys, nkeys) : NULL;
-        Py_XDECREF(start);
-        if (state == NULL) goto done;
-        PyObject *r = PyObject_CallOneArg(o->append, state);
+        if (began(o, event, call, &b) < 0 || (state = call_state_new(EV(event, F_ACCOUNT), b)) == NULL) goto done;
+        PyObject *r = PyObject_CallOneArg(o->append, (PyObject *)state);
         if (r == NULL) goto done;
         Py_DECREF(r);
     } else {
         Py_INCREF(state);
     }
-    PyObject *state_keys = ST(state, S_KEYS);
     for (int k = 0; k < nkeys; k++) {
         PyObject *key = keys[k];
-        int known = new ? 1 : PySequence_Contains(state_keys, key);  /* (a new call's list holds them) */
-        if (known < 0 || (!known && PyList_Append(state_keys, key) < 0)
-            || (k != found_by && PyDict_SetItem(o->by_key, key, state) < 0))  /* (by_key[key] is state already) */
+        int known = new ? 0 : call_has_key(state, key);  /* (a new call has none yet) */
+        if (known < 0 || (!known && call_add_key(state, key) < 0)
+            || (k != found_by && PyDict_SetItem(o->by_key, key, (PyObject *)state) < 0))  /* (by_key[key] is state already) */
             goto done;
     }
-    if (ST(state, S_END) != Py_None) talked = talk(o, state, ST(state, S_END));
-    else { talked = zero_float; Py_INCREF(talked); }
-    if (talked == NULL) goto done;
-    int had_number = ST(state, S_NUMBER) != Py_None, had_ip = ST(state, S_IP) != Py_None;
-    int was_answered = answered(o, state);
-    if (was_answered < 0 || update(o, state, event, call) < 0) goto done;
-    if (ST(state, S_RECORD) == Py_None && ST(state, S_CLASSIFIED) != Py_None) {  /* a call that leaves */
-        int outside = is_outside(o, ST(state, S_CLASSIFIED));
+    double talked = (state->known & HAS_END) ? call_talk(state, state->end) : 0.0;
+    int had_number = state->number != Py_None, had_ip = state->ip != Py_None, was_answered = call_answered(state);
+    if (update(o, state, event, call) < 0) goto done;
+    if (state->record == Py_None && state->classified != Py_None) {  /* a call that leaves */
+        int outside = is_outside(o, state->classified);
         if (outside < 0) goto done;
         if (outside) {
             PyObject *record = record_of(o, event);
             if (record == NULL) goto done;
-            set_slot(state, o->st[S_RECORD], record);
-            Py_DECREF(record);
+            Py_SETREF(state->record, record);
         }
     }
     if (tally(o, state, new, had_number, had_ip, was_answered, talked) < 0) goto done;
-    result = current_of(o, state, new);
+    result = current_of(o, (PyObject *)state, new);
 done:
     for (int k = 0; k < nkeys; k++) Py_DECREF(keys[k]);
     Py_XDECREF(state);
-    Py_XDECREF(talked);
     return result;
 }
 
@@ -692,10 +642,11 @@ PyMODINIT_FUNC PyInit__calls(void) {
     s_country = PyUnicode_InternFromString("country");
     s_answered_text = PyUnicode_FromString("ANSWERED");
     one = PyLong_FromLong(1);
-    zero = PyLong_FromLong(0);
-    zero_float = PyFloat_FromDouble(0.0);
-    if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_country || !s_answered_text || !one
-        || !zero || !zero_float)
+    if (!s_id_prefix || !s_ch_prefix || !s_internal || !s_current || !s_country || !s_answered_text || !one)
         return NULL;
-    return module_with_type(&moduledef, "Observer", &ObserverType);
+    PyObject *m = module_with_type(&moduledef, "Observer", &ObserverType);
+    if (m != NULL && (add_type(m, "CallState", &CallStateType) < 0
+                      || PyModule_AddObject(m, "MAX_OPEN", PyFloat_FromDouble(CALL_MAX_OPEN)) < 0))
+        Py_CLEAR(m);
+    return m;
 }

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <math.h>
 
+#include "_callstate.h"
 #include "_event_slots.h"
 
 static const char *const PROFILE_FIELDS[] = {"first_seen", "last_seen", "day", "days", "calls", "countries",
@@ -28,9 +29,6 @@ static const char *const TODAY_FIELDS[] = {"calls", "minutes", "unusual_calls", 
                                            "types", "networks", "hours", "agents", "tainted", NULL};
 enum { T_CALLS, T_MINUTES, T_UNUSUAL_CALLS, T_UNUSUAL_MINUTES, T_COUNTRIES, T_TYPES, T_NETWORKS, T_HOURS, T_AGENTS,
        T_TAINTED, N_TODAY };
-static const char *const CALL_FIELDS[] = {"account", "start", "classified", "answer", "end", "billsec", "ip", "keys",
-                                          "judged", "learned_minutes", NULL};
-enum { C_ACCOUNT, C_START, C_CLASSIFIED, C_ANSWER, C_END, C_BILLSEC, C_IP, C_KEYS, C_JUDGED, C_LEARNED, N_CALL };
 static const char *const NUMBER_FIELDS[] = {"country", "number_type", "risk_class", "internal", NULL};
 enum { N_COUNTRY, N_TYPE, N_RISK, N_INTERNAL, N_NUMBER };
 
@@ -39,7 +37,7 @@ enum { N_COUNTRY, N_TYPE, N_RISK, N_INTERNAL, N_NUMBER };
 
 typedef struct {
     PyObject_HEAD
-    Py_ssize_t ev[N_FIELDS], pr[N_PROFILE], td[N_TODAY], cl[N_CALL], nu[N_NUMBER];
+    Py_ssize_t ev[N_FIELDS], pr[N_PROFILE], td[N_TODAY], nu[N_NUMBER];
     PyTypeObject *event_type, *profile_type, *today_type, *call_type, *number_type;
     PyObject *alpha;  /* the detector's baseline weight, for Profile.roll */
     long top[4], age_at;  /* behaviour.TOP_COUNTRIES, _TYPES, _NETWORKS, _AGENTS and AGE_AT: roll's bounds */
@@ -96,8 +94,12 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
         return -1;
     }
     if (offsets_of(types[1], PROFILE_FIELDS, o->pr) < 0 || offsets_of(types[2], TODAY_FIELDS, o->td) < 0
-        || offsets_of(types[3], CALL_FIELDS, o->cl) < 0 || offsets_of(types[4], NUMBER_FIELDS, o->nu) < 0)
+        || offsets_of(types[4], NUMBER_FIELDS, o->nu) < 0)
         return -1;
+    if (!is_call_type((PyTypeObject *)types[3])) {
+        PyErr_SetString(PyExc_TypeError, "the calls are _calls.CallState");
+        return -1;
+    }
     o->event_type = (PyTypeObject *)types[0]; o->profile_type = (PyTypeObject *)types[1];
     o->today_type = (PyTypeObject *)types[2]; o->call_type = (PyTypeObject *)types[3];
     o->number_type = (PyTypeObject *)types[4];
@@ -209,7 +211,12 @@ static int local_of(Learned *o, PyObject *when_object, double when, long *day, l
     Py_DECREF(key);
     if (found == NULL && PyErr_Occurred()) return -1;
     if (found != NULL) Py_INCREF(found);
-    else if ((found = PyObject_CallOneArg(o->local, when_object)) == NULL) return -1;
+    else {
+        PyObject *made = when_object == NULL ? PyFloat_FromDouble(when) : Py_NewRef(when_object);
+        found = made ? PyObject_CallOneArg(o->local, made) : NULL;
+        Py_XDECREF(made);
+        if (found == NULL) return -1;
+    }
     int rc = PyTuple_Check(found) && PyTuple_GET_SIZE(found) == 2;
     if (rc && (long_of(PyTuple_GET_ITEM(found, 0), day) < 0 || long_of(PyTuple_GET_ITEM(found, 1), hour) < 0)) rc = -1;
     Py_DECREF(found);
@@ -282,10 +289,9 @@ typedef struct {  /* what the fast path will change, worked out before anything 
 } Plan;
 
 /* 1: the plan is made (nothing to find), 0: Python's turn, -1: error */
-static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, long flags, double learned,
+static int plan(Learned *o, PyObject *event, CallStateObject *call, PyObject *profile, long flags, double learned,
                 Plan *p) {
-    PyObject *today = SL(profile, o->pr, P_TODAY), *number = SL(call, o->cl, C_CLASSIFIED);
-    PyObject *ip = SL(call, o->cl, C_IP), *end = SL(call, o->cl, C_END);
+    PyObject *today = SL(profile, o->pr, P_TODAY), *number = call->classified, *ip = call->ip;
     long days, calls;
     if (today != Py_None && Py_TYPE(today) != o->today_type) return 0;  /* (None: a new day, nothing seen yet) */
     if (SL(event, o->ev, F_UA) != Py_None) return 0;  /* a user agent: its checks are Python's */
@@ -314,11 +320,9 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
     else if (long_of(SL(today, o->td, T_UNUSUAL_CALLS), &unusual_calls) < 0) return -1;
     if (number != Py_None && !(flags & o->destination)) {
         flags |= o->destination;
-        double start;
         long day, hour;
-        int found = number_of(SL(call, o->cl, C_START), &start);
-        if (found <= 0) return found < 0 ? -1 : 0;
-        if ((found = local_of(o, SL(call, o->cl, C_START), start, &day, &hour)) <= 0) return found;
+        int found = local_of(o, NULL, call->start, &day, &hour);
+        if (found <= 0) return found;
         p->slot = ((day - 1) % 7 + 7) % 7 >= 5 ? hour + 24 : hour;
         if (p->slot < 0 || p->slot >= 48) return 0;
         if (outside) {
@@ -346,17 +350,8 @@ static int plan(Learned *o, PyObject *event, PyObject *call, PyObject *profile, 
                 return 0;  /* _volume(): today's unusual calls may be too many */
         }
     }
-    if (outside && end != Py_None) {  /* the talk minutes: call.talk(call.end) / 60 */
-        double billsec, answer, end_at;
-        int has = number_of(SL(call, o->cl, C_BILLSEC), &billsec);
-        if (has < 0) return -1;
-        double talked = billsec;
-        if (!has) {
-            int answered = number_of(SL(call, o->cl, C_ANSWER), &answer);
-            if (answered < 0 || number_of(end, &end_at) < 0) return -1;
-            talked = answered ? (end_at - answer > 0.0 ? end_at - answer : 0.0) : 0.0;
-        }
-        talked /= 60;
+    if (outside && (call->known & HAS_END)) {  /* the talk minutes: call.talk(call.end) / 60 */
+        double talked = call_talk(call, call->end) / 60;
         if (talked > learned) {
             p->minutes = talked - learned;
             double unusual_minutes = 0.0;
@@ -535,7 +530,7 @@ static int touch(Learned *o, PyObject *profile, PyObject *account, PyObject *whe
 }
 
 /* The changes of `_call` where it finds nothing, in its order: 1, or -1 with an error. */
-static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *profile, PyObject *account,
+static int carry_out(Learned *o, PyObject *event, CallStateObject *call, PyObject *profile, PyObject *account,
                      const Plan *p) {
     PyObject *today = SL(profile, o->pr, P_TODAY), *when = SL(event, o->ev, F_TIME);
     if (touch(o, profile, account, when) < 0) return -1;
@@ -569,16 +564,8 @@ static int carry_out(Learned *o, PyObject *event, PyObject *call, PyObject *prof
         Py_XDECREF(minutes);
         if (rc < 0) return -1;
     }
-    PyObject *flags = PyLong_FromLong(p->flags);  /* call.judged, call.learned_minutes = flags, learned */
-    if (flags == NULL) return -1;
-    set_slot(call, o->cl[C_JUDGED], flags);
-    Py_DECREF(flags);
-    if (p->learned != p->was_learned) {  /* (else the very float there) */
-        PyObject *learned = PyFloat_FromDouble(p->learned);
-        if (learned == NULL) return -1;
-        set_slot(call, o->cl[C_LEARNED], learned);
-        Py_DECREF(learned);
-    }
+    call->judged = p->flags;  /* call.judged, call.learned_minutes = flags, learned */
+    call->learned_minutes = p->learned;
     return 1;
 }
 
@@ -673,24 +660,20 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
     PyObject *current = o->book_dict != NULL ? PyDict_GetItemWithError(o->book_dict, s_current) : NULL;
     if (current != NULL) Py_INCREF(current);
     else if (PyErr_Occurred() || (current = PyObject_GetAttr(o->book, s_current)) == NULL) return NULL;
-    PyObject *result = NULL, *call, *account, *keys;
+    PyObject *result = NULL, *account;
+    CallStateObject *call;
     Plan p = {.network = NULL};
     if (!PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1
-        || Py_TYPE(call = PyTuple_GET_ITEM(current, 0)) != o->call_type)
+        || Py_TYPE(PyTuple_GET_ITEM(current, 0)) != o->call_type)
         goto python;
-    account = SL(call, o->cl, C_ACCOUNT); keys = SL(call, o->cl, C_KEYS);
-    if (account == Py_None || !PyUnicode_CheckExact(account) || !PyList_Check(keys) || PyList_GET_SIZE(keys) == 0)
-        goto python;
+    call = (CallStateObject *)PyTuple_GET_ITEM(current, 0);
+    account = call->account;
+    if (account == Py_None || !PyUnicode_CheckExact(account) || call->key[0] == NULL) goto python;
     int excluded = PySet_Contains(o->exclude, account);
     if (excluded != 0) { if (excluded < 0) goto done; goto python; }
-    long flags;
-    double learned;
-    if (!PyLong_CheckExact(SL(call, o->cl, C_JUDGED)) || !PyFloat_CheckExact(SL(call, o->cl, C_LEARNED))
-        || long_of(SL(call, o->cl, C_JUDGED), &flags) < 0 || number_of(SL(call, o->cl, C_LEARNED), &learned) < 0) {
-        PyErr_Clear();
-        goto python;
-    }
-    PyObject *number = SL(call, o->cl, C_CLASSIFIED);
+    long flags = call->judged;
+    double learned = call->learned_minutes;
+    PyObject *number = call->classified;
     int outside = 0;
     if (number != Py_None) {
         if (Py_TYPE(number) != o->number_type) goto python;
@@ -698,8 +681,8 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
         if (internal < 0) goto done;
         outside = !internal;
     }
-    if ((SL(call, o->cl, C_IP) == Py_None || (flags & o->source)) && (number == Py_None || (flags & o->destination))
-        && (!outside || SL(call, o->cl, C_END) == Py_None)) {
+    if ((call->ip == Py_None || (flags & o->source)) && (number == Py_None || (flags & o->destination))
+        && (!outside || !(call->known & HAS_END))) {
         result = PyList_New(0);  /* a record of a call that tells nothing new about it */
         goto done;
     }

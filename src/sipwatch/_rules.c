@@ -11,15 +11,14 @@
 #include <Python.h>
 #include <math.h>
 
+#include "_callstate.h"
 #include "_event_slots.h"
 
-static const char *const STATE_FIELDS[] = {"start", "answer", "end", "billsec", "number", "classified", NULL};
-enum { S_START, S_ANSWER, S_END, S_BILLSEC, S_NUMBER, S_CLASSIFIED, N_STATE };
+enum { S_START, S_ANSWER, S_END, S_BILLSEC };  /* a call's times (value_of) */
 
 typedef struct {
     PyObject_HEAD
-    Py_ssize_t st[N_STATE];  /* CallState's slots */
-    PyTypeObject *state_type;
+    PyTypeObject *state_type;  /* _calls.CallState */
     double max_open;
     PyTypeObject *number_type;  /* the classifications' type (the first seen; held), and where its e164 is */
     Py_ssize_t e164_at;
@@ -38,11 +37,10 @@ static int measures_init(Measures *m, PyObject *args, PyObject *kw) {
     (void)kw;
     if (!PyArg_ParseTuple(args, "O!d", &PyType_Type, &state_type, &m->max_open))
         return -1;
-    for (int i = 0; i < N_STATE; i++)
-        if ((m->st[i] = member_offset((PyTypeObject *)state_type, STATE_FIELDS[i])) < 0) {
-            PyErr_Format(PyExc_TypeError, "CallState has no slot %s", STATE_FIELDS[i]);
-            return -1;
-        }
+    if (!is_call_type((PyTypeObject *)state_type)) {
+        PyErr_SetString(PyExc_TypeError, "the calls are _calls.CallState");
+        return -1;
+    }
     Py_XSETREF(m->state_type, (PyTypeObject *)Py_NewRef(state_type));
     return 0;
 }
@@ -53,13 +51,13 @@ static void measures_dealloc(Measures *m) {
     Py_TYPE(m)->tp_free((PyObject *)m);
 }
 
-/* A slot's value as a double: 1, or 0 for None (*out = 0.0), or -1 with an error (not a number). */
-static int value_of(PyObject *obj, Py_ssize_t offset, double *out) {
-    PyObject *value = SLOT(obj, offset);
-    if (value == NULL) { PyErr_SetString(PyExc_AttributeError, "a CallState slot is unset"); return -1; }
-    if (value == Py_None) { *out = 0.0; return 0; }
-    *out = PyFloat_AsDouble(value);
-    return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
+/* A call's time (a CallState, checked by the caller): 1, or 0 for None (*out = 0.0). */
+static inline int value_of(PyObject *obj, int field, double *out) {
+    const CallStateObject *c = (const CallStateObject *)obj;
+    int bit = field == S_ANSWER ? HAS_ANSWER : field == S_END ? HAS_END : field == S_BILLSEC ? HAS_BILLSEC : 0;
+    if (bit && !(c->known & bit)) { *out = 0.0; return 0; }
+    *out = field == S_START ? c->start : field == S_ANSWER ? c->answer : field == S_END ? c->end : c->billsec;
+    return 1;
 }
 
 static PyObject *state_at(Measures *m, PyObject *calls, Py_ssize_t i) {
@@ -71,8 +69,8 @@ static PyObject *state_at(Measures *m, PyObject *calls, Py_ssize_t i) {
 /* The calls' spans (a new array, or NULL with an error). */
 /* One call's span (0), or -1 with an error (`call` NULL: an error is set already). */
 static int span_of(Measures *m, PyObject *call, Span *span, Py_ssize_t i) {
-    int has_start = call ? value_of(call, m->st[S_START], &span->start) : -1;
-    span->has_end = has_start > 0 ? value_of(call, m->st[S_END], &span->end) : -1;
+    int has_start = call ? value_of(call, S_START, &span->start) : -1;
+    span->has_end = has_start > 0 ? value_of(call, S_END, &span->end) : -1;
     span->index = i;
     if (has_start > 0 && span->has_end >= 0) return 0;
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
@@ -210,10 +208,10 @@ static PyObject *measures_peak(Measures *m, PyObject *args) {
 /* CallState.talk(now): -1 with an error */
 static int talk_of(Measures *m, PyObject *call, double now, double *out) {
     double billsec, answer, end;
-    int has = value_of(call, m->st[S_BILLSEC], &billsec);
+    int has = value_of(call, S_BILLSEC, &billsec);
     if (has != 0) { *out = billsec; return has < 0 ? -1 : 0; }
-    if ((has = value_of(call, m->st[S_ANSWER], &answer)) <= 0) { *out = 0.0; return has; }
-    if ((has = value_of(call, m->st[S_END], &end)) < 0) return -1;
+    if ((has = value_of(call, S_ANSWER, &answer)) <= 0) { *out = 0.0; return has; }
+    if ((has = value_of(call, S_END, &end)) < 0) return -1;
     double spent = (has ? end : now) - answer;
     *out = spent > 0.0 ? spent : 0.0;  /* max(0.0, spent) */
     return 0;
@@ -289,9 +287,8 @@ static PyObject *measures_bill(Measures *m, PyObject *tracked) {
     int billed;
     while (PyDict_Next(tracked, &pos, &key, &value)) {
         if (tracked_entry(m, key, value, &call, &billed) < 0) return NULL;
-        PyObject *end = SLOT(call, m->st[S_END]);
-        if (end == NULL) { PyErr_SetString(PyExc_AttributeError, "a CallState slot is unset"); return NULL; }
-        if (!billed && end != Py_None && PyDict_SetItem(tracked, key, Py_True) < 0) return NULL;
+        int ended = (((CallStateObject *)call)->known & HAS_END) != 0;
+        if (!billed && ended && PyDict_SetItem(tracked, key, Py_True) < 0) return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -360,8 +357,7 @@ static Py_ssize_t peak_count(Measures *m, const Span *spans, Py_ssize_t n, doubl
 /* What AccountRulesDetector._same compares a call by (a borrowed str): its number's E.164 form, else the number
  * as dialled, else NULL for "?"; -1 with an error, 0 when this call's shape is Python's to read. */
 static int same_text(Measures *m, PyObject *call, PyObject **text) {
-    PyObject *number = SLOT(call, m->st[S_CLASSIFIED]), *dialled = SLOT(call, m->st[S_NUMBER]);
-    if (number == NULL || dialled == NULL) { PyErr_SetString(PyExc_AttributeError, "a CallState slot is unset"); return -1; }
+    PyObject *number = ((CallStateObject *)call)->classified, *dialled = ((CallStateObject *)call)->number;
     *text = NULL;
     if (number != Py_None) {
         if (m->number_type == NULL) {
@@ -489,7 +485,7 @@ static int track(PyObject *tracked, PyObject *call, Py_ssize_t max_calls) {
 static int quiet_of(Measures *m, PyObject *tracked, PyObject *call, double now, double window, const double *lowest,
                     int risky, Py_ssize_t max_calls, Py_ssize_t digits) {
     double start;
-    int has_start = value_of(call, m->st[S_START], &start);
+    int has_start = value_of(call, S_START, &start);
     if (has_start <= 0) {
         if (has_start == 0) PyErr_SetString(PyExc_TypeError, "a call with no start");
         return -1;
@@ -602,7 +598,7 @@ typedef struct {
     Measures *m;
     PyObject *detector, *observe, *book_dict, *exclude, *accounts, *own;
     PyTypeObject *event_type, *classified_type, *account_type;
-    Py_ssize_t ev_time, st_account, st_classified, cl_internal, cl_risk_class, ac_calls, max_calls, digits;
+    Py_ssize_t ev_time, cl_internal, cl_risk_class, ac_calls, max_calls, digits;
     double window;
     PyObject *lowest_seen;  /* the detector's _plain_lowest (a tuple, held) whose values `lowest` holds */
     double lowest[6];
@@ -657,13 +653,11 @@ static int gate_init(Gate *g, PyObject *args, PyObject *kw) {
     if (!event_slots((PyTypeObject *)event_type, ev)) { PyErr_SetString(PyExc_TypeError, "not the Event this file knows"); return -1; }
     Measures *m = (Measures *)measures;
     g->ev_time = ev[F_TIME];
-    g->st_account = member_offset(m->state_type, "account");
-    g->st_classified = member_offset(m->state_type, "classified");
     g->cl_internal = member_offset((PyTypeObject *)classified_type, "internal");
     g->cl_risk_class = member_offset((PyTypeObject *)classified_type, "risk_class");
     g->ac_calls = member_offset((PyTypeObject *)account_type, "calls");
-    if (g->st_account < 0 || g->st_classified < 0 || g->cl_internal < 0 || g->cl_risk_class < 0 || g->ac_calls < 0) {
-        PyErr_SetString(PyExc_TypeError, "CallState, Classified or _Account without the slots this file reads");
+    if (g->cl_internal < 0 || g->cl_risk_class < 0 || g->ac_calls < 0) {
+        PyErr_SetString(PyExc_TypeError, "Classified or _Account without the slots this file reads");
         return -1;
     }
     gate_clear(g);
@@ -702,8 +696,7 @@ static PyObject *gate_call(Gate *g, PyObject *event) {
     if (current == NULL || !PyTuple_Check(current) || PyTuple_GET_SIZE(current) < 1) return NULL;
     PyObject *call = PyTuple_GET_ITEM(current, 0);
     if (Py_TYPE(call) != g->m->state_type) return NULL;
-    PyObject *account = SLOT(call, g->st_account), *number = SLOT(call, g->st_classified);
-    if (account == NULL || number == NULL) return NULL;
+    PyObject *account = ((CallStateObject *)call)->account, *number = ((CallStateObject *)call)->classified;
     if (account == Py_None || number == Py_None) return PyList_New(0);
     int excluded = PySet_Contains(g->exclude, account);
     if (excluded != 0) return excluded < 0 ? NULL : PyList_New(0);
@@ -761,9 +754,20 @@ static PyTypeObject GateType = {
     .tp_doc = "AccountRulesDetector.observe's first lines and its quiet gate, for the scan's core.",
 };
 
+/* reads(type) -> bool: whether `type` is the record of a call these measures read (_calls.CallState) */
+static PyObject *rules_reads(PyObject *module, PyObject *type) {
+    (void)module;
+    return PyBool_FromLong(PyType_Check(type) && is_call_type((PyTypeObject *)type));
+}
+
+static PyMethodDef module_methods[] = {
+    {"reads", rules_reads, METH_O, "Whether the measures read calls of this type (_calls.CallState)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "_rules", "The account rules' window measures in C (see detectors/account_rules.py).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__rules(void) {

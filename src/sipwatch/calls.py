@@ -15,13 +15,22 @@ objects: this file is its specification, and a change to `observe` or what it ca
 
 from __future__ import annotations
 
+import os
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from sipwatch.event import CALL_KINDS, Event, IPAddress, Kind
 from sipwatch.numbers import Classified, NumberClassifier
 
 MAX_OPEN = 12 * 3600.0  # a call with no end after this long is forgotten (its end record was lost)
+
+try:  # pragma: no cover - which branch runs depends on the build
+    from sipwatch import _calls as _native_calls  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    _native_calls = None
+if os.environ.get("SIPWATCH_NATIVE", "1") == "0":  # (as formats/native.py's `available`, read once: see CallState)
+    _native_calls = None
 
 
 @dataclass(slots=True, eq=False)
@@ -64,6 +73,17 @@ class CallState:
 
     def open_at(self, when: float) -> bool:
         return self.start <= when and (self.end is None or when < self.end) and when - self.start < MAX_OPEN
+
+    def add_key(self, key: str) -> None:
+        """Add a key the call is known by, unless it has it."""
+        if key not in self.keys:
+            self.keys.append(key)
+
+
+#: the dataclass above: the specification of `_calls.CallState`, and the calls of a build without C
+PlainCallState = CallState
+if not TYPE_CHECKING and _native_calls is not None:
+    CallState = _native_calls.CallState  # the same record in C (see _callstate.h)
 
 
 @dataclass(slots=True)
@@ -156,8 +176,7 @@ class CallBook:
             state = CallState(event.account, _began(event))
             self._calls.append(state)
         for key in keys:
-            if key not in state.keys:
-                state.keys.append(key)
+            state.add_key(key)
             self._by_key[key] = state
         talked = state.talk(state.end) if state.end is not None else 0.0
         before = (state.number is not None, state.ip is not None, state.answered, talked)

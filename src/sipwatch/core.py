@@ -24,7 +24,6 @@ from __future__ import annotations
 import ipaddress
 from collections import deque
 from collections.abc import Callable
-from dataclasses import MISSING, fields
 from typing import Any
 
 from sipwatch import calls
@@ -101,7 +100,7 @@ def learned_observe(detector: behaviour.BehaviourDetector) -> Callable[[Event], 
     """`_learned.c`'s observe for `detector` (a call record that teaches its profile and finds nothing is
     learned in C; anything else goes to the detector's own observe), or None when it is not built or turned
     off, or the detector's parts are not the ones it knows."""
-    if _learned is None or not native.available() or type(detector.book) is not ProfileBook:
+    if _learned is None or not native.available() or type(detector.book) is not ProfileBook or not native_call_state():
         return None
     s = detector.settings
     learned = _learned.Learned(
@@ -209,19 +208,16 @@ def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:
     return take
 
 
-#: CallState's fields as `_calls.c` makes a new one: (name, default), MISSING for the two given
-_STATE_FIELDS = (("account", MISSING), ("start", MISSING), ("number", None), ("classified", None), ("answer", None),
-                 ("end", None), ("billsec", None), ("disposition", None), ("ip", None), ("record", None),
-                 ("keys", list), ("judged", 0), ("learned_minutes", 0.0))
-
-
 def _plain_state() -> bool:
-    """CallState is still the dataclass that `_calls.c` builds without calling it, and AccountTally keeps its
+    """The calls are `_calls.CallState`, the C record that `_calls.c` makes and reads, and AccountTally keeps its
     counts in slots (which `_calls.c` adds to)."""
-    found = tuple((f.name, f.default_factory if f.default_factory is not MISSING else f.default)
-                  for f in fields(calls.CallState))
-    return (found == _STATE_FIELDS and not hasattr(calls.CallState, "__post_init__")
-            and "__slots__" in vars(calls.AccountTally))
+    return native_call_state() and "__slots__" in vars(calls.AccountTally)
+
+
+def native_call_state() -> bool:
+    """The calls are `_calls.CallState` (the C parts read that record; calls.py takes it unless it was imported
+    with SIPWATCH_NATIVE=0)."""
+    return _calls is not None and calls.CallState is _calls.CallState
 
 
 def native_calls(book: calls.CallBook) -> bool:

@@ -369,8 +369,8 @@ class Measures(Protocol):
 
 
 def measures() -> Measures | None:
-    """The window measures in C (`_rules.c`), or None when not built or turned off."""
-    if _rules is None or not native.available():
+    """The window measures in C (`_rules.c`), or None when not built or turned off (they read `_calls.CallState`)."""
+    if _rules is None or not native.available() or not _rules.reads(CallState):
         return None
     found: Measures = _rules.Measures(CallState, MAX_OPEN)
     return found
