@@ -1,9 +1,10 @@
 /*
  * `CallBook.observe` in C (see sipwatch/calls.py, the specification, and sipwatch/core.py, which installs
  * it): one call, whichever records told of it, correlated by the ids the records carry, on the book's own
- * dicts and the same CallState and AccountTally objects. Number classification, new CallStates and new
- * AccountTallies are made by the Python code they belong to; a record of an unexpected shape (ids that are
- * not text) goes whole to the Python method. The tests compare whole scans with and without this file.
+ * dicts and the same AccountTally objects; its calls are C records (`_calls.CallState`, _callstate.c).
+ * Number classification and new AccountTallies are made by the Python code they belong to; a record of an
+ * unexpected shape (ids that are not text) goes whole to the Python method. The tests compare whole scans
+ * with and without this file.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

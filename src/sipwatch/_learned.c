@@ -285,7 +285,7 @@ typedef struct {  /* what the fast path will change, worked out before anything 
     int usual;
     double minutes;             /* > 0: talk minutes to learn */
     long flags;
-    double learned, was_learned;  /* the talk minutes learned of the call, after and before */
+    double learned;  /* the talk minutes learned of the call, after */
 } Plan;
 
 /* 1: the plan is made (nothing to find), 0: Python's turn, -1: error */
@@ -305,7 +305,6 @@ static int plan(Learned *o, PyObject *event, CallStateObject *call, PyObject *pr
         outside = !internal;
     }
     p->network = NULL; p->slot = -1; p->where = p->type = NULL; p->usual = 1; p->minutes = 0.0;
-    p->was_learned = learned;
     if (ip != Py_None && !(flags & o->source)) {  /* _source(), with no user agent */
         flags |= o->source;
         p->network = network_for(o, ip);

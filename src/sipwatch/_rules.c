@@ -2,7 +2,7 @@
  * The account rules' measures over an account's window of calls, in C (see sipwatch/detectors/account_rules.py,
  * the specification: `_busiest`, `_peak_concurrency`, `_Account` pruning and billing). Each is a loop over the
  * calls of one account, run for every outside call: in Python ~0.15 us per call and pass, here a few ns. They
- * read the CallState slots directly; the tests compare each with its Python twin on random calls. An account's
+ * read the calls' C records (_callstate.h) directly; the tests compare each with its Python twin on random calls. An account's
  * tracked calls are a dict, CallState -> billed (True or False), oldest first.
  * `quiet` puts the bookkeeping and the gates of one outside call together (see AccountRulesDetector.observe);
  * `Gate` is that observe's first lines and `quiet` in one call, for the scan's core (account_rules.gate).
