@@ -1,7 +1,7 @@
 """The optional C parts: the record scanner's fast lane (src/sipwatch/formats/_fastlane.c; see
 formats/native.py), the parallel scan's merge loop (src/sipwatch/_drain.c; see parallel.py), the call
-book and the detectors' counting (_calls.c, _core.c; see core.py), and address hashes (_addr.c; see
-netaddr.py).
+book and its calls as C records (_calls.c, _callstate.c; see core.py, calls.py), the detectors' counting
+(_core.c, _rules.c, _learned.c), and address hashes (_addr.c; see netaddr.py).
 
 It needs a C compiler, the Python headers and PCRE2 (Debian: gcc python3-dev libpcre2-dev). Without
 them the build goes on without it, and sipwatch reads every record in Python: the same events, slower.
