@@ -132,13 +132,13 @@ def test_a_network_s_type_is_found_by_its_four_characters() -> None:
 
 def test_an_international_form_parses_as_phonenumbers_parses_it() -> None:
     """`_parse_international` takes phonenumbers' own steps for `+<digits>` (parse spends ~11 us looking for a
-    number in free text): the same numbers, and None where parse raises, on random digits after every calling
-    code (and codes that are none), with leading zeros, too short and too long (seeded)."""
+    number in free text): the same numbers, and None where parse raises, and whether they are possible, on random
+    digits after every calling code (and codes that are none), with leading zeros, too short and too long (seeded)."""
     import random
 
     import phonenumbers
 
-    from sipwatch.numbers import _parse_international
+    from sipwatch.numbers import _international, _parse_international
 
     rng = random.Random(11)
     codes = [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE] + ["0", "99", "999", "28", "80"]
@@ -157,6 +157,8 @@ def test_an_international_form_parses_as_phonenumbers_parses_it() -> None:
         if found is not None:
             assert found[2] == phonenumbers.national_significant_number(expected), digits
             parsed += 1
+        again, possible = _international(digits)  # (with whether the number is possible: is_possible_number's answer)
+        assert again == found and possible == (found is not None and phonenumbers.is_possible_number(expected)), digits
     assert parsed > 4000
 
 
