@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <math.h>
 
+#include "_callstate.h"
 #include "_event_slots.h"
 
 #define MAX_KINDS 64
@@ -44,14 +45,13 @@ typedef struct {
     PyObject *is_probe, *fallback;   /* TOLL_FRAUD: classifier.is_probe, and observe for a target not ASCII */
     Py_ssize_t prefix_length;        /* TOLL_FRAUD: the digits of a walk's prefix */
     PyObject *shift;                 /* IPV6_ROTATION: an address's bits >> shift is its network's key */
-    PyTypeObject *state_type;        /* the first CallState met, whose fields are read from their slots... */
-    Py_ssize_t state_off[6];         /* ...at these offsets (STATE_FIELDS; -1 for none: through getattr) */
+    PyTypeObject *state_type;        /* the first call's type met, and whether it is the C record (_callstate.h), */
+    int state_is_record;             /* whose fields are read in place (another type's: through getattr) */
     PyTypeObject *number_type;       /* the first Classified met, whose `internal` is read from its slot... */
     Py_ssize_t internal_off;         /* ...at this offset (-1: through getattr) */
 } Det;
 
 enum { CS_ACCOUNT, CS_KEYS, CS_CLASSIFIED, CS_IP, CS_END, CS_JUDGED, N_CS };
-static const char *const STATE_FIELDS[N_CS] = {"account", "keys", "classified", "ip", "end", "judged"};
 
 typedef struct {
     PyObject_HEAD
@@ -578,18 +578,24 @@ static int current_call(Core *c, Det *det, PyObject **current, PyObject **state)
     return 1;
 }
 
-/* state.<field> (STATE_FIELDS) as a new reference: from its slot for the CallState class (found once), else through
- * getattr (another class, or a slot not set). */
+/* Whether `state` is the C record of a call (_calls.CallState), its type checked once. */
+static int is_record(Det *det, PyObject *state) {
+    if (det->state_type == NULL) {
+        det->state_type = (PyTypeObject *)Py_NewRef(Py_TYPE(state));  /* (a class: it lives as long as its module) */
+        det->state_is_record = is_call_type(det->state_type);
+    }
+    return Py_TYPE(state) == det->state_type && det->state_is_record;
+}
+
+/* state.<field> (STATE_FIELDS) as a new reference: read in place from the C record of a call, else through getattr
+ * (the dataclass of a process started with SIPWATCH_NATIVE=0, or another class). */
 static PyObject *state_field(Det *det, PyObject *state, int field) {
     static PyObject **const names[N_CS] = {&s_account, &s_keys, &s_classified, &s_ip, &s_end, &s_judged};
-    if (det->state_type == NULL) {
-        det->state_type = Py_TYPE(state);
-        Py_INCREF(det->state_type);  /* (a class: it lives as long as its module) */
-        for (int i = 0; i < N_CS; i++) det->state_off[i] = member_offset(det->state_type, STATE_FIELDS[i]);
-    }
-    if (Py_TYPE(state) == det->state_type && det->state_off[field] >= 0) {
-        PyObject *value = SLOT(state, det->state_off[field]);
-        if (value != NULL) { Py_INCREF(value); return value; }
+    if (is_record(det, state)) {
+        const CallStateObject *record = (const CallStateObject *)state;
+        if (field == CS_ACCOUNT) return Py_NewRef(record->account);
+        if (field == CS_CLASSIFIED) return Py_NewRef(record->classified);
+        if (field == CS_IP) return Py_NewRef(record->ip);
     }
     return PyObject_GetAttr(state, *names[field]);
 }
@@ -617,10 +623,33 @@ static int unwatched_account(Det *det, PyObject *account) {
 /* The first lines of BehaviourDetector._call (detectors/behaviour.py), on the book's current call: 1 when this
  * record tells the detector nothing new about its call (its observe would return [] at once), 0 when it must
  * see it, -1 on error. */
+/* tells_nothing_new for the C record of a call, read in place. */
+static int record_tells_nothing_new(Det *det, const CallStateObject *record) {
+    int result = unwatched_account(det, record->account);
+    if (result != 0 || record->key[0] == NULL) return result != 0 ? result : 1;
+    PyObject *number = record->classified;
+    int outside = 0;
+    if (number != Py_None) {
+        PyObject *internal = internal_of(det, number);
+        int yes = internal == NULL ? -1 : PyObject_IsTrue(internal);
+        Py_XDECREF(internal);
+        if (yes < 0) return -1;
+        outside = !yes;
+    }
+    long flags = record->judged;
+    return (record->ip == Py_None || (flags & det->source)) && (number == Py_None || (flags & det->destination))
+           && (!outside || !(record->known & HAS_END));
+}
+
 static int tells_nothing_new(Core *c, Det *det) {
     PyObject *current, *state = NULL, *account = NULL, *keys = NULL, *number = NULL, *ip = NULL, *end = NULL;
     int found = current_call(c, det, &current, &state);
     if (found != 1) { Py_XDECREF(current); return found < 0 ? -1 : found == 0 ? 1 : 0; }
+    if (is_record(det, state)) {
+        int quiet = record_tells_nothing_new(det, (const CallStateObject *)state);
+        Py_DECREF(current);
+        return quiet;
+    }
     int result;
     if ((account = state_field(det, state, CS_ACCOUNT)) == NULL) goto error;
     if ((result = unwatched_account(det, account)) != 0) goto done;
