@@ -160,8 +160,8 @@ static int prune(Observer *o, double now) {
 }
 
 /* CallBook._find (borrowed reference, or NULL with no error: none) */
-static CallStateObject *find(Observer *o, PyObject **keys, int nkeys, int channel_key, PyObject *event, PyObject *call,
-                      int *err, int *at) {
+static CallStateObject *find(Observer *o, PyObject **keys, int nkeys, int channel_key, PyObject *event,
+                             PyObject *call, int *err, int *at) {
     for (int k = 0; k < nkeys; k++) {
         PyObject *found = PyDict_GetItemWithError(o->by_key, keys[k]);
         if (found == NULL) { if (PyErr_Occurred()) { *err = 1; return NULL; } continue; }

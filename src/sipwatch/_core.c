@@ -587,7 +587,7 @@ static int is_record(Det *det, PyObject *state) {
     return Py_TYPE(state) == det->state_type && det->state_is_record;
 }
 
-/* state.<field> (STATE_FIELDS) as a new reference: read in place from the C record of a call, else through getattr
+/* state.<field> (CS_*) as a new reference: read in place from the C record of a call, else through getattr
  * (the dataclass of a process started with SIPWATCH_NATIVE=0, or another class). */
 static PyObject *state_field(Det *det, PyObject *state, int field) {
     static PyObject **const names[N_CS] = {&s_account, &s_keys, &s_classified, &s_ip, &s_end, &s_judged};
@@ -620,9 +620,6 @@ static int unwatched_account(Det *det, PyObject *account) {
     return PySet_GET_SIZE(det->exclude) > 0 ? PySet_Contains(det->exclude, account) : 0;
 }
 
-/* The first lines of BehaviourDetector._call (detectors/behaviour.py), on the book's current call: 1 when this
- * record tells the detector nothing new about its call (its observe would return [] at once), 0 when it must
- * see it, -1 on error. */
 /* tells_nothing_new for the C record of a call, read in place. */
 static int record_tells_nothing_new(Det *det, const CallStateObject *record) {
     int result = unwatched_account(det, record->account);
@@ -641,6 +638,9 @@ static int record_tells_nothing_new(Det *det, const CallStateObject *record) {
            && (!outside || !(record->known & HAS_END));
 }
 
+/* The first lines of BehaviourDetector._call (detectors/behaviour.py), on the book's current call: 1 when this
+ * record tells the detector nothing new about its call (its observe would return [] at once), 0 when it must
+ * see it, -1 on error. */
 static int tells_nothing_new(Core *c, Det *det) {
     PyObject *current, *state = NULL, *account = NULL, *keys = NULL, *number = NULL, *ip = NULL, *end = NULL;
     int found = current_call(c, det, &current, &state);
