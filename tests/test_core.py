@@ -317,7 +317,7 @@ def test_a_scan_with_the_c_call_book_reports_what_one_without_it_reports(
 
 
 def _odd_calls(seed: int, n: int) -> list[Event]:
-    """Call records the logs rarely give: ids missing or shared, a channel name reused after its call
+    """Call records the logs rarely give: ids missing or shared or not ASCII, a channel name reused after its call
     ended, ends before answers, durations and billsecs as ints or floats or zero, dispositions in any order."""
     import random
     from ipaddress import ip_address
@@ -329,8 +329,9 @@ def _odd_calls(seed: int, n: int) -> list[Event]:
     for _ in range(n):
         now += rng.choice([0.0, 0.5, 1.0, 2.5, 60.0, 4000.0, -1.0])
         call = Call(
-            uniqueid=rng.choice([None, "", "u1", "u2", "u3"]), linkedid=rng.choice([None, "u1", "l2"]),
-            channel=rng.choice([None, "PJSIP/6001-1", "PJSIP/6002-1"]), duration=rng.choice([None, 0, 30, 12.5]),
+            uniqueid=rng.choice([None, "", "u1", "u2", "u3", "ü4"]), linkedid=rng.choice([None, "u1", "l2"]),
+            channel=rng.choice([None, "PJSIP/6001-1", "PJSIP/6002-1", "PJSIP/müller-1", "SIP/☎-2"]),
+            duration=rng.choice([None, 0, 30, 12.5]),
             billsec=rng.choice([None, 0, 20, 7.5]), disposition=rng.choice([None, "", "ANSWERED", "NO ANSWER"]))
         events.append(Event(
             now, rng.choice([Kind.CALL_START, Kind.CALL_ANSWER, Kind.CALL_END]), Service.PJSIP,

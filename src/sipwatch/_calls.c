@@ -192,13 +192,25 @@ static CallStateObject *find(Observer *o, PyObject **keys, int nkeys, int channe
 #define KEY_SLOTS 256
 static PyObject *key_texts[2][KEY_SLOTS], *key_made[2][KEY_SLOTS];
 
+/* prefix + text: two ASCII texts (ids and channel names are) copied into a new one, else PyUnicode_Concat (which
+ * works out the result's kind and copies character by character where kinds differ) */
+static PyObject *concat(PyObject *prefix, PyObject *text) {
+    if (!PyUnicode_IS_COMPACT_ASCII(prefix) || !PyUnicode_IS_COMPACT_ASCII(text)) return PyUnicode_Concat(prefix, text);
+    Py_ssize_t a = PyUnicode_GET_LENGTH(prefix), b = PyUnicode_GET_LENGTH(text);
+    PyObject *joined = PyUnicode_New(a + b, 127);
+    if (joined == NULL) return NULL;
+    memcpy(PyUnicode_1BYTE_DATA(joined), PyUnicode_1BYTE_DATA(prefix), (size_t)a);
+    memcpy(PyUnicode_1BYTE_DATA(joined) + a, PyUnicode_1BYTE_DATA(text), (size_t)b);
+    return joined;
+}
+
 static PyObject *prefixed(int which, PyObject *prefix, PyObject *text) {
     size_t slot = ((uintptr_t)text >> 4) & (KEY_SLOTS - 1);
     if (key_texts[which][slot] == text) {  /* the very object (held here: it cannot have been another) */
         Py_INCREF(key_made[which][slot]);
         return key_made[which][slot];
     }
-    PyObject *key = PyUnicode_Concat(prefix, text);
+    PyObject *key = concat(prefix, text);
     if (key == NULL) return NULL;
     Py_INCREF(text);
     Py_INCREF(key);
