@@ -2,8 +2,8 @@
  * The account rules' measures over an account's window of calls, in C (see sipwatch/detectors/account_rules.py,
  * the specification: `_busiest`, `_peak_concurrency`, `_Account` pruning and billing). Each is a loop over the
  * calls of one account, run for every outside call: in Python ~0.15 us per call and pass, here a few ns. They
- * read the calls' C records (_callstate.h) directly; the tests compare each with its Python twin on random calls. An account's
- * tracked calls are a dict, CallState -> billed (True or False), oldest first.
+ * read the calls' C records (_callstate.h) directly; the tests compare each with its Python twin on random calls.
+ * An account's tracked calls are a dict, CallState -> billed (True or False), oldest first.
  * `quiet` puts the bookkeeping and the gates of one outside call together (see AccountRulesDetector.observe);
  * `Gate` is that observe's first lines and `quiet` in one call, for the scan's core (account_rules.gate).
  */
@@ -13,8 +13,6 @@
 
 #include "_callstate.h"
 #include "_event_slots.h"
-
-enum { S_START, S_ANSWER, S_END, S_BILLSEC };  /* a call's times (value_of) */
 
 typedef struct {
     PyObject_HEAD
@@ -51,14 +49,8 @@ static void measures_dealloc(Measures *m) {
     Py_TYPE(m)->tp_free((PyObject *)m);
 }
 
-/* A call's time (a CallState, checked by the caller): 1, or 0 for None (*out = 0.0). */
-static inline int value_of(PyObject *obj, int field, double *out) {
-    const CallStateObject *c = (const CallStateObject *)obj;
-    int bit = field == S_ANSWER ? HAS_ANSWER : field == S_END ? HAS_END : field == S_BILLSEC ? HAS_BILLSEC : 0;
-    if (bit && !(c->known & bit)) { *out = 0.0; return 0; }
-    *out = field == S_START ? c->start : field == S_ANSWER ? c->answer : field == S_END ? c->end : c->billsec;
-    return 1;
-}
+/* CallState.talk(now) of a call whose type the caller checked */
+static inline double talk_of(PyObject *call, double now) { return call_talk((const CallStateObject *)call, now); }
 
 static PyObject *state_at(Measures *m, PyObject *calls, Py_ssize_t i) {
     PyObject *call = PyList_GET_ITEM(calls, i);
@@ -69,12 +61,13 @@ static PyObject *state_at(Measures *m, PyObject *calls, Py_ssize_t i) {
 /* The calls' spans (a new array, or NULL with an error). */
 /* One call's span (0), or -1 with an error (`call` NULL: an error is set already). */
 static int span_of(Measures *m, PyObject *call, Span *span, Py_ssize_t i) {
-    int has_start = call ? value_of(call, S_START, &span->start) : -1;
-    span->has_end = has_start > 0 ? value_of(call, S_END, &span->end) : -1;
+    if (call == NULL) return -1;
+    const CallStateObject *c = (const CallStateObject *)call;
+    span->start = c->start;
+    span->has_end = (c->known & HAS_END) != 0;
+    span->end = span->has_end ? c->end : 0.0;
     span->index = i;
-    if (has_start > 0 && span->has_end >= 0) return 0;
-    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a call with no start");
-    return -1;
+    return 0;
 }
 
 static Span *spans_of(Measures *m, PyObject *calls, Py_ssize_t n) {
@@ -205,17 +198,6 @@ static PyObject *measures_peak(Measures *m, PyObject *args) {
     return out;
 }
 
-/* CallState.talk(now): -1 with an error */
-static int talk_of(Measures *m, PyObject *call, double now, double *out) {
-    double billsec, answer, end;
-    int has = value_of(call, S_BILLSEC, &billsec);
-    if (has != 0) { *out = billsec; return has < 0 ? -1 : 0; }
-    if ((has = value_of(call, S_ANSWER, &answer)) <= 0) { *out = 0.0; return has; }
-    if ((has = value_of(call, S_END, &end)) < 0) return -1;
-    double spent = (has ? end : now) - answer;
-    *out = spent > 0.0 ? spent : 0.0;  /* max(0.0, spent) */
-    return 0;
-}
 
 /* recent(calls, window, now) -> (recent, minutes): the calls that started within `window` before the newest
  * start, and their talk minutes by `now` (AccountRulesDetector._findings) */
@@ -233,10 +215,8 @@ static PyObject *measures_recent(Measures *m, PyObject *args) {
     double horizon = newest - window;
     Py_ssize_t k = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        double talked;
         if (!(spans[i].start > horizon)) continue;
-        if (talk_of(m, PyList_GET_ITEM(calls, i), now, &talked) < 0) { PyMem_Free(spans); return NULL; }
-        seconds += talked;
+        seconds += talk_of(PyList_GET_ITEM(calls, i), now);
         spans[k++] = spans[i];
     }
     PyObject *recent = list_of(calls, spans, 0, k);
@@ -437,20 +417,14 @@ static int could_fire(Measures *m, Span *spans, PyObject **calls, Py_ssize_t n, 
                       double window, const double *lowest, int risky, Py_ssize_t digits) {
     enum { CPM, CONCURRENT, CPW, MPW, SEQUENTIAL, LONG_CALL };
     if (n == 0) return 1;  /* (the call at hand is tracked: Python says why not) */
-    if (risky) {
-        double talked;
-        if (talk_of(m, call, now, &talked) < 0) return -1;
-        if (talked / 60 >= lowest[LONG_CALL]) return 1;
-    }
+    if (risky && talk_of(call, now) / 60 >= lowest[LONG_CALL]) return 1;
     double newest = spans[0].start, seconds = 0.0;
     for (Py_ssize_t i = 1; i < n; i++)
         if (spans[i].start > newest) newest = spans[i].start;
     Py_ssize_t recent = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        double talked;
         if (!(spans[i].start > newest - window)) continue;
-        if (talk_of(m, calls[i], now, &talked) < 0) return -1;
-        seconds += talked;
+        seconds += talk_of(calls[i], now);
         recent++;
     }
     if ((double)recent >= lowest[CPW] || seconds / 60 >= lowest[MPW]) return 1;
@@ -484,12 +458,7 @@ static int track(PyObject *tracked, PyObject *call, Py_ssize_t max_calls) {
  * the measures each walked for once); those that go are deleted after it, in order. */
 static int quiet_of(Measures *m, PyObject *tracked, PyObject *call, double now, double window, const double *lowest,
                     int risky, Py_ssize_t max_calls, Py_ssize_t digits) {
-    double start;
-    int has_start = value_of(call, S_START, &start);
-    if (has_start <= 0) {
-        if (has_start == 0) PyErr_SetString(PyExc_TypeError, "a call with no start");
-        return -1;
-    }
+    double start = ((const CallStateObject *)call)->start;
     double prune_now = start < now ? start : now;  /* min(now, call.start) */
     double horizon = prune_now - (window > 60.0 ? window : 60.0);
     if (track(tracked, call, max_calls) < 0) return -1;
