@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from conftest import one
+from sipwatch import numbers
 from sipwatch.calls import CallBook
 from sipwatch.config import Config, ConfigError, from_dict
 from sipwatch.numbers import COUNTRY, NETWORK, PREMIUM, SATELLITE, NumberClassifier
@@ -173,6 +174,72 @@ def test_a_buffer_s_numbers_are_forgotten_once_its_events_are_done() -> None:
     main.forget_all(sent)
     assert set(main._cache) == {"6002"}
     assert main.classify("09001234567").number_type == "premium_rate"  # (worked out again when asked)
+
+
+#: classifiers whose plain numbers the C parts tell (and one with more outside-line codes than they hold)
+PLAIN_CLASSIFIERS = [NumberClassifier(), DE, US, NumberClassifier(internal_digits=0),
+                     NumberClassifier("", ("00", "+", "0011", "", "810"), ("9", "0", "81", "+")),
+                     NumberClassifier("", ("00",), tuple("0123456789"))]
+
+
+def _random_texts(seed: int, count: int) -> list[str]:
+    """Distinct texts like and unlike dialled numbers: prefixes, `+`s, short and long, other characters."""
+    import random
+
+    rng = random.Random(seed)
+    heads = ["", "0", "00", "000", "9", "9011", "011", "+", "++", "81", "810", "0+", "00+"]
+    middle = "0123456789" * 6 + "+*# -a\u00e9\t"
+    texts = {rng.choice(heads) + "".join(rng.choice(middle) for _ in range(rng.randrange(12)))
+             + "".join(rng.choice("0123456789") for _ in range(rng.randrange(12))) for _ in range(count)}
+    return sorted(texts)
+
+
+def _plain(classifier: NumberClassifier, dialled: str) -> bool:
+    """What the C parts tell from the text alone: ASCII digits, `+`, `*` and `#` that `_work_out` finds an
+    extension, or, with no country configured, a number with no international prefix."""
+    values = classifier._work_out(dialled)
+    simple = dialled != "" and set(dialled) <= set("0123456789+*#")
+    extension = (dialled, None, None, "extension", False, None, None, True)
+    unknown = (dialled, None, None, "unknown", False, None, None, False)
+    return simple and (values == extension or (not classifier.country and values == unknown))
+
+
+@pytest.mark.parametrize("classifier", PLAIN_CLASSIFIERS[:-1])
+def test_a_worker_sends_the_numbers_the_call_book_cannot_tell_from_their_text(classifier: NumberClassifier) -> None:
+    """`worked_out` (in C) leaves out exactly the plain numbers, and gives the others' values in their order."""
+    texts = _random_texts(len(classifier.intl) + classifier.internal_digits, 3000)
+    if numbers._worked_out_in_c() is None:
+        pytest.skip("the C parts are not built (needs gcc and python3-dev)")
+    expected = [classifier._work_out(t) for t in texts if not _plain(classifier, t)]
+    assert classifier.worked_out(texts) == expected
+    assert classifier.worked_out(texts) == expected  # (again, from its cache)
+    assert 0 < len(expected) < len(texts)
+
+
+def test_a_classifier_with_more_codes_than_c_holds_sends_every_number() -> None:
+    classifier = PLAIN_CLASSIFIERS[-1]
+    texts = _random_texts(7, 500)
+    assert classifier.worked_out(texts) == classifier.values_all(texts)
+
+
+@pytest.mark.parametrize("classifier", PLAIN_CLASSIFIERS)
+def test_the_c_call_book_classifies_plain_numbers_as_python_does(classifier: NumberClassifier) -> None:
+    """Each call's number as the C book classifies it (itself for the plain ones, else through the classifier)
+    is `_work_out`'s, and the plain ones leave nothing in the classifier's cache."""
+    from sipwatch import core
+
+    book = CallBook(classifier)
+    if not core.native_calls(book):
+        pytest.skip("the C call book is not built (needs gcc and python3-dev)")
+    texts = [t for t in _random_texts(3, 400) if t.strip()]
+    for i, text in enumerate(texts):
+        row = (CDR.replace("00442079460000", text.replace('"', "")).replace("1714764002.1", f"1714764002.{i + 2}")
+               .replace("6001-00000001", f"6001-{i + 2:08x}"))  # (a call of its own)
+        found = book.observe(replace(one(row), target=text))
+        assert found is not None and found[0].classified.to_tuple() == classifier._work_out(text), text
+    plain = {t for t in texts if _plain(classifier, t)}
+    held = classifier is not PLAIN_CLASSIFIERS[-1]  # (whose ten outside-line codes C does not hold: all asked)
+    assert plain and (not plain & set(classifier._cache) if held else plain <= set(classifier._cache))
 
 
 @pytest.mark.parametrize("dialled", ["00999123456789", "+0123456789", "0009991234567", "00123456"])

@@ -631,7 +631,7 @@ def test_a_malformed_classified_tuple_is_refused_not_filed() -> None:
 
     cache: dict[str, object] = {}
     with pytest.raises(TypeError):
-        _calls.remember(cache, numbers.Classified, numbers._CLASSIFIED_FIELDS, [("6002", None)], 10)
+        _calls.remember(cache, numbers.Classified, numbers.CLASSIFIED_FIELDS, [("6002", None)], 10)
     assert cache == {}
 
 

@@ -11,6 +11,7 @@
 
 #include "_callstate.h"
 #include "_event_slots.h"
+#include "_numbers.h"
 
 enum { C_UNIQUEID, C_LINKEDID, C_CHANNEL, C_PEER, C_CONTEXT, C_DURATION, C_BILLSEC, C_DISPOSITION, N_CALL };
 static const char *const TALLY_FIELDS[] = {"calls", "answered", "outside", "seconds", "countries", "sources", "first",
@@ -34,6 +35,9 @@ typedef struct {
     PyObject *k_start, *k_answer, *k_end;
     double keep, max_open, end_slack;
     Py_ssize_t max_calls, max_accounts;
+    PlainRules plain;            /* the numbers classified here with no cache and no Python (see _numbers.c)... */
+    PyTypeObject *classified_type;  /* ...as Classified objects, their fields in these slots */
+    Py_ssize_t classified_off[8];
     PyObject *keep_alive;
 } Observer;
 
@@ -44,17 +48,43 @@ static void observer_dealloc(Observer *o) {
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
 
+/* The Observer's `plain` (see observer_init): its rules, and the slots of its Classified. 0, or -1 with an error. */
+static int plain_of(Observer *o, PyObject *plain) {
+    PyObject *type, *names, *spec = Py_None;
+    if (plain != Py_None && !PyArg_ParseTuple(plain, "O!O!O", &PyType_Type, &type, &PyTuple_Type, &names, &spec))
+        return -1;
+    if (plain_rules_of(spec, &o->plain) < 0) return -1;
+    if (!o->plain.enabled) return 0;
+    if (PyTuple_GET_SIZE(names) != 8) {
+        PyErr_SetString(PyExc_TypeError, "plain numbers: Classified has eight fields");
+        return -1;
+    }
+    for (int i = 0; i < 8; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+        if (text == NULL || (o->classified_off[i] = member_offset((PyTypeObject *)type, text)) < 0) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "Classified has no slot %R", name);
+            return -1;
+        }
+    }
+    o->classified_type = (PyTypeObject *)type;  /* (a class: it lives as long as its module) */
+    return 0;
+}
+
 /* Observer(book, python_observe, event_type, state_type, tally_type, text, (start, answer, end),
  *          (keep, max_open, end_slack, max_calls, max_accounts), (cache, plain_outside, texts)):
  * `cache` (the classifier's, or None) and `texts` (calls._TEXTS, or None) are dicts looked up here before the
- * Python method is asked; `plain_outside`: the classifier's outside() is `not number.internal`. */
+ * Python method is asked; `plain_outside`: the classifier's outside() is `not number.internal`; `plain`: None,
+ * or (Classified, its field names in to_tuple()'s order, the rules of `plain_rules_of`) when the classifier's
+ * classify is NumberClassifier's, whose `_work_out` `plain_kind` stands for. */
 static int observer_init(Observer *o, PyObject *args, PyObject *kw) {
-    PyObject *book, *python_observe, *event_type, *state_type, *tally_type, *text, *cache, *texts;
+    PyObject *book, *python_observe, *event_type, *state_type, *tally_type, *text, *cache, *texts, *plain;
     (void)kw;
-    if (!PyArg_ParseTuple(args, "OOO!O!O!O(OOO)(dddnn)(OpO)", &book, &python_observe, &PyType_Type, &event_type,
+    if (!PyArg_ParseTuple(args, "OOO!O!O!O(OOO)(dddnn)(OpOO)", &book, &python_observe, &PyType_Type, &event_type,
                           &PyType_Type, &state_type, &PyType_Type, &tally_type, &text, &o->k_start, &o->k_answer,
                           &o->k_end, &o->keep, &o->max_open, &o->end_slack, &o->max_calls, &o->max_accounts,
-                          &cache, &o->plain_outside, &texts))
+                          &cache, &o->plain_outside, &texts, &plain)
+        || plain_of(o, plain) < 0)
         return -1;
     if ((cache != Py_None && !PyDict_Check(cache)) || (texts != Py_None && !PyDict_Check(texts))) {
         PyErr_SetString(PyExc_TypeError, "the classifier's cache and the address texts are dicts");
@@ -250,8 +280,21 @@ error:
     return -1;
 }
 
-/* classifier.classify(target), its cache read here first (a new reference) */
+/* The Classified of a number `plain_kind` told (a new reference), its fields in their slots as __init__ puts them */
+static PyObject *plain_number(Observer *o, PyObject *target, int kind) {
+    PyObject *fields[8];
+    plain_fields(target, kind, fields);
+    PyObject *number = o->classified_type->tp_alloc(o->classified_type, 0);
+    if (number != NULL)
+        for (int i = 0; i < 8; i++) SLOT(number, o->classified_off[i]) = Py_NewRef(fields[i]);
+    return number;
+}
+
+/* classifier.classify(target): told here when it is plain (see _numbers.c), else its cache read here first (a
+ * new reference) */
 static PyObject *classify(Observer *o, PyObject *target) {
+    int kind = plain_kind(&o->plain, target);
+    if (kind != PLAIN_PYTHON) return plain_number(o, target, kind);
     if (o->cache != NULL) {
         PyObject *found = PyDict_GetItemWithError(o->cache, target);
         if (found != NULL) { Py_INCREF(found); return found; }
@@ -636,7 +679,36 @@ static PyObject *calls_forget(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* worked_out(numbers, plain, kept, work_out, most): NumberClassifier.worked_out: the values (Classified.to_tuple())
+ * of the numbers that `plain_kind` does not tell, in their order, each from `kept` (a dict, dialled -> values) or
+ * else `work_out(number)`, kept (`kept` is emptied when it holds `most`). `plain`: the rules of `plain_rules_of`. */
+static PyObject *calls_worked_out(PyObject *module, PyObject *args) {
+    PyObject *numbers, *spec, *kept, *work_out;
+    Py_ssize_t most;
+    PlainRules rules;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "O!OO!On", &PyList_Type, &numbers, &spec, &PyDict_Type, &kept, &work_out, &most)
+        || plain_rules_of(spec, &rules) < 0)
+        return NULL;
+    PyObject *found_all = PyList_New(0);
+    for (Py_ssize_t k = 0; found_all != NULL && k < PyList_GET_SIZE(numbers); k++) {
+        PyObject *number = PyList_GET_ITEM(numbers, k);
+        if (plain_kind(&rules, number) != PLAIN_PYTHON) continue;
+        PyObject *found = PyDict_GetItemWithError(kept, number);  /* borrowed */
+        if (found != NULL) Py_INCREF(found);
+        else if (!PyErr_Occurred()) {
+            if (PyDict_GET_SIZE(kept) >= most) PyDict_Clear(kept);
+            found = PyObject_CallOneArg(work_out, number);
+            if (found != NULL && PyDict_SetItem(kept, number, found) < 0) Py_CLEAR(found);
+        }
+        if (found == NULL || PyList_Append(found_all, found) < 0) Py_CLEAR(found_all);
+        Py_XDECREF(found);
+    }
+    return found_all;
+}
+
 static PyMethodDef module_methods[] = {
+    {"worked_out", calls_worked_out, METH_VARARGS, "NumberClassifier.worked_out, in C."},
     {"remember", calls_remember, METH_VARARGS, "NumberClassifier.remember for a list of Classified tuples, in C."},
     {"forget", calls_forget, METH_VARARGS, "NumberClassifier.forget_all, in C."},
     {NULL, NULL, 0, NULL},

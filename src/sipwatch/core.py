@@ -43,7 +43,7 @@ from sipwatch.detectors.unanswered import UnansweredChallengesDetector
 from sipwatch.event import CALL_KINDS, HOSTILE_KINDS, Event, Evidence, Kind
 from sipwatch.formats import native
 from sipwatch.formats.wire import KINDS
-from sipwatch.numbers import Classified, NumberClassifier
+from sipwatch.numbers import CLASSIFIED_FIELDS, Classified, NumberClassifier, plain_classified
 from sipwatch.pipeline import SAME_REQUEST_SECONDS, Attempts, Nonces, Pipeline
 
 try:  # pragma: no cover - which branch runs depends on the build
@@ -228,10 +228,12 @@ def native_calls(book: calls.CallBook) -> bool:
     classifier = type(book.classifier)
     cache = book.classifier._cache if classifier.classify is NumberClassifier.classify else None
     plain_outside = classifier.outside is NumberClassifier.outside
+    rules = book.classifier.plain_rules() if cache is not None else None
+    plain = (Classified, CLASSIFIED_FIELDS, rules) if rules is not None and plain_classified() else None
     observer = _calls.Observer(
         book, book.observe, Event, calls.CallState, calls.AccountTally, calls._text,
         (Kind.CALL_START, Kind.CALL_ANSWER, Kind.CALL_END),
         (book.keep, calls.MAX_OPEN, calls.END_SLACK, book.max_calls, book.max_accounts),
-        (cache, plain_outside, calls._TEXTS))
+        (cache, plain_outside, calls._TEXTS, plain))
     setattr(book, "observe", observer.observe)  # noqa: B010 - an instance's method, replaced on purpose
     return True

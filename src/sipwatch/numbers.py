@@ -119,7 +119,7 @@ ClassifiedTuple = tuple[str, str | None, str | None, str, bool, str | None, str 
 Settings = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, int]
 MAX_CACHED = 65536  # classified numbers remembered (phonenumbers takes ~100 µs for one)
 INTL_CACHED = 16384  # dialled numbers' international forms remembered
-_CLASSIFIED_FIELDS = tuple(f.name for f in fields(Classified))
+CLASSIFIED_FIELDS = tuple(f.name for f in fields(Classified))
 
 
 def _remember_in_c() -> Callable[..., None] | None:
@@ -130,9 +130,31 @@ def _remember_in_c() -> Callable[..., None] | None:
         from sipwatch import _calls  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover
         return None
-    plain = "__slots__" in vars(Classified) and not hasattr(Classified, "__post_init__")
     found: Callable[..., None] = _calls.remember
-    return found if plain and native.available() else None
+    return found if plain_classified() and native.available() else None
+
+
+def plain_classified() -> bool:
+    """Classified is still the plain slotted dataclass that the C parts make and fill (each field in its slot)."""
+    return "__slots__" in vars(Classified) and not hasattr(Classified, "__post_init__")
+
+
+def _worked_out_in_c() -> Callable[..., list[ClassifiedTuple]] | None:
+    """`_calls.worked_out` when it is built and turned on."""
+    from sipwatch.formats import native
+
+    try:  # pragma: no cover - which branch runs depends on the build
+        from sipwatch import _calls  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover
+        return None
+    found: Callable[..., list[ClassifiedTuple]] = _calls.worked_out
+    return found if native.available() else None
+
+
+#: what the C parts need to tell an extension or an "unknown" number from its text alone, as `_work_out` tells it
+#: (`NumberClassifier.plain_rules`): the international prefixes and outside-line codes in the classifier's order,
+#: the most digits of an extension, and whether a country is configured
+PlainRules = tuple[tuple[str, ...], tuple[str, ...], int, bool]
 
 
 def _forget_in_c(cache: dict[str, Classified], numbers: list[ClassifiedTuple]) -> None:
@@ -426,7 +448,7 @@ class NumberClassifier:
         numbers are mostly distinct), else one by one."""
         made_in_c = _remember_in_c()
         if made_in_c is not None and type(self).remember is NumberClassifier.remember:
-            made_in_c(self._cache, Classified, _CLASSIFIED_FIELDS, numbers, MAX_CACHED)
+            made_in_c(self._cache, Classified, CLASSIFIED_FIELDS, numbers, MAX_CACHED)
             return
         for number in numbers:
             self.remember(Classified(*number))
@@ -598,6 +620,27 @@ class NumberClassifier:
                 found = kept[number] = work_out(number)
             found_all.append(found)
         return found_all
+
+    def worked_out(self, dialled: list[str]) -> list[ClassifiedTuple]:
+        """The `values` of the numbers that the main process's call book cannot tell from their text alone: what a
+        parse worker sends it. An extension, and a number with no international prefix where no country is
+        configured, are told in C from the text (`_numbers.c`, both here and in the call book: most of a CDR file's
+        numbers, each distinct, ~1 us each here and a filed, looked up and dropped classification there); the rest
+        are `values_all`'s. Without the C parts (or with prefixes they cannot hold): every number's."""
+        rules = self.plain_rules()
+        in_c = _worked_out_in_c() if rules is not None else None
+        if in_c is None:
+            return self.values_all(dialled)
+        return in_c(dialled, rules, self._values, self._work_out, MAX_CACHED)
+
+    def plain_rules(self) -> PlainRules | None:
+        """What the C parts read to tell the numbers `_work_out` tells from their text alone (see `worked_out`);
+        None where a subclass changed how it tells them."""
+        cls = type(self)
+        if (cls._work_out is not NumberClassifier._work_out
+                or cls._international_form is not NumberClassifier._international_form):
+            return None
+        return self.intl, self.access, self.internal_digits, bool(self.country)
 
     def _classify(self, dialled: str) -> Classified:
         return Classified(*self._work_out(dialled))

@@ -237,8 +237,10 @@ def _classified(targets: Iterable[str], settings: Settings) -> list[ClassifiedTu
     classified (once per worker): the call book classifies every call's number. The security detectors need
     no classification per event (the toll-fraud detector asks `is_probe`, which reads the dialled text, and
     names the regions of a few numbers in a ban's reason; `_forms` works out their international forms, which
-    is cheap), so an attacker's thousands of distinct probe numbers are not classified here."""
-    return [number for number in _classifier(settings).values_all(targets) if not number[7]]  # [7]: internal
+    is cheap), so an attacker's thousands of distinct probe numbers are not classified here; nor are the numbers
+    that the call book tells from their text alone (`NumberClassifier.worked_out`)."""
+    numbers = targets if isinstance(targets, list) else list(targets)
+    return [number for number in _classifier(settings).worked_out(numbers) if not number[7]]  # [7]: internal
 
 
 #: the records whose number the toll-fraud detector reads (`is_probe`): a call rejected or attempted
