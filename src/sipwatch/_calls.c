@@ -189,28 +189,45 @@ static int prune(Observer *o, double now) {
     return 0;
 }
 
-/* CallBook._find (borrowed reference, or NULL with no error: none) */
-static CallStateObject *find(Observer *o, PyObject **keys, int nkeys, int channel_key, PyObject *event,
-                             PyObject *call, int *err, int *at) {
+/* CallBook._find with the book's new keys filed at once: `fresh`, the call the record starts if no key names one
+ * already, is put under each key that names none as the keys are looked up (one dict lookup a key, where a lookup
+ * then an insert took two: a CDR row's keys are all new). The call found (borrowed: `fresh` if none), or NULL with
+ * an error; *at: the index of the key that named it (-1: none); placed[k]: by_key[keys[k]] is `fresh` now. */
+static CallStateObject *claim(Observer *o, PyObject **keys, int nkeys, int channel_key, PyObject *event,
+                              PyObject *call, CallStateObject *fresh, int *at, int *placed) {
+    *at = -1;
     for (int k = 0; k < nkeys; k++) {
-        PyObject *found = PyDict_GetItemWithError(o->by_key, keys[k]);
-        if (found == NULL) { if (PyErr_Occurred()) { *err = 1; return NULL; } continue; }
+        PyObject *found = PyDict_SetDefault(o->by_key, keys[k], (PyObject *)fresh);  /* borrowed */
+        if (found == NULL) return NULL;
+        placed[k] = found == (PyObject *)fresh;
+        if (placed[k]) continue;
         if (Py_TYPE(found) != &CallStateType) {
             PyErr_SetString(PyExc_TypeError, "the book's calls are _calls.CallState");
-            *err = 1;
             return NULL;
         }
         CallStateObject *state = (CallStateObject *)found;
         if (k == channel_key && (state->known & HAS_END)) {
             double b, end = state->end, t;
-            if (began(o, event, call, &b) < 0 || as_double(EV(event, F_TIME), &t) < 0) { *err = 1; return NULL; }
+            if (began(o, event, call, &b) < 0 || as_double(EV(event, F_TIME), &t) < 0) return NULL;
             double slack = EV(event, F_KIND) == o->k_start ? 0.0 : o->end_slack;
             if (b >= end + slack || t - end > o->keep) continue;  /* a channel name reused after a restart */
         }
         *at = k;  /* (the key that names it already) */
+        for (int j = k + 1; j < nkeys; j++) placed[j] = 0;
         return state;
     }
-    return NULL;
+    return fresh;
+}
+
+/* After an error: no key names `fresh` (the exception set is kept) */
+static void unplace(Observer *o, PyObject **keys, int nkeys, CallStateObject *fresh) {
+    PyObject *type, *value, *trace;
+    PyErr_Fetch(&type, &value, &trace);
+    for (int k = 0; k < nkeys; k++)
+        if (PyDict_GetItemWithError(o->by_key, keys[k]) == (PyObject *)fresh && PyDict_DelItem(o->by_key, keys[k]) < 0)
+            PyErr_Clear();
+    PyErr_Clear();
+    PyErr_Restore(type, value, trace);
 }
 
 /* prefix + text (a new reference), remembered by the text object for as long as the entry holds it: a call's
@@ -436,7 +453,9 @@ static int add_float(Observer *o, PyObject *t, int field, double amount) {
     return rc;
 }
 
-/* tally.field = op(tally.field, value), as min() (Py_LT) or max() (Py_GT) pick: the tally's unless `value` beats it */
+/* tally.field = op(tally.field, value), as min() (Py_LT) or max() (Py_GT) pick: the tally's unless `value` beats it
+ * (a float that nothing else holds takes the new value in place: a call's end beats the account's last nearly
+ * every time) */
 static int keep_extreme(Observer *o, PyObject *t, int field, double value, int op) {
     PyObject *held = TA(t, field);
     int beats;
@@ -449,6 +468,10 @@ static int keep_extreme(Observer *o, PyObject *t, int field, double value, int o
         Py_XDECREF(v);
     }
     if (beats <= 0) return beats;
+    if (PyFloat_CheckExact(held) && Py_REFCNT(held) == 1) {  /* (nothing else holds it: see add_float) */
+        ((PyFloatObject *)held)->ob_fval = value;
+        return 0;
+    }
     PyObject *v = PyFloat_FromDouble(value);
     if (v == NULL) return -1;
     set_slot(t, o->ta[field], v);
@@ -558,25 +581,30 @@ static PyObject *observer_observe(Observer *o, PyObject *event) {
     double now;
     if (nkeys == 0) return no_call(o);
     if (as_double(EV(event, F_TIME), &now) < 0 || prune(o, now) < 0) goto done;
-    int err = 0, found_by = -1;
-    state = find(o, keys, nkeys, channel_key, event, call, &err, &found_by);
-    if (err) { state = NULL; goto done; }
-    int new = state == NULL;
+    int found_by, placed[MAX_KEYS];
+    double b;
+    CallStateObject *fresh;
+    if (began(o, event, call, &b) < 0 || (fresh = call_state_new(EV(event, F_ACCOUNT), b)) == NULL) goto done;
+    for (int k = 0; k < nkeys; k++) placed[k] = 0;
+    state = claim(o, keys, nkeys, channel_key, event, call, fresh, &found_by, placed);
+    Py_XINCREF(state);
+    int new = state == fresh;
+    for (int k = 0; state != NULL && k < nkeys; k++) {  /* (by_key[key] is state already where `placed` or found) */
+        if (k != found_by && !(new && placed[k]) && PyDict_SetItem(o->by_key, keys[k], (PyObject *)state) < 0)
+            Py_CLEAR(state);
+    }
+    if (state == NULL) unplace(o, keys, nkeys, fresh);  /* (an error: the book as it was) */
+    Py_DECREF(fresh);  /* (held by the book where it is the new call; else gone: no key names it now) */
+    if (state == NULL) goto done;
     if (new) {
-        double b;
-        if (began(o, event, call, &b) < 0 || (state = call_state_new(EV(event, F_ACCOUNT), b)) == NULL) goto done;
         PyObject *r = PyObject_CallOneArg(o->append, (PyObject *)state);
         if (r == NULL) goto done;
         Py_DECREF(r);
-    } else {
-        Py_INCREF(state);
     }
     for (int k = 0; k < nkeys; k++) {
         PyObject *key = keys[k];
         int known = new ? 0 : call_has_key(state, key);  /* (a new call has none yet) */
-        if (known < 0 || (!known && call_add_key(state, key) < 0)
-            || (k != found_by && PyDict_SetItem(o->by_key, key, (PyObject *)state) < 0))  /* (by_key[key] is state already) */
-            goto done;
+        if (known < 0 || (!known && call_add_key(state, key) < 0)) goto done;
     }
     double talked = (state->known & HAS_END) ? call_talk(state, state->end) : 0.0;
     int had_number = state->number != Py_None, had_ip = state->ip != Py_None, was_answered = call_answered(state);
