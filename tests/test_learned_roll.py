@@ -60,6 +60,39 @@ def test_days_roll_over_in_c_as_in_python(seed: int) -> None:
     assert any(p.days for _, p in in_c.book)  # (days were learned)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_day_counts_that_wait_in_c_are_in_whenever_a_profile_is_read(seed: int) -> None:
+    """`_learned.c` keeps the count of each day dict's last key apart while the same key comes (`Pending`): read
+    through the book after any record, a profile (its day's counts, their keys' order) is the Python observe's, and
+    so it is after records that the Python observe itself handles in between (a login, a new destination)."""
+    rng = random.Random(seed)
+    numbers = [BERLIN, BERLIN, BERLIN, UK, PARIS, "6002", PREMIUM]
+    (python, in_python), (native, in_c) = _pipeline(False), _pipeline(True)
+    for i in range(400):
+        when = DAY0 + 2 * DAY + i * rng.uniform(0, 900)
+        account = rng.choice(["6001", "6003"])
+        if rng.random() < 0.1:
+            event = login(when, account=account)
+        else:
+            src = rng.choice([OFFICE, OFFICE, OFFICE, "192.0.2.77"])
+            event = call(when, rng.choice(numbers), src=src, minutes=rng.choice([0.5, 3]), account=account)
+        for p in (python, native):
+            feed(p, [dataclasses.replace(event)])
+        if i % 7 == 0 or i > 390:
+            seen = [{a: dataclasses.asdict(p) for a, p in d.book} for d in (in_python, in_c)]
+            assert seen[0] == seen[1] and list(map(repr, seen[0].values())) == list(map(repr, seen[1].values()))
+
+
+def test_the_c_core_makes_one_learned_behaviour_for_all_its_kinds() -> None:
+    """The learned behaviour reads several kinds of records; the counts it keeps apart are one table's."""
+    p = Pipeline(from_dict({}))
+    detector = next(d for d in p.detectors if isinstance(d, BehaviourDetector))
+    kinds = core.fast_kinds(p)
+    assert len({id(spec) for specs in kinds for spec in specs if isinstance(spec, tuple) and spec[0] == core.BEHAVIOUR
+                 }) == 1
+    assert len(detector.book.settlers) == 1
+
+
 @pytest.mark.parametrize("seed", range(300))
 def test_a_profile_rolls_over_in_c_as_profile_roll_does(seed: int) -> None:
     """`_learned.c`'s roll learns the day that is over as `Profile.roll` does: the baselines, the counts kept to

@@ -53,17 +53,77 @@ typedef struct {
     /* local_of's own cache, by quarter of an hour modulo CLOCK_SLOTS: (local day, hour) with no int or dict made */
     long long clock_quarter[CLOCK_SLOTS];
     long clock_day[CLOCK_SLOTS], clock_hour[CLOCK_SLOTS];
+    struct Pending *pending;  /* the day counts not in their dicts yet (see `Pending`), PENDING_SLOTS of them */
 } Learned;
+
+/*
+ * A call that finds nothing adds one to four counts of its account's day (`Today`: the network it came from, its
+ * hour, its destination and number type); each is a dict of its own, small, and cold by the account's next call
+ * (a CDR file's accounts take turns): ~8 cache misses a call, a sixth of a CDR scan's main process. A day's
+ * counts come in runs (the same network, the same destination for most calls: a national number's key is its
+ * type), so the count of each dict's last key waits here, by the Today it is for, in one small table that stays in
+ * the cache, and goes into its dict when another key comes, when C reads that dict (`plan`, `roll_over`), and
+ * before any Python code may read it: `flush_all` runs before each call into Python from here, and the
+ * ProfileBook calls `flush` before it hands out a profile (its `settle`). Counts go in in the order their keys
+ * came first, as one at a time would have put them.
+ */
+enum { PEND_NETWORKS, PEND_HOURS, PEND_COUNTRIES, PEND_TYPES, N_PEND };
+static const int PEND_FIELD[N_PEND] = {T_NETWORKS, T_HOURS, T_COUNTRIES, T_TYPES};
+#define PENDING_SLOTS 1024
+enum { KNOWN_NETWORK, KNOWN_WHERE, KNOWN_TYPE, N_KNOWN };
+typedef struct Pending {
+    PyObject *today;        /* the Today these counts are for (held), or NULL: a free slot */
+    PyObject *key[N_PEND];  /* the key of each of its dicts whose count waits (held), or NULL */
+    long n[N_PEND];
+    /* the last network, destination and type that `plan` found in the profile's learned counts (held), or NULL:
+     * those change when a day is over (a new Today: another slot) or in Python (every slot is flushed first) */
+    PyObject *known[N_KNOWN];
+} Pending;
 
 static PyObject *s_current, *s_pair_seconds, *one;
 
 #define SL(obj, offsets, f) SLOT(obj, (offsets)[f])
 
+static int flush_all(Learned *o);
+
+/* (A Learned is collected with its detector: the profile book it flushes for holds its `flush`, and it holds
+ * the detector's observe.) */
+static int learned_traverse(Learned *o, visitproc visit, void *arg) {
+    Py_VISIT(o->keep_alive);
+    Py_VISIT(o->alpha);
+    Py_VISIT(o->networks);
+    Py_VISIT(o->book_dict);
+    for (int i = 0; o->pending != NULL && i < PENDING_SLOTS; i++) {
+        Py_VISIT(o->pending[i].today);
+        for (int k = 0; k < N_PEND; k++) Py_VISIT(o->pending[i].key[k]);
+        for (int k = 0; k < N_KNOWN; k++) Py_VISIT(o->pending[i].known[k]);
+    }
+    return 0;
+}
+
+static int learned_clear(Learned *o) {  /* (garbage: nothing waiting is worth putting in) */
+    for (int i = 0; o->pending != NULL && i < PENDING_SLOTS; i++) {
+        Py_CLEAR(o->pending[i].today);
+        for (int k = 0; k < N_PEND; k++) Py_CLEAR(o->pending[i].key[k]);
+        for (int k = 0; k < N_KNOWN; k++) Py_CLEAR(o->pending[i].known[k]);
+    }
+    Py_CLEAR(o->keep_alive);
+    Py_CLEAR(o->alpha);
+    Py_CLEAR(o->networks);
+    Py_CLEAR(o->book_dict);
+    return 0;
+}
+
 static void learned_dealloc(Learned *o) {
-    Py_XDECREF(o->keep_alive);
-    Py_XDECREF(o->alpha);
-    Py_XDECREF(o->networks);
-    Py_XDECREF(o->book_dict);
+    PyObject_GC_UnTrack(o);
+    if (o->pending != NULL) {  /* (the counts go where they belong, whatever else fails) */
+        PyObject *type, *value, *trace;
+        PyErr_Fetch(&type, &value, &trace);
+        if (flush_all(o) < 0) PyErr_Clear();
+        PyErr_Restore(type, value, trace);
+    }
+    learned_clear(o);
+    PyMem_Free(o->pending);
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
 
@@ -83,6 +143,10 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     PyObject *detector, *types[5];
     (void)kw;
     for (size_t i = 0; i < CLOCK_SLOTS; i++) o->clock_quarter[i] = NO_QUARTER;
+    if (o->pending == NULL && (o->pending = PyMem_Calloc(PENDING_SLOTS, sizeof(Pending))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     if (!PyArg_ParseTuple(args, "OOOO!(O!O!O!O!O!)(lllllOO)(lll)", &detector, &o->python_observe, &o->module,
                           &PyTuple_Type, &o->call_kinds, &PyType_Type, &types[0], &PyType_Type, &types[1],
                           &PyType_Type, &types[2], &PyType_Type, &types[3], &PyType_Type, &types[4], &o->min_days,
@@ -233,9 +297,73 @@ static int in_dict(PyObject *dict, PyObject *key) {
     return PyDict_Contains(dict, key);
 }
 
-/* counts[key] = counts.get(key, 0) + 1 */
-static int bump(PyObject *counts, PyObject *key) {
-    return count_up(counts, key, one);
+/* The waiting count of dict `i` into it: 0, or -1 with an error (the count waits on) */
+static int flush_key(Learned *o, Pending *p, int i) {
+    if (p->key[i] == NULL) return 0;
+    PyObject *n = PyLong_FromLong(p->n[i]);
+    int rc = n ? count_up(SL(p->today, o->td, PEND_FIELD[i]), p->key[i], n) : -1;
+    Py_XDECREF(n);
+    if (rc == 0) Py_CLEAR(p->key[i]);
+    return rc;
+}
+
+static int flush_slot(Learned *o, Pending *p) {
+    if (p->today == NULL) return 0;
+    for (int i = 0; i < N_PEND; i++)
+        if (flush_key(o, p, i) < 0) return -1;
+    for (int i = 0; i < N_KNOWN; i++) Py_CLEAR(p->known[i]);
+    Py_CLEAR(p->today);
+    return 0;
+}
+
+static Pending *slot_of(Learned *o, PyObject *today) {
+    uintptr_t at = (uintptr_t)today >> 4;
+    return &o->pending[(at ^ (at >> 10)) & (PENDING_SLOTS - 1)];
+}
+
+/* The counts waiting for `today` into its dicts: 0, or -1 with an error */
+static int flush_today(Learned *o, PyObject *today) {
+    Pending *p = slot_of(o, today);
+    return p->today == today ? flush_slot(o, p) : 0;
+}
+
+static int flush_all(Learned *o) {
+    for (int i = 0; i < PENDING_SLOTS; i++)
+        if (flush_slot(o, &o->pending[i]) < 0) return -1;
+    return 0;
+}
+
+/* today.<dict i>[key] += 1, the count waiting while the same key comes (see `Pending`) */
+static int pend(Learned *o, PyObject *today, int i, PyObject *key) {
+    Pending *p = slot_of(o, today);
+    if (p->today != today) {
+        if (flush_slot(o, p) < 0) return -1;
+        p->today = Py_NewRef(today);
+    }
+    if (p->key[i] == key) {
+        p->n[i]++;
+        return 0;
+    }
+    if (flush_key(o, p, i) < 0) return -1;
+    p->key[i] = Py_NewRef(key);
+    p->n[i] = 1;
+    return 0;
+}
+
+/* key in profile.<dict> (1, 0, or -1 with an error), for the profile whose day is `today` (Py_None: none yet):
+ * the last key found there is remembered in today's slot (`Pending.known`) */
+static int known_in(Learned *o, PyObject *today, int which, PyObject *dict, PyObject *key) {
+    Pending *p = today == Py_None ? NULL : slot_of(o, today);
+    if (p != NULL && p->today != today) p = NULL;
+    if (p != NULL && p->known[which] == key) return 1;
+    int found = in_dict(dict, key);
+    if (found == 1 && p != NULL) Py_XSETREF(p->known[which], Py_NewRef(key));
+    return found;
+}
+
+/* The Python observe, every count in its dict first */
+static PyObject *python_observe(Learned *o, PyObject *event) {
+    return flush_all(o) < 0 ? NULL : PyObject_CallOneArg(o->python_observe, event);
 }
 
 /* obj.slot += amount (a number) */
@@ -310,7 +438,7 @@ static int plan(Learned *o, PyObject *event, CallStateObject *call, PyObject *pr
         p->network = network_for(o, ip);
         if (p->network == NULL) return -1;
         PyObject *networks = SL(profile, o->pr, P_NETWORKS);
-        int known = in_dict(networks, p->network);
+        int known = known_in(o, today, KNOWN_NETWORK, networks, p->network);
         if (known < 0) return -1;
         if (!known && PyDict_GET_SIZE(networks) && judged) return 0;  /* a network it never used */
     }
@@ -329,12 +457,13 @@ static int plan(Learned *o, PyObject *event, CallStateObject *call, PyObject *pr
             p->type = SL(number, o->nu, N_TYPE);
             int geographic = is_country(country);
             p->where = geographic ? country : p->type;
-            int a = in_dict(SL(profile, o->pr, P_COUNTRIES), p->where);
-            int b = in_dict(SL(profile, o->pr, P_TYPES), p->type);
+            int a = known_in(o, today, KNOWN_WHERE, SL(profile, o->pr, P_COUNTRIES), p->where);
+            int b = known_in(o, today, KNOWN_TYPE, SL(profile, o->pr, P_TYPES), p->type);
             if (a < 0 || b < 0) return -1;
             p->usual = a && b;
             flags |= p->usual ? 0 : o->unusual;
             if (judged_calls) {  /* _destination() */
+                if (!(a && b) && today != Py_None && flush_today(o, today) < 0) return -1;
                 int known = a || today == Py_None ? a : in_dict(SL(today, o->td, T_COUNTRIES), p->where);  /* knows_destination */
                 int known_type = b || today == Py_None ? b : in_dict(SL(today, o->td, T_TYPES), p->type);  /* knows_type */
                 if (known < 0 || known_type < 0) return -1;
@@ -434,6 +563,7 @@ static int merge_counts(PyObject *into, PyObject *new, long top, long age_at) {
 static int roll_over(Learned *o, PyObject *profile, long day) {
     PyObject *today = SL(profile, o->pr, P_TODAY), *hours = SL(profile, o->pr, P_HOURS);
     if (today != Py_None && Py_TYPE(today) != o->today_type) return 0;
+    if (today != Py_None && flush_today(o, today) < 0) return -1;
     if (!PyList_CheckExact(hours) || PyList_GET_SIZE(hours) != 48) return 0;
     long days, calls, today_calls = 0;
     double cpd, mpd, minutes = 0.0, alpha = PyFloat_AsDouble(o->alpha);
@@ -540,10 +670,10 @@ static int carry_out(Learned *o, PyObject *event, CallStateObject *call, PyObjec
         Py_DECREF(made);
         today = made;  /* (held by the profile) */
     }
-    if (p->network != NULL && bump(SL(today, o->td, T_NETWORKS), p->network) < 0) return -1;  /* see_source */
+    if (p->network != NULL && pend(o, today, PEND_NETWORKS, p->network) < 0) return -1;  /* see_source */
     if (p->slot >= 0) {  /* see_call */
         PyObject *slot = PyLong_FromLong(p->slot);
-        int rc = slot ? bump(SL(today, o->td, T_HOURS), slot) : -1;
+        int rc = slot ? pend(o, today, PEND_HOURS, slot) : -1;
         Py_XDECREF(slot);
         if (rc < 0) return -1;
         if (p->where != NULL) {
@@ -551,8 +681,7 @@ static int carry_out(Learned *o, PyObject *event, CallStateObject *call, PyObjec
             PyObject *more = PyLong_FromLong(!p->usual);
             rc = more ? add_slot(today, o->td[T_UNUSUAL_CALLS], more) : -1;
             Py_XDECREF(more);
-            if (rc < 0 || bump(SL(today, o->td, T_COUNTRIES), p->where) < 0
-                || bump(SL(today, o->td, T_TYPES), p->type) < 0)
+            if (rc < 0 || pend(o, today, PEND_COUNTRIES, p->where) < 0 || pend(o, today, PEND_TYPES, p->type) < 0)
                 return -1;
         }
     }
@@ -637,7 +766,7 @@ static int login(Learned *o, PyObject *event) {
     int rc = entry && touch(o, profile, account, when) == 0 ? 0 : -1;
     if (rc == 0 && last != NULL) rc = PyDict_DelItem(o->recent, account);  /* to the end: the newest */
     if (rc == 0) rc = PyDict_SetItem(o->recent, account, entry);
-    if (rc == 0) rc = bump(SL(today, o->td, T_NETWORKS), network);  /* see_source */
+    if (rc == 0) rc = pend(o, today, PEND_NETWORKS, network);  /* see_source */
     Py_DECREF(account);
     Py_XDECREF(entry);
     Py_DECREF(network);
@@ -646,14 +775,14 @@ static int login(Learned *o, PyObject *event) {
 
 /* observe(event) */
 static PyObject *learned_observe(Learned *o, PyObject *event) {
-    if (Py_TYPE(event) != o->event_type) return PyObject_CallOneArg(o->python_observe, event);
+    if (Py_TYPE(event) != o->event_type) return python_observe(o, event);
     PyObject *kind = SL(event, o->ev, F_KIND);
     int is_call = 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o->call_kinds); i++)
         is_call |= PyTuple_GET_ITEM(o->call_kinds, i) == kind;
     if (!is_call) {
         int quiet = tells_nothing(o, event), done = quiet ? quiet : login(o, event);
-        return done < 0 ? NULL : done ? PyList_New(0) : PyObject_CallOneArg(o->python_observe, event);
+        return done < 0 ? NULL : done ? PyList_New(0) : python_observe(o, event);
     }
     /* book.current, from the book's dict where it is (a generic getattr looks in the class first: ~4 times as dear) */
     PyObject *current = o->book_dict != NULL ? PyDict_GetItemWithError(o->book_dict, s_current) : NULL;
@@ -700,7 +829,7 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
         int rolled = roll_over(o, profile, day);
         if (rolled < 0) goto done;
         if (rolled == 0) {  /* (a shape of its own: its own roll) */
-            PyObject *done_roll = PyObject_CallMethod(profile, "roll", "lO", day, o->alpha);
+            PyObject *done_roll = flush_all(o) < 0 ? NULL : PyObject_CallMethod(profile, "roll", "lO", day, o->alpha);
             if (done_roll == NULL) goto done;
             Py_DECREF(done_roll);
         }
@@ -714,7 +843,7 @@ static PyObject *learned_observe(Learned *o, PyObject *event) {
     result = PyList_New(0);
     goto done;
 python:
-    result = PyObject_CallOneArg(o->python_observe, event);
+    result = python_observe(o, event);
 done:
     Py_XDECREF(p.network);
     Py_DECREF(current);
@@ -728,13 +857,20 @@ static PyObject *learned_roll(Learned *o, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!l", o->profile_type, &profile, &day)) return NULL;
     if (long_of(SL(profile, o->pr, P_DAY), &profile_day) < 0) return NULL;
     if (day <= profile_day) Py_RETURN_TRUE;  /* (roll does nothing then) */
-    int rolled = roll_over(o, profile, day);
+    int rolled = roll_over(o, profile, day);  /* (which puts the day's waiting counts in first) */
     return rolled < 0 ? NULL : PyBool_FromLong(rolled);
+}
+
+static PyObject *learned_flush(Learned *o, PyObject *unused) {
+    (void)unused;
+    if (flush_all(o) < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef learned_methods[] = {
     {"observe", (PyCFunction)learned_observe, METH_O, "BehaviourDetector.observe(event), its quiet path in C."},
     {"roll", (PyCFunction)learned_roll, METH_VARARGS, "Profile.roll(day, alpha), in C (for the tests)."},
+    {"flush", (PyCFunction)learned_flush, METH_NOARGS, "Every day count that waits here into its dict."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -742,10 +878,12 @@ static PyTypeObject LearnedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "sipwatch._learned.Learned",
     .tp_basicsize = sizeof(Learned),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)learned_init,
     .tp_dealloc = (destructor)learned_dealloc,
+    .tp_traverse = (traverseproc)learned_traverse,
+    .tp_clear = (inquiry)learned_clear,
     .tp_methods = learned_methods,
     .tp_doc = "BehaviourDetector.observe for one detector, its quiet path in C (see sipwatch/core.py).",
 };

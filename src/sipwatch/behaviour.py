@@ -21,7 +21,7 @@ import heapq
 import ipaddress
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -242,12 +242,25 @@ class ProfileBook:
 
     def __init__(self, max_accounts: int = 100_000) -> None:
         self.max_accounts = max_accounts
-        self.profiles: dict[str, Profile] = {}  # in order of last use
+        self._profiles: dict[str, Profile] = {}  # in order of last use
         self.dirty: set[str] = set()  # changed since the last save
         self.bad: list[str] = []  # accounts whose stored profile could not be read
+        #: what holds some counts of the profiles' days apart for a while (the scan's C learned behaviour, whose
+        #: `flush` puts them in: see `_learned.c`, `Pending`), asked to before a profile is handed out
+        self.settlers: list[Callable[[], object]] = []
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        """The profiles by account, each day's counts all in (`settle`)."""
+        self.settle()
+        return self._profiles
+
+    def settle(self) -> None:
+        for settle in self.settlers:
+            settle()
 
     def __len__(self) -> int:
-        return len(self.profiles)
+        return len(self._profiles)
 
     def __iter__(self) -> Iterator[tuple[str, Profile]]:
         return iter(self.profiles.items())
@@ -260,9 +273,9 @@ class ProfileBook:
         accounts seen least recently make room: their rows stay in the store)."""
         profile = self.profiles.get(account)
         if profile is None:
-            if len(self.profiles) >= self.max_accounts:
+            if len(self._profiles) >= self.max_accounts:
                 self._evict()
-            profile = self.profiles[account] = Profile(when, when)
+            profile = self._profiles[account] = Profile(when, when)
         elif when > profile.last_seen:
             profile.last_seen = when
         elif when < profile.first_seen:
@@ -271,7 +284,7 @@ class ProfileBook:
         return profile
 
     def _evict(self) -> None:
-        profiles = self.profiles
+        profiles = self._profiles
         for gone in heapq.nsmallest(max(1, len(profiles) // 10), profiles, key=lambda a: profiles[a].last_seen):
             del profiles[gone]
             self.dirty.discard(gone)
@@ -284,15 +297,16 @@ class ProfileBook:
             except (ValueError, KeyError, TypeError, AttributeError):
                 self.bad.append(account)  # a broken row is relearned, never a crash
                 continue
-            self.profiles.pop(account, None)
-            self.profiles[account] = profile
-        while len(self.profiles) > self.max_accounts:
-            del self.profiles[next(iter(self.profiles))]
+            self._profiles.pop(account, None)
+            self._profiles[account] = profile
+        while len(self._profiles) > self.max_accounts:
+            del self._profiles[next(iter(self._profiles))]
 
     def take_dirty(self) -> list[tuple[str, str, float]]:
         """(account, JSON, last seen) of every profile changed since the last call."""
+        profiles = self.profiles
         rows = [(a, json.dumps(p.to_json(), separators=(",", ":")), p.last_seen)
-                for a in self.dirty if (p := self.profiles.get(a)) is not None]
+                for a in self.dirty if (p := profiles.get(a)) is not None]
         self.dirty.clear()
         return rows
 

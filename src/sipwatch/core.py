@@ -28,7 +28,7 @@ from typing import Any
 
 from sipwatch import calls
 from sipwatch.behaviour import Profile, ProfileBook, Today
-from sipwatch.detectors import Decision, account_rules, behaviour
+from sipwatch.detectors import Decision, Detector, account_rules, behaviour
 from sipwatch.detectors.account_rules import AccountRulesDetector
 from sipwatch.detectors.base import DistinctWindows, Windows
 from sipwatch.detectors.brute_force import BruteForceDetector
@@ -107,6 +107,7 @@ def learned_observe(detector: behaviour.BehaviourDetector) -> Callable[[Event], 
         detector, detector.observe, behaviour, tuple(CALL_KINDS), (Event, Profile, Today, calls.CallState, Classified),
         (s.min_days, s.min_calls, s.unusual_hour_percent, s.volume_min_calls, s.volume_min_minutes, s.ipv4_prefix,
          s.ipv6_prefix), (behaviour.SOURCE, behaviour.DESTINATION, behaviour.UNUSUAL))
+    detector.book.settlers.append(learned.flush)  # (its day counts that wait in C go in before a profile is read)
     observe: Callable[[Event], list[Decision]] = learned.observe
     return observe
 
@@ -181,8 +182,17 @@ AnySpec = (DetectorSpec | V6Spec | BehaviourSpec | RulesSpec | RejectedSpec | To
 
 def fast_kinds(pipeline: Pipeline) -> list[tuple[AnySpec, ...]]:
     """Per kind (in `KINDS` order), its detectors in order: the spec of one the core counts, else the
-    detector's own `observe`."""
-    return [tuple(_spec(d, pipeline) or d.observe for d in pipeline.by_kind[kind]) for kind in KINDS]
+    detector's own `observe`; one spec a detector, whatever kinds it reads (the learned behaviour's C part keeps
+    some counts of its own for a while: one, for all of its kinds)."""
+    specs: dict[int, AnySpec] = {}
+
+    def spec(detector: Detector) -> AnySpec:
+        found = specs.get(id(detector))
+        if found is None:
+            found = specs[id(detector)] = _spec(detector, pipeline) or detector.observe
+        return found
+
+    return [tuple(spec(d) for d in pipeline.by_kind[kind]) for kind in KINDS]
 
 
 def core(pipeline: Pipeline, sink: Sink) -> Callable[[Event], bool] | None:

@@ -271,6 +271,8 @@ def _scan(paths: list[str], config: Config, progress: Progress | None, use_hyper
         result.engine = reader.engine  # (once read: a file read in this process built the prefilter)
     finally:
         pools.close()
+    if pipeline.profiles is not None:
+        pipeline.profiles.settle()  # (every count of the days in, whoever reads the profiles next)
     result.tally.flush()
     _cover_networks(result)
     result.accounts = pipeline.calls.accounts

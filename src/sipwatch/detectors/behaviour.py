@@ -98,6 +98,7 @@ class BehaviourDetector:
 
     # -- events ---------------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
+        self.book.settle()  # (the day counts that the scan's C part keeps apart go in first: see ProfileBook)
         if event.kind in CALL_KINDS:
             return self._call(event)
         account = event.account
