@@ -69,7 +69,8 @@ typedef struct {
  */
 enum { PEND_NETWORKS, PEND_HOURS, PEND_COUNTRIES, PEND_TYPES, N_PEND };
 static const int PEND_FIELD[N_PEND] = {T_NETWORKS, T_HOURS, T_COUNTRIES, T_TYPES};
-#define PENDING_SLOTS 1024
+#define PENDING_BITS 12
+#define PENDING_SLOTS (1 << PENDING_BITS)
 enum { KNOWN_NETWORK, KNOWN_WHERE, KNOWN_TYPE, N_KNOWN };
 typedef struct Pending {
     PyObject *today;        /* the Today these counts are for (held), or NULL: a free slot */
@@ -316,9 +317,9 @@ static int flush_slot(Learned *o, Pending *p) {
     return 0;
 }
 
-static Pending *slot_of(Learned *o, PyObject *today) {
-    uintptr_t at = (uintptr_t)today >> 4;
-    return &o->pending[(at ^ (at >> 10)) & (PENDING_SLOTS - 1)];
+static Pending *slot_of(Learned *o, PyObject *today) {  /* (Fibonacci hashing of the address: 12 bits) */
+    uint64_t at = (uint64_t)(uintptr_t)today * UINT64_C(0x9E3779B97F4A7C15);
+    return &o->pending[at >> (64 - PENDING_BITS)];
 }
 
 /* The counts waiting for `today` into its dicts: 0, or -1 with an error */
