@@ -442,13 +442,15 @@ static int could_fire(Measures *m, Span *spans, PyObject **calls, Py_ssize_t n, 
     return run == -2 || (double)run >= lowest[SEQUENTIAL];
 }
 
-/* tracked[call] = False (not billed) unless it is there; the oldest goes beyond `max_calls` (observe's first step) */
+/* tracked[call] = False (not billed) unless it is there; the oldest goes beyond `max_calls` (observe's first step).
+ * One dict lookup: a call that has ended goes in billed already, as `quiet_of`'s walk right after would bill it
+ * (at no cost: there is no rate table where this runs). */
 static int track(PyObject *tracked, PyObject *call, Py_ssize_t max_calls) {
-    int known = PyDict_Contains(tracked, call);
-    if (known != 0) return known < 0 ? -1 : 0;
-    int rc = PyDict_SetItem(tracked, call, Py_False);
-    if (rc == 0 && PyDict_GET_SIZE(tracked) > max_calls) rc = forget_oldest(tracked, 1);
-    return rc;
+    PyObject *billed = (((const CallStateObject *)call)->known & HAS_END) ? Py_True : Py_False;
+    Py_ssize_t before = PyDict_GET_SIZE(tracked);
+    if (PyDict_SetDefault(tracked, call, billed) == NULL) return -1;
+    if (PyDict_GET_SIZE(tracked) > before && PyDict_GET_SIZE(tracked) > max_calls) return forget_oldest(tracked, 1);
+    return 0;
 }
 
 /* AccountRulesDetector.observe's bookkeeping with no rate table (track the call, bill, then prune at min(now, its
