@@ -53,7 +53,8 @@ typedef struct {
     /* local_of's own cache, by quarter of an hour modulo CLOCK_SLOTS: (local day, hour) with no int or dict made */
     long long clock_quarter[CLOCK_SLOTS];
     long clock_day[CLOCK_SLOTS], clock_hour[CLOCK_SLOTS];
-    struct Pending *pending;  /* the day counts not in their dicts yet (see `Pending`), PENDING_SLOTS of them */
+    struct Pending *pending;  /* the day counts not in their dicts yet (see `Pending`), PENDING_SLOTS of them... */
+    int *taken, ntaken;       /* ...and the slots given a Today since the last flush_all (more than PENDING_SLOTS: all) */
 } Learned;
 
 /*
@@ -125,6 +126,7 @@ static void learned_dealloc(Learned *o) {
     }
     learned_clear(o);
     PyMem_Free(o->pending);
+    PyMem_Free(o->taken);
     Py_TYPE(o)->tp_free((PyObject *)o);
 }
 
@@ -144,7 +146,9 @@ static int learned_init(Learned *o, PyObject *args, PyObject *kw) {
     PyObject *detector, *types[5];
     (void)kw;
     for (size_t i = 0; i < CLOCK_SLOTS; i++) o->clock_quarter[i] = NO_QUARTER;
-    if (o->pending == NULL && (o->pending = PyMem_Calloc(PENDING_SLOTS, sizeof(Pending))) == NULL) {
+    if (o->pending == NULL) o->pending = PyMem_Calloc(PENDING_SLOTS, sizeof(Pending));
+    if (o->taken == NULL) o->taken = PyMem_Calloc(PENDING_SLOTS, sizeof(int));
+    if (o->pending == NULL || o->taken == NULL) {
         PyErr_NoMemory();
         return -1;
     }
@@ -328,9 +332,13 @@ static int flush_today(Learned *o, PyObject *today) {
     return p->today == today ? flush_slot(o, p) : 0;
 }
 
+/* Every waiting count into its dict: the slots taken since the last time (a call into Python comes a few thousand
+ * times a million records, and the whole table is ~400 KB) */
 static int flush_all(Learned *o) {
-    for (int i = 0; i < PENDING_SLOTS; i++)
-        if (flush_slot(o, &o->pending[i]) < 0) return -1;
+    int all = o->ntaken > PENDING_SLOTS, n = all ? PENDING_SLOTS : o->ntaken;
+    for (int i = 0; i < n; i++)
+        if (flush_slot(o, &o->pending[all ? i : o->taken[i]]) < 0) return -1;
+    o->ntaken = 0;
     return 0;
 }
 
@@ -340,6 +348,8 @@ static int pend(Learned *o, PyObject *today, int i, PyObject *key) {
     if (p->today != today) {
         if (flush_slot(o, p) < 0) return -1;
         p->today = Py_NewRef(today);
+        if (o->ntaken < PENDING_SLOTS) o->taken[o->ntaken] = (int)(p - o->pending);
+        if (o->ntaken <= PENDING_SLOTS) o->ntaken++;  /* (past PENDING_SLOTS: flush_all visits every slot) */
     }
     if (p->key[i] == key) {
         p->n[i]++;
