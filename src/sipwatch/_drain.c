@@ -586,8 +586,48 @@ static int same_call(const Record *a, const Record *b) {
 
 /* The record's Call (a new reference): the one made for the record before when it had the same call (a Call is a
  * tuple: nothing changes it), else a new one, what `Call(*fields)` makes without its keyword machinery. */
+/* A float of `value` in `*item`: the one there, changed in place, when nothing else holds it */
+static int put_float(PyObject **item, double value) {
+    if (PyFloat_CheckExact(*item) && Py_REFCNT(*item) == 1) {
+        ((PyFloatObject *)*item)->ob_fval = value;
+        return 0;
+    }
+    PyObject *made = PyFloat_FromDouble(value);
+    if (made == NULL) return -1;
+    Py_SETREF(*item, made);
+    return 0;
+}
+
+/* The last Call made, filled again with this record's call where no one but this Drain holds it any more (itself,
+ * and the spare event it is about to refill): a CDR row is a call of its own, and each made and freed its Call
+ * (a tuple the collector tracks) and two floats. 1: done, 0: not so, -1: an error. */
+static int refill_call(Drain *d, const Record *r) {
+    PyObject *call = d->last_call;
+    if (call == NULL || d->spare == NULL || SLOT(d->spare, d->offsets[F_CALL]) != call || Py_REFCNT(call) != 2)
+        return 0;
+    PyObject **items = ((PyTupleObject *)call)->ob_item;
+    for (int i = 0; i < N_CALL_TEXTS; i++) {
+        PyObject *text = PyList_GET_ITEM(d->texts, r->call_text[i]);
+        Py_INCREF(text);
+        Py_SETREF(items[CALL_TEXT_FIELDS[i]], text);
+    }
+    int rc = 0;
+    if (r->call & DURATION) rc = put_float(&items[CALL_DURATION_AT], r->duration);
+    else Py_SETREF(items[CALL_DURATION_AT], Py_NewRef(Py_None));
+    if (rc == 0 && (r->call & BILLSEC)) rc = put_float(&items[CALL_BILLSEC_AT], r->billsec);
+    else if (rc == 0) Py_SETREF(items[CALL_BILLSEC_AT], Py_NewRef(Py_None));
+    d->last_call_of = *r;
+    return rc < 0 ? -1 : 1;
+}
+
 static PyObject *call_of(Drain *d, const Record *r) {
     if (d->last_call != NULL && same_call(&d->last_call_of, r)) {
+        Py_INCREF(d->last_call);
+        return d->last_call;
+    }
+    int refilled = refill_call(d, r);
+    if (refilled != 0) {
+        if (refilled < 0) return NULL;
         Py_INCREF(d->last_call);
         return d->last_call;
     }
