@@ -216,8 +216,9 @@ def test_a_worker_sends_the_numbers_the_call_book_cannot_tell_from_their_text(cl
     assert 0 < len(expected) < len(texts)
 
 
-def test_a_classifier_with_more_codes_than_c_holds_sends_every_number() -> None:
-    classifier = PLAIN_CLASSIFIERS[-1]
+@pytest.mark.parametrize("classifier", [PLAIN_CLASSIFIERS[-1], NumberClassifier("", ("00", "0" * 9), ("9",))],
+                         ids=["ten outside-line codes", "a nine-digit prefix"])
+def test_a_classifier_with_codes_c_does_not_hold_sends_every_number(classifier: NumberClassifier) -> None:
     texts = _random_texts(7, 500)
     assert classifier.worked_out(texts) == classifier.values_all(texts)
 
