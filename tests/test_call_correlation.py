@@ -223,6 +223,27 @@ def test_a_classifier_with_codes_c_does_not_hold_sends_every_number(classifier: 
     assert classifier.worked_out(texts) == classifier.values_all(texts)
 
 
+def test_the_c_worked_out_refuses_bad_rules_and_leaves_odd_numbers_to_python() -> None:
+    """Rules of the wrong shape are an error, not a guess; a number that is not a str is Python's to work out."""
+    from sipwatch import _calls  # type: ignore[attr-defined]
+
+    if numbers._worked_out_in_c() is None:
+        pytest.skip("the C parts are not built (needs gcc and python3-dev)")
+    asked: list[object] = []
+
+    def work_out(number: object) -> tuple[object, ...]:
+        asked.append(number)
+        return (number,)
+
+    with pytest.raises(TypeError):
+        _calls.worked_out(["0301234567"], ("00",), {}, work_out, 10)
+    with pytest.raises(TypeError):
+        _calls.worked_out(["0301234567"], ("00", ("9",), 6, False), {}, work_out, 10)
+    odd = [None, b"0301234567", "0301234567"]
+    assert _calls.worked_out(odd, (("00",), ("9",), 6, False), {}, work_out, 10) == [(None,), (b"0301234567",)]
+    assert asked == [None, b"0301234567"]
+
+
 @pytest.mark.parametrize("classifier", PLAIN_CLASSIFIERS)
 def test_the_c_call_book_classifies_plain_numbers_as_python_does(classifier: NumberClassifier) -> None:
     """Each call's number as the C book classifies it (itself for the plain ones, else through the classifier)

@@ -212,8 +212,7 @@ static CallStateObject *claim(Observer *o, PyObject **keys, int nkeys, int chann
             double slack = EV(event, F_KIND) == o->k_start ? 0.0 : o->end_slack;
             if (b >= end + slack || t - end > o->keep) continue;  /* a channel name reused after a restart */
         }
-        *at = k;  /* (the key that names it already) */
-        for (int j = k + 1; j < nkeys; j++) placed[j] = 0;
+        *at = k;  /* (the key that names it already; `placed` is 0 past it, as the caller set it) */
         return state;
     }
     return fresh;

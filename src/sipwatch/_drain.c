@@ -584,8 +584,6 @@ static int same_call(const Record *a, const Record *b) {
            && (!(a->call & DURATION) || a->duration == b->duration) && (!(a->call & BILLSEC) || a->billsec == b->billsec);
 }
 
-/* The record's Call (a new reference): the one made for the record before when it had the same call (a Call is a
- * tuple: nothing changes it), else a new one, what `Call(*fields)` makes without its keyword machinery. */
 /* A float of `value` in `*item`: the one there, changed in place, when nothing else holds it */
 static int put_float(PyObject **item, double value) {
     if (PyFloat_CheckExact(*item) && Py_REFCNT(*item) == 1) {
@@ -620,6 +618,9 @@ static int refill_call(Drain *d, const Record *r) {
     return rc < 0 ? -1 : 1;
 }
 
+/* The record's Call (a new reference): the one made for the record before when it had the same call (a Call is a
+ * tuple: nothing else changes it), else that one refilled where no one else holds it (`refill_call`), else a new
+ * one, what `Call(*fields)` makes without its keyword machinery. */
 static PyObject *call_of(Drain *d, const Record *r) {
     if (d->last_call != NULL && same_call(&d->last_call_of, r)) {
         Py_INCREF(d->last_call);
