@@ -96,8 +96,13 @@ class AmiSession:
         if self.on_event is not None:
             manager.register_event("*", self._dispatch)
         self.manager = manager
-        self._loop.run_until_complete(self._connect(manager))
-        self._loop.run_forever()
+        try:
+            self._loop.run_until_complete(self._connect(manager))
+            self._loop.run_forever()
+        finally:
+            # closed here, in its own thread, once stopped: a loop left to the garbage collector is closed in
+            # a cycle whose self-pipe sockets may be finalised first (an unraisable error at exit)
+            self._loop.close()
 
     async def _connect(self, manager: Any) -> None:
         try:
