@@ -230,6 +230,11 @@ def test_stolen_credentials_calling_a_denied_destination_are_stopped(defended: t
         hung = re.fullmatch(r"ok: (\d+) call\(s\) hung up \((.*)\)", done["hangup"])
         assert hung is not None and int(hung[1]) >= 1, done
         assert set(hung[2].split(", ")) == {"00882123456789"} and done["block"] == "ok: blocked", done
+        # ... and none of the fraudster's channels is left (the PBX would hold one for 20 s)
+        deadline = time.monotonic() + 2
+        while _wait_channel(actions, "6001", 0.1) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _wait_channel(actions, "6001", 0.1), "a channel of 6001 outlived the hang-up"
         # from the INVITE's successful authentication (Asterisk's own stamp) to the hang-up
         auth = re.search(r'SecurityEvent="SuccessfulAuth",EventTV="([^"]+)".*RemoteAddress="IPV4/UDP/'
                          + re.escape(FRAUD), _log(pbx))
