@@ -6,8 +6,9 @@ accounts and no others.
 
 No peer reads CDRs (fail2ban and CrowdSec look at failures only), so the figure is compared with the goal of
 300,000 rows/s. Beside each scan, the same file is read by Python's own `csv` module and nothing else (one
-process): a yardstick of the machine's speed at that moment (this machine's hours differ by up to 1.7x) and
-a ratio that does not move with it. The Master.csv is cached in bench/out/ like the log of bench_scan.py.
+process): a yardstick of the machine's speed at that moment (on this machine it changed by up to 1.8x within
+minutes), and a ratio that moves less than the rows/s when it does. The Master.csv is cached in bench/out/
+like the log of bench_scan.py.
 """
 
 from __future__ import annotations
